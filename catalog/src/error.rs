@@ -1,0 +1,41 @@
+//! Errors of the catalog.
+
+use thiserror::Error;
+
+/// A name (tenant or login) that is not a strict identifier.
+#[derive(Debug, Error)]
+#[error("invalid {what}: {reason}")]
+pub struct NameError {
+    pub(crate) what: &'static str,
+    pub(crate) reason: String,
+}
+
+/// Why a catalog operation failed.
+#[derive(Debug, Error)]
+pub enum CatalogError {
+    /// The catalog URL is not `sqlite:` or `postgres:`.
+    #[error("catalog URL must start with sqlite: or postgres:")]
+    UnsupportedUrl,
+    /// The database could not be reached or answered with an error.
+    #[error("catalog database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Applying the embedded migrations failed.
+    #[error("catalog migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// A row the operation needs does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A row with the same key exists already.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+}
+
+impl CatalogError {
+    /// Maps a unique-constraint violation to [`CatalogError::AlreadyExists`].
+    pub(crate) fn on_conflict(err: sqlx::Error, what: impl FnOnce() -> String) -> Self {
+        match &err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => Self::AlreadyExists(what()),
+            _ => Self::Database(err),
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! The passerelle catalog: the one place that knows tenants, users, SSH
+//! public keys, password hashes, locks, bans, import jobs and the audit trail.
+//!
+//! ```text
+//!  admin CLI ──┐                        ┌── SQLite  <data_dir>/catalog.db (WAL)
+//!  server ─────┼──► Catalog (sqlx Any) ─┤
+//!  pipeline ───┘                        └── PostgreSQL (catalog.url = postgres://…)
+//! ```
+//!
+//! One set of queries serves both engines: parameters are always bound
+//! (`$1`, `$2`…), times are Unix milliseconds, booleans are integers. Schema
+//! changes are embedded migrations, one directory per dialect, applied by
+//! [`Catalog::open`].
+//!
+//! Names that reach paths or SQL identifiers are [`TenantName`] and [`Login`],
+//! which only strict validation can build.
+//!
+//! Non-features: no SQL text is ever assembled from input; password hashes
+//! and tenant database credentials never leave through list/show types.
+
+mod audit;
+mod error;
+mod names;
+mod store;
+mod tenants;
+mod users;
+
+pub use audit::AuditEvent;
+pub use error::{CatalogError, NameError};
+pub use names::{Login, TenantName};
+pub use store::{Backend, Catalog, now_ms};
+pub use tenants::{Tenant, TenantDatabase};
+pub use users::{StoredKey, User};

@@ -1,0 +1,148 @@
+//! Tenants and their allowed source networks.
+
+use ipnet::IpNet;
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::error::CatalogError;
+use crate::names::TenantName;
+use crate::store::{Catalog, now_ms};
+
+/// Where a tenant's own database lives and how its own account reaches it.
+#[derive(Clone, Debug)]
+pub struct TenantDatabase {
+    /// `sqlite` or `postgres`.
+    pub backend: String,
+    /// Database name (PostgreSQL) or file path (SQLite).
+    pub name: String,
+    /// The tenant's own database role (PostgreSQL only).
+    pub role: Option<String>,
+    /// Connection URL with the tenant's own credentials. Secret: never log it.
+    pub url: String,
+}
+
+/// A tenant as the catalog holds it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Tenant {
+    /// The tenant's name.
+    pub name: String,
+    /// Creation time, Unix milliseconds.
+    pub created_at: i64,
+    /// Source networks allowed to log in (empty: any).
+    pub allowed_ips: Vec<String>,
+    /// The tenant's database, without its credentials.
+    pub database_backend: String,
+    /// Database name or file.
+    pub database_name: String,
+    /// Database role, when the backend has roles.
+    pub database_role: Option<String>,
+}
+
+impl Catalog {
+    /// Records a new tenant. Fails with [`CatalogError::AlreadyExists`] when the name is taken.
+    pub async fn add_tenant(
+        &self,
+        name: &TenantName,
+        allowed_ips: &[IpNet],
+        database: &TenantDatabase,
+    ) -> Result<(), CatalogError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO tenants (name, created_at, db_backend, db_name, db_role, db_url) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(name.as_str())
+        .bind(now_ms())
+        .bind(&database.backend)
+        .bind(&database.name)
+        .bind(database.role.as_deref())
+        .bind(&database.url)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| CatalogError::on_conflict(e, || format!("tenant {name}")))?;
+        for net in allowed_ips {
+            sqlx::query("INSERT INTO tenant_allowed_ips (tenant, cidr) VALUES ($1, $2)")
+                .bind(name.as_str())
+                .bind(net.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every tenant, by name.
+    pub async fn tenants(&self) -> Result<Vec<Tenant>, CatalogError> {
+        let rows = sqlx::query(
+            "SELECT name, created_at, db_backend, db_name, db_role FROM tenants ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut tenants = Vec::with_capacity(rows.len());
+        for row in rows {
+            tenants.push(self.tenant_from_row(&row).await?);
+        }
+        Ok(tenants)
+    }
+
+    /// One tenant, or `None`.
+    pub async fn tenant(&self, name: &TenantName) -> Result<Option<Tenant>, CatalogError> {
+        let row = sqlx::query(
+            "SELECT name, created_at, db_backend, db_name, db_role FROM tenants WHERE name = $1",
+        )
+        .bind(name.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => Ok(Some(self.tenant_from_row(&row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The tenant's database with its credentials, for provisioning and loading.
+    pub async fn tenant_database(&self, name: &TenantName) -> Result<TenantDatabase, CatalogError> {
+        let row = sqlx::query("SELECT db_backend, db_name, db_role, db_url FROM tenants WHERE name = $1")
+            .bind(name.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| CatalogError::NotFound(format!("tenant {name}")))?;
+        Ok(TenantDatabase {
+            backend: row.try_get("db_backend")?,
+            name: row.try_get("db_name")?,
+            role: row.try_get("db_role")?,
+            url: row.try_get("db_url")?,
+        })
+    }
+
+    /// Deletes the tenant with its users and keys (audit events are kept).
+    pub async fn remove_tenant(&self, name: &TenantName) -> Result<(), CatalogError> {
+        let done = sqlx::query("DELETE FROM tenants WHERE name = $1")
+            .bind(name.as_str())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(CatalogError::NotFound(format!("tenant {name}")));
+        }
+        Ok(())
+    }
+
+    async fn tenant_from_row(&self, row: &AnyRow) -> Result<Tenant, CatalogError> {
+        let name: String = row.try_get("name")?;
+        let allowed_ips = sqlx::query("SELECT cidr FROM tenant_allowed_ips WHERE tenant = $1 ORDER BY cidr")
+            .bind(&name)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get("cidr"))
+            .collect::<Result<_, _>>()?;
+        Ok(Tenant {
+            name,
+            created_at: row.try_get("created_at")?,
+            allowed_ips,
+            database_backend: row.try_get("db_backend")?,
+            database_name: row.try_get("db_name")?,
+            database_role: row.try_get("db_role")?,
+        })
+    }
+}
