@@ -1,0 +1,238 @@
+//! The typed, fully resolved configuration handed to the rest of passerelle.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::redact::redact_url;
+
+/// The effective configuration: defaults, file, environment and flags merged, checked and resolved.
+///
+/// Every value here has passed validation; paths and URLs that default from `data_dir` are filled in.
+/// Build one with [`Config::load`](crate::Config::load).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Directory holding every piece of state (catalog, tenant trees, keys, archives). Kept as given:
+    /// a relative path is relative to the working directory.
+    pub data_dir: PathBuf,
+    /// The SFTP front-end.
+    pub sftp: SftpConfig,
+    /// The FTPS front-end (explicit and implicit TLS).
+    pub ftps: FtpsConfig,
+    /// The catalog database (tenants, users, keys, imports, audit).
+    pub catalog: CatalogConfig,
+    /// Where each tenant's own database lives.
+    pub tenant_db: TenantDbConfig,
+    /// The admin HTTP endpoint (health and metrics).
+    pub admin: AdminConfig,
+    /// Retention of encrypted archives of imported files.
+    pub archive: ArchiveConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Limits that protect the front-ends from abuse.
+    pub limits: LimitsConfig,
+}
+
+/// `[sftp]`: the SFTP front-end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SftpConfig {
+    /// Addresses to listen on; empty disables SFTP.
+    pub listen: Vec<SocketAddr>,
+}
+
+/// `[ftps]`: the FTPS front-end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FtpsConfig {
+    /// Addresses for explicit FTPS (`AUTH TLS` on a plain control connection); empty disables it.
+    pub explicit_listen: Vec<SocketAddr>,
+    /// Addresses for implicit FTPS (TLS from the first byte); empty disables it.
+    pub implicit_listen: Vec<SocketAddr>,
+    /// Ports offered for passive data connections, both ends included, all at least 1024.
+    pub passive_ports: RangeInclusive<u16>,
+    /// PEM certificate chain (resolved; defaults to `<data_dir>/tls/cert.pem`).
+    pub cert: PathBuf,
+    /// PEM private key (resolved; defaults to `<data_dir>/tls/key.pem`).
+    pub key: PathBuf,
+    /// Allowed TLS versions: never empty, no duplicates, only safe versions.
+    pub tls_versions: Vec<TlsVersion>,
+    /// Whether data connections must resume the TLS session of their control connection.
+    pub require_session_reuse: bool,
+}
+
+/// A TLS protocol version that passerelle is willing to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TlsVersion {
+    /// TLS 1.2, written `"1.2"`.
+    Tls12,
+    /// TLS 1.3, written `"1.3"`.
+    Tls13,
+}
+
+impl TlsVersion {
+    /// The spelling used in the configuration file: `"1.2"` or `"1.3"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tls12 => "1.2",
+            Self::Tls13 => "1.3",
+        }
+    }
+}
+
+impl fmt::Display for TlsVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TLS {}", self.as_str())
+    }
+}
+
+/// `[catalog]`: the catalog database.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CatalogConfig {
+    /// Database URL (resolved; defaults to `sqlite://<data_dir>/catalog.db`). May hold a password: print
+    /// it only through [`CatalogConfig::redacted_url`].
+    pub url: String,
+}
+
+impl CatalogConfig {
+    /// Whether the catalog lives in PostgreSQL (`postgres:` or `postgresql:` URL) rather than SQLite.
+    pub fn is_postgres(&self) -> bool {
+        is_postgres_url(&self.url)
+    }
+
+    /// The URL with any password replaced by `***`, safe to print.
+    pub fn redacted_url(&self) -> String {
+        redact_url(&self.url)
+    }
+}
+
+impl fmt::Debug for CatalogConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CatalogConfig")
+            .field("url", &self.redacted_url())
+            .finish()
+    }
+}
+
+/// `[tenant_db]`: where tenant databases live.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TenantDbConfig {
+    /// The database engine holding tenant databases.
+    pub backend: TenantDbBackend,
+    /// PostgreSQL URL of an account allowed to create databases and roles. Present exactly when
+    /// `backend` is [`TenantDbBackend::Postgres`]. Holds a password: print it only through
+    /// [`TenantDbConfig::redacted_admin_url`].
+    pub admin_url: Option<String>,
+    /// Prefix of every per-tenant PostgreSQL database and role name (matches `^[a-z][a-z0-9_]{0,20}$`).
+    pub name_prefix: String,
+}
+
+impl TenantDbConfig {
+    /// `admin_url` with any password replaced by `***`, safe to print.
+    pub fn redacted_admin_url(&self) -> Option<String> {
+        self.admin_url.as_deref().map(redact_url)
+    }
+}
+
+impl fmt::Debug for TenantDbConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantDbConfig")
+            .field("backend", &self.backend)
+            .field("admin_url", &self.redacted_admin_url())
+            .field("name_prefix", &self.name_prefix)
+            .finish()
+    }
+}
+
+/// The engine holding tenant databases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TenantDbBackend {
+    /// One SQLite file per tenant under the data directory (written `"sqlite"`).
+    Sqlite,
+    /// One PostgreSQL database and role per tenant (written `"postgres"`).
+    Postgres,
+}
+
+impl TenantDbBackend {
+    /// The spelling used in the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// `[admin]`: the admin HTTP endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// Address serving `GET /healthz` and `GET /metrics`.
+    pub listen: SocketAddr,
+}
+
+/// `[archive]`: archives of imported files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveConfig {
+    /// Days an archived file is kept, 1 to 3650.
+    pub retention_days: u32,
+}
+
+/// `[log]`: logging.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Output format.
+    pub format: LogFormat,
+    /// A `tracing` `EnvFilter` directive such as `info` or `passerelle=debug,info` (never empty).
+    pub level: String,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LogFormat {
+    /// Human-readable lines (written `"text"`).
+    Text,
+    /// One JSON object per line (written `"json"`).
+    Json,
+}
+
+impl LogFormat {
+    /// The spelling used in the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Json => "json",
+        }
+    }
+}
+
+/// `[limits]`: limits applied by the SFTP and FTPS front-ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Time a client has to authenticate after connecting (over zero, at most 10 minutes).
+    pub login_grace_time: Duration,
+    /// Failed authentication attempts allowed on one connection (1 to 20).
+    pub max_auth_tries: u32,
+    /// A session idle for this long is closed (over zero).
+    pub idle_timeout: Duration,
+    /// Concurrent sessions of one user (at least 1).
+    pub max_sessions_per_user: u32,
+    /// Concurrent sessions from one IP address (at least 1).
+    pub max_sessions_per_ip: u32,
+    /// Concurrent connections over all front-ends (at least 1).
+    pub max_connections: u32,
+}
+
+/// Whether `url` uses the `postgres:` or `postgresql:` scheme.
+pub(crate) fn is_postgres_url(url: &str) -> bool {
+    matches!(scheme(url).as_deref(), Some("postgres" | "postgresql"))
+}
+
+/// The lower-cased scheme of `url` (the text before the first `:`), if it looks like one.
+pub(crate) fn scheme(url: &str) -> Option<String> {
+    let (scheme, _) = url.split_once(':')?;
+    let valid = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    valid.then(|| scheme.to_ascii_lowercase())
+}

@@ -1,0 +1,84 @@
+//! The shape of the merged TOML, as serde reads it before semantic checks. Every key has a value by the
+//! time this is read (defaults are merged in first), except those whose default depends on `data_dir`
+//! or that are optional.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Raw {
+    pub(crate) data_dir: PathBuf,
+    pub(crate) sftp: RawSftp,
+    pub(crate) ftps: RawFtps,
+    pub(crate) catalog: RawCatalog,
+    pub(crate) tenant_db: RawTenantDb,
+    pub(crate) admin: RawAdmin,
+    pub(crate) archive: RawArchive,
+    pub(crate) log: RawLog,
+    pub(crate) limits: RawLimits,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSftp {
+    pub(crate) listen: Vec<SocketAddr>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFtps {
+    pub(crate) explicit_listen: Vec<SocketAddr>,
+    pub(crate) implicit_listen: Vec<SocketAddr>,
+    pub(crate) passive_ports: String,
+    pub(crate) cert: Option<PathBuf>,
+    pub(crate) key: Option<PathBuf>,
+    pub(crate) tls_versions: Vec<String>,
+    pub(crate) require_session_reuse: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCatalog {
+    pub(crate) url: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTenantDb {
+    pub(crate) backend: String,
+    pub(crate) admin_url: Option<String>,
+    pub(crate) name_prefix: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdmin {
+    pub(crate) listen: SocketAddr,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawArchive {
+    pub(crate) retention_days: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLog {
+    pub(crate) format: String,
+    pub(crate) level: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimits {
+    pub(crate) login_grace_time: String,
+    pub(crate) max_auth_tries: u32,
+    pub(crate) idle_timeout: String,
+    pub(crate) max_sessions_per_user: u32,
+    pub(crate) max_sessions_per_ip: u32,
+    pub(crate) max_connections: u32,
+}

@@ -1,0 +1,453 @@
+//! The single definition of every configuration key: its place, type, default, documentation and how
+//! its effective value is shown. The loader, the environment overrides, the example file, the markdown
+//! reference and `config show` are all driven by [`KEYS`].
+
+use toml::Value;
+
+use crate::duration;
+use crate::model::Config;
+
+/// The shape of a key's value, used to parse environment overrides and to document the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A filesystem path (TOML string).
+    Path,
+    /// Free text (TOML string).
+    Text,
+    /// A database URL (TOML string).
+    Url,
+    /// `true` or `false`.
+    Bool,
+    /// A non-negative integer.
+    Integer,
+    /// One `IP:port` socket address (TOML string).
+    Address,
+    /// A list of `IP:port` socket addresses.
+    AddressList,
+    /// `"START-END"`, an inclusive range of ports.
+    PortRange,
+    /// `"30s"`, `"15m"`, `"2h"`, `"500ms"`.
+    Duration,
+    /// A list of TLS versions.
+    TlsVersions,
+    /// One of a fixed set of strings.
+    Choice(&'static [&'static str]),
+}
+
+impl Kind {
+    /// How the type is named in the reference.
+    pub(crate) fn describe(self) -> String {
+        match self {
+            Self::Path => "path".into(),
+            Self::Text => "string".into(),
+            Self::Url => "URL".into(),
+            Self::Bool => "boolean".into(),
+            Self::Integer => "integer".into(),
+            Self::Address => "address".into(),
+            Self::AddressList => "list of addresses".into(),
+            Self::PortRange => "port range".into(),
+            Self::Duration => "duration".into(),
+            Self::TlsVersions => "list of TLS versions".into(),
+            Self::Choice(choices) => choices
+                .iter()
+                .map(|c| format!("\"{c}\""))
+                .collect::<Vec<_>>()
+                .join(" | "),
+        }
+    }
+
+    /// Whether an environment value is a comma-separated list.
+    pub(crate) fn is_list(self) -> bool {
+        matches!(self, Self::AddressList | Self::TlsVersions)
+    }
+}
+
+/// What a key is worth when nobody sets it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Default {
+    /// A fixed value, written as a TOML literal (it is parsed, and printed in the example file as is).
+    Value(&'static str),
+    /// Computed from `data_dir`; `template` spells it with `<data_dir>`.
+    FromDataDir {
+        /// E.g. `<data_dir>/tls/cert.pem` or `sqlite://<data_dir>/catalog.db`.
+        template: &'static str,
+    },
+    /// Unset unless needed; `example` is a TOML literal shown, commented out, in the example file.
+    Unset {
+        /// An illustrative value.
+        example: &'static str,
+    },
+}
+
+/// One configuration key.
+pub(crate) struct KeyDef {
+    /// The `[section]` holding the key, or `""` for a top-level key.
+    pub(crate) section: &'static str,
+    /// The key's name inside its section.
+    pub(crate) name: &'static str,
+    /// The value's shape.
+    pub(crate) kind: Kind,
+    /// Its default.
+    pub(crate) default: Default,
+    /// Whether the value may hold a password (it is redacted when shown).
+    pub(crate) secret: bool,
+    /// Documentation, one or more sentences (written as comments in the example file).
+    pub(crate) doc: &'static str,
+    /// The effective value in a loaded configuration, as TOML; `None` when unset.
+    pub(crate) effective: fn(&Config) -> Option<Value>,
+}
+
+impl KeyDef {
+    /// The dotted path, e.g. `ftps.passive_ports`.
+    pub(crate) fn path(&self) -> String {
+        if self.section.is_empty() {
+            self.name.to_owned()
+        } else {
+            format!("{}.{}", self.section, self.name)
+        }
+    }
+
+    /// The environment variable overriding the key, e.g. `PASSERELLE_FTPS_PASSIVE_PORTS`.
+    pub(crate) fn env_var(&self) -> String {
+        format!(
+            "{ENV_PREFIX}{}",
+            self.path().replace('.', "_").to_ascii_uppercase()
+        )
+    }
+}
+
+/// Every environment override starts with this.
+pub(crate) const ENV_PREFIX: &str = "PASSERELLE_";
+
+/// Read by the caller (it names the configuration file), never an override.
+pub(crate) const ENV_CONFIG_FILE: &str = "PASSERELLE_CONFIG";
+
+/// Sections in the order they are documented; `""` is the top level.
+pub(crate) const SECTIONS: &[(&str, &str)] = &[
+    ("", "Passerelle configuration."),
+    ("sftp", "SFTP front-end."),
+    (
+        "ftps",
+        "FTPS front-end: explicit (AUTH TLS) and implicit TLS; plaintext FTP and active mode are not offered.",
+    ),
+    (
+        "catalog",
+        "Catalog database: tenants, users, keys, imports and the audit trail.",
+    ),
+    (
+        "tenant_db",
+        "Tenant databases: each tenant gets its own database and database account.",
+    ),
+    (
+        "admin",
+        "Admin HTTP endpoint: GET /healthz and GET /metrics (Prometheus).",
+    ),
+    ("archive", "Encrypted archives of imported files."),
+    ("log", "Logging."),
+    ("limits", "Limits protecting the SFTP and FTPS front-ends."),
+];
+
+fn string(s: impl Into<String>) -> Option<Value> {
+    Some(Value::String(s.into()))
+}
+
+fn strings<T: ToString>(items: &[T]) -> Option<Value> {
+    Some(Value::Array(
+        items.iter().map(|i| Value::String(i.to_string())).collect(),
+    ))
+}
+
+fn integer(n: u32) -> Option<Value> {
+    Some(Value::Integer(n.into()))
+}
+
+/// The keys, in the order they are documented.
+pub(crate) const KEYS: &[KeyDef] = &[
+    KeyDef {
+        section: "",
+        name: "data_dir",
+        kind: Kind::Path,
+        default: Default::Value(r#""./passerelle-data""#),
+        secret: false,
+        doc: "Directory holding all state: catalog, tenant trees, keys, TLS certificate and archives. \
+              A relative path is relative to the working directory. The --data-dir flag overrides it.",
+        effective: |c| string(c.data_dir.to_string_lossy()),
+    },
+    KeyDef {
+        section: "sftp",
+        name: "listen",
+        kind: Kind::AddressList,
+        default: Default::Value(r#"["127.0.0.1:2222"]"#),
+        secret: false,
+        doc: "Addresses (IP:port) the SFTP server listens on; an empty list disables SFTP. \
+              In production typically [\"0.0.0.0:22\"].",
+        effective: |c| strings(&c.sftp.listen),
+    },
+    KeyDef {
+        section: "ftps",
+        name: "explicit_listen",
+        kind: Kind::AddressList,
+        default: Default::Value(r#"["127.0.0.1:2121"]"#),
+        secret: false,
+        doc: "Addresses for explicit FTPS (clients send AUTH TLS before anything else); an empty list \
+              disables it. In production typically [\"0.0.0.0:21\"].",
+        effective: |c| strings(&c.ftps.explicit_listen),
+    },
+    KeyDef {
+        section: "ftps",
+        name: "implicit_listen",
+        kind: Kind::AddressList,
+        default: Default::Value(r#"["127.0.0.1:9990"]"#),
+        secret: false,
+        doc: "Addresses for implicit FTPS (TLS from the first byte); an empty list disables it. \
+              In production typically [\"0.0.0.0:990\"].",
+        effective: |c| strings(&c.ftps.implicit_listen),
+    },
+    KeyDef {
+        section: "ftps",
+        name: "passive_ports",
+        kind: Kind::PortRange,
+        default: Default::Value(r#""50000-50100""#),
+        secret: false,
+        doc: "Ports offered for passive data connections, \"START-END\" with both ends included; \
+              ports below 1024 are refused.",
+        effective: |c| {
+            string(format!(
+                "{}-{}",
+                c.ftps.passive_ports.start(),
+                c.ftps.passive_ports.end()
+            ))
+        },
+    },
+    KeyDef {
+        section: "ftps",
+        name: "cert",
+        kind: Kind::Path,
+        default: Default::FromDataDir {
+            template: "<data_dir>/tls/cert.pem",
+        },
+        secret: false,
+        doc: "PEM certificate chain presented by FTPS. A self-signed certificate is generated here if \
+              the file is absent.",
+        effective: |c| string(c.ftps.cert.to_string_lossy()),
+    },
+    KeyDef {
+        section: "ftps",
+        name: "key",
+        kind: Kind::Path,
+        default: Default::FromDataDir {
+            template: "<data_dir>/tls/key.pem",
+        },
+        secret: false,
+        doc: "PEM private key matching ftps.cert.",
+        effective: |c| string(c.ftps.key.to_string_lossy()),
+    },
+    KeyDef {
+        section: "ftps",
+        name: "tls_versions",
+        kind: Kind::TlsVersions,
+        default: Default::Value(r#"["1.2"]"#),
+        secret: false,
+        doc: "TLS versions accepted: \"1.2\" and/or \"1.3\". Older versions (SSL 3, TLS 1.0, TLS 1.1) \
+              are unsafe and refused.",
+        effective: |c| {
+            Some(Value::Array(
+                c.ftps
+                    .tls_versions
+                    .iter()
+                    .map(|v| Value::String(v.as_str().into()))
+                    .collect(),
+            ))
+        },
+    },
+    KeyDef {
+        section: "ftps",
+        name: "require_session_reuse",
+        kind: Kind::Bool,
+        default: Default::Value("true"),
+        secret: false,
+        doc: "Require data connections to resume the TLS session of their control connection, so that \
+              nobody else can hijack a data connection.",
+        effective: |c| Some(Value::Boolean(c.ftps.require_session_reuse)),
+    },
+    KeyDef {
+        section: "catalog",
+        name: "url",
+        kind: Kind::Url,
+        default: Default::FromDataDir {
+            template: "sqlite://<data_dir>/catalog.db",
+        },
+        secret: true,
+        doc: "Catalog database URL: sqlite://PATH or postgres://USER:PASSWORD@HOST/DB \
+              (postgresql:// also accepted).",
+        effective: |c| string(&c.catalog.url),
+    },
+    KeyDef {
+        section: "tenant_db",
+        name: "backend",
+        kind: Kind::Choice(&["sqlite", "postgres"]),
+        default: Default::Value(r#""sqlite""#),
+        secret: false,
+        doc: "Engine holding tenant databases: \"sqlite\" (one file per tenant under data_dir) or \
+              \"postgres\" (one database and role per tenant; needs tenant_db.admin_url).",
+        effective: |c| string(c.tenant_db.backend.as_str()),
+    },
+    KeyDef {
+        section: "tenant_db",
+        name: "admin_url",
+        kind: Kind::Url,
+        default: Default::Unset {
+            example: r#""postgres://passerelle_admin:PASSWORD@localhost:5432/postgres""#,
+        },
+        secret: true,
+        doc: "PostgreSQL URL of an account allowed to create databases and roles. Required when \
+              tenant_db.backend = \"postgres\", refused otherwise.",
+        effective: |c| c.tenant_db.admin_url.as_deref().and_then(string),
+    },
+    KeyDef {
+        section: "tenant_db",
+        name: "name_prefix",
+        kind: Kind::Text,
+        default: Default::Value(r#""passerelle_""#),
+        secret: false,
+        doc: "Prefix of every per-tenant PostgreSQL database and role name; must match \
+              ^[a-z][a-z0-9_]{0,20}$.",
+        effective: |c| string(&c.tenant_db.name_prefix),
+    },
+    KeyDef {
+        section: "admin",
+        name: "listen",
+        kind: Kind::Address,
+        default: Default::Value(r#""127.0.0.1:9100""#),
+        secret: false,
+        doc: "Address (IP:port) of the admin HTTP endpoint (GET /healthz, GET /metrics). Keep it private.",
+        effective: |c| string(c.admin.listen.to_string()),
+    },
+    KeyDef {
+        section: "archive",
+        name: "retention_days",
+        kind: Kind::Integer,
+        default: Default::Value("30"),
+        secret: false,
+        doc: "Days an encrypted archive of an imported file is kept, 1 to 3650.",
+        effective: |c| integer(c.archive.retention_days),
+    },
+    KeyDef {
+        section: "log",
+        name: "format",
+        kind: Kind::Choice(&["text", "json"]),
+        default: Default::Value(r#""text""#),
+        secret: false,
+        doc: "Log output: \"text\" for people, \"json\" for one JSON object per line.",
+        effective: |c| string(c.log.format.as_str()),
+    },
+    KeyDef {
+        section: "log",
+        name: "level",
+        kind: Kind::Text,
+        default: Default::Value(r#""info""#),
+        secret: false,
+        doc: "A tracing EnvFilter directive, e.g. \"info\" or \"passerelle=debug,info\".",
+        effective: |c| string(&c.log.level),
+    },
+    KeyDef {
+        section: "limits",
+        name: "login_grace_time",
+        kind: Kind::Duration,
+        default: Default::Value(r#""30s""#),
+        secret: false,
+        doc: "Time a client has to log in after connecting; over zero and at most 10m.",
+        effective: |c| string(duration::format(c.limits.login_grace_time)),
+    },
+    KeyDef {
+        section: "limits",
+        name: "max_auth_tries",
+        kind: Kind::Integer,
+        default: Default::Value("6"),
+        secret: false,
+        doc: "Failed authentication attempts allowed on one connection before it is closed, 1 to 20.",
+        effective: |c| integer(c.limits.max_auth_tries),
+    },
+    KeyDef {
+        section: "limits",
+        name: "idle_timeout",
+        kind: Kind::Duration,
+        default: Default::Value(r#""15m""#),
+        secret: false,
+        doc: "A session without activity for this long is closed; over zero.",
+        effective: |c| string(duration::format(c.limits.idle_timeout)),
+    },
+    KeyDef {
+        section: "limits",
+        name: "max_sessions_per_user",
+        kind: Kind::Integer,
+        default: Default::Value("10"),
+        secret: false,
+        doc: "Concurrent sessions allowed for one user, at least 1.",
+        effective: |c| integer(c.limits.max_sessions_per_user),
+    },
+    KeyDef {
+        section: "limits",
+        name: "max_sessions_per_ip",
+        kind: Kind::Integer,
+        default: Default::Value("20"),
+        secret: false,
+        doc: "Concurrent sessions allowed from one IP address, at least 1.",
+        effective: |c| integer(c.limits.max_sessions_per_ip),
+    },
+    KeyDef {
+        section: "limits",
+        name: "max_connections",
+        kind: Kind::Integer,
+        default: Default::Value("500"),
+        secret: false,
+        doc: "Concurrent connections over all front-ends, at least 1.",
+        effective: |c| integer(c.limits.max_connections),
+    },
+];
+
+/// Finds a key by section and name.
+pub(crate) fn find(section: &str, name: &str) -> Option<&'static KeyDef> {
+    KEYS.iter().find(|k| k.section == section && k.name == name)
+}
+
+/// Whether `name` is a section.
+pub(crate) fn is_section(name: &str) -> bool {
+    !name.is_empty() && SECTIONS.iter().any(|(s, _)| *s == name)
+}
+
+/// Parses a TOML literal from [`KEYS`].
+pub(crate) fn parse_literal(literal: &str) -> Value {
+    let table: toml::Table = format!("v = {literal}")
+        .parse()
+        .expect("KEYS holds valid TOML literals");
+    table
+        .get("v")
+        .cloned()
+        .expect("the literal was just inserted")
+}
+
+/// The default `data_dir`, as written in [`KEYS`].
+pub(crate) fn default_data_dir() -> String {
+    match find("", "data_dir").map(|k| k.default) {
+        Some(Default::Value(literal)) => parse_literal(literal)
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        _ => unreachable!("data_dir has a fixed default"),
+    }
+}
+
+/// Expands a `<data_dir>` template as text, e.g. for a URL.
+pub(crate) fn expand(template: &str, data_dir: &str) -> String {
+    template.replace("<data_dir>", data_dir)
+}
+
+/// Expands a `<data_dir>/...` template as a path below `data_dir`, keeping non-UTF-8 directories intact.
+pub(crate) fn expand_path(template: &str, data_dir: &std::path::Path) -> std::path::PathBuf {
+    let rest = template
+        .strip_prefix("<data_dir>/")
+        .expect("path templates start with <data_dir>/");
+    rest.split('/')
+        .fold(data_dir.to_path_buf(), |path, part| path.join(part))
+}

@@ -1,0 +1,292 @@
+//! Semantic checks: turns the raw, merely well-typed values into a [`Config`], refusing anything out of
+//! range or unsafe with a message naming the key.
+
+use std::ops::RangeInclusive;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::duration;
+use crate::error::ConfigError;
+use crate::model::{
+    AdminConfig, ArchiveConfig, CatalogConfig, Config, FtpsConfig, LimitsConfig, LogConfig,
+    LogFormat, SftpConfig, TenantDbBackend, TenantDbConfig, TlsVersion, is_postgres_url, scheme,
+};
+use crate::raw::Raw;
+use crate::schema::{self, Default};
+
+/// Checks every key and resolves the defaults that depend on `data_dir`.
+pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
+    if raw.data_dir.as_os_str().is_empty() {
+        return Err(ConfigError::invalid("data_dir", "must not be empty"));
+    }
+    let data_dir = raw.data_dir;
+    let ftps = raw.ftps;
+    let tenant_db = raw.tenant_db;
+    let limits = raw.limits;
+
+    let catalog_url = match raw.catalog.url {
+        Some(url) => url,
+        None => schema::expand(template("catalog", "url"), &data_dir.to_string_lossy()),
+    };
+    match scheme(&catalog_url).as_deref() {
+        Some("sqlite" | "postgres" | "postgresql") => {}
+        _ => {
+            return Err(ConfigError::invalid(
+                "catalog.url",
+                format!(
+                    "must start with sqlite://, postgres:// or postgresql:// (got \"{}\")",
+                    crate::redact::redact_url(&catalog_url)
+                ),
+            ));
+        }
+    }
+
+    let backend = match tenant_db.backend.as_str() {
+        "sqlite" => TenantDbBackend::Sqlite,
+        "postgres" => TenantDbBackend::Postgres,
+        other => {
+            return Err(ConfigError::invalid(
+                "tenant_db.backend",
+                format!("must be \"sqlite\" or \"postgres\" (got \"{other}\")"),
+            ));
+        }
+    };
+    match (backend, &tenant_db.admin_url) {
+        (TenantDbBackend::Postgres, None) => {
+            return Err(ConfigError::invalid(
+                "tenant_db.admin_url",
+                "required when tenant_db.backend = \"postgres\"",
+            ));
+        }
+        (TenantDbBackend::Sqlite, Some(_)) => {
+            return Err(ConfigError::invalid(
+                "tenant_db.admin_url",
+                "only used when tenant_db.backend = \"postgres\"; remove it or set the backend",
+            ));
+        }
+        (TenantDbBackend::Postgres, Some(url)) if !is_postgres_url(url) => {
+            return Err(ConfigError::invalid(
+                "tenant_db.admin_url",
+                "must be a postgres:// or postgresql:// URL",
+            ));
+        }
+        _ => {}
+    }
+    check_name_prefix(&tenant_db.name_prefix)?;
+
+    let level = raw.log.level.trim().to_owned();
+    if level.is_empty() {
+        return Err(ConfigError::invalid(
+            "log.level",
+            "must not be empty (e.g. \"info\")",
+        ));
+    }
+    let format = match raw.log.format.as_str() {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => {
+            return Err(ConfigError::invalid(
+                "log.format",
+                format!("must be \"text\" or \"json\" (got \"{other}\")"),
+            ));
+        }
+    };
+
+    let login_grace_time = parse_duration("limits.login_grace_time", &limits.login_grace_time)?;
+    if login_grace_time > Duration::from_secs(600) {
+        return Err(ConfigError::invalid(
+            "limits.login_grace_time",
+            format!("must be at most 10m (got \"{}\")", limits.login_grace_time),
+        ));
+    }
+
+    Ok(Config {
+        sftp: SftpConfig {
+            listen: raw.sftp.listen,
+        },
+        ftps: FtpsConfig {
+            explicit_listen: ftps.explicit_listen,
+            implicit_listen: ftps.implicit_listen,
+            passive_ports: parse_port_range(&ftps.passive_ports)?,
+            cert: ftps
+                .cert
+                .unwrap_or_else(|| path_default("ftps", "cert", &data_dir)),
+            key: ftps
+                .key
+                .unwrap_or_else(|| path_default("ftps", "key", &data_dir)),
+            tls_versions: parse_tls_versions(&ftps.tls_versions)?,
+            require_session_reuse: ftps.require_session_reuse,
+        },
+        catalog: CatalogConfig { url: catalog_url },
+        tenant_db: TenantDbConfig {
+            backend,
+            admin_url: tenant_db.admin_url,
+            name_prefix: tenant_db.name_prefix,
+        },
+        admin: AdminConfig {
+            listen: raw.admin.listen,
+        },
+        archive: ArchiveConfig {
+            retention_days: in_range(
+                "archive.retention_days",
+                raw.archive.retention_days,
+                1..=3650,
+            )?,
+        },
+        log: LogConfig { format, level },
+        limits: LimitsConfig {
+            login_grace_time,
+            max_auth_tries: in_range("limits.max_auth_tries", limits.max_auth_tries, 1..=20)?,
+            idle_timeout: parse_duration("limits.idle_timeout", &limits.idle_timeout)?,
+            max_sessions_per_user: at_least_one(
+                "limits.max_sessions_per_user",
+                limits.max_sessions_per_user,
+            )?,
+            max_sessions_per_ip: at_least_one(
+                "limits.max_sessions_per_ip",
+                limits.max_sessions_per_ip,
+            )?,
+            max_connections: at_least_one("limits.max_connections", limits.max_connections)?,
+        },
+        data_dir,
+    })
+}
+
+/// The `<data_dir>` template of a key whose default depends on `data_dir`.
+fn template(section: &str, name: &str) -> &'static str {
+    match schema::find(section, name).map(|k| k.default) {
+        Some(Default::FromDataDir { template }) => template,
+        _ => unreachable!("{section}.{name} defaults from data_dir"),
+    }
+}
+
+fn path_default(section: &str, name: &str, data_dir: &Path) -> std::path::PathBuf {
+    schema::expand_path(template(section, name), data_dir)
+}
+
+fn in_range(key: &str, value: u32, range: RangeInclusive<u32>) -> Result<u32, ConfigError> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError::invalid(
+            key,
+            format!(
+                "must be between {} and {} (got {value})",
+                range.start(),
+                range.end()
+            ),
+        ))
+    }
+}
+
+fn at_least_one(key: &str, value: u32) -> Result<u32, ConfigError> {
+    if value >= 1 {
+        Ok(value)
+    } else {
+        Err(ConfigError::invalid(key, "must be at least 1 (got 0)"))
+    }
+}
+
+fn parse_duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
+    let value = duration::parse(text).map_err(|message| ConfigError::invalid(key, message))?;
+    if value.is_zero() {
+        return Err(ConfigError::invalid(
+            key,
+            format!("must be more than zero (got \"{text}\")"),
+        ));
+    }
+    Ok(value)
+}
+
+fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>, ConfigError> {
+    const KEY: &str = "ftps.passive_ports";
+    let bad = || {
+        ConfigError::invalid(
+            KEY,
+            format!("expected \"START-END\" such as \"50000-50100\" (got \"{text}\")"),
+        )
+    };
+    let (start, end) = text.split_once('-').ok_or_else(bad)?;
+    let start: u16 = start.trim().parse().map_err(|_| bad())?;
+    let end: u16 = end.trim().parse().map_err(|_| bad())?;
+    if start < 1024 {
+        return Err(ConfigError::invalid(
+            KEY,
+            format!("ports below 1024 are refused (got \"{text}\")"),
+        ));
+    }
+    if start > end {
+        return Err(ConfigError::invalid(
+            KEY,
+            format!("start must not exceed end (got \"{text}\")"),
+        ));
+    }
+    Ok(start..=end)
+}
+
+fn parse_tls_versions(items: &[String]) -> Result<Vec<TlsVersion>, ConfigError> {
+    const KEY: &str = "ftps.tls_versions";
+    const ADVICE: &str = "use \"1.2\" (and optionally \"1.3\")";
+    if items.is_empty() {
+        return Err(ConfigError::invalid(
+            KEY,
+            format!("must not be empty; {ADVICE}"),
+        ));
+    }
+    let mut versions = Vec::new();
+    for item in items {
+        let normalized = item
+            .trim()
+            .to_ascii_lowercase()
+            .replace(['v', ' ', '_'], "");
+        let normalized = normalized.strip_prefix("tls").unwrap_or(&normalized);
+        let version = match normalized {
+            "1.2" => TlsVersion::Tls12,
+            "1.3" => TlsVersion::Tls13,
+            "1.0" | "1" | "1.1" => {
+                let name = if normalized == "1.1" {
+                    "TLS 1.1"
+                } else {
+                    "TLS 1.0"
+                };
+                return Err(ConfigError::invalid(
+                    KEY,
+                    format!("{name} is unsafe and refused; {ADVICE}"),
+                ));
+            }
+            "ssl2" | "ssl3" | "ssl2.0" | "ssl3.0" => {
+                return Err(ConfigError::invalid(
+                    KEY,
+                    format!("{} is unsafe and refused; {ADVICE}", item.trim()),
+                ));
+            }
+            _ => {
+                return Err(ConfigError::invalid(
+                    KEY,
+                    format!("unknown TLS version \"{item}\"; allowed: \"1.2\", \"1.3\""),
+                ));
+            }
+        };
+        if !versions.contains(&version) {
+            versions.push(version);
+        }
+    }
+    Ok(versions)
+}
+
+fn check_name_prefix(prefix: &str) -> Result<(), ConfigError> {
+    let mut chars = prefix.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && prefix.len() <= 21
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            "tenant_db.name_prefix",
+            format!(
+                "must start with a lower-case letter, then up to 20 lower-case letters, digits or '_' (got \"{prefix}\")"
+            ),
+        ))
+    }
+}
