@@ -1,0 +1,170 @@
+//! Administration shared by the CLI and `serve --demo`: the steps that
+//! create and destroy tenants and users, each undone when a later step fails,
+//! and each recorded in the audit trail with the acting administrator.
+
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
+
+use anyhow::Context as _;
+use ipnet::IpNet;
+use passerelle_catalog::{AuditEvent, Catalog, Login, TenantName};
+use passerelle_config::{Config, TenantDbBackend};
+use passerelle_import::TenantDbProvisioner;
+use passerelle_keys::AuthorizedKey;
+
+use crate::data_dir::DataDir;
+use crate::error::{CliError, usage};
+
+/// An opened configuration, data directory and catalog, acting for one administrator.
+pub(crate) struct Admin {
+    pub(crate) config: Config,
+    pub(crate) data_dir: DataDir,
+    pub(crate) catalog: Catalog,
+    provisioner: TenantDbProvisioner,
+    actor: String,
+}
+
+impl Admin {
+    /// Opens the data directory and the catalog (applying migrations).
+    pub(crate) async fn open(config: Config) -> Result<Self, CliError> {
+        let data_dir = DataDir::open(&config.data_dir)?;
+        let provisioner = match config.tenant_db.backend {
+            TenantDbBackend::Sqlite => TenantDbProvisioner::Sqlite { dir: data_dir.tenant_databases() },
+            TenantDbBackend::Postgres => TenantDbProvisioner::postgres(
+                config.tenant_db.admin_url.as_deref().unwrap_or_default(),
+                &config.tenant_db.name_prefix,
+            )
+            .map_err(|e| usage(e.to_string()))?,
+        };
+        let catalog = Catalog::open(&config.catalog.url)
+            .await
+            .with_context(|| format!("cannot open the catalog at {}", config.catalog.redacted_url()))?;
+        Ok(Self { config, data_dir, catalog, provisioner, actor: actor() })
+    }
+
+    /// Creates a tenant: tree, own database and account, catalog row. On any
+    /// failure the steps already done are undone.
+    pub(crate) async fn add_tenant(&self, name: &TenantName, allowed_ips: &[IpNet]) -> Result<(), CliError> {
+        if self.catalog.tenant(name).await?.is_some() {
+            return Err(usage(format!("tenant {name} already exists")));
+        }
+        let root = self.data_dir.tenant_root(name);
+        if root.exists() {
+            return Err(usage(format!(
+                "tenant {name}: a leftover tree exists at {}; move it away first",
+                root.display()
+            )));
+        }
+        create_tree(&root).with_context(|| format!("cannot create {}", root.display()))?;
+        let database = match self.provisioner.create(name).await {
+            Ok(database) => database,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&root);
+                return Err(CliError::Runtime(anyhow::Error::new(e).context(format!("tenant {name}"))));
+            }
+        };
+        if let Err(e) = self.catalog.add_tenant(name, allowed_ips, &database).await {
+            let _ = self.provisioner.destroy(&database).await;
+            let _ = fs::remove_dir_all(&root);
+            return Err(e.into());
+        }
+        self.audit("tenant_add", Some(name), None, None).await
+    }
+
+    /// Destroys a tenant's users' access, database, tree, archives and catalog rows.
+    pub(crate) async fn remove_tenant(&self, name: &TenantName) -> Result<(), CliError> {
+        if self.catalog.tenant(name).await?.is_none() {
+            return Err(usage(format!("tenant {name} not found")));
+        }
+        // Lock users out first, so nobody writes while the tenant is taken apart.
+        for user in self.catalog.users(Some(name)).await? {
+            self.catalog.set_admin_lock(&Login::parse(&user.login)?, true).await?;
+        }
+        let database = self.catalog.tenant_database(name).await?;
+        self.provisioner.destroy(&database).await.with_context(|| format!("tenant {name}"))?;
+        for dir in [self.data_dir.tenant_root(name), self.data_dir.tenant_archive(name)] {
+            match fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(anyhow::anyhow!("cannot remove {}: {e}", dir.display()).into()),
+            }
+        }
+        self.catalog.remove_tenant(name).await?;
+        self.audit("tenant_remove", Some(name), None, None).await
+    }
+
+    /// Creates a user with an optional password (checked for strength and
+    /// hashed here) and SSH keys (already parsed, so already checked).
+    pub(crate) async fn add_user(
+        &self,
+        tenant: &TenantName,
+        login: &Login,
+        password: Option<&str>,
+        keys: &[AuthorizedKey],
+    ) -> Result<(), CliError> {
+        if self.catalog.tenant(tenant).await?.is_none() {
+            return Err(usage(format!("tenant {tenant} not found")));
+        }
+        if self.catalog.user(login).await?.is_some() {
+            return Err(usage(format!("login {login} already exists")));
+        }
+        let hash = password.map(|p| self.checked_hash(p, tenant, login)).transpose()?;
+        self.catalog.add_user(tenant, login, hash.as_deref()).await?;
+        for key in keys {
+            self.catalog.add_key(login, &key.fingerprint(), &key.to_openssh()).await?;
+        }
+        self.audit("user_add", Some(tenant), Some(login), None).await
+    }
+
+    /// Checks a new password against the policy and hashes it with argon2id.
+    pub(crate) fn checked_hash(&self, password: &str, tenant: &TenantName, login: &Login) -> Result<String, CliError> {
+        passerelle_keys::check_password_strength(password, &[login.as_str(), tenant.as_str()])
+            .map_err(|e| usage(e.to_string()))?;
+        passerelle_keys::hash_password(password).map_err(|e| CliError::Runtime(e.into()))
+    }
+
+    /// Records an administrative action in the audit trail.
+    pub(crate) async fn audit(
+        &self,
+        action: &str,
+        tenant: Option<&TenantName>,
+        login: Option<&Login>,
+        detail: Option<String>,
+    ) -> Result<(), CliError> {
+        let event = AuditEvent {
+            actor: self.actor.clone(),
+            tenant: tenant.map(ToString::to_string),
+            login: login.map(ToString::to_string),
+            protocol: "cli".into(),
+            action: action.into(),
+            outcome: "ok".into(),
+            detail,
+            ..AuditEvent::default()
+        };
+        self.catalog.record(&event).await.context("cannot write the audit trail")?;
+        Ok(())
+    }
+}
+
+/// `inbox/` and `outbox/` under a new tenant root, all 0700.
+fn create_tree(root: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.mode(0o700).recursive(true);
+    if let Some(parent) = root.parent() {
+        builder.create(parent)?;
+    }
+    // The root itself must be new: a name clash is never merged into.
+    fs::DirBuilder::new().mode(0o700).create(root)?;
+    builder.create(root.join("inbox"))?;
+    builder.create(root.join("outbox"))
+}
+
+/// The administrator behind a CLI call: `admin:<login name>`, taken from
+/// `SUDO_USER` when run through sudo.
+fn actor() -> String {
+    let who = ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "unknown".into());
+    format!("admin:{who}")
+}

@@ -1,0 +1,177 @@
+//! The command line, defined once: `--help` is generated from these docs.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// passerelle: a secure managed file-transfer server (SFTP, FTPS) with per-tenant imports.
+#[derive(Debug, Parser)]
+#[command(name = "passerelle", version, about, max_term_width = 100)]
+pub(crate) struct Cli {
+    /// Configuration file (TOML). Also PASSERELLE_CONFIG.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Data directory; overrides `data_dir` of the file and PASSERELLE_DATA_DIR.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the server until SIGINT or SIGTERM.
+    Serve {
+        /// Also create tenant `demo` and user `demo` (password printed once).
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Validate or print the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage users' SSH public keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Show the server's own keys.
+    #[command(subcommand)]
+    Hostkey(HostkeyCommand),
+}
+
+/// `--json` for list and show verbs.
+#[derive(Debug, Args)]
+pub(crate) struct JsonFlag {
+    /// Print machine-readable JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `config` verbs.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Check the configuration; exit 2 with the offending key if it is refused.
+    Check,
+    /// Print the effective configuration, secrets redacted.
+    Show,
+}
+
+/// `tenant` verbs.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TenantCommand {
+    /// Create a tenant: its tree, its own database and database account.
+    Add {
+        /// Tenant name: [a-z0-9][a-z0-9-]{0,62}.
+        name: String,
+        /// Networks (CIDR) its users may log in from; repeatable. Default: any.
+        #[arg(long = "allow-ip", value_name = "CIDR")]
+        allow_ip: Vec<String>,
+    },
+    /// List tenants.
+    List(JsonFlag),
+    /// Show one tenant.
+    Show {
+        /// Tenant name.
+        name: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Destroy a tenant: its tree, database, database account, archives, users and keys.
+    Remove {
+        /// Tenant name.
+        name: String,
+        /// Required: acknowledges that the tenant's data is destroyed.
+        #[arg(long)]
+        purge: bool,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// `user` verbs.
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserCommand {
+    /// Create a user in a tenant.
+    Add {
+        /// Tenant the user belongs to.
+        tenant: String,
+        /// Login, unique across tenants: [a-z0-9][a-z0-9._-]{0,63}.
+        login: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// OpenSSH public key file to authorise; repeatable.
+        #[arg(long = "key", value_name = "FILE")]
+        keys: Vec<PathBuf>,
+    },
+    /// List users.
+    List {
+        /// Only the users of this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Remove a user and their keys.
+    Remove {
+        /// Login.
+        login: String,
+    },
+    /// Set a user's password, read from standard input.
+    Passwd {
+        /// Login.
+        login: String,
+        /// Read the password from the first line of standard input (required).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Lock a user out until `user unlock`.
+    Lock {
+        /// Login.
+        login: String,
+    },
+    /// Lift an administrative or temporary lock.
+    Unlock {
+        /// Login.
+        login: String,
+    },
+}
+
+/// `key` verbs.
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeyCommand {
+    /// Authorise the OpenSSH public key(s) in FILE (`-` for standard input).
+    Add {
+        /// Login.
+        login: String,
+        /// Public key file, `-` for standard input.
+        file: PathBuf,
+    },
+    /// List a user's keys as `ssh-keygen -lf` prints them.
+    List {
+        /// Login.
+        login: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Remove a key by its SHA256 fingerprint.
+    Remove {
+        /// Login.
+        login: String,
+        /// Fingerprint, `SHA256:…`.
+        fingerprint: String,
+    },
+}
+
+/// `hostkey` verbs.
+#[derive(Debug, Subcommand)]
+pub(crate) enum HostkeyCommand {
+    /// Fingerprints of the SSH host keys and of the TLS certificate (generated when absent).
+    Show(JsonFlag),
+}

@@ -1,0 +1,39 @@
+//! `hostkey show`: what clients should see when they first connect.
+
+use passerelle_config::Config;
+use passerelle_keys::{HostKeys, TlsIdentity};
+use serde::Serialize;
+
+use crate::cli::HostkeyCommand;
+use crate::data_dir::DataDir;
+use crate::error::CliError;
+use crate::output;
+
+#[derive(Serialize)]
+struct Fingerprint {
+    kind: String,
+    fingerprint: String,
+}
+
+pub(super) fn run(config: &Config, command: &HostkeyCommand) -> Result<(), CliError> {
+    let HostkeyCommand::Show(flag) = command;
+    let data_dir = DataDir::open(&config.data_dir)?;
+    // Generated on first use, exactly as `serve` would, so the operator can
+    // publish fingerprints before the first start.
+    let host_keys = HostKeys::load_or_generate(&data_dir.host_keys()).map_err(|e| CliError::Runtime(e.into()))?;
+    let tls = TlsIdentity::load_or_generate(&config.ftps.cert, &config.ftps.key)
+        .map_err(|e| CliError::Runtime(e.into()))?;
+    let mut all: Vec<Fingerprint> = host_keys
+        .fingerprints()
+        .into_iter()
+        .map(|(kind, fingerprint)| Fingerprint { kind: format!("ssh {kind}"), fingerprint })
+        .collect();
+    all.push(Fingerprint { kind: "tls certificate".into(), fingerprint: tls.fingerprint_sha256() });
+    if flag.json {
+        return output::json(&all);
+    }
+    for f in &all {
+        println!("{}: {}", f.kind, f.fingerprint);
+    }
+    Ok(())
+}

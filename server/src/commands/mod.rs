@@ -1,0 +1,83 @@
+//! One module per command group; each validates all input before changing anything.
+
+mod config;
+mod hostkey;
+mod key;
+mod tenant;
+mod user;
+
+use std::io::Read as _;
+use std::path::Path;
+
+use passerelle_config::{Config, Sources};
+
+use crate::admin::Admin;
+use crate::cli::{Cli, Command};
+use crate::error::{CliError, usage};
+
+/// Runs the parsed command line.
+pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
+    let config = load_config(&cli)?;
+    match cli.command {
+        Command::Config(command) => config::run(&config, &command),
+        Command::Serve { demo } => crate::serve::run(config, demo).await,
+        Command::Hostkey(command) => hostkey::run(&config, &command),
+        Command::Tenant(command) => tenant::run(&Admin::open(config).await?, command).await,
+        Command::User(command) => user::run(&Admin::open(config).await?, command).await,
+        Command::Key(command) => key::run(&Admin::open(config).await?, command).await,
+    }
+}
+
+/// Flags > environment > file > defaults; `--config` wins over PASSERELLE_CONFIG.
+fn load_config(cli: &Cli) -> Result<Config, CliError> {
+    let env_file = std::env::var_os("PASSERELLE_CONFIG").map(std::path::PathBuf::from);
+    let file = cli.config.as_deref().or(env_file.as_deref());
+    Ok(Config::load(Sources { file, data_dir: cli.data_dir.as_deref(), env: Sources::process_env() })?)
+}
+
+/// Reads a password from the first line of standard input. It is never echoed,
+/// logged or placed in an error message.
+fn password_from_stdin() -> Result<String, CliError> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| usage(format!("cannot read the password from standard input: {e}")))?;
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        return Err(usage("no password on standard input"));
+    }
+    Ok(password.to_owned())
+}
+
+/// Reads and checks every public key in `file` (`-`: standard input). Blank
+/// lines and `#` comments are skipped; one bad line refuses the whole file.
+fn read_keys(file: &Path) -> Result<Vec<passerelle_keys::AuthorizedKey>, CliError> {
+    let (name, text) = if file == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| usage(format!("cannot read keys from standard input: {e}")))?;
+        ("standard input".to_owned(), text)
+    } else {
+        let text = std::fs::read_to_string(file).map_err(|e| usage(format!("{}: {e}", file.display())))?;
+        (file.display().to_string(), text)
+    };
+    let mut keys = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let key = passerelle_keys::AuthorizedKey::parse(line)
+            .map_err(|e| usage(format!("{name}, line {}: {e}", number + 1)))?;
+        if keys.iter().any(|k: &passerelle_keys::AuthorizedKey| k.fingerprint() == key.fingerprint()) {
+            return Err(usage(format!("{name}, line {}: the same key appears twice", number + 1)));
+        }
+        keys.push(key);
+    }
+    if keys.is_empty() {
+        return Err(usage(format!("{name}: no public key found")));
+    }
+    Ok(keys)
+}

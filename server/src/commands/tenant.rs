@@ -1,0 +1,99 @@
+//! `tenant add/list/show/remove`.
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+
+use ipnet::IpNet;
+use passerelle_catalog::{Tenant, TenantName};
+
+use crate::admin::Admin;
+use crate::cli::TenantCommand;
+use crate::error::{CliError, usage};
+use crate::output;
+
+pub(super) async fn run(admin: &Admin, command: TenantCommand) -> Result<(), CliError> {
+    match command {
+        TenantCommand::Add { name, allow_ip } => {
+            let name = TenantName::parse(&name)?;
+            let allowed = parse_networks(&allow_ip)?;
+            admin.add_tenant(&name, &allowed).await?;
+            println!("tenant {name} created");
+        }
+        TenantCommand::List(flag) => {
+            let tenants = admin.catalog.tenants().await?;
+            if flag.json {
+                return output::json(&tenants);
+            }
+            let rows: Vec<Vec<String>> = tenants.iter().map(row).collect();
+            output::table(&["TENANT", "CREATED", "DATABASE", "ALLOWED IPS"], &rows);
+        }
+        TenantCommand::Show { name, json } => {
+            let name = TenantName::parse(&name)?;
+            let tenant = admin.catalog.tenant(&name).await?.ok_or_else(|| usage(format!("tenant {name} not found")))?;
+            if json.json {
+                return output::json(&tenant);
+            }
+            println!("tenant:      {}", tenant.name);
+            println!("created:     {}", output::timestamp(tenant.created_at));
+            println!("database:    {} {}", tenant.database_backend, tenant.database_name);
+            if let Some(role) = &tenant.database_role {
+                println!("db account:  {role}");
+            }
+            println!("allowed ips: {}", allowed_ips(&tenant));
+            println!("users:       {}", admin.catalog.users(Some(&name)).await?.len());
+        }
+        TenantCommand::Remove { name, purge, yes } => {
+            let name = TenantName::parse(&name)?;
+            if !purge {
+                return Err(usage(format!(
+                    "tenant remove destroys tenant {name}'s files, database and archives; pass --purge to confirm"
+                )));
+            }
+            if !yes {
+                confirm(&name)?;
+            }
+            admin.remove_tenant(&name).await?;
+            println!("tenant {name} removed");
+        }
+    }
+    Ok(())
+}
+
+/// Parses every `--allow-ip` before anything is created.
+fn parse_networks(raw: &[String]) -> Result<Vec<IpNet>, CliError> {
+    raw.iter()
+        .map(|cidr| {
+            cidr.parse::<IpNet>()
+                .or_else(|_| cidr.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map(|net| net.trunc())
+                .map_err(|_| usage(format!("--allow-ip {cidr:?}: not an IP network (expected e.g. 203.0.113.0/24 or 2001:db8::/32)")))
+        })
+        .collect()
+}
+
+/// Asks the operator to type the tenant name; without a terminal, `--yes` is required.
+fn confirm(name: &TenantName) -> Result<(), CliError> {
+    if !std::io::stdin().is_terminal() {
+        return Err(usage(format!("tenant remove {name}: not a terminal; pass --yes to confirm")));
+    }
+    eprint!("This destroys tenant {name}'s files, database and archives. Type the tenant name to confirm: ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer).map_err(|e| usage(e.to_string()))?;
+    if answer.trim() != name.as_str() {
+        return Err(usage("not confirmed; nothing was removed"));
+    }
+    Ok(())
+}
+
+fn row(tenant: &Tenant) -> Vec<String> {
+    vec![
+        tenant.name.clone(),
+        output::timestamp(tenant.created_at),
+        format!("{} {}", tenant.database_backend, tenant.database_name),
+        allowed_ips(tenant),
+    ]
+}
+
+fn allowed_ips(tenant: &Tenant) -> String {
+    if tenant.allowed_ips.is_empty() { "any".into() } else { tenant.allowed_ips.join(",") }
+}

@@ -1,0 +1,87 @@
+//! `user add/list/remove/passwd/lock/unlock`.
+
+use passerelle_catalog::{Login, TenantName};
+
+use super::{password_from_stdin, read_keys};
+use crate::admin::Admin;
+use crate::cli::UserCommand;
+use crate::error::{CliError, usage};
+use crate::output;
+
+pub(super) async fn run(admin: &Admin, command: UserCommand) -> Result<(), CliError> {
+    match command {
+        UserCommand::Add { tenant, login, password_stdin, keys } => {
+            let tenant = TenantName::parse(&tenant)?;
+            let login = Login::parse(&login)?;
+            // Every input is read and checked before the catalog is touched.
+            let mut parsed = Vec::new();
+            for file in &keys {
+                parsed.extend(read_keys(file)?);
+            }
+            let password = if password_stdin { Some(password_from_stdin()?) } else { None };
+            admin.add_user(&tenant, &login, password.as_deref(), &parsed).await?;
+            println!("user {login} created in tenant {tenant}");
+        }
+        UserCommand::List { tenant, json } => {
+            let tenant = tenant.as_deref().map(TenantName::parse).transpose()?;
+            let users = admin.catalog.users(tenant.as_ref()).await?;
+            if json.json {
+                return output::json(&users);
+            }
+            let rows: Vec<Vec<String>> = users
+                .iter()
+                .map(|u| {
+                    let state = match (u.admin_locked, u.locked_until) {
+                        (true, _) => "locked".to_owned(),
+                        (false, Some(until)) if until > passerelle_catalog::now_ms() => {
+                            format!("locked until {}", output::timestamp(until))
+                        }
+                        _ => "active".to_owned(),
+                    };
+                    vec![
+                        u.login.clone(),
+                        u.tenant.clone(),
+                        if u.has_password { "yes" } else { "no" }.to_owned(),
+                        u.key_count.to_string(),
+                        state,
+                    ]
+                })
+                .collect();
+            output::table(&["LOGIN", "TENANT", "PASSWORD", "KEYS", "STATE"], &rows);
+        }
+        UserCommand::Remove { login } => {
+            let login = Login::parse(&login)?;
+            let tenant = tenant_of(admin, &login).await?;
+            admin.catalog.remove_user(&login).await?;
+            admin.audit("user_remove", Some(&tenant), Some(&login), None).await?;
+            println!("user {login} removed");
+        }
+        UserCommand::Passwd { login, password_stdin: _ } => {
+            let login = Login::parse(&login)?;
+            let tenant = tenant_of(admin, &login).await?;
+            let hash = admin.checked_hash(&password_from_stdin()?, &tenant, &login)?;
+            admin.catalog.set_password_hash(&login, &hash).await?;
+            admin.audit("user_passwd", Some(&tenant), Some(&login), None).await?;
+            println!("password of {login} changed");
+        }
+        UserCommand::Lock { login } => set_lock(admin, &login, true).await?,
+        UserCommand::Unlock { login } => set_lock(admin, &login, false).await?,
+    }
+    Ok(())
+}
+
+async fn set_lock(admin: &Admin, login: &str, locked: bool) -> Result<(), CliError> {
+    let login = Login::parse(login)?;
+    let tenant = tenant_of(admin, &login).await?;
+    admin.catalog.set_admin_lock(&login, locked).await?;
+    let action = if locked { "user_lock" } else { "user_unlock" };
+    admin.audit(action, Some(&tenant), Some(&login), None).await?;
+    println!("user {login} {}", if locked { "locked" } else { "unlocked" });
+    Ok(())
+}
+
+/// The tenant of an existing user; an unknown login is a refused input.
+pub(super) async fn tenant_of(admin: &Admin, login: &Login) -> Result<TenantName, CliError> {
+    let user = admin.catalog.user(login).await?.ok_or_else(|| usage(format!("login {login} not found")))?;
+    Ok(TenantName::parse(&user.tenant)?)
+}

@@ -1,0 +1,70 @@
+//! The data directory and its layout. Everything passerelle keeps lives here;
+//! tenant trees are one branch of it, so every other branch (databases,
+//! keys, archives) is out of every client's reach.
+//!
+//! ```text
+//! <data_dir>/            0700
+//!   catalog.db           the catalog (SQLite default)
+//!   hostkeys/            SSH host keys, 0600
+//!   tls/                 FTPS certificate and key, key 0600
+//!   tenants/<tenant>/    what a tenant's users see: inbox/, outbox/
+//!   tenant-db/           per-tenant SQLite databases, 0600
+//!   archive/<tenant>/    archived originals
+//! ```
+
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use passerelle_catalog::TenantName;
+
+use crate::error::{CliError, usage};
+
+/// A data directory that exists with safe permissions.
+#[derive(Clone, Debug)]
+pub(crate) struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    /// Creates the directory (0700) when absent; refuses one that other users
+    /// can write to, since they could plant files that we would trust.
+    pub(crate) fn open(root: &Path) -> Result<Self, CliError> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .map_err(|e| CliError::Runtime(anyhow::anyhow!("data_dir {}: cannot create: {e}", root.display())))?;
+        let meta = fs::metadata(root)
+            .map_err(|e| CliError::Runtime(anyhow::anyhow!("data_dir {}: {e}", root.display())))?;
+        if meta.mode() & 0o022 != 0 {
+            return Err(usage(format!(
+                "data_dir {}: is writable by group or others (mode {:o}); refusing to start: chmod 700 {}",
+                root.display(),
+                meta.mode() & 0o777,
+                root.display()
+            )));
+        }
+        Ok(Self { root: root.to_path_buf() })
+    }
+
+    /// Where SSH host keys live.
+    pub(crate) fn host_keys(&self) -> PathBuf {
+        self.root.join("hostkeys")
+    }
+
+    /// The tree a tenant's users see.
+    pub(crate) fn tenant_root(&self, tenant: &TenantName) -> PathBuf {
+        self.root.join("tenants").join(tenant.as_str())
+    }
+
+    /// Per-tenant SQLite databases.
+    pub(crate) fn tenant_databases(&self) -> PathBuf {
+        self.root.join("tenant-db")
+    }
+
+    /// A tenant's archived originals.
+    pub(crate) fn tenant_archive(&self, tenant: &TenantName) -> PathBuf {
+        self.root.join("archive").join(tenant.as_str())
+    }
+}

@@ -1,0 +1,58 @@
+//! `serve`: prepares keys and the catalog, then runs until SIGINT or SIGTERM.
+//! The protocol front-ends (SFTP, FTPS) and the import pipeline attach here.
+
+use anyhow::Context as _;
+use passerelle_catalog::{Login, TenantName};
+use passerelle_keys::{HostKeys, TlsIdentity};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::info;
+
+use crate::admin::Admin;
+use crate::error::CliError;
+use crate::logging;
+
+/// Name of the tenant and of the user that `serve --demo` creates.
+const DEMO: &str = "demo";
+
+pub(crate) async fn run(config: passerelle_config::Config, demo: bool) -> Result<(), CliError> {
+    logging::init(&config.log);
+    let admin = Admin::open(config).await?;
+    let host_keys = HostKeys::load_or_generate(&admin.data_dir.host_keys()).context("SSH host keys")?;
+    for (kind, fingerprint) in host_keys.fingerprints() {
+        info!(kind = %kind, fingerprint = %fingerprint, "ssh host key");
+    }
+    let tls = TlsIdentity::load_or_generate(&admin.config.ftps.cert, &admin.config.ftps.key)
+        .context("FTPS certificate")?;
+    info!(fingerprint = %tls.fingerprint_sha256(), "tls certificate");
+    if demo {
+        create_demo(&admin).await?;
+    }
+
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    info!(data_dir = %admin.config.data_dir.display(), "passerelle ready");
+    let signal_name = tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    };
+    info!(signal = signal_name, "shutting down");
+    admin.catalog.close().await;
+    info!("stopped");
+    Ok(())
+}
+
+/// Creates tenant `demo` and user `demo` with a generated password, printed
+/// once on standard output (never logged). An existing demo tenant is kept.
+async fn create_demo(admin: &Admin) -> Result<(), CliError> {
+    let tenant = TenantName::parse(DEMO)?;
+    let login = Login::parse(DEMO)?;
+    if admin.catalog.tenant(&tenant).await?.is_some() {
+        info!(tenant = DEMO, "demo tenant exists already; its password is unchanged (user passwd demo to reset)");
+        return Ok(());
+    }
+    admin.add_tenant(&tenant, &[]).await?;
+    let password = passerelle_keys::generate_password();
+    admin.add_user(&tenant, &login, Some(&password), &[]).await?;
+    println!("demo tenant created: login {DEMO}, password {password} (shown once)");
+    Ok(())
+}
