@@ -10,6 +10,7 @@ mod admin;
 mod cli;
 mod commands;
 mod data_dir;
+mod engine;
 mod error;
 mod logging;
 mod output;

@@ -1,0 +1,89 @@
+//! The audit trail of the running server: every event goes to the structured
+//! log at once and to the catalog through one writer task, in order. Events
+//! carry metadata only: never a password, never file contents.
+
+use std::net::SocketAddr;
+
+use passerelle_catalog::{AuditEvent, Catalog, TenantName};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::Protocol;
+use super::limits::Refusal;
+
+/// Hands audit events to the catalog writer.
+pub(super) struct Auditor {
+    sender: mpsc::UnboundedSender<AuditEvent>,
+}
+
+impl Auditor {
+    /// Starts the writer task on the current runtime.
+    pub(super) fn new(catalog: Catalog) -> Self {
+        let (sender, mut receiver) = mpsc::unbounded_channel::<AuditEvent>();
+        tokio::spawn(async move {
+            while let Some(event) = receiver.recv().await {
+                if let Err(e) = catalog.record(&event).await {
+                    warn!(error = %e, action = %event.action, "audit event not stored in the catalog");
+                }
+            }
+        });
+        Self { sender }
+    }
+
+    /// Logs and stores one event.
+    pub(super) fn record(&self, event: AuditEvent) {
+        info!(
+            target: "audit",
+            actor = %event.actor,
+            tenant = event.tenant.as_deref().unwrap_or("-"),
+            login = event.login.as_deref().unwrap_or("-"),
+            ip = event.ip.as_deref().unwrap_or("-"),
+            protocol = %event.protocol,
+            action = %event.action,
+            outcome = %event.outcome,
+            path = event.path.as_deref().unwrap_or("-"),
+            bytes = event.bytes,
+            duration_ms = event.duration_ms,
+            detail = event.detail.as_deref().unwrap_or("-"),
+            "audit"
+        );
+        // The receiver lives as long as the runtime; a send error only happens at shutdown.
+        let _ = self.sender.send(event);
+    }
+
+    /// A login attempt and its outcome.
+    pub(super) fn login(
+        &self,
+        peer: SocketAddr,
+        protocol: Protocol,
+        tenant: Option<&TenantName>,
+        login: &str,
+        outcome: &str,
+        detail: &str,
+    ) {
+        self.record(AuditEvent {
+            actor: login.to_owned(),
+            tenant: tenant.map(ToString::to_string),
+            login: Some(login.to_owned()),
+            ip: Some(peer.ip().to_string()),
+            protocol: protocol.as_str().into(),
+            action: "login".into(),
+            outcome: outcome.into(),
+            detail: Some(detail.to_owned()),
+            ..AuditEvent::default()
+        });
+    }
+
+    /// A connection turned away before authentication.
+    pub(super) fn connection_refused(&self, peer: SocketAddr, protocol: Protocol, refusal: &Refusal) {
+        self.record(AuditEvent {
+            actor: "-".into(),
+            ip: Some(peer.ip().to_string()),
+            protocol: protocol.as_str().into(),
+            action: "connect".into(),
+            outcome: "refused".into(),
+            detail: Some(refusal.to_string()),
+            ..AuditEvent::default()
+        });
+    }
+}

@@ -1,0 +1,203 @@
+//! Authentication against the catalog. Every failure looks the same to the
+//! client (same answer, same minimum delay, an argon2 verification even for
+//! unknown users); the real reason goes to the audit trail only.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use passerelle_catalog::{Login, TenantName};
+use passerelle_keys::AuthorizedKey;
+use russh::keys::PublicKey;
+
+use super::fs::TenantFs;
+use super::session::Session;
+use super::{Engine, Protocol};
+
+/// Every failed attempt takes at least this long, whatever failed, so timing
+/// does not tell an unknown login from a wrong password. Other clients are
+/// never delayed: the wait is asynchronous.
+const FAILURE_DELAY: Duration = Duration::from_millis(300);
+
+/// What a client presents.
+#[derive(Clone, Copy)]
+pub(crate) enum Credentials<'a> {
+    /// A password, checked against the argon2id hash.
+    Password(&'a str),
+    /// A public key whose signature the protocol layer has verified.
+    PublicKey(&'a PublicKey),
+}
+
+/// The single answer to a failed login. Deliberately carries no reason.
+#[derive(Debug)]
+pub(crate) struct AuthFailure;
+
+/// Why a login failed, for the audit trail.
+#[derive(Clone, Copy, Debug)]
+enum Reason {
+    UnknownUser,
+    WrongPassword,
+    UnknownKey,
+    Locked,
+    DeniedIp,
+    TooManySessions,
+    TenantUnavailable,
+}
+
+impl Reason {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::UnknownUser => "unknown_user",
+            Self::WrongPassword => "wrong_password",
+            Self::UnknownKey => "unknown_key",
+            Self::Locked => "locked",
+            Self::DeniedIp => "denied_ip",
+            Self::TooManySessions => "too_many_sessions",
+            Self::TenantUnavailable => "tenant_unavailable",
+        }
+    }
+}
+
+impl Engine {
+    /// Whether `key` is one of `login`'s authorised keys: answers the
+    /// "would this key do?" query of SSH public-key authentication, before
+    /// any signature. Not a login; not audited.
+    pub(crate) async fn key_is_authorized(&self, login: &str, key: &PublicKey) -> bool {
+        let Ok(login) = Login::parse(login) else { return false };
+        self.authorized_keys(&login).await.iter().any(|k| k.matches(key))
+    }
+
+    /// Checks credentials and opens a session on the user's tenant tree.
+    pub(crate) async fn authenticate(
+        &self,
+        login: &str,
+        credentials: Credentials<'_>,
+        peer: SocketAddr,
+        protocol: Protocol,
+    ) -> Result<Session, AuthFailure> {
+        let started = tokio::time::Instant::now();
+        let method = match credentials {
+            Credentials::Password(_) => "password".to_owned(),
+            Credentials::PublicKey(key) => format!("publickey {}", key.fingerprint(Default::default())),
+        };
+        match self.check(login, credentials, peer).await {
+            Ok((tenant, login)) => {
+                match self.open_session(tenant.clone(), login.clone(), peer, protocol) {
+                    Ok(session) => {
+                        self.inner.audit.login(peer, protocol, Some(&tenant), login.as_str(), "ok", &method);
+                        Ok(session)
+                    }
+                    Err(reason) => {
+                        self.fail(peer, protocol, Some(&tenant), login.as_str(), reason, &method, started).await
+                    }
+                }
+            }
+            Err((tenant, reason)) => self.fail(peer, protocol, tenant.as_ref(), login, reason, &method, started).await,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn fail(
+        &self,
+        peer: SocketAddr,
+        protocol: Protocol,
+        tenant: Option<&TenantName>,
+        login: &str,
+        reason: Reason,
+        method: &str,
+        started: tokio::time::Instant,
+    ) -> Result<Session, AuthFailure> {
+        // Bounded: a login is at most 64 bytes when valid; an attacker's junk is cut.
+        let shown: String = login.chars().take(64).collect();
+        let outcome = if matches!(reason, Reason::DeniedIp) { "denied_ip" } else { "failed" };
+        self.inner.audit.login(peer, protocol, tenant, &shown, outcome, &format!("{method}; {}", reason.as_str()));
+        tokio::time::sleep_until(started + FAILURE_DELAY).await;
+        Err(AuthFailure)
+    }
+
+    /// The checks proper. Returns the tenant and login, or why not.
+    async fn check(
+        &self,
+        raw_login: &str,
+        credentials: Credentials<'_>,
+        peer: SocketAddr,
+    ) -> Result<(TenantName, Login), (Option<TenantName>, Reason)> {
+        let catalog = &self.inner.catalog;
+        let user = match Login::parse(raw_login) {
+            Ok(login) => catalog.user(&login).await.ok().flatten().map(|user| (login, user)),
+            Err(_) => None,
+        };
+        let Some((login, user)) = user else {
+            if let Credentials::Password(password) = credentials {
+                burn_verification(password.to_owned()).await;
+            }
+            return Err((None, Reason::UnknownUser));
+        };
+        let tenant = TenantName::parse(&user.tenant).map_err(|_| (None, Reason::TenantUnavailable))?;
+        let fail = |reason| (Some(tenant.clone()), reason);
+        let credentials_ok = match credentials {
+            Credentials::Password(password) => {
+                let hash = catalog.password_hash(&login).await.ok().flatten();
+                verify(hash, password.to_owned()).await
+            }
+            Credentials::PublicKey(key) => self.authorized_keys(&login).await.iter().any(|k| k.matches(key)),
+        };
+        let locked = user.admin_locked || user.locked_until.is_some_and(|until| until > passerelle_catalog::now_ms());
+        if locked {
+            return Err(fail(Reason::Locked));
+        }
+        if !credentials_ok {
+            return Err(fail(match credentials {
+                Credentials::Password(_) => Reason::WrongPassword,
+                Credentials::PublicKey(_) => Reason::UnknownKey,
+            }));
+        }
+        let allowed = match catalog.tenant(&tenant).await {
+            Ok(Some(t)) => t.allowed_ips,
+            _ => return Err(fail(Reason::TenantUnavailable)),
+        };
+        if !allowed.is_empty() && !allowed.iter().any(|net| net_contains(net, peer)) {
+            return Err(fail(Reason::DeniedIp));
+        }
+        Ok((tenant, login))
+    }
+
+    fn open_session(
+        &self,
+        tenant: TenantName,
+        login: Login,
+        peer: SocketAddr,
+        protocol: Protocol,
+    ) -> Result<Session, Reason> {
+        let permit = self.inner.limits.open_session(login.as_str()).map_err(|_| Reason::TooManySessions)?;
+        let fs = TenantFs::open(&self.inner.data_dir.tenant_root(&tenant)).map_err(|_| Reason::TenantUnavailable)?;
+        Ok(Session::new(self.clone(), tenant, login, peer, protocol, fs, permit))
+    }
+
+    async fn authorized_keys(&self, login: &Login) -> Vec<AuthorizedKey> {
+        let stored = self.inner.catalog.keys(login).await.unwrap_or_default();
+        stored.iter().filter_map(|k| AuthorizedKey::parse(&k.public_key).ok()).collect()
+    }
+}
+
+/// argon2 is CPU-bound for tens of milliseconds: run it off the async workers.
+async fn verify(hash: Option<String>, password: String) -> bool {
+    tokio::task::spawn_blocking(move || match hash {
+        Some(hash) => passerelle_keys::verify_password(&hash, &password),
+        None => passerelle_keys::dummy_verify(&password),
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// Spends the time of a real verification for a login that does not exist.
+async fn burn_verification(password: String) {
+    verify(None, password).await;
+}
+
+fn net_contains(cidr: &str, peer: SocketAddr) -> bool {
+    let ip = match peer.ip() {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+        v4 => v4,
+    };
+    cidr.parse::<ipnet::IpNet>().is_ok_and(|net| net.contains(&ip))
+}
