@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# SFTP throughput of passerelle against OpenSSH's own internal-sftp, on
+# loopback, in one run, with OpenSSH's sftp client and the same cipher.
+#
+#   benches/sftp-vs-openssh.sh            # 1 GiB file + 2,000 files of 4 KiB
+#   BENCH_BIG_MIB=256 BENCH_SMALL_FILES=500 benches/sftp-vs-openssh.sh
+#
+# Prints seconds per transfer for each server and the ratio
+# passerelle-speed / openssh-speed (>= 1.0: passerelle is at least as fast).
+# A benchmark, not a test: this machine is shared and figures drift between
+# runs, so only compare the two servers within one run.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIG_MIB=${BENCH_BIG_MIB:-1024}
+SMALL_FILES=${BENCH_SMALL_FILES:-2000}
+CIPHER=${BENCH_CIPHER:-aes128-gcm@openssh.com}
+ROUNDS=${BENCH_ROUNDS:-2}
+SSHD_PORT=${BENCH_SSHD_PORT:-2422}
+PASSERELLE_PORT=${BENCH_PASSERELLE_PORT:-2423}
+# sshd's ChrootDirectory must be root-owned on every component, so not under /tmp.
+CHROOT=/var/lib/passerelle-bench/chroot
+WORK=$(mktemp -d /tmp/passerelle-bench.XXXXXX)
+PIDS=()
+
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK" "$CHROOT/upload"
+}
+trap cleanup EXIT
+
+need() { command -v "$1" >/dev/null || { echo "bench: installing $2" >&2; DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$2" >/dev/null; }; }
+need sftp openssh-client
+[ -x /usr/sbin/sshd ] || need sshd openssh-server
+
+echo "== building passerelle (release)"
+cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p passerelle-server
+P="$ROOT/target/release/passerelle"
+
+echo "== test data: ${BIG_MIB} MiB file, ${SMALL_FILES} files of 4 KiB"
+mkdir -p "$WORK/src/small" "$WORK/dst"
+head -c "$((BIG_MIB * 1024 * 1024))" /dev/urandom >"$WORK/src/big.bin"
+for i in $(seq 1 "$SMALL_FILES"); do head -c 4096 /dev/urandom >"$WORK/src/small/f$i.bin"; done
+ssh-keygen -q -t ed25519 -N '' -f "$WORK/id" -C bench
+
+echo "== private OpenSSH sshd (internal-sftp, chroot) on 127.0.0.1:$SSHD_PORT"
+mkdir -p /run/sshd "$CHROOT"
+chown root:root /var/lib/passerelle-bench "$CHROOT"
+chmod 755 /var/lib/passerelle-bench "$CHROOT"
+mkdir -p "$CHROOT/upload"
+ssh-keygen -q -t ed25519 -N '' -f "$WORK/sshd_host_key"
+cp "$WORK/id.pub" "$WORK/authorized_keys"
+cat >"$WORK/sshd_config" <<CONF
+ListenAddress 127.0.0.1
+Port $SSHD_PORT
+HostKey $WORK/sshd_host_key
+PidFile $WORK/sshd.pid
+AuthorizedKeysFile $WORK/authorized_keys
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+PermitRootLogin prohibit-password
+Ciphers $CIPHER
+Subsystem sftp internal-sftp
+ChrootDirectory $CHROOT
+ForceCommand internal-sftp
+AllowTcpForwarding no
+X11Forwarding no
+CONF
+/usr/sbin/sshd -D -f "$WORK/sshd_config" -E "$WORK/sshd.log" &
+PIDS+=($!)
+
+echo "== passerelle on 127.0.0.1:$PASSERELLE_PORT"
+export PASSERELLE_DATA_DIR="$WORK/passerelle-data" PASSERELLE_SFTP_LISTEN="127.0.0.1:$PASSERELLE_PORT"
+export PASSERELLE_FTPS_EXPLICIT_LISTEN="" PASSERELLE_FTPS_IMPLICIT_LISTEN="" PASSERELLE_LOG_LEVEL=warn
+"$P" tenant add bench >/dev/null
+"$P" user add bench bench --key "$WORK/id.pub" >/dev/null
+"$P" serve 2>"$WORK/passerelle.log" &
+PIDS+=($!)
+sleep 2
+
+# run_sftp PORT USER BATCH: seconds taken by one sftp batch.
+run_sftp() {
+    local start=$EPOCHREALTIME
+    sftp -q -P "$1" -c "$CIPHER" -i "$WORK/id" -o BatchMode=yes -o StrictHostKeyChecking=no \
+        -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -b "$3" "$2@127.0.0.1" >/dev/null
+    echo "$EPOCHREALTIME - $start" | bc -l
+}
+
+# best_of PORT USER DIR OP: best time over ROUNDS for one operation.
+best_of() {
+    local port=$1 user=$2 dir=$3 op=$4 best="" t batch="$WORK/batch"
+    for _ in $(seq 1 "$ROUNDS"); do
+        case $op in
+        put-big) printf 'put %s %s/big.bin\n' "$WORK/src/big.bin" "$dir" >"$batch" ;;
+        get-big) printf 'get %s/big.bin %s/big.bin\n' "$dir" "$WORK/dst" >"$batch" ;;
+        put-small) printf -- '-mkdir %s/small\nput -r %s/small %s/\n' "$dir" "$WORK/src" "$dir" >"$batch"
+            sed -i "s#put -r $WORK/src/small#put -r $WORK/src/small#" "$batch" ;;
+        get-small) printf 'get -r %s/small %s/\n' "$dir" "$WORK/dst" >"$batch" ;;
+        esac
+        t=$(run_sftp "$port" "$user" "$batch")
+        if [ -z "$best" ] || [ "$(echo "$t < $best" | bc -l)" = 1 ]; then best=$t; fi
+        rm -rf "$WORK/dst"/*
+    done
+    printf '%.3f' "$best"
+}
+
+printf '\n%-10s %12s %12s %8s\n' "transfer" "openssh s" "passerelle s" "ratio"
+for op in put-big get-big put-small get-small; do
+    o=$(best_of "$SSHD_PORT" root /upload "$op")
+    p=$(best_of "$PASSERELLE_PORT" bench /inbox "$op")
+    printf '%-10s %12s %12s %8.2f\n' "$op" "$o" "$p" "$(echo "$o / $p" | bc -l)"
+done
+echo "(ratio = openssh time / passerelle time; target >= 0.8)"
