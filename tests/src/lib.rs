@@ -64,6 +64,13 @@ pub fn with_database(url: &str, database: &str) -> String {
     format!("{base}/{database}")
 }
 
+/// A loopback TCP port that was free a moment ago. The kernel hands out
+/// ephemeral ports in sequence, so parallel tests do not collide in practice.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local_addr").port()
+}
+
 /// What a finished command printed and returned.
 #[derive(Debug)]
 pub struct Outcome {
@@ -100,6 +107,7 @@ impl From<std::process::Output> for Outcome {
 /// One isolated passerelle installation.
 pub struct Passerelle {
     dir: tempfile::TempDir,
+    sftp_port: u16,
     env: Vec<(String, String)>,
     /// Set for PostgreSQL installations: `(prefix, catalog database)`, cleaned up on drop.
     postgres: Option<(String, String)>,
@@ -109,7 +117,15 @@ impl Passerelle {
     /// An installation on the embedded default: SQLite catalog and tenant databases.
     pub fn new() -> Self {
         let dir = tempfile::Builder::new().prefix("passerelle-test-").tempdir().expect("tempdir");
-        Self { dir, env: Vec::new(), postgres: None }
+        let sftp_port = free_port();
+        let env = vec![
+            ("PASSERELLE_SFTP_LISTEN".into(), format!("127.0.0.1:{sftp_port}")),
+            // FTPS listeners stay off unless a test turns them on, so
+            // parallel tests never compete for their fixed default ports.
+            ("PASSERELLE_FTPS_EXPLICIT_LISTEN".into(), String::new()),
+            ("PASSERELLE_FTPS_IMPLICIT_LISTEN".into(), String::new()),
+        ];
+        Self { dir, sftp_port, env, postgres: None }
     }
 
     /// An installation whose catalog and tenant databases live in PostgreSQL.
@@ -125,14 +141,19 @@ impl Passerelle {
             reach.stderr
         );
         psql(&admin, &format!("CREATE DATABASE {catalog_db}"));
-        installation.env = vec![
+        installation.env.extend([
             ("PASSERELLE_CATALOG_URL".into(), with_database(&admin, &catalog_db)),
             ("PASSERELLE_TENANT_DB_BACKEND".into(), "postgres".into()),
             ("PASSERELLE_TENANT_DB_ADMIN_URL".into(), admin),
             ("PASSERELLE_TENANT_DB_NAME_PREFIX".into(), prefix.clone()),
-        ];
+        ]);
         installation.postgres = Some((prefix, catalog_db));
         installation
+    }
+
+    /// The loopback port the SFTP listener uses.
+    pub fn sftp_port(&self) -> u16 {
+        self.sftp_port
     }
 
     /// The data directory.
@@ -309,4 +330,90 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+impl Passerelle {
+    /// The catalog database URL of a [`Passerelle::with_postgres`] installation; `None` on SQLite.
+    pub fn pg_catalog_url(&self) -> Option<String> {
+        self.postgres
+            .as_ref()
+            .map(|(_, catalog_db)| with_database(&pg_admin_url(), catalog_db))
+    }
+}
+
+/// `url` (a `postgres://` URL) with its user replaced by `user` (no password) and its database by `database`.
+pub fn pg_url_as(url: &str, user: &str, database: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("URL with a scheme");
+    let host_and_path = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    let host = host_and_path
+        .split_once('/')
+        .map_or(host_and_path, |(host, _)| host);
+    format!("{scheme}://{user}@{host}/{database}")
+}
+
+/// Generates an OpenSSH key pair with `ssh-keygen -t KIND [-b BITS] -N '' -C COMMENT -f DIR/NAME`
+/// and returns the public key file, `DIR/NAME.pub`.
+pub fn ssh_keygen(dir: &Path, name: &str, kind: &str, bits: Option<u32>, comment: &str) -> PathBuf {
+    let private = dir.join(name);
+    let mut command = Command::new("ssh-keygen");
+    command
+        .args(["-q", "-t", kind, "-N", "", "-C", comment, "-f"])
+        .arg(&private);
+    if let Some(bits) = bits {
+        command.args(["-b", &bits.to_string()]);
+    }
+    let out = Outcome::from(
+        command
+            .stdin(Stdio::null())
+            .output()
+            .expect("ssh-keygen must be installed"),
+    );
+    assert!(out.success(), "ssh-keygen -t {kind} failed: {}", out.stderr);
+    dir.join(format!("{name}.pub"))
+}
+
+/// What `ssh-keygen -lf FILE` prints (one line per key).
+pub fn ssh_keygen_lf(file: &Path) -> String {
+    let out = Outcome::from(
+        Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(file)
+            .output()
+            .expect("ssh-keygen"),
+    );
+    assert!(
+        out.success(),
+        "ssh-keygen -lf {} failed: {}",
+        file.display(),
+        out.stderr
+    );
+    out.stdout
+}
+
+/// The permission bits (`0o777` part) of a file or directory.
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .mode()
+        & 0o777
+}
+
+/// Runs `sqlite3 -batch FILE SQL` and returns its output; panics on failure.
+pub fn sqlite3(file: &Path, sql: &str) -> String {
+    let out = Outcome::from(
+        Command::new("sqlite3")
+            .arg("-batch")
+            .arg(file)
+            .arg(sql)
+            .output()
+            .expect("sqlite3 must be installed"),
+    );
+    assert!(
+        out.success(),
+        "sqlite3 {} {sql:?} failed: {}",
+        file.display(),
+        out.stderr
+    );
+    out.stdout
 }
