@@ -1,78 +1,344 @@
-//! STUB — being replaced by the tenant filesystem implementation (helper).
-//! The signatures below are the contract the protocol front-ends use.
-#![allow(dead_code, unused_variables, missing_docs)]
+//! The tenant filesystem: one tenant's tree, as every protocol front-end
+//! sees it, confined like a chroot.
+//!
+//! ```text
+//!  client bytes ──► resolve (path.rs) ──► TenantPath ──► TenantFs op ──► walk.rs ──► cap-std Dir
+//!                   lexical: UTF-8, no NUL,              area rules      one name at a time,
+//!                   no controls, `..` clamped            (inbox only     O_NOFOLLOW, beneath
+//!                                                         for writes)     the tenant root
+//! ```
+//!
+//! What a client sees:
+//!
+//! - `/` — read-only, lists only `inbox` and `outbox` (anything else kept in
+//!   the tenant root on disk is invisible and reported missing);
+//! - `/inbox` — files and sub-directories may be created, renamed, removed
+//!   strictly below it; uploads are atomic (`upload.rs`);
+//! - `/outbox` — list and read only; the import pipeline writes receipts
+//!   there by other means.
+//!
+//! Non-features: no symlinks or hard links (not creatable; symlinks planted in
+//! the tree are refused by every operation and left out of listings, as are
+//! FIFOs, sockets and devices), no names that are not UTF-8 or that contain
+//! control characters (unreachable, so unlisted), no access to uploads in
+//! progress (their hidden temporaries cannot be named).
+//!
+//! The root directory is opened once, with ambient authority, in
+//! [`TenantFs::open`]; every later access is relative to it through cap-std,
+//! which refuses `..` and absolute paths and keeps lookups beneath the root
+//! even if the checks here had a bug. Everything that touches the disk runs on
+//! tokio's blocking pool.
+
+mod digest;
+mod error;
+mod path;
+mod reader;
+mod stat;
+mod sweep;
+mod upload;
+mod walk;
+
+#[cfg(test)]
+mod tests;
 
 use std::path::Path;
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
-/// Which part of the tenant tree a path is in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Area { Root, Inbox, Outbox }
+use cap_fs_ext::{DirExt as _, FollowSymlinks, OpenOptionsFollowExt as _, OpenOptionsSyncExt as _};
+use cap_std::fs::{Dir, OpenOptions};
 
-/// A normalised path inside one tenant's tree; only `TenantFs::resolve` builds one.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct TenantPath { components: Vec<String> }
+pub(crate) use error::FsError;
+pub(crate) use path::{Area, TenantPath};
+pub(crate) use reader::{FileReader, MAX_READ};
+pub(crate) use stat::{FileStat, FsStats};
+pub(crate) use upload::{CommittedUpload, Upload};
 
-impl TenantPath {
-    pub(crate) fn root() -> Self { Self { components: Vec::new() } }
-    /// As clients see it: `/inbox/a.csv`, `/` for the root.
-    pub(crate) fn to_client_string(&self) -> String { todo!() }
-    pub(crate) fn area(&self) -> Area { todo!() }
-    pub(crate) fn file_name(&self) -> Option<&str> { todo!() }
+/// One tenant's tree. Cheap to clone (the root directory is shared); every
+/// session of the tenant may hold its own.
+#[derive(Clone, Debug)]
+pub(crate) struct TenantFs {
+    root: Arc<Dir>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum FsError {
-    #[error("no such file or directory")] NotFound,
-    #[error("permission denied")] PermissionDenied,
-    #[error("already exists")] AlreadyExists,
-    #[error("not a directory")] NotADirectory,
-    #[error("is a directory")] IsADirectory,
-    #[error("directory not empty")] DirectoryNotEmpty,
-    #[error("invalid path: {0}")] InvalidPath(&'static str),
-    #[error("not supported: {0}")] Unsupported(&'static str),
-    #[error("no space left on device")] NoSpace,
-    #[error("i/o error: {0}")] Io(std::io::Error),
+/// Runs filesystem work on the blocking pool.
+async fn blocking<T, F>(work: F) -> Result<T, FsError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, FsError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work).await?
 }
 
-#[derive(Clone, Debug)]
-pub(crate) struct FileStat { pub(crate) size: u64, pub(crate) is_dir: bool, pub(crate) permissions: u32, pub(crate) modified: SystemTime, pub(crate) accessed: SystemTime }
+/// Refuses offsets that the kernel would reject (`off_t` is signed).
+fn check_offset(offset: u64, len: usize) -> Result<(), FsError> {
+    match offset.checked_add(len as u64) {
+        Some(end) if i64::try_from(end).is_ok() => Ok(()),
+        _ => Err(FsError::Unsupported("offset beyond the largest file size")),
+    }
+}
 
-#[derive(Clone, Debug)]
-pub(crate) struct FsStats { pub(crate) block_size: u64, pub(crate) blocks: u64, pub(crate) blocks_free: u64, pub(crate) blocks_available: u64, pub(crate) files: u64, pub(crate) files_free: u64, pub(crate) name_max: u64 }
+/// Paths outside `/inbox` and `/outbox` do not exist for a client.
+fn ensure_visible(path: &TenantPath) -> Result<(), FsError> {
+    if path.is_visible() {
+        Ok(())
+    } else {
+        Err(FsError::NotFound)
+    }
+}
 
-#[derive(Clone, Debug)]
-pub(crate) struct TenantFs;
-pub(crate) struct FileReader;
-pub(crate) struct Upload;
-#[derive(Clone, Debug)]
-pub(crate) struct CommittedUpload { pub(crate) path: TenantPath, pub(crate) size: u64, pub(crate) sha256: [u8; 32] }
+/// Changes are allowed strictly below `/inbox` only.
+fn ensure_writable(path: &TenantPath) -> Result<(), FsError> {
+    if path.is_writable() {
+        Ok(())
+    } else {
+        Err(FsError::PermissionDenied)
+    }
+}
 
 impl TenantFs {
-    pub(crate) fn open(tenant_root: &Path) -> Result<Self, FsError> { todo!() }
-    pub(crate) fn resolve(&self, cwd: &TenantPath, raw: &[u8]) -> Result<TenantPath, FsError> { todo!() }
-    pub(crate) async fn stat(&self, path: &TenantPath) -> Result<FileStat, FsError> { todo!() }
-    pub(crate) async fn read_dir(&self, path: &TenantPath) -> Result<Vec<(String, FileStat)>, FsError> { todo!() }
-    pub(crate) async fn open_read(&self, path: &TenantPath) -> Result<FileReader, FsError> { todo!() }
-    pub(crate) async fn create_upload(&self, path: &TenantPath, exclusive: bool) -> Result<Upload, FsError> { todo!() }
-    pub(crate) async fn mkdir(&self, path: &TenantPath) -> Result<(), FsError> { todo!() }
-    pub(crate) async fn rmdir(&self, path: &TenantPath) -> Result<(), FsError> { todo!() }
-    pub(crate) async fn remove_file(&self, path: &TenantPath) -> Result<(), FsError> { todo!() }
-    pub(crate) async fn rename(&self, from: &TenantPath, to: &TenantPath) -> Result<(), FsError> { todo!() }
-    pub(crate) async fn set_times(&self, path: &TenantPath, accessed: SystemTime, modified: SystemTime) -> Result<(), FsError> { todo!() }
-    pub(crate) async fn statvfs(&self, path: &TenantPath) -> Result<FsStats, FsError> { todo!() }
-}
+    /// Opens the tenant root (`<data_dir>/tenants/<tenant>/`). This is the only
+    /// place that uses ambient authority.
+    pub(crate) fn open(tenant_root: &Path) -> Result<Self, FsError> {
+        let root = Dir::open_ambient_dir(tenant_root, cap_std::ambient_authority())?;
+        Ok(Self {
+            root: Arc::new(root),
+        })
+    }
 
-impl FileReader {
-    pub(crate) async fn read_at(&self, offset: u64, len: u32) -> Result<Vec<u8>, FsError> { todo!() }
-    pub(crate) async fn stat(&self) -> Result<FileStat, FsError> { todo!() }
-}
+    /// Turns raw client bytes into a path, relative to `cwd` unless absolute.
+    /// Lexical only: whether the path exists is for the operation to find.
+    pub(crate) fn resolve(&self, cwd: &TenantPath, raw: &[u8]) -> Result<TenantPath, FsError> {
+        path::resolve(cwd, raw)
+    }
 
-impl Upload {
-    pub(crate) fn path(&self) -> &TenantPath { todo!() }
-    pub(crate) async fn write_at(&self, offset: u64, data: &[u8]) -> Result<(), FsError> { todo!() }
-    pub(crate) async fn stat(&self) -> Result<FileStat, FsError> { todo!() }
-    pub(crate) async fn sync(&self) -> Result<(), FsError> { todo!() }
-    pub(crate) async fn commit(self) -> Result<CommittedUpload, FsError> { todo!() }
-    pub(crate) async fn abort(self) { todo!() }
+    /// Attributes of a file or directory; symlinks are not followed but
+    /// refused (`PermissionDenied`), like FIFOs, sockets and devices.
+    pub(crate) async fn stat(&self, path: &TenantPath) -> Result<FileStat, FsError> {
+        let (root, path) = (Arc::clone(&self.root), path.clone());
+        blocking(move || {
+            ensure_visible(&path)?;
+            if path.is_root() {
+                return Ok(FileStat::from_cap(&root.dir_metadata()?));
+            }
+            let (dir, name) = walk::open_parent(&root, &path)?;
+            Ok(FileStat::from_cap(&walk::plain_metadata(&dir, name)?))
+        })
+        .await
+    }
+
+    /// The entries of a directory, sorted by name, without `.` and `..`.
+    ///
+    /// Only regular files and directories are listed: symlinks, special
+    /// files, names that are not UTF-8 or hold control characters, and
+    /// uploads in progress are left out, since no operation would accept
+    /// them. The root lists only `inbox` and `outbox`.
+    pub(crate) async fn read_dir(
+        &self,
+        path: &TenantPath,
+    ) -> Result<Vec<(String, FileStat)>, FsError> {
+        let (root, path) = (Arc::clone(&self.root), path.clone());
+        blocking(move || {
+            ensure_visible(&path)?;
+            let dir = walk::open_dir(&root, path.components())?;
+            let mut entries = Vec::new();
+            for entry in dir.entries()? {
+                let entry = entry?;
+                let Ok(name) = entry.file_name().into_string() else {
+                    continue;
+                };
+                if !path::is_listable_name(&name) {
+                    continue;
+                }
+                if path.is_root() && !matches!(name.as_str(), "inbox" | "outbox") {
+                    continue;
+                }
+                // Both from the entry itself, neither follows a symlink.
+                let file_type = entry.file_type()?;
+                if !(file_type.is_file() || file_type.is_dir()) {
+                    continue;
+                }
+                let meta = match walk::plain_metadata(&dir, &name) {
+                    Ok(meta) => meta,
+                    // Removed or swapped for a symlink since readdir.
+                    Err(FsError::NotFound | FsError::PermissionDenied) => continue,
+                    Err(err) => return Err(err),
+                };
+                entries.push((name, FileStat::from_cap(&meta)));
+            }
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok(entries)
+        })
+        .await
+    }
+
+    /// Opens a regular file for reading (`IsADirectory` for a directory,
+    /// `PermissionDenied` for a symlink or special file).
+    pub(crate) async fn open_read(&self, path: &TenantPath) -> Result<FileReader, FsError> {
+        let (root, path) = (Arc::clone(&self.root), path.clone());
+        blocking(move || {
+            ensure_visible(&path)?;
+            if path.is_root() {
+                return Err(FsError::IsADirectory);
+            }
+            let (dir, name) = walk::open_parent(&root, &path)?;
+            let mut options = OpenOptions::new();
+            // O_NONBLOCK: opening a FIFO swapped in after any check must not
+            // hang a blocking thread; it changes nothing for regular files.
+            options.read(true).follow(FollowSymlinks::No).nonblock(true);
+            let file = dir
+                .open_with(name, &options)
+                .map_err(|err| walk::refine(&dir, name, err))?
+                .into_std();
+            let meta = file.metadata()?;
+            if meta.is_dir() {
+                return Err(FsError::IsADirectory);
+            }
+            if !meta.is_file() {
+                return Err(FsError::PermissionDenied);
+            }
+            Ok(FileReader::new(path, file))
+        })
+        .await
+    }
+
+    /// Starts an atomic upload to `path` (strictly below `/inbox`, parent
+    /// must exist). With `exclusive`, an existing target is `AlreadyExists`,
+    /// now and again at commit; otherwise commit replaces it.
+    pub(crate) async fn create_upload(
+        &self,
+        path: &TenantPath,
+        exclusive: bool,
+    ) -> Result<Upload, FsError> {
+        let (root, path) = (Arc::clone(&self.root), path.clone());
+        blocking(move || {
+            ensure_writable(&path)?;
+            let (dir, name) = walk::open_parent(&root, &path)?;
+            match walk::plain_metadata_if_exists(&dir, name)? {
+                Some(meta) if meta.is_dir() => return Err(FsError::IsADirectory),
+                Some(_) if exclusive => return Err(FsError::AlreadyExists),
+                _ => {}
+            }
+            upload::start(dir, path, exclusive)
+        })
+        .await
+    }
+
+    /// Creates a directory (strictly below `/inbox`).
+    pub(crate) async fn mkdir(&self, path: &TenantPath) -> Result<(), FsError> {
+        let (root, path) = (Arc::clone(&self.root), path.clone());
+        blocking(move || {
+            ensure_writable(&path)?;
+            let (dir, name) = walk::open_parent(&root, &path)?;
+            Ok(dir.create_dir(name)?)
+        })
+        .await
+    }
+
+    /// Removes an empty directory (strictly below `/inbox`). A directory
+    /// holding only an upload in progress is not empty.
+    pub(crate) async fn rmdir(&self, path: &TenantPath) -> Result<(), FsError> {
+        let (root, path) = (Arc::clone(&self.root), path.clone());
+        blocking(move || {
+            ensure_writable(&path)?;
+            let (dir, name) = walk::open_parent(&root, &path)?;
+            if !walk::plain_metadata(&dir, name)?.is_dir() {
+                return Err(FsError::NotADirectory);
+            }
+            // rmdir(2) does not follow a symlink swapped in meanwhile.
+            Ok(dir.remove_dir(name)?)
+        })
+        .await
+    }
+
+    /// Removes a file (strictly below `/inbox`).
+    pub(crate) async fn remove_file(&self, path: &TenantPath) -> Result<(), FsError> {
+        let (root, path) = (Arc::clone(&self.root), path.clone());
+        blocking(move || {
+            ensure_writable(&path)?;
+            let (dir, name) = walk::open_parent(&root, &path)?;
+            if walk::plain_metadata(&dir, name)?.is_dir() {
+                return Err(FsError::IsADirectory);
+            }
+            Ok(dir.remove_file(name)?)
+        })
+        .await
+    }
+
+    /// Renames a file or directory; both paths strictly below `/inbox`. An
+    /// existing target file is replaced (POSIX semantics, used for SFTP
+    /// `rename` and `posix-rename@openssh.com` alike).
+    pub(crate) async fn rename(&self, from: &TenantPath, to: &TenantPath) -> Result<(), FsError> {
+        let (root, from, to) = (Arc::clone(&self.root), from.clone(), to.clone());
+        blocking(move || {
+            ensure_writable(&from)?;
+            ensure_writable(&to)?;
+            if to.is_strictly_below(&from) {
+                return Err(FsError::InvalidPath("cannot move a directory into itself"));
+            }
+            let (from_dir, from_name) = walk::open_parent(&root, &from)?;
+            walk::plain_metadata(&from_dir, from_name)?;
+            let (to_dir, to_name) = walk::open_parent(&root, &to)?;
+            walk::plain_metadata_if_exists(&to_dir, to_name)?;
+            if from == to {
+                return Ok(());
+            }
+            Ok(from_dir.rename(from_name, &to_dir, to_name)?)
+        })
+        .await
+    }
+
+    /// Sets access and modification times (strictly below `/inbox`).
+    pub(crate) async fn set_times(
+        &self,
+        path: &TenantPath,
+        accessed: SystemTime,
+        modified: SystemTime,
+    ) -> Result<(), FsError> {
+        let (root, path) = (Arc::clone(&self.root), path.clone());
+        blocking(move || {
+            ensure_writable(&path)?;
+            let (dir, name) = walk::open_parent(&root, &path)?;
+            walk::plain_metadata(&dir, name)?;
+            let time = |t| Some(cap_std::time::SystemTime::from_std(t).into());
+            // The no-follow variant: a symlink swapped in after the check gets
+            // its own times changed, never its target's.
+            Ok(dir.set_symlink_times(name, time(accessed), time(modified))?)
+        })
+        .await
+    }
+
+    /// Removes upload temporaries under `/inbox` untouched for `older_than`
+    /// (left by a crashed server; a live upload rewrites its temporary all
+    /// the time). Returns how many were removed. Meant for start-up and
+    /// periodic maintenance, not for client requests.
+    pub(crate) async fn remove_stale_uploads(
+        &self,
+        older_than: Duration,
+    ) -> Result<usize, FsError> {
+        let root = Arc::clone(&self.root);
+        blocking(move || {
+            let cutoff = SystemTime::now()
+                .checked_sub(older_than)
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            let inbox = match walk::open_dir(&root, &["inbox".to_owned()]) {
+                Ok(inbox) => inbox,
+                Err(FsError::NotFound) => return Ok(0),
+                Err(err) => return Err(err),
+            };
+            sweep::sweep(&inbox, cutoff, 0)
+        })
+        .await
+    }
+
+    /// Space on the filesystem holding the tenant tree; `path` must exist.
+    pub(crate) async fn statvfs(&self, path: &TenantPath) -> Result<FsStats, FsError> {
+        self.stat(path).await?;
+        let root = Arc::clone(&self.root);
+        blocking(move || {
+            let vfs = rustix::fs::fstatvfs(&*root).map_err(std::io::Error::from)?;
+            Ok(FsStats::from_statvfs(&vfs))
+        })
+        .await
+    }
 }

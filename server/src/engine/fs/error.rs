@@ -1,0 +1,117 @@
+//! What can go wrong in a tenant's tree, in terms a protocol front-end can
+//! translate into its own status codes (SFTP `SSH_FX_*`, FTP reply codes).
+//!
+//! Operating-system errors are folded into these few kinds on purpose: a
+//! client learns that something is missing or refused, never why in detail
+//! (a symlink planted by someone, a path that would leave the tree).
+
+use std::io;
+
+use rustix::io::Errno;
+
+/// Why a filesystem operation failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FsError {
+    /// The path does not exist (or lies outside `/inbox` and `/outbox`).
+    #[error("no such file or directory")]
+    NotFound,
+    /// The operation is not allowed at this path: writes outside `/inbox/…`,
+    /// anything through a symlink, special files.
+    #[error("permission denied")]
+    PermissionDenied,
+    /// The target exists (exclusive create, mkdir).
+    #[error("already exists")]
+    AlreadyExists,
+    /// A directory was expected.
+    #[error("not a directory")]
+    NotADirectory,
+    /// A file was expected.
+    #[error("is a directory")]
+    IsADirectory,
+    /// `rmdir` of a directory that still holds entries.
+    #[error("directory not empty")]
+    DirectoryNotEmpty,
+    /// The client's path was refused before touching the disk.
+    #[error("invalid path: {0}")]
+    InvalidPath(&'static str),
+    /// The request is well-formed but not something this server does.
+    #[error("not supported: {0}")]
+    Unsupported(&'static str),
+    /// The disk or the quota is full.
+    #[error("no space left on device")]
+    NoSpace,
+    /// Anything else; logged by the caller, shown to clients as a failure.
+    #[error("i/o error: {0}")]
+    Io(io::Error),
+}
+
+impl From<io::Error> for FsError {
+    fn from(err: io::Error) -> Self {
+        if let Some(errno) = Errno::from_io_error(&err) {
+            match errno {
+                Errno::NOENT => return Self::NotFound,
+                // ELOOP is what O_NOFOLLOW answers for a symlink: refusing it is
+                // a policy decision, not a loop. EROFS: a read-only mount is a
+                // refusal as far as a client is concerned.
+                Errno::ACCESS | Errno::PERM | Errno::LOOP | Errno::ROFS => {
+                    return Self::PermissionDenied;
+                }
+                Errno::EXIST => return Self::AlreadyExists,
+                Errno::NOTDIR => return Self::NotADirectory,
+                Errno::ISDIR => return Self::IsADirectory,
+                Errno::NOTEMPTY => return Self::DirectoryNotEmpty,
+                Errno::NOSPC | Errno::DQUOT => return Self::NoSpace,
+                Errno::NAMETOOLONG => return Self::InvalidPath("name too long"),
+                _ => return Self::Io(err),
+            }
+        }
+        // No errno: cap-std's own refusals ("a path led outside of the
+        // filesystem") carry only a kind.
+        match err.kind() {
+            io::ErrorKind::NotFound => Self::NotFound,
+            io::ErrorKind::PermissionDenied => Self::PermissionDenied,
+            io::ErrorKind::AlreadyExists => Self::AlreadyExists,
+            _ => Self::Io(err),
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for FsError {
+    fn from(err: tokio::task::JoinError) -> Self {
+        // A blocking filesystem task panicked or the runtime is shutting down.
+        Self::Io(io::Error::other(err))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(errno: Errno) -> FsError {
+        FsError::from(io::Error::from(errno))
+    }
+
+    #[test]
+    fn errno_values_map_to_client_facing_kinds() {
+        assert!(matches!(map(Errno::NOENT), FsError::NotFound));
+        assert!(matches!(map(Errno::ACCESS), FsError::PermissionDenied));
+        assert!(matches!(map(Errno::PERM), FsError::PermissionDenied));
+        assert!(matches!(map(Errno::LOOP), FsError::PermissionDenied));
+        assert!(matches!(map(Errno::EXIST), FsError::AlreadyExists));
+        assert!(matches!(map(Errno::NOTDIR), FsError::NotADirectory));
+        assert!(matches!(map(Errno::ISDIR), FsError::IsADirectory));
+        assert!(matches!(map(Errno::NOTEMPTY), FsError::DirectoryNotEmpty));
+        assert!(matches!(map(Errno::NOSPC), FsError::NoSpace));
+        assert!(matches!(map(Errno::DQUOT), FsError::NoSpace));
+        assert!(matches!(map(Errno::IO), FsError::Io(_)));
+    }
+
+    #[test]
+    fn cap_std_escape_errors_are_refusals() {
+        let escape = io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "a path led outside of the filesystem",
+        );
+        assert!(matches!(FsError::from(escape), FsError::PermissionDenied));
+    }
+}

@@ -1,0 +1,303 @@
+//! Atomic uploads.
+//!
+//! An upload writes to a hidden temporary file (`.passerelle-upload-<hex>`,
+//! mode 0600) next to its target; clients cannot name it and listings skip it.
+//! `commit` fsyncs it and renames it onto the target in one step, so the
+//! target name only ever shows a complete file — which is what lets the
+//! import pipeline take any file it sees under a final name. Anything that
+//! does not commit (abort, error, dropped connection) removes the temporary.
+//!
+//! ```text
+//!  write_at ──► pwrite(temp) ──► StreamHasher        (blocking pool, &self)
+//!  commit   ──► wait for writes ─► fsync ─► digest ─► rename(temp, target) ─► fsync(dir)
+//!  drop     ──► unlink(temp)     (unless committed)
+//! ```
+
+use std::io;
+use std::os::unix::fs::FileExt as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use cap_std::fs::Dir;
+use rustix::fs::RenameFlags;
+use tokio::sync::RwLock;
+
+use super::digest::StreamHasher;
+use super::error::FsError;
+use super::path::{TenantPath, UPLOAD_TEMP_PREFIX};
+use super::reader::MAX_READ;
+use super::stat::FileStat;
+use super::{blocking, check_offset};
+
+/// A finished upload, visible under its final name.
+#[derive(Clone, Debug)]
+pub(crate) struct CommittedUpload {
+    /// Where it now is.
+    pub(crate) path: TenantPath,
+    /// Its size in bytes.
+    pub(crate) size: u64,
+    /// SHA-256 of exactly the bytes on disk.
+    pub(crate) sha256: [u8; 32],
+}
+
+/// An upload in progress. Writes take `&self` and may run concurrently (the
+/// SFTP front-end shares it through an `Arc`); `commit` and `abort` consume it.
+#[derive(Debug)]
+pub(crate) struct Upload {
+    path: TenantPath,
+    exclusive: bool,
+    staged: Arc<Staged>,
+    /// Writes hold it shared for as long as their blocking task runs, commit
+    /// takes it exclusively: nothing lands in the file after it was hashed
+    /// and renamed, even if a write's future was dropped mid-way.
+    gate: Arc<RwLock<()>>,
+}
+
+/// The temporary file; removing it on drop is what makes every path that
+/// does not commit clean up after itself.
+struct Staged {
+    /// The directory holding temporary and target: the rename happens
+    /// relative to it, so it stays right even if that directory is renamed.
+    dir: Dir,
+    temp_name: String,
+    file: std::fs::File,
+    hasher: Mutex<StreamHasher>,
+    /// Set once the temporary is gone (renamed by commit, or removed).
+    done: AtomicBool,
+}
+
+impl std::fmt::Debug for Staged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Staged")
+            .field("temp_name", &self.temp_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !*self.done.get_mut() {
+            // One unlinkat: quick enough to do in place, even on a runtime
+            // thread, and works without a runtime.
+            if let Err(err) = self.dir.remove_file(&self.temp_name) {
+                tracing::warn!(temp = %self.temp_name, error = %err, "could not remove an abandoned upload");
+            }
+        }
+    }
+}
+
+/// Creates the temporary for an upload to `name` in `dir`.
+pub(super) fn start(dir: Dir, path: TenantPath, exclusive: bool) -> Result<Upload, FsError> {
+    use cap_std::fs::{OpenOptions, OpenOptionsExt as _};
+
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create_new(true).mode(0o600);
+    // A collision of 128 random bits means a broken random source; retrying
+    // a few times only guards against a stale temporary with the same name.
+    let mut last_err = None;
+    for _ in 0..4 {
+        let temp_name = format!("{UPLOAD_TEMP_PREFIX}{}", random_hex()?);
+        match dir.open_with(&temp_name, &options) {
+            Ok(file) => {
+                let staged = Staged {
+                    dir,
+                    temp_name,
+                    file: file.into_std(),
+                    hasher: Mutex::new(StreamHasher::new()),
+                    done: AtomicBool::new(false),
+                };
+                return Ok(Upload {
+                    path,
+                    exclusive,
+                    staged: Arc::new(staged),
+                    gate: Arc::new(RwLock::new(())),
+                });
+            }
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => last_err = Some(err),
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Err(FsError::Io(
+        last_err.unwrap_or_else(|| io::Error::other("no temporary name")),
+    ))
+}
+
+fn random_hex() -> Result<String, FsError> {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes)
+        .map_err(|_| FsError::Io(io::Error::other("random source failed")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl Upload {
+    /// The target path (where the file appears on commit).
+    pub(crate) fn path(&self) -> &TenantPath {
+        &self.path
+    }
+
+    /// Writes `data` at `offset`. Pieces may arrive in any order and
+    /// concurrently; holes read as zeros, as in any sparse file.
+    pub(crate) async fn write_at(&self, offset: u64, data: &[u8]) -> Result<(), FsError> {
+        check_offset(offset, data.len())?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        let guard = Arc::clone(&self.gate).read_owned().await;
+        let staged = Arc::clone(&self.staged);
+        let data = data.to_vec();
+        blocking(move || {
+            staged.file.write_all_at(&data, offset)?;
+            staged
+                .hasher
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .feed(offset, data);
+            drop(staged);
+            drop(guard);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Attributes of the data written so far.
+    pub(crate) async fn stat(&self) -> Result<FileStat, FsError> {
+        let staged = Arc::clone(&self.staged);
+        blocking(move || Ok(FileStat::from_std(&staged.file.metadata()?))).await
+    }
+
+    /// Flushes what was written so far to disk (SFTP `fsync@openssh.com`).
+    /// The file stays hidden until `commit`.
+    pub(crate) async fn sync(&self) -> Result<(), FsError> {
+        let staged = Arc::clone(&self.staged);
+        blocking(move || Ok(staged.file.sync_data()?)).await
+    }
+
+    /// Makes the upload visible under its path: fsync, digest, rename (without
+    /// replacing an existing file if the upload was exclusive), fsync of the
+    /// directory. On error the temporary is removed and nothing is visible.
+    pub(crate) async fn commit(self) -> Result<CommittedUpload, FsError> {
+        let gate = Arc::clone(&self.gate).write_owned().await;
+        let Self {
+            path,
+            exclusive,
+            staged,
+            gate: _,
+        } = self;
+        // The whole commit runs to its end even if this future is dropped: a
+        // renamed file is then visible and complete, an unrenamed one removed.
+        blocking(move || {
+            let _gate = gate;
+            staged.file.sync_all()?;
+            let size = staged.file.metadata()?.len();
+            let streamed = staged.hasher.lock().unwrap_or_else(PoisonError::into_inner).finish(size);
+            let sha256 = match streamed {
+                Some(digest) => digest,
+                None => digest_file(&staged.file)?,
+            };
+            let target = path.file_name().ok_or(FsError::PermissionDenied)?;
+            publish(&staged.dir, &staged.temp_name, target, exclusive)?;
+            staged.done.store(true, Ordering::Release);
+            // The file is in place; failing to persist the directory entry is
+            // logged, not reported, or the client would retry an upload that
+            // the pipeline already sees.
+            if let Err(err) = sync_dir(&staged.dir) {
+                tracing::warn!(path = %path, error = %err, "could not fsync the upload's directory");
+            }
+            Ok(CommittedUpload { path, size, sha256 })
+        })
+        .await
+    }
+
+    /// Discards the upload: the temporary is removed and the target untouched.
+    pub(crate) async fn abort(self) {
+        let staged = Arc::clone(&self.staged);
+        drop(self);
+        // Late writes still holding the file keep it alive; remove the name
+        // now so that nothing lingers whatever they do.
+        let removed = blocking(move || {
+            if !staged.done.swap(true, Ordering::AcqRel) {
+                staged.dir.remove_file(&staged.temp_name)?;
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(err) = removed {
+            tracing::warn!(error = %err, "could not remove an aborted upload");
+        }
+    }
+
+    /// Whether the digest is still being computed while streaming (tests).
+    #[cfg(test)]
+    pub(super) fn is_streaming_digest(&self) -> bool {
+        self.staged
+            .hasher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_streaming()
+    }
+}
+
+/// Moves the temporary onto the target name in the same directory.
+fn publish(dir: &Dir, temp: &str, target: &str, exclusive: bool) -> Result<(), FsError> {
+    if !exclusive {
+        // POSIX rename: replaces a file, refuses a directory (EISDIR).
+        return Ok(dir.rename(temp, dir, target)?);
+    }
+    // Both names are single components relative to the same directory fd,
+    // so this raw call cannot leave it.
+    match rustix::fs::renameat_with(dir, temp, dir, target, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        // A filesystem without RENAME_NOREPLACE: link() refuses an existing
+        // target just the same, then the temporary name goes.
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {
+            dir.hard_link(temp, dir, target)?;
+            if let Err(err) = dir.remove_file(temp) {
+                tracing::warn!(temp, error = %err, "could not remove a committed upload's temporary name");
+            }
+            Ok(())
+        }
+        Err(errno) => Err(io::Error::from(errno).into()),
+    }
+}
+
+/// fsync of a directory; cap-std holds directories as `O_PATH`, which cannot
+/// be synced, so `.` is opened for reading first.
+fn sync_dir(dir: &Dir) -> io::Result<()> {
+    dir.open(".")?.into_std().sync_all()
+}
+
+/// SHA-256 of the file's content, read from the start.
+fn digest_file(file: &std::fs::File) -> Result<[u8; 32], FsError> {
+    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut buf = vec![0; MAX_READ as usize];
+    let mut offset = 0u64;
+    loop {
+        match file.read_at(&mut buf, offset) {
+            Ok(0) => break,
+            Ok(n) => {
+                context.update(&buf[..n]);
+                offset += n as u64;
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    let mut out = [0; 32];
+    out.copy_from_slice(context.finish().as_ref());
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directories_can_be_synced() {
+        let base = std::env::temp_dir().join(format!("passerelle-fs-sync-{}", std::process::id()));
+        std::fs::create_dir_all(&base).unwrap();
+        let dir = Dir::open_ambient_dir(&base, cap_std::ambient_authority()).unwrap();
+        let synced = sync_dir(&dir);
+        std::fs::remove_dir_all(&base).unwrap();
+        synced.unwrap();
+    }
+}
