@@ -15,6 +15,7 @@ mod error;
 mod logging;
 mod output;
 mod serve;
+mod sftp;
 
 fn main() -> ExitCode {
     // Everything passerelle creates (catalog, databases, keys, uploads) is

@@ -1,6 +1,8 @@
 //! `serve`: prepares keys and the catalog, then runs until SIGINT or SIGTERM.
 //! The protocol front-ends (SFTP, FTPS) and the import pipeline attach here.
 
+use std::sync::Arc;
+
 use anyhow::Context as _;
 use passerelle_catalog::{Login, TenantName};
 use passerelle_keys::{HostKeys, TlsIdentity};
@@ -8,8 +10,10 @@ use tokio::signal::unix::{SignalKind, signal};
 use tracing::info;
 
 use crate::admin::Admin;
+use crate::engine::Engine;
 use crate::error::CliError;
 use crate::logging;
+use crate::sftp::SftpServer;
 
 /// Name of the tenant and of the user that `serve --demo` creates.
 const DEMO: &str = "demo";
@@ -30,12 +34,16 @@ pub(crate) async fn run(config: passerelle_config::Config, demo: bool) -> Result
 
     let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let engine = Engine::new(Arc::new(admin.config.clone()), admin.catalog.clone(), admin.data_dir.clone());
+    let sftp = SftpServer::start(engine.clone(), host_keys.keys().to_vec()).await?;
     info!(data_dir = %admin.config.data_dir.display(), "passerelle ready");
     let signal_name = tokio::select! {
         _ = terminate.recv() => "SIGTERM",
         _ = interrupt.recv() => "SIGINT",
     };
     info!(signal = signal_name, "shutting down");
+    sftp.shutdown().await;
+    drop(engine);
     admin.catalog.close().await;
     info!("stopped");
     Ok(())

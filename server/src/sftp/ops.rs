@@ -1,0 +1,592 @@
+//! The SFTP operations, one request in, one reply out, against the engine's
+//! session (tenant filesystem and audit). Nothing here touches the disk or
+//! builds a path itself: every client path goes through `TenantFs::resolve`.
+//!
+//! Attribute changes: only times are applied (SETSTAT/FSETSTAT with
+//! ACMODTIME). Size, permissions and ownership are accepted and ignored
+//! without error, because OpenSSH `sftp put -p`, `scp -p` and other clients
+//! send them as a matter of course and a failure would abort their transfer;
+//! the areas' permissions are the server's to decide.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Instant, SystemTime};
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::codec::{self, Attrs, NameEntry, Request, StatusCode, open_flags};
+use super::listing;
+use crate::engine::Session;
+use crate::engine::fs::{FileReader, FileStat, FsError, TenantPath, Upload};
+
+/// Open handles (files and directories) one SFTP session may hold, as
+/// advertised through `limits@openssh.com`.
+pub(super) const MAX_HANDLES: usize = 256;
+/// Directory entries per READDIR reply (OpenSSH sends 100).
+const READDIR_BATCH: usize = 100;
+
+const NO_SYMLINKS: &str = "symlinks are not supported";
+const NO_RESUME: &str = "resume/append is not supported; uploads are atomic";
+
+/// Extensions announced in VERSION (name, version), all implemented below.
+pub(super) const EXTENSIONS: &[(&str, &str)] = &[
+    ("posix-rename@openssh.com", "1"),
+    ("statvfs@openssh.com", "2"),
+    ("fstatvfs@openssh.com", "2"),
+    ("fsync@openssh.com", "1"),
+    ("limits@openssh.com", "1"),
+];
+
+/// An open handle.
+enum Open {
+    Read(ReadHandle),
+    Write(WriteHandle),
+    Dir(DirHandle),
+}
+
+struct ReadHandle {
+    reader: FileReader,
+    path: TenantPath,
+    bytes: AtomicU64,
+    started: Instant,
+}
+
+struct WriteHandle {
+    upload: Upload,
+    path: TenantPath,
+    bytes: AtomicU64,
+    started: Instant,
+    /// Times set through FSETSTAT before CLOSE (`put -p`), applied after
+    /// the upload is committed: the final file does not exist before.
+    times: Mutex<Option<(u32, u32)>>,
+}
+
+struct DirHandle {
+    path: TenantPath,
+    /// Entries not yet sent, in reverse order (popped from the end).
+    pending: Mutex<Option<Vec<(String, FileStat)>>>,
+}
+
+/// One SFTP session's state: the engine session and the open handles.
+pub(super) struct Sftp {
+    session: Arc<Session>,
+    handles: Mutex<HashMap<Bytes, Arc<Open>>>,
+    next_handle: AtomicU64,
+}
+
+/// The reply to one request.
+type Reply = Bytes;
+
+impl Sftp {
+    pub(super) fn new(session: Arc<Session>) -> Self {
+        Self { session, handles: Mutex::new(HashMap::new()), next_handle: AtomicU64::new(1) }
+    }
+
+    /// Whether `request` must run alone: everything that changes which
+    /// handles exist or what is on disk waits for earlier requests and holds
+    /// back later ones, so a CLOSE never overtakes the WRITEs before it.
+    /// Reads, writes and lookups run concurrently.
+    pub(super) fn is_barrier(request: &Request) -> bool {
+        match request {
+            Request::Read { .. }
+            | Request::Write { .. }
+            | Request::Fstat { .. }
+            | Request::Stat { .. }
+            | Request::Lstat { .. }
+            | Request::RealPath { .. }
+            | Request::ReadDir { .. }
+            | Request::ReadLink { .. }
+            | Request::Symlink { .. }
+            | Request::Unknown { .. } => false,
+            Request::Extended { name, .. } => {
+                !matches!(&name[..], b"statvfs@openssh.com" | b"fstatvfs@openssh.com" | b"limits@openssh.com")
+            }
+            _ => true,
+        }
+    }
+
+    /// Serves one request (INIT is the dispatcher's).
+    pub(super) async fn handle(&self, request: Request) -> Reply {
+        match request {
+            Request::Init { .. } => codec::status(0, StatusCode::BadMessage, "duplicate INIT"),
+            Request::Open { id, path, flags, .. } => self.open(id, &path, flags).await,
+            Request::Close { id, handle } => self.close(id, &handle).await,
+            Request::Read { id, handle, offset, len } => self.read(id, &handle, offset, len).await,
+            Request::Write { id, handle, offset, data } => self.write(id, &handle, offset, &data).await,
+            Request::Stat { id, path } | Request::Lstat { id, path } => self.stat(id, &path).await,
+            Request::Fstat { id, handle } => self.fstat(id, &handle).await,
+            Request::SetStat { id, path, attrs } => self.setstat(id, &path, &attrs).await,
+            Request::FSetStat { id, handle, attrs } => self.fsetstat(id, &handle, &attrs).await,
+            Request::OpenDir { id, path } => self.opendir(id, &path).await,
+            Request::ReadDir { id, handle } => self.readdir(id, &handle),
+            Request::Remove { id, path } => self.remove(id, &path).await,
+            Request::MkDir { id, path } => self.mkdir(id, &path).await,
+            Request::RmDir { id, path } => self.rmdir(id, &path).await,
+            Request::RealPath { id, path } => self.realpath(id, &path),
+            Request::Rename { id, from, to } => self.rename(id, &from, &to, false).await,
+            Request::ReadLink { id, .. } | Request::Symlink { id } => {
+                codec::status(id, StatusCode::OpUnsupported, NO_SYMLINKS)
+            }
+            Request::Extended { id, name, data } => self.extended(id, &name, data).await,
+            Request::Unknown { id } => codec::status(id, StatusCode::OpUnsupported, "unsupported request"),
+        }
+    }
+
+    fn resolve(&self, raw: &[u8]) -> Result<TenantPath, FsError> {
+        // The session always stands at `/`: relative paths are relative to it.
+        if raw.is_empty() {
+            return Ok(TenantPath::root());
+        }
+        self.session.fs().resolve(&TenantPath::root(), raw)
+    }
+
+    fn handle_of(&self, handle: &[u8]) -> Option<Arc<Open>> {
+        self.handles.lock().unwrap_or_else(PoisonError::into_inner).get(handle).cloned()
+    }
+
+    fn insert(&self, id: u32, open: Open) -> Reply {
+        let mut handles = self.handles.lock().unwrap_or_else(PoisonError::into_inner);
+        if handles.len() >= MAX_HANDLES {
+            return codec::status(id, StatusCode::Failure, "too many open handles");
+        }
+        let key = Bytes::from(self.next_handle.fetch_add(1, Ordering::Relaxed).to_string());
+        handles.insert(key.clone(), Arc::new(open));
+        codec::handle(id, &key)
+    }
+
+    fn has_room(&self) -> bool {
+        self.handles.lock().unwrap_or_else(PoisonError::into_inner).len() < MAX_HANDLES
+    }
+
+    async fn open(&self, id: u32, raw: &[u8], flags: u32) -> Reply {
+        if !self.has_room() {
+            return codec::status(id, StatusCode::Failure, "too many open handles");
+        }
+        let path = match self.resolve(raw) {
+            Ok(path) => path,
+            Err(e) => return fs_status(id, &e),
+        };
+        let fs = self.session.fs();
+        if flags & (open_flags::WRITE | open_flags::APPEND) == 0 {
+            return match fs.open_read(&path).await {
+                Ok(reader) => self.insert(
+                    id,
+                    Open::Read(ReadHandle { reader, path, bytes: AtomicU64::new(0), started: Instant::now() }),
+                ),
+                Err(e) => fs_status(id, &e),
+            };
+        }
+        // Writes: only whole-file atomic uploads; the file that was there (if
+        // any) is replaced at CLOSE by exactly the bytes written. Appending
+        // (`reput`, curl resume) would edit a file in place, which the import
+        // pipeline must never see half-done: refused.
+        //
+        // CREAT without TRUNC is accepted as a whole-file upload too: it is
+        // how OpenSSH's scp (SFTP mode) opens its target, truncating at the
+        // end with an FSETSTAT of the size it wrote.
+        if flags & open_flags::APPEND != 0 {
+            return codec::status(id, StatusCode::OpUnsupported, NO_RESUME);
+        }
+        let exclusive = flags & open_flags::EXCL != 0 && flags & open_flags::CREAT != 0;
+        if flags & open_flags::CREAT == 0 {
+            // Without CREAT the file must exist; without TRUNC either, the
+            // client means to edit it in place.
+            match fs.stat(&path).await {
+                Ok(_) if flags & open_flags::TRUNC != 0 => {}
+                Ok(_) => return codec::status(id, StatusCode::OpUnsupported, NO_RESUME),
+                Err(e) => return fs_status(id, &e),
+            }
+        }
+        match fs.create_upload(&path, exclusive).await {
+            Ok(upload) => self.insert(
+                id,
+                Open::Write(WriteHandle {
+                    upload,
+                    path,
+                    bytes: AtomicU64::new(0),
+                    started: Instant::now(),
+                    times: Mutex::new(None),
+                }),
+            ),
+            Err(e) => {
+                self.session.record("upload", Some(&path), Err(&e), None, None);
+                fs_status(id, &e)
+            }
+        }
+    }
+
+    async fn close(&self, id: u32, handle: &[u8]) -> Reply {
+        let removed = self.handles.lock().unwrap_or_else(PoisonError::into_inner).remove(handle);
+        let Some(open) = removed else { return bad_handle(id) };
+        // CLOSE is a barrier: no other request holds this handle any more.
+        let open = match Arc::try_unwrap(open) {
+            Ok(open) => open,
+            Err(_) => return codec::status(id, StatusCode::Failure, "handle busy"),
+        };
+        match open {
+            Open::Read(h) => {
+                let bytes = h.bytes.load(Ordering::Relaxed);
+                self.session.record("download", Some(&h.path), Ok(()), Some(bytes), Some(h.started.elapsed()));
+                ok(id)
+            }
+            Open::Dir(_) => ok(id),
+            Open::Write(h) => {
+                let times = *h.times.lock().unwrap_or_else(PoisonError::into_inner);
+                match self.session.complete_upload(h.upload, h.started.elapsed()).await {
+                    Ok(()) => {
+                        if let Some((atime, mtime)) = times {
+                            let result = self
+                                .session
+                                .fs()
+                                .set_times(&h.path, listing::system_time(atime), listing::system_time(mtime))
+                                .await;
+                            self.session.record("setstat", Some(&h.path), result.as_ref().map(|_| ()), None, None);
+                        }
+                        ok(id)
+                    }
+                    Err(e) => fs_status(id, &e),
+                }
+            }
+        }
+    }
+
+    async fn read(&self, id: u32, handle: &[u8], offset: u64, len: u32) -> Reply {
+        let Some(open) = self.handle_of(handle) else { return bad_handle(id) };
+        let Open::Read(h) = &*open else {
+            return codec::status(id, StatusCode::Failure, "handle not open for reading");
+        };
+        match h.reader.read_at(offset, len.min(codec::MAX_DATA)).await {
+            Ok(data) if data.is_empty() => codec::status(id, StatusCode::Eof, "end of file"),
+            Ok(data) => {
+                h.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                codec::data(id, &data)
+            }
+            Err(e) => fs_status(id, &e),
+        }
+    }
+
+    async fn write(&self, id: u32, handle: &[u8], offset: u64, data: &[u8]) -> Reply {
+        let Some(open) = self.handle_of(handle) else { return bad_handle(id) };
+        let Open::Write(h) = &*open else {
+            return codec::status(id, StatusCode::PermissionDenied, "handle not open for writing");
+        };
+        match h.upload.write_at(offset, data).await {
+            Ok(()) => {
+                h.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                ok(id)
+            }
+            Err(e) => fs_status(id, &e),
+        }
+    }
+
+    async fn stat(&self, id: u32, raw: &[u8]) -> Reply {
+        let path = match self.resolve(raw) {
+            Ok(path) => path,
+            Err(e) => return fs_status(id, &e),
+        };
+        match self.session.fs().stat(&path).await {
+            Ok(stat) => codec::attrs(id, &listing::attrs(&stat)),
+            Err(e) => fs_status(id, &e),
+        }
+    }
+
+    async fn fstat(&self, id: u32, handle: &[u8]) -> Reply {
+        let Some(open) = self.handle_of(handle) else { return bad_handle(id) };
+        let stat = match &*open {
+            Open::Read(h) => h.reader.stat().await,
+            Open::Write(h) => h.upload.stat().await,
+            Open::Dir(h) => self.session.fs().stat(&h.path).await,
+        };
+        match stat {
+            Ok(stat) => codec::attrs(id, &listing::attrs(&stat)),
+            Err(e) => fs_status(id, &e),
+        }
+    }
+
+    async fn setstat(&self, id: u32, raw: &[u8], attrs: &Attrs) -> Reply {
+        let path = match self.resolve(raw) {
+            Ok(path) => path,
+            Err(e) => return fs_status(id, &e),
+        };
+        let fs = self.session.fs();
+        let result = match attrs.times {
+            Some((atime, mtime)) => {
+                let result = fs.set_times(&path, listing::system_time(atime), listing::system_time(mtime)).await;
+                self.session.record("setstat", Some(&path), result.as_ref().map(|_| ()), None, None);
+                result
+            }
+            // Nothing we apply: succeed if the file is there (see module docs).
+            None => fs.stat(&path).await.map(|_| ()),
+        };
+        match result {
+            Ok(()) => ok(id),
+            Err(e) => fs_status(id, &e),
+        }
+    }
+
+    async fn fsetstat(&self, id: u32, handle: &[u8], attrs: &Attrs) -> Reply {
+        let Some(open) = self.handle_of(handle) else { return bad_handle(id) };
+        let Some((atime, mtime)) = attrs.times else { return ok(id) };
+        match &*open {
+            Open::Write(h) => {
+                *h.times.lock().unwrap_or_else(PoisonError::into_inner) = Some((atime, mtime));
+                ok(id)
+            }
+            Open::Read(h) => self.set_times(id, &h.path, atime, mtime).await,
+            Open::Dir(h) => self.set_times(id, &h.path, atime, mtime).await,
+        }
+    }
+
+    async fn set_times(&self, id: u32, path: &TenantPath, atime: u32, mtime: u32) -> Reply {
+        let result = self.session.fs().set_times(path, listing::system_time(atime), listing::system_time(mtime)).await;
+        self.session.record("setstat", Some(path), result.as_ref().map(|_| ()), None, None);
+        match result {
+            Ok(()) => ok(id),
+            Err(e) => fs_status(id, &e),
+        }
+    }
+
+    async fn opendir(&self, id: u32, raw: &[u8]) -> Reply {
+        if !self.has_room() {
+            return codec::status(id, StatusCode::Failure, "too many open handles");
+        }
+        let path = match self.resolve(raw) {
+            Ok(path) => path,
+            Err(e) => return fs_status(id, &e),
+        };
+        match self.session.fs().read_dir(&path).await {
+            Ok(mut entries) => {
+                entries.reverse();
+                self.insert(id, Open::Dir(DirHandle { path, pending: Mutex::new(Some(entries)) }))
+            }
+            Err(e) => fs_status(id, &e),
+        }
+    }
+
+    fn readdir(&self, id: u32, handle: &[u8]) -> Reply {
+        let Some(open) = self.handle_of(handle) else { return bad_handle(id) };
+        let Open::Dir(h) = &*open else { return bad_handle(id) };
+        let batch: Vec<(String, FileStat)> = {
+            let mut pending = h.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some(entries) = pending.as_mut() else {
+                return codec::status(id, StatusCode::Eof, "end of directory");
+            };
+            let take = entries.len().min(READDIR_BATCH);
+            let batch = entries.split_off(entries.len() - take).into_iter().rev().collect();
+            if entries.is_empty() {
+                *pending = None;
+            }
+            batch
+        };
+        if batch.is_empty() {
+            return codec::status(id, StatusCode::Eof, "end of directory");
+        }
+        let now = SystemTime::now();
+        let owner = self.session.login().as_str();
+        let entries: Vec<NameEntry> = batch
+            .iter()
+            .map(|(name, stat)| NameEntry {
+                name: name.clone(),
+                long_name: listing::long_name(name, stat, owner, now),
+                attrs: listing::attrs(stat),
+            })
+            .collect();
+        codec::name(id, &entries)
+    }
+
+    async fn remove(&self, id: u32, raw: &[u8]) -> Reply {
+        let path = match self.resolve(raw) {
+            Ok(path) => path,
+            Err(e) => return fs_status(id, &e),
+        };
+        let result = self.session.fs().remove_file(&path).await;
+        self.session.record("delete", Some(&path), result.as_ref().map(|_| ()), None, None);
+        reply(id, result)
+    }
+
+    async fn mkdir(&self, id: u32, raw: &[u8]) -> Reply {
+        let path = match self.resolve(raw) {
+            Ok(path) => path,
+            Err(e) => return fs_status(id, &e),
+        };
+        let result = self.session.fs().mkdir(&path).await;
+        self.session.record("mkdir", Some(&path), result.as_ref().map(|_| ()), None, None);
+        reply(id, result)
+    }
+
+    async fn rmdir(&self, id: u32, raw: &[u8]) -> Reply {
+        let path = match self.resolve(raw) {
+            Ok(path) => path,
+            Err(e) => return fs_status(id, &e),
+        };
+        let result = self.session.fs().rmdir(&path).await;
+        self.session.record("rmdir", Some(&path), result.as_ref().map(|_| ()), None, None);
+        reply(id, result)
+    }
+
+    fn realpath(&self, id: u32, raw: &[u8]) -> Reply {
+        match self.resolve(raw) {
+            Ok(path) => {
+                let name = path.to_client_string();
+                codec::name(id, &[NameEntry { long_name: name.clone(), name, attrs: Attrs::default() }])
+            }
+            Err(e) => fs_status(id, &e),
+        }
+    }
+
+    /// SFTP v3 RENAME refuses an existing target; `posix-rename@openssh.com`
+    /// replaces it.
+    async fn rename(&self, id: u32, from: &[u8], to: &[u8], overwrite: bool) -> Reply {
+        let (from, to) = match (self.resolve(from), self.resolve(to)) {
+            (Ok(from), Ok(to)) => (from, to),
+            (Err(e), _) | (_, Err(e)) => return fs_status(id, &e),
+        };
+        let fs = self.session.fs();
+        if !overwrite && from != to && fs.stat(&to).await.is_ok() {
+            let e = FsError::AlreadyExists;
+            self.session.record_rename(&from, &to, Err(&e));
+            return fs_status(id, &e);
+        }
+        let result = fs.rename(&from, &to).await;
+        self.session.record_rename(&from, &to, result.as_ref().map(|_| ()));
+        reply(id, result)
+    }
+
+    async fn extended(&self, id: u32, name: &[u8], mut data: Bytes) -> Reply {
+        match name {
+            b"posix-rename@openssh.com" => {
+                let (Ok(from), Ok(to)) = (codec::get_string(&mut data), codec::get_string(&mut data)) else {
+                    return codec::status(id, StatusCode::BadMessage, "malformed posix-rename");
+                };
+                self.rename(id, &from, &to, true).await
+            }
+            b"statvfs@openssh.com" => {
+                let Ok(raw) = codec::get_string(&mut data) else {
+                    return codec::status(id, StatusCode::BadMessage, "malformed statvfs");
+                };
+                match self.resolve(&raw) {
+                    Ok(path) => self.statvfs(id, &path).await,
+                    Err(e) => fs_status(id, &e),
+                }
+            }
+            b"fstatvfs@openssh.com" => {
+                let Ok(handle) = codec::get_string(&mut data) else {
+                    return codec::status(id, StatusCode::BadMessage, "malformed fstatvfs");
+                };
+                let Some(open) = self.handle_of(&handle) else { return bad_handle(id) };
+                let path = match &*open {
+                    Open::Read(h) => h.path.clone(),
+                    Open::Write(h) => h.path.parent(),
+                    Open::Dir(h) => h.path.clone(),
+                };
+                self.statvfs(id, &path).await
+            }
+            b"fsync@openssh.com" => {
+                let Ok(handle) = codec::get_string(&mut data) else {
+                    return codec::status(id, StatusCode::BadMessage, "malformed fsync");
+                };
+                let Some(open) = self.handle_of(&handle) else { return bad_handle(id) };
+                match &*open {
+                    Open::Write(h) => reply(id, h.upload.sync().await),
+                    // Nothing to flush for a file only read.
+                    _ => ok(id),
+                }
+            }
+            b"limits@openssh.com" => {
+                let mut body = BytesMut::with_capacity(32);
+                body.put_u64(u64::from(codec::MAX_PACKET));
+                body.put_u64(u64::from(codec::MAX_DATA));
+                body.put_u64(u64::from(codec::MAX_DATA));
+                body.put_u64(MAX_HANDLES as u64);
+                extended_reply(id, &body)
+            }
+            _ => codec::status(id, StatusCode::OpUnsupported, "unsupported extension"),
+        }
+    }
+
+    async fn statvfs(&self, id: u32, path: &TenantPath) -> Reply {
+        match self.session.fs().statvfs(path).await {
+            Ok(s) => {
+                let mut body = BytesMut::with_capacity(88);
+                body.put_u64(s.block_size); // f_bsize
+                body.put_u64(s.block_size); // f_frsize
+                body.put_u64(s.blocks);
+                body.put_u64(s.blocks_free);
+                body.put_u64(s.blocks_available);
+                body.put_u64(s.files);
+                body.put_u64(s.files_free);
+                body.put_u64(s.files_free); // f_favail
+                body.put_u64(0); // f_fsid: not disclosed
+                body.put_u64(0); // f_flag
+                body.put_u64(s.name_max);
+                extended_reply(id, &body)
+            }
+            Err(e) => fs_status(id, &e),
+        }
+    }
+
+    /// Ends the session: uploads still open were interrupted (the client
+    /// never closed them) and are discarded without an upload-completed
+    /// event; downloads still open are recorded as interrupted.
+    pub(super) fn abandon_open_handles(&self) {
+        let handles: Vec<Arc<Open>> =
+            self.handles.lock().unwrap_or_else(PoisonError::into_inner).drain().map(|(_, h)| h).collect();
+        for open in handles {
+            match &*open {
+                Open::Write(h) => {
+                    let bytes = h.bytes.load(Ordering::Relaxed);
+                    self.session.record_aborted_upload(&h.path, bytes, h.started.elapsed());
+                }
+                Open::Read(h) => {
+                    let e = FsError::Io(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionAborted,
+                        "connection closed before the file was",
+                    ));
+                    let bytes = h.bytes.load(Ordering::Relaxed);
+                    self.session.record("download", Some(&h.path), Err(&e), Some(bytes), Some(h.started.elapsed()));
+                }
+                Open::Dir(_) => {}
+            }
+            // Dropping the last reference of an upload removes its temporary.
+        }
+    }
+}
+
+fn ok(id: u32) -> Reply {
+    codec::status(id, StatusCode::Ok, "")
+}
+
+fn bad_handle(id: u32) -> Reply {
+    codec::status(id, StatusCode::Failure, "invalid handle")
+}
+
+fn reply(id: u32, result: Result<(), FsError>) -> Reply {
+    match result {
+        Ok(()) => ok(id),
+        Err(e) => fs_status(id, &e),
+    }
+}
+
+fn extended_reply(id: u32, body: &[u8]) -> Reply {
+    codec::Encoder::new(codec::kind::EXTENDED_REPLY, 4 + body.len()).u32(id).raw(body).finish()
+}
+
+/// The status for a filesystem error. Messages are the error's own text,
+/// which never holds a server path; operating-system errors are reduced to
+/// their kind.
+pub(super) fn fs_status(id: u32, e: &FsError) -> Reply {
+    let code = match e {
+        FsError::NotFound => StatusCode::NoSuchFile,
+        FsError::PermissionDenied => StatusCode::PermissionDenied,
+        FsError::Unsupported(_) => StatusCode::OpUnsupported,
+        _ => StatusCode::Failure,
+    };
+    match e {
+        FsError::Io(err) => {
+            tracing::warn!(error = %err, "sftp: i/o error");
+            codec::status(id, code, &format!("i/o error ({})", err.kind()))
+        }
+        other => codec::status(id, code, &other.to_string()),
+    }
+}
