@@ -40,6 +40,9 @@ pub struct Config {
 pub struct SftpConfig {
     /// Addresses to listen on; empty disables SFTP.
     pub listen: Vec<SocketAddr>,
+    /// Also offer AES-CTR with encrypt-and-MAC HMAC-SHA2 for clients built on
+    /// libssh2 older than 1.11 (curl on Debian 12); off by default.
+    pub libssh2_compat: bool,
 }
 
 /// `[ftps]`: the FTPS front-end.

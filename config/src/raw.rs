@@ -25,6 +25,7 @@ pub(crate) struct Raw {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSftp {
     pub(crate) listen: Vec<SocketAddr>,
+    pub(crate) libssh2_compat: bool,
 }
 
 #[derive(Deserialize)]

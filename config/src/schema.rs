@@ -184,6 +184,17 @@ pub(crate) const KEYS: &[KeyDef] = &[
         effective: |c| strings(&c.sftp.listen),
     },
     KeyDef {
+        section: "sftp",
+        name: "libssh2_compat",
+        kind: Kind::Bool,
+        default: Default::Value("false"),
+        secret: false,
+        doc: "Also offer aes256-ctr/aes128-ctr with hmac-sha2-512/256 (encrypt-and-MAC, no ETM) for \
+              clients built on libssh2 older than 1.11, such as curl and PHP on Debian 12, which know no \
+              AES-GCM, ChaCha20 or ETM MAC. Off by default: only AEAD ciphers are offered.",
+        effective: |c| Some(Value::Boolean(c.sftp.libssh2_compat)),
+    },
+    KeyDef {
         section: "ftps",
         name: "explicit_listen",
         kind: Kind::AddressList,

@@ -103,6 +103,7 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
     Ok(Config {
         sftp: SftpConfig {
             listen: raw.sftp.listen,
+            libssh2_compat: raw.sftp.libssh2_compat,
         },
         ftps: FtpsConfig {
             explicit_listen: ftps.explicit_listen,

@@ -43,6 +43,7 @@ pub(crate) async fn run(config: passerelle_config::Config, demo: bool) -> Result
     };
     info!(signal = signal_name, "shutting down");
     sftp.shutdown().await;
+    engine.flush_audit().await;
     drop(engine);
     admin.catalog.close().await;
     info!("stopped");

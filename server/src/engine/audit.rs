@@ -5,25 +5,39 @@
 use std::net::SocketAddr;
 
 use passerelle_catalog::{AuditEvent, Catalog, TenantName};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
 use super::Protocol;
 use super::limits::Refusal;
 
+/// What the writer task receives.
+enum Message {
+    Event(AuditEvent),
+    /// Answered once every event sent before it is stored.
+    Flush(oneshot::Sender<()>),
+}
+
 /// Hands audit events to the catalog writer.
 pub(super) struct Auditor {
-    sender: mpsc::UnboundedSender<AuditEvent>,
+    sender: mpsc::UnboundedSender<Message>,
 }
 
 impl Auditor {
     /// Starts the writer task on the current runtime.
     pub(super) fn new(catalog: Catalog) -> Self {
-        let (sender, mut receiver) = mpsc::unbounded_channel::<AuditEvent>();
+        let (sender, mut receiver) = mpsc::unbounded_channel::<Message>();
         tokio::spawn(async move {
-            while let Some(event) = receiver.recv().await {
-                if let Err(e) = catalog.record(&event).await {
-                    warn!(error = %e, action = %event.action, "audit event not stored in the catalog");
+            while let Some(message) = receiver.recv().await {
+                match message {
+                    Message::Event(event) => {
+                        if let Err(e) = catalog.record(&event).await {
+                            warn!(error = %e, action = %event.action, "audit event not stored in the catalog");
+                        }
+                    }
+                    Message::Flush(done) => {
+                        let _ = done.send(());
+                    }
                 }
             }
         });
@@ -48,7 +62,15 @@ impl Auditor {
             "audit"
         );
         // The receiver lives as long as the runtime; a send error only happens at shutdown.
-        let _ = self.sender.send(event);
+        let _ = self.sender.send(Message::Event(event));
+    }
+
+    /// Waits until every event recorded so far is in the catalog.
+    pub(super) async fn flush(&self) {
+        let (done, stored) = oneshot::channel();
+        if self.sender.send(Message::Flush(done)).is_ok() {
+            let _ = stored.await;
+        }
     }
 
     /// A login attempt and its outcome.

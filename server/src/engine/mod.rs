@@ -91,6 +91,13 @@ impl Engine {
         admitted
     }
 
+    /// Waits until every audit event recorded so far is stored; called at
+    /// shutdown, after the front-ends closed their sessions, so the last
+    /// logouts reach the catalog before it closes.
+    pub(crate) async fn flush_audit(&self) {
+        self.inner.audit.flush().await;
+    }
+
     /// Subscribes to upload-completed events (the import pipeline does).
     pub(crate) fn subscribe_uploads(&self) -> tokio::sync::broadcast::Receiver<UploadCompleted> {
         self.inner.uploads.subscribe()

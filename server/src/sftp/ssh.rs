@@ -28,8 +28,24 @@ const ONLY_SFTP: &str = "passerelle: only SFTP is available on this server (no s
 /// What legacy `scp -O` (which runs `scp -t`/`scp -f` remotely) gets.
 const NO_LEGACY_SCP: &str = "passerelle: only SFTP is available; use scp without -O (its default SFTP mode)\n";
 
+/// Ciphers offered by default: AEAD only.
+const AEAD_CIPHERS: &[cipher::Name] = &[cipher::AES_256_GCM, cipher::AES_128_GCM, cipher::CHACHA20_POLY1305];
+/// `sftp.libssh2_compat`: AEAD first, then AES-CTR for libssh2 < 1.11.
+const COMPAT_CIPHERS: &[cipher::Name] = &[
+    cipher::AES_256_GCM,
+    cipher::AES_128_GCM,
+    cipher::CHACHA20_POLY1305,
+    cipher::AES_256_CTR,
+    cipher::AES_128_CTR,
+];
+/// MACs by default: ETM only (unused with AEAD ciphers; listed so that the
+/// negotiation never lands on encrypt-and-MAC).
+const ETM_MACS: &[mac::Name] = &[mac::HMAC_SHA512_ETM, mac::HMAC_SHA256_ETM];
+/// `sftp.libssh2_compat`: ETM first, then the encrypt-and-MAC SHA-2 MACs.
+const COMPAT_MACS: &[mac::Name] = &[mac::HMAC_SHA512_ETM, mac::HMAC_SHA256_ETM, mac::HMAC_SHA512, mac::HMAC_SHA256];
+
 /// The algorithms offered. Client preference decides among them (SSH rules).
-pub(super) fn preferred() -> Preferred {
+pub(super) fn preferred(libssh2_compat: bool) -> Preferred {
     Preferred {
         kex: Cow::Borrowed(&[
             kex::MLKEM768X25519_SHA256,
@@ -49,10 +65,8 @@ pub(super) fn preferred() -> Preferred {
             Algorithm::Rsa { hash: Some(HashAlg::Sha256) },
         ]),
         host_key_certificates: Cow::Borrowed(&[]),
-        cipher: Cow::Borrowed(&[cipher::AES_256_GCM, cipher::AES_128_GCM, cipher::CHACHA20_POLY1305]),
-        // Unused with AEAD ciphers, which are the only ones offered; listed
-        // so that the negotiation never lands on a MAC-then-encrypt one.
-        mac: Cow::Borrowed(&[mac::HMAC_SHA512_ETM, mac::HMAC_SHA256_ETM]),
+        cipher: Cow::Borrowed(if libssh2_compat { COMPAT_CIPHERS } else { AEAD_CIPHERS }),
+        mac: Cow::Borrowed(if libssh2_compat { COMPAT_MACS } else { ETM_MACS }),
         compression: Cow::Borrowed(&[compression::NONE]),
     }
 }
@@ -78,7 +92,7 @@ pub(super) fn config(engine: &Engine, keys: Vec<russh::keys::PrivateKey>) -> rus
         window_size: 8 * 1024 * 1024,
         maximum_packet_size: 32 * 1024,
         nodelay: true,
-        preferred: preferred(),
+        preferred: preferred(engine.config().sftp.libssh2_compat),
         ..Default::default()
     }
 }
