@@ -417,3 +417,386 @@ pub fn sqlite3(file: &Path, sql: &str) -> String {
     );
     out.stdout
 }
+
+// ---------------------------------------------------------------------------
+// SFTP end-to-end helpers: real clients (OpenSSH, curl, paramiko) against a
+// running server, every invocation bounded in time.
+// ---------------------------------------------------------------------------
+
+/// How long any one client invocation may run before it is killed.
+pub const CLIENT_TIMEOUT_SECS: u32 = 60;
+
+/// The workspace root (the parent of `tests/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// `target/test-venv/bin/NAME` when it exists, otherwise `fallback` from `PATH`.
+pub fn venv_tool(name: &str, fallback: &str) -> PathBuf {
+    let candidate = workspace_root().join("target/test-venv/bin").join(name);
+    if candidate.exists() {
+        candidate
+    } else {
+        PathBuf::from(fallback)
+    }
+}
+
+/// The Python that has paramiko (the test venv's, else `python3`).
+pub fn python() -> PathBuf {
+    venv_tool("python", "python3")
+}
+
+/// Whether `program` is found on `PATH`.
+pub fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+/// `timeout -k 5 <secs> PROGRAM`: the program and everything it starts are
+/// killed after `secs` seconds (exit code 124 or 137 then).
+pub fn bounded(program: impl AsRef<std::ffi::OsStr>, secs: u32) -> Command {
+    let mut command = Command::new("timeout");
+    command.args(["-k", "5", &secs.to_string()]).arg(program);
+    command.env_remove("SSH_AUTH_SOCK");
+    command
+}
+
+/// Runs `command` to completion with `stdin` as its standard input.
+pub fn run_command(command: &mut Command, stdin: &[u8]) -> Outcome {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    let mut input = child.stdin.take().expect("stdin");
+    let stdin = stdin.to_vec();
+    // A writer thread, so that a client that does not read its input cannot block us.
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&stdin);
+    });
+    let output = child.wait_with_output().expect("wait for client");
+    let _ = writer.join();
+    Outcome::from(output)
+}
+
+/// SHA-256 of a file as `sha256sum` prints it (lower-case hex).
+pub fn sha256sum(path: &Path) -> String {
+    let out = Outcome::from(Command::new("sha256sum").arg(path).output().expect("sha256sum"));
+    assert!(out.success(), "sha256sum {}: {}", path.display(), out.stderr);
+    out.stdout.split_whitespace().next().expect("sha256sum output").to_owned()
+}
+
+/// Writes `size` random bytes to `path`.
+pub fn random_file(path: &Path, size: u64) {
+    use std::io::Read as _;
+    let mut source = std::fs::File::open("/dev/urandom").expect("/dev/urandom").take(size);
+    let mut file = std::fs::File::create(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let copied = std::io::copy(&mut source, &mut file).expect("copy random bytes");
+    assert_eq!(copied, size);
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or `None` after `timeout`.
+pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every entry under `root` (files, directories and symlinks, which are not
+/// followed), as paths relative to `root`, sorted.
+pub fn tree(root: &Path) -> Vec<PathBuf> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.map_while(Result::ok) {
+            let path = entry.path();
+            out.push(path.strip_prefix(root).expect("under root").to_path_buf());
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                walk(root, &path, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+/// One row of the audit trail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRow {
+    /// `login`, `upload`, `download`, `rename`, ...
+    pub action: String,
+    /// `ok`, `failed`, `aborted`, ...
+    pub outcome: String,
+    /// The client path, empty when none.
+    pub path: String,
+    /// Bytes transferred, when recorded.
+    pub bytes: Option<u64>,
+    /// The free-text detail, empty when none.
+    pub detail: String,
+}
+
+/// The audit trail of a SQLite installation, oldest first.
+pub fn audit_rows(p: &Passerelle) -> Vec<AuditRow> {
+    let out = sqlite3(
+        &p.data_dir().join("catalog.db"),
+        "SELECT json_object('action', action, 'outcome', outcome, 'path', coalesce(path, ''), \
+         'bytes', bytes, 'detail', coalesce(detail, '')) FROM audit_events ORDER BY id",
+    );
+    out.lines()
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).expect("audit row as JSON");
+            AuditRow {
+                action: v["action"].as_str().unwrap_or_default().to_owned(),
+                outcome: v["outcome"].as_str().unwrap_or_default().to_owned(),
+                path: v["path"].as_str().unwrap_or_default().to_owned(),
+                bytes: v["bytes"].as_u64(),
+                detail: v["detail"].as_str().unwrap_or_default().to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// Waits (up to 10 s: the audit writer is asynchronous) for an audit row
+/// matching `wanted`, and returns it; panics with the whole trail otherwise.
+pub fn wait_for_audit(p: &Passerelle, what: &str, wanted: impl Fn(&AuditRow) -> bool) -> AuditRow {
+    wait_for(Duration::from_secs(10), || audit_rows(p).into_iter().find(|r| wanted(r)))
+        .unwrap_or_else(|| panic!("no audit row for {what}; audit trail:\n{:#?}", audit_rows(p)))
+}
+
+impl Server {
+    /// The structured (`log.format = "json"`) lines printed so far whose
+    /// message is `message`.
+    pub fn json_events(&mut self, message: &str) -> Vec<serde_json::Value> {
+        self.output()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|v| v["message"] == message || v["fields"]["message"] == message)
+            .collect()
+    }
+
+    /// Waits for the "upload completed" event of `path` (a client path such as
+    /// `/inbox/a.csv`) and returns it; panics after `timeout`.
+    pub fn wait_for_upload_completed(&mut self, path: &str, timeout: Duration) -> serde_json::Value {
+        wait_for(timeout, || {
+            self.json_events("upload completed")
+                .into_iter()
+                .find(|v| field(v, "path") == Some(path))
+        })
+        .unwrap_or_else(|| panic!("no \"upload completed\" event for {path}; output:\n{}", self.output()))
+    }
+
+    /// Whether the server process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+/// A string field of a JSON log event, flattened or under `fields`.
+pub fn field<'a>(event: &'a serde_json::Value, name: &str) -> Option<&'a str> {
+    event[name].as_str().or_else(|| event["fields"][name].as_str())
+}
+
+/// How a test client authenticates.
+#[derive(Clone, Debug)]
+pub enum ClientAuth {
+    /// An OpenSSH private key file (its public half is `FILE.pub`).
+    Key(PathBuf),
+    /// A password, given to OpenSSH through an askpass script.
+    Password {
+        /// The password.
+        password: String,
+        /// An executable script that prints it (`SSH_ASKPASS`).
+        askpass: PathBuf,
+    },
+}
+
+/// One user of a running server, driven through real clients.
+#[derive(Clone, Debug)]
+pub struct SftpUser {
+    /// The server's SFTP port on 127.0.0.1.
+    pub port: u16,
+    /// The login.
+    pub login: String,
+    /// The credentials.
+    pub auth: ClientAuth,
+    /// A scratch directory for batch files and downloads.
+    pub scratch: PathBuf,
+}
+
+impl SftpUser {
+    /// A user that logs in with the private key `key`.
+    pub fn with_key(port: u16, login: &str, key: &Path, scratch: &Path) -> Self {
+        Self { port, login: login.into(), auth: ClientAuth::Key(key.into()), scratch: scratch.into() }
+    }
+
+    /// A user that logs in with `password` (an askpass script is written to `scratch`).
+    pub fn with_password(port: u16, login: &str, password: &str, scratch: &Path) -> Self {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert!(!password.contains('\''), "the askpass script quotes the password with '");
+        let askpass = scratch.join(format!("askpass-{login}-{:08x}", rand::random::<u32>()));
+        std::fs::write(&askpass, format!("#!/bin/sh\nprintf '%s\\n' '{password}'\n")).expect("askpass");
+        std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o700)).expect("chmod askpass");
+        Self {
+            port,
+            login: login.into(),
+            auth: ClientAuth::Password { password: password.into(), askpass },
+            scratch: scratch.into(),
+        }
+    }
+
+    /// `login@127.0.0.1`.
+    pub fn destination(&self) -> String {
+        format!("{}@127.0.0.1", self.login)
+    }
+
+    /// The `-o` options every OpenSSH client gets: bounded, no host key
+    /// checks, no agent, and only this user's credentials.
+    pub fn ssh_options(&self) -> Vec<String> {
+        let mut options: Vec<String> = [
+            "ConnectTimeout=10",
+            "StrictHostKeyChecking=no",
+            "UserKnownHostsFile=/dev/null",
+            "GlobalKnownHostsFile=/dev/null",
+            "LogLevel=ERROR",
+            "IdentityAgent=none",
+            "ServerAliveInterval=10",
+            "ServerAliveCountMax=3",
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        match &self.auth {
+            ClientAuth::Key(key) => options.extend([
+                "BatchMode=yes".into(),
+                "IdentitiesOnly=yes".into(),
+                format!("IdentityFile={}", key.display()),
+                "PreferredAuthentications=publickey".into(),
+                "PasswordAuthentication=no".into(),
+                "KbdInteractiveAuthentication=no".into(),
+            ]),
+            ClientAuth::Password { .. } => options.extend([
+                // Must come before sftp's own `-b`, which adds BatchMode=yes
+                // (OpenSSH keeps the first value it sees).
+                "BatchMode=no".into(),
+                "PubkeyAuthentication=no".into(),
+                "PreferredAuthentications=password".into(),
+                "NumberOfPasswordPrompts=1".into(),
+            ]),
+        }
+        options.into_iter().flat_map(|o| ["-o".to_owned(), o]).collect()
+    }
+
+    /// A bounded OpenSSH client command (`sftp`, `scp` or `ssh`) with the
+    /// options and the askpass environment, but no port or destination yet.
+    pub fn openssh(&self, program: &str) -> Command {
+        let mut command = bounded(program, CLIENT_TIMEOUT_SECS);
+        command.args(self.ssh_options());
+        if let ClientAuth::Password { askpass, .. } = &self.auth {
+            command.env("SSH_ASKPASS", askpass).env("SSH_ASKPASS_REQUIRE", "force").env("DISPLAY", ":0");
+        }
+        command
+    }
+
+    /// Runs `sftp -b BATCH` (BATCH given as text); `sftp -b` stops at the first failed command.
+    pub fn sftp_batch(&self, batch: &str) -> Outcome {
+        let file = self.scratch.join(format!("batch-{:08x}", rand::random::<u32>()));
+        std::fs::write(&file, batch).expect("write batch file");
+        let mut command = self.openssh("sftp");
+        command.arg("-P").arg(self.port.to_string()).arg("-b").arg(&file).arg(self.destination());
+        run_command(&mut command, b"")
+    }
+
+    /// Runs `scp -P PORT ARGS...`; remote paths are written `{remote}:/inbox/x`.
+    pub fn scp(&self, args: &[&str]) -> Outcome {
+        let mut command = self.openssh("scp");
+        command.arg("-P").arg(self.port.to_string());
+        let destination = self.destination();
+        command.args(args.iter().map(|a| a.replace("{remote}", &destination)));
+        run_command(&mut command, b"")
+    }
+
+    /// Runs `ssh -p PORT ARGS... login@127.0.0.1 REMOTE...`.
+    pub fn ssh(&self, args: &[&str], remote: &[&str]) -> Outcome {
+        let mut command = self.openssh("ssh");
+        command.arg("-p").arg(self.port.to_string()).args(args).arg(self.destination()).args(remote);
+        run_command(&mut command, b"")
+    }
+
+    /// `curl -sS --insecure` with this user's credentials, then `ARGS...`;
+    /// URLs are written `{url}/inbox/x` for `sftp://127.0.0.1:PORT/inbox/x`.
+    pub fn curl(&self, args: &[&str]) -> Outcome {
+        let mut command = bounded("curl", CLIENT_TIMEOUT_SECS);
+        command.args(["-sS", "--insecure", "--connect-timeout", "10", "--max-time", "50"]);
+        match &self.auth {
+            ClientAuth::Key(key) => {
+                command
+                    .arg("--key")
+                    .arg(key)
+                    .arg("--pubkey")
+                    .arg(format!("{}.pub", key.display()))
+                    .arg("-u")
+                    .arg(format!("{}:", self.login));
+            }
+            ClientAuth::Password { password, .. } => {
+                command.arg("-u").arg(format!("{}:{password}", self.login));
+            }
+        }
+        let url = format!("sftp://127.0.0.1:{}", self.port);
+        command.args(args.iter().map(|a| a.replace("{url}", &url)));
+        run_command(&mut command, b"")
+    }
+
+    /// Runs `tests/python/sftp_client.py` (paramiko) with `ops` and returns its JSON report.
+    pub fn paramiko(&self, ops: serde_json::Value) -> serde_json::Value {
+        self.paramiko_plan(serde_json::json!({ "ops": ops }))
+    }
+
+    /// Like [`SftpUser::paramiko`] with a whole plan (`mode`, `attempts`, `ops`...);
+    /// the port, user and credentials are filled in.
+    pub fn paramiko_plan(&self, mut plan: serde_json::Value) -> serde_json::Value {
+        plan["port"] = self.port.into();
+        plan["user"] = self.login.clone().into();
+        match &self.auth {
+            ClientAuth::Key(key) => plan["key"] = key.display().to_string().into(),
+            ClientAuth::Password { password, .. } => plan["password"] = password.clone().into(),
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/sftp_client.py");
+        let mut command = bounded(python(), CLIENT_TIMEOUT_SECS);
+        command.arg(script);
+        let out = run_command(&mut command, plan.to_string().as_bytes());
+        serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| {
+            panic!("paramiko script gave no report ({e}), exit {}:\n{}\n{}", out.code, out.stdout, out.stderr)
+        })
+    }
+}
+
+/// An installation with tenant `tenant` and user `login` (password and an
+/// ed25519 key), logging JSON, with its own admin port.
+pub fn sftp_installation(tenant: &str, login: &str, password: &str) -> (Passerelle, PathBuf) {
+    let mut p = Passerelle::new();
+    p.set_env("PASSERELLE_LOG_FORMAT", "json");
+    p.set_env("PASSERELLE_ADMIN_LISTEN", &format!("127.0.0.1:{}", free_port()));
+    p.tenant_with_user(tenant, login, password);
+    let key = add_user_key(&p, login);
+    (p, key)
+}
+
+/// Generates an ed25519 key for `login`, registers it with `key add` and
+/// returns the private key file.
+pub fn add_user_key(p: &Passerelle, login: &str) -> PathBuf {
+    let public = ssh_keygen(&p.scratch(), &format!("id_{login}"), "ed25519", None, &format!("{login}@test"));
+    p.ok(&["key", "add", login, &public.display().to_string()]);
+    p.scratch().join(format!("id_{login}"))
+}

@@ -1,0 +1,270 @@
+#!/usr/bin/env python3
+"""A scriptable paramiko SFTP client for passerelle's end-to-end tests.
+
+Reads one JSON plan on standard input and prints one JSON report on standard
+output. Every operation is attempted and reported; a failed operation does not
+stop the plan. Paths are strings, or {"hex": "..."} for raw bytes (NUL, bad
+UTF-8), sent to the server exactly as given.
+
+Plan:
+    {"port": 2222, "user": "alice", "password": "..." | "key": "/path/to/key",
+     "timeout": 10, "op_timeout": 20, "mode": "sftp" | "auth_tries", "attempts": 8,
+     "client": "transport" | "sshclient", "key_files": ["..."],
+     "ops": [{"op": "put", "local": "...", "remote": "..."}, ...]}
+
+Report:
+    {"auth": "ok" | "failed" | "error", "error": "...", "error_type": "...",
+     "results": [{"op": "...", "ok": true, "value": ...} |
+                 {"op": "...", "ok": false, "error": "...", "errno": N}]}
+
+Operations: put, get, read, write, listdir, stat, lstat, rename,
+posix_rename, remove, mkdir, rmdir, symlink, hardlink, readlink, realpath,
+chmod, statvfs, write_then_cut (writes `bytes` bytes to `remote` and then
+resets the TCP connection without closing the file; the script ends there).
+"""
+
+import hashlib
+import json
+import os
+import socket
+import struct
+import sys
+import traceback
+
+import paramiko
+from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY
+
+
+def path_arg(value):
+    """A plan path: str stays str (paramiko encodes UTF-8), {"hex"} becomes bytes."""
+    if isinstance(value, dict):
+        return bytes.fromhex(value["hex"])
+    return value
+
+
+def stat_value(attrs):
+    return {
+        "size": attrs.st_size,
+        "mode": attrs.st_mode,
+        "mtime": attrs.st_mtime,
+        "is_dir": bool(attrs.st_mode is not None and (attrs.st_mode & 0o170000) == 0o040000),
+        "is_link": bool(attrs.st_mode is not None and (attrs.st_mode & 0o170000) == 0o120000),
+    }
+
+
+def extended(sftp, name, *args):
+    """Sends an SSH_FXP_EXTENDED request; returns the reply type."""
+    t, msg = sftp._request(CMD_EXTENDED, name, *args)
+    return "extended_reply" if t == CMD_EXTENDED_REPLY else "status_ok"
+
+
+def cut_connection(transport):
+    """Resets the TCP connection (RST): no channel close, no SSH disconnect."""
+    sock = transport.sock
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    sock.close()
+
+
+def run_op(sftp, transport, op):
+    kind = op["op"]
+    if kind == "put":
+        attrs = sftp.put(op["local"], path_arg(op["remote"]))
+        return stat_value(attrs)
+    if kind == "get":
+        sftp.get(path_arg(op["remote"]), op["local"])
+        return os.path.getsize(op["local"])
+    if kind == "read":
+        with sftp.open(path_arg(op["remote"]), "rb") as f:
+            data = f.read(op.get("max", 1 << 20))
+        return {"len": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                "text": data[:4096].decode("utf-8", "replace")}
+    if kind == "write":
+        data = op.get("data", "").encode()
+        with sftp.open(path_arg(op["remote"]), "wb") as f:
+            f.write(data)
+        return len(data)
+    if kind == "listdir":
+        return sorted(sftp.listdir(path_arg(op["path"])))
+    if kind == "stat":
+        return stat_value(sftp.stat(path_arg(op["path"])))
+    if kind == "lstat":
+        return stat_value(sftp.lstat(path_arg(op["path"])))
+    if kind == "rename":
+        sftp.rename(path_arg(op["from"]), path_arg(op["to"]))
+        return None
+    if kind == "posix_rename":
+        sftp.posix_rename(path_arg(op["from"]), path_arg(op["to"]))
+        return None
+    if kind == "remove":
+        sftp.remove(path_arg(op["path"]))
+        return None
+    if kind == "mkdir":
+        sftp.mkdir(path_arg(op["path"]))
+        return None
+    if kind == "rmdir":
+        sftp.rmdir(path_arg(op["path"]))
+        return None
+    if kind == "symlink":
+        sftp.symlink(path_arg(op["target"]), path_arg(op["path"]))
+        return None
+    if kind == "hardlink":
+        return extended(sftp, "hardlink@openssh.com", path_arg(op["from"]), path_arg(op["to"]))
+    if kind == "readlink":
+        return sftp.readlink(path_arg(op["path"]))
+    if kind == "realpath":
+        return sftp.normalize(path_arg(op["path"]))
+    if kind == "chmod":
+        sftp.chmod(path_arg(op["path"]), op["mode"])
+        return None
+    if kind == "statvfs":
+        return extended(sftp, "statvfs@openssh.com", path_arg(op["path"]))
+    if kind == "write_then_cut":
+        # Not pipelined: each write is acknowledged, so the server has surely
+        # received the bytes before the cut.
+        f = sftp.open(path_arg(op["remote"]), "wb")
+        chunk = os.urandom(32768)
+        left = op["bytes"]
+        while left > 0:
+            n = min(left, len(chunk))
+            f.write(chunk[:n])
+            left -= n
+        f.flush()
+        cut_connection(transport)
+        return None
+    raise ValueError("unknown op " + kind)
+
+
+def connect_sshclient(plan):
+    """paramiko's high-level client: tries the key files, then the password."""
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    timeout = plan.get("timeout", 10)
+    client.connect(
+        "127.0.0.1", plan["port"], plan["user"],
+        password=plan.get("password"),
+        key_filename=plan.get("key_files"),
+        look_for_keys=False, allow_agent=False,
+        timeout=timeout, banner_timeout=timeout, auth_timeout=plan.get("auth_timeout", 15),
+    )
+    return client.get_transport()
+
+
+def connect(plan):
+    timeout = plan.get("timeout", 10)
+    sock = socket.create_connection(("127.0.0.1", plan["port"]), timeout=timeout)
+    transport = paramiko.Transport(sock)
+    transport.banner_timeout = timeout
+    transport.auth_timeout = timeout
+    transport.start_client(timeout=timeout)
+    return transport
+
+
+def auth(transport, plan):
+    if "key" in plan:
+        key = paramiko.PKey.from_path(plan["key"])
+        transport.auth_publickey(plan["user"], key)
+    else:
+        transport.auth_password(plan["user"], plan["password"])
+
+
+def auth_tries(plan, report):
+    """Wrong passwords on one connection until the server closes it."""
+    transport = connect(plan)
+    outcomes = []
+    for _ in range(plan.get("attempts", 8)):
+        try:
+            transport.auth_password(plan["user"], plan["password"])
+            outcomes.append("accepted")
+            break
+        except paramiko.BadAuthenticationType as e:
+            outcomes.append("bad_type:" + ",".join(e.allowed_types))
+        except paramiko.AuthenticationException:
+            outcomes.append("rejected")
+        except (paramiko.SSHException, EOFError, OSError) as e:
+            outcomes.append("closed:" + type(e).__name__)
+            break
+        if not transport.is_active():
+            outcomes.append("closed:inactive")
+            break
+    report["outcomes"] = outcomes
+    transport.close()
+
+
+def main():
+    plan = json.load(sys.stdin)
+    report = {"results": []}
+    if plan.get("mode") == "auth_tries":
+        try:
+            auth_tries(plan, report)
+        except Exception as e:  # noqa: BLE001 - reported to the test
+            report["auth"] = "error"
+            report["error"] = str(e)
+            report["error_type"] = type(e).__name__
+        print(json.dumps(report))
+        return
+    try:
+        if plan.get("client") == "sshclient":
+            transport = connect_sshclient(plan)
+        else:
+            transport = connect(plan)
+            auth(transport, plan)
+    except paramiko.AuthenticationException as e:
+        report["auth"] = "failed"
+        report["error"] = str(e)
+        report["error_type"] = type(e).__name__
+        print(json.dumps(report))
+        return
+    except Exception as e:  # noqa: BLE001
+        report["auth"] = "error"
+        report["error"] = str(e)
+        report["error_type"] = type(e).__name__
+        print(json.dumps(report))
+        return
+    report["auth"] = "ok"
+    try:
+        sftp = paramiko.SFTPClient.from_transport(transport)
+        # A reply that never comes fails the operation instead of hanging the script.
+        sftp.get_channel().settimeout(plan.get("op_timeout", 20))
+    except Exception as e:  # noqa: BLE001
+        report["sftp"] = "error: " + str(e)
+        print(json.dumps(report))
+        return
+    for op in plan.get("ops", []):
+        entry = {"op": op["op"]}
+        try:
+            entry["value"] = run_op(sftp, transport, op)
+            entry["ok"] = True
+        except socket.timeout as e:
+            entry["ok"] = False
+            entry["error"] = "timeout: no reply from the server (" + str(e) + ")"
+            report["results"].append(entry)
+            report["stalled_at"] = len(report["results"]) - 1
+            break
+        except IOError as e:
+            entry["ok"] = False
+            entry["error"] = str(e)
+            entry["errno"] = getattr(e, "errno", None)
+        except Exception as e:  # noqa: BLE001
+            entry["ok"] = False
+            entry["error"] = type(e).__name__ + ": " + str(e)
+            entry["trace"] = traceback.format_exc(limit=3)
+        report["results"].append(entry)
+        if op["op"] == "write_then_cut":
+            print(json.dumps(report), flush=True)
+            os._exit(0)
+        if not transport.is_active():
+            report["closed_after"] = len(report["results"])
+            break
+    try:
+        sftp.close()
+        transport.close()
+    except Exception:  # noqa: BLE001
+        pass
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
