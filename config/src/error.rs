@@ -19,8 +19,10 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The configuration file is not valid TOML.
-    #[error("config: {}invalid TOML: {message}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
+    #[error("config: {}{}invalid TOML: {message}", file.display(), line.map(|l| format!(", line {l}: ")).unwrap_or_else(|| ": ".into()))]
     Syntax {
+        /// The file being read.
+        file: PathBuf,
         /// The 1-based line of the file where the parser stopped, when known.
         line: Option<usize>,
         /// The parser's message, on one line.

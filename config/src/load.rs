@@ -60,7 +60,7 @@ impl Config {
                 path: path.to_path_buf(),
                 source,
             })?;
-            let file = parse_file(&text)?;
+            let file = parse_file(path, &text)?;
             check_known(&file)?;
             for (name, value) in file {
                 match value {
@@ -149,8 +149,9 @@ fn set(table: &mut Table, section: &str, name: &str, value: Value) {
     target.insert(name.to_owned(), value);
 }
 
-fn parse_file(text: &str) -> Result<Table, ConfigError> {
+fn parse_file(path: &Path, text: &str) -> Result<Table, ConfigError> {
     text.parse::<Table>().map_err(|error| ConfigError::Syntax {
+        file: path.to_path_buf(),
         line: error
             .span()
             .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1),

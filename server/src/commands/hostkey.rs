@@ -9,10 +9,12 @@ use crate::data_dir::DataDir;
 use crate::error::CliError;
 use crate::output;
 
+/// One key as `--json` shows it; `line` is what `ssh-keygen -lf` prints.
 #[derive(Serialize)]
 struct Fingerprint {
     kind: String,
     fingerprint: String,
+    line: String,
 }
 
 pub(super) fn run(config: &Config, command: &HostkeyCommand) -> Result<(), CliError> {
@@ -26,14 +28,20 @@ pub(super) fn run(config: &Config, command: &HostkeyCommand) -> Result<(), CliEr
     let mut all: Vec<Fingerprint> = host_keys
         .fingerprints()
         .into_iter()
-        .map(|(kind, fingerprint)| Fingerprint { kind: format!("ssh {kind}"), fingerprint })
+        .map(|(kind, line)| Fingerprint {
+            // The ssh-keygen line is `<bits> SHA256:<hash> <comment> (<TYPE>)`.
+            fingerprint: line.split_whitespace().nth(1).unwrap_or_default().to_owned(),
+            kind,
+            line,
+        })
         .collect();
-    all.push(Fingerprint { kind: "tls certificate".into(), fingerprint: tls.fingerprint_sha256() });
+    let tls_fingerprint = tls.fingerprint_sha256();
+    all.push(Fingerprint { kind: "tls-certificate".into(), fingerprint: tls_fingerprint.clone(), line: tls_fingerprint });
     if flag.json {
         return output::json(&all);
     }
     for f in &all {
-        println!("{}: {}", f.kind, f.fingerprint);
+        println!("{}: {}", f.kind, f.line);
     }
     Ok(())
 }
