@@ -314,7 +314,7 @@ fn file_problems_are_one_line_naming_the_file_or_line() {
     );
     let message = refusal("data_dir = \"x\"\n\n[sftp\n");
     assert!(
-        message.starts_with("config: line 3: invalid TOML: "),
+        message.starts_with("config: ") && message.contains(".toml, line 3: invalid TOML: "),
         "{message}"
     );
     assert!(!message.contains('\n'), "{message}");
