@@ -451,7 +451,8 @@ pub fn python() -> PathBuf {
 
 /// Whether `program` is found on `PATH`.
 pub fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 /// `timeout -k 5 <secs> PROGRAM`: the program and everything it starts are
@@ -484,16 +485,33 @@ pub fn run_command(command: &mut Command, stdin: &[u8]) -> Outcome {
 
 /// SHA-256 of a file as `sha256sum` prints it (lower-case hex).
 pub fn sha256sum(path: &Path) -> String {
-    let out = Outcome::from(Command::new("sha256sum").arg(path).output().expect("sha256sum"));
-    assert!(out.success(), "sha256sum {}: {}", path.display(), out.stderr);
-    out.stdout.split_whitespace().next().expect("sha256sum output").to_owned()
+    let out = Outcome::from(
+        Command::new("sha256sum")
+            .arg(path)
+            .output()
+            .expect("sha256sum"),
+    );
+    assert!(
+        out.success(),
+        "sha256sum {}: {}",
+        path.display(),
+        out.stderr
+    );
+    out.stdout
+        .split_whitespace()
+        .next()
+        .expect("sha256sum output")
+        .to_owned()
 }
 
 /// Writes `size` random bytes to `path`.
 pub fn random_file(path: &Path, size: u64) {
     use std::io::Read as _;
-    let mut source = std::fs::File::open("/dev/urandom").expect("/dev/urandom").take(size);
-    let mut file = std::fs::File::create(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut source = std::fs::File::open("/dev/urandom")
+        .expect("/dev/urandom")
+        .take(size);
+    let mut file =
+        std::fs::File::create(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let copied = std::io::copy(&mut source, &mut file).expect("copy random bytes");
     assert_eq!(copied, size);
 }
@@ -516,7 +534,9 @@ pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> O
 /// followed), as paths relative to `root`, sorted.
 pub fn tree(root: &Path) -> Vec<PathBuf> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for entry in entries.map_while(Result::ok) {
             let path = entry.path();
             out.push(path.strip_prefix(root).expect("under root").to_path_buf());
@@ -571,8 +591,15 @@ pub fn audit_rows(p: &Passerelle) -> Vec<AuditRow> {
 /// Waits (up to 10 s: the audit writer is asynchronous) for an audit row
 /// matching `wanted`, and returns it; panics with the whole trail otherwise.
 pub fn wait_for_audit(p: &Passerelle, what: &str, wanted: impl Fn(&AuditRow) -> bool) -> AuditRow {
-    wait_for(Duration::from_secs(10), || audit_rows(p).into_iter().find(|r| wanted(r)))
-        .unwrap_or_else(|| panic!("no audit row for {what}; audit trail:\n{:#?}", audit_rows(p)))
+    wait_for(Duration::from_secs(10), || {
+        audit_rows(p).into_iter().find(|r| wanted(r))
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no audit row for {what}; audit trail:\n{:#?}",
+            audit_rows(p)
+        )
+    })
 }
 
 impl Server {
@@ -588,13 +615,22 @@ impl Server {
 
     /// Waits for the "upload completed" event of `path` (a client path such as
     /// `/inbox/a.csv`) and returns it; panics after `timeout`.
-    pub fn wait_for_upload_completed(&mut self, path: &str, timeout: Duration) -> serde_json::Value {
+    pub fn wait_for_upload_completed(
+        &mut self,
+        path: &str,
+        timeout: Duration,
+    ) -> serde_json::Value {
         wait_for(timeout, || {
             self.json_events("upload completed")
                 .into_iter()
                 .find(|v| field(v, "path") == Some(path))
         })
-        .unwrap_or_else(|| panic!("no \"upload completed\" event for {path}; output:\n{}", self.output()))
+        .unwrap_or_else(|| {
+            panic!(
+                "no \"upload completed\" event for {path}; output:\n{}",
+                self.output()
+            )
+        })
     }
 
     /// Whether the server process is still running.
@@ -605,7 +641,9 @@ impl Server {
 
 /// A string field of a JSON log event, flattened or under `fields`.
 pub fn field<'a>(event: &'a serde_json::Value, name: &str) -> Option<&'a str> {
-    event[name].as_str().or_else(|| event["fields"][name].as_str())
+    event[name]
+        .as_str()
+        .or_else(|| event["fields"][name].as_str())
 }
 
 /// How a test client authenticates.
@@ -638,20 +676,36 @@ pub struct SftpUser {
 impl SftpUser {
     /// A user that logs in with the private key `key`.
     pub fn with_key(port: u16, login: &str, key: &Path, scratch: &Path) -> Self {
-        Self { port, login: login.into(), auth: ClientAuth::Key(key.into()), scratch: scratch.into() }
+        Self {
+            port,
+            login: login.into(),
+            auth: ClientAuth::Key(key.into()),
+            scratch: scratch.into(),
+        }
     }
 
     /// A user that logs in with `password` (an askpass script is written to `scratch`).
     pub fn with_password(port: u16, login: &str, password: &str, scratch: &Path) -> Self {
         use std::os::unix::fs::PermissionsExt as _;
-        assert!(!password.contains('\''), "the askpass script quotes the password with '");
+        assert!(
+            !password.contains('\''),
+            "the askpass script quotes the password with '"
+        );
         let askpass = scratch.join(format!("askpass-{login}-{:08x}", rand::random::<u32>()));
-        std::fs::write(&askpass, format!("#!/bin/sh\nprintf '%s\\n' '{password}'\n")).expect("askpass");
-        std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o700)).expect("chmod askpass");
+        std::fs::write(
+            &askpass,
+            format!("#!/bin/sh\nprintf '%s\\n' '{password}'\n"),
+        )
+        .expect("askpass");
+        std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o700))
+            .expect("chmod askpass");
         Self {
             port,
             login: login.into(),
-            auth: ClientAuth::Password { password: password.into(), askpass },
+            auth: ClientAuth::Password {
+                password: password.into(),
+                askpass,
+            },
             scratch: scratch.into(),
         }
     }
@@ -695,7 +749,10 @@ impl SftpUser {
                 "NumberOfPasswordPrompts=1".into(),
             ]),
         }
-        options.into_iter().flat_map(|o| ["-o".to_owned(), o]).collect()
+        options
+            .into_iter()
+            .flat_map(|o| ["-o".to_owned(), o])
+            .collect()
     }
 
     /// A bounded OpenSSH client command (`sftp`, `scp` or `ssh`) with the
@@ -704,17 +761,27 @@ impl SftpUser {
         let mut command = bounded(program, CLIENT_TIMEOUT_SECS);
         command.args(self.ssh_options());
         if let ClientAuth::Password { askpass, .. } = &self.auth {
-            command.env("SSH_ASKPASS", askpass).env("SSH_ASKPASS_REQUIRE", "force").env("DISPLAY", ":0");
+            command
+                .env("SSH_ASKPASS", askpass)
+                .env("SSH_ASKPASS_REQUIRE", "force")
+                .env("DISPLAY", ":0");
         }
         command
     }
 
     /// Runs `sftp -b BATCH` (BATCH given as text); `sftp -b` stops at the first failed command.
     pub fn sftp_batch(&self, batch: &str) -> Outcome {
-        let file = self.scratch.join(format!("batch-{:08x}", rand::random::<u32>()));
+        let file = self
+            .scratch
+            .join(format!("batch-{:08x}", rand::random::<u32>()));
         std::fs::write(&file, batch).expect("write batch file");
         let mut command = self.openssh("sftp");
-        command.arg("-P").arg(self.port.to_string()).arg("-b").arg(&file).arg(self.destination());
+        command
+            .arg("-P")
+            .arg(self.port.to_string())
+            .arg("-b")
+            .arg(&file)
+            .arg(self.destination());
         run_command(&mut command, b"")
     }
 
@@ -730,7 +797,12 @@ impl SftpUser {
     /// Runs `ssh -p PORT ARGS... login@127.0.0.1 REMOTE...`.
     pub fn ssh(&self, args: &[&str], remote: &[&str]) -> Outcome {
         let mut command = self.openssh("ssh");
-        command.arg("-p").arg(self.port.to_string()).args(args).arg(self.destination()).args(remote);
+        command
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(args)
+            .arg(self.destination())
+            .args(remote);
         run_command(&mut command, b"")
     }
 
@@ -738,7 +810,14 @@ impl SftpUser {
     /// URLs are written `{url}/inbox/x` for `sftp://127.0.0.1:PORT/inbox/x`.
     pub fn curl(&self, args: &[&str]) -> Outcome {
         let mut command = bounded("curl", CLIENT_TIMEOUT_SECS);
-        command.args(["-sS", "--insecure", "--connect-timeout", "10", "--max-time", "50"]);
+        command.args([
+            "-sS",
+            "--insecure",
+            "--connect-timeout",
+            "10",
+            "--max-time",
+            "50",
+        ]);
         match &self.auth {
             ClientAuth::Key(key) => {
                 command
@@ -777,7 +856,10 @@ impl SftpUser {
         command.arg(script);
         let out = run_command(&mut command, plan.to_string().as_bytes());
         serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| {
-            panic!("paramiko script gave no report ({e}), exit {}:\n{}\n{}", out.code, out.stdout, out.stderr)
+            panic!(
+                "paramiko script gave no report ({e}), exit {}:\n{}\n{}",
+                out.code, out.stdout, out.stderr
+            )
         })
     }
 }
@@ -787,7 +869,10 @@ impl SftpUser {
 pub fn sftp_installation(tenant: &str, login: &str, password: &str) -> (Passerelle, PathBuf) {
     let mut p = Passerelle::new();
     p.set_env("PASSERELLE_LOG_FORMAT", "json");
-    p.set_env("PASSERELLE_ADMIN_LISTEN", &format!("127.0.0.1:{}", free_port()));
+    p.set_env(
+        "PASSERELLE_ADMIN_LISTEN",
+        &format!("127.0.0.1:{}", free_port()),
+    );
     p.tenant_with_user(tenant, login, password);
     let key = add_user_key(&p, login);
     (p, key)
@@ -796,7 +881,13 @@ pub fn sftp_installation(tenant: &str, login: &str, password: &str) -> (Passerel
 /// Generates an ed25519 key for `login`, registers it with `key add` and
 /// returns the private key file.
 pub fn add_user_key(p: &Passerelle, login: &str) -> PathBuf {
-    let public = ssh_keygen(&p.scratch(), &format!("id_{login}"), "ed25519", None, &format!("{login}@test"));
+    let public = ssh_keygen(
+        &p.scratch(),
+        &format!("id_{login}"),
+        "ed25519",
+        None,
+        &format!("{login}@test"),
+    );
     p.ok(&["key", "add", login, &public.display().to_string()]);
     p.scratch().join(format!("id_{login}"))
 }

@@ -196,10 +196,17 @@ fn too_many_failed_logins_close_the_connection() {
     let askpass = scratch.join("askpass-counting");
     std::fs::write(
         &askpass,
-        format!("#!/bin/sh\necho asked >> '{}'\nprintf '%s\\n' 'Wrong-Pelican-Harbour-71'\n", asked.display()),
+        format!(
+            "#!/bin/sh\necho asked >> '{}'\nprintf '%s\\n' 'Wrong-Pelican-Harbour-71'\n",
+            asked.display()
+        ),
     )
     .expect("askpass");
-    std::fs::set_permissions(&askpass, std::os::unix::fs::PermissionsExt::from_mode(0o700)).expect("chmod");
+    std::fs::set_permissions(
+        &askpass,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .expect("chmod");
     let user = SftpUser::with_password(f.p.sftp_port(), "alice", "unused-here", &scratch);
     let mut command = passerelle_tests::bounded("ssh", 60);
     command
@@ -211,9 +218,20 @@ fn too_many_failed_logins_close_the_connection() {
         .args(["-p", &user.port.to_string(), &user.destination(), "true"]);
     let started = Instant::now();
     let out = passerelle_tests::run_command(&mut command, b"");
-    assert!(out.code != 124 && out.code != 137, "ssh was killed by the timeout:\n{}", out.stderr);
-    assert!(!out.success(), "logged in with a wrong password: {}", out.stderr);
-    let asked = std::fs::read_to_string(&asked).unwrap_or_default().lines().count();
+    assert!(
+        out.code != 124 && out.code != 137,
+        "ssh was killed by the timeout:\n{}",
+        out.stderr
+    );
+    assert!(
+        !out.success(),
+        "logged in with a wrong password: {}",
+        out.stderr
+    );
+    let asked = std::fs::read_to_string(&asked)
+        .unwrap_or_default()
+        .lines()
+        .count();
     let failed = wait_for(Duration::from_secs(5), || {
         let n = passerelle_tests::audit_rows(&f.p)
             .iter()
@@ -227,9 +245,22 @@ fn too_many_failed_logins_close_the_connection() {
         .filter(|r| r.action == "login" && r.outcome == "failed")
         .count();
     // limits.max_auth_tries = 6: six passwords checked, then the connection is closed.
-    assert_eq!(failed, Some(6), "failed logins audited: {failed_rows}; ssh stderr:\n{}", out.stderr);
-    assert_eq!(failed_rows, 6, "more than max_auth_tries passwords were checked; ssh stderr:\n{}", out.stderr);
-    assert!(asked <= 7, "ssh was asked for {asked} passwords on one connection:\n{}", out.stderr);
+    assert_eq!(
+        failed,
+        Some(6),
+        "failed logins audited: {failed_rows}; ssh stderr:\n{}",
+        out.stderr
+    );
+    assert_eq!(
+        failed_rows, 6,
+        "more than max_auth_tries passwords were checked; ssh stderr:\n{}",
+        out.stderr
+    );
+    assert!(
+        asked <= 7,
+        "ssh was asked for {asked} passwords on one connection:\n{}",
+        out.stderr
+    );
     assert!(
         out.stderr.contains("Too many authentication") || out.stderr.contains("Disconnected"),
         "no disconnect after too many failures:\n{}",

@@ -8,7 +8,21 @@ use passerelle_tests::{Passerelle, bounded, free_port, run_command, venv_tool};
 
 #[test]
 fn ssh_audit_reports_no_failure_on_the_default_configuration() {
+    audit_with(&[]);
+}
+
+/// Operators turn `sftp.libssh2_compat` on for curl and PHP on Debian 12: its
+/// CTR ciphers and encrypt-and-MAC MACs may be warnings, never failures.
+#[test]
+fn ssh_audit_reports_no_failure_with_libssh2_compat_on() {
+    audit_with(&[("PASSERELLE_SFTP_LIBSSH2_COMPAT", "true")]);
+}
+
+fn audit_with(env: &[(&str, &str)]) {
     let mut p = Passerelle::new();
+    for (name, value) in env {
+        p.set_env(name, value);
+    }
     p.set_env(
         "PASSERELLE_ADMIN_LISTEN",
         &format!("127.0.0.1:{}", free_port()),

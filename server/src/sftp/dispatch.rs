@@ -15,7 +15,13 @@
 //! (open, close, remove, rename, …) are barriers: they wait for everything
 //! before them and hold back everything after them, so a CLOSE never commits
 //! an upload while WRITEs before it are still running.
+//!
+//! Replies leave in request order, whatever order the work finishes in: the
+//! protocol allows any order, but paramiko's pipelined writes (and OpenSSH's
+//! own server) count on the order of the requests. The reorder buffer holds
+//! at most [`MAX_IN_FLIGHT`] replies, since each still holds its permit.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -45,17 +51,23 @@ enum OrderGuard {
 /// in-flight window before the session is given up as stuck.
 pub(super) async fn run(channel: Channel<Msg>, session: Arc<Session>, stall_timeout: Duration) {
     let (mut incoming, outgoing) = channel.split();
-    let (reply_tx, mut reply_rx) = mpsc::unbounded_channel::<(Bytes, Option<OwnedSemaphorePermit>)>();
+    let (reply_tx, mut reply_rx) = mpsc::unbounded_channel::<(u64, Bytes, Option<OwnedSemaphorePermit>)>();
     // 0 when the client ended the session, 1 when it was cut for a protocol
     // error. Clients turn it into their own exit status (scp does).
     let exit_status = Arc::new(AtomicU32::new(0));
     let writer_exit_status = Arc::clone(&exit_status);
     let writer = tokio::spawn(async move {
-        while let Some((reply, permit)) = reply_rx.recv().await {
-            if outgoing.data_bytes(reply).await.is_err() {
-                return;
+        let mut next = 0u64;
+        let mut early = BTreeMap::new();
+        while let Some((sequence, reply, permit)) = reply_rx.recv().await {
+            early.insert(sequence, (reply, permit));
+            while let Some((reply, permit)) = early.remove(&next) {
+                if outgoing.data_bytes(reply).await.is_err() {
+                    return;
+                }
+                drop(permit);
+                next += 1;
             }
-            drop(permit);
         }
         let _ = outgoing.exit_status(writer_exit_status.load(Ordering::Acquire)).await;
         let _ = outgoing.eof().await;
@@ -67,6 +79,7 @@ pub(super) async fn run(channel: Channel<Msg>, session: Arc<Session>, stall_time
     let order = Arc::new(RwLock::new(()));
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut initialized = false;
+    let mut sequence = 0u64;
 
     'session: loop {
         loop {
@@ -96,7 +109,8 @@ pub(super) async fn run(channel: Channel<Msg>, session: Arc<Session>, stall_time
                 debug!(client_version = version, "sftp: init");
                 // Version 3 whatever the client offers: it is the only one
                 // OpenSSH and the others speak, and the only one served.
-                let _ = reply_tx.send((codec::version(EXTENSIONS), None));
+                let _ = reply_tx.send((sequence, codec::version(EXTENSIONS), None));
+                sequence += 1;
                 initialized = true;
                 continue;
             }
@@ -117,11 +131,13 @@ pub(super) async fn run(channel: Channel<Msg>, session: Arc<Session>, stall_time
             };
             let sftp = Arc::clone(&sftp);
             let reply_tx = reply_tx.clone();
+            let this = sequence;
+            sequence += 1;
             tokio::spawn(async move {
                 let reply = sftp.handle(request).await;
                 drop(sftp);
                 drop(guard);
-                let _ = reply_tx.send((reply, Some(permit)));
+                let _ = reply_tx.send((this, reply, Some(permit)));
             });
         }
         match incoming.wait().await {
