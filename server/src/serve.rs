@@ -2,6 +2,7 @@
 //! The protocol front-ends (SFTP, FTPS) and the import pipeline attach here.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use passerelle_catalog::{Login, TenantName};
@@ -11,9 +12,29 @@ use tracing::info;
 
 use crate::admin::Admin;
 use crate::engine::Engine;
+use crate::engine::fs::TenantFs;
 use crate::error::CliError;
 use crate::logging;
 use crate::sftp::SftpServer;
+
+/// Removes upload temporaries that a previous run left behind when it was
+/// killed mid-upload: those uploads never completed, and no client holds
+/// them now, since this process has not started listening yet.
+async fn discard_interrupted_uploads(admin: &Admin) -> Result<(), CliError> {
+    for tenant in admin.catalog.tenants().await? {
+        let name = TenantName::parse(&tenant.name)?;
+        let root = admin.data_dir.tenant_root(&name);
+        let fs = TenantFs::open(&root).with_context(|| format!("tenant {name}: cannot open {}", root.display()))?;
+        let removed = fs
+            .remove_stale_uploads(Duration::ZERO)
+            .await
+            .with_context(|| format!("tenant {name}: cannot clean interrupted uploads"))?;
+        if removed > 0 {
+            info!(tenant = %name, removed, "discarded interrupted uploads");
+        }
+    }
+    Ok(())
+}
 
 /// Name of the tenant and of the user that `serve --demo` creates.
 const DEMO: &str = "demo";
@@ -34,6 +55,7 @@ pub(crate) async fn run(config: passerelle_config::Config, demo: bool) -> Result
 
     let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    discard_interrupted_uploads(&admin).await?;
     let engine = Engine::new(Arc::new(admin.config.clone()), admin.catalog.clone(), admin.data_dir.clone());
     let sftp = SftpServer::start(engine.clone(), host_keys.keys().to_vec()).await?;
     info!(data_dir = %admin.config.data_dir.display(), "passerelle ready");

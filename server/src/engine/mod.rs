@@ -24,10 +24,9 @@ use std::sync::Arc;
 use passerelle_catalog::Catalog;
 use passerelle_config::Config;
 
-pub(crate) use auth::{AuthFailure, Credentials};
+pub(crate) use auth::Credentials;
 pub(crate) use limits::{ConnectionPermit, Refusal};
 pub(crate) use session::Session;
-pub(crate) use uploads::UploadCompleted;
 
 use crate::data_dir::DataDir;
 
@@ -36,8 +35,6 @@ use crate::data_dir::DataDir;
 pub(crate) enum Protocol {
     /// SSH File Transfer Protocol.
     Sftp,
-    /// FTP over TLS, explicit or implicit.
-    Ftps,
 }
 
 impl Protocol {
@@ -45,7 +42,6 @@ impl Protocol {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Sftp => "sftp",
-            Self::Ftps => "ftps",
         }
     }
 }
@@ -96,10 +92,5 @@ impl Engine {
     /// logouts reach the catalog before it closes.
     pub(crate) async fn flush_audit(&self) {
         self.inner.audit.flush().await;
-    }
-
-    /// Subscribes to upload-completed events (the import pipeline does).
-    pub(crate) fn subscribe_uploads(&self) -> tokio::sync::broadcast::Receiver<UploadCompleted> {
-        self.inner.uploads.subscribe()
     }
 }

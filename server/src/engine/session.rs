@@ -47,11 +47,6 @@ impl Session {
         &self.login
     }
 
-    /// The engine, for the configuration and limits.
-    pub(crate) fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
     /// Records a file operation in the audit trail.
     pub(crate) fn record(
         &self,

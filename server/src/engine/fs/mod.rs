@@ -49,10 +49,12 @@ use cap_fs_ext::{DirExt as _, FollowSymlinks, OpenOptionsFollowExt as _, OpenOpt
 use cap_std::fs::{Dir, OpenOptions};
 
 pub(crate) use error::FsError;
-pub(crate) use path::{Area, TenantPath};
-pub(crate) use reader::{FileReader, MAX_READ};
+pub(crate) use path::TenantPath;
+#[cfg(test)]
+use path::Area;
+pub(crate) use reader::FileReader;
 pub(crate) use stat::{FileStat, FsStats};
-pub(crate) use upload::{CommittedUpload, Upload};
+pub(crate) use upload::Upload;
 
 /// One tenant's tree. Cheap to clone (the root directory is shared); every
 /// session of the tenant may hold its own.
@@ -197,7 +199,7 @@ impl TenantFs {
             if !meta.is_file() {
                 return Err(FsError::PermissionDenied);
             }
-            Ok(FileReader::new(path, file))
+            Ok(FileReader::new(file))
         })
         .await
     }

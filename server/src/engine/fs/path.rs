@@ -93,16 +93,6 @@ impl TenantPath {
         Self { components }
     }
 
-    /// The path relative to `/inbox` (`employees/2026.csv` for
-    /// `/inbox/employees/2026.csv`), as the import pipeline matches profiles;
-    /// `None` outside the inbox or for `/inbox` itself.
-    pub(crate) fn inbox_relative(&self) -> Option<String> {
-        match self.components.split_first() {
-            Some((first, rest)) if first == INBOX && !rest.is_empty() => Some(rest.join("/")),
-            _ => None,
-        }
-    }
-
     /// Whether clients may create, change or remove this entry: only strictly
     /// below `/inbox`.
     pub(crate) fn is_writable(&self) -> bool {
@@ -326,17 +316,10 @@ mod tests {
         let p = resolve(&TenantPath::root(), b"/inbox/employees/2026.csv").unwrap();
         assert_eq!(p.file_name(), Some("2026.csv"));
         assert_eq!(p.parent().to_client_string(), "/inbox/employees");
-        assert_eq!(p.inbox_relative().as_deref(), Some("employees/2026.csv"));
         assert_eq!(p.to_string(), "/inbox/employees/2026.csv");
         assert_eq!(TenantPath::root().file_name(), None);
         assert_eq!(TenantPath::root().parent(), TenantPath::root());
         assert!(p.is_strictly_below(&p.parent()));
         assert!(!p.is_strictly_below(&p));
-        assert!(
-            resolve(&TenantPath::root(), b"/inbox")
-                .unwrap()
-                .inbox_relative()
-                .is_none()
-        );
     }
 }

@@ -4,7 +4,6 @@ use std::os::unix::fs::FileExt as _;
 use std::sync::Arc;
 
 use super::error::FsError;
-use super::path::TenantPath;
 use super::stat::FileStat;
 use super::{blocking, check_offset};
 
@@ -16,21 +15,14 @@ pub(crate) const MAX_READ: u32 = 256 * 1024;
 /// serve concurrent pipelined requests through `&self`.
 #[derive(Debug)]
 pub(crate) struct FileReader {
-    path: TenantPath,
     file: Arc<std::fs::File>,
 }
 
 impl FileReader {
-    pub(super) fn new(path: TenantPath, file: std::fs::File) -> Self {
+    pub(super) fn new(file: std::fs::File) -> Self {
         Self {
-            path,
             file: Arc::new(file),
         }
-    }
-
-    /// The path it was opened at.
-    pub(crate) fn path(&self) -> &TenantPath {
-        &self.path
     }
 
     /// Up to `len` bytes (capped at [`MAX_READ`]) from `offset`: fewer near

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::digest::sha256_of;
+use super::upload::CommittedUpload;
 use super::*;
 
 /// A scratch directory holding two sibling tenant roots and a secret outside

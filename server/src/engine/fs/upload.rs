@@ -209,6 +209,8 @@ impl Upload {
     }
 
     /// Discards the upload: the temporary is removed and the target untouched.
+    /// Front-ends simply drop an upload; tests use this to await the removal.
+    #[cfg(test)]
     pub(crate) async fn abort(self) {
         let staged = Arc::clone(&self.staged);
         drop(self);
