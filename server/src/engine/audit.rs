@@ -11,6 +11,9 @@ use tracing::{info, warn};
 use super::Protocol;
 use super::limits::Refusal;
 
+/// Most events written in one transaction.
+const BATCH: usize = 256;
+
 /// What the writer task receives.
 enum Message {
     Event(AuditEvent),
@@ -28,24 +31,34 @@ impl Auditor {
     pub(super) fn new(catalog: Catalog) -> Self {
         let (sender, mut receiver) = mpsc::unbounded_channel::<Message>();
         tokio::spawn(async move {
-            while let Some(message) = receiver.recv().await {
-                match message {
-                    Message::Event(event) => {
-                        if let Err(e) = catalog.record(&event).await {
-                            warn!(error = %e, action = %event.action, "audit event not stored in the catalog");
-                        }
+            // Whatever queued up while the last batch was written goes in
+            // one transaction: one commit per burst, not per event.
+            let mut batch = Vec::with_capacity(BATCH);
+            while receiver.recv_many(&mut batch, BATCH).await > 0 {
+                let mut events = Vec::with_capacity(batch.len());
+                let mut flushed = Vec::new();
+                for message in batch.drain(..) {
+                    match message {
+                        Message::Event(event) => events.push(event),
+                        Message::Flush(done) => flushed.push(done),
                     }
-                    Message::Flush(done) => {
-                        let _ = done.send(());
+                }
+                if !events.is_empty() {
+                    if let Err(e) = catalog.record_all(&events).await {
+                        warn!(error = %e, events = events.len(), "audit events not stored in the catalog");
                     }
+                }
+                for done in flushed {
+                    let _ = done.send(());
                 }
             }
         });
         Self { sender }
     }
 
-    /// Logs and stores one event.
-    pub(super) fn record(&self, event: AuditEvent) {
+    /// Logs and stores one event, stamped now (it is stored a moment later).
+    pub(super) fn record(&self, mut event: AuditEvent) {
+        event.at.get_or_insert_with(passerelle_catalog::now_ms);
         info!(
             target: "audit",
             actor = %event.actor,

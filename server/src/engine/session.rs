@@ -129,6 +129,7 @@ impl Session {
             bytes: bytes.map(|b| i64::try_from(b).unwrap_or(i64::MAX)),
             duration_ms: duration.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
             detail,
+            at: None,
         });
     }
 }
