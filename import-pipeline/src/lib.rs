@@ -7,13 +7,55 @@
 //!                                  tenant database ◄──────┘  (own DB, own role)
 //! ```
 //!
-//! This crate starts with the tenant databases themselves: [`TenantDbProvisioner`]
-//! creates and destroys one database and one account per tenant, on SQLite
-//! (default) or PostgreSQL.
+//! What is here so far:
+//!
+//! - **Tenant databases**: [`TenantDbProvisioner`] creates and destroys one
+//!   database and one account per tenant, on SQLite (default) or PostgreSQL.
+//! - **Profiles**: [`Profiles::parse`] reads a tenant's profile file (TOML,
+//!   `[[import]]` tables, format in `shared/interface.md`) and refuses any
+//!   mistake with one line naming the profile and the key;
+//!   [`Profiles::matching`] picks the profile of an `/inbox` path (first match
+//!   wins; [`is_temporary_name`]s never match).
+//! - **Validation**: [`validate`] reads a file once, streaming, and checks in
+//!   this order: size (`max_bytes`), binary content, encoding (UTF-8 with or
+//!   without BOM, or Windows-1252 converted to UTF-8), delimiter detection,
+//!   CSV structure, header against the declared columns, then every value
+//!   against its column type, and duplicate keys. Valid rows go to a
+//!   [`RowSink`] as typed [`Value`]s; every problem becomes an
+//!   [`ImportError`] (line, column, message) in the [`ValidationReport`],
+//!   ready for the receipt. A file with any error is rejected whole.
+//!
+//! ```text
+//!  profile file ──► Profiles ──► matching(path) ──► Profile
+//!                                                     │
+//!  file bytes ──► validate(reader, profile, sink) ────┴──► ValidationReport
+//!                          │                               (rows, errors, sha256,
+//!                          └──► RowSink: Row { line, values: [Value] }   encoding, ...)
+//! ```
+//!
+//! Bounds: memory is one 64 KiB chunk plus the longest record, and a record
+//! longer than [`MAX_RECORD_BYTES`] or with more than [`MAX_FIELDS`] fields
+//! ends validation; upsert keys cost 16 bytes a row; reports keep the first
+//! [`MAX_REPORTED_ERRORS`] errors and count the rest.
 //!
 //! Non-features: a file is data only; it is never executed, templated or
-//! deserialised into anything but typed rows.
+//! deserialised into anything but typed rows. No spreadsheet formats (a
+//! `.xlsx` is refused as binary with a hint), no UTF-16, no encodings other
+//! than UTF-8 and Windows-1252, no CSV comments or custom quoting, no
+//! old-Mac CR-only line ends (they parse, but line numbers would not count
+//! them), no trimming of values (`" 12"` is not an integer).
 
+mod profile;
 mod tenant_db;
+mod validate;
 
+pub use profile::{
+    Column, ColumnType, DEFAULT_MAX_BYTES, DELIMITERS, DateFormat, DelimiterSetting,
+    EncodingSetting, MAX_COLUMNS, Mode, Profile, ProfileError, Profiles, RESERVED_COLUMNS,
+    is_temporary_name,
+};
 pub use tenant_db::{TenantDbError, TenantDbProvisioner};
+pub use validate::{
+    DetectedEncoding, Discard, ImportError, MAX_FIELDS, MAX_RECORD_BYTES, MAX_REPORTED_ERRORS, Row,
+    RowSink, ValidateError, ValidationReport, Value, validate,
+};

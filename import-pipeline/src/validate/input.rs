@@ -1,0 +1,191 @@
+//! The raw byte stream: size limit, SHA-256, binary content and the UTF-8
+//! byte-order mark, checked on each chunk before the CSV parser sees it.
+
+use std::io::{self, Read};
+
+use aws_lc_rs::digest;
+
+use super::Fault;
+use crate::profile::format_size;
+
+/// Bytes read from the file at a time.
+const CHUNK_BYTES: usize = 64 << 10;
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Formats that are certainly not CSV text, recognised by their first bytes
+/// so the message can say what the file is.
+const SIGNATURES: [(&[u8], &str); 9] = [
+    (b"\x89PNG", "a PNG image"),
+    (b"\xFF\xD8\xFF", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"%PDF-", "a PDF document"),
+    (
+        b"PK\x03\x04",
+        "a ZIP archive (an Excel .xlsx workbook is one: export the sheet as CSV)",
+    ),
+    (
+        b"\xD0\xCF\x11\xE0",
+        "a legacy Office document such as .xls (export the sheet as CSV)",
+    ),
+    (b"\x1F\x8B", "gzip-compressed data"),
+    (
+        b"\xFF\xFE",
+        "UTF-16 text (save it as UTF-8 or Windows-1252 CSV)",
+    ),
+    (
+        b"\xFE\xFF",
+        "UTF-16 text (save it as UTF-8 or Windows-1252 CSV)",
+    ),
+];
+
+/// Whether a byte is never found in CSV text: NUL, the C0 controls other
+/// than tab, line feed and carriage return, and DEL. The same bytes in UTF-8
+/// and Windows-1252, so this holds before the encoding is known.
+const fn forbidden_bytes() -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = !matches!(b, 0x09 | 0x0A | 0x0D);
+        b += 1;
+    }
+    table[0x7F] = true;
+    table
+}
+const FORBIDDEN: [bool; 256] = forbidden_bytes();
+
+/// What the next read produced.
+pub(super) enum Chunk<'a> {
+    /// Checked bytes for the parser (the BOM already removed).
+    Data {
+        /// The bytes.
+        bytes: &'a [u8],
+        /// Whether the file started with a UTF-8 byte-order mark.
+        bom: bool,
+    },
+    /// The end of the file.
+    End,
+}
+
+/// Reads the file once, in chunks, hashing and checking as it goes.
+pub(super) struct Input<R> {
+    reader: R,
+    buffer: Vec<u8>,
+    max_bytes: u64,
+    bytes: u64,
+    newlines: u64,
+    digest: Option<digest::Context>,
+    sha256: Option<[u8; 32]>,
+    bom: bool,
+}
+
+impl<R: Read> Input<R> {
+    pub(super) fn new(reader: R, max_bytes: u64) -> Self {
+        Input {
+            reader,
+            buffer: vec![0; CHUNK_BYTES],
+            max_bytes,
+            bytes: 0,
+            newlines: 0,
+            digest: Some(digest::Context::new(&digest::SHA256)),
+            sha256: None,
+            bom: false,
+        }
+    }
+
+    /// Bytes read so far (the whole file once [`Chunk::End`] was returned).
+    pub(super) fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The SHA-256 of the whole file, once [`Chunk::End`] was returned.
+    pub(super) fn sha256(&self) -> Option<[u8; 32]> {
+        self.sha256
+    }
+
+    /// Whether the file started with a UTF-8 byte-order mark.
+    pub(super) fn bom(&self) -> bool {
+        self.bom
+    }
+
+    /// The next chunk, or the fault that ends validation. Never reads more
+    /// than `max_bytes + 1` bytes in all.
+    pub(super) fn next(&mut self) -> io::Result<Result<Chunk<'_>, Fault>> {
+        let first = self.bytes == 0;
+        let allowed = self.max_bytes.saturating_add(1) - self.bytes;
+        let want = usize::try_from(allowed)
+            .unwrap_or(usize::MAX)
+            .min(self.buffer.len());
+        let n = read_full(&mut self.reader, &mut self.buffer[..want])?;
+        if n == 0 {
+            if let Some(context) = self.digest.take() {
+                let mut sha = [0; 32];
+                sha.copy_from_slice(context.finish().as_ref());
+                self.sha256 = Some(sha);
+            }
+            return Ok(Ok(Chunk::End));
+        }
+        let offset = self.bytes;
+        self.bytes += n as u64;
+        if self.bytes > self.max_bytes {
+            return Ok(Err(Fault::whole_file(format!(
+                "the file is larger than max_bytes = {} ({} bytes); nothing beyond it was read",
+                format_size(self.max_bytes),
+                self.max_bytes
+            ))));
+        }
+        let chunk = &self.buffer[..n];
+        if let Some(context) = &mut self.digest {
+            context.update(chunk);
+        }
+        if first
+            && let Some((_, what)) = SIGNATURES
+                .iter()
+                .find(|(magic, _)| chunk.starts_with(magic))
+        {
+            return Ok(Err(Fault::whole_file(format!(
+                "binary content: the file is {what}, not CSV text"
+            ))));
+        }
+        if let Some(at) = chunk.iter().position(|&b| FORBIDDEN[usize::from(b)]) {
+            let line = self.newlines + count_newlines(&chunk[..at]) + 1;
+            return Ok(Err(Fault::at_line(
+                line,
+                format!(
+                    "binary content: byte 0x{:02X} at offset {}; a CSV file is text",
+                    chunk[at],
+                    offset + at as u64
+                ),
+            )));
+        }
+        self.newlines += count_newlines(chunk);
+        let data = if first && chunk.starts_with(UTF8_BOM) {
+            self.bom = true;
+            &chunk[UTF8_BOM.len()..]
+        } else {
+            chunk
+        };
+        Ok(Ok(Chunk::Data {
+            bytes: data,
+            bom: self.bom,
+        }))
+    }
+}
+
+/// Fills `buffer` unless the file ends first, so a chunk is short only at
+/// the end (the BOM and signatures are always seen whole).
+fn read_full(reader: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match reader.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+pub(super) fn count_newlines(bytes: &[u8]) -> u64 {
+    memchr::memchr_iter(b'\n', bytes).count() as u64
+}
