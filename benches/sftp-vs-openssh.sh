@@ -6,7 +6,9 @@
 #   BENCH_BIG_MIB=256 BENCH_SMALL_FILES=500 benches/sftp-vs-openssh.sh
 #
 # Prints seconds per transfer for each server and the ratio
-# passerelle-speed / openssh-speed (>= 1.0: passerelle is at least as fast).
+# passerelle-speed / openssh-speed (>= 1.0: passerelle is at least as fast),
+# for passerelle as shipped (uploads.fsync = true: every acknowledged upload
+# is on disk) and with uploads.fsync = false (what OpenSSH does: no flush).
 # A benchmark, not a test: this machine is shared and figures drift between
 # runs, so only compare the two servers within one run.
 set -euo pipefail
@@ -18,6 +20,7 @@ CIPHER=${BENCH_CIPHER:-aes128-gcm@openssh.com}
 ROUNDS=${BENCH_ROUNDS:-2}
 SSHD_PORT=${BENCH_SSHD_PORT:-2422}
 PASSERELLE_PORT=${BENCH_PASSERELLE_PORT:-2423}
+NOSYNC_PORT=$((PASSERELLE_PORT + 1))
 # sshd's ChrootDirectory must be root-owned on every component, so not under /tmp.
 CHROOT=/var/lib/passerelle-bench/chroot
 WORK=$(mktemp -d /tmp/passerelle-bench.XXXXXX)
@@ -71,13 +74,19 @@ CONF
 /usr/sbin/sshd -D -f "$WORK/sshd_config" -E "$WORK/sshd.log" &
 PIDS+=($!)
 
-echo "== passerelle on 127.0.0.1:$PASSERELLE_PORT"
-export PASSERELLE_DATA_DIR="$WORK/passerelle-data" PASSERELLE_SFTP_LISTEN="127.0.0.1:$PASSERELLE_PORT"
 export PASSERELLE_FTPS_EXPLICIT_LISTEN="" PASSERELLE_FTPS_IMPLICIT_LISTEN="" PASSERELLE_LOG_LEVEL=warn
-"$P" tenant add bench >/dev/null
-"$P" user add bench bench --key "$WORK/id.pub" >/dev/null
-"$P" serve 2>"$WORK/passerelle.log" &
-PIDS+=($!)
+# start_passerelle PORT NAME FSYNC: one installation of its own.
+start_passerelle() {
+    echo "== passerelle ($2, uploads.fsync=$3) on 127.0.0.1:$1"
+    export PASSERELLE_DATA_DIR="$WORK/$2" PASSERELLE_SFTP_LISTEN="127.0.0.1:$1" PASSERELLE_UPLOADS_FSYNC=$3
+    export PASSERELLE_ADMIN_LISTEN="127.0.0.1:$(($1 + 100))"
+    "$P" tenant add bench >/dev/null
+    "$P" user add bench bench --key "$WORK/id.pub" >/dev/null
+    "$P" serve 2>"$WORK/$2.log" &
+    PIDS+=($!)
+}
+start_passerelle "$PASSERELLE_PORT" shipped true
+start_passerelle "$NOSYNC_PORT" nosync false
 sleep 2
 
 # run_sftp PORT USER BATCH: seconds taken by one sftp batch.
@@ -95,8 +104,7 @@ best_of() {
         case $op in
         put-big) printf 'put %s %s/big.bin\n' "$WORK/src/big.bin" "$dir" >"$batch" ;;
         get-big) printf 'get %s/big.bin %s/big.bin\n' "$dir" "$WORK/dst" >"$batch" ;;
-        put-small) printf -- '-mkdir %s/small\nput -r %s/small %s/\n' "$dir" "$WORK/src" "$dir" >"$batch"
-            sed -i "s#put -r $WORK/src/small#put -r $WORK/src/small#" "$batch" ;;
+        put-small) printf -- '-mkdir %s/small\nput -r %s/small %s/\n' "$dir" "$WORK/src" "$dir" >"$batch" ;;
         get-small) printf 'get -r %s/small %s/\n' "$dir" "$WORK/dst" >"$batch" ;;
         esac
         t=$(run_sftp "$port" "$user" "$batch")
@@ -106,10 +114,11 @@ best_of() {
     printf '%.3f' "$best"
 }
 
-printf '\n%-10s %12s %12s %8s\n' "transfer" "openssh s" "passerelle s" "ratio"
+printf '\n%-10s %10s %12s %7s %12s %7s\n' "transfer" "openssh s" "passerelle s" "ratio" "no-fsync s" "ratio"
 for op in put-big get-big put-small get-small; do
     o=$(best_of "$SSHD_PORT" root /upload "$op")
     p=$(best_of "$PASSERELLE_PORT" bench /inbox "$op")
-    printf '%-10s %12s %12s %8.2f\n' "$op" "$o" "$p" "$(echo "$o / $p" | bc -l)"
+    n=$(best_of "$NOSYNC_PORT" bench /inbox "$op")
+    printf '%-10s %10s %12s %7.2f %12s %7.2f\n' "$op" "$o" "$p" "$(echo "$o / $p" | bc -l)" "$n" "$(echo "$o / $n" | bc -l)"
 done
 echo "(ratio = openssh time / passerelle time; target >= 0.8)"

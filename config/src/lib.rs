@@ -46,7 +46,7 @@ mod validate;
 pub use crate::error::ConfigError;
 pub use crate::load::Sources;
 pub use crate::model::{
-    AdminConfig, ArchiveConfig, CatalogConfig, Config, FtpsConfig, LimitsConfig, LogConfig,
+    AdminConfig, ArchiveConfig, CatalogConfig, Config, FtpsConfig, LimitsConfig, LogConfig, UploadsConfig,
     LogFormat, SftpConfig, TenantDbBackend, TenantDbConfig, TlsVersion,
 };
 pub use crate::render::{example_toml, reference_markdown};

@@ -33,6 +33,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Limits that protect the front-ends from abuse.
     pub limits: LimitsConfig,
+    /// How completed uploads are stored.
+    pub uploads: UploadsConfig,
 }
 
 /// `[sftp]`: the SFTP front-end.
@@ -223,6 +225,14 @@ pub struct LimitsConfig {
     pub max_sessions_per_ip: u32,
     /// Concurrent connections over all front-ends (at least 1).
     pub max_connections: u32,
+}
+
+/// `[uploads]`: how completed uploads are stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadsConfig {
+    /// Flush an upload's data and directory entry to disk before the client
+    /// is told it completed, so a power loss cannot lose an acknowledged file.
+    pub fsync: bool,
 }
 
 /// Whether `url` uses the `postgres:` or `postgresql:` scheme.

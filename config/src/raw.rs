@@ -19,6 +19,13 @@ pub(crate) struct Raw {
     pub(crate) archive: RawArchive,
     pub(crate) log: RawLog,
     pub(crate) limits: RawLimits,
+    pub(crate) uploads: RawUploads,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUploads {
+    pub(crate) fsync: bool,
 }
 
 #[derive(Deserialize)]

@@ -145,6 +145,7 @@ pub(crate) const SECTIONS: &[(&str, &str)] = &[
     ("archive", "Encrypted archives of imported files."),
     ("log", "Logging."),
     ("limits", "Limits protecting the SFTP and FTPS front-ends."),
+    ("uploads", "How completed uploads are stored."),
 ];
 
 fn string(s: impl Into<String>) -> Option<Value> {
@@ -414,6 +415,17 @@ pub(crate) const KEYS: &[KeyDef] = &[
         secret: false,
         doc: "Concurrent connections over all front-ends, at least 1.",
         effective: |c| integer(c.limits.max_connections),
+    },
+    KeyDef {
+        section: "uploads",
+        name: "fsync",
+        kind: Kind::Bool,
+        default: Default::Value("true"),
+        secret: false,
+        doc: "Flush each upload's data and directory entry to disk before telling the client it \
+              completed, so that a power loss never loses an acknowledged file. false trades that \
+              guarantee for small-file speed, like OpenSSH and vsftpd, which never flush.",
+        effective: |c| Some(Value::Boolean(c.uploads.fsync)),
     },
 ];
 

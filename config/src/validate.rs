@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::duration;
 use crate::error::ConfigError;
 use crate::model::{
-    AdminConfig, ArchiveConfig, CatalogConfig, Config, FtpsConfig, LimitsConfig, LogConfig,
+    AdminConfig, ArchiveConfig, CatalogConfig, Config, FtpsConfig, LimitsConfig, LogConfig, UploadsConfig,
     LogFormat, SftpConfig, TenantDbBackend, TenantDbConfig, TlsVersion, is_postgres_url, scheme,
 };
 use crate::raw::Raw;
@@ -149,6 +149,7 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
             )?,
             max_connections: at_least_one("limits.max_connections", limits.max_connections)?,
         },
+        uploads: UploadsConfig { fsync: raw.uploads.fsync },
         data_dir,
     })
 }

@@ -169,7 +169,9 @@ impl Engine {
         protocol: Protocol,
     ) -> Result<Session, Reason> {
         let permit = self.inner.limits.open_session(login.as_str()).map_err(|_| Reason::TooManySessions)?;
-        let fs = TenantFs::open(&self.inner.data_dir.tenant_root(&tenant)).map_err(|_| Reason::TenantUnavailable)?;
+        let fs = TenantFs::open(&self.inner.data_dir.tenant_root(&tenant))
+            .map_err(|_| Reason::TenantUnavailable)?
+            .with_durable_commits(self.inner.config.uploads.fsync);
         Ok(Session::new(self.clone(), tenant, login, peer, protocol, fs, permit))
     }
 

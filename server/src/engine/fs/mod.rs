@@ -61,6 +61,7 @@ pub(crate) use upload::Upload;
 #[derive(Clone, Debug)]
 pub(crate) struct TenantFs {
     root: Arc<Dir>,
+    durable: bool,
 }
 
 /// Runs filesystem work on the blocking pool.
@@ -105,7 +106,15 @@ impl TenantFs {
         let root = Dir::open_ambient_dir(tenant_root, cap_std::ambient_authority())?;
         Ok(Self {
             root: Arc::new(root),
+            durable: true,
         })
+    }
+
+    /// Whether a commit flushes the upload to disk before it returns
+    /// (`uploads.fsync`; on unless turned off).
+    pub(crate) fn with_durable_commits(mut self, durable: bool) -> Self {
+        self.durable = durable;
+        self
     }
 
     /// Turns raw client bytes into a path, relative to `cwd` unless absolute.
@@ -212,7 +221,7 @@ impl TenantFs {
         path: &TenantPath,
         exclusive: bool,
     ) -> Result<Upload, FsError> {
-        let (root, path) = (Arc::clone(&self.root), path.clone());
+        let (root, path, durable) = (Arc::clone(&self.root), path.clone(), self.durable);
         blocking(move || {
             ensure_writable(&path)?;
             let (dir, name) = walk::open_parent(&root, &path)?;
@@ -221,7 +230,7 @@ impl TenantFs {
                 Some(_) if exclusive => return Err(FsError::AlreadyExists),
                 _ => {}
             }
-            upload::start(dir, path, exclusive)
+            upload::start(dir, path, exclusive, durable)
         })
         .await
     }

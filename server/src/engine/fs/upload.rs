@@ -46,6 +46,8 @@ pub(crate) struct CommittedUpload {
 pub(crate) struct Upload {
     path: TenantPath,
     exclusive: bool,
+    /// Flush data and directory entry before the commit returns.
+    durable: bool,
     staged: Arc<Staged>,
     /// Writes hold it shared for as long as their blocking task runs, commit
     /// takes it exclusively: nothing lands in the file after it was hashed
@@ -87,7 +89,7 @@ impl Drop for Staged {
 }
 
 /// Creates the temporary for an upload to `name` in `dir`.
-pub(super) fn start(dir: Dir, path: TenantPath, exclusive: bool) -> Result<Upload, FsError> {
+pub(super) fn start(dir: Dir, path: TenantPath, exclusive: bool, durable: bool) -> Result<Upload, FsError> {
     use cap_std::fs::{OpenOptions, OpenOptionsExt as _};
 
     let mut options = OpenOptions::new();
@@ -109,6 +111,7 @@ pub(super) fn start(dir: Dir, path: TenantPath, exclusive: bool) -> Result<Uploa
                 return Ok(Upload {
                     path,
                     exclusive,
+                    durable,
                     staged: Arc::new(staged),
                     gate: Arc::new(RwLock::new(())),
                 });
@@ -180,6 +183,7 @@ impl Upload {
         let Self {
             path,
             exclusive,
+            durable,
             staged,
             gate: _,
         } = self;
@@ -187,7 +191,9 @@ impl Upload {
         // renamed file is then visible and complete, an unrenamed one removed.
         blocking(move || {
             let _gate = gate;
-            staged.file.sync_all()?;
+            if durable {
+                staged.file.sync_all()?;
+            }
             let size = staged.file.metadata()?.len();
             let streamed = staged.hasher.lock().unwrap_or_else(PoisonError::into_inner).finish(size);
             let sha256 = match streamed {
@@ -200,7 +206,7 @@ impl Upload {
             // The file is in place; failing to persist the directory entry is
             // logged, not reported, or the client would retry an upload that
             // the pipeline already sees.
-            if let Err(err) = sync_dir(&staged.dir) {
+            if let Err(err) = durable.then(|| sync_dir(&staged.dir)).transpose() {
                 tracing::warn!(path = %path, error = %err, "could not fsync the upload's directory");
             }
             Ok(CommittedUpload { path, size, sha256 })
