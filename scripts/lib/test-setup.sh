@@ -64,7 +64,7 @@ require_cargo() {
 # Commands the tests run, and the Debian package that provides each.
 TOOLS=(
     "sftp openssh-client" "scp openssh-client" "ssh-keygen openssh-client"
-    "curl curl" "lftp lftp" "sqlite3 sqlite3" "openssl openssl"
+    "curl curl" "lftp lftp" "sqlite3 sqlite3" "openssl openssl" "rclone rclone"
     "psql postgresql-client" "pg_isready postgresql-client"
     "python3 python3"
     # Crates with C code (aws-lc-sys) need a C compiler and libc headers.
