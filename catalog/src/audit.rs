@@ -2,6 +2,7 @@
 //! password, never file contents.
 
 use serde::Serialize;
+use sqlx::Row;
 
 use crate::error::CatalogError;
 use crate::store::{Catalog, now_ms};
@@ -35,7 +36,58 @@ pub struct AuditEvent {
     pub detail: Option<String>,
 }
 
+/// Which events [`Catalog::audit_events`] returns; every filter is optional.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    /// Only events of this tenant.
+    pub tenant: Option<String>,
+    /// Only events of this login.
+    pub login: Option<String>,
+    /// Only events at or after this time, Unix milliseconds.
+    pub since: Option<i64>,
+    /// At most this many events: the newest ones.
+    pub limit: u32,
+}
+
 impl Catalog {
+    /// Events matching `filter`, oldest first (the newest `filter.limit` of them).
+    pub async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, CatalogError> {
+        // A NULL parameter disables its filter, so the statement is one static string.
+        let rows = sqlx::query(
+            "SELECT at, actor, tenant, login, ip, protocol, action, outcome, path, bytes, duration_ms, detail \
+             FROM audit_events \
+             WHERE ($1 IS NULL OR tenant = $1) AND ($2 IS NULL OR login = $2) AND at >= $3 \
+             ORDER BY at DESC, id DESC LIMIT $4",
+        )
+        .bind(filter.tenant.as_deref())
+        .bind(filter.login.as_deref())
+        .bind(filter.since.unwrap_or(i64::MIN))
+        .bind(i64::from(filter.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut events = rows
+            .iter()
+            .map(|row| {
+                Ok(AuditEvent {
+                    at: Some(row.try_get("at")?),
+                    actor: row.try_get("actor")?,
+                    tenant: row.try_get("tenant")?,
+                    login: row.try_get("login")?,
+                    ip: row.try_get("ip")?,
+                    protocol: row.try_get("protocol")?,
+                    action: row.try_get("action")?,
+                    outcome: row.try_get("outcome")?,
+                    path: row.try_get("path")?,
+                    bytes: row.try_get("bytes")?,
+                    duration_ms: row.try_get("duration_ms")?,
+                    detail: row.try_get("detail")?,
+                })
+            })
+            .collect::<Result<Vec<_>, CatalogError>>()?;
+        events.reverse();
+        Ok(events)
+    }
+
     /// Appends an event to the audit trail.
     pub async fn record(&self, event: &AuditEvent) -> Result<(), CatalogError> {
         self.record_all(std::slice::from_ref(event)).await

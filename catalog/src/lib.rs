@@ -19,13 +19,15 @@
 //! and tenant database credentials never leave through list/show types.
 
 mod audit;
+mod bans;
 mod error;
 mod names;
 mod store;
 mod tenants;
 mod users;
 
-pub use audit::AuditEvent;
+pub use audit::{AuditEvent, AuditFilter};
+pub use bans::Ban;
 pub use error::{CatalogError, NameError};
 pub use names::{Login, TenantName};
 pub use store::{Backend, Catalog, now_ms};

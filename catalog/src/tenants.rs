@@ -72,6 +72,28 @@ impl Catalog {
         Ok(())
     }
 
+    /// Replaces the networks the tenant's users may log in from (empty: any).
+    pub async fn set_tenant_allowed_ips(&self, name: &TenantName, allowed_ips: &[IpNet]) -> Result<(), CatalogError> {
+        let mut tx = self.pool.begin().await?;
+        let exists = sqlx::query("SELECT name FROM tenants WHERE name = $1")
+            .bind(name.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(CatalogError::NotFound(format!("tenant {name}")));
+        }
+        sqlx::query("DELETE FROM tenant_allowed_ips WHERE tenant = $1").bind(name.as_str()).execute(&mut *tx).await?;
+        for net in allowed_ips {
+            sqlx::query("INSERT INTO tenant_allowed_ips (tenant, cidr) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(name.as_str())
+                .bind(net.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Every tenant, by name.
     pub async fn tenants(&self) -> Result<Vec<Tenant>, CatalogError> {
         let rows = sqlx::query(

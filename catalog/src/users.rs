@@ -1,5 +1,6 @@
-//! Users, their password hashes, locks and SSH public keys.
+//! Users, their password hashes, locks, allowed source networks and SSH public keys.
 
+use ipnet::IpNet;
 use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -25,6 +26,8 @@ pub struct User {
     pub locked_until: Option<i64>,
     /// How many SSH public keys the user has.
     pub key_count: i64,
+    /// Source networks the user may log in from (empty: any); the tenant's list applies too.
+    pub allowed_ips: Vec<String>,
 }
 
 /// An SSH public key registered for a user.
@@ -90,7 +93,11 @@ impl Catalog {
                     .await?
             }
         };
-        rows.iter().map(user_from_row).collect()
+        let mut users = rows.iter().map(user_from_row).collect::<Result<Vec<_>, _>>()?;
+        for user in &mut users {
+            user.allowed_ips = self.allowed_ips_of(&user.login).await?;
+        }
+        Ok(users)
     }
 
     /// One user, or `None`.
@@ -99,7 +106,41 @@ impl Catalog {
             .bind(login.as_str())
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(user_from_row).transpose()
+        let Some(mut user) = row.as_ref().map(user_from_row).transpose()? else { return Ok(None) };
+        user.allowed_ips = self.allowed_ips_of(&user.login).await?;
+        Ok(Some(user))
+    }
+
+    /// Replaces the networks `login` may log in from (empty: any).
+    pub async fn set_user_allowed_ips(&self, login: &Login, allowed_ips: &[IpNet]) -> Result<(), CatalogError> {
+        let mut tx = self.pool.begin().await?;
+        let exists = sqlx::query("SELECT login FROM users WHERE login = $1")
+            .bind(login.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(CatalogError::NotFound(format!("login {login}")));
+        }
+        sqlx::query("DELETE FROM user_allowed_ips WHERE login = $1").bind(login.as_str()).execute(&mut *tx).await?;
+        for net in allowed_ips {
+            sqlx::query("INSERT INTO user_allowed_ips (login, cidr) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(login.as_str())
+                .bind(net.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn allowed_ips_of(&self, login: &str) -> Result<Vec<String>, CatalogError> {
+        sqlx::query("SELECT cidr FROM user_allowed_ips WHERE login = $1 ORDER BY cidr")
+            .bind(login)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get("cidr").map_err(CatalogError::from))
+            .collect()
     }
 
     /// The user's argon2id hash, when the user exists and has a password.
@@ -127,6 +168,16 @@ impl Catalog {
             sqlx::query("UPDATE users SET password_hash = $2 WHERE login = $1")
                 .bind(login.as_str())
                 .bind(hash),
+        )
+        .await
+    }
+
+    /// Locks the user temporarily, until `until` (Unix milliseconds), after
+    /// too many failed logins; `user unlock` lifts it earlier.
+    pub async fn lock_until(&self, login: &Login, until: i64) -> Result<(), CatalogError> {
+        self.update_user(
+            login,
+            sqlx::query("UPDATE users SET locked_until = $2 WHERE login = $1").bind(login.as_str()).bind(until),
         )
         .await
     }
@@ -215,5 +266,6 @@ fn user_from_row(row: &AnyRow) -> Result<User, CatalogError> {
         admin_locked: row.try_get::<i64, _>("admin_locked")? != 0,
         locked_until: row.try_get("locked_until")?,
         key_count: row.try_get("key_count")?,
+        allowed_ips: Vec::new(),
     })
 }

@@ -1,6 +1,6 @@
 //! The catalog behaves the same on SQLite and on PostgreSQL.
 
-use passerelle_catalog::{AuditEvent, Catalog, CatalogError, Login, TenantDatabase, TenantName};
+use passerelle_catalog::{AuditEvent, AuditFilter, Ban, Catalog, CatalogError, Login, TenantDatabase, TenantName};
 
 /// PostgreSQL server used by the tests; its absence is a failure, never a skip.
 fn pg_admin_url() -> String {
@@ -43,6 +43,30 @@ async fn exercise(catalog: Catalog) {
     catalog.remove_key(&alice, "SHA256:abc").await.unwrap();
     assert!(catalog.keys(&alice).await.unwrap().is_empty());
     catalog.record(&AuditEvent { actor: "admin:test".into(), protocol: "cli".into(), action: "tenant_add".into(), outcome: "ok".into(), ..Default::default() }).await.unwrap();
+    catalog.record(&AuditEvent { actor: "alice".into(), tenant: Some("acme".into()), login: Some("alice".into()), protocol: "sftp".into(), action: "login".into(), outcome: "ok".into(), ..Default::default() }).await.unwrap();
+    let all = catalog.audit_events(&AuditFilter { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(all.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["tenant_add", "login"]);
+    let alice_only = AuditFilter { login: Some("alice".into()), tenant: Some("acme".into()), since: Some(0), limit: 10 };
+    assert_eq!(catalog.audit_events(&alice_only).await.unwrap().len(), 1);
+    let newest = catalog.audit_events(&AuditFilter { limit: 1, ..Default::default() }).await.unwrap();
+    assert_eq!(newest[0].action, "login");
+
+    catalog.set_tenant_allowed_ips(&acme, &["192.0.2.0/24".parse().unwrap()]).await.unwrap();
+    catalog.set_user_allowed_ips(&alice, &["2001:db8::/32".parse().unwrap()]).await.unwrap();
+    assert_eq!(catalog.tenant(&acme).await.unwrap().unwrap().allowed_ips, ["192.0.2.0/24"]);
+    assert_eq!(catalog.user(&alice).await.unwrap().unwrap().allowed_ips, ["2001:db8::/32"]);
+    catalog.lock_until(&alice, 42).await.unwrap();
+    assert_eq!(catalog.user(&alice).await.unwrap().unwrap().locked_until, Some(42));
+
+    let ban = Ban { ip: "192.0.2.1".into(), banned_at: 1, expires_at: i64::MAX, offences: 1, reason: "test".into() };
+    catalog.upsert_ban(&ban).await.unwrap();
+    catalog.upsert_ban(&Ban { offences: 2, ..ban.clone() }).await.unwrap();
+    assert_eq!(catalog.ban_offences("192.0.2.1").await.unwrap(), 2);
+    assert_eq!(catalog.active_bans(0).await.unwrap().len(), 1);
+    assert!(catalog.active_bans(i64::MAX).await.unwrap().is_empty());
+    catalog.remove_ban("192.0.2.1").await.unwrap();
+    assert!(matches!(catalog.remove_ban("192.0.2.1").await, Err(CatalogError::NotFound(_))));
+    assert_eq!(catalog.ban_offences("192.0.2.1").await.unwrap(), 0);
 
     catalog.remove_tenant(&acme).await.unwrap();
     assert!(catalog.user(&alice).await.unwrap().is_none(), "users go with their tenant");

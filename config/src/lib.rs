@@ -46,7 +46,8 @@ mod validate;
 pub use crate::error::ConfigError;
 pub use crate::load::Sources;
 pub use crate::model::{
-    AdminConfig, ArchiveConfig, CatalogConfig, Config, FtpsConfig, LimitsConfig, LogConfig, UploadsConfig,
-    LogFormat, SftpConfig, TenantDbBackend, TenantDbConfig, TlsVersion,
+    AccountLockConfig, AdminConfig, ArchiveConfig, CatalogConfig, Config, DefenderConfig, FtpsConfig, LimitsConfig,
+    LogConfig, LogFormat, MaxStartups, ProxyProtocolConfig, SftpConfig, TenantDbBackend, TenantDbConfig, TlsVersion,
+    UploadsConfig,
 };
 pub use crate::render::{example_toml, reference_markdown};

@@ -35,6 +35,12 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// How completed uploads are stored.
     pub uploads: UploadsConfig,
+    /// Scores and bans of source addresses.
+    pub defender: DefenderConfig,
+    /// Temporary locks of logins after failed logins.
+    pub account_lock: AccountLockConfig,
+    /// PROXY protocol on the listeners.
+    pub proxy_protocol: ProxyProtocolConfig,
 }
 
 /// `[sftp]`: the SFTP front-end.
@@ -221,10 +227,70 @@ pub struct LimitsConfig {
     pub idle_timeout: Duration,
     /// Concurrent sessions of one user (at least 1).
     pub max_sessions_per_user: u32,
-    /// Concurrent sessions from one IP address (at least 1).
-    pub max_sessions_per_ip: u32,
+    /// Concurrent connections from one IP address, logged in or not (at least 1).
+    pub max_connections_per_ip: u32,
     /// Concurrent connections over all front-ends (at least 1).
     pub max_connections: u32,
+    /// Random early drop of connections not yet logged in.
+    pub max_startups: MaxStartups,
+}
+
+/// OpenSSH's MaxStartups `start:rate:full`: with `n` connections not yet
+/// logged in, a new one is dropped with probability 0 below `start`, `rate`
+/// percent at `start`, rising linearly to 100 % at `full`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxStartups {
+    /// Where random drops begin (at least 1).
+    pub start: u32,
+    /// Drop probability at `start`, percent (1 to 100).
+    pub rate: u32,
+    /// Where every new connection is dropped (at least `start`).
+    pub full: u32,
+}
+
+/// `[defender]`: scores and bans of source addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefenderConfig {
+    /// Whether addresses are scored and banned (stored bans are enforced regardless).
+    pub enabled: bool,
+    /// Score at which an address is banned (at least 1).
+    pub threshold: u32,
+    /// Score of a login for a user that does not exist.
+    pub score_invalid_user: u32,
+    /// Score of a failed login of an existing user.
+    pub score_wrong_password: u32,
+    /// Score of a connection or session refused by a limit.
+    pub score_limit_exceeded: u32,
+    /// Score of a protocol violation before login.
+    pub score_protocol_abuse: u32,
+    /// Scores older than this are forgotten (over zero).
+    pub observation_time: Duration,
+    /// Length of a first ban (over zero).
+    pub ban_time: Duration,
+    /// Percent by which each further ban of an address is longer than the previous one (0 to 1000).
+    pub ban_time_increment: u32,
+    /// Longest ban (at least `ban_time`).
+    pub max_ban_time: Duration,
+    /// Networks never scored nor banned (truncated to their prefix).
+    pub safe_list: Vec<ipnet::IpNet>,
+}
+
+/// `[account_lock]`: temporary locks after failed logins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountLockConfig {
+    /// Failed logins within `observation_time` that lock a login; 0: never.
+    pub max_failures: u32,
+    /// Window in which failures are counted (over zero).
+    pub observation_time: Duration,
+    /// Length of a lock (over zero).
+    pub lock_time: Duration,
+}
+
+/// `[proxy_protocol]`: PROXY protocol v1/v2 on the listeners.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyProtocolConfig {
+    /// Proxies that may (and must) send a PROXY header; empty: PROXY protocol off.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// `[uploads]`: how completed uploads are stored.

@@ -20,6 +20,39 @@ pub(crate) struct Raw {
     pub(crate) log: RawLog,
     pub(crate) limits: RawLimits,
     pub(crate) uploads: RawUploads,
+    pub(crate) defender: RawDefender,
+    pub(crate) account_lock: RawAccountLock,
+    pub(crate) proxy_protocol: RawProxyProtocol,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDefender {
+    pub(crate) enabled: bool,
+    pub(crate) threshold: u32,
+    pub(crate) score_invalid_user: u32,
+    pub(crate) score_wrong_password: u32,
+    pub(crate) score_limit_exceeded: u32,
+    pub(crate) score_protocol_abuse: u32,
+    pub(crate) observation_time: String,
+    pub(crate) ban_time: String,
+    pub(crate) ban_time_increment: u32,
+    pub(crate) max_ban_time: String,
+    pub(crate) safe_list: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAccountLock {
+    pub(crate) max_failures: u32,
+    pub(crate) observation_time: String,
+    pub(crate) lock_time: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProxyProtocol {
+    pub(crate) trusted_proxies: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -87,6 +120,7 @@ pub(crate) struct RawLimits {
     pub(crate) max_auth_tries: u32,
     pub(crate) idle_timeout: String,
     pub(crate) max_sessions_per_user: u32,
-    pub(crate) max_sessions_per_ip: u32,
+    pub(crate) max_connections_per_ip: u32,
     pub(crate) max_connections: u32,
+    pub(crate) max_startups: String,
 }

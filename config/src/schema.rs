@@ -30,6 +30,8 @@ pub(crate) enum Kind {
     Duration,
     /// A list of TLS versions.
     TlsVersions,
+    /// A list of IP networks in CIDR notation (a bare address means just that address).
+    NetworkList,
     /// One of a fixed set of strings.
     Choice(&'static [&'static str]),
 }
@@ -48,6 +50,7 @@ impl Kind {
             Self::PortRange => "port range".into(),
             Self::Duration => "duration".into(),
             Self::TlsVersions => "list of TLS versions".into(),
+            Self::NetworkList => "list of CIDR networks".into(),
             Self::Choice(choices) => choices
                 .iter()
                 .map(|c| format!("\"{c}\""))
@@ -58,7 +61,7 @@ impl Kind {
 
     /// Whether an environment value is a comma-separated list.
     pub(crate) fn is_list(self) -> bool {
-        matches!(self, Self::AddressList | Self::TlsVersions)
+        matches!(self, Self::AddressList | Self::TlsVersions | Self::NetworkList)
     }
 }
 
@@ -145,6 +148,24 @@ pub(crate) const SECTIONS: &[(&str, &str)] = &[
     ("archive", "Encrypted archives of imported files."),
     ("log", "Logging."),
     ("limits", "Limits protecting the SFTP and FTPS front-ends."),
+    (
+        "defender",
+        "Brute-force defence: every source address earns a score for failed logins, exceeded limits and \
+         protocol abuse; an address whose score reaches the threshold within the observation time is banned \
+         (dropped at connect, before any protocol work). Bans are stored in the catalog, so that the CLI and \
+         every node see them and they survive a restart; each new ban of an address lasts longer.",
+    ),
+    (
+        "account_lock",
+        "Temporary account lock: too many failed logins for one login, from any source, lock it; the client \
+         sees the same answer as for a wrong password. `passerelle user unlock` lifts the lock.",
+    ),
+    (
+        "proxy_protocol",
+        "PROXY protocol (v1 and v2, as HAProxy sends it) on every listener. Connections from a trusted proxy \
+         must start with a PROXY header, whose source address is then the client's address everywhere (bans, \
+         allowlists, audit); any other source is served directly, and refused if it sends a PROXY header.",
+    ),
     ("uploads", "How completed uploads are stored."),
 ];
 
@@ -156,6 +177,10 @@ fn strings<T: ToString>(items: &[T]) -> Option<Value> {
     Some(Value::Array(
         items.iter().map(|i| Value::String(i.to_string())).collect(),
     ))
+}
+
+fn duration(d: std::time::Duration) -> Option<Value> {
+    string(duration::format(d))
 }
 
 fn integer(n: u32) -> Option<Value> {
@@ -400,12 +425,13 @@ pub(crate) const KEYS: &[KeyDef] = &[
     },
     KeyDef {
         section: "limits",
-        name: "max_sessions_per_ip",
+        name: "max_connections_per_ip",
         kind: Kind::Integer,
         default: Default::Value("20"),
         secret: false,
-        doc: "Concurrent sessions allowed from one IP address, at least 1.",
-        effective: |c| integer(c.limits.max_sessions_per_ip),
+        doc: "Concurrent connections allowed from one IP address, logged in or not, at least 1. \
+              Going over it counts as an exceeded limit for the defender.",
+        effective: |c| integer(c.limits.max_connections_per_ip),
     },
     KeyDef {
         section: "limits",
@@ -415,6 +441,163 @@ pub(crate) const KEYS: &[KeyDef] = &[
         secret: false,
         doc: "Concurrent connections over all front-ends, at least 1.",
         effective: |c| integer(c.limits.max_connections),
+    },
+    KeyDef {
+        section: "limits",
+        name: "max_startups",
+        kind: Kind::Text,
+        default: Default::Value(r#""10:30:100""#),
+        secret: false,
+        doc: "Connections not yet logged in, as OpenSSH's MaxStartups \"start:rate:full\": from start such \
+              connections on, a new one is dropped with probability rate percent, rising linearly to 100 % at \
+              full. A single number N means \"N:100:N\".",
+        effective: |c| {
+            let s = &c.limits.max_startups;
+            string(format!("{}:{}:{}", s.start, s.rate, s.full))
+        },
+    },
+    KeyDef {
+        section: "defender",
+        name: "enabled",
+        kind: Kind::Bool,
+        default: Default::Value("true"),
+        secret: false,
+        doc: "Score source addresses and ban those over the threshold. Bans already stored keep being \
+              enforced when false (`passerelle ban remove` lifts them).",
+        effective: |c| Some(Value::Boolean(c.defender.enabled)),
+    },
+    KeyDef {
+        section: "defender",
+        name: "threshold",
+        kind: Kind::Integer,
+        default: Default::Value("15"),
+        secret: false,
+        doc: "Score at which an address is banned, at least 1 (SFTPGo's default).",
+        effective: |c| integer(c.defender.threshold),
+    },
+    KeyDef {
+        section: "defender",
+        name: "score_invalid_user",
+        kind: Kind::Integer,
+        default: Default::Value("2"),
+        secret: false,
+        doc: "Score of a login attempt for a user that does not exist.",
+        effective: |c| integer(c.defender.score_invalid_user),
+    },
+    KeyDef {
+        section: "defender",
+        name: "score_wrong_password",
+        kind: Kind::Integer,
+        default: Default::Value("1"),
+        secret: false,
+        doc: "Score of a failed login of an existing user: wrong password, unknown key, locked account, \
+              address outside the allowlists.",
+        effective: |c| integer(c.defender.score_wrong_password),
+    },
+    KeyDef {
+        section: "defender",
+        name: "score_limit_exceeded",
+        kind: Kind::Integer,
+        default: Default::Value("3"),
+        secret: false,
+        doc: "Score of a connection refused by limits.max_connections_per_ip or a login refused by \
+              limits.max_sessions_per_user.",
+        effective: |c| integer(c.defender.score_limit_exceeded),
+    },
+    KeyDef {
+        section: "defender",
+        name: "score_protocol_abuse",
+        kind: Kind::Integer,
+        default: Default::Value("3"),
+        secret: false,
+        doc: "Score of a connection that breaks the protocol before logging in: malformed packets, a bad or \
+              untrusted PROXY header, login grace time exceeded, too many authentication attempts.",
+        effective: |c| integer(c.defender.score_protocol_abuse),
+    },
+    KeyDef {
+        section: "defender",
+        name: "observation_time",
+        kind: Kind::Duration,
+        default: Default::Value(r#""30m""#),
+        secret: false,
+        doc: "Scores older than this are forgotten; over zero.",
+        effective: |c| duration(c.defender.observation_time),
+    },
+    KeyDef {
+        section: "defender",
+        name: "ban_time",
+        kind: Kind::Duration,
+        default: Default::Value(r#""30m""#),
+        secret: false,
+        doc: "Length of an address's first ban; over zero.",
+        effective: |c| duration(c.defender.ban_time),
+    },
+    KeyDef {
+        section: "defender",
+        name: "ban_time_increment",
+        kind: Kind::Integer,
+        default: Default::Value("50"),
+        secret: false,
+        doc: "Each further ban of the same address lasts this many percent longer than the previous one \
+              (50: 30m, 45m, 1h7m30s...), 0 to 1000.",
+        effective: |c| integer(c.defender.ban_time_increment),
+    },
+    KeyDef {
+        section: "defender",
+        name: "max_ban_time",
+        kind: Kind::Duration,
+        default: Default::Value(r#""24h""#),
+        secret: false,
+        doc: "Longest ban, however often an address offends; at least defender.ban_time.",
+        effective: |c| duration(c.defender.max_ban_time),
+    },
+    KeyDef {
+        section: "defender",
+        name: "safe_list",
+        kind: Kind::NetworkList,
+        default: Default::Value("[]"),
+        secret: false,
+        doc: "Networks (CIDR) that are never scored nor banned, e.g. a monitoring host. Their logins are \
+              still checked and audited.",
+        effective: |c| strings(&c.defender.safe_list),
+    },
+    KeyDef {
+        section: "account_lock",
+        name: "max_failures",
+        kind: Kind::Integer,
+        default: Default::Value("10"),
+        secret: false,
+        doc: "Failed logins of one login within account_lock.observation_time that lock it; 0 turns \
+              account locks off.",
+        effective: |c| integer(c.account_lock.max_failures),
+    },
+    KeyDef {
+        section: "account_lock",
+        name: "observation_time",
+        kind: Kind::Duration,
+        default: Default::Value(r#""15m""#),
+        secret: false,
+        doc: "Window in which failed logins of one login are counted; over zero.",
+        effective: |c| duration(c.account_lock.observation_time),
+    },
+    KeyDef {
+        section: "account_lock",
+        name: "lock_time",
+        kind: Kind::Duration,
+        default: Default::Value(r#""15m""#),
+        secret: false,
+        doc: "How long such a lock lasts; over zero.",
+        effective: |c| duration(c.account_lock.lock_time),
+    },
+    KeyDef {
+        section: "proxy_protocol",
+        name: "trusted_proxies",
+        kind: Kind::NetworkList,
+        default: Default::Value("[]"),
+        secret: false,
+        doc: "Networks (CIDR) of the proxies allowed to send a PROXY header; empty turns the PROXY protocol \
+              off. A connection from one of them without a valid header within 5 s is dropped.",
+        effective: |c| strings(&c.proxy_protocol.trusted_proxies),
     },
     KeyDef {
         section: "uploads",

@@ -8,8 +8,9 @@ use std::time::Duration;
 use crate::duration;
 use crate::error::ConfigError;
 use crate::model::{
-    AdminConfig, ArchiveConfig, CatalogConfig, Config, FtpsConfig, LimitsConfig, LogConfig, UploadsConfig,
-    LogFormat, SftpConfig, TenantDbBackend, TenantDbConfig, TlsVersion, is_postgres_url, scheme,
+    AccountLockConfig, AdminConfig, ArchiveConfig, CatalogConfig, Config, DefenderConfig, FtpsConfig, LimitsConfig,
+    LogConfig, LogFormat, MaxStartups, ProxyProtocolConfig, SftpConfig, TenantDbBackend, TenantDbConfig, TlsVersion,
+    UploadsConfig, is_postgres_url, scheme,
 };
 use crate::raw::Raw;
 use crate::schema::{self, Default};
@@ -23,6 +24,8 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
     let ftps = raw.ftps;
     let tenant_db = raw.tenant_db;
     let limits = raw.limits;
+    let defender = raw.defender;
+    let account_lock = raw.account_lock;
 
     let catalog_url = match raw.catalog.url {
         Some(url) => url,
@@ -100,6 +103,39 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
         ));
     }
 
+    let ban_time = parse_duration("defender.ban_time", &defender.ban_time)?;
+    let max_ban_time = parse_duration("defender.max_ban_time", &defender.max_ban_time)?;
+    if max_ban_time < ban_time {
+        return Err(ConfigError::invalid(
+            "defender.max_ban_time",
+            format!(
+                "must be at least defender.ban_time (got \"{}\" < \"{}\")",
+                defender.max_ban_time, defender.ban_time
+            ),
+        ));
+    }
+    let defender = DefenderConfig {
+        enabled: defender.enabled,
+        threshold: at_least_one("defender.threshold", defender.threshold)?,
+        score_invalid_user: in_range("defender.score_invalid_user", defender.score_invalid_user, 0..=1000)?,
+        score_wrong_password: in_range("defender.score_wrong_password", defender.score_wrong_password, 0..=1000)?,
+        score_limit_exceeded: in_range("defender.score_limit_exceeded", defender.score_limit_exceeded, 0..=1000)?,
+        score_protocol_abuse: in_range("defender.score_protocol_abuse", defender.score_protocol_abuse, 0..=1000)?,
+        observation_time: parse_duration("defender.observation_time", &defender.observation_time)?,
+        ban_time,
+        ban_time_increment: in_range("defender.ban_time_increment", defender.ban_time_increment, 0..=1000)?,
+        max_ban_time,
+        safe_list: parse_networks("defender.safe_list", &defender.safe_list)?,
+    };
+    let account_lock = AccountLockConfig {
+        max_failures: account_lock.max_failures,
+        observation_time: parse_duration("account_lock.observation_time", &account_lock.observation_time)?,
+        lock_time: parse_duration("account_lock.lock_time", &account_lock.lock_time)?,
+    };
+    let proxy_protocol = ProxyProtocolConfig {
+        trusted_proxies: parse_networks("proxy_protocol.trusted_proxies", &raw.proxy_protocol.trusted_proxies)?,
+    };
+
     Ok(Config {
         sftp: SftpConfig {
             listen: raw.sftp.listen,
@@ -143,13 +179,17 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
                 "limits.max_sessions_per_user",
                 limits.max_sessions_per_user,
             )?,
-            max_sessions_per_ip: at_least_one(
-                "limits.max_sessions_per_ip",
-                limits.max_sessions_per_ip,
+            max_connections_per_ip: at_least_one(
+                "limits.max_connections_per_ip",
+                limits.max_connections_per_ip,
             )?,
             max_connections: at_least_one("limits.max_connections", limits.max_connections)?,
+            max_startups: parse_max_startups(&limits.max_startups)?,
         },
         uploads: UploadsConfig { fsync: raw.uploads.fsync },
+        defender,
+        account_lock,
+        proxy_protocol,
         data_dir,
     })
 }
@@ -198,6 +238,51 @@ fn parse_duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
         ));
     }
     Ok(value)
+}
+
+/// CIDR networks; a bare address is a network of one. Host bits are cleared.
+fn parse_networks(key: &str, items: &[String]) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    items
+        .iter()
+        .map(|item| {
+            let item = item.trim();
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|net| net.trunc())
+                .map_err(|_| {
+                    ConfigError::invalid(
+                        key,
+                        format!("expected a network such as \"203.0.113.0/24\" or \"2001:db8::/32\" (got \"{item}\")"),
+                    )
+                })
+        })
+        .collect()
+}
+
+/// `"start:rate:full"` or a single number `N` (`N:100:N`).
+fn parse_max_startups(text: &str) -> Result<MaxStartups, ConfigError> {
+    const KEY: &str = "limits.max_startups";
+    let bad = |why: &str| ConfigError::invalid(KEY, format!("{why} (got \"{text}\")"));
+    let numbers: Vec<u32> = text
+        .split(':')
+        .map(|part| part.trim().parse::<u32>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad("expected \"start:rate:full\" such as \"10:30:100\", or one number"))?;
+    let startups = match numbers[..] {
+        [n] => MaxStartups { start: n, rate: 100, full: n },
+        [start, rate, full] => MaxStartups { start, rate, full },
+        _ => return Err(bad("expected \"start:rate:full\" such as \"10:30:100\", or one number")),
+    };
+    if startups.start == 0 {
+        return Err(bad("start must be at least 1"));
+    }
+    if !(1..=100).contains(&startups.rate) {
+        return Err(bad("rate is a percentage, 1 to 100"));
+    }
+    if startups.full < startups.start || startups.full > 1_000_000 {
+        return Err(bad("full must be at least start and at most 1000000"));
+    }
+    Ok(startups)
 }
 
 fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>, ConfigError> {

@@ -90,7 +90,7 @@ fn defaults_are_the_documented_interface_values() {
     assert_eq!(c.limits.max_auth_tries, 6);
     assert_eq!(c.limits.idle_timeout, Duration::from_secs(15 * 60));
     assert_eq!(c.limits.max_sessions_per_user, 10);
-    assert_eq!(c.limits.max_sessions_per_ip, 20);
+    assert_eq!(c.limits.max_connections_per_ip, 20);
     assert_eq!(c.limits.max_connections, 500);
 }
 

@@ -94,13 +94,15 @@ impl Admin {
     }
 
     /// Creates a user with an optional password (checked for strength and
-    /// hashed here) and SSH keys (already parsed, so already checked).
+    /// hashed here), SSH keys (already parsed, so already checked) and the
+    /// networks it may log in from (empty: any).
     pub(crate) async fn add_user(
         &self,
         tenant: &TenantName,
         login: &Login,
         password: Option<&str>,
         keys: &[AuthorizedKey],
+        allowed_ips: &[IpNet],
     ) -> Result<(), CliError> {
         if self.catalog.tenant(tenant).await?.is_none() {
             return Err(usage(format!("tenant {tenant} not found")));
@@ -112,6 +114,9 @@ impl Admin {
         self.catalog.add_user(tenant, login, hash.as_deref()).await?;
         for key in keys {
             self.catalog.add_key(login, &key.fingerprint(), &key.to_openssh()).await?;
+        }
+        if !allowed_ips.is_empty() {
+            self.catalog.set_user_allowed_ips(login, allowed_ips).await?;
         }
         self.audit("user_add", Some(tenant), Some(login), None).await
     }

@@ -42,6 +42,54 @@ pub(crate) enum Command {
     /// Show the server's own keys.
     #[command(subcommand)]
     Hostkey(HostkeyCommand),
+    /// Source addresses banned by the defender.
+    #[command(subcommand)]
+    Ban(BanCommand),
+    /// Print the audit trail, oldest first (the newest `--limit` events).
+    Audit(AuditArgs),
+}
+
+/// `ban` verbs.
+#[derive(Debug, Subcommand)]
+pub(crate) enum BanCommand {
+    /// List the bans in force.
+    List(JsonFlag),
+    /// Lift the ban of an address and forget its offences (the server sees it within a second or two).
+    Remove {
+        /// IPv4 or IPv6 address.
+        ip: String,
+    },
+}
+
+/// `audit` filters.
+#[derive(Debug, Args)]
+pub(crate) struct AuditArgs {
+    /// Only events of this tenant.
+    #[arg(long)]
+    pub(crate) tenant: Option<String>,
+    /// Only events of this login.
+    #[arg(long)]
+    pub(crate) login: Option<String>,
+    /// Only events since then: a duration ago (`90s`, `30m`, `1h`, `2d`) or an RFC 3339 time.
+    #[arg(long, value_name = "WHEN")]
+    pub(crate) since: Option<String>,
+    /// At most this many events (the newest).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub(crate) limit: u32,
+    #[command(flatten)]
+    pub(crate) json: JsonFlag,
+}
+
+/// `--set CIDR... | --clear` of the allow-ip verbs.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub(crate) struct AllowIpChange {
+    /// The networks (CIDR) allowed from now on, replacing the current list.
+    #[arg(long, value_name = "CIDR", num_args = 1..)]
+    pub(crate) set: Vec<String>,
+    /// Allow any address again.
+    #[arg(long)]
+    pub(crate) clear: bool,
 }
 
 /// `--json` for list and show verbs.
@@ -71,6 +119,13 @@ pub(crate) enum TenantCommand {
         /// Networks (CIDR) its users may log in from; repeatable. Default: any.
         #[arg(long = "allow-ip", value_name = "CIDR")]
         allow_ip: Vec<String>,
+    },
+    /// Replace or clear the networks a tenant's users may log in from.
+    AllowIp {
+        /// Tenant name.
+        name: String,
+        #[command(flatten)]
+        change: AllowIpChange,
     },
     /// List tenants.
     List(JsonFlag),
@@ -109,6 +164,16 @@ pub(crate) enum UserCommand {
         /// OpenSSH public key file to authorise; repeatable.
         #[arg(long = "key", value_name = "FILE")]
         keys: Vec<PathBuf>,
+        /// Networks (CIDR) the user may log in from, besides the tenant's own list; repeatable. Default: any.
+        #[arg(long = "allow-ip", value_name = "CIDR")]
+        allow_ip: Vec<String>,
+    },
+    /// Replace or clear the networks a user may log in from.
+    AllowIp {
+        /// Login.
+        login: String,
+        #[command(flatten)]
+        change: AllowIpChange,
     },
     /// List users.
     List {

@@ -57,6 +57,7 @@ pub(crate) async fn run(config: passerelle_config::Config, demo: bool) -> Result
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
     discard_interrupted_uploads(&admin).await?;
     let engine = Engine::new(Arc::new(admin.config.clone()), admin.catalog.clone(), admin.data_dir.clone());
+    engine.load_bans().await.context("cannot read the bans from the catalog")?;
     let sftp = SftpServer::start(engine.clone(), host_keys.keys().to_vec()).await?;
     info!(data_dir = %admin.config.data_dir.display(), "passerelle ready");
     let signal_name = tokio::select! {
@@ -83,7 +84,7 @@ async fn create_demo(admin: &Admin) -> Result<(), CliError> {
     }
     admin.add_tenant(&tenant, &[]).await?;
     let password = passerelle_keys::generate_password();
-    admin.add_user(&tenant, &login, Some(&password), &[]).await?;
+    admin.add_user(&tenant, &login, Some(&password), &[], &[]).await?;
     println!("demo tenant created: login {DEMO}, password {password} (shown once)");
     Ok(())
 }

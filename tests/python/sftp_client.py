@@ -10,6 +10,8 @@ Plan:
     {"port": 2222, "user": "alice", "password": "..." | "key": "/path/to/key",
      "timeout": 10, "op_timeout": 20, "mode": "sftp" | "auth_tries", "attempts": 8,
      "client": "transport" | "sshclient", "key_files": ["..."],
+     "source": "127.0.0.2" (connect from this address),
+     "proxy_header": "<hex>" (bytes sent before SSH, e.g. a PROXY protocol header),
      "ops": [{"op": "put", "local": "...", "remote": "..."}, ...]}
 
 Report:
@@ -154,7 +156,10 @@ def connect_sshclient(plan):
 
 def connect(plan):
     timeout = plan.get("timeout", 10)
-    sock = socket.create_connection(("127.0.0.1", plan["port"]), timeout=timeout)
+    source = (plan["source"], 0) if "source" in plan else None
+    sock = socket.create_connection(("127.0.0.1", plan["port"]), timeout=timeout, source_address=source)
+    if "proxy_header" in plan:
+        sock.sendall(bytes.fromhex(plan["proxy_header"]))
     transport = paramiko.Transport(sock)
     transport.banner_timeout = timeout
     transport.auth_timeout = timeout

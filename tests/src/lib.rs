@@ -671,6 +671,9 @@ pub struct SftpUser {
     pub auth: ClientAuth,
     /// A scratch directory for batch files and downloads.
     pub scratch: PathBuf,
+    /// The loopback source address to connect from (e.g. `127.0.0.2`); the
+    /// kernel's choice when `None`.
+    pub source: Option<String>,
 }
 
 impl SftpUser {
@@ -681,7 +684,14 @@ impl SftpUser {
             login: login.into(),
             auth: ClientAuth::Key(key.into()),
             scratch: scratch.into(),
+            source: None,
         }
+    }
+
+    /// The same user, connecting from the loopback address `source`.
+    pub fn from_address(mut self, source: &str) -> Self {
+        self.source = Some(source.into());
+        self
     }
 
     /// A user that logs in with `password` (an askpass script is written to `scratch`).
@@ -707,6 +717,7 @@ impl SftpUser {
                 askpass,
             },
             scratch: scratch.into(),
+            source: None,
         }
     }
 
@@ -731,6 +742,9 @@ impl SftpUser {
         .iter()
         .map(ToString::to_string)
         .collect();
+        if let Some(source) = &self.source {
+            options.push(format!("BindAddress={source}"));
+        }
         match &self.auth {
             ClientAuth::Key(key) => options.extend([
                 "BatchMode=yes".into(),
@@ -847,6 +861,9 @@ impl SftpUser {
     pub fn paramiko_plan(&self, mut plan: serde_json::Value) -> serde_json::Value {
         plan["port"] = self.port.into();
         plan["user"] = self.login.clone().into();
+        if let Some(source) = &self.source {
+            plan["source"] = source.clone().into();
+        }
         match &self.auth {
             ClientAuth::Key(key) => plan["key"] = key.display().to_string().into(),
             ClientAuth::Password { password, .. } => plan["password"] = password.clone().into(),

@@ -1,5 +1,7 @@
 //! One module per command group; each validates all input before changing anything.
 
+mod audit;
+mod ban;
 mod config;
 mod hostkey;
 mod key;
@@ -25,7 +27,24 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Tenant(command) => tenant::run(&Admin::open(config).await?, command).await,
         Command::User(command) => user::run(&Admin::open(config).await?, command).await,
         Command::Key(command) => key::run(&Admin::open(config).await?, command).await,
+        Command::Ban(command) => ban::run(&Admin::open(config).await?, command).await,
+        Command::Audit(args) => audit::run(&Admin::open(config).await?, args).await,
     }
+}
+
+/// Parses every `--allow-ip`/`--set` network before anything is changed. A
+/// bare address is a network of one; host bits are cleared.
+fn parse_networks(flag: &str, raw: &[String]) -> Result<Vec<ipnet::IpNet>, CliError> {
+    raw.iter()
+        .map(|cidr| {
+            cidr.parse::<ipnet::IpNet>()
+                .or_else(|_| cidr.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|net| net.trunc())
+                .map_err(|_| {
+                    usage(format!("{flag} {cidr:?}: not an IP network (expected e.g. 203.0.113.0/24 or 2001:db8::/32)"))
+                })
+        })
+        .collect()
 }
 
 /// Flags > environment > file > defaults; `--config` wins over PASSERELLE_CONFIG.

@@ -2,9 +2,9 @@
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 
-use ipnet::IpNet;
 use passerelle_catalog::{Tenant, TenantName};
 
+use super::parse_networks;
 use crate::admin::Admin;
 use crate::cli::TenantCommand;
 use crate::error::{CliError, usage};
@@ -14,9 +14,21 @@ pub(super) async fn run(admin: &Admin, command: TenantCommand) -> Result<(), Cli
     match command {
         TenantCommand::Add { name, allow_ip } => {
             let name = TenantName::parse(&name)?;
-            let allowed = parse_networks(&allow_ip)?;
+            let allowed = parse_networks("--allow-ip", &allow_ip)?;
             admin.add_tenant(&name, &allowed).await?;
             println!("tenant {name} created");
+        }
+        TenantCommand::AllowIp { name, change } => {
+            let name = TenantName::parse(&name)?;
+            let allowed = if change.clear { Vec::new() } else { parse_networks("--set", &change.set)? };
+            admin.catalog.set_tenant_allowed_ips(&name, &allowed).await?;
+            let shown = if allowed.is_empty() {
+                "any".to_owned()
+            } else {
+                allowed.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+            };
+            admin.audit("tenant_allow_ip", Some(&name), None, Some(shown.clone())).await?;
+            println!("tenant {name}: allowed ips {shown}");
         }
         TenantCommand::List(flag) => {
             let tenants = admin.catalog.tenants().await?;
@@ -56,18 +68,6 @@ pub(super) async fn run(admin: &Admin, command: TenantCommand) -> Result<(), Cli
         }
     }
     Ok(())
-}
-
-/// Parses every `--allow-ip` before anything is created.
-fn parse_networks(raw: &[String]) -> Result<Vec<IpNet>, CliError> {
-    raw.iter()
-        .map(|cidr| {
-            cidr.parse::<IpNet>()
-                .or_else(|_| cidr.parse::<std::net::IpAddr>().map(IpNet::from))
-                .map(|net| net.trunc())
-                .map_err(|_| usage(format!("--allow-ip {cidr:?}: not an IP network (expected e.g. 203.0.113.0/24 or 2001:db8::/32)")))
-        })
-        .collect()
 }
 
 /// Asks the operator to type the tenant name; without a terminal, `--yes` is required.

@@ -2,7 +2,7 @@
 
 use passerelle_catalog::{Login, TenantName};
 
-use super::{password_from_stdin, read_keys};
+use super::{parse_networks, password_from_stdin, read_keys};
 use crate::admin::Admin;
 use crate::cli::UserCommand;
 use crate::error::{CliError, usage};
@@ -10,17 +10,31 @@ use crate::output;
 
 pub(super) async fn run(admin: &Admin, command: UserCommand) -> Result<(), CliError> {
     match command {
-        UserCommand::Add { tenant, login, password_stdin, keys } => {
+        UserCommand::Add { tenant, login, password_stdin, keys, allow_ip } => {
             let tenant = TenantName::parse(&tenant)?;
             let login = Login::parse(&login)?;
+            let allowed = parse_networks("--allow-ip", &allow_ip)?;
             // Every input is read and checked before the catalog is touched.
             let mut parsed = Vec::new();
             for file in &keys {
                 parsed.extend(read_keys(file)?);
             }
             let password = if password_stdin { Some(password_from_stdin()?) } else { None };
-            admin.add_user(&tenant, &login, password.as_deref(), &parsed).await?;
+            admin.add_user(&tenant, &login, password.as_deref(), &parsed, &allowed).await?;
             println!("user {login} created in tenant {tenant}");
+        }
+        UserCommand::AllowIp { login, change } => {
+            let login = Login::parse(&login)?;
+            let tenant = tenant_of(admin, &login).await?;
+            let allowed = if change.clear { Vec::new() } else { parse_networks("--set", &change.set)? };
+            admin.catalog.set_user_allowed_ips(&login, &allowed).await?;
+            let shown = if allowed.is_empty() {
+                "any".to_owned()
+            } else {
+                allowed.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+            };
+            admin.audit("user_allow_ip", Some(&tenant), Some(&login), Some(shown.clone())).await?;
+            println!("user {login}: allowed ips {shown}");
         }
         UserCommand::List { tenant, json } => {
             let tenant = tenant.as_deref().map(TenantName::parse).transpose()?;
@@ -48,11 +62,12 @@ pub(super) async fn run(admin: &Admin, command: UserCommand) -> Result<(), CliEr
                         u.tenant.clone(),
                         if u.has_password { "yes" } else { "no" }.to_owned(),
                         u.key_count.to_string(),
+                        if u.allowed_ips.is_empty() { "any".to_owned() } else { u.allowed_ips.join(",") },
                         state,
                     ]
                 })
                 .collect();
-            output::table(&["LOGIN", "TENANT", "PASSWORD", "KEYS", "STATE"], &rows);
+            output::table(&["LOGIN", "TENANT", "PASSWORD", "KEYS", "ALLOWED IPS", "STATE"], &rows);
         }
         UserCommand::Remove { login } => {
             let login = Login::parse(&login)?;

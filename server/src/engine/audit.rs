@@ -4,12 +4,11 @@
 
 use std::net::SocketAddr;
 
-use passerelle_catalog::{AuditEvent, Catalog, TenantName};
+use passerelle_catalog::{AuditEvent, Ban, Catalog, TenantName};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
 use super::Protocol;
-use super::limits::Refusal;
 
 /// Most events written in one transaction.
 const BATCH: usize = 256;
@@ -110,14 +109,51 @@ impl Auditor {
     }
 
     /// A connection turned away before authentication.
-    pub(super) fn connection_refused(&self, peer: SocketAddr, protocol: Protocol, refusal: &Refusal) {
+    pub(super) fn connection_refused(&self, peer: SocketAddr, protocol: Protocol, reason: &str) {
         self.record(AuditEvent {
             actor: "-".into(),
             ip: Some(peer.ip().to_string()),
             protocol: protocol.as_str().into(),
             action: "connect".into(),
             outcome: "refused".into(),
-            detail: Some(refusal.to_string()),
+            detail: Some(reason.to_owned()),
+            ..AuditEvent::default()
+        });
+    }
+
+    /// A source address banned by the defender.
+    pub(super) fn ban(&self, ban: &Ban) {
+        self.record(AuditEvent {
+            actor: "defender".into(),
+            ip: Some(ban.ip.clone()),
+            protocol: "-".into(),
+            action: "ban".into(),
+            outcome: "banned".into(),
+            duration_ms: Some(ban.expires_at - ban.banned_at),
+            detail: Some(format!("{}; offence {}", ban.reason, ban.offences)),
+            ..AuditEvent::default()
+        });
+    }
+
+    /// A login locked after too many failed logins.
+    pub(super) fn account_locked(
+        &self,
+        peer: SocketAddr,
+        protocol: Protocol,
+        tenant: &TenantName,
+        login: &str,
+        failures: u32,
+        until: i64,
+    ) {
+        self.record(AuditEvent {
+            actor: "defender".into(),
+            tenant: Some(tenant.to_string()),
+            login: Some(login.to_owned()),
+            ip: Some(peer.ip().to_string()),
+            protocol: protocol.as_str().into(),
+            action: "account_lock".into(),
+            outcome: "locked".into(),
+            detail: Some(format!("{failures} failed logins; locked until {until} (Unix ms)")),
             ..AuditEvent::default()
         });
     }

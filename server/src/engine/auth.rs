@@ -1,6 +1,10 @@
 //! Authentication against the catalog. Every failure looks the same to the
 //! client (same answer, same minimum delay, an argon2 verification even for
-//! unknown users); the real reason goes to the audit trail only.
+//! unknown users); the real reason goes to the audit trail only. Every
+//! failure is scored by the defender; credential failures of an existing
+//! user count towards its account lock. A login must come from an address
+//! that both the tenant's and the user's allowlists admit (an empty list
+//! admits any).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -11,7 +15,7 @@ use russh::keys::PublicKey;
 
 use super::fs::TenantFs;
 use super::session::Session;
-use super::{Engine, Protocol};
+use super::{Engine, Offence, Protocol};
 
 /// Every failed attempt takes at least this long, whatever failed, so timing
 /// does not tell an unknown login from a wrong password. Other clients are
@@ -44,6 +48,16 @@ enum Reason {
 }
 
 impl Reason {
+    /// How the defender scores it.
+    fn offence(self) -> Option<Offence> {
+        match self {
+            Self::UnknownUser => Some(Offence::InvalidUser),
+            Self::WrongPassword | Self::UnknownKey | Self::Locked | Self::DeniedIp => Some(Offence::WrongPassword),
+            Self::TooManySessions => Some(Offence::LimitExceeded),
+            Self::TenantUnavailable => None,
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Self::UnknownUser => "unknown_user",
@@ -110,6 +124,14 @@ impl Engine {
         let shown: String = login.chars().take(64).collect();
         let outcome = if matches!(reason, Reason::DeniedIp) { "denied_ip" } else { "failed" };
         self.inner.audit.login(peer, protocol, tenant, &shown, outcome, &format!("{method}; {}", reason.as_str()));
+        if let Some(offence) = reason.offence() {
+            self.offence(peer, offence);
+        }
+        if let (Some(tenant), Reason::WrongPassword | Reason::UnknownKey) = (tenant, reason)
+            && let Ok(login) = Login::parse(login)
+        {
+            self.count_failure(tenant, &login, peer, protocol).await;
+        }
         tokio::time::sleep_until(started + FAILURE_DELAY).await;
         Err(AuthFailure)
     }
@@ -155,7 +177,8 @@ impl Engine {
             Ok(Some(t)) => t.allowed_ips,
             _ => return Err(fail(Reason::TenantUnavailable)),
         };
-        if !allowed.is_empty() && !allowed.iter().any(|net| net_contains(net, peer)) {
+        let admits = |allowed: &[String]| allowed.is_empty() || allowed.iter().any(|net| net_contains(net, peer));
+        if !admits(&allowed) || !admits(&user.allowed_ips) {
             return Err(fail(Reason::DeniedIp));
         }
         Ok((tenant, login))

@@ -4,28 +4,44 @@
 //! they never touch the disk or the catalog themselves.
 //!
 //! ```text
-//!   SFTP ─┐                 ┌─ auth     (catalog, argon2id, same answer for every failure)
-//!   FTPS ─┼──► Engine ──────┼─ fs       (TenantFs: chrooted, cap-std)
-//!         │      │          ├─ limits   (connections, sessions per user / per IP)
+//!   SFTP ─┐                 ┌─ proxy    (PROXY protocol v1/v2 from trusted proxies)
+//!   FTPS ─┼──► Engine ──────┼─ defender (scores, bans: dropped at accept)
+//!         │      │          ├─ auth     (catalog, argon2id, allowlists, account locks,
+//!         │      │          │            same answer for every failure)
+//!         │      │          ├─ fs       (TenantFs: chrooted, cap-std)
+//!         │      │          ├─ limits   (connections per IP, startups, sessions per user)
 //!         │   Session       ├─ audit    (catalog + tracing)
 //!         │                 └─ uploads  (upload-completed events → import pipeline)
 //! ```
+//!
+//! A front-end hands every accepted TCP connection to [`Engine::accept`],
+//! which reads a PROXY header when the peer is a trusted proxy, drops banned
+//! addresses and applies the connection limits, before any protocol work.
 
 mod audit;
 mod auth;
+mod defender;
 pub(crate) mod fs;
 mod limits;
+mod proxy;
 mod session;
 mod uploads;
 
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
-use passerelle_catalog::Catalog;
+use passerelle_catalog::{Catalog, Login, TenantName};
 use passerelle_config::Config;
+use tokio::net::TcpStream;
+use tracing::{debug, warn};
 
 pub(crate) use auth::Credentials;
-pub(crate) use limits::{ConnectionPermit, Refusal};
+pub(crate) use defender::{Offence, Tripwire};
+pub(crate) use limits::ConnectionPermit;
+use limits::Refusal;
+pub(crate) use proxy::ClientStream;
 pub(crate) use session::Session;
 
 use crate::data_dir::DataDir;
@@ -59,6 +75,21 @@ struct Inner {
     limits: limits::Limits,
     audit: audit::Auditor,
     uploads: uploads::UploadEvents,
+    defender: Arc<defender::Defender>,
+    /// Per login: times of its recent failed logins (account locks).
+    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+/// A connection that passed [`Engine::accept`].
+pub(crate) struct Accepted {
+    /// The client's stream (after any PROXY header).
+    pub(crate) stream: ClientStream,
+    /// The client's address: the PROXY header's source when proxied.
+    pub(crate) peer: SocketAddr,
+    /// Held for the connection's lifetime.
+    pub(crate) permit: ConnectionPermit,
+    /// Tripped by the layers under the protocol when the client misbehaves.
+    pub(crate) tripwire: Tripwire,
 }
 
 impl Engine {
@@ -66,9 +97,26 @@ impl Engine {
     pub(crate) fn new(config: Arc<Config>, catalog: Catalog, data_dir: DataDir) -> Self {
         let limits = limits::Limits::new(&config.limits);
         let audit = audit::Auditor::new(catalog.clone());
+        let defender = defender::Defender::new(config.defender.clone(), catalog.clone());
         Self {
-            inner: Arc::new(Inner { catalog, config, data_dir, limits, audit, uploads: uploads::UploadEvents::new() }),
+            inner: Arc::new(Inner {
+                catalog,
+                config,
+                data_dir,
+                limits,
+                audit,
+                uploads: uploads::UploadEvents::new(),
+                defender,
+                failures: Mutex::default(),
+            }),
         }
+    }
+
+    /// Loads the bans in force from the catalog; called once before the
+    /// listeners open (afterwards they are refreshed every second).
+    pub(crate) async fn load_bans(&self) -> anyhow::Result<()> {
+        self.inner.defender.refresh().await?;
+        Ok(())
     }
 
     /// The effective configuration.
@@ -76,15 +124,97 @@ impl Engine {
         &self.inner.config
     }
 
-    /// Admits a new connection from `peer`, or says why not (too many
-    /// connections in total or from this address). The permit is held for
-    /// the connection's lifetime.
-    pub(crate) fn admit(&self, peer: SocketAddr, protocol: Protocol) -> Result<ConnectionPermit, Refusal> {
-        let admitted = self.inner.limits.admit(peer.ip());
-        if let Err(refusal) = &admitted {
-            self.inner.audit.connection_refused(peer, protocol, refusal);
+    /// Takes a freshly accepted TCP connection: reads the PROXY header of a
+    /// trusted proxy, then drops banned addresses and applies the connection
+    /// limits. `None`: the connection is dropped (closing the socket).
+    pub(crate) async fn accept(&self, mut stream: TcpStream, peer: SocketAddr, protocol: Protocol) -> Option<Accepted> {
+        let mut peer = proxy::canonical(peer);
+        let tripwire = Tripwire::default();
+        let trusted = &self.inner.config.proxy_protocol.trusted_proxies;
+        let stream = if trusted.iter().any(|net| net.contains(&peer.ip())) {
+            match proxy::read_header(&mut stream).await {
+                Ok((source, rest)) => {
+                    // A proxy's own health check has no client: it is the client.
+                    peer = source.unwrap_or(peer);
+                    ClientStream::proxied(stream, rest, tripwire.clone())
+                }
+                Err(e) => {
+                    // Not scored: banning a trusted proxy would ban every client behind it.
+                    warn!(proxy = %peer, error = %e, "{}: connection from a trusted proxy dropped", protocol.as_str());
+                    self.inner.audit.connection_refused(peer, protocol, &e.to_string());
+                    return None;
+                }
+            }
+        } else {
+            ClientStream::direct(stream, tripwire.clone())
+        };
+        if self.inner.defender.is_banned(peer.ip()) {
+            debug!(peer = %peer, "{}: banned address dropped", protocol.as_str());
+            return None;
         }
-        admitted
+        match self.inner.limits.admit(peer.ip()) {
+            Ok(permit) => Some(Accepted { stream, peer, permit, tripwire }),
+            Err(refusal) => {
+                self.inner.audit.connection_refused(peer, protocol, &refusal.to_string());
+                if matches!(refusal, Refusal::TooManyFromAddress) {
+                    self.offence(peer, Offence::LimitExceeded);
+                }
+                None
+            }
+        }
+    }
+
+    /// Resolves once `peer` is banned: a front-end then cuts the connection
+    /// if it has not logged in yet.
+    pub(crate) async fn banned(&self, peer: SocketAddr) {
+        self.inner.defender.banned(peer.ip()).await;
+    }
+
+    /// Scores an offence of `peer`; bans it (in the catalog, audited) when
+    /// its score reaches the threshold.
+    pub(crate) fn offence(&self, peer: SocketAddr, offence: Offence) {
+        let Some(ban) = self.inner.defender.score(peer.ip(), offence) else { return };
+        let engine = self.clone();
+        tokio::spawn(async move {
+            match engine.inner.defender.store(&ban).await {
+                Ok(stored) => engine.inner.audit.ban(&stored),
+                Err(e) => warn!(ip = %ban.ip, error = %e, "defender: ban not stored in the catalog (kept in memory)"),
+            }
+        });
+    }
+
+    /// Counts a failed login of an existing user; locks the login for
+    /// `account_lock.lock_time` when it failed too often, from any source.
+    async fn count_failure(&self, tenant: &TenantName, login: &Login, peer: SocketAddr, protocol: Protocol) {
+        let lock = &self.inner.config.account_lock;
+        if lock.max_failures == 0 {
+            return;
+        }
+        let now = Instant::now();
+        let reached = {
+            let mut failures = self.inner.failures.lock().unwrap_or_else(PoisonError::into_inner);
+            // Bounded by the number of logins: only existing users are counted.
+            failures.retain(|_, times| times.back().is_some_and(|t| now.duration_since(*t) < lock.observation_time));
+            let times = failures.entry(login.to_string()).or_default();
+            times.push_back(now);
+            while times.len() > usize::try_from(lock.max_failures).unwrap_or(usize::MAX) {
+                times.pop_front();
+            }
+            let reached = times.len() >= usize::try_from(lock.max_failures).unwrap_or(usize::MAX);
+            if reached {
+                failures.remove(login.as_str());
+            }
+            reached
+        };
+        if !reached {
+            return;
+        }
+        let until = passerelle_catalog::now_ms()
+            .saturating_add(i64::try_from(lock.lock_time.as_millis()).unwrap_or(i64::MAX));
+        match self.inner.catalog.lock_until(login, until).await {
+            Ok(()) => self.inner.audit.account_locked(peer, protocol, tenant, login.as_str(), lock.max_failures, until),
+            Err(e) => warn!(login = %login, error = %e, "account lock not stored in the catalog"),
+        }
     }
 
     /// Waits until every audit event recorded so far is stored; called at

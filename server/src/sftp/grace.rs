@@ -1,8 +1,10 @@
 //! Login grace time. russh has no timer for it (a pending key exchange even
 //! keeps a disconnect from being processed), so the TCP stream itself is
 //! wrapped: until authentication succeeds, reads fail once the deadline has
-//! passed, and russh ends the connection on that error.
+//! passed (tripping the connection's tripwire, for the defender) or once the
+//! client's address is banned, and russh ends the connection on that error.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -13,6 +15,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
+use crate::engine::Tripwire;
+
 /// Tells the stream that the client has authenticated.
 #[derive(Clone, Default)]
 pub(super) struct LoggedIn(Arc<AtomicBool>);
@@ -22,21 +26,27 @@ impl LoggedIn {
         self.0.store(true, Ordering::Release);
     }
 
-    fn get(&self) -> bool {
+    pub(super) fn get(&self) -> bool {
         self.0.load(Ordering::Acquire)
     }
 }
 
-/// A stream whose reads fail after the grace time unless [`LoggedIn`] was set.
+/// Resolves when the connection must be cut if it has not logged in yet.
+pub(super) type Cut = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A stream whose reads fail after the grace time, or when `cut` resolves,
+/// unless [`LoggedIn`] was set.
 pub(super) struct GraceStream<S> {
     inner: S,
-    deadline: Option<Pin<Box<Sleep>>>,
+    /// Both `None` once logged in.
+    deadline: Option<(Pin<Box<Sleep>>, Cut)>,
     logged_in: LoggedIn,
+    tripwire: Tripwire,
 }
 
 impl<S> GraceStream<S> {
-    pub(super) fn new(inner: S, grace: Duration, logged_in: LoggedIn) -> Self {
-        Self { inner, deadline: Some(Box::pin(tokio::time::sleep(grace))), logged_in }
+    pub(super) fn new(inner: S, grace: Duration, logged_in: LoggedIn, tripwire: Tripwire, cut: Cut) -> Self {
+        Self { inner, deadline: Some((Box::pin(tokio::time::sleep(grace)), cut)), logged_in, tripwire }
     }
 }
 
@@ -45,10 +55,14 @@ impl<S: AsyncRead + Unpin> AsyncRead for GraceStream<S> {
         if self.deadline.is_some() {
             if self.logged_in.get() {
                 self.deadline = None;
-            } else if let Some(deadline) = self.deadline.as_mut()
-                && deadline.as_mut().poll(cx).is_ready()
-            {
-                return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "login grace time exceeded")));
+            } else if let Some((deadline, cut)) = self.deadline.as_mut() {
+                if deadline.as_mut().poll(cx).is_ready() {
+                    self.tripwire.trip("login grace time exceeded");
+                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "login grace time exceeded")));
+                }
+                if cut.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::ConnectionAborted, "address banned")));
+                }
             }
         }
         Pin::new(&mut self.inner).poll_read(cx, buf)
@@ -87,13 +101,20 @@ mod tests {
 
     use super::*;
 
+    fn never() -> Cut {
+        Box::pin(std::future::pending())
+    }
+
     #[tokio::test]
     async fn reads_fail_after_the_grace_time_unless_logged_in() {
         let (client, server) = tokio::io::duplex(64);
-        let mut stream = GraceStream::new(server, Duration::from_millis(50), LoggedIn::default());
+        let tripwire = Tripwire::default();
+        let mut stream =
+            GraceStream::new(server, Duration::from_millis(50), LoggedIn::default(), tripwire.clone(), never());
         let mut buf = [0u8; 8];
         let err = stream.read(&mut buf).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(tripwire.tripped().is_some());
         drop(client);
     }
 
@@ -101,12 +122,24 @@ mod tests {
     async fn a_logged_in_stream_keeps_reading() {
         let (mut client, server) = tokio::io::duplex(64);
         let logged_in = LoggedIn::default();
-        let mut stream = GraceStream::new(server, Duration::from_millis(50), logged_in.clone());
+        let mut stream =
+            GraceStream::new(server, Duration::from_millis(50), logged_in.clone(), Tripwire::default(), never());
         logged_in.set();
         tokio::time::sleep(Duration::from_millis(100)).await;
         client.write_all(b"hi").await.unwrap();
         let mut buf = [0u8; 2];
         stream.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"hi");
+    }
+
+    #[tokio::test]
+    async fn a_cut_fails_reads_before_login() {
+        let (_client, server) = tokio::io::duplex(64);
+        let cut: Cut = Box::pin(async {});
+        let mut stream =
+            GraceStream::new(server, Duration::from_secs(60), LoggedIn::default(), Tripwire::default(), cut);
+        let mut buf = [0u8; 8];
+        let err = stream.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionAborted);
     }
 }

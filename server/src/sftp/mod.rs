@@ -2,9 +2,9 @@
 //! `sftp` subsystem, over the engine's sessions and tenant filesystem.
 //!
 //! ```text
-//!  TCP accept ─► Engine::admit ─► GraceStream ─► russh session ─► ssh::Connection
-//!   (limits)      (connection      (login grace    (kex, auth)     auth via Engine,
-//!                  permit)          time)                          refuses all but sftp
+//!  TCP accept ─► Engine::accept ─► GraceStream ─► russh session ─► ssh::Connection
+//!                 (PROXY header,    (login grace    (kex, auth)     auth via Engine,
+//!                  bans, limits)     time)                          refuses all but sftp
 //!                                                                        │
 //!                                        dispatch::run ◄─────────────────┘
 //!                                        (framing, in-flight window, barriers)
@@ -41,7 +41,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use crate::engine::{ConnectionPermit, Engine, Protocol};
+use crate::engine::{Accepted, Engine, Offence, Protocol};
 
 /// How long a shutdown waits for connections to wind down (uploads in
 /// progress recorded as aborted, sessions logged out) before giving up.
@@ -113,39 +113,44 @@ async fn accept_loop(
                 continue;
             }
         };
-        let Ok(permit) = engine.admit(peer, Protocol::Sftp) else {
-            // Refused (and audited) by the engine; the socket closes on drop.
-            continue;
-        };
-        tokio::spawn(connection(
-            stream,
-            peer,
-            permit,
-            engine.clone(),
-            Arc::clone(&config),
-            stop.clone(),
-            alive.clone(),
-        ));
+        tokio::spawn(connection(stream, peer, engine.clone(), Arc::clone(&config), stop.clone(), alive.clone()));
     }
 }
 
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
-    permit: ConnectionPermit,
     engine: Engine,
     config: Arc<russh::server::Config>,
     mut stop: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
 ) {
-    let _ = stream.set_nodelay(true);
+    // A PROXY header, a ban or a limit may end it here (audited by the engine).
+    let Some(Accepted { stream, peer, permit, tripwire }) = engine.accept(stream, peer, Protocol::Sftp).await else {
+        return;
+    };
+    let _ = stream.socket().set_nodelay(true);
     let logged_in = grace::LoggedIn::default();
-    let stream = grace::GraceStream::new(stream, engine.config().limits.login_grace_time, logged_in.clone());
-    let handler = ssh::Connection::new(engine, peer, logged_in, permit, alive);
+    let grace_time = engine.config().limits.login_grace_time;
+    // Cut when the address is banned before the client has logged in.
+    let banned = {
+        let engine = engine.clone();
+        Box::pin(async move { engine.banned(peer).await })
+    };
+    let stream = grace::GraceStream::new(stream, grace_time, logged_in.clone(), tripwire.clone(), banned);
+    let handler = ssh::Connection::new(engine.clone(), peer, logged_in.clone(), permit, alive, tripwire.clone());
+    // Whatever broke the protocol before login is scored once, when the connection ends.
+    let score_abuse = |error: Option<&russh::Error>| {
+        let abuse = tripwire.tripped().is_some() || error.is_some_and(|e| !logged_in.get() && is_abuse(e));
+        if abuse {
+            engine.offence(peer, Offence::ProtocolAbuse);
+        }
+    };
     let session = match russh::server::run_stream(config, stream, handler).await {
         Ok(session) => session,
         Err(e) => {
             debug!(peer = %peer, error = %e, "ssh: connection setup failed");
+            score_abuse(Some(&e));
             return;
         }
     };
@@ -153,9 +158,10 @@ async fn connection(
     tokio::pin!(session);
     tokio::select! {
         result = &mut session => {
-            if let Err(e) = result {
+            if let Err(e) = &result {
                 debug!(peer = %peer, error = %e, "ssh: connection ended with an error");
             }
+            score_abuse(result.as_ref().err());
         }
         _ = stop.changed() => {
             let _ = handle
@@ -164,4 +170,23 @@ async fn connection(
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, session).await;
         }
     }
+}
+
+/// Errors that only a client breaking the protocol causes (a client that
+/// merely disconnects or times out is not one).
+fn is_abuse(error: &russh::Error) -> bool {
+    use russh::Error as E;
+    matches!(
+        error,
+        E::Version
+            | E::PacketSize(_)
+            | E::PacketAuth
+            | E::DecryptionError
+            | E::Inconsistent
+            | E::Kex
+            | E::KexInit
+            | E::IndexOutOfBounds
+            | E::Utf8(_)
+            | E::StrictKeyExchangeViolation { .. }
+    )
 }

@@ -17,7 +17,7 @@ use tracing::{debug, info};
 
 use super::dispatch;
 use super::grace::LoggedIn;
-use crate::engine::{ConnectionPermit, Credentials, Engine, Protocol, Session};
+use crate::engine::{ConnectionPermit, Credentials, Engine, Protocol, Session, Tripwire};
 
 /// Session channels one connection may have open at once (OpenSSH clients
 /// use one); each SFTP channel has its own in-flight window.
@@ -120,7 +120,10 @@ pub(super) struct Connection {
     live: Arc<AtomicUsize>,
     /// Held by every task of the connection, so that a shutdown can wait for them.
     alive: tokio::sync::mpsc::Sender<()>,
-    _permit: ConnectionPermit,
+    permit: ConnectionPermit,
+    /// Failed logins on this connection; reaching `limits.max_auth_tries` is protocol abuse.
+    failures: u32,
+    tripwire: Tripwire,
 }
 
 impl Connection {
@@ -130,6 +133,7 @@ impl Connection {
         logged_in: LoggedIn,
         permit: ConnectionPermit,
         alive: tokio::sync::mpsc::Sender<()>,
+        tripwire: Tripwire,
     ) -> Self {
         Self {
             engine,
@@ -139,7 +143,9 @@ impl Connection {
             channels: HashMap::new(),
             live: Arc::default(),
             alive,
-            _permit: permit,
+            permit,
+            failures: 0,
+            tripwire,
         }
     }
 
@@ -148,9 +154,16 @@ impl Connection {
             Ok(session) => {
                 self.session = Some(Arc::new(session));
                 self.logged_in.set();
+                self.permit.logged_in();
                 Auth::Accept
             }
-            Err(_) => reject(),
+            Err(_) => {
+                self.failures += 1;
+                if self.failures >= self.engine.config().limits.max_auth_tries {
+                    self.tripwire.trip("too many authentication attempts");
+                }
+                reject()
+            }
         }
     }
 
