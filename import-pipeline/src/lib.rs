@@ -24,6 +24,13 @@
 //!   [`RowSink`] as typed [`Value`]s; every problem becomes an
 //!   [`ImportError`] (line, column, message) in the [`ValidationReport`],
 //!   ready for the receipt. A file with any error is rejected whole.
+//! - **Load**: [`load`] validates a file and writes its rows into the
+//!   profile's table in the tenant's own database, with the tenant's own
+//!   account, in one transaction committed only when the file is accepted
+//!   (PostgreSQL through `COPY`, SQLite through prepared `INSERT`s); the
+//!   table is created from the profile when absent, with `_import_id` and
+//!   `_line` columns; modes append, upsert by key, replace. An unreachable
+//!   database is [`LoadError::Unavailable`]: wait and retry.
 //!
 //! ```text
 //!  profile file ──► Profiles ──► matching(path) ──► Profile
@@ -31,6 +38,10 @@
 //!  file bytes ──► validate(reader, profile, sink) ────┴──► ValidationReport
 //!                          │                               (rows, errors, sha256,
 //!                          └──► RowSink: Row { line, values: [Value] }   encoding, ...)
+//!
+//!  load(tenant database, profile, file, import_id)
+//!      = validate on a blocking thread ─► bounded channel ─► one transaction
+//!        ─► LoadOutcome { report, rows, table_created } | LoadError
 //! ```
 //!
 //! Bounds: memory is one 64 KiB chunk plus the longest record, and a record
@@ -45,10 +56,12 @@
 //! old-Mac CR-only line ends (they parse, but line numbers would not count
 //! them), no trimming of values (`" 12"` is not an integer).
 
+mod load;
 mod profile;
 mod tenant_db;
 mod validate;
 
+pub use load::{CONNECT_TIMEOUT, LoadError, LoadOutcome, load, rows_with_import_id};
 pub use profile::{
     Column, ColumnType, DEFAULT_MAX_BYTES, DELIMITERS, DateFormat, DelimiterSetting,
     EncodingSetting, MAX_COLUMNS, Mode, Profile, ProfileError, Profiles, RESERVED_COLUMNS,

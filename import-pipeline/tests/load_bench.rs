@@ -1,0 +1,52 @@
+//! Timing of one PostgreSQL load, for `benches/import-vs-copy.sh`; not a test.
+//!
+//! ```text
+//! LOAD_BENCH_FILE=big.csv LOAD_BENCH_PROFILE=profile.toml \
+//!   cargo test --release -p passerelle-import --test load_bench -- --ignored --nocapture
+//! ```
+//!
+//! Provisions a fresh tenant database (admin URL from `TEST_PG_ADMIN_URL`,
+//! default `postgres://postgres@127.0.0.1:5432/postgres`), loads the file
+//! with the first profile of `LOAD_BENCH_PROFILE`, prints
+//! `load_seconds=…` (and `validate_seconds=…`, validation alone, for
+//! comparison), then destroys the database.
+
+use std::fs::File;
+use std::time::Instant;
+
+use passerelle_catalog::TenantName;
+use passerelle_import::{Discard, Profiles, TenantDbProvisioner, load, validate};
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a benchmark: run by benches/import-vs-copy.sh"]
+async fn load_bench() {
+    let path = std::env::var("LOAD_BENCH_FILE").expect("LOAD_BENCH_FILE");
+    let profile_path = std::env::var("LOAD_BENCH_PROFILE").expect("LOAD_BENCH_PROFILE");
+    let profiles = Profiles::parse(&std::fs::read_to_string(profile_path).unwrap()).unwrap();
+    let profile = profiles.iter().next().expect("a profile").clone();
+    let admin = std::env::var("TEST_PG_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+
+    let started = Instant::now();
+    let report = validate(File::open(&path).unwrap(), &profile, &mut Discard).unwrap();
+    let validate_seconds = started.elapsed().as_secs_f64();
+    assert!(report.is_accepted(), "{:?}", report.errors);
+
+    let prefix = format!("plb{}_", hex::encode(rand::random::<[u8; 4]>()));
+    let provisioner = TenantDbProvisioner::postgres(&admin, &prefix).unwrap();
+    let database = provisioner
+        .create(&TenantName::parse("bench").unwrap())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    // load() reads in 64 KiB chunks itself; the File is not buffered again.
+    let outcome = load(&database, &profile, File::open(&path).unwrap(), "bench").await;
+    let load_seconds = started.elapsed().as_secs_f64();
+    provisioner.destroy(&database).await.unwrap();
+    let outcome = outcome.unwrap();
+    assert!(outcome.is_imported(), "{:?}", outcome.report.errors);
+    println!("rows={}", outcome.rows);
+    println!("bytes={}", outcome.report.bytes);
+    println!("validate_seconds={validate_seconds:.3}");
+    println!("load_seconds={load_seconds:.3}");
+}
