@@ -96,11 +96,9 @@ impl Catalog {
 
     /// Every tenant, by name.
     pub async fn tenants(&self) -> Result<Vec<Tenant>, CatalogError> {
-        let rows = sqlx::query(
-            "SELECT name, created_at, db_backend, db_name, db_role FROM tenants ORDER BY name",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query("SELECT name, created_at, db_backend, db_name, db_role FROM tenants ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
         let mut tenants = Vec::with_capacity(rows.len());
         for row in rows {
             tenants.push(self.tenant_from_row(&row).await?);
@@ -110,12 +108,10 @@ impl Catalog {
 
     /// One tenant, or `None`.
     pub async fn tenant(&self, name: &TenantName) -> Result<Option<Tenant>, CatalogError> {
-        let row = sqlx::query(
-            "SELECT name, created_at, db_backend, db_name, db_role FROM tenants WHERE name = $1",
-        )
-        .bind(name.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query("SELECT name, created_at, db_backend, db_name, db_role FROM tenants WHERE name = $1")
+            .bind(name.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
         match row {
             Some(row) => Ok(Some(self.tenant_from_row(&row).await?)),
             None => Ok(None),
@@ -139,10 +135,7 @@ impl Catalog {
 
     /// Deletes the tenant with its users and keys (audit events are kept).
     pub async fn remove_tenant(&self, name: &TenantName) -> Result<(), CatalogError> {
-        let done = sqlx::query("DELETE FROM tenants WHERE name = $1")
-            .bind(name.as_str())
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query("DELETE FROM tenants WHERE name = $1").bind(name.as_str()).execute(&self.pool).await?;
         if done.rows_affected() == 0 {
             return Err(CatalogError::NotFound(format!("tenant {name}")));
         }

@@ -87,11 +87,7 @@ impl Catalog {
                     .fetch_all(&self.pool)
                     .await?
             }
-            None => {
-                sqlx::query(select_users!("ORDER BY u.login"))
-                    .fetch_all(&self.pool)
-                    .await?
-            }
+            None => sqlx::query(select_users!("ORDER BY u.login")).fetch_all(&self.pool).await?,
         };
         let mut users = rows.iter().map(user_from_row).collect::<Result<Vec<_>, _>>()?;
         for user in &mut users {
@@ -102,10 +98,8 @@ impl Catalog {
 
     /// One user, or `None`.
     pub async fn user(&self, login: &Login) -> Result<Option<User>, CatalogError> {
-        let row = sqlx::query(select_users!("WHERE u.login = $1"))
-            .bind(login.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query(select_users!("WHERE u.login = $1")).bind(login.as_str()).fetch_optional(&self.pool).await?;
         let Some(mut user) = row.as_ref().map(user_from_row).transpose()? else { return Ok(None) };
         user.allowed_ips = self.allowed_ips_of(&user.login).await?;
         Ok(Some(user))
@@ -157,17 +151,14 @@ impl Catalog {
 
     /// Removes a user and their keys.
     pub async fn remove_user(&self, login: &Login) -> Result<(), CatalogError> {
-        self.update_user(login, sqlx::query("DELETE FROM users WHERE login = $1").bind(login.as_str()))
-            .await
+        self.update_user(login, sqlx::query("DELETE FROM users WHERE login = $1").bind(login.as_str())).await
     }
 
     /// Replaces the user's password hash.
     pub async fn set_password_hash(&self, login: &Login, hash: &str) -> Result<(), CatalogError> {
         self.update_user(
             login,
-            sqlx::query("UPDATE users SET password_hash = $2 WHERE login = $1")
-                .bind(login.as_str())
-                .bind(hash),
+            sqlx::query("UPDATE users SET password_hash = $2 WHERE login = $1").bind(login.as_str()).bind(hash),
         )
         .await
     }

@@ -33,7 +33,10 @@ async fn exercise(catalog: Catalog) {
     catalog.add_user(&acme, &alice, Some("$argon2id$fake")).await.unwrap();
     assert!(matches!(catalog.add_user(&acme, &alice, None).await, Err(CatalogError::AlreadyExists(_))));
     let ghost = TenantName::parse("ghost").unwrap();
-    assert!(matches!(catalog.add_user(&ghost, &Login::parse("bob").unwrap(), None).await, Err(CatalogError::NotFound(_))));
+    assert!(matches!(
+        catalog.add_user(&ghost, &Login::parse("bob").unwrap(), None).await,
+        Err(CatalogError::NotFound(_))
+    ));
     catalog.add_key(&alice, "SHA256:abc", "ssh-ed25519 AAAA alice").await.unwrap();
     let user = catalog.user(&alice).await.unwrap().unwrap();
     assert!(user.has_password && !user.admin_locked && user.key_count == 1);
@@ -42,11 +45,32 @@ async fn exercise(catalog: Catalog) {
     assert_eq!(catalog.password_hash(&alice).await.unwrap().as_deref(), Some("$argon2id$fake"));
     catalog.remove_key(&alice, "SHA256:abc").await.unwrap();
     assert!(catalog.keys(&alice).await.unwrap().is_empty());
-    catalog.record(&AuditEvent { actor: "admin:test".into(), protocol: "cli".into(), action: "tenant_add".into(), outcome: "ok".into(), ..Default::default() }).await.unwrap();
-    catalog.record(&AuditEvent { actor: "alice".into(), tenant: Some("acme".into()), login: Some("alice".into()), protocol: "sftp".into(), action: "login".into(), outcome: "ok".into(), ..Default::default() }).await.unwrap();
+    catalog
+        .record(&AuditEvent {
+            actor: "admin:test".into(),
+            protocol: "cli".into(),
+            action: "tenant_add".into(),
+            outcome: "ok".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    catalog
+        .record(&AuditEvent {
+            actor: "alice".into(),
+            tenant: Some("acme".into()),
+            login: Some("alice".into()),
+            protocol: "sftp".into(),
+            action: "login".into(),
+            outcome: "ok".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let all = catalog.audit_events(&AuditFilter { limit: 10, ..Default::default() }).await.unwrap();
     assert_eq!(all.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["tenant_add", "login"]);
-    let alice_only = AuditFilter { login: Some("alice".into()), tenant: Some("acme".into()), since: Some(0), limit: 10 };
+    let alice_only =
+        AuditFilter { login: Some("alice".into()), tenant: Some("acme".into()), since: Some(0), limit: 10 };
     assert_eq!(catalog.audit_events(&alice_only).await.unwrap().len(), 1);
     let newest = catalog.audit_events(&AuditFilter { limit: 1, ..Default::default() }).await.unwrap();
     assert_eq!(newest[0].action, "login");

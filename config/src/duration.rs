@@ -5,21 +5,11 @@ use std::time::Duration;
 /// Parses `"30s"`, `"15m"`, `"2h"`, `"500ms"`.
 pub(crate) fn parse(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let digits = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(digits);
-    let bad = || {
-        format!(
-            "expected a duration such as \"30s\", \"15m\", \"2h\" or \"500ms\" (got \"{text}\")"
-        )
-    };
+    let bad = || format!("expected a duration such as \"30s\", \"15m\", \"2h\" or \"500ms\" (got \"{text}\")");
     let n: u64 = number.parse().map_err(|_| bad())?;
-    let seconds = |factor: u64| {
-        n.checked_mul(factor)
-            .map(Duration::from_secs)
-            .ok_or_else(bad)
-    };
+    let seconds = |factor: u64| n.checked_mul(factor).map(Duration::from_secs).ok_or_else(bad);
     match unit {
         "ms" => Ok(Duration::from_millis(n)),
         "s" => seconds(1),
@@ -65,15 +55,7 @@ mod tests {
 
     #[test]
     fn refuses_garbage() {
-        for text in [
-            "",
-            "s",
-            "10",
-            "10 d",
-            "-1s",
-            "1.5s",
-            "99999999999999999999h",
-        ] {
+        for text in ["", "s", "10", "10 d", "-1s", "1.5s", "99999999999999999999h"] {
             assert!(parse(text).is_err(), "{text}");
         }
     }

@@ -25,29 +25,17 @@ pub(crate) fn overrides(env: &[(String, String)]) -> Result<Vec<Override>, Confi
             continue;
         }
         let Some(key) = KEYS.iter().find(|k| k.env_var() == *var) else {
-            return Err(ConfigError::UnknownEnv {
-                var: var.clone(),
-                key: guess_key(var),
-            });
+            return Err(ConfigError::UnknownEnv { var: var.clone(), key: guess_key(var) });
         };
         let value = parse(key, var, raw)?;
-        found.push(Override {
-            key,
-            var: var.clone(),
-            value,
-        });
+        found.push(Override { key, var: var.clone(), value });
     }
     Ok(found)
 }
 
 /// Parses an environment value according to the key's type.
 fn parse(key: &KeyDef, var: &str, raw: &str) -> Result<Value, ConfigError> {
-    let bad = |expected: &str| {
-        ConfigError::invalid(
-            key.path(),
-            format!("{var}: expected {expected} (got \"{raw}\")"),
-        )
-    };
+    let bad = |expected: &str| ConfigError::invalid(key.path(), format!("{var}: expected {expected} (got \"{raw}\")"));
     Ok(match key.kind {
         Kind::Bool => match raw.trim().to_ascii_lowercase().as_str() {
             "true" => Value::Boolean(true),
@@ -84,10 +72,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     #[test]
@@ -115,10 +100,7 @@ mod tests {
 
     #[test]
     fn typos_name_the_key_they_missed() {
-        assert_eq!(
-            guess_key("PASSERELLE_TENANT_DB_ADMINURL"),
-            "tenant_db.adminurl"
-        );
+        assert_eq!(guess_key("PASSERELLE_TENANT_DB_ADMINURL"), "tenant_db.adminurl");
         assert_eq!(guess_key("PASSERELLE_NOPE"), "nope");
     }
 }

@@ -55,10 +55,7 @@ pub enum ConfigError {
 impl ConfigError {
     /// Builds [`ConfigError::Invalid`] for `key`.
     pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Invalid {
-            key: key.into(),
-            message: one_line(&message.into()),
-        }
+        Self::Invalid { key: key.into(), message: one_line(&message.into()) }
     }
 }
 

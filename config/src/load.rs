@@ -56,10 +56,8 @@ impl Config {
     pub fn load(sources: Sources<'_>) -> Result<Config, ConfigError> {
         let mut merged = defaults();
         if let Some(path) = sources.file {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
             let file = parse_file(path, &text)?;
             check_known(&file)?;
             for (name, value) in file {
@@ -80,12 +78,7 @@ impl Config {
             set(&mut merged, key.section, key.name, value);
         }
         if let Some(dir) = sources.data_dir {
-            set(
-                &mut merged,
-                "",
-                "data_dir",
-                Value::String(dir.to_string_lossy().into_owned()),
-            );
+            set(&mut merged, "", "data_dir", Value::String(dir.to_string_lossy().into_owned()));
         }
         read(merged).map_err(|error| blame_env(error, &origins))
     }
@@ -123,12 +116,7 @@ fn defaults() -> Table {
     }
     for key in KEYS {
         if let Default::Value(literal) = key.default {
-            set(
-                &mut table,
-                key.section,
-                key.name,
-                schema::parse_literal(literal),
-            );
+            set(&mut table, key.section, key.name, schema::parse_literal(literal));
         }
     }
     table
@@ -138,10 +126,7 @@ fn set(table: &mut Table, section: &str, name: &str, value: Value) {
     let target = if section.is_empty() {
         table
     } else {
-        match table
-            .entry(section)
-            .or_insert_with(|| Value::Table(Table::new()))
-        {
+        match table.entry(section).or_insert_with(|| Value::Table(Table::new())) {
             Value::Table(inner) => inner,
             _ => unreachable!("sections are tables"),
         }
@@ -152,9 +137,7 @@ fn set(table: &mut Table, section: &str, name: &str, value: Value) {
 fn parse_file(path: &Path, text: &str) -> Result<Table, ConfigError> {
     text.parse::<Table>().map_err(|error| ConfigError::Syntax {
         file: path.to_path_buf(),
-        line: error
-            .span()
-            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1),
+        line: error.span().map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1),
         message: one_line(error.message()),
     })
 }
@@ -164,15 +147,10 @@ fn check_known(file: &Table) -> Result<(), ConfigError> {
     for (name, value) in file {
         if schema::is_section(name) {
             let Value::Table(section) = value else {
-                return Err(ConfigError::invalid(
-                    name.clone(),
-                    format!("must be a table ([{name}])"),
-                ));
+                return Err(ConfigError::invalid(name.clone(), format!("must be a table ([{name}])")));
             };
             if let Some(key) = section.keys().find(|key| schema::find(name, key).is_none()) {
-                return Err(ConfigError::UnknownKey {
-                    key: format!("{name}.{key}"),
-                });
+                return Err(ConfigError::UnknownKey { key: format!("{name}.{key}") });
             }
         } else if schema::find("", name).is_none() {
             return Err(ConfigError::UnknownKey { key: name.clone() });

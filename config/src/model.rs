@@ -119,9 +119,7 @@ impl CatalogConfig {
 
 impl fmt::Debug for CatalogConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CatalogConfig")
-            .field("url", &self.redacted_url())
-            .finish()
+        f.debug_struct("CatalogConfig").field("url", &self.redacted_url()).finish()
     }
 }
 
@@ -310,8 +308,6 @@ pub(crate) fn is_postgres_url(url: &str) -> bool {
 pub(crate) fn scheme(url: &str) -> Option<String> {
     let (scheme, _) = url.split_once(':')?;
     let valid = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-        && scheme
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
     valid.then(|| scheme.to_ascii_lowercase())
 }

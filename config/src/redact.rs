@@ -9,9 +9,7 @@ pub(crate) fn redact_url(url: &str) -> String {
     let mut out = url.to_owned();
     if let Some(scheme_end) = out.find("://") {
         let start = scheme_end + 3;
-        let authority_end = out[start..]
-            .find(['/', '?', '#'])
-            .map_or(out.len(), |i| start + i);
+        let authority_end = out[start..].find(['/', '?', '#']).map_or(out.len(), |i| start + i);
         if let Some(at) = out[start..authority_end].rfind('@').map(|i| start + i)
             && let Some(colon) = out[start..at].find(':').map(|i| start + i)
         {
@@ -40,22 +38,13 @@ mod tests {
 
     #[test]
     fn hides_passwords_only() {
-        assert_eq!(
-            redact_url("postgres://u:s3cr%40t@db:5432/x"),
-            "postgres://u:***@db:5432/x"
-        );
-        assert_eq!(
-            redact_url("postgres://u:p@ss@db/x"),
-            "postgres://u:***@db/x"
-        );
+        assert_eq!(redact_url("postgres://u:s3cr%40t@db:5432/x"), "postgres://u:***@db:5432/x");
+        assert_eq!(redact_url("postgres://u:p@ss@db/x"), "postgres://u:***@db/x");
         assert_eq!(
             redact_url("postgres://u@db/x?password=p&sslmode=require"),
             "postgres://u@db/x?password=***&sslmode=require"
         );
         assert_eq!(redact_url("postgres://db/x"), "postgres://db/x");
-        assert_eq!(
-            redact_url("sqlite://./data/catalog.db"),
-            "sqlite://./data/catalog.db"
-        );
+        assert_eq!(redact_url("sqlite://./data/catalog.db"), "sqlite://./data/catalog.db");
     }
 }

@@ -43,18 +43,12 @@ pub fn example_toml() -> String {
                     let _ = writeln!(out, "{} = {literal}", key.name);
                 }
                 Default::FromDataDir { template } => {
-                    comment(
-                        &mut out,
-                        &format!("Default: \"{template}\". Environment: {}.", key.env_var()),
-                    );
+                    comment(&mut out, &format!("Default: \"{template}\". Environment: {}.", key.env_var()));
                     let value = Value::String(schema::expand(template, &data_dir));
                     let _ = writeln!(out, "# {} = {}", key.name, format_value(&value));
                 }
                 Default::Unset { example } => {
-                    comment(
-                        &mut out,
-                        &format!("Unset by default. Environment: {}.", key.env_var()),
-                    );
+                    comment(&mut out, &format!("Unset by default. Environment: {}.", key.env_var()));
                     let _ = writeln!(out, "# {} = {example}", key.name);
                 }
             }
@@ -176,14 +170,7 @@ fn format_value(value: &Value) -> String {
             out.push('"');
             out
         }
-        Value::Array(items) => format!(
-            "[{}]",
-            items
-                .iter()
-                .map(format_value)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        Value::Array(items) => format!("[{}]", items.iter().map(format_value).collect::<Vec<_>>().join(", ")),
         other => other.to_string(),
     }
 }

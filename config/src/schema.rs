@@ -51,11 +51,7 @@ impl Kind {
             Self::Duration => "duration".into(),
             Self::TlsVersions => "list of TLS versions".into(),
             Self::NetworkList => "list of CIDR networks".into(),
-            Self::Choice(choices) => choices
-                .iter()
-                .map(|c| format!("\"{c}\""))
-                .collect::<Vec<_>>()
-                .join(" | "),
+            Self::Choice(choices) => choices.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(" | "),
         }
     }
 
@@ -103,19 +99,12 @@ pub(crate) struct KeyDef {
 impl KeyDef {
     /// The dotted path, e.g. `ftps.passive_ports`.
     pub(crate) fn path(&self) -> String {
-        if self.section.is_empty() {
-            self.name.to_owned()
-        } else {
-            format!("{}.{}", self.section, self.name)
-        }
+        if self.section.is_empty() { self.name.to_owned() } else { format!("{}.{}", self.section, self.name) }
     }
 
     /// The environment variable overriding the key, e.g. `PASSERELLE_FTPS_PASSIVE_PORTS`.
     pub(crate) fn env_var(&self) -> String {
-        format!(
-            "{ENV_PREFIX}{}",
-            self.path().replace('.', "_").to_ascii_uppercase()
-        )
+        format!("{ENV_PREFIX}{}", self.path().replace('.', "_").to_ascii_uppercase())
     }
 }
 
@@ -129,22 +118,10 @@ pub(crate) const ENV_CONFIG_FILE: &str = "PASSERELLE_CONFIG";
 pub(crate) const SECTIONS: &[(&str, &str)] = &[
     ("", "Passerelle configuration."),
     ("sftp", "SFTP front-end."),
-    (
-        "ftps",
-        "FTPS front-end: explicit (AUTH TLS) and implicit TLS; plaintext FTP and active mode are not offered.",
-    ),
-    (
-        "catalog",
-        "Catalog database: tenants, users, keys, imports and the audit trail.",
-    ),
-    (
-        "tenant_db",
-        "Tenant databases: each tenant gets its own database and database account.",
-    ),
-    (
-        "admin",
-        "Admin HTTP endpoint: GET /healthz and GET /metrics (Prometheus).",
-    ),
+    ("ftps", "FTPS front-end: explicit (AUTH TLS) and implicit TLS; plaintext FTP and active mode are not offered."),
+    ("catalog", "Catalog database: tenants, users, keys, imports and the audit trail."),
+    ("tenant_db", "Tenant databases: each tenant gets its own database and database account."),
+    ("admin", "Admin HTTP endpoint: GET /healthz and GET /metrics (Prometheus)."),
     ("archive", "Encrypted archives of imported files."),
     ("log", "Logging."),
     ("limits", "Limits protecting the SFTP and FTPS front-ends."),
@@ -174,9 +151,7 @@ fn string(s: impl Into<String>) -> Option<Value> {
 }
 
 fn strings<T: ToString>(items: &[T]) -> Option<Value> {
-    Some(Value::Array(
-        items.iter().map(|i| Value::String(i.to_string())).collect(),
-    ))
+    Some(Value::Array(items.iter().map(|i| Value::String(i.to_string())).collect()))
 }
 
 fn duration(d: std::time::Duration) -> Option<Value> {
@@ -248,21 +223,13 @@ pub(crate) const KEYS: &[KeyDef] = &[
         secret: false,
         doc: "Ports offered for passive data connections, \"START-END\" with both ends included; \
               ports below 1024 are refused.",
-        effective: |c| {
-            string(format!(
-                "{}-{}",
-                c.ftps.passive_ports.start(),
-                c.ftps.passive_ports.end()
-            ))
-        },
+        effective: |c| string(format!("{}-{}", c.ftps.passive_ports.start(), c.ftps.passive_ports.end())),
     },
     KeyDef {
         section: "ftps",
         name: "cert",
         kind: Kind::Path,
-        default: Default::FromDataDir {
-            template: "<data_dir>/tls/cert.pem",
-        },
+        default: Default::FromDataDir { template: "<data_dir>/tls/cert.pem" },
         secret: false,
         doc: "PEM certificate chain presented by FTPS. A self-signed certificate is generated here if \
               the file is absent.",
@@ -272,9 +239,7 @@ pub(crate) const KEYS: &[KeyDef] = &[
         section: "ftps",
         name: "key",
         kind: Kind::Path,
-        default: Default::FromDataDir {
-            template: "<data_dir>/tls/key.pem",
-        },
+        default: Default::FromDataDir { template: "<data_dir>/tls/key.pem" },
         secret: false,
         doc: "PEM private key matching ftps.cert.",
         effective: |c| string(c.ftps.key.to_string_lossy()),
@@ -288,13 +253,7 @@ pub(crate) const KEYS: &[KeyDef] = &[
         doc: "TLS versions accepted: \"1.2\" and/or \"1.3\". Older versions (SSL 3, TLS 1.0, TLS 1.1) \
               are unsafe and refused.",
         effective: |c| {
-            Some(Value::Array(
-                c.ftps
-                    .tls_versions
-                    .iter()
-                    .map(|v| Value::String(v.as_str().into()))
-                    .collect(),
-            ))
+            Some(Value::Array(c.ftps.tls_versions.iter().map(|v| Value::String(v.as_str().into())).collect()))
         },
     },
     KeyDef {
@@ -311,9 +270,7 @@ pub(crate) const KEYS: &[KeyDef] = &[
         section: "catalog",
         name: "url",
         kind: Kind::Url,
-        default: Default::FromDataDir {
-            template: "sqlite://<data_dir>/catalog.db",
-        },
+        default: Default::FromDataDir { template: "sqlite://<data_dir>/catalog.db" },
         secret: true,
         doc: "Catalog database URL: sqlite://PATH or postgres://USER:PASSWORD@HOST/DB \
               (postgresql:// also accepted).",
@@ -333,9 +290,7 @@ pub(crate) const KEYS: &[KeyDef] = &[
         section: "tenant_db",
         name: "admin_url",
         kind: Kind::Url,
-        default: Default::Unset {
-            example: r#""postgres://passerelle_admin:PASSWORD@localhost:5432/postgres""#,
-        },
+        default: Default::Unset { example: r#""postgres://passerelle_admin:PASSWORD@localhost:5432/postgres""# },
         secret: true,
         doc: "PostgreSQL URL of an account allowed to create databases and roles. Required when \
               tenant_db.backend = \"postgres\", refused otherwise.",
@@ -624,22 +579,14 @@ pub(crate) fn is_section(name: &str) -> bool {
 
 /// Parses a TOML literal from [`KEYS`].
 pub(crate) fn parse_literal(literal: &str) -> Value {
-    let table: toml::Table = format!("v = {literal}")
-        .parse()
-        .expect("KEYS holds valid TOML literals");
-    table
-        .get("v")
-        .cloned()
-        .expect("the literal was just inserted")
+    let table: toml::Table = format!("v = {literal}").parse().expect("KEYS holds valid TOML literals");
+    table.get("v").cloned().expect("the literal was just inserted")
 }
 
 /// The default `data_dir`, as written in [`KEYS`].
 pub(crate) fn default_data_dir() -> String {
     match find("", "data_dir").map(|k| k.default) {
-        Some(Default::Value(literal)) => parse_literal(literal)
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
+        Some(Default::Value(literal)) => parse_literal(literal).as_str().unwrap_or_default().to_owned(),
         _ => unreachable!("data_dir has a fixed default"),
     }
 }
@@ -651,9 +598,6 @@ pub(crate) fn expand(template: &str, data_dir: &str) -> String {
 
 /// Expands a `<data_dir>/...` template as a path below `data_dir`, keeping non-UTF-8 directories intact.
 pub(crate) fn expand_path(template: &str, data_dir: &std::path::Path) -> std::path::PathBuf {
-    let rest = template
-        .strip_prefix("<data_dir>/")
-        .expect("path templates start with <data_dir>/");
-    rest.split('/')
-        .fold(data_dir.to_path_buf(), |path, part| path.join(part))
+    let rest = template.strip_prefix("<data_dir>/").expect("path templates start with <data_dir>/");
+    rest.split('/').fold(data_dir.to_path_buf(), |path, part| path.join(part))
 }

@@ -56,10 +56,7 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
     };
     match (backend, &tenant_db.admin_url) {
         (TenantDbBackend::Postgres, None) => {
-            return Err(ConfigError::invalid(
-                "tenant_db.admin_url",
-                "required when tenant_db.backend = \"postgres\"",
-            ));
+            return Err(ConfigError::invalid("tenant_db.admin_url", "required when tenant_db.backend = \"postgres\""));
         }
         (TenantDbBackend::Sqlite, Some(_)) => {
             return Err(ConfigError::invalid(
@@ -68,10 +65,7 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
             ));
         }
         (TenantDbBackend::Postgres, Some(url)) if !is_postgres_url(url) => {
-            return Err(ConfigError::invalid(
-                "tenant_db.admin_url",
-                "must be a postgres:// or postgresql:// URL",
-            ));
+            return Err(ConfigError::invalid("tenant_db.admin_url", "must be a postgres:// or postgresql:// URL"));
         }
         _ => {}
     }
@@ -79,19 +73,13 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
 
     let level = raw.log.level.trim().to_owned();
     if level.is_empty() {
-        return Err(ConfigError::invalid(
-            "log.level",
-            "must not be empty (e.g. \"info\")",
-        ));
+        return Err(ConfigError::invalid("log.level", "must not be empty (e.g. \"info\")"));
     }
     let format = match raw.log.format.as_str() {
         "text" => LogFormat::Text,
         "json" => LogFormat::Json,
         other => {
-            return Err(ConfigError::invalid(
-                "log.format",
-                format!("must be \"text\" or \"json\" (got \"{other}\")"),
-            ));
+            return Err(ConfigError::invalid("log.format", format!("must be \"text\" or \"json\" (got \"{other}\")")));
         }
     };
 
@@ -137,52 +125,29 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
     };
 
     Ok(Config {
-        sftp: SftpConfig {
-            listen: raw.sftp.listen,
-            libssh2_compat: raw.sftp.libssh2_compat,
-        },
+        sftp: SftpConfig { listen: raw.sftp.listen, libssh2_compat: raw.sftp.libssh2_compat },
         ftps: FtpsConfig {
             explicit_listen: ftps.explicit_listen,
             implicit_listen: ftps.implicit_listen,
             passive_ports: parse_port_range(&ftps.passive_ports)?,
-            cert: ftps
-                .cert
-                .unwrap_or_else(|| path_default("ftps", "cert", &data_dir)),
-            key: ftps
-                .key
-                .unwrap_or_else(|| path_default("ftps", "key", &data_dir)),
+            cert: ftps.cert.unwrap_or_else(|| path_default("ftps", "cert", &data_dir)),
+            key: ftps.key.unwrap_or_else(|| path_default("ftps", "key", &data_dir)),
             tls_versions: parse_tls_versions(&ftps.tls_versions)?,
             require_session_reuse: ftps.require_session_reuse,
         },
         catalog: CatalogConfig { url: catalog_url },
-        tenant_db: TenantDbConfig {
-            backend,
-            admin_url: tenant_db.admin_url,
-            name_prefix: tenant_db.name_prefix,
-        },
-        admin: AdminConfig {
-            listen: raw.admin.listen,
-        },
+        tenant_db: TenantDbConfig { backend, admin_url: tenant_db.admin_url, name_prefix: tenant_db.name_prefix },
+        admin: AdminConfig { listen: raw.admin.listen },
         archive: ArchiveConfig {
-            retention_days: in_range(
-                "archive.retention_days",
-                raw.archive.retention_days,
-                1..=3650,
-            )?,
+            retention_days: in_range("archive.retention_days", raw.archive.retention_days, 1..=3650)?,
         },
         log: LogConfig { format, level },
         limits: LimitsConfig {
             login_grace_time,
             max_auth_tries: in_range("limits.max_auth_tries", limits.max_auth_tries, 1..=20)?,
             idle_timeout: parse_duration("limits.idle_timeout", &limits.idle_timeout)?,
-            max_sessions_per_user: at_least_one(
-                "limits.max_sessions_per_user",
-                limits.max_sessions_per_user,
-            )?,
-            max_connections_per_ip: at_least_one(
-                "limits.max_connections_per_ip",
-                limits.max_connections_per_ip,
-            )?,
+            max_sessions_per_user: at_least_one("limits.max_sessions_per_user", limits.max_sessions_per_user)?,
+            max_connections_per_ip: at_least_one("limits.max_connections_per_ip", limits.max_connections_per_ip)?,
             max_connections: at_least_one("limits.max_connections", limits.max_connections)?,
             max_startups: parse_max_startups(&limits.max_startups)?,
         },
@@ -210,32 +175,18 @@ fn in_range(key: &str, value: u32, range: RangeInclusive<u32>) -> Result<u32, Co
     if range.contains(&value) {
         Ok(value)
     } else {
-        Err(ConfigError::invalid(
-            key,
-            format!(
-                "must be between {} and {} (got {value})",
-                range.start(),
-                range.end()
-            ),
-        ))
+        Err(ConfigError::invalid(key, format!("must be between {} and {} (got {value})", range.start(), range.end())))
     }
 }
 
 fn at_least_one(key: &str, value: u32) -> Result<u32, ConfigError> {
-    if value >= 1 {
-        Ok(value)
-    } else {
-        Err(ConfigError::invalid(key, "must be at least 1 (got 0)"))
-    }
+    if value >= 1 { Ok(value) } else { Err(ConfigError::invalid(key, "must be at least 1 (got 0)")) }
 }
 
 fn parse_duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
     let value = duration::parse(text).map_err(|message| ConfigError::invalid(key, message))?;
     if value.is_zero() {
-        return Err(ConfigError::invalid(
-            key,
-            format!("must be more than zero (got \"{text}\")"),
-        ));
+        return Err(ConfigError::invalid(key, format!("must be more than zero (got \"{text}\")")));
     }
     Ok(value)
 }
@@ -287,26 +238,15 @@ fn parse_max_startups(text: &str) -> Result<MaxStartups, ConfigError> {
 
 fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>, ConfigError> {
     const KEY: &str = "ftps.passive_ports";
-    let bad = || {
-        ConfigError::invalid(
-            KEY,
-            format!("expected \"START-END\" such as \"50000-50100\" (got \"{text}\")"),
-        )
-    };
+    let bad = || ConfigError::invalid(KEY, format!("expected \"START-END\" such as \"50000-50100\" (got \"{text}\")"));
     let (start, end) = text.split_once('-').ok_or_else(bad)?;
     let start: u16 = start.trim().parse().map_err(|_| bad())?;
     let end: u16 = end.trim().parse().map_err(|_| bad())?;
     if start < 1024 {
-        return Err(ConfigError::invalid(
-            KEY,
-            format!("ports below 1024 are refused (got \"{text}\")"),
-        ));
+        return Err(ConfigError::invalid(KEY, format!("ports below 1024 are refused (got \"{text}\")")));
     }
     if start > end {
-        return Err(ConfigError::invalid(
-            KEY,
-            format!("start must not exceed end (got \"{text}\")"),
-        ));
+        return Err(ConfigError::invalid(KEY, format!("start must not exceed end (got \"{text}\")")));
     }
     Ok(start..=end)
 }
@@ -315,37 +255,21 @@ fn parse_tls_versions(items: &[String]) -> Result<Vec<TlsVersion>, ConfigError> 
     const KEY: &str = "ftps.tls_versions";
     const ADVICE: &str = "use \"1.2\" (and optionally \"1.3\")";
     if items.is_empty() {
-        return Err(ConfigError::invalid(
-            KEY,
-            format!("must not be empty; {ADVICE}"),
-        ));
+        return Err(ConfigError::invalid(KEY, format!("must not be empty; {ADVICE}")));
     }
     let mut versions = Vec::new();
     for item in items {
-        let normalized = item
-            .trim()
-            .to_ascii_lowercase()
-            .replace(['v', ' ', '_'], "");
+        let normalized = item.trim().to_ascii_lowercase().replace(['v', ' ', '_'], "");
         let normalized = normalized.strip_prefix("tls").unwrap_or(&normalized);
         let version = match normalized {
             "1.2" => TlsVersion::Tls12,
             "1.3" => TlsVersion::Tls13,
             "1.0" | "1" | "1.1" => {
-                let name = if normalized == "1.1" {
-                    "TLS 1.1"
-                } else {
-                    "TLS 1.0"
-                };
-                return Err(ConfigError::invalid(
-                    KEY,
-                    format!("{name} is unsafe and refused; {ADVICE}"),
-                ));
+                let name = if normalized == "1.1" { "TLS 1.1" } else { "TLS 1.0" };
+                return Err(ConfigError::invalid(KEY, format!("{name} is unsafe and refused; {ADVICE}")));
             }
             "ssl2" | "ssl3" | "ssl2.0" | "ssl3.0" => {
-                return Err(ConfigError::invalid(
-                    KEY,
-                    format!("{} is unsafe and refused; {ADVICE}", item.trim()),
-                ));
+                return Err(ConfigError::invalid(KEY, format!("{} is unsafe and refused; {ADVICE}", item.trim())));
             }
             _ => {
                 return Err(ConfigError::invalid(

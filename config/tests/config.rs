@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use passerelle_config::{
-    Config, ConfigError, LogFormat, Sources, TenantDbBackend, TlsVersion, example_toml,
-    reference_markdown,
+    Config, ConfigError, LogFormat, Sources, TenantDbBackend, TlsVersion, example_toml, reference_markdown,
 };
 
 const EXAMPLE: &str = "passerelle.example.toml";
@@ -21,10 +20,7 @@ fn addr(text: &str) -> SocketAddr {
 }
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
 }
 
 /// Loads `toml` as the config file, with `env` as the environment.
@@ -32,17 +28,11 @@ fn load_with(toml: &str, env_pairs: &[(&str, &str)]) -> Result<Config, ConfigErr
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("passerelle.toml");
     std::fs::write(&file, toml).unwrap();
-    Config::load(Sources {
-        file: Some(&file),
-        data_dir: None,
-        env: env(env_pairs),
-    })
+    Config::load(Sources { file: Some(&file), data_dir: None, env: env(env_pairs) })
 }
 
 fn refusal(toml: &str) -> String {
-    load_with(toml, &[])
-        .expect_err("must be refused")
-        .to_string()
+    load_with(toml, &[]).expect_err("must be refused").to_string()
 }
 
 fn assert_in_sync(name: &str, generated: &str) {
@@ -67,14 +57,8 @@ fn defaults_are_the_documented_interface_values() {
     assert_eq!(c.ftps.explicit_listen, [addr("127.0.0.1:2121")]);
     assert_eq!(c.ftps.implicit_listen, [addr("127.0.0.1:9990")]);
     assert_eq!(c.ftps.passive_ports, 50000..=50100);
-    assert_eq!(
-        c.ftps.cert,
-        Path::new("./passerelle-data").join("tls").join("cert.pem")
-    );
-    assert_eq!(
-        c.ftps.key,
-        Path::new("./passerelle-data").join("tls").join("key.pem")
-    );
+    assert_eq!(c.ftps.cert, Path::new("./passerelle-data").join("tls").join("cert.pem"));
+    assert_eq!(c.ftps.key, Path::new("./passerelle-data").join("tls").join("key.pem"));
     assert_eq!(c.ftps.tls_versions, [TlsVersion::Tls12]);
     assert!(c.ftps.require_session_reuse);
     assert_eq!(c.catalog.url, "sqlite://./passerelle-data/catalog.db");
@@ -113,26 +97,15 @@ fn example_file_loads_and_means_the_defaults() {
 #[test]
 fn example_file_mentions_every_key_and_its_environment_variable() {
     let example = example_toml();
-    for line in reference_markdown()
-        .lines()
-        .skip_while(|l| !l.starts_with("| ---"))
-        .skip(1)
-    {
+    for line in reference_markdown().lines().skip_while(|l| !l.starts_with("| ---")).skip(1) {
         let env_var = line.split('`').nth(3).unwrap();
-        assert!(
-            example.contains(env_var),
-            "{env_var} missing from the example"
-        );
+        assert!(example.contains(env_var), "{env_var} missing from the example");
     }
 }
 
 #[test]
 fn data_dir_moves_the_paths_that_default_from_it() {
-    let c = Config::load(Sources {
-        data_dir: Some(Path::new("/srv/p")),
-        ..Sources::default()
-    })
-    .unwrap();
+    let c = Config::load(Sources { data_dir: Some(Path::new("/srv/p")), ..Sources::default() }).unwrap();
     assert_eq!(c.ftps.cert, Path::new("/srv/p/tls/cert.pem"));
     assert_eq!(c.ftps.key, Path::new("/srv/p/tls/key.pem"));
     assert_eq!(c.catalog.url, "sqlite:///srv/p/catalog.db");
@@ -140,10 +113,7 @@ fn data_dir_moves_the_paths_that_default_from_it() {
 
 #[test]
 fn unknown_key_in_file_is_refused_naming_it() {
-    assert_eq!(
-        refusal("[sftp]\nlisen = [\"127.0.0.1:22\"]\n"),
-        "config: sftp.lisen: unknown key"
-    );
+    assert_eq!(refusal("[sftp]\nlisen = [\"127.0.0.1:22\"]\n"), "config: sftp.lisen: unknown key");
     assert_eq!(refusal("colour = 1\n"), "config: colour: unknown key");
     assert_eq!(refusal("[smtp]\nhost = 1\n"), "config: smtp: unknown key");
 }
@@ -151,17 +121,11 @@ fn unknown_key_in_file_is_refused_naming_it() {
 #[test]
 fn values_of_the_wrong_type_are_refused_naming_the_key() {
     let message = refusal("[archive]\nretention_days = \"thirty\"\n");
-    assert!(
-        message.starts_with("config: archive.retention_days: invalid type"),
-        "{message}"
-    );
+    assert!(message.starts_with("config: archive.retention_days: invalid type"), "{message}");
     let message = refusal("[sftp]\nlisten = [\"127.0.0.1:22\", \"nowhere\"]\n");
     assert!(message.starts_with("config: sftp.listen[1]: "), "{message}");
     let message = refusal("[ftps]\nrequire_session_reuse = \"yes\"\n");
-    assert!(
-        message.starts_with("config: ftps.require_session_reuse: "),
-        "{message}"
-    );
+    assert!(message.starts_with("config: ftps.require_session_reuse: "), "{message}");
     assert!(!message.contains('\n'));
 }
 
@@ -172,27 +136,13 @@ fn values_out_of_range_are_refused_naming_the_key() {
         "config: archive.retention_days: must be between 1 and 3650 (got 0)"
     );
     assert!(
-        refusal("[ftps]\npassive_ports = \"100-200\"\n")
-            .starts_with("config: ftps.passive_ports: ports below 1024")
+        refusal("[ftps]\npassive_ports = \"100-200\"\n").starts_with("config: ftps.passive_ports: ports below 1024")
     );
-    assert!(
-        refusal("[ftps]\npassive_ports = \"50100-50000\"\n")
-            .starts_with("config: ftps.passive_ports: ")
-    );
-    assert!(
-        refusal("[limits]\nlogin_grace_time = \"11m\"\n")
-            .starts_with("config: limits.login_grace_time: ")
-    );
-    assert!(
-        refusal("[limits]\nidle_timeout = \"0s\"\n").starts_with("config: limits.idle_timeout: ")
-    );
-    assert!(
-        refusal("[limits]\nmax_auth_tries = 21\n").starts_with("config: limits.max_auth_tries: ")
-    );
-    assert!(
-        refusal("[tenant_db]\nname_prefix = \"Bad-\"\n")
-            .starts_with("config: tenant_db.name_prefix: ")
-    );
+    assert!(refusal("[ftps]\npassive_ports = \"50100-50000\"\n").starts_with("config: ftps.passive_ports: "));
+    assert!(refusal("[limits]\nlogin_grace_time = \"11m\"\n").starts_with("config: limits.login_grace_time: "));
+    assert!(refusal("[limits]\nidle_timeout = \"0s\"\n").starts_with("config: limits.idle_timeout: "));
+    assert!(refusal("[limits]\nmax_auth_tries = 21\n").starts_with("config: limits.max_auth_tries: "));
+    assert!(refusal("[tenant_db]\nname_prefix = \"Bad-\"\n").starts_with("config: tenant_db.name_prefix: "));
     assert!(refusal("[catalog]\nurl = \"mysql://db/x\"\n").starts_with("config: catalog.url: "));
     assert!(refusal("[log]\nformat = \"xml\"\n").starts_with("config: log.format: "));
     assert!(refusal("[log]\nlevel = \" \"\n").starts_with("config: log.level: "));
@@ -206,10 +156,7 @@ fn unsafe_tls_versions_are_refused() {
     );
     assert!(refusal("[ftps]\ntls_versions = [\"1.1\"]\n").contains("TLS 1.1 is unsafe"));
     assert!(refusal("[ftps]\ntls_versions = [\"SSLv3\"]\n").contains("SSLv3 is unsafe"));
-    assert!(
-        refusal("[ftps]\ntls_versions = []\n")
-            .starts_with("config: ftps.tls_versions: must not be empty")
-    );
+    assert!(refusal("[ftps]\ntls_versions = []\n").starts_with("config: ftps.tls_versions: must not be empty"));
     let c = load_with("[ftps]\ntls_versions = [\"1.3\", \"1.2\"]\n", &[]).unwrap();
     assert_eq!(c.ftps.tls_versions, [TlsVersion::Tls13, TlsVersion::Tls12]);
 }
@@ -224,11 +171,7 @@ fn postgres_tenant_backend_needs_an_admin_url_and_sqlite_refuses_one() {
         refusal("[tenant_db]\nadmin_url = \"postgres://a:b@h/db\"\n")
             .starts_with("config: tenant_db.admin_url: only used")
     );
-    let c = load_with(
-        "[tenant_db]\nbackend = \"postgres\"\nadmin_url = \"postgresql://a:b@h/db\"\n",
-        &[],
-    )
-    .unwrap();
+    let c = load_with("[tenant_db]\nbackend = \"postgres\"\nadmin_url = \"postgresql://a:b@h/db\"\n", &[]).unwrap();
     assert_eq!(c.tenant_db.backend, TenantDbBackend::Postgres);
 }
 
@@ -245,78 +188,43 @@ fn environment_overrides_the_file_and_the_flag_overrides_both() {
         ("PASSERELLE_DATA_DIR", "/from/env"),
         ("PASSERELLE_CONFIG", "/ignored/here.toml"),
         ("PASSERELLE_TENANT_DB_BACKEND", "postgres"),
-        (
-            "PASSERELLE_TENANT_DB_ADMIN_URL",
-            "postgres://admin:pw@db/postgres",
-        ),
+        ("PASSERELLE_TENANT_DB_ADMIN_URL", "postgres://admin:pw@db/postgres"),
     ];
     let c = load_with(toml, &vars).unwrap();
-    assert_eq!(
-        c.sftp.listen,
-        [addr("127.0.0.1:2222"), addr("127.0.0.1:2223")]
-    );
+    assert_eq!(c.sftp.listen, [addr("127.0.0.1:2222"), addr("127.0.0.1:2223")]);
     assert_eq!(c.limits.max_auth_tries, 3);
     assert_eq!(c.data_dir, Path::new("/from/env"));
     assert_eq!(c.catalog.url, "sqlite:///from/env/catalog.db");
-    assert_eq!(
-        c.tenant_db.admin_url.as_deref(),
-        Some("postgres://admin:pw@db/postgres")
-    );
+    assert_eq!(c.tenant_db.admin_url.as_deref(), Some("postgres://admin:pw@db/postgres"));
 
-    let flag = Config::load(Sources {
-        file: None,
-        data_dir: Some(Path::new("/from/flag")),
-        env: env(&vars),
-    })
-    .unwrap();
+    let flag = Config::load(Sources { file: None, data_dir: Some(Path::new("/from/flag")), env: env(&vars) }).unwrap();
     assert_eq!(flag.data_dir, Path::new("/from/flag"));
 }
 
 #[test]
 fn bad_environment_values_name_the_key_and_the_variable() {
-    let message = load_with("", &[("PASSERELLE_LIMITS_MAX_AUTH_TRIES", "many")])
-        .unwrap_err()
-        .to_string();
+    let message = load_with("", &[("PASSERELLE_LIMITS_MAX_AUTH_TRIES", "many")]).unwrap_err().to_string();
     assert_eq!(
         message,
         "config: limits.max_auth_tries: PASSERELLE_LIMITS_MAX_AUTH_TRIES: expected an integer (got \"many\")"
     );
-    let message = load_with("", &[("PASSERELLE_ARCHIVE_RETENTION_DAYS", "0")])
-        .unwrap_err()
-        .to_string();
-    assert!(
-        message.ends_with("(set by PASSERELLE_ARCHIVE_RETENTION_DAYS)"),
-        "{message}"
-    );
+    let message = load_with("", &[("PASSERELLE_ARCHIVE_RETENTION_DAYS", "0")]).unwrap_err().to_string();
+    assert!(message.ends_with("(set by PASSERELLE_ARCHIVE_RETENTION_DAYS)"), "{message}");
 }
 
 #[test]
 fn unknown_passerelle_variable_is_refused() {
     let error = load_with("", &[("PASSERELLE_SFTP_LISTN", "127.0.0.1:22")]).unwrap_err();
-    assert_eq!(
-        error.to_string(),
-        "config: PASSERELLE_SFTP_LISTN: unknown environment override (no key sftp.listn)"
-    );
+    assert_eq!(error.to_string(), "config: PASSERELLE_SFTP_LISTN: unknown environment override (no key sftp.listn)");
 }
 
 #[test]
 fn file_problems_are_one_line_naming_the_file_or_line() {
     let missing = Path::new("/nonexistent/passerelle.toml");
-    let message = Config::load(Sources {
-        file: Some(missing),
-        ..Sources::default()
-    })
-    .unwrap_err()
-    .to_string();
-    assert!(
-        message.starts_with("config: /nonexistent/passerelle.toml: cannot read: "),
-        "{message}"
-    );
+    let message = Config::load(Sources { file: Some(missing), ..Sources::default() }).unwrap_err().to_string();
+    assert!(message.starts_with("config: /nonexistent/passerelle.toml: cannot read: "), "{message}");
     let message = refusal("data_dir = \"x\"\n\n[sftp\n");
-    assert!(
-        message.starts_with("config: ") && message.contains(".toml, line 3: invalid TOML: "),
-        "{message}"
-    );
+    assert!(message.starts_with("config: ") && message.contains(".toml, line 3: invalid TOML: "), "{message}");
     assert!(!message.contains('\n'), "{message}");
 }
 
@@ -327,27 +235,12 @@ fn redacted_toml_hides_passwords_and_reloads_to_the_same_config() {
     let c = load_with(toml, &[]).unwrap();
     assert!(c.catalog.is_postgres());
     let shown = c.to_redacted_toml();
-    assert!(
-        !shown.contains("catpw") && !shown.contains("adminpw"),
-        "{shown}"
-    );
-    assert!(
-        shown.contains("url = \"postgres://cat:***@db/catalog\""),
-        "{shown}"
-    );
-    assert!(
-        shown.contains("admin_url = \"postgres://admin:***@db/postgres\""),
-        "{shown}"
-    );
+    assert!(!shown.contains("catpw") && !shown.contains("adminpw"), "{shown}");
+    assert!(shown.contains("url = \"postgres://cat:***@db/catalog\""), "{shown}");
+    assert!(shown.contains("admin_url = \"postgres://admin:***@db/postgres\""), "{shown}");
     let debug = format!("{c:?}");
-    assert!(
-        !debug.contains("catpw") && !debug.contains("adminpw"),
-        "{debug}"
-    );
+    assert!(!debug.contains("catpw") && !debug.contains("adminpw"), "{debug}");
 
     let defaults = Config::load(Sources::default()).unwrap();
-    assert_eq!(
-        load_with(&defaults.to_redacted_toml(), &[]).unwrap(),
-        defaults
-    );
+    assert_eq!(load_with(&defaults.to_redacted_toml(), &[]).unwrap(), defaults);
 }

@@ -63,12 +63,11 @@ mod validate;
 
 pub use load::{CONNECT_TIMEOUT, LoadError, LoadOutcome, load, rows_with_import_id};
 pub use profile::{
-    Column, ColumnType, DEFAULT_MAX_BYTES, DELIMITERS, DateFormat, DelimiterSetting,
-    EncodingSetting, MAX_COLUMNS, Mode, Profile, ProfileError, Profiles, RESERVED_COLUMNS,
-    is_temporary_name,
+    Column, ColumnType, DEFAULT_MAX_BYTES, DELIMITERS, DateFormat, DelimiterSetting, EncodingSetting, MAX_COLUMNS,
+    Mode, Profile, ProfileError, Profiles, RESERVED_COLUMNS, is_temporary_name,
 };
 pub use tenant_db::{TenantDbError, TenantDbProvisioner};
 pub use validate::{
-    DetectedEncoding, Discard, ImportError, MAX_FIELDS, MAX_RECORD_BYTES, MAX_REPORTED_ERRORS, Row,
-    RowSink, ValidateError, ValidationReport, Value, validate,
+    DetectedEncoding, Discard, ImportError, MAX_FIELDS, MAX_RECORD_BYTES, MAX_REPORTED_ERRORS, Row, RowSink,
+    ValidateError, ValidationReport, Value, validate,
 };

@@ -129,15 +129,10 @@ fn create_sqlite(dir: &PathBuf, tenant: &TenantName) -> Result<TenantDatabase, T
     fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io(dir))?;
     let path = dir.join(format!("{tenant}.db"));
     // create_new: an existing file is a leftover or a name clash, never reused.
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => TenantDbError::AlreadyExists(path.display().to_string()),
-            _ => io(&path)(e),
-        })?;
+    OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => TenantDbError::AlreadyExists(path.display().to_string()),
+        _ => io(&path)(e),
+    })?;
     Ok(TenantDatabase {
         backend: "sqlite".into(),
         name: path.display().to_string(),
@@ -218,9 +213,7 @@ async fn create_postgres(
 async fn drop_postgres(admin: &mut PgConnection, name: &PgIdentifier) -> Result<(), TenantDbError> {
     let n = &name.0;
     // Same reasoning as in create_postgres: `n` is a PgIdentifier.
-    sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{n}\" WITH (FORCE)")))
-        .execute(&mut *admin)
-        .await?;
+    sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{n}\" WITH (FORCE)"))).execute(&mut *admin).await?;
     sqlx::raw_sql(AssertSqlSafe(format!("DROP ROLE IF EXISTS \"{n}\""))).execute(&mut *admin).await?;
     Ok(())
 }

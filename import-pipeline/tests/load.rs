@@ -8,9 +8,7 @@ use std::io::{self, Cursor, Read};
 use std::path::Path;
 
 use passerelle_catalog::{TenantDatabase, TenantName};
-use passerelle_import::{
-    LoadError, LoadOutcome, Profile, Profiles, TenantDbProvisioner, load, rows_with_import_id,
-};
+use passerelle_import::{LoadError, LoadOutcome, Profile, Profiles, TenantDbProvisioner, load, rows_with_import_id};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, Row as _, SqliteConnection};
 
 const DEFAULT_PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -57,12 +55,7 @@ fn orders(mode: &str) -> Profile {
     if mode == "upsert" {
         text = text.replace("mode = \"upsert\"", "mode = \"upsert\"\nkey = [\"id\"]");
     }
-    Profiles::parse(&text)
-        .unwrap()
-        .iter()
-        .next()
-        .unwrap()
-        .clone()
+    Profiles::parse(&text).unwrap().iter().next().unwrap().clone()
 }
 
 fn file(text: &str) -> Cursor<Vec<u8>> {
@@ -94,12 +87,9 @@ enum Backend {
 /// A provisioner for the backend; the temporary directory lives as long as the test.
 fn provisioner(backend: Backend, dir: &Path) -> TenantDbProvisioner {
     match backend {
-        Backend::Sqlite => TenantDbProvisioner::Sqlite {
-            dir: dir.join("tenant-db"),
-        },
+        Backend::Sqlite => TenantDbProvisioner::Sqlite { dir: dir.join("tenant-db") },
         Backend::Postgres => {
-            let admin =
-                std::env::var("TEST_PG_ADMIN_URL").unwrap_or_else(|_| DEFAULT_PG_ADMIN_URL.into());
+            let admin = std::env::var("TEST_PG_ADMIN_URL").unwrap_or_else(|_| DEFAULT_PG_ADMIN_URL.into());
             let prefix = format!("plt{}_", hex::encode(rand::random::<[u8; 4]>()));
             TenantDbProvisioner::postgres(&admin, &prefix).unwrap()
         }
@@ -118,9 +108,9 @@ where
     let mut databases = Vec::new();
     for name in names {
         let created = provisioner.create(&TenantName::parse(name).unwrap()).await;
-        databases.push(created.unwrap_or_else(|e| {
-            panic!("provisioning {name} on {backend:?} (is PostgreSQL running?): {e}")
-        }));
+        databases.push(
+            created.unwrap_or_else(|e| panic!("provisioning {name} on {backend:?} (is PostgreSQL running?): {e}")),
+        );
     }
     let result = tokio::spawn(body(databases.clone())).await;
     for database in &databases {
@@ -138,33 +128,19 @@ async fn dump(database: &TenantDatabase, sql: &str) -> Vec<Vec<Option<String>>> 
         "postgres" => {
             let mut conn = PgConnection::connect(&database.url).await.unwrap();
             let rows = sqlx::query(sql).fetch_all(&mut conn).await.unwrap();
-            rows.iter()
-                .map(|r| {
-                    (0..r.len())
-                        .map(|i| r.get::<Option<String>, _>(i))
-                        .collect()
-                })
-                .collect()
+            rows.iter().map(|r| (0..r.len()).map(|i| r.get::<Option<String>, _>(i)).collect()).collect()
         }
         _ => {
             let mut conn = SqliteConnection::connect(&database.url).await.unwrap();
             let rows = sqlx::query(sql).fetch_all(&mut conn).await.unwrap();
-            rows.iter()
-                .map(|r| {
-                    (0..r.len())
-                        .map(|i| r.get::<Option<String>, _>(i))
-                        .collect()
-                })
-                .collect()
+            rows.iter().map(|r| (0..r.len()).map(|i| r.get::<Option<String>, _>(i)).collect()).collect()
         }
     };
     rows
 }
 
 /// `(_line, id, select, amount, _import_id)` of every row, by id.
-async fn rows(
-    database: &TenantDatabase,
-) -> Vec<(String, String, Option<String>, Option<String>, String)> {
+async fn rows(database: &TenantDatabase) -> Vec<(String, String, Option<String>, Option<String>, String)> {
     dump(
         database,
         "SELECT CAST(\"_line\" AS TEXT), CAST(\"id\" AS TEXT), \"select\", CAST(\"amount\" AS TEXT), \"_import_id\" \
@@ -198,22 +174,12 @@ fn row(
     amount: Option<&str>,
     import_id: &str,
 ) -> (String, String, Option<String>, Option<String>, String) {
-    (
-        line.to_string(),
-        id.to_string(),
-        select.map(str::to_owned),
-        amount.map(str::to_owned),
-        import_id.to_owned(),
-    )
+    (line.to_string(), id.to_string(), select.map(str::to_owned), amount.map(str::to_owned), import_id.to_owned())
 }
 
 fn imported(outcome: Result<LoadOutcome, LoadError>) -> LoadOutcome {
     let outcome = outcome.unwrap();
-    assert!(
-        outcome.is_imported(),
-        "rejected: {:?}",
-        outcome.report.errors
-    );
+    assert!(outcome.is_imported(), "rejected: {:?}", outcome.report.errors);
     outcome
 }
 
@@ -238,26 +204,12 @@ async fn append_loads_exact_rows_with_their_lines(backend: Backend) {
             [
                 row(2, 1, Some("plain"), Some("1.50"), "job-1"),
                 row(4, 2, Some("two\nlines"), None, "job-1"),
-                row(
-                    6,
-                    3,
-                    Some("tab\there \\N back\\slash"),
-                    Some("-0.25"),
-                    "job-1"
-                ),
+                row(6, 3, Some("tab\there \\N back\\slash"), Some("-0.25"), "job-1"),
             ]
         );
 
         // A second file is added to the first.
-        let outcome = imported(
-            load(
-                db,
-                &profile,
-                file(&format!("{HEADER}1;again;;;;;\n")),
-                "job-2",
-            )
-            .await,
-        );
+        let outcome = imported(load(db, &profile, file(&format!("{HEADER}1;again;;;;;\n")), "job-2").await);
         assert_eq!(outcome.rows, 1);
         assert!(!outcome.table_created);
         assert_eq!(rows(db).await.len(), 4);
@@ -285,15 +237,9 @@ async fn upsert_updates_existing_keys(backend: Backend) {
         let db = &dbs[0];
         let profile = orders("upsert");
         let first = format!("{HEADER}1;one;;1,00;;;\n2;two;;2,00;;;\n");
-        assert_eq!(
-            imported(load(db, &profile, file(&first), "job-1").await).rows,
-            2
-        );
+        assert_eq!(imported(load(db, &profile, file(&first), "job-1").await).rows, 2);
         let second = format!("{HEADER}2;TWO;;20,00;;;\n3;three;;;;;\n");
-        assert_eq!(
-            imported(load(db, &profile, file(&second), "job-2").await).rows,
-            2
-        );
+        assert_eq!(imported(load(db, &profile, file(&second), "job-2").await).rows, 2);
         assert_eq!(
             rows(db).await,
             [
@@ -324,22 +270,14 @@ async fn replace_replaces_and_a_rejected_file_keeps_the_old_rows(backend: Backen
         let db = &dbs[0];
         let profile = orders("replace");
         let first = format!("{HEADER}1;one;;;;;\n2;two;;;;;\n3;three;;;;;\n");
-        assert_eq!(
-            imported(load(db, &profile, file(&first), "job-1").await).rows,
-            3
-        );
+        assert_eq!(imported(load(db, &profile, file(&first), "job-1").await).rows, 3);
         let second = format!("{HEADER}7;seven;;;;;\n");
-        assert_eq!(
-            imported(load(db, &profile, file(&second), "job-2").await).rows,
-            1
-        );
+        assert_eq!(imported(load(db, &profile, file(&second), "job-2").await).rows, 1);
         assert_eq!(rows(db).await, [row(2, 7, Some("seven"), None, "job-2")]);
 
         // The table was emptied inside the transaction; a rejected file
         // rolls that back too.
-        let outcome = load(db, &profile, many_rows(20_000, true), "job-3")
-            .await
-            .unwrap();
+        let outcome = load(db, &profile, many_rows(20_000, true), "job-3").await.unwrap();
         assert!(!outcome.is_imported());
         assert_eq!(outcome.rows, 0);
         assert_eq!(outcome.report.delivered, 20_000);
@@ -367,29 +305,20 @@ async fn a_bad_last_line_loads_zero_rows(backend: Backend) {
             let profile = orders(mode);
             // 20,000 rows (~1.5 MB, many batches) reach the database before
             // the last line is found bad.
-            let outcome = load(db, &profile, many_rows(20_000, true), "job-bad")
-                .await
-                .unwrap();
+            let outcome = load(db, &profile, many_rows(20_000, true), "job-bad").await.unwrap();
             assert!(!outcome.is_imported(), "{mode}");
             assert_eq!(outcome.rows, 0);
-            assert_eq!(
-                outcome.report.delivered, 20_000,
-                "rows were streamed before the verdict"
-            );
+            assert_eq!(outcome.report.delivered, 20_000, "rows were streamed before the verdict");
             assert_eq!(outcome.report.errors.len(), 1);
             assert_eq!(outcome.report.errors[0].line, Some(20_002));
             assert_eq!(outcome.report.errors[0].column.as_deref(), Some("day"));
             // Even the table created by this load is gone.
             assert!(outcome.table_created);
             assert!(!table_exists(db).await, "{mode}");
-            assert_eq!(
-                rows_with_import_id(db, &profile, "job-bad").await.unwrap(),
-                0
-            );
+            assert_eq!(rows_with_import_id(db, &profile, "job-bad").await.unwrap(), 0);
         }
         // The same rows without the bad line load whole.
-        let outcome =
-            imported(load(db, &orders("append"), many_rows(20_000, false), "job-good").await);
+        let outcome = imported(load(db, &orders("append"), many_rows(20_000, false), "job-good").await);
         assert_eq!(outcome.rows, 20_000);
         assert_eq!(rows(db).await.len(), 20_000);
     })
@@ -423,9 +352,7 @@ impl Read for FailingReader {
 async fn a_read_error_is_io_and_loads_nothing(backend: Backend) {
     with_tenants(backend, &["acme"], |dbs| async move {
         let db = &dbs[0];
-        let reader = FailingReader {
-            good: many_rows(20_000, false),
-        };
+        let reader = FailingReader { good: many_rows(20_000, false) };
         match load(db, &orders("append"), reader, "job-io").await {
             Err(e @ LoadError::Io(_)) => assert!(e.is_retryable()),
             other => panic!("expected LoadError::Io, got {other:?}"),
@@ -529,111 +456,70 @@ async fn sqlite_values_land_with_their_storage_classes() {
 
 #[tokio::test]
 async fn postgres_a_tenant_cannot_reach_another_tenants_database() {
-    with_tenants(
-        Backend::Postgres,
-        &["tenant-a", "tenant-b"],
-        |dbs| async move {
-            let (a, b) = (&dbs[0], &dbs[1]);
-            let profile = orders("append");
-            imported(
-                load(
-                    a,
-                    &profile,
-                    file(&format!("{HEADER}1;secret;;;;;\n")),
-                    "job-a",
-                )
-                .await,
-            );
+    with_tenants(Backend::Postgres, &["tenant-a", "tenant-b"], |dbs| async move {
+        let (a, b) = (&dbs[0], &dbs[1]);
+        let profile = orders("append");
+        imported(load(a, &profile, file(&format!("{HEADER}1;secret;;;;;\n")), "job-a").await);
 
-            // B's own credentials pointed at A's database: refused by the server.
-            let mut forged_url = url::Url::parse(&b.url).unwrap();
-            forged_url.set_path(&format!("/{}", a.name));
-            match PgConnection::connect(forged_url.as_str()).await {
-                Err(sqlx::Error::Database(e)) => {
-                    assert_eq!(e.code().as_deref(), Some("42501"), "{e}");
-                    assert!(e.message().contains("permission denied"), "{e}");
-                }
-                Err(e) => panic!("expected permission denied, got {e}"),
-                Ok(_) => panic!("tenant B's role opened tenant A's database"),
+        // B's own credentials pointed at A's database: refused by the server.
+        let mut forged_url = url::Url::parse(&b.url).unwrap();
+        forged_url.set_path(&format!("/{}", a.name));
+        match PgConnection::connect(forged_url.as_str()).await {
+            Err(sqlx::Error::Database(e)) => {
+                assert_eq!(e.code().as_deref(), Some("42501"), "{e}");
+                assert!(e.message().contains("permission denied"), "{e}");
             }
-            // And so is a load with such a forged TenantDatabase: a refusal, not "retry later".
-            let forged = TenantDatabase {
-                backend: "postgres".into(),
-                name: a.name.clone(),
-                role: b.role.clone(),
-                url: forged_url.into(),
-            };
-            match load(
-                &forged,
-                &profile,
-                file(&format!("{HEADER}2;intruder;;;;;\n")),
-                "job-b",
-            )
-            .await
-            {
-                Err(e @ LoadError::Database(_)) => assert!(!e.is_retryable()),
-                other => panic!("expected LoadError::Database, got {other:?}"),
-            }
-            assert_eq!(rows(a).await, [row(2, 1, Some("secret"), None, "job-a")]);
-            // B's own load lands in B's database only.
-            imported(load(b, &profile, file(&format!("{HEADER}9;b;;;;;\n")), "job-b").await);
-            assert_eq!(rows(b).await, [row(2, 9, Some("b"), None, "job-b")]);
-            assert_eq!(rows(a).await.len(), 1);
-        },
-    )
+            Err(e) => panic!("expected permission denied, got {e}"),
+            Ok(_) => panic!("tenant B's role opened tenant A's database"),
+        }
+        // And so is a load with such a forged TenantDatabase: a refusal, not "retry later".
+        let forged = TenantDatabase {
+            backend: "postgres".into(),
+            name: a.name.clone(),
+            role: b.role.clone(),
+            url: forged_url.into(),
+        };
+        match load(&forged, &profile, file(&format!("{HEADER}2;intruder;;;;;\n")), "job-b").await {
+            Err(e @ LoadError::Database(_)) => assert!(!e.is_retryable()),
+            other => panic!("expected LoadError::Database, got {other:?}"),
+        }
+        assert_eq!(rows(a).await, [row(2, 1, Some("secret"), None, "job-a")]);
+        // B's own load lands in B's database only.
+        imported(load(b, &profile, file(&format!("{HEADER}9;b;;;;;\n")), "job-b").await);
+        assert_eq!(rows(b).await, [row(2, 9, Some("b"), None, "job-b")]);
+        assert_eq!(rows(a).await.len(), 1);
+    })
     .await;
 }
 
 #[tokio::test]
 async fn sqlite_a_tenant_cannot_reach_another_tenants_database() {
-    with_tenants(
-        Backend::Sqlite,
-        &["tenant-a", "tenant-b"],
-        |dbs| async move {
-            let (a, b) = (&dbs[0], &dbs[1]);
-            let profile = orders("append");
-            imported(
-                load(
-                    a,
-                    &profile,
-                    file(&format!("{HEADER}1;secret;;;;;\n")),
-                    "job-a",
-                )
-                .await,
-            );
-            // Distinct files; B's URL names B's file only, and opens nothing else.
-            assert_ne!(a.name, b.name);
-            assert_ne!(
-                std::fs::canonicalize(&a.name).unwrap(),
-                std::fs::canonicalize(&b.name).unwrap()
-            );
-            assert!(b.url.ends_with(&b.name) && !b.url.contains(&a.name));
-            assert!(!table_exists(b).await);
-            assert_eq!(rows_with_import_id(b, &profile, "job-a").await.unwrap(), 0);
-            imported(load(b, &profile, file(&format!("{HEADER}9;b;;;;;\n")), "job-b").await);
-            assert_eq!(rows(a).await, [row(2, 1, Some("secret"), None, "job-a")]);
-            assert_eq!(rows(b).await, [row(2, 9, Some("b"), None, "job-b")]);
-            // A load never creates a database file: a URL to a missing file is refused.
-            let missing = TenantDatabase {
-                backend: "sqlite".into(),
-                name: format!("{}-missing", b.name),
-                role: None,
-                url: format!("{}-missing", b.url),
-            };
-            match load(
-                &missing,
-                &profile,
-                file(&format!("{HEADER}1;x;;;;;\n")),
-                "job-x",
-            )
-            .await
-            {
-                Err(LoadError::Database(_)) => {}
-                other => panic!("expected LoadError::Database, got {other:?}"),
-            }
-            assert!(!Path::new(&missing.name).exists());
-        },
-    )
+    with_tenants(Backend::Sqlite, &["tenant-a", "tenant-b"], |dbs| async move {
+        let (a, b) = (&dbs[0], &dbs[1]);
+        let profile = orders("append");
+        imported(load(a, &profile, file(&format!("{HEADER}1;secret;;;;;\n")), "job-a").await);
+        // Distinct files; B's URL names B's file only, and opens nothing else.
+        assert_ne!(a.name, b.name);
+        assert_ne!(std::fs::canonicalize(&a.name).unwrap(), std::fs::canonicalize(&b.name).unwrap());
+        assert!(b.url.ends_with(&b.name) && !b.url.contains(&a.name));
+        assert!(!table_exists(b).await);
+        assert_eq!(rows_with_import_id(b, &profile, "job-a").await.unwrap(), 0);
+        imported(load(b, &profile, file(&format!("{HEADER}9;b;;;;;\n")), "job-b").await);
+        assert_eq!(rows(a).await, [row(2, 1, Some("secret"), None, "job-a")]);
+        assert_eq!(rows(b).await, [row(2, 9, Some("b"), None, "job-b")]);
+        // A load never creates a database file: a URL to a missing file is refused.
+        let missing = TenantDatabase {
+            backend: "sqlite".into(),
+            name: format!("{}-missing", b.name),
+            role: None,
+            url: format!("{}-missing", b.url),
+        };
+        match load(&missing, &profile, file(&format!("{HEADER}1;x;;;;;\n")), "job-x").await {
+            Err(LoadError::Database(_)) => {}
+            other => panic!("expected LoadError::Database, got {other:?}"),
+        }
+        assert!(!Path::new(&missing.name).exists());
+    })
     .await;
 }
 
@@ -655,10 +541,7 @@ async fn an_unreachable_database_is_unavailable() {
         }
         other => panic!("expected LoadError::Unavailable, got {other:?}"),
     }
-    let unknown = TenantDatabase {
-        backend: "mysql".into(),
-        ..database
-    };
+    let unknown = TenantDatabase { backend: "mysql".into(), ..database };
     assert!(matches!(
         load(&unknown, &orders("append"), file(HEADER), "job").await,
         Err(LoadError::UnsupportedBackend(_))

@@ -24,8 +24,8 @@ async fn load_bench() {
     let profile_path = std::env::var("LOAD_BENCH_PROFILE").expect("LOAD_BENCH_PROFILE");
     let profiles = Profiles::parse(&std::fs::read_to_string(profile_path).unwrap()).unwrap();
     let profile = profiles.iter().next().expect("a profile").clone();
-    let admin = std::env::var("TEST_PG_ADMIN_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin =
+        std::env::var("TEST_PG_ADMIN_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
 
     let started = Instant::now();
     let report = validate(File::open(&path).unwrap(), &profile, &mut Discard).unwrap();
@@ -34,10 +34,7 @@ async fn load_bench() {
 
     let prefix = format!("plb{}_", hex::encode(rand::random::<[u8; 4]>()));
     let provisioner = TenantDbProvisioner::postgres(&admin, &prefix).unwrap();
-    let database = provisioner
-        .create(&TenantName::parse("bench").unwrap())
-        .await
-        .unwrap();
+    let database = provisioner.create(&TenantName::parse("bench").unwrap()).await.unwrap();
     let started = Instant::now();
     // load() reads in 64 KiB chunks itself; the File is not buffered again.
     let outcome = load(&database, &profile, File::open(&path).unwrap(), "bench").await;

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use aws_lc_rs::digest;
 use chrono::NaiveDate;
 use passerelle_import::{
-    DetectedEncoding, Discard, ImportError, MAX_RECORD_BYTES, MAX_REPORTED_ERRORS, Profile,
-    Profiles, Row, RowSink, ValidateError, ValidationReport, Value, validate,
+    DetectedEncoding, Discard, ImportError, MAX_RECORD_BYTES, MAX_REPORTED_ERRORS, Profile, Profiles, Row, RowSink,
+    ValidateError, ValidationReport, Value, validate,
 };
 
 /// Every column type, the interface's example extended.
@@ -39,12 +39,7 @@ key = ["employee_id"]
 const HEADER: &str = "employee_id;email;hired_on;salary\n";
 
 fn profile_from(text: &str) -> Profile {
-    Profiles::parse(text)
-        .unwrap()
-        .iter()
-        .next()
-        .unwrap()
-        .clone()
+    Profiles::parse(text).unwrap().iter().next().unwrap().clone()
 }
 
 fn employees() -> Profile {
@@ -61,9 +56,7 @@ fn employees_with(changes: &[(&str, &str)]) -> Profile {
                 let end = start + text[start..].find('\n').unwrap();
                 text.replace_range(start..end, &format!("{key} = {value}"));
             }
-            None => {
-                text = text.replacen("[[import]]\n", &format!("[[import]]\n{key} = {value}\n"), 1)
-            }
+            None => text = text.replacen("[[import]]\n", &format!("[[import]]\n{key} = {value}\n"), 1),
         }
     }
     profile_from(&text)
@@ -96,11 +89,7 @@ fn rejected(profile: &Profile, bytes: &[u8]) -> Vec<ImportError> {
 }
 
 fn error(line: Option<u64>, column: Option<&str>, message: &str) -> ImportError {
-    ImportError {
-        line,
-        column: column.map(str::to_owned),
-        message: message.to_owned(),
-    }
+    ImportError { line, column: column.map(str::to_owned), message: message.to_owned() }
 }
 
 fn date(y: i32, m: u32, d: u32) -> NaiveDate {
@@ -111,9 +100,7 @@ fn date(y: i32, m: u32, d: u32) -> NaiveDate {
 
 #[test]
 fn a_good_file_becomes_typed_rows_in_column_order() {
-    let file = format!(
-        "{HEADER}42;ada@example.com;31/12/2026;1234,56\n7;;01/02/2025;-0,5\n8;b@example.org;;\n"
-    );
+    let file = format!("{HEADER}42;ada@example.com;31/12/2026;1234,56\n7;;01/02/2025;-0,5\n8;b@example.org;;\n");
     let rows = accepted(&employees(), file.as_bytes());
     assert_eq!(
         rows,
@@ -138,12 +125,7 @@ fn a_good_file_becomes_typed_rows_in_column_order() {
             },
             Row {
                 line: 4,
-                values: vec![
-                    Value::Integer(8),
-                    Value::Text("b@example.org".into()),
-                    Value::Null,
-                    Value::Null,
-                ],
+                values: vec![Value::Integer(8), Value::Text("b@example.org".into()), Value::Null, Value::Null,],
             },
         ]
     );
@@ -262,10 +244,7 @@ fn crlf_lf_and_mixed_line_ends_are_all_fine() {
         assert_eq!(lines, [2, 3], "{file:?}");
     }
     // Line numbers stay right with CRLF when a later row is refused.
-    let errors = rejected(
-        &profile,
-        b"employee_id;email;hired_on;salary\r\n1;;;\r\n2;;;\n3;;x;\r\n",
-    );
+    let errors = rejected(&profile, b"employee_id;email;hired_on;salary\r\n1;;;\r\n2;;;\n3;;x;\r\n");
     assert_eq!(errors[0].line, Some(4));
 }
 
@@ -290,23 +269,14 @@ delimiter = ","
     let (report, rows) = run(&profile, file.as_bytes());
     assert_eq!(rows[0].values[1], Value::Text("two\nlines".into()));
     assert_eq!(rows[1].line, 4);
-    assert_eq!(
-        rows[1].values[1],
-        Value::Text("three\r\nlines, \"quoted\"\nhere".into())
-    );
+    assert_eq!(rows[1].values[1], Value::Text("three\r\nlines, \"quoted\"\nhere".into()));
     // The physical line of the record after multi-line fields.
-    assert_eq!(
-        report.errors,
-        [error(Some(7), Some("id"), "expected integer, got \"x\"")]
-    );
+    assert_eq!(report.errors, [error(Some(7), Some("id"), "expected integer, got \"x\"")]);
 }
 
 #[test]
 fn blank_lines_are_skipped_and_counted() {
-    let rows = accepted(
-        &employees(),
-        b"\nemployee_id;email;hired_on;salary\n\n1;;;\r\n\r\n\n2;;;\n\n",
-    );
+    let rows = accepted(&employees(), b"\nemployee_id;email;hired_on;salary\n\n1;;;\r\n\r\n\n2;;;\n\n");
     let lines: Vec<u64> = rows.iter().map(|r| r.line).collect();
     assert_eq!(lines, [4, 7]);
 }
@@ -365,10 +335,7 @@ name = "town"
 type = "text""#
         )
         .replace("[[import]]\n", "[[import]]\nencoding = \"windows-1252\"\n")
-        .replace(
-            "type = \"text\"\nencoding = \"windows-1252\"\n",
-            "type = \"text\"\n",
-        ),
+        .replace("type = \"text\"\nencoding = \"windows-1252\"\n", "type = \"text\"\n"),
     );
     let rows = accepted(&explicit, file);
     assert_eq!(rows[1].values[1], Value::Text("Orléans".into()));
@@ -384,8 +351,7 @@ fn every_delimiter_is_detected() {
     let profile = employees_with(&[("delimiter", "\"auto\"")]);
     for delimiter in [b';', b',', b'\t', b'|'] {
         let d = char::from(delimiter);
-        let file =
-            format!("employee_id{d}email{d}hired_on{d}salary\n1{d}a@b.co{d}31/12/2026{d}\"1,5\"\n");
+        let file = format!("employee_id{d}email{d}hired_on{d}salary\n1{d}a@b.co{d}31/12/2026{d}\"1,5\"\n");
         let (report, rows) = run(&profile, file.as_bytes());
         assert!(report.is_accepted(), "{d:?}: {:?}", report.errors);
         assert_eq!(report.delimiter, Some(delimiter));
@@ -435,18 +401,12 @@ fn wrong_header() {
 #[test]
 fn missing_columns_are_named() {
     let errors = rejected(&employees(), b"employee_id;email\n1;\n");
-    assert_eq!(
-        errors[0].message,
-        "header does not match profile \"employees\": missing columns hired_on, salary"
-    );
+    assert_eq!(errors[0].message, "header does not match profile \"employees\": missing columns hired_on, salary");
 }
 
 #[test]
 fn extra_empty_and_repeated_columns_are_named() {
-    let errors = rejected(
-        &employees(),
-        b"employee_id;email;hired_on;salary;bonus;\n1;;;;;\n",
-    );
+    let errors = rejected(&employees(), b"employee_id;email;hired_on;salary;bonus;\n1;;;;;\n");
     assert_eq!(
         errors[0].message,
         "header does not match profile \"employees\": unexpected column \"bonus\"; empty column name in field 6"
@@ -465,16 +425,8 @@ fn bad_dates() {
     assert_eq!(
         errors,
         [
-            error(
-                Some(3),
-                Some("hired_on"),
-                "expected date like 31/12/2026, got \"2026-12-31\""
-            ),
-            error(
-                Some(4),
-                Some("hired_on"),
-                "expected date like 31/12/2026, got \"31/02/2026\""
-            ),
+            error(Some(3), Some("hired_on"), "expected date like 31/12/2026, got \"2026-12-31\""),
+            error(Some(4), Some("hired_on"), "expected date like 31/12/2026, got \"31/02/2026\""),
         ]
     );
 }
@@ -487,11 +439,7 @@ fn bad_timestamps() {
     let errors = rejected(&profile, b"at\n2026-12-31 23:59:59\n");
     assert_eq!(
         errors,
-        [error(
-            Some(2),
-            Some("at"),
-            "expected timestamp like 2026-12-31T23:59:59, got \"2026-12-31 23:59:59\""
-        )]
+        [error(Some(2), Some("at"), "expected timestamp like 2026-12-31T23:59:59, got \"2026-12-31 23:59:59\"")]
     );
 }
 
@@ -538,22 +486,10 @@ delimiter = ","
         errors,
         [
             error(Some(2), Some("n"), "expected integer, got \"12a\""),
-            error(
-                Some(2),
-                Some("ok"),
-                "expected boolean (true/false, 1/0, yes/no), got \"maybe\""
-            ),
-            error(
-                Some(2),
-                Some("mail"),
-                "expected e-mail address like name@example.com, got \"a@b\""
-            ),
+            error(Some(2), Some("ok"), "expected boolean (true/false, 1/0, yes/no), got \"maybe\""),
+            error(Some(2), Some("mail"), "expected e-mail address like name@example.com, got \"a@b\""),
             error(Some(3), Some("n"), "value required"),
-            error(
-                Some(3),
-                Some("mail"),
-                "expected e-mail address like name@example.com, got \"x y@b.co\""
-            ),
+            error(Some(3), Some("mail"), "expected e-mail address like name@example.com, got \"x y@b.co\""),
             error(Some(4), Some("n"), "expected integer, got \" 3\""),
         ]
     );
@@ -582,56 +518,29 @@ fn mixed_encodings_are_refused_under_auto() {
     file.extend_from_slice(b"2;caf\xE9@b.co;;\n");
     let errors = rejected(&employees(), &file);
     assert_eq!(errors[0].line, Some(3));
-    assert!(
-        errors[0].message.contains("although line 2 was UTF-8"),
-        "{}",
-        errors[0]
-    );
+    assert!(errors[0].message.contains("although line 2 was UTF-8"), "{}", errors[0]);
 }
 
 #[test]
 fn an_empty_file() {
-    assert_eq!(
-        rejected(&employees(), b""),
-        [error(None, None, "file is empty")]
-    );
-    assert_eq!(
-        rejected(&employees(), b"\n\r\n\n"),
-        [error(None, None, "file is empty (only blank lines)")]
-    );
+    assert_eq!(rejected(&employees(), b""), [error(None, None, "file is empty")]);
+    assert_eq!(rejected(&employees(), b"\n\r\n\n"), [error(None, None, "file is empty (only blank lines)")]);
     assert_eq!(
         rejected(&employees(), b"\xEF\xBB\xBF"),
-        [error(
-            None,
-            None,
-            "file is empty (nothing after the byte-order mark)"
-        )]
+        [error(None, None, "file is empty (nothing after the byte-order mark)")]
     );
     let auto = employees_with(&[("delimiter", "\"auto\"")]);
     assert_eq!(rejected(&auto, b""), [error(None, None, "file is empty")]);
-    assert_eq!(
-        rejected(&auto, b"\n\n"),
-        [error(None, None, "file is empty (only blank lines)")]
-    );
+    assert_eq!(rejected(&auto, b"\n\n"), [error(None, None, "file is empty (only blank lines)")]);
 }
 
 #[test]
 fn a_header_without_rows() {
-    let expected = [error(
-        None,
-        None,
-        "no data rows: the file has only a header line",
-    )];
+    let expected = [error(None, None, "no data rows: the file has only a header line")];
     assert_eq!(rejected(&employees(), HEADER.as_bytes()), expected);
-    assert_eq!(
-        rejected(&employees(), HEADER.trim_end().as_bytes()),
-        expected
-    );
+    assert_eq!(rejected(&employees(), HEADER.trim_end().as_bytes()), expected);
     let auto = employees_with(&[("delimiter", "\"auto\"")]);
-    assert_eq!(
-        rejected(&auto, b"employee_id;email;hired_on;salary"),
-        expected
-    );
+    assert_eq!(rejected(&auto, b"employee_id;email;hired_on;salary"), expected);
 }
 
 #[test]
@@ -639,18 +548,10 @@ fn binary_files_are_refused() {
     let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x10";
     assert_eq!(
         rejected(&employees(), png),
-        [error(
-            None,
-            None,
-            "binary content: the file is a PNG image, not CSV text"
-        )]
+        [error(None, None, "binary content: the file is a PNG image, not CSV text")]
     );
     let xlsx = b"PK\x03\x04\x14\0\x06\0";
-    assert!(
-        rejected(&employees(), xlsx)[0]
-            .message
-            .contains("Excel .xlsx")
-    );
+    assert!(rejected(&employees(), xlsx)[0].message.contains("Excel .xlsx"));
     let utf16 = b"\xFF\xFEe\0m\0p\0";
     assert!(rejected(&employees(), utf16)[0].message.contains("UTF-16"));
 
@@ -659,18 +560,10 @@ fn binary_files_are_refused() {
     file.extend_from_slice(b"3;\0;;\n");
     assert_eq!(
         rejected(&employees(), &file),
-        [error(
-            Some(4),
-            None,
-            &format!("binary content: byte 0x00 at offset {offset}; a CSV file is text")
-        )]
+        [error(Some(4), None, &format!("binary content: byte 0x00 at offset {offset}; a CSV file is text"))]
     );
     let file = format!("{HEADER}1;\x07;;\n");
-    assert!(
-        rejected(&employees(), file.as_bytes())[0]
-            .message
-            .contains("byte 0x07")
-    );
+    assert!(rejected(&employees(), file.as_bytes())[0].message.contains("byte 0x07"));
 }
 
 #[test]
@@ -682,27 +575,14 @@ fn binary_content_far_into_the_file_is_found() {
     file.extend_from_slice(b"\x1b[31m;;;\n");
     let errors = rejected(&employees(), &file);
     assert_eq!(errors.last().unwrap().line, Some(20_002));
-    assert!(
-        errors
-            .last()
-            .unwrap()
-            .message
-            .starts_with("binary content: byte 0x1B")
-    );
+    assert!(errors.last().unwrap().message.starts_with("binary content: byte 0x1B"));
 }
 
 #[test]
 fn a_duplicate_key() {
     let file = format!("{HEADER}7;;;\n42;;;\n8;;;\n042;;;\n");
     let errors = rejected(&employees(), file.as_bytes());
-    assert_eq!(
-        errors,
-        [error(
-            Some(5),
-            Some("employee_id"),
-            "duplicate key employee_id=42, first seen on line 3"
-        )]
-    );
+    assert_eq!(errors, [error(Some(5), Some("employee_id"), "duplicate key employee_id=42, first seen on line 3")]);
 }
 
 #[test]
@@ -727,22 +607,12 @@ key = ["site", "day"]
   type = "integer"
 "#,
     );
-    accepted(
-        &profile,
-        b"site,day,n\nA,2026-01-01,1\nA,2026-01-02,2\nB,2026-01-01,3\n",
-    );
-    let errors = rejected(
-        &profile,
-        b"site,day,n\nA,2026-01-01,1\nB,2026-01-01,2\nA,2026-01-01,3\n,2026-01-01,4\n",
-    );
+    accepted(&profile, b"site,day,n\nA,2026-01-01,1\nA,2026-01-02,2\nB,2026-01-01,3\n");
+    let errors = rejected(&profile, b"site,day,n\nA,2026-01-01,1\nB,2026-01-01,2\nA,2026-01-01,3\n,2026-01-01,4\n");
     assert_eq!(
         errors,
         [
-            error(
-                Some(4),
-                Some("site"),
-                "duplicate key site=\"A\", day=2026-01-01, first seen on line 2"
-            ),
+            error(Some(4), Some("site"), "duplicate key site=\"A\", day=2026-01-01, first seen on line 2"),
             error(Some(5), Some("site"), "value required"),
         ]
     );
@@ -754,10 +624,7 @@ fn a_row_with_too_many_or_too_few_fields() {
     let errors = rejected(&employees(), file.as_bytes());
     assert_eq!(
         errors,
-        [
-            error(Some(3), None, "expected 4 fields, found 5"),
-            error(Some(4), None, "expected 4 fields, found 3"),
-        ]
+        [error(Some(3), None, "expected 4 fields, found 5"), error(Some(4), None, "expected 4 fields, found 3"),]
     );
 }
 
@@ -769,11 +636,7 @@ fn a_file_larger_than_max_bytes_is_not_read_beyond_it() {
     let report = validate(&mut reader, &profile, &mut rows).unwrap();
     assert_eq!(
         report.errors,
-        [error(
-            None,
-            None,
-            "the file is larger than max_bytes = 1 KiB (1024 bytes); nothing beyond it was read"
-        )]
+        [error(None, None, "the file is larger than max_bytes = 1 KiB (1024 bytes); nothing beyond it was read")]
     );
     assert_eq!(reader.read, 1025);
     assert_eq!(report.bytes, 1025);
@@ -795,52 +658,35 @@ fn a_single_line_of_100_mb_is_refused_quickly_in_bounded_memory() {
         (employees_with(&[("delimiter", "\"auto\"")]), HEADER),
     ] {
         let line = if prefix.is_empty() { 1 } else { 2 };
-        let mut reader = Counting::new(
-            io::Cursor::new(prefix.as_bytes().to_vec()).chain(Repeat::bytes(b'a', 100 << 20)),
-        );
+        let mut reader =
+            Counting::new(io::Cursor::new(prefix.as_bytes().to_vec()).chain(Repeat::bytes(b'a', 100 << 20)));
         let started = Instant::now();
         let mut rows = Vec::new();
         let report = validate(&mut reader, &profile, &mut rows).unwrap();
         let elapsed = started.elapsed();
         assert_eq!(
             report.errors,
-            [error(
-                Some(line),
-                None,
-                "record longer than 16 MiB; the file is not CSV or a quote is not closed"
-            )]
+            [error(Some(line), None, "record longer than 16 MiB; the file is not CSV or a quote is not closed")]
         );
         // Reading stopped soon after the limit, instead of at 100 MB.
-        assert!(
-            reader.read < 2 * MAX_RECORD_BYTES as u64,
-            "read {} bytes",
-            reader.read
-        );
+        assert!(reader.read < 2 * MAX_RECORD_BYTES as u64, "read {} bytes", reader.read);
         assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
     }
 }
 
 #[test]
 fn an_unclosed_quote_cannot_swallow_memory() {
-    let mut reader = io::Cursor::new(format!("{HEADER}1;\"").into_bytes())
-        .chain(Repeat::lines(b"x;y;z\n", 50 << 20));
+    let mut reader = io::Cursor::new(format!("{HEADER}1;\"").into_bytes()).chain(Repeat::lines(b"x;y;z\n", 50 << 20));
     let report = validate(&mut reader, &employees(), &mut Discard).unwrap();
     assert_eq!(report.errors[0].line, Some(2));
-    assert!(
-        report.errors[0]
-            .message
-            .starts_with("record longer than 16 MiB")
-    );
+    assert!(report.errors[0].message.starts_with("record longer than 16 MiB"));
 }
 
 #[test]
 fn too_many_fields_in_one_record_is_fatal() {
     let file = format!("{HEADER}{}\n", ";".repeat(20_000));
     let errors = rejected(&employees(), file.as_bytes());
-    assert_eq!(
-        errors,
-        [error(Some(2), None, "more than 10000 fields in one record")]
-    );
+    assert_eq!(errors, [error(Some(2), None, "more than 10000 fields in one record")]);
 }
 
 #[test]
@@ -864,11 +710,7 @@ fn rows_stop_reaching_the_sink_after_the_first_error() {
     assert!(!report.is_accepted());
     assert_eq!(report.rows, 5);
     let lines: Vec<u64> = rows.iter().map(|r| r.line).collect();
-    assert_eq!(
-        lines,
-        [2, 3],
-        "rows before the error only; the loader rolls them back"
-    );
+    assert_eq!(lines, [2, 3], "rows before the error only; the loader rolls them back");
 }
 
 #[test]
@@ -904,10 +746,7 @@ fn refused_values_are_quoted_safely_in_messages() {
     let errors = rejected(&employees(), file.as_bytes());
     assert_eq!(errors[0].message, "expected integer, got \"4\\n2\"");
     assert_eq!(errors[1].line, Some(4));
-    assert_eq!(
-        errors[1].message,
-        format!("expected date like 31/12/2026, got \"{}\"…", "9".repeat(40))
-    );
+    assert_eq!(errors[1].message, format!("expected date like 31/12/2026, got \"{}\"…", "9".repeat(40)));
 }
 
 // ---------------------------------------------------------------- throughput
@@ -1013,19 +852,11 @@ struct Repeat {
 
 impl Repeat {
     fn bytes(byte: u8, len: u64) -> Self {
-        Repeat {
-            pattern: vec![byte; 4096],
-            at: 0,
-            left: len,
-        }
+        Repeat { pattern: vec![byte; 4096], at: 0, left: len }
     }
 
     fn lines(line: &[u8], len: u64) -> Self {
-        Repeat {
-            pattern: line.to_vec(),
-            at: 0,
-            left: len,
-        }
+        Repeat { pattern: line.to_vec(), at: 0, left: len }
     }
 }
 
@@ -1033,9 +864,8 @@ impl Read for Repeat {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut n = 0;
         while n < buf.len() && self.left > 0 {
-            let take = (self.pattern.len() - self.at)
-                .min(buf.len() - n)
-                .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+            let take =
+                (self.pattern.len() - self.at).min(buf.len() - n).min(usize::try_from(self.left).unwrap_or(usize::MAX));
             buf[n..n + take].copy_from_slice(&self.pattern[self.at..self.at + take]);
             self.at = (self.at + take) % self.pattern.len();
             self.left -= take as u64;
@@ -1055,12 +885,7 @@ struct Generated {
 
 impl Generated {
     fn new(rows: u64) -> Self {
-        Generated {
-            next: 0,
-            rows,
-            line: b"id;name;email;amount;active;day;at;note\n".to_vec(),
-            at: 0,
-        }
+        Generated { next: 0, rows, line: b"id;name;email;amount;active;day;at;note\n".to_vec(), at: 0 }
     }
 }
 

@@ -63,16 +63,10 @@ impl AuthorizedKey {
         if blob_b64.is_empty() {
             return Err(invalid("the base64 key data is missing"));
         }
-        let blob = STANDARD
-            .decode(blob_b64)
-            .map_err(|_| invalid("the key data is not valid base64"))?;
-        let mut key = PublicKey::from_bytes(&blob)
-            .map_err(|e| invalid(&format!("the key data is malformed: {e}")))?;
+        let blob = STANDARD.decode(blob_b64).map_err(|_| invalid("the key data is not valid base64"))?;
+        let mut key = PublicKey::from_bytes(&blob).map_err(|e| invalid(&format!("the key data is malformed: {e}")))?;
         if key.algorithm().as_str() != key_type {
-            return Err(invalid(&format!(
-                "the line says {key_type} but the key data is {}",
-                key.algorithm().as_str()
-            )));
+            return Err(invalid(&format!("the line says {key_type} but the key data is {}", key.algorithm().as_str())));
         }
         if comment.chars().any(char::is_control) {
             return Err(invalid("the comment contains control characters"));
@@ -80,20 +74,14 @@ impl AuthorizedKey {
         if let KeyData::Rsa(rsa) = key.key_data() {
             let bits = mpint_bits(rsa.n().as_positive_bytes().unwrap_or_default());
             if bits < MIN_RSA_BITS {
-                return Err(KeyError::RsaTooShort {
-                    bits,
-                    min: MIN_RSA_BITS,
-                });
+                return Err(KeyError::RsaTooShort { bits, min: MIN_RSA_BITS });
             }
             if bits > MAX_RSA_BITS {
                 return Err(KeyError::RsaTooLong { bits });
             }
         }
         key.set_comment(comment);
-        Ok(AuthorizedKey {
-            key,
-            comment: comment.to_owned(),
-        })
+        Ok(AuthorizedKey { key, comment: comment.to_owned() })
     }
 
     /// The fingerprint as `ssh-keygen -lf` prints it: `SHA256:` followed by
@@ -129,9 +117,7 @@ impl AuthorizedKey {
     /// The canonical one-line form for storage: `type base64 [comment]`,
     /// single spaces, no options.
     pub fn to_openssh(&self) -> String {
-        self.key
-            .to_openssh()
-            .expect("a parsed public key always encodes")
+        self.key.to_openssh().expect("a parsed public key always encodes")
     }
 
     /// The parsed key, to hand to russh or to compare with the key a client
@@ -177,9 +163,7 @@ pub(crate) fn ssh_keygen_line(key: &PublicKey) -> String {
 }
 
 fn invalid(reason: &str) -> KeyError {
-    KeyError::InvalidKey {
-        reason: reason.to_owned(),
-    }
+    KeyError::InvalidKey { reason: reason.to_owned() }
 }
 
 /// Splits off the first whitespace-separated word; the rest is trimmed.
@@ -198,14 +182,10 @@ fn check_key_type(key_type: &str, line: &str) -> Result<(), KeyError> {
         return Err(KeyError::DsaRefused);
     }
     if key_type.contains("-cert-v0") {
-        return Err(KeyError::CertificateRefused {
-            algorithm: key_type.to_owned(),
-        });
+        return Err(KeyError::CertificateRefused { algorithm: key_type.to_owned() });
     }
     if looks_like_key_type(key_type) {
-        return Err(KeyError::UnsupportedAlgorithm {
-            algorithm: key_type.to_owned(),
-        });
+        return Err(KeyError::UnsupportedAlgorithm { algorithm: key_type.to_owned() });
     }
     // Options come before the key type: find where a key type starts.
     let mut rest = line;
@@ -214,23 +194,16 @@ fn check_key_type(key_type: &str, line: &str) -> Result<(), KeyError> {
         let (next, _) = split_word(word);
         if looks_like_key_type(next) || next == "ssh-dss" {
             let options = line[..line.len() - word.len()].trim_end();
-            return Err(KeyError::KeyOptions {
-                options: options.chars().take(60).collect(),
-            });
+            return Err(KeyError::KeyOptions { options: options.chars().take(60).collect() });
         }
         rest = word;
     }
-    Err(invalid(
-        "it does not start with a key type such as ssh-ed25519",
-    ))
+    Err(invalid("it does not start with a key type such as ssh-ed25519"))
 }
 
 fn looks_like_key_type(word: &str) -> bool {
     ACCEPTED_TYPES.contains(&word)
-        || ["ssh-", "ecdsa-", "sk-", "rsa-"]
-            .iter()
-            .any(|p| word.starts_with(p))
-            && !word.contains(['=', ',', '"'])
+        || ["ssh-", "ecdsa-", "sk-", "rsa-"].iter().any(|p| word.starts_with(p)) && !word.contains(['=', ',', '"'])
 }
 
 /// Number of significant bits of a big-endian unsigned integer.
@@ -288,11 +261,7 @@ mod tests {
             "256 SHA256:HLKG2HMe4avsmnYObMsvsyF4y3gASvJ2kzZk0xG1IEY alice@host (ED25519)"
         );
         let no_comment = AuthorizedKey::parse(ED25519.trim_end_matches(" alice@host")).unwrap();
-        assert!(
-            no_comment
-                .ssh_keygen_line()
-                .ends_with(" no comment (ED25519)")
-        );
+        assert!(no_comment.ssh_keygen_line().ends_with(" no comment (ED25519)"));
         assert_eq!(no_comment.comment(), "");
         assert!(key.matches(no_comment.public_key()));
     }
@@ -316,63 +285,36 @@ mod tests {
 
     #[test]
     fn empty_and_multiline_are_refused() {
-        assert!(matches!(
-            AuthorizedKey::parse(" \n"),
-            Err(KeyError::EmptyKey)
-        ));
+        assert!(matches!(AuthorizedKey::parse(" \n"), Err(KeyError::EmptyKey)));
         let two = format!("{ED25519}\n{ED25519}");
-        assert!(matches!(
-            AuthorizedKey::parse(&two),
-            Err(KeyError::MultipleLines)
-        ));
+        assert!(matches!(AuthorizedKey::parse(&two), Err(KeyError::MultipleLines)));
     }
 
     #[test]
     fn options_are_refused() {
-        for prefix in [
-            "restrict",
-            "from=\"10.0.0.0/8\",no-pty",
-            "command=\"echo hi there\"",
-        ] {
+        for prefix in ["restrict", "from=\"10.0.0.0/8\",no-pty", "command=\"echo hi there\""] {
             let err = AuthorizedKey::parse(&format!("{prefix} {ED25519}")).unwrap_err();
-            assert!(
-                matches!(err, KeyError::KeyOptions { .. }),
-                "{prefix}: {err}"
-            );
+            assert!(matches!(err, KeyError::KeyOptions { .. }), "{prefix}: {err}");
         }
     }
 
     #[test]
     fn garbage_is_refused() {
-        for line in [
-            "hello world",
-            "ssh-ed25519",
-            "ssh-ed25519 !!!!",
-            "ssh-ed25519 AAAA",
-        ] {
+        for line in ["hello world", "ssh-ed25519", "ssh-ed25519 !!!!", "ssh-ed25519 AAAA"] {
             assert!(AuthorizedKey::parse(line).is_err(), "{line}");
         }
         // Type word and key data disagree.
         let lie = ED25519.replacen("ssh-ed25519", "ssh-rsa", 1);
-        assert!(matches!(
-            AuthorizedKey::parse(&lie),
-            Err(KeyError::InvalidKey { .. })
-        ));
+        assert!(matches!(AuthorizedKey::parse(&lie), Err(KeyError::InvalidKey { .. })));
     }
 
     #[test]
     fn unknown_and_certificate_types_are_refused() {
-        assert!(matches!(
-            AuthorizedKey::parse("ssh-foo AAAA x"),
-            Err(KeyError::UnsupportedAlgorithm { .. })
-        ));
+        assert!(matches!(AuthorizedKey::parse("ssh-foo AAAA x"), Err(KeyError::UnsupportedAlgorithm { .. })));
         assert!(matches!(
             AuthorizedKey::parse("ssh-ed25519-cert-v01@openssh.com AAAA x"),
             Err(KeyError::CertificateRefused { .. })
         ));
-        assert!(matches!(
-            AuthorizedKey::parse("ssh-dss AAAA x"),
-            Err(KeyError::DsaRefused)
-        ));
+        assert!(matches!(AuthorizedKey::parse("ssh-dss AAAA x"), Err(KeyError::DsaRefused)));
     }
 }

@@ -12,15 +12,11 @@ use std::path::PathBuf;
 pub enum KeyError {
     // ----- authorized keys -------------------------------------------------
     /// The public-key line was empty.
-    #[error(
-        "the public key is empty; paste one line of a .pub file, such as `ssh-ed25519 AAAA... alice@host`"
-    )]
+    #[error("the public key is empty; paste one line of a .pub file, such as `ssh-ed25519 AAAA... alice@host`")]
     EmptyKey,
 
     /// Several lines were given where one key was expected.
-    #[error(
-        "the public key spans several lines; add one key per line, in the one-line OpenSSH format"
-    )]
+    #[error("the public key spans several lines; add one key per line, in the one-line OpenSSH format")]
     MultipleLines,
 
     /// The key is in the multi-line RFC 4716 (`---- BEGIN SSH2 PUBLIC KEY ----`) format.
@@ -66,9 +62,7 @@ pub enum KeyError {
     DsaRefused,
 
     /// OpenSSH certificates are not accepted as authorized keys.
-    #[error(
-        "OpenSSH certificates ({algorithm}) are not supported; add the plain public key instead"
-    )]
+    #[error("OpenSSH certificates ({algorithm}) are not supported; add the plain public key instead")]
     CertificateRefused {
         /// The certificate type.
         algorithm: String,
@@ -162,9 +156,7 @@ pub enum KeyError {
     },
 
     /// Key generation failed.
-    #[error(
-        "cannot generate {what}: {reason}; check that the operating system's random source works"
-    )]
+    #[error("cannot generate {what}: {reason}; check that the operating system's random source works")]
     Generate {
         /// What was being generated.
         what: &'static str,
@@ -244,9 +236,7 @@ pub enum KeyError {
     },
 
     /// Hashing a password failed.
-    #[error(
-        "cannot hash the password: {reason}; check that the operating system's random source works"
-    )]
+    #[error("cannot hash the password: {reason}; check that the operating system's random source works")]
     PasswordHash {
         /// The underlying error (never the password).
         reason: String,
@@ -255,10 +245,6 @@ pub enum KeyError {
 
 impl KeyError {
     pub(crate) fn io(action: &'static str, path: &std::path::Path, source: io::Error) -> Self {
-        KeyError::Io {
-            action,
-            path: path.to_path_buf(),
-            source,
-        }
+        KeyError::Io { action, path: path.to_path_buf(), source }
     }
 }

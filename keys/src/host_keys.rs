@@ -12,8 +12,8 @@ use secrecy::zeroize::Zeroize;
 use crate::KeyError;
 use crate::authorized_key::ssh_keygen_line;
 use crate::secret_file::{
-    check_private_dir, create_private_dir, exists, read_public_file, read_secret_file,
-    write_public_file, write_secret_file,
+    check_private_dir, create_private_dir, exists, read_public_file, read_secret_file, write_public_file,
+    write_secret_file,
 };
 
 /// Size of generated RSA host keys.
@@ -39,10 +39,7 @@ impl Kind {
     }
 
     fn matches(self, algorithm: &Algorithm) -> bool {
-        matches!(
-            (self, algorithm),
-            (Kind::Ed25519, Algorithm::Ed25519) | (Kind::Rsa, Algorithm::Rsa { .. })
-        )
+        matches!((self, algorithm), (Kind::Ed25519, Algorithm::Ed25519) | (Kind::Rsa, Algorithm::Rsa { .. }))
     }
 
     fn generate(self) -> Result<PrivateKey, KeyError> {
@@ -51,10 +48,7 @@ impl Kind {
             Kind::Ed25519 => PrivateKey::random(&mut rng, Algorithm::Ed25519),
             Kind::Rsa => RsaKeypair::random(&mut rng, RSA_BITS).map(PrivateKey::from),
         };
-        let mut key = key.map_err(|e| KeyError::Generate {
-            what: "an SSH host key",
-            reason: e.to_string(),
-        })?;
+        let mut key = key.map_err(|e| KeyError::Generate { what: "an SSH host key", reason: e.to_string() })?;
         key.set_comment(COMMENT);
         Ok(key)
     }
@@ -73,9 +67,7 @@ pub struct HostKeys {
 
 impl std::fmt::Debug for HostKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HostKeys")
-            .field("fingerprints", &self.fingerprints())
-            .finish()
+        f.debug_struct("HostKeys").field("fingerprints", &self.fingerprints()).finish()
     }
 }
 
@@ -89,10 +81,7 @@ impl HostKeys {
     pub fn load_or_generate(dir: &Path) -> Result<HostKeys, KeyError> {
         create_private_dir(dir)?;
         check_private_dir(dir)?;
-        let keys = Kind::ALL
-            .iter()
-            .map(|&kind| load_or_generate_one(dir, kind))
-            .collect::<Result<_, _>>()?;
+        let keys = Kind::ALL.iter().map(|&kind| load_or_generate_one(dir, kind)).collect::<Result<_, _>>()?;
         Ok(HostKeys { keys })
     }
 
@@ -106,15 +95,7 @@ impl HostKeys {
     /// `256 SHA256:abc... passerelle host key (ED25519)`: what to log at start
     /// and to publish so that users can check the server.
     pub fn fingerprints(&self) -> Vec<(String, String)> {
-        self.keys
-            .iter()
-            .map(|k| {
-                (
-                    k.algorithm().as_str().to_owned(),
-                    ssh_keygen_line(k.public_key()),
-                )
-            })
-            .collect()
+        self.keys.iter().map(|k| (k.algorithm().as_str().to_owned(), ssh_keygen_line(k.public_key()))).collect()
     }
 }
 
@@ -134,10 +115,7 @@ fn load_or_generate_one(dir: &Path, kind: Kind) -> Result<PrivateKey, KeyError> 
         let key = kind.generate()?;
         let pem = key
             .to_openssh(LineEnding::LF)
-            .map_err(|e| KeyError::Generate {
-                what: "an SSH host key",
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| KeyError::Generate { what: "an SSH host key", reason: e.to_string() })?;
         match write_secret_file(&private, pem.as_bytes()) {
             // Another process generated it first: use theirs.
             Ok(()) | Err(KeyError::AlreadyExists { .. }) => {}
@@ -150,31 +128,21 @@ fn load_or_generate_one(dir: &Path, kind: Kind) -> Result<PrivateKey, KeyError> 
 }
 
 fn load_private(path: &Path, kind: Kind) -> Result<PrivateKey, KeyError> {
-    let invalid = |reason: String| KeyError::InvalidHostKey {
-        path: path.to_path_buf(),
-        reason,
-    };
+    let invalid = |reason: String| KeyError::InvalidHostKey { path: path.to_path_buf(), reason };
     let mut bytes = read_secret_file(path)?;
     let parsed = PrivateKey::from_openssh(&bytes);
     bytes.zeroize();
     let key = parsed.map_err(|e| invalid(format!("not an OpenSSH private key: {e}")))?;
     if key.is_encrypted() {
-        return Err(KeyError::EncryptedHostKey {
-            path: path.to_path_buf(),
-        });
+        return Err(KeyError::EncryptedHostKey { path: path.to_path_buf() });
     }
     if !kind.matches(&key.algorithm()) {
-        return Err(invalid(format!(
-            "it holds a {} key, not the type its name says",
-            key.algorithm().as_str()
-        )));
+        return Err(invalid(format!("it holds a {} key, not the type its name says", key.algorithm().as_str())));
     }
     if let Some(rsa) = key.key_data().rsa() {
         let bits = rsa.key_size();
         if bits < RSA_BITS as u32 {
-            return Err(invalid(format!(
-                "RSA key has {bits} bits; at least {RSA_BITS} are required"
-            )));
+            return Err(invalid(format!("RSA key has {bits} bits; at least {RSA_BITS} are required")));
         }
     }
     Ok(key)
@@ -182,23 +150,14 @@ fn load_private(path: &Path, kind: Kind) -> Result<PrivateKey, KeyError> {
 
 /// Checks the `.pub` file against the private key, or writes it when absent.
 fn sync_public(public: &Path, private: &Path, key: &PublicKey) -> Result<(), KeyError> {
-    let mismatch = || KeyError::PublicKeyMismatch {
-        public: public.to_path_buf(),
-        private: private.to_path_buf(),
-    };
+    let mismatch = || KeyError::PublicKeyMismatch { public: public.to_path_buf(), private: private.to_path_buf() };
     if exists(public)? {
         let text = String::from_utf8(read_public_file(public)?).map_err(|_| mismatch())?;
         let on_disk = PublicKey::from_openssh(text.trim()).map_err(|_| mismatch())?;
-        return if on_disk.key_data() == key.key_data() {
-            Ok(())
-        } else {
-            Err(mismatch())
-        };
+        return if on_disk.key_data() == key.key_data() { Ok(()) } else { Err(mismatch()) };
     }
-    let mut line = key.to_openssh().map_err(|e| KeyError::Generate {
-        what: "an SSH public key line",
-        reason: e.to_string(),
-    })?;
+    let mut line =
+        key.to_openssh().map_err(|e| KeyError::Generate { what: "an SSH public key line", reason: e.to_string() })?;
     line.push('\n');
     match write_public_file(public, line.as_bytes()) {
         Ok(()) | Err(KeyError::AlreadyExists { .. }) => Ok(()),

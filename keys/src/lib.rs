@@ -51,8 +51,6 @@ mod tls;
 pub use authorized_key::AuthorizedKey;
 pub use error::KeyError;
 pub use host_keys::HostKeys;
-pub use password::{
-    check_password_strength, dummy_verify, generate_password, hash_password, verify_password,
-};
+pub use password::{check_password_strength, dummy_verify, generate_password, hash_password, verify_password};
 pub use secret_file::{check_private_file_mode, read_secret_file, write_secret_file};
 pub use tls::TlsIdentity;

@@ -30,9 +30,7 @@ const ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 pub fn hash_password(password: &str) -> Result<String, KeyError> {
     let hash: PasswordHash = Argon2::default()
         .hash_password(password.as_bytes())
-        .map_err(|e| KeyError::PasswordHash {
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| KeyError::PasswordHash { reason: e.to_string() })?;
     Ok(hash.to_string())
 }
 
@@ -40,9 +38,7 @@ pub fn hash_password(password: &str) -> Result<String, KeyError> {
 /// is constant-time; an unparsable `phc` never matches.
 pub fn verify_password(phc: &str, password: &str) -> bool {
     match PasswordHash::new(phc) {
-        Ok(hash) => Argon2::default()
-            .verify_password(password.as_bytes(), &hash)
-            .is_ok(),
+        Ok(hash) => Argon2::default().verify_password(password.as_bytes(), &hash).is_ok(),
         Err(_) => false,
     }
 }
@@ -66,16 +62,10 @@ pub fn dummy_verify(password: &str) -> bool {
 pub fn check_password_strength(password: &str, user_inputs: &[&str]) -> Result<(), KeyError> {
     let chars = password.chars().count();
     if chars < MIN_CHARS {
-        return Err(KeyError::PasswordTooShort {
-            chars,
-            min: MIN_CHARS,
-        });
+        return Err(KeyError::PasswordTooShort { chars, min: MIN_CHARS });
     }
     if chars > MAX_CHARS {
-        return Err(KeyError::PasswordTooLong {
-            chars,
-            max: MAX_CHARS,
-        });
+        return Err(KeyError::PasswordTooLong { chars, max: MAX_CHARS });
     }
     if password.chars().any(char::is_control) {
         return Err(KeyError::PasswordControlCharacters);
@@ -90,19 +80,12 @@ pub fn check_password_strength(password: &str, user_inputs: &[&str]) -> Result<(
     }
     let entropy = zxcvbn::zxcvbn(password, user_inputs);
     if u8::from(entropy.score()) < MIN_SCORE {
-        let warning = entropy
-            .feedback()
-            .and_then(|f| f.warning())
-            .map(|w| w.to_string());
+        let warning = entropy.feedback().and_then(|f| f.warning()).map(|w| w.to_string());
         let hint = match warning {
-            Some(w) => format!(
-                "{}; use a longer mix of unrelated words or a generated password",
-                w.trim_end_matches('.')
-            ),
-            None => {
-                "it is easy to guess; use a longer mix of unrelated words or a generated password"
-                    .to_owned()
+            Some(w) => {
+                format!("{}; use a longer mix of unrelated words or a generated password", w.trim_end_matches('.'))
             }
+            None => "it is easy to guess; use a longer mix of unrelated words or a generated password".to_owned(),
         };
         return Err(KeyError::PasswordTooWeak { hint });
     }
@@ -124,9 +107,7 @@ pub fn generate_password() -> String {
 }
 
 fn random_alphanumeric(rng: &mut impl Rng) -> String {
-    (0..GENERATED_CHARS)
-        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
-        .collect()
+    (0..GENERATED_CHARS).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect()
 }
 
 #[cfg(test)]
@@ -146,14 +127,8 @@ mod tests {
     fn length_is_counted_in_characters() {
         // 11 characters but 22 bytes.
         let short = "éééééééééé1";
-        assert!(matches!(
-            check_password_strength(short, &[]),
-            Err(KeyError::PasswordTooShort { chars: 11, .. })
-        ));
+        assert!(matches!(check_password_strength(short, &[]), Err(KeyError::PasswordTooShort { chars: 11, .. })));
         let long = "x".repeat(1025);
-        assert!(matches!(
-            check_password_strength(&long, &[]),
-            Err(KeyError::PasswordTooLong { .. })
-        ));
+        assert!(matches!(check_password_strength(&long, &[]), Err(KeyError::PasswordTooLong { .. })));
     }
 }

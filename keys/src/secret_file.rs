@@ -48,14 +48,10 @@ pub fn read_secret_file(path: &Path) -> Result<Vec<u8>, KeyError> {
     let before = fs::symlink_metadata(path).map_err(|e| KeyError::io("inspect", path, e))?;
     check_private_metadata(path, &before)?;
     let file = File::open(path).map_err(|e| KeyError::io("open", path, e))?;
-    let opened = file
-        .metadata()
-        .map_err(|e| KeyError::io("inspect", path, e))?;
+    let opened = file.metadata().map_err(|e| KeyError::io("inspect", path, e))?;
     if opened.dev() != before.dev() || opened.ino() != before.ino() {
         // The path was swapped (for a symlink, say) between the checks.
-        return Err(KeyError::NotRegularFile {
-            path: path.to_path_buf(),
-        });
+        return Err(KeyError::NotRegularFile { path: path.to_path_buf() });
     }
     check_private_metadata(path, &opened)?;
     read_limited(path, file)
@@ -86,10 +82,7 @@ pub(crate) fn check_private_dir(dir: &Path) -> Result<(), KeyError> {
     let meta = fs::metadata(dir).map_err(|e| KeyError::io("inspect", dir, e))?;
     let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o022 != 0 {
-        return Err(KeyError::InsecureDirectory {
-            path: dir.to_path_buf(),
-            mode,
-        });
+        return Err(KeyError::InsecureDirectory { path: dir.to_path_buf(), mode });
     }
     Ok(())
 }
@@ -105,30 +98,20 @@ pub(crate) fn exists(path: &Path) -> Result<bool, KeyError> {
 
 fn check_private_metadata(path: &Path, meta: &fs::Metadata) -> Result<(), KeyError> {
     if !meta.file_type().is_file() {
-        return Err(KeyError::NotRegularFile {
-            path: path.to_path_buf(),
-        });
+        return Err(KeyError::NotRegularFile { path: path.to_path_buf() });
     }
     let mode = meta.permissions().mode() & 0o7777;
     if mode & NOT_PRIVATE != 0 {
-        return Err(KeyError::InsecureMode {
-            path: path.to_path_buf(),
-            mode,
-        });
+        return Err(KeyError::InsecureMode { path: path.to_path_buf(), mode });
     }
     Ok(())
 }
 
 fn read_limited(path: &Path, file: File) -> Result<Vec<u8>, KeyError> {
     let mut contents = Vec::new();
-    file.take(MAX_FILE_SIZE + 1)
-        .read_to_end(&mut contents)
-        .map_err(|e| KeyError::io("read", path, e))?;
+    file.take(MAX_FILE_SIZE + 1).read_to_end(&mut contents).map_err(|e| KeyError::io("read", path, e))?;
     if contents.len() as u64 > MAX_FILE_SIZE {
-        return Err(KeyError::FileTooLarge {
-            path: path.to_path_buf(),
-            limit: MAX_FILE_SIZE,
-        });
+        return Err(KeyError::FileTooLarge { path: path.to_path_buf(), limit: MAX_FILE_SIZE });
     }
     Ok(contents)
 }
@@ -154,9 +137,7 @@ fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), KeyErro
     };
     create_private_dir(dir)?;
     if exists(path)? {
-        return Err(KeyError::AlreadyExists {
-            path: path.to_path_buf(),
-        });
+        return Err(KeyError::AlreadyExists { path: path.to_path_buf() });
     }
 
     let suffix: u64 = rand::rng().random();
@@ -176,25 +157,19 @@ fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), KeyErro
         file.set_permissions(fs::Permissions::from_mode(mode))
             .map_err(|e| KeyError::io("set the mode of", &temp.0, e))?;
     }
-    file.write_all(contents)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| KeyError::io("write", &temp.0, e))?;
+    file.write_all(contents).and_then(|()| file.sync_all()).map_err(|e| KeyError::io("write", &temp.0, e))?;
     drop(file);
 
     // link(2) fails when the target exists, unlike rename(2): no overwrite.
     match fs::hard_link(&temp.0, path) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            return Err(KeyError::AlreadyExists {
-                path: path.to_path_buf(),
-            });
+            return Err(KeyError::AlreadyExists { path: path.to_path_buf() });
         }
         Err(e) => return Err(KeyError::io("create", path, e)),
     }
     drop(temp);
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| KeyError::io("flush directory", dir, e))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| KeyError::io("flush directory", dir, e))
 }
 
 #[cfg(test)]
@@ -208,11 +183,7 @@ mod tests {
         write_secret_file(&path, b"s3cret").unwrap();
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode, 0o600);
-        let parent_mode = fs::metadata(path.parent().unwrap())
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o7777;
+        let parent_mode = fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o7777;
         assert_eq!(parent_mode, 0o700);
         assert_eq!(read_secret_file(&path).unwrap(), b"s3cret");
 
@@ -240,10 +211,7 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
         let err = read_secret_file(&path).unwrap_err();
         let msg = err.to_string();
-        assert!(
-            msg.contains(&format!("chmod 600 {}", path.display())),
-            "{msg}"
-        );
+        assert!(msg.contains(&format!("chmod 600 {}", path.display())), "{msg}");
         assert!(check_private_file_mode(&path).is_err());
     }
 
@@ -254,18 +222,9 @@ mod tests {
         write_secret_file(&target, b"k").unwrap();
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&target, &link).unwrap();
-        assert!(matches!(
-            read_secret_file(&link),
-            Err(KeyError::NotRegularFile { .. })
-        ));
-        assert!(matches!(
-            check_private_file_mode(&link),
-            Err(KeyError::NotRegularFile { .. })
-        ));
+        assert!(matches!(read_secret_file(&link), Err(KeyError::NotRegularFile { .. })));
+        assert!(matches!(check_private_file_mode(&link), Err(KeyError::NotRegularFile { .. })));
         // Nor is a symlink followed when writing.
-        assert!(matches!(
-            write_secret_file(&link, b"x"),
-            Err(KeyError::AlreadyExists { .. })
-        ));
+        assert!(matches!(write_secret_file(&link, b"x"), Err(KeyError::AlreadyExists { .. })));
     }
 }

@@ -6,9 +6,9 @@ use std::time::{Duration, SystemTime};
 
 use rand::RngExt;
 use rcgen::{
-    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_ECDSA_P521_SHA512,
-    PKCS_RSA_SHA256, PKCS_RSA_SHA384, PKCS_RSA_SHA512, PublicKeyData, SerialNumber,
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
+    PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_ECDSA_P521_SHA512, PKCS_RSA_SHA256, PKCS_RSA_SHA384,
+    PKCS_RSA_SHA512, PublicKeyData, SerialNumber,
 };
 use secrecy::SecretString;
 use secrecy::zeroize::Zeroize;
@@ -17,9 +17,7 @@ use x509_parser::pem::Pem;
 use x509_parser::public_key::PublicKey as X509PublicKey;
 
 use crate::KeyError;
-use crate::secret_file::{
-    exists, read_public_file, read_secret_file, write_public_file, write_secret_file,
-};
+use crate::secret_file::{exists, read_public_file, read_secret_file, write_public_file, write_secret_file};
 
 /// Validity of a generated self-signed certificate.
 const SELF_SIGNED_DAYS: u64 = 365;
@@ -64,16 +62,10 @@ impl TlsIdentity {
             (true, true) => {}
             (false, false) => generate(cert, key)?,
             (true, false) => {
-                return Err(KeyError::TlsPairIncomplete {
-                    present: cert.to_path_buf(),
-                    missing: key.to_path_buf(),
-                });
+                return Err(KeyError::TlsPairIncomplete { present: cert.to_path_buf(), missing: key.to_path_buf() });
             }
             (false, true) => {
-                return Err(KeyError::TlsPairIncomplete {
-                    present: key.to_path_buf(),
-                    missing: cert.to_path_buf(),
-                });
+                return Err(KeyError::TlsPairIncomplete { present: key.to_path_buf(), missing: cert.to_path_buf() });
             }
         }
         load(cert, key)
@@ -111,16 +103,9 @@ impl TlsIdentity {
 }
 
 fn generate(cert_path: &Path, key_path: &Path) -> Result<(), KeyError> {
-    let failed = |e: rcgen::Error| KeyError::Generate {
-        what: "a self-signed TLS certificate",
-        reason: e.to_string(),
-    };
+    let failed = |e: rcgen::Error| KeyError::Generate { what: "a self-signed TLS certificate", reason: e.to_string() };
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(failed)?;
-    let names = vec![
-        "localhost".to_owned(),
-        "127.0.0.1".to_owned(),
-        "::1".to_owned(),
-    ];
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
     let mut params = CertificateParams::new(names).map_err(failed)?;
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, "passerelle");
@@ -144,19 +129,12 @@ fn generate(cert_path: &Path, key_path: &Path) -> Result<(), KeyError> {
 }
 
 fn load(cert_path: &Path, key_path: &Path) -> Result<TlsIdentity, KeyError> {
-    let bad_cert = |reason: String| KeyError::InvalidCertificate {
-        path: cert_path.to_path_buf(),
-        reason,
-    };
-    let bad_key = |reason: &str| KeyError::InvalidTlsKey {
-        path: key_path.to_path_buf(),
-        reason: reason.to_owned(),
-    };
+    let bad_cert = |reason: String| KeyError::InvalidCertificate { path: cert_path.to_path_buf(), reason };
+    let bad_key = |reason: &str| KeyError::InvalidTlsKey { path: key_path.to_path_buf(), reason: reason.to_owned() };
 
     // The certificate (chain).
     let cert_bytes = read_public_file(cert_path)?;
-    let cert_pem =
-        String::from_utf8(cert_bytes).map_err(|_| bad_cert("it is not PEM text".into()))?;
+    let cert_pem = String::from_utf8(cert_bytes).map_err(|_| bad_cert("it is not PEM text".into()))?;
     let mut certs = Vec::new();
     for block in Pem::iter_from_buffer(cert_pem.as_bytes()) {
         let block = block.map_err(|e| bad_cert(format!("bad PEM: {e}")))?;
@@ -169,17 +147,14 @@ fn load(cert_path: &Path, key_path: &Path) -> Result<TlsIdentity, KeyError> {
     };
     let (_, cert) = x509_parser::parse_x509_certificate(&cert_der)
         .map_err(|e| bad_cert(format!("not an X.509 certificate: {e}")))?;
-    let not_after = SystemTime::UNIX_EPOCH
-        + Duration::from_secs(cert.validity().not_after.timestamp().max(0) as u64);
+    let not_after = SystemTime::UNIX_EPOCH + Duration::from_secs(cert.validity().not_after.timestamp().max(0) as u64);
     let spki = cert.public_key();
     // Checked on the certificate's copy of the public key: aws-lc-rs does not
     // even parse a private RSA key this short.
     if let Ok(X509PublicKey::RSA(rsa)) = spki.parsed() {
         let bits = rsa.key_size();
         if bits < MIN_RSA_BITS {
-            return Err(bad_key(&format!(
-                "RSA key has {bits} bits; at least {MIN_RSA_BITS} are required"
-            )));
+            return Err(bad_key(&format!("RSA key has {bits} bits; at least {MIN_RSA_BITS} are required")));
         }
     }
 
@@ -198,35 +173,21 @@ fn load(cert_path: &Path, key_path: &Path) -> Result<TlsIdentity, KeyError> {
         }
     }
     let key_der = key_der.ok_or_else(|| bad_key("no PRIVATE KEY block found"))?;
-    let key = KeyPair::try_from(key_der.as_slice())
-        .map_err(|_| bad_key("not a supported private key"))?;
+    let key = KeyPair::try_from(key_der.as_slice()).map_err(|_| bad_key("not a supported private key"))?;
     let alg = key.algorithm();
-    let is_ecdsa = [
-        &PKCS_ECDSA_P256_SHA256,
-        &PKCS_ECDSA_P384_SHA384,
-        &PKCS_ECDSA_P521_SHA512,
-    ]
-    .contains(&alg);
+    let is_ecdsa = [&PKCS_ECDSA_P256_SHA256, &PKCS_ECDSA_P384_SHA384, &PKCS_ECDSA_P521_SHA512].contains(&alg);
     let is_rsa = [&PKCS_RSA_SHA256, &PKCS_RSA_SHA384, &PKCS_RSA_SHA512].contains(&alg);
     if !is_ecdsa && !is_rsa {
         return Err(bad_key("it is neither ECDSA nor RSA"));
     }
     if spki.subject_public_key.data.as_ref() != key.der_bytes() {
-        return Err(KeyError::TlsKeyMismatch {
-            cert: cert_path.to_path_buf(),
-            key: key_path.to_path_buf(),
-        });
+        return Err(KeyError::TlsKeyMismatch { cert: cert_path.to_path_buf(), key: key_path.to_path_buf() });
     }
     let key_pem = SecretString::from(key_text.to_owned());
     let (mut key_bytes, mut key_der) = (key_bytes, key_der);
     key_bytes.zeroize();
     key_der.zeroize();
-    Ok(TlsIdentity {
-        cert_pem,
-        key_pem,
-        cert_der,
-        not_after,
-    })
+    Ok(TlsIdentity { cert_pem, key_pem, cert_der, not_after })
 }
 
 #[cfg(test)]
@@ -237,9 +198,7 @@ mod tests {
     #[test]
     fn debug_hides_the_key() {
         let dir = tempfile::tempdir().unwrap();
-        let id =
-            TlsIdentity::load_or_generate(&dir.path().join("c.pem"), &dir.path().join("k.pem"))
-                .unwrap();
+        let id = TlsIdentity::load_or_generate(&dir.path().join("c.pem"), &dir.path().join("k.pem")).unwrap();
         let shown = format!("{id:?}");
         assert!(!shown.contains("PRIVATE"), "{shown}");
         assert!(id.key_pem().expose_secret().contains("BEGIN PRIVATE KEY"));

@@ -63,10 +63,7 @@ fn rsa_2048_is_refused_with_its_size() {
     let line = ssh_keygen(dir.path(), "k", &["-t", "rsa", "-b", "2048"], "old");
     let err = AuthorizedKey::parse(&line).unwrap_err();
     assert!(matches!(err, KeyError::RsaTooShort { bits: 2048, .. }));
-    assert_eq!(
-        err.to_string(),
-        "RSA key has 2048 bits; at least 3072 are required"
-    );
+    assert_eq!(err.to_string(), "RSA key has 2048 bits; at least 3072 are required");
 }
 
 #[test]
@@ -84,10 +81,7 @@ fn dsa_is_refused() {
         "ssh-dss AAAAB3NzaC1kc3M= dave@old".to_owned()
     };
     let err = AuthorizedKey::parse(&line).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "DSA keys are insecure and refused; use ed25519"
-    );
+    assert_eq!(err.to_string(), "DSA keys are insecure and refused; use ed25519");
 }
 
 #[test]

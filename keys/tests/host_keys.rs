@@ -15,10 +15,7 @@ fn generated_host_keys_match_ssh_keygen_and_reload_identically() {
     let fingerprints = keys.fingerprints();
     let algorithms: Vec<&str> = fingerprints.iter().map(|(a, _)| a.as_str()).collect();
     assert_eq!(algorithms, ["ssh-ed25519", "ssh-rsa"]);
-    for ((_, line), name) in fingerprints
-        .iter()
-        .zip(["ssh_host_ed25519_key", "ssh_host_rsa_key"])
-    {
+    for ((_, line), name) in fingerprints.iter().zip(["ssh_host_ed25519_key", "ssh_host_rsa_key"]) {
         let private = dir.join(name);
         let public = dir.join(format!("{name}.pub"));
         assert_eq!(mode(&private), 0o600);
@@ -42,27 +39,9 @@ fn generated_host_keys_match_ssh_keygen_and_reload_identically() {
 #[test]
 fn host_keys_made_by_ssh_keygen_are_loaded() {
     let dir = tempfile::tempdir().unwrap();
-    for (t, bits, name) in [
-        ("ed25519", "256", "ssh_host_ed25519_key"),
-        ("rsa", "3072", "ssh_host_rsa_key"),
-    ] {
+    for (t, bits, name) in [("ed25519", "256", "ssh_host_ed25519_key"), ("rsa", "3072", "ssh_host_rsa_key")] {
         let path = dir.path().join(name);
-        run(
-            "ssh-keygen",
-            &[
-                "-q",
-                "-t",
-                t,
-                "-b",
-                bits,
-                "-N",
-                "",
-                "-C",
-                "admin",
-                "-f",
-                path.to_str().unwrap(),
-            ],
-        );
+        run("ssh-keygen", &["-q", "-t", t, "-b", bits, "-N", "", "-C", "admin", "-f", path.to_str().unwrap()]);
     }
     let keys = HostKeys::load_or_generate(dir.path()).unwrap();
     let expected = ssh_keygen_l(&dir.path().join("ssh_host_ed25519_key.pub"));
@@ -76,15 +55,8 @@ fn readable_private_key_is_refused_naming_the_file() {
     let private = dir.path().join("ssh_host_ed25519_key");
     chmod(&private, 0o644);
     let err = HostKeys::load_or_generate(dir.path()).unwrap_err();
-    assert!(
-        matches!(err, KeyError::InsecureMode { mode: 0o644, .. }),
-        "{err}"
-    );
-    assert!(
-        err.to_string()
-            .contains(&format!("chmod 600 {}", private.display())),
-        "{err}"
-    );
+    assert!(matches!(err, KeyError::InsecureMode { mode: 0o644, .. }), "{err}");
+    assert!(err.to_string().contains(&format!("chmod 600 {}", private.display())), "{err}");
 }
 
 #[test]

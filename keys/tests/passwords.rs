@@ -3,8 +3,7 @@
 use std::time::{Duration, Instant};
 
 use passerelle_keys::{
-    KeyError, check_password_strength, dummy_verify, generate_password, hash_password,
-    verify_password,
+    KeyError, check_password_strength, dummy_verify, generate_password, hash_password, verify_password,
 };
 
 #[test]
@@ -32,24 +31,14 @@ fn unknown_user_costs_as_much_as_a_wrong_password() {
         assert!(!dummy_verify("guess"));
         unknown = unknown.min(start.elapsed());
     }
-    let (lo, hi) = if wrong < unknown {
-        (wrong, unknown)
-    } else {
-        (unknown, wrong)
-    };
-    assert!(
-        hi < lo * 2 + Duration::from_millis(10),
-        "wrong {wrong:?}, unknown {unknown:?}"
-    );
+    let (lo, hi) = if wrong < unknown { (wrong, unknown) } else { (unknown, wrong) };
+    assert!(hi < lo * 2 + Duration::from_millis(10), "wrong {wrong:?}, unknown {unknown:?}");
 }
 
 #[test]
 fn strength_policy() {
     assert!(check_password_strength("correct horse battery staple", &[]).is_ok());
-    assert!(matches!(
-        check_password_strength("short", &[]),
-        Err(KeyError::PasswordTooShort { chars: 5, .. })
-    ));
+    assert!(matches!(check_password_strength("short", &[]), Err(KeyError::PasswordTooShort { chars: 5, .. })));
     assert!(matches!(
         check_password_strength("tab\tinside-a-long-password", &[]),
         Err(KeyError::PasswordControlCharacters)

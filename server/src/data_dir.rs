@@ -35,8 +35,8 @@ impl DataDir {
             .mode(0o700)
             .create(root)
             .map_err(|e| CliError::Runtime(anyhow::anyhow!("data_dir {}: cannot create: {e}", root.display())))?;
-        let meta = fs::metadata(root)
-            .map_err(|e| CliError::Runtime(anyhow::anyhow!("data_dir {}: {e}", root.display())))?;
+        let meta =
+            fs::metadata(root).map_err(|e| CliError::Runtime(anyhow::anyhow!("data_dir {}: {e}", root.display())))?;
         if meta.mode() & 0o022 != 0 {
             return Err(usage(format!(
                 "data_dir {}: is writable by group or others (mode {:o}); refusing to start: chmod 700 {}",

@@ -46,8 +46,8 @@ pub(crate) async fn run(config: passerelle_config::Config, demo: bool) -> Result
     for (kind, fingerprint) in host_keys.fingerprints() {
         info!(kind = %kind, fingerprint = %fingerprint, "ssh host key");
     }
-    let tls = TlsIdentity::load_or_generate(&admin.config.ftps.cert, &admin.config.ftps.key)
-        .context("FTPS certificate")?;
+    let tls =
+        TlsIdentity::load_or_generate(&admin.config.ftps.cert, &admin.config.ftps.key).context("FTPS certificate")?;
     info!(fingerprint = %tls.fingerprint_sha256(), "tls certificate");
     if demo {
         create_demo(&admin).await?;

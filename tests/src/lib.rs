@@ -135,11 +135,7 @@ impl Passerelle {
         let prefix = format!("pt{:012x}_", rand::random::<u64>() & 0xffff_ffff_ffff);
         let catalog_db = format!("{prefix}catalog");
         let reach = psql_result(&admin, "SELECT 1");
-        assert!(
-            reach.success(),
-            "PostgreSQL must be reachable at {admin} (set TEST_PG_ADMIN_URL): {}",
-            reach.stderr
-        );
+        assert!(reach.success(), "PostgreSQL must be reachable at {admin} (set TEST_PG_ADMIN_URL): {}", reach.stderr);
         psql(&admin, &format!("CREATE DATABASE {catalog_db}"));
         installation.env.extend([
             ("PASSERELLE_CATALOG_URL".into(), with_database(&admin, &catalog_db)),
@@ -335,9 +331,7 @@ impl Drop for Server {
 impl Passerelle {
     /// The catalog database URL of a [`Passerelle::with_postgres`] installation; `None` on SQLite.
     pub fn pg_catalog_url(&self) -> Option<String> {
-        self.postgres
-            .as_ref()
-            .map(|(_, catalog_db)| with_database(&pg_admin_url(), catalog_db))
+        self.postgres.as_ref().map(|(_, catalog_db)| with_database(&pg_admin_url(), catalog_db))
     }
 }
 
@@ -345,9 +339,7 @@ impl Passerelle {
 pub fn pg_url_as(url: &str, user: &str, database: &str) -> String {
     let (scheme, rest) = url.split_once("://").expect("URL with a scheme");
     let host_and_path = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-    let host = host_and_path
-        .split_once('/')
-        .map_or(host_and_path, |(host, _)| host);
+    let host = host_and_path.split_once('/').map_or(host_and_path, |(host, _)| host);
     format!("{scheme}://{user}@{host}/{database}")
 }
 
@@ -356,65 +348,34 @@ pub fn pg_url_as(url: &str, user: &str, database: &str) -> String {
 pub fn ssh_keygen(dir: &Path, name: &str, kind: &str, bits: Option<u32>, comment: &str) -> PathBuf {
     let private = dir.join(name);
     let mut command = Command::new("ssh-keygen");
-    command
-        .args(["-q", "-t", kind, "-N", "", "-C", comment, "-f"])
-        .arg(&private);
+    command.args(["-q", "-t", kind, "-N", "", "-C", comment, "-f"]).arg(&private);
     if let Some(bits) = bits {
         command.args(["-b", &bits.to_string()]);
     }
-    let out = Outcome::from(
-        command
-            .stdin(Stdio::null())
-            .output()
-            .expect("ssh-keygen must be installed"),
-    );
+    let out = Outcome::from(command.stdin(Stdio::null()).output().expect("ssh-keygen must be installed"));
     assert!(out.success(), "ssh-keygen -t {kind} failed: {}", out.stderr);
     dir.join(format!("{name}.pub"))
 }
 
 /// What `ssh-keygen -lf FILE` prints (one line per key).
 pub fn ssh_keygen_lf(file: &Path) -> String {
-    let out = Outcome::from(
-        Command::new("ssh-keygen")
-            .arg("-lf")
-            .arg(file)
-            .output()
-            .expect("ssh-keygen"),
-    );
-    assert!(
-        out.success(),
-        "ssh-keygen -lf {} failed: {}",
-        file.display(),
-        out.stderr
-    );
+    let out = Outcome::from(Command::new("ssh-keygen").arg("-lf").arg(file).output().expect("ssh-keygen"));
+    assert!(out.success(), "ssh-keygen -lf {} failed: {}", file.display(), out.stderr);
     out.stdout
 }
 
 /// The permission bits (`0o777` part) of a file or directory.
 pub fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::MetadataExt as _;
-    std::fs::metadata(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .mode()
-        & 0o777
+    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).mode() & 0o777
 }
 
 /// Runs `sqlite3 -batch FILE SQL` and returns its output; panics on failure.
 pub fn sqlite3(file: &Path, sql: &str) -> String {
     let out = Outcome::from(
-        Command::new("sqlite3")
-            .arg("-batch")
-            .arg(file)
-            .arg(sql)
-            .output()
-            .expect("sqlite3 must be installed"),
+        Command::new("sqlite3").arg("-batch").arg(file).arg(sql).output().expect("sqlite3 must be installed"),
     );
-    assert!(
-        out.success(),
-        "sqlite3 {} {sql:?} failed: {}",
-        file.display(),
-        out.stderr
-    );
+    assert!(out.success(), "sqlite3 {} {sql:?} failed: {}", file.display(), out.stderr);
     out.stdout
 }
 
@@ -428,20 +389,13 @@ pub const CLIENT_TIMEOUT_SECS: u32 = 60;
 
 /// The workspace root (the parent of `tests/`).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
 
 /// `target/test-venv/bin/NAME` when it exists, otherwise `fallback` from `PATH`.
 pub fn venv_tool(name: &str, fallback: &str) -> PathBuf {
     let candidate = workspace_root().join("target/test-venv/bin").join(name);
-    if candidate.exists() {
-        candidate
-    } else {
-        PathBuf::from(fallback)
-    }
+    if candidate.exists() { candidate } else { PathBuf::from(fallback) }
 }
 
 /// The Python that has paramiko (the test venv's, else `python3`).
@@ -451,8 +405,7 @@ pub fn python() -> PathBuf {
 
 /// Whether `program` is found on `PATH`.
 pub fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 /// `timeout -k 5 <secs> PROGRAM`: the program and everything it starts are
@@ -485,33 +438,16 @@ pub fn run_command(command: &mut Command, stdin: &[u8]) -> Outcome {
 
 /// SHA-256 of a file as `sha256sum` prints it (lower-case hex).
 pub fn sha256sum(path: &Path) -> String {
-    let out = Outcome::from(
-        Command::new("sha256sum")
-            .arg(path)
-            .output()
-            .expect("sha256sum"),
-    );
-    assert!(
-        out.success(),
-        "sha256sum {}: {}",
-        path.display(),
-        out.stderr
-    );
-    out.stdout
-        .split_whitespace()
-        .next()
-        .expect("sha256sum output")
-        .to_owned()
+    let out = Outcome::from(Command::new("sha256sum").arg(path).output().expect("sha256sum"));
+    assert!(out.success(), "sha256sum {}: {}", path.display(), out.stderr);
+    out.stdout.split_whitespace().next().expect("sha256sum output").to_owned()
 }
 
 /// Writes `size` random bytes to `path`.
 pub fn random_file(path: &Path, size: u64) {
     use std::io::Read as _;
-    let mut source = std::fs::File::open("/dev/urandom")
-        .expect("/dev/urandom")
-        .take(size);
-    let mut file =
-        std::fs::File::create(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut source = std::fs::File::open("/dev/urandom").expect("/dev/urandom").take(size);
+    let mut file = std::fs::File::create(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let copied = std::io::copy(&mut source, &mut file).expect("copy random bytes");
     assert_eq!(copied, size);
 }
@@ -591,15 +527,8 @@ pub fn audit_rows(p: &Passerelle) -> Vec<AuditRow> {
 /// Waits (up to 10 s: the audit writer is asynchronous) for an audit row
 /// matching `wanted`, and returns it; panics with the whole trail otherwise.
 pub fn wait_for_audit(p: &Passerelle, what: &str, wanted: impl Fn(&AuditRow) -> bool) -> AuditRow {
-    wait_for(Duration::from_secs(10), || {
-        audit_rows(p).into_iter().find(|r| wanted(r))
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "no audit row for {what}; audit trail:\n{:#?}",
-            audit_rows(p)
-        )
-    })
+    wait_for(Duration::from_secs(10), || audit_rows(p).into_iter().find(|r| wanted(r)))
+        .unwrap_or_else(|| panic!("no audit row for {what}; audit trail:\n{:#?}", audit_rows(p)))
 }
 
 impl Server {
@@ -615,22 +544,9 @@ impl Server {
 
     /// Waits for the "upload completed" event of `path` (a client path such as
     /// `/inbox/a.csv`) and returns it; panics after `timeout`.
-    pub fn wait_for_upload_completed(
-        &mut self,
-        path: &str,
-        timeout: Duration,
-    ) -> serde_json::Value {
-        wait_for(timeout, || {
-            self.json_events("upload completed")
-                .into_iter()
-                .find(|v| field(v, "path") == Some(path))
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "no \"upload completed\" event for {path}; output:\n{}",
-                self.output()
-            )
-        })
+    pub fn wait_for_upload_completed(&mut self, path: &str, timeout: Duration) -> serde_json::Value {
+        wait_for(timeout, || self.json_events("upload completed").into_iter().find(|v| field(v, "path") == Some(path)))
+            .unwrap_or_else(|| panic!("no \"upload completed\" event for {path}; output:\n{}", self.output()))
     }
 
     /// Whether the server process is still running.
@@ -641,9 +557,7 @@ impl Server {
 
 /// A string field of a JSON log event, flattened or under `fields`.
 pub fn field<'a>(event: &'a serde_json::Value, name: &str) -> Option<&'a str> {
-    event[name]
-        .as_str()
-        .or_else(|| event["fields"][name].as_str())
+    event[name].as_str().or_else(|| event["fields"][name].as_str())
 }
 
 /// How a test client authenticates.
@@ -679,13 +593,7 @@ pub struct SftpUser {
 impl SftpUser {
     /// A user that logs in with the private key `key`.
     pub fn with_key(port: u16, login: &str, key: &Path, scratch: &Path) -> Self {
-        Self {
-            port,
-            login: login.into(),
-            auth: ClientAuth::Key(key.into()),
-            scratch: scratch.into(),
-            source: None,
-        }
+        Self { port, login: login.into(), auth: ClientAuth::Key(key.into()), scratch: scratch.into(), source: None }
     }
 
     /// The same user, connecting from the loopback address `source`.
@@ -697,25 +605,14 @@ impl SftpUser {
     /// A user that logs in with `password` (an askpass script is written to `scratch`).
     pub fn with_password(port: u16, login: &str, password: &str, scratch: &Path) -> Self {
         use std::os::unix::fs::PermissionsExt as _;
-        assert!(
-            !password.contains('\''),
-            "the askpass script quotes the password with '"
-        );
+        assert!(!password.contains('\''), "the askpass script quotes the password with '");
         let askpass = scratch.join(format!("askpass-{login}-{:08x}", rand::random::<u32>()));
-        std::fs::write(
-            &askpass,
-            format!("#!/bin/sh\nprintf '%s\\n' '{password}'\n"),
-        )
-        .expect("askpass");
-        std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o700))
-            .expect("chmod askpass");
+        std::fs::write(&askpass, format!("#!/bin/sh\nprintf '%s\\n' '{password}'\n")).expect("askpass");
+        std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o700)).expect("chmod askpass");
         Self {
             port,
             login: login.into(),
-            auth: ClientAuth::Password {
-                password: password.into(),
-                askpass,
-            },
+            auth: ClientAuth::Password { password: password.into(), askpass },
             scratch: scratch.into(),
             source: None,
         }
@@ -763,10 +660,7 @@ impl SftpUser {
                 "NumberOfPasswordPrompts=1".into(),
             ]),
         }
-        options
-            .into_iter()
-            .flat_map(|o| ["-o".to_owned(), o])
-            .collect()
+        options.into_iter().flat_map(|o| ["-o".to_owned(), o]).collect()
     }
 
     /// A bounded OpenSSH client command (`sftp`, `scp` or `ssh`) with the
@@ -775,27 +669,17 @@ impl SftpUser {
         let mut command = bounded(program, CLIENT_TIMEOUT_SECS);
         command.args(self.ssh_options());
         if let ClientAuth::Password { askpass, .. } = &self.auth {
-            command
-                .env("SSH_ASKPASS", askpass)
-                .env("SSH_ASKPASS_REQUIRE", "force")
-                .env("DISPLAY", ":0");
+            command.env("SSH_ASKPASS", askpass).env("SSH_ASKPASS_REQUIRE", "force").env("DISPLAY", ":0");
         }
         command
     }
 
     /// Runs `sftp -b BATCH` (BATCH given as text); `sftp -b` stops at the first failed command.
     pub fn sftp_batch(&self, batch: &str) -> Outcome {
-        let file = self
-            .scratch
-            .join(format!("batch-{:08x}", rand::random::<u32>()));
+        let file = self.scratch.join(format!("batch-{:08x}", rand::random::<u32>()));
         std::fs::write(&file, batch).expect("write batch file");
         let mut command = self.openssh("sftp");
-        command
-            .arg("-P")
-            .arg(self.port.to_string())
-            .arg("-b")
-            .arg(&file)
-            .arg(self.destination());
+        command.arg("-P").arg(self.port.to_string()).arg("-b").arg(&file).arg(self.destination());
         run_command(&mut command, b"")
     }
 
@@ -811,12 +695,7 @@ impl SftpUser {
     /// Runs `ssh -p PORT ARGS... login@127.0.0.1 REMOTE...`.
     pub fn ssh(&self, args: &[&str], remote: &[&str]) -> Outcome {
         let mut command = self.openssh("ssh");
-        command
-            .arg("-p")
-            .arg(self.port.to_string())
-            .args(args)
-            .arg(self.destination())
-            .args(remote);
+        command.arg("-p").arg(self.port.to_string()).args(args).arg(self.destination()).args(remote);
         run_command(&mut command, b"")
     }
 
@@ -824,14 +703,7 @@ impl SftpUser {
     /// URLs are written `{url}/inbox/x` for `sftp://127.0.0.1:PORT/inbox/x`.
     pub fn curl(&self, args: &[&str]) -> Outcome {
         let mut command = bounded("curl", CLIENT_TIMEOUT_SECS);
-        command.args([
-            "-sS",
-            "--insecure",
-            "--connect-timeout",
-            "10",
-            "--max-time",
-            "50",
-        ]);
+        command.args(["-sS", "--insecure", "--connect-timeout", "10", "--max-time", "50"]);
         match &self.auth {
             ClientAuth::Key(key) => {
                 command
@@ -873,10 +745,7 @@ impl SftpUser {
         command.arg(script);
         let out = run_command(&mut command, plan.to_string().as_bytes());
         serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| {
-            panic!(
-                "paramiko script gave no report ({e}), exit {}:\n{}\n{}",
-                out.code, out.stdout, out.stderr
-            )
+            panic!("paramiko script gave no report ({e}), exit {}:\n{}\n{}", out.code, out.stdout, out.stderr)
         })
     }
 }
@@ -886,10 +755,7 @@ impl SftpUser {
 pub fn sftp_installation(tenant: &str, login: &str, password: &str) -> (Passerelle, PathBuf) {
     let mut p = Passerelle::new();
     p.set_env("PASSERELLE_LOG_FORMAT", "json");
-    p.set_env(
-        "PASSERELLE_ADMIN_LISTEN",
-        &format!("127.0.0.1:{}", free_port()),
-    );
+    p.set_env("PASSERELLE_ADMIN_LISTEN", &format!("127.0.0.1:{}", free_port()));
     p.tenant_with_user(tenant, login, password);
     let key = add_user_key(&p, login);
     (p, key)
@@ -898,13 +764,7 @@ pub fn sftp_installation(tenant: &str, login: &str, password: &str) -> (Passerel
 /// Generates an ed25519 key for `login`, registers it with `key add` and
 /// returns the private key file.
 pub fn add_user_key(p: &Passerelle, login: &str) -> PathBuf {
-    let public = ssh_keygen(
-        &p.scratch(),
-        &format!("id_{login}"),
-        "ed25519",
-        None,
-        &format!("{login}@test"),
-    );
+    let public = ssh_keygen(&p.scratch(), &format!("id_{login}"), "ed25519", None, &format!("{login}@test"));
     p.ok(&["key", "add", login, &public.display().to_string()]);
     p.scratch().join(format!("id_{login}"))
 }

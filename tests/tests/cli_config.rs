@@ -8,10 +8,7 @@ use std::process::Command;
 
 use passerelle_tests::{Outcome, Passerelle, binary};
 
-const EXAMPLE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../config/passerelle.example.toml"
-);
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/passerelle.example.toml");
 
 fn write_config(p: &Passerelle, name: &str, text: &str) -> PathBuf {
     let path = p.scratch().join(name);
@@ -23,16 +20,8 @@ fn write_config(p: &Passerelle, name: &str, text: &str) -> PathBuf {
 fn assert_refused_naming(out: &Outcome, key: &str) {
     assert_eq!(out.code, 2, "must be refused with exit 2: {out:?}");
     let message = out.stderr.trim_end();
-    assert_eq!(
-        message.lines().count(),
-        1,
-        "one-line reason: {:?}",
-        out.stderr
-    );
-    assert!(
-        message.contains(key),
-        "the reason {message:?} should name {key:?}"
-    );
+    assert_eq!(message.lines().count(), 1, "one-line reason: {:?}", out.stderr);
+    assert!(message.contains(key), "the reason {message:?} should name {key:?}");
 }
 
 fn check_with_file(text: &str) -> Outcome {
@@ -67,69 +56,33 @@ fn example_config_file_is_valid() {
 
 #[test]
 fn unknown_key_is_refused_naming_it() {
-    assert_refused_naming(
-        &check_with_file("[sftp]\nlisen = [\"127.0.0.1:2222\"]\n"),
-        "sftp.lisen",
-    );
+    assert_refused_naming(&check_with_file("[sftp]\nlisen = [\"127.0.0.1:2222\"]\n"), "sftp.lisen");
     assert_refused_naming(&check_with_file("colour = \"blue\"\n"), "colour");
     assert_refused_naming(&check_with_file("[sftpp]\n"), "sftpp");
 }
 
 #[test]
 fn value_of_the_wrong_type_is_refused_naming_the_key() {
-    assert_refused_naming(
-        &check_with_file("[archive]\nretention_days = \"thirty\"\n"),
-        "archive.retention_days",
-    );
+    assert_refused_naming(&check_with_file("[archive]\nretention_days = \"thirty\"\n"), "archive.retention_days");
     // (sftp.listen and the FTPS listeners are set by the fixture's environment,
     // which wins over the file; admin.listen is not.)
-    assert_refused_naming(
-        &check_with_file("[admin]\nlisten = [\"127.0.0.1:9100\"]\n"),
-        "admin.listen",
-    );
-    assert_refused_naming(
-        &check_with_file("[admin]\nlisten = \"not an address\"\n"),
-        "admin.listen",
-    );
-    assert_refused_naming(
-        &check_with_file("[limits]\nmax_auth_tries = \"six\"\n"),
-        "limits.max_auth_tries",
-    );
-    assert_refused_naming(
-        &check_with_file("[ftps]\nrequire_session_reuse = \"yes\"\n"),
-        "ftps.require_session_reuse",
-    );
+    assert_refused_naming(&check_with_file("[admin]\nlisten = [\"127.0.0.1:9100\"]\n"), "admin.listen");
+    assert_refused_naming(&check_with_file("[admin]\nlisten = \"not an address\"\n"), "admin.listen");
+    assert_refused_naming(&check_with_file("[limits]\nmax_auth_tries = \"six\"\n"), "limits.max_auth_tries");
+    assert_refused_naming(&check_with_file("[ftps]\nrequire_session_reuse = \"yes\"\n"), "ftps.require_session_reuse");
     assert_refused_naming(&check_with_file("this is not toml\n"), "TOML");
 }
 
 #[test]
 fn unsafe_or_out_of_range_values_are_refused() {
     for old in ["1.0", "1.1", "SSLv3"] {
-        assert_refused_naming(
-            &check_with_file(&format!("[ftps]\ntls_versions = [\"{old}\"]\n")),
-            "ftps.tls_versions",
-        );
+        assert_refused_naming(&check_with_file(&format!("[ftps]\ntls_versions = [\"{old}\"]\n")), "ftps.tls_versions");
     }
-    assert_refused_naming(
-        &check_with_file("[ftps]\ntls_versions = []\n"),
-        "ftps.tls_versions",
-    );
-    assert_refused_naming(
-        &check_with_file("[ftps]\npassive_ports = \"21-100\"\n"),
-        "ftps.passive_ports",
-    );
-    assert_refused_naming(
-        &check_with_file("[archive]\nretention_days = 0\n"),
-        "archive.retention_days",
-    );
-    assert_refused_naming(
-        &check_with_file("[tenant_db]\nbackend = \"postgres\"\n"),
-        "tenant_db.admin_url",
-    );
-    assert_refused_naming(
-        &check_with_file("[tenant_db]\nname_prefix = \"Bad-Prefix\"\n"),
-        "tenant_db.name_prefix",
-    );
+    assert_refused_naming(&check_with_file("[ftps]\ntls_versions = []\n"), "ftps.tls_versions");
+    assert_refused_naming(&check_with_file("[ftps]\npassive_ports = \"21-100\"\n"), "ftps.passive_ports");
+    assert_refused_naming(&check_with_file("[archive]\nretention_days = 0\n"), "archive.retention_days");
+    assert_refused_naming(&check_with_file("[tenant_db]\nbackend = \"postgres\"\n"), "tenant_db.admin_url");
+    assert_refused_naming(&check_with_file("[tenant_db]\nname_prefix = \"Bad-Prefix\"\n"), "tenant_db.name_prefix");
 }
 
 #[test]
@@ -138,11 +91,7 @@ fn environment_values_are_checked_and_name_the_key() {
     p.set_env("PASSERELLE_ARCHIVE_RETENTION_DAYS", "0");
     let out = p.run(&["config", "check"]);
     assert_refused_naming(&out, "archive.retention_days");
-    assert!(
-        out.stderr.contains("PASSERELLE_ARCHIVE_RETENTION_DAYS"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("PASSERELLE_ARCHIVE_RETENTION_DAYS"), "{}", out.stderr);
 
     let mut p = Passerelle::new();
     p.set_env("PASSERELLE_SFTP_LISEN", "127.0.0.1:2222");
@@ -156,15 +105,9 @@ fn environment_values_are_checked_and_name_the_key() {
 #[test]
 fn config_show_redacts_database_passwords() {
     let mut p = Passerelle::new();
-    p.set_env(
-        "PASSERELLE_CATALOG_URL",
-        "postgres://u:s3cretpw@127.0.0.1/x",
-    );
+    p.set_env("PASSERELLE_CATALOG_URL", "postgres://u:s3cretpw@127.0.0.1/x");
     p.set_env("PASSERELLE_TENANT_DB_BACKEND", "postgres");
-    p.set_env(
-        "PASSERELLE_TENANT_DB_ADMIN_URL",
-        "postgres://admin:t0p-s3cret@db.example:5432/postgres",
-    );
+    p.set_env("PASSERELLE_TENANT_DB_ADMIN_URL", "postgres://admin:t0p-s3cret@db.example:5432/postgres");
     for command in ["show", "check"] {
         let out = p.run(&["config", command]);
         assert!(out.success(), "{out:?}");
@@ -194,10 +137,7 @@ fn config_show_is_a_valid_config_file() {
     let file = write_config(&p, "shown.toml", &show);
     let out = p.run(&["--config", file.to_str().unwrap(), "config", "check"]);
     assert!(out.success(), "{out:?}\n{show}");
-    assert_eq!(
-        p.ok(&["--config", file.to_str().unwrap(), "config", "show"]),
-        show
-    );
+    assert_eq!(p.ok(&["--config", file.to_str().unwrap(), "config", "show"]), show);
 }
 
 #[test]
@@ -205,10 +145,7 @@ fn passerelle_config_points_at_the_file() {
     let mut p = Passerelle::new();
     let file = write_config(&p, "from-env.toml", "[archive]\nretention_days = 45\n");
     p.set_env("PASSERELLE_CONFIG", file.to_str().unwrap());
-    assert_eq!(
-        shown(&p.ok(&["config", "show"]), "archive", "retention_days"),
-        "45"
-    );
+    assert_eq!(shown(&p.ok(&["config", "show"]), "archive", "retention_days"), "45");
 
     // It is really read: a bad file there is refused.
     let mut bad = Passerelle::new();
@@ -227,47 +164,23 @@ fn passerelle_config_points_at_the_file() {
 fn flags_beat_environment_beats_file() {
     let mut p = Passerelle::new();
     let env_file = write_config(&p, "env.toml", "[archive]\nretention_days = 45\n");
-    let flag_file = write_config(
-        &p,
-        "flag.toml",
-        "[archive]\nretention_days = 50\n[log]\nlevel = \"debug\"\n",
-    );
+    let flag_file = write_config(&p, "flag.toml", "[archive]\nretention_days = 50\n[log]\nlevel = \"debug\"\n");
     p.set_env("PASSERELLE_CONFIG", env_file.to_str().unwrap());
     let show = p.ok(&["--config", flag_file.to_str().unwrap(), "config", "show"]);
-    assert_eq!(
-        shown(&show, "archive", "retention_days"),
-        "50",
-        "--config wins over PASSERELLE_CONFIG"
-    );
+    assert_eq!(shown(&show, "archive", "retention_days"), "50", "--config wins over PASSERELLE_CONFIG");
 
     p.set_env("PASSERELLE_ARCHIVE_RETENTION_DAYS", "60");
     let show = p.ok(&["--config", flag_file.to_str().unwrap(), "config", "show"]);
-    assert_eq!(
-        shown(&show, "archive", "retention_days"),
-        "60",
-        "environment wins over the file"
-    );
-    assert_eq!(
-        shown(&show, "log", "level"),
-        "\"debug\"",
-        "the file wins over defaults"
-    );
-    assert_eq!(
-        shown(&show, "admin", "listen"),
-        "\"127.0.0.1:9100\"",
-        "default"
-    );
+    assert_eq!(shown(&show, "archive", "retention_days"), "60", "environment wins over the file");
+    assert_eq!(shown(&show, "log", "level"), "\"debug\"", "the file wins over defaults");
+    assert_eq!(shown(&show, "admin", "listen"), "\"127.0.0.1:9100\"", "default");
 }
 
 #[test]
 fn data_dir_flag_beats_environment_beats_file() {
     let p = Passerelle::new();
     let root = p.scratch();
-    let file = write_config(
-        &p,
-        "dirs.toml",
-        &format!("data_dir = \"{}\"\n", root.join("from-file").display()),
-    );
+    let file = write_config(&p, "dirs.toml", &format!("data_dir = \"{}\"\n", root.join("from-file").display()));
     let show = |env: Option<&Path>, flag: Option<&Path>| {
         let mut command = Command::new(binary());
         for (name, _) in std::env::vars_os() {
@@ -287,15 +200,9 @@ fn data_dir_flag_beats_environment_beats_file() {
         out.stdout
     };
     let quoted = |name: &str| format!("\"{}\"", root.join(name).display());
-    assert_eq!(
-        shown(&show(None, None), "", "data_dir"),
-        quoted("from-file")
-    );
+    assert_eq!(shown(&show(None, None), "", "data_dir"), quoted("from-file"));
     let env = root.join("from-env");
-    assert_eq!(
-        shown(&show(Some(&env), None), "", "data_dir"),
-        quoted("from-env")
-    );
+    assert_eq!(shown(&show(Some(&env), None), "", "data_dir"), quoted("from-env"));
     let flag = root.join("from-flag");
     let both = show(Some(&env), Some(&flag));
     assert_eq!(shown(&both, "", "data_dir"), quoted("from-flag"));

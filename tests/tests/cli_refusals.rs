@@ -35,10 +35,7 @@ fn snapshot(p: &Passerelle) -> String {
         &["key", "list", "bob", "--json"],
     ] {
         let out = p.run(args);
-        state.push_str(&format!(
-            "$ {args:?} -> {}\n{}{}\n",
-            out.code, out.stdout, out.stderr
-        ));
+        state.push_str(&format!("$ {args:?} -> {}\n{}{}\n", out.code, out.stdout, out.stderr));
     }
     // Catalog rows, audit trail aside (a refusal may well be worth recording).
     let catalog = p.data_dir().join("catalog.db");
@@ -48,10 +45,7 @@ fn snapshot(p: &Passerelle) -> String {
          AND name NOT LIKE 'sqlite_%' ORDER BY name",
     );
     for table in tables.lines() {
-        state.push_str(&format!(
-            "table {table}:\n{}",
-            sqlite3(&catalog, &format!("SELECT * FROM \"{table}\""))
-        ));
+        state.push_str(&format!("table {table}:\n{}", sqlite3(&catalog, &format!("SELECT * FROM \"{table}\""))));
     }
     // Files and their modes; SQLite's own -wal/-shm files come and go.
     let mut files = Vec::new();
@@ -83,36 +77,19 @@ fn assert_refused(p: &Passerelle, args: &[&str], stdin: &str, reason: &str) {
     let out = p.run_with_stdin(args, stdin);
     assert_eq!(out.code, 2, "{args:?} must be refused with exit 2: {out:?}");
     let message = out.stderr.trim_end();
-    assert_eq!(
-        message.lines().count(),
-        1,
-        "{args:?}: the reason is one line: {:?}",
-        out.stderr
-    );
+    assert_eq!(message.lines().count(), 1, "{args:?}: the reason is one line: {:?}", out.stderr);
     assert!(
         message.to_lowercase().contains(&reason.to_lowercase()),
         "{args:?}: the reason {message:?} should mention {reason:?}"
     );
     assert_eq!(out.stdout, "", "{args:?} prints nothing on standard output");
-    let typed = if args.contains(&"--password-stdin") {
-        stdin.trim_end()
-    } else {
-        ""
-    };
+    let typed = if args.contains(&"--password-stdin") { stdin.trim_end() } else { "" };
     for secret in [typed, ALICE_PASSWORD, BOB_PASSWORD] {
         if !secret.is_empty() {
-            assert!(
-                !out.stderr.contains(secret),
-                "{args:?} printed a password: {}",
-                out.stderr
-            );
+            assert!(!out.stderr.contains(secret), "{args:?} printed a password: {}", out.stderr);
         }
     }
-    assert_eq!(
-        before,
-        snapshot(p),
-        "{args:?} was refused but changed something"
-    );
+    assert_eq!(before, snapshot(p), "{args:?} was refused but changed something");
 }
 
 fn too_long() -> String {
@@ -134,12 +111,7 @@ fn bad_tenant_names_are_refused() {
     }
     for name in ["../x", "a/b"] {
         assert_refused(&p, &["tenant", "show", name], "", "tenant name");
-        assert_refused(
-            &p,
-            &["tenant", "remove", name, "--purge", "--yes"],
-            "",
-            "tenant name",
-        );
+        assert_refused(&p, &["tenant", "remove", name, "--purge", "--yes"], "", "tenant name");
     }
     assert!(!p.data_dir().join("x").exists() && !p.scratch().join("x").exists());
 }
@@ -149,12 +121,7 @@ fn bad_logins_are_refused() {
     let Installation { p, .. } = installation();
     let long = too_long();
     for login in ["../x", "a/b", "", "Alice", "a b", ".", long.as_str()] {
-        assert_refused(
-            &p,
-            &["user", "add", "acme", login, "--password-stdin"],
-            "Violet-Kettle-Summit-1987\n",
-            "login",
-        );
+        assert_refused(&p, &["user", "add", "acme", login, "--password-stdin"], "Violet-Kettle-Summit-1987\n", "login");
     }
     for login in ["../x", "Alice"] {
         for verb in ["remove", "lock", "unlock"] {
@@ -168,53 +135,23 @@ fn bad_logins_are_refused() {
 fn duplicate_tenants_and_logins_are_refused() {
     let Installation { p, .. } = installation();
     assert_refused(&p, &["tenant", "add", "acme"], "", "already exists");
-    assert_refused(
-        &p,
-        &["user", "add", "acme", "alice", "--password-stdin"],
-        "Violet-Kettle-Summit-1987\n",
-        "alice",
-    );
+    assert_refused(&p, &["user", "add", "acme", "alice", "--password-stdin"], "Violet-Kettle-Summit-1987\n", "alice");
     // Logins are unique across tenants.
-    assert_refused(
-        &p,
-        &["user", "add", "beta", "alice", "--password-stdin"],
-        "Violet-Kettle-Summit-1987\n",
-        "alice",
-    );
+    assert_refused(&p, &["user", "add", "beta", "alice", "--password-stdin"], "Violet-Kettle-Summit-1987\n", "alice");
     assert_refused(&p, &["user", "add", "acme", "bob"], "", "bob");
 }
 
 #[test]
 fn users_of_missing_tenants_and_missing_users_are_refused() {
     let Installation { p, alice_key } = installation();
-    assert_refused(
-        &p,
-        &["user", "add", "nope", "carol", "--password-stdin"],
-        "Violet-Kettle-Summit-1987\n",
-        "nope",
-    );
+    assert_refused(&p, &["user", "add", "nope", "carol", "--password-stdin"], "Violet-Kettle-Summit-1987\n", "nope");
     assert_refused(&p, &["tenant", "show", "nope"], "", "nope");
-    assert_refused(
-        &p,
-        &["tenant", "remove", "nope", "--purge", "--yes"],
-        "",
-        "nope",
-    );
+    assert_refused(&p, &["tenant", "remove", "nope", "--purge", "--yes"], "", "nope");
     for verb in ["remove", "lock", "unlock"] {
         assert_refused(&p, &["user", verb, "carol"], "", "carol");
     }
-    assert_refused(
-        &p,
-        &["user", "passwd", "carol", "--password-stdin"],
-        "Violet-Kettle-Summit-1987\n",
-        "carol",
-    );
-    assert_refused(
-        &p,
-        &["key", "add", "carol", alice_key.to_str().unwrap()],
-        "",
-        "carol",
-    );
+    assert_refused(&p, &["user", "passwd", "carol", "--password-stdin"], "Violet-Kettle-Summit-1987\n", "carol");
+    assert_refused(&p, &["key", "add", "carol", alice_key.to_str().unwrap()], "", "carol");
     assert_refused(&p, &["key", "list", "carol"], "", "carol");
 }
 
@@ -251,51 +188,25 @@ fn unacceptable_ssh_keys_are_refused() {
     assert_refused(&p, &["key", "add", "alice", &path(&dsa)], "", "DSA");
     let rsa2048 = ssh_keygen(&scratch, "rsa2048", "rsa", Some(2048), "small");
     assert_refused(&p, &["key", "add", "alice", &path(&rsa2048)], "", "3072");
-    assert_refused(
-        &p,
-        &["key", "add", "alice", "-"],
-        &std::fs::read_to_string(&rsa2048).unwrap(),
-        "3072",
-    );
+    assert_refused(&p, &["key", "add", "alice", "-"], &std::fs::read_to_string(&rsa2048).unwrap(), "3072");
 
     let garbage = scratch.join("garbage.pub");
     std::fs::write(&garbage, "this is not a key\n").unwrap();
-    assert_refused(
-        &p,
-        &["key", "add", "alice", &path(&garbage)],
-        "",
-        "garbage.pub",
-    );
+    assert_refused(&p, &["key", "add", "alice", &path(&garbage)], "", "garbage.pub");
     let empty = scratch.join("empty.pub");
     std::fs::write(&empty, "\n# nothing\n").unwrap();
     assert_refused(&p, &["key", "add", "alice", &path(&empty)], "", "empty.pub");
-    assert_refused(
-        &p,
-        &["key", "add", "alice", &path(&scratch.join("missing.pub"))],
-        "",
-        "missing.pub",
-    );
+    assert_refused(&p, &["key", "add", "alice", &path(&scratch.join("missing.pub"))], "", "missing.pub");
 
     // A good key next to a bad one: none of them is added.
     let good = ssh_keygen(&scratch, "good", "ecdsa", None, "good");
     let mixed = scratch.join("mixed.pub");
-    std::fs::write(
-        &mixed,
-        std::fs::read_to_string(&good).unwrap() + "ssh-ed25519 AAAAnotbase64\n",
-    )
-    .unwrap();
+    std::fs::write(&mixed, std::fs::read_to_string(&good).unwrap() + "ssh-ed25519 AAAAnotbase64\n").unwrap();
     assert_refused(&p, &["key", "add", "alice", &path(&mixed)], "", "line 2");
 
     // authorized_keys options are not silently dropped.
     let options = scratch.join("options.pub");
-    std::fs::write(
-        &options,
-        format!(
-            "from=\"10.0.0.0/8\" {}",
-            std::fs::read_to_string(&good).unwrap()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&options, format!("from=\"10.0.0.0/8\" {}", std::fs::read_to_string(&good).unwrap())).unwrap();
     assert_refused(&p, &["key", "add", "alice", &path(&options)], "", "options");
 
     // The private key by mistake: refused, and none of it is echoed.
@@ -304,18 +215,9 @@ fn unacceptable_ssh_keys_are_refused() {
     assert_eq!(out.code, 2, "{out:?}");
     let secret = std::fs::read_to_string(&private).unwrap();
     let body = secret.lines().nth(1).expect("PEM body");
-    assert!(
-        !out.stderr.contains(body),
-        "private key material printed: {}",
-        out.stderr
-    );
+    assert!(!out.stderr.contains(body), "private key material printed: {}", out.stderr);
 
-    assert_refused(
-        &p,
-        &["key", "add", "alice", &path(&alice_key)],
-        "",
-        "already",
-    );
+    assert_refused(&p, &["key", "add", "alice", &path(&alice_key)], "", "already");
     assert_refused(&p, &["key", "add", "nobody", &path(&good)], "", "nobody");
     // The same key twice in one file.
     let twice = scratch.join("twice.pub");
@@ -325,17 +227,7 @@ fn unacceptable_ssh_keys_are_refused() {
     // A refused key in `user add --key` creates no user.
     assert_refused(
         &p,
-        &[
-            "user",
-            "add",
-            "acme",
-            "carol",
-            "--password-stdin",
-            "--key",
-            &path(&good),
-            "--key",
-            &path(&dsa),
-        ],
+        &["user", "add", "acme", "carol", "--password-stdin", "--key", &path(&good), "--key", &path(&dsa)],
         "Violet-Kettle-Summit-1987\n",
         "DSA",
     );
@@ -344,18 +236,9 @@ fn unacceptable_ssh_keys_are_refused() {
 #[test]
 fn key_remove_of_an_unknown_fingerprint_is_refused() {
     let Installation { p, alice_key } = installation();
-    assert_refused(
-        &p,
-        &["key", "remove", "alice", "SHA256:doesnotexist"],
-        "",
-        "not found",
-    );
+    assert_refused(&p, &["key", "remove", "alice", "SHA256:doesnotexist"], "", "not found");
     // alice's key cannot be removed through bob.
-    let fingerprint = ssh_keygen_lf(&alice_key)
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_owned();
+    let fingerprint = ssh_keygen_lf(&alice_key).split_whitespace().nth(1).unwrap().to_owned();
     assert_refused(&p, &["key", "remove", "bob", &fingerprint], "", "not found");
     assert_refused(&p, &["key", "remove", "nobody", &fingerprint], "", "nobody");
 }
@@ -366,15 +249,7 @@ fn allow_ip_that_is_not_a_network_is_refused() {
     for bad in ["notacidr", "10.0.0.0/33", "300.1.2.3", ""] {
         assert_refused(
             &p,
-            &[
-                "tenant",
-                "add",
-                "gamma",
-                "--allow-ip",
-                "10.0.0.0/8",
-                "--allow-ip",
-                bad,
-            ],
+            &["tenant", "add", "gamma", "--allow-ip", "10.0.0.0/8", "--allow-ip", bad],
             "",
             "--allow-ip",
         );
@@ -387,10 +262,5 @@ fn tenant_remove_needs_purge_and_a_confirmation() {
     assert_refused(&p, &["tenant", "remove", "acme"], "", "--purge");
     assert_refused(&p, &["tenant", "remove", "acme", "--yes"], "", "--purge");
     // Standard input is a pipe here, not a terminal: typing the name is not possible.
-    assert_refused(
-        &p,
-        &["tenant", "remove", "acme", "--purge"],
-        "acme\n",
-        "--yes",
-    );
+    assert_refused(&p, &["tenant", "remove", "acme", "--purge"], "acme\n", "--yes");
 }

@@ -3,23 +3,15 @@
 //! the catalog lives in PostgreSQL, and purging a tenant drops both. Checked
 //! with `psql`. PostgreSQL must be reachable (see `TEST_PG_ADMIN_URL`).
 
-use passerelle_tests::{
-    Passerelle, pg_admin_url, pg_url_as, psql, psql_result, ssh_keygen, ssh_keygen_lf,
-};
+use passerelle_tests::{Passerelle, pg_admin_url, pg_url_as, psql, psql_result, ssh_keygen, ssh_keygen_lf};
 use serde_json::Value;
 
 /// `(database_name, database_role)` of a tenant, from `tenant show --json`.
 fn database_of(p: &Passerelle, tenant: &str) -> (String, String) {
     let show: Value = serde_json::from_str(&p.ok(&["tenant", "show", tenant, "--json"])).unwrap();
     assert_eq!(show["database_backend"], "postgres", "{show}");
-    let name = show["database_name"]
-        .as_str()
-        .expect("database_name")
-        .to_owned();
-    let role = show["database_role"]
-        .as_str()
-        .expect("database_role")
-        .to_owned();
+    let name = show["database_name"].as_str().expect("database_name").to_owned();
+    let role = show["database_role"].as_str().expect("database_role").to_owned();
     (name, role)
 }
 
@@ -55,39 +47,20 @@ fn each_tenant_has_its_own_database_and_role() {
     assert!(exists("pg_database", &db_a) && exists("pg_roles", &role_a));
 
     // A tenant's role works in its own database...
-    psql(
-        &as_role(&role_a, &db_a),
-        "CREATE TABLE t (x int); INSERT INTO t VALUES (1)",
-    );
-    assert_eq!(
-        psql(
-            &as_role(&role_a, &db_a),
-            "SELECT current_user, count(*) FROM t"
-        )
-        .trim(),
-        format!("{role_a}|1")
-    );
-    let owner = psql(
-        &pg_admin_url(),
-        &format!("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '{db_a}'"),
-    );
+    psql(&as_role(&role_a, &db_a), "CREATE TABLE t (x int); INSERT INTO t VALUES (1)");
+    assert_eq!(psql(&as_role(&role_a, &db_a), "SELECT current_user, count(*) FROM t").trim(), format!("{role_a}|1"));
+    let owner =
+        psql(&pg_admin_url(), &format!("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '{db_a}'"));
     assert_eq!(owner.trim(), role_a, "the role owns its database");
 
     // ...and cannot even open another tenant's.
     for (role, database) in [(&role_a, &db_b), (&role_b, &db_a)] {
         let out = psql_result(&as_role(role, database), "SELECT 1");
         assert!(!out.success(), "{role} opened {database}");
-        assert!(
-            out.stderr.contains("permission denied"),
-            "{role} on {database}: {}",
-            out.stderr
-        );
+        assert!(out.stderr.contains("permission denied"), "{role} on {database}: {}", out.stderr);
     }
     // Nor can it grant itself more.
-    let out = psql_result(
-        &as_role(&role_a, &db_a),
-        &format!("ALTER ROLE {role_a} SUPERUSER"),
-    );
+    let out = psql_result(&as_role(&role_a, &db_a), &format!("ALTER ROLE {role_a} SUPERUSER"));
     assert!(!out.success(), "role {role_a} made itself superuser");
     let out = psql_result(&as_role(&role_a, &db_a), "CREATE DATABASE sneaky");
     assert!(!out.success(), "role {role_a} created a database");
@@ -99,27 +72,12 @@ fn catalog_is_in_postgresql() {
     p.tenant_with_user("a", "alice", "Correct-Horse-Battery-42");
     p.ok(&["tenant", "add", "b"]);
     let catalog = p.pg_catalog_url().expect("PostgreSQL installation");
-    assert_eq!(
-        psql(&catalog, "SELECT name FROM tenants ORDER BY name"),
-        "a\nb\n"
-    );
-    assert_eq!(
-        psql(&catalog, "SELECT login, tenant FROM users"),
-        "alice|a\n"
-    );
-    let hash = psql(
-        &catalog,
-        "SELECT password_hash FROM users WHERE login = 'alice'",
-    );
+    assert_eq!(psql(&catalog, "SELECT name FROM tenants ORDER BY name"), "a\nb\n");
+    assert_eq!(psql(&catalog, "SELECT login, tenant FROM users"), "alice|a\n");
+    let hash = psql(&catalog, "SELECT password_hash FROM users WHERE login = 'alice'");
     assert!(hash.starts_with("$argon2id$"), "{hash}");
-    assert!(
-        !p.data_dir().join("catalog.db").exists(),
-        "no SQLite catalog next to it"
-    );
-    assert!(
-        !p.data_dir().join("tenant-db").exists(),
-        "no SQLite tenant databases either"
-    );
+    assert!(!p.data_dir().join("catalog.db").exists(), "no SQLite catalog next to it");
+    assert!(!p.data_dir().join("tenant-db").exists(), "no SQLite tenant databases either");
 }
 
 #[test]
@@ -174,11 +132,7 @@ fn duplicate_tenant_leaves_the_first_database_alone() {
     let out = p.run(&["tenant", "add", "a"]);
     assert_eq!(out.code, 2, "{out:?}");
     assert_eq!(out.stderr.trim_end().lines().count(), 1, "{}", out.stderr);
-    assert_eq!(
-        psql(&as_role(&role_a, &db_a), "SELECT count(*) FROM t"),
-        "0\n",
-        "the table survived"
-    );
+    assert_eq!(psql(&as_role(&role_a, &db_a), "SELECT count(*) FROM t"), "0\n", "the table survived");
 }
 
 #[test]
@@ -210,24 +164,15 @@ fn users_and_keys_work_on_the_postgresql_catalog() {
     ];
     let mut expected = String::new();
     for key in &keys {
-        assert_eq!(
-            p.ok(&["key", "add", "alice", key.to_str().unwrap()]),
-            ssh_keygen_lf(key)
-        );
+        assert_eq!(p.ok(&["key", "add", "alice", key.to_str().unwrap()]), ssh_keygen_lf(key));
         expected.push_str(&ssh_keygen_lf(key));
     }
     assert_eq!(p.ok(&["key", "list", "alice"]), expected);
 
     // Logins are unique across tenants here too.
-    let dup = p.run_with_stdin(
-        &["user", "add", "beta", "alice", "--password-stdin"],
-        "Violet-Kettle-Summit-1987\n",
-    );
+    let dup = p.run_with_stdin(&["user", "add", "beta", "alice", "--password-stdin"], "Violet-Kettle-Summit-1987\n");
     assert_eq!(dup.code, 2, "{dup:?}");
-    let weak = p.run_with_stdin(
-        &["user", "add", "beta", "bob", "--password-stdin"],
-        "password1234\n",
-    );
+    let weak = p.run_with_stdin(&["user", "add", "beta", "bob", "--password-stdin"], "password1234\n");
     assert_eq!(weak.code, 2, "{weak:?}");
 
     p.ok(&["user", "lock", "alice"]);
@@ -237,10 +182,7 @@ fn users_and_keys_work_on_the_postgresql_catalog() {
     assert_eq!(users[0]["key_count"], 2);
     p.ok(&["user", "unlock", "alice"]);
 
-    let out = p.run_with_stdin(
-        &["user", "passwd", "alice", "--password-stdin"],
-        "Violet-Kettle-Summit-1987\n",
-    );
+    let out = p.run_with_stdin(&["user", "passwd", "alice", "--password-stdin"], "Violet-Kettle-Summit-1987\n");
     assert!(out.success(), "{out:?}");
     let fingerprint = expected.split_whitespace().nth(1).unwrap();
     p.ok(&["key", "remove", "alice", fingerprint]);

@@ -14,10 +14,7 @@ use serde_json::Value;
 /// servers of parallel tests do not compete for the default one.
 fn installation() -> Passerelle {
     let mut p = Passerelle::new();
-    p.set_env(
-        "PASSERELLE_ADMIN_LISTEN",
-        &format!("127.0.0.1:{}", free_port()),
-    );
+    p.set_env("PASSERELLE_ADMIN_LISTEN", &format!("127.0.0.1:{}", free_port()));
     p
 }
 
@@ -26,11 +23,7 @@ fn stop(server: Server, signal: Signal) {
     let started = Instant::now();
     let status: ExitStatus = server.stop_with(signal);
     assert!(status.success(), "exit after {signal:?}: {status:?}");
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "took {:?} to stop",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?} to stop", started.elapsed());
 }
 
 /// The credential announced on a line such as `... password XXXX (shown once)`,
@@ -39,10 +32,7 @@ fn announced_password(line: &str) -> Option<String> {
     let words: Vec<&str> = line.split_whitespace().collect();
     words
         .iter()
-        .position(|w| {
-            w.trim_end_matches([':', '='])
-                .eq_ignore_ascii_case("password")
-        })
+        .position(|w| w.trim_end_matches([':', '=']).eq_ignore_ascii_case("password"))
         .and_then(|i| words.get(i + 1))
         .map(|w| w.trim_matches(|c: char| matches!(c, ',' | ';' | '"' | '\'' | '(' | ')')))
         .filter(|w| w.len() >= 12)
@@ -50,10 +40,7 @@ fn announced_password(line: &str) -> Option<String> {
 }
 
 fn demo_password_hash(p: &Passerelle) -> String {
-    sqlite3(
-        &p.data_dir().join("catalog.db"),
-        "SELECT password_hash FROM users WHERE login = 'demo'",
-    )
+    sqlite3(&p.data_dir().join("catalog.db"), "SELECT password_hash FROM users WHERE login = 'demo'")
 }
 
 #[test]
@@ -61,8 +48,7 @@ fn demo_prints_its_password_exactly_once() {
     let p = installation();
     let mut server = p.serve(&["--demo"]);
     let line = server.wait_for_line("password", Duration::from_secs(5));
-    let password =
-        announced_password(&line).unwrap_or_else(|| panic!("no password on line {line:?}"));
+    let password = announced_password(&line).unwrap_or_else(|| panic!("no password on line {line:?}"));
 
     let users = p.ok(&["user", "list", "--json"]);
     let users: Value = serde_json::from_str(&users).unwrap();
@@ -95,16 +81,9 @@ fn second_demo_start_keeps_the_password_and_prints_none() {
     let mut second = p.serve(&["--demo"]);
     let output = second.output();
     stop(second, Signal::INT);
-    assert!(
-        !output.contains(&password),
-        "old password printed again:\n{output}"
-    );
+    assert!(!output.contains(&password), "old password printed again:\n{output}");
     for line in output.lines() {
-        assert_eq!(
-            announced_password(line),
-            None,
-            "a new password was announced: {line}"
-        );
+        assert_eq!(announced_password(line), None, "a new password was announced: {line}");
     }
     assert_eq!(demo_password_hash(&p), hash, "the password is unchanged");
     let users = p.ok(&["user", "list", "--tenant", "demo", "--json"]);
@@ -127,10 +106,7 @@ fn admin_commands_work_while_the_server_runs() {
     let server = p.serve(&["--demo"]);
     let started = Instant::now();
     p.ok(&["tenant", "add", "other"]);
-    let out = p.run_with_stdin(
-        &["user", "add", "other", "olga", "--password-stdin"],
-        "Correct-Horse-Battery-42\n",
-    );
+    let out = p.run_with_stdin(&["user", "add", "other", "olga", "--password-stdin"], "Correct-Horse-Battery-42\n");
     assert!(out.success(), "{out:?}");
     let key = ssh_keygen(&p.scratch(), "olga", "ed25519", None, "olga@example");
     p.ok(&["key", "add", "olga", key.to_str().unwrap()]);
@@ -155,17 +131,9 @@ fn openssl_fingerprint(cert: &Path) -> String {
         .arg(cert)
         .output()
         .expect("openssl must be installed");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
-    text.trim()
-        .split_once('=')
-        .expect("Fingerprint=...")
-        .1
-        .to_owned()
+    text.trim().split_once('=').expect("Fingerprint=...").1.to_owned()
 }
 
 #[test]
@@ -182,12 +150,7 @@ fn host_keys_are_private_and_hostkey_show_matches_ssh_keygen_and_openssl() {
     for entry in std::fs::read_dir(&hostkeys).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "pub") {
-            assert_eq!(
-                mode(&path) & 0o022,
-                0,
-                "{} is writable by others",
-                path.display()
-            );
+            assert_eq!(mode(&path) & 0o022, 0, "{} is writable by others", path.display());
         } else {
             assert_eq!(mode(&path), 0o600, "{}", path.display());
         }
@@ -198,31 +161,18 @@ fn host_keys_are_private_and_hostkey_show_matches_ssh_keygen_and_openssl() {
     let show = p.ok(&["hostkey", "show"]);
     let ed25519_line = ssh_keygen_lf(&ed25519);
     let ed25519_fingerprint = ed25519_line.split_whitespace().nth(1).unwrap();
-    assert!(
-        show.contains(ed25519_line.trim()),
-        "hostkey show:\n{show}\nssh-keygen -lf:\n{ed25519_line}"
-    );
-    assert!(
-        log.contains(ed25519_fingerprint),
-        "serve logs the host key:\n{log}"
-    );
+    assert!(show.contains(ed25519_line.trim()), "hostkey show:\n{show}\nssh-keygen -lf:\n{ed25519_line}");
+    assert!(log.contains(ed25519_fingerprint), "serve logs the host key:\n{log}");
     let tls_fingerprint = openssl_fingerprint(&tls.join("cert.pem"));
     assert!(
-        show.lines()
-            .any(|l| l.contains("tls") && l.contains(&tls_fingerprint)),
+        show.lines().any(|l| l.contains("tls") && l.contains(&tls_fingerprint)),
         "hostkey show:\n{show}\nopenssl: {tls_fingerprint}"
     );
-    assert!(
-        log.contains(&tls_fingerprint),
-        "serve logs the certificate:\n{log}"
-    );
+    assert!(log.contains(&tls_fingerprint), "serve logs the certificate:\n{log}");
 
     let json: Value = serde_json::from_str(&p.ok(&["hostkey", "show", "--json"])).unwrap();
     let all = json.to_string();
-    assert!(
-        all.contains(ed25519_fingerprint) && all.contains(&tls_fingerprint),
-        "{json}"
-    );
+    assert!(all.contains(ed25519_fingerprint) && all.contains(&tls_fingerprint), "{json}");
 }
 
 #[test]
@@ -237,10 +187,7 @@ fn hostkey_show_before_the_first_start_gives_the_keys_serve_uses() {
     stop(server, Signal::TERM);
 
     assert_eq!(std::fs::read(&ed25519).unwrap(), key_before);
-    assert_eq!(
-        std::fs::read(p.data_dir().join("tls/cert.pem")).unwrap(),
-        cert_before
-    );
+    assert_eq!(std::fs::read(p.data_dir().join("tls/cert.pem")).unwrap(), cert_before);
     assert_eq!(p.ok(&["hostkey", "show"]), before);
 }
 
@@ -253,19 +200,12 @@ fn data_dir_writable_by_others_is_refused() {
         std::fs::create_dir_all(&data).unwrap();
         std::fs::set_permissions(&data, std::fs::Permissions::from_mode(unsafe_mode)).unwrap();
 
-        for args in [
-            &["serve"][..],
-            &["serve", "--demo"],
-            &["tenant", "add", "acme"],
-        ] {
+        for args in [&["serve"][..], &["serve", "--demo"], &["tenant", "add", "acme"]] {
             let out = p.run(args);
             assert_eq!(out.code, 2, "{args:?} with mode {unsafe_mode:o}: {out:?}");
             let message = out.stderr.trim_end();
             assert_eq!(message.lines().count(), 1, "one line: {message:?}");
-            assert!(
-                message.contains("data_dir") && message.contains(&format!("{unsafe_mode:o}")),
-                "{message}"
-            );
+            assert!(message.contains("data_dir") && message.contains(&format!("{unsafe_mode:o}")), "{message}");
             assert!(!message.contains("password"), "{message}");
         }
         let left: Vec<_> = std::fs::read_dir(&data).unwrap().collect();

@@ -12,8 +12,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use passerelle_tests::{
-    AuditRow, Passerelle, Server, SftpUser, audit_rows, bounded, field, free_port, on_path,
-    random_file, run_command, sftp_installation, sha256sum, wait_for, wait_for_audit,
+    AuditRow, Passerelle, Server, SftpUser, audit_rows, bounded, field, free_port, on_path, random_file, run_command,
+    sftp_installation, sha256sum, wait_for, wait_for_audit,
 };
 use serde_json::{Value, json};
 
@@ -80,22 +80,11 @@ fn listing(stdout: &str) -> Vec<&str> {
 }
 
 fn assert_success(what: &str, out: &passerelle_tests::Outcome) {
-    assert!(
-        out.success(),
-        "{what} failed (exit {}):\nstdout:\n{}\nstderr:\n{}",
-        out.code,
-        out.stdout,
-        out.stderr
-    );
+    assert!(out.success(), "{what} failed (exit {}):\nstdout:\n{}\nstderr:\n{}", out.code, out.stdout, out.stderr);
 }
 
 fn assert_failure(what: &str, out: &passerelle_tests::Outcome) {
-    assert!(
-        !out.success(),
-        "{what} should have failed:\nstdout:\n{}\nstderr:\n{}",
-        out.stdout,
-        out.stderr
-    );
+    assert!(!out.success(), "{what} should have failed:\nstdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
     assert!(
         out.code != 124 && out.code != 137,
         "{what} was killed by the timeout instead of being refused:\n{}",
@@ -123,37 +112,20 @@ fn batch_round_trip(f: &Fixture, user: &SftpUser, tag: &str) -> PathBuf {
     assert_success(&format!("sftp -b as {tag}"), &out);
     let lines = listing(&out.stdout);
     assert!(
-        lines.iter().any(|l| l.starts_with("-rw")
-            && l.contains("300000")
-            && l.ends_with(&format!("{tag}.bin"))),
+        lines.iter().any(|l| l.starts_with("-rw") && l.contains("300000") && l.ends_with(&format!("{tag}.bin"))),
         "ls -l /inbox does not show {tag}.bin with its size:\n{}",
         out.stdout
     );
     assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("-rw") && l.ends_with("inner.bin")),
+        lines.iter().any(|l| l.starts_with("-rw") && l.ends_with("inner.bin")),
         "ls -l of the new directory does not show inner.bin:\n{}",
         out.stdout
     );
-    assert_eq!(
-        read(&download),
-        read(&upload),
-        "downloaded bytes differ from uploaded bytes"
-    );
+    assert_eq!(read(&download), read(&upload), "downloaded bytes differ from uploaded bytes");
     let inbox = f.inbox();
-    assert!(
-        !inbox.join(format!("{tag}.bin")).exists(),
-        "rename left the old name"
-    );
-    assert_eq!(
-        read(&inbox.join(format!("{tag}-renamed.bin"))),
-        read(&upload)
-    );
-    assert_eq!(
-        read(&inbox.join(format!("{tag}-dir/inner.bin"))),
-        read(&upload)
-    );
+    assert!(!inbox.join(format!("{tag}.bin")).exists(), "rename left the old name");
+    assert_eq!(read(&inbox.join(format!("{tag}-renamed.bin"))), read(&upload));
+    assert_eq!(read(&inbox.join(format!("{tag}-dir/inner.bin"))), read(&upload));
 
     let out = user.sftp_batch(&format!(
         "rm /inbox/{tag}-dir/inner.bin\n\
@@ -163,15 +135,8 @@ fn batch_round_trip(f: &Fixture, user: &SftpUser, tag: &str) -> PathBuf {
     ));
     assert_success(&format!("sftp -b cleanup as {tag}"), &out);
     for gone in [format!("{tag}-dir"), format!("{tag}-renamed.bin")] {
-        assert!(
-            !inbox.join(&gone).exists(),
-            "{gone} still on disk after rm/rmdir"
-        );
-        assert!(
-            !listing(&out.stdout).iter().any(|l| l.ends_with(&gone)),
-            "{gone} still listed:\n{}",
-            out.stdout
-        );
+        assert!(!inbox.join(&gone).exists(), "{gone} still on disk after rm/rmdir");
+        assert!(!listing(&out.stdout).iter().any(|l| l.ends_with(&gone)), "{gone} still listed:\n{}", out.stdout);
     }
     upload
 }
@@ -182,25 +147,12 @@ fn sftp_batch_with_key_puts_lists_gets_renames_deletes_and_is_audited() {
     let upload = batch_round_trip(&f, &f.key_user(), "keyed");
 
     // The upload-completed event: right path, size and SHA-256 (computed by the server while streaming).
-    let event = f
-        .server
-        .wait_for_upload_completed("/inbox/keyed.bin", Duration::from_secs(10));
-    assert_eq!(
-        event["size"]
-            .as_u64()
-            .or_else(|| event["fields"]["size"].as_u64()),
-        Some(300_000),
-        "{event}"
-    );
-    assert_eq!(
-        field(&event, "sha256"),
-        Some(sha256sum(&upload).as_str()),
-        "{event}"
-    );
+    let event = f.server.wait_for_upload_completed("/inbox/keyed.bin", Duration::from_secs(10));
+    assert_eq!(event["size"].as_u64().or_else(|| event["fields"]["size"].as_u64()), Some(300_000), "{event}");
+    assert_eq!(field(&event, "sha256"), Some(sha256sum(&upload).as_str()), "{event}");
     assert_eq!(field(&event, "tenant"), Some("acme"), "{event}");
     assert_eq!(field(&event, "login"), Some("alice"), "{event}");
-    f.server
-        .wait_for_upload_completed("/inbox/keyed-dir/inner.bin", Duration::from_secs(10));
+    f.server.wait_for_upload_completed("/inbox/keyed-dir/inner.bin", Duration::from_secs(10));
 
     // The audit trail, in the catalog.
     let has = |action: &str, path: &str| {
@@ -208,29 +160,19 @@ fn sftp_batch_with_key_puts_lists_gets_renames_deletes_and_is_audited() {
         move |r: &AuditRow| r.action == action && r.outcome == "ok" && r.path == path
     };
     let login = wait_for_audit(&f.p, "login", |r| r.action == "login" && r.outcome == "ok");
-    assert!(
-        login.detail.contains("publickey"),
-        "login detail names the method: {login:?}"
-    );
+    assert!(login.detail.contains("publickey"), "login detail names the method: {login:?}");
     let upload_row = wait_for_audit(&f.p, "upload", has("upload", "/inbox/keyed.bin"));
     assert_eq!(upload_row.bytes, Some(300_000));
     let download_row = wait_for_audit(&f.p, "download", has("download", "/inbox/keyed.bin"));
     assert_eq!(download_row.bytes, Some(300_000));
     let rename = wait_for_audit(&f.p, "rename", has("rename", "/inbox/keyed.bin"));
-    assert!(
-        rename.detail.contains("/inbox/keyed-renamed.bin"),
-        "rename names its target: {rename:?}"
-    );
+    assert!(rename.detail.contains("/inbox/keyed-renamed.bin"), "rename names its target: {rename:?}");
     wait_for_audit(&f.p, "mkdir", has("mkdir", "/inbox/keyed-dir"));
     wait_for_audit(&f.p, "delete", has("delete", "/inbox/keyed-renamed.bin"));
     wait_for_audit(&f.p, "rmdir", |r| {
-        (r.action == "rmdir" || r.action == "delete")
-            && r.outcome == "ok"
-            && r.path == "/inbox/keyed-dir"
+        (r.action == "rmdir" || r.action == "delete") && r.outcome == "ok" && r.path == "/inbox/keyed-dir"
     });
-    wait_for_audit(&f.p, "logout", |r| {
-        r.action == "logout" && r.outcome == "ok"
-    });
+    wait_for_audit(&f.p, "logout", |r| r.action == "logout" && r.outcome == "ok");
     // Never a password, never file contents.
     let trail = format!("{:?}", audit_rows(&f.p));
     assert!(!trail.contains(PASSWORD));
@@ -240,18 +182,10 @@ fn sftp_batch_with_key_puts_lists_gets_renames_deletes_and_is_audited() {
 fn sftp_batch_with_password_puts_lists_gets_renames_deletes() {
     let mut f = Fixture::start();
     batch_round_trip(&f, &f.password_user(), "pw");
-    let login = wait_for_audit(&f.p, "password login", |r| {
-        r.action == "login" && r.outcome == "ok"
-    });
+    let login = wait_for_audit(&f.p, "password login", |r| r.action == "login" && r.outcome == "ok");
     assert!(login.detail.contains("password"), "{login:?}");
-    assert!(
-        !format!("{:?}", audit_rows(&f.p)).contains(PASSWORD),
-        "a password reached the audit trail"
-    );
-    assert!(
-        !f.server.output().contains(PASSWORD),
-        "a password reached the logs"
-    );
+    assert!(!format!("{:?}", audit_rows(&f.p)).contains(PASSWORD), "a password reached the audit trail");
+    assert!(!f.server.output().contains(PASSWORD), "a password reached the logs");
 }
 
 #[test]
@@ -279,43 +213,23 @@ fn legacy_scp_is_refused_with_a_message_naming_sftp() {
     let work = f.work("legacy");
     let upload = work.join("up.bin");
     random_file(&upload, 1000);
-    let out = user.scp(&[
-        "-O",
-        &upload.display().to_string(),
-        "{remote}:/inbox/legacy.bin",
-    ]);
+    let out = user.scp(&["-O", &upload.display().to_string(), "{remote}:/inbox/legacy.bin"]);
     assert_failure("scp -O upload", &out);
-    assert!(
-        out.stderr.to_lowercase().contains("sftp"),
-        "the refusal should say to use SFTP; stderr:\n{}",
-        out.stderr
-    );
+    assert!(out.stderr.to_lowercase().contains("sftp"), "the refusal should say to use SFTP; stderr:\n{}", out.stderr);
     assert!(!f.inbox().join("legacy.bin").exists());
 
     std::fs::write(f.inbox().join("present.txt"), "present").expect("plant a file");
     let target = work.join("present.txt");
-    let out = user.scp(&[
-        "-O",
-        "{remote}:/inbox/present.txt",
-        &target.display().to_string(),
-    ]);
+    let out = user.scp(&["-O", "{remote}:/inbox/present.txt", &target.display().to_string()]);
     assert_failure("scp -O download", &out);
-    assert!(
-        out.stderr.to_lowercase().contains("sftp"),
-        "stderr:\n{}",
-        out.stderr
-    );
+    assert!(out.stderr.to_lowercase().contains("sftp"), "stderr:\n{}", out.stderr);
     assert!(!target.exists(), "legacy scp download produced a file");
 }
 
 /// `ssh` with the user's options, bounded to `secs` seconds, stdin empty.
 fn ssh_for(user: &SftpUser, secs: u32, args: &[&str]) -> passerelle_tests::Outcome {
     let mut command = bounded("ssh", secs);
-    command
-        .args(user.ssh_options())
-        .arg("-p")
-        .arg(user.port.to_string())
-        .args(args);
+    command.args(user.ssh_options()).arg("-p").arg(user.port.to_string()).args(args);
     run_command(&mut command, b"")
 }
 
@@ -327,10 +241,7 @@ fn forwarding_target() -> std::net::TcpListener {
 }
 
 fn assert_never_reached(target: &std::net::TcpListener, what: &str) {
-    assert!(
-        target.accept().is_err(),
-        "{what}: the forwarding target received a connection"
-    );
+    assert!(target.accept().is_err(), "{what}: the forwarding target received a connection");
 }
 
 #[test]
@@ -341,36 +252,21 @@ fn shell_exec_and_forwarding_are_refused() {
 
     let out = ssh_for(&user, 20, &[&dest, "ls", "/"]);
     assert_failure("ssh exec", &out);
-    assert!(
-        !out.stdout.contains("inbox") && !out.stdout.contains("etc"),
-        "exec ran: {}",
-        out.stdout
-    );
+    assert!(!out.stdout.contains("inbox") && !out.stdout.contains("etc"), "exec ran: {}", out.stdout);
 
     let out = ssh_for(&user, 20, &["-T", &dest]);
     assert_failure("ssh shell", &out);
 
     let target = forwarding_target();
     let target_port = target.local_addr().expect("addr").port();
-    let out = ssh_for(
-        &user,
-        20,
-        &["-W", &format!("127.0.0.1:{target_port}"), &dest],
-    );
+    let out = ssh_for(&user, 20, &["-W", &format!("127.0.0.1:{target_port}"), &dest]);
     assert_failure("ssh -W (direct-tcpip)", &out);
     assert_never_reached(&target, "ssh -W");
 
     let out = ssh_for(
         &user,
         20,
-        &[
-            "-N",
-            "-o",
-            "ExitOnForwardFailure=yes",
-            "-R",
-            &format!("{}:127.0.0.1:{target_port}", free_port()),
-            &dest,
-        ],
+        &["-N", "-o", "ExitOnForwardFailure=yes", "-R", &format!("{}:127.0.0.1:{target_port}", free_port()), &dest],
     );
     assert_failure("ssh -R (tcpip-forward)", &out);
 
@@ -381,36 +277,21 @@ fn shell_exec_and_forwarding_are_refused() {
         .args(user.ssh_options())
         .arg("-p")
         .arg(user.port.to_string())
-        .args([
-            "-N",
-            "-L",
-            &format!("127.0.0.1:{local_port}:127.0.0.1:{target_port}"),
-            &dest,
-        ])
+        .args(["-N", "-L", &format!("127.0.0.1:{local_port}:127.0.0.1:{target_port}"), &dest])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .process_group(0);
     let mut ssh = command.spawn().expect("ssh -L");
-    let connected = wait_for(Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", local_port)).ok()
-    });
+    let connected = wait_for(Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", local_port)).ok());
     if let Some(mut stream) = connected {
         use std::io::Read as _;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("read timeout");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("read timeout");
         let mut buf = [0u8; 64];
         let got = stream.read(&mut buf);
-        assert!(
-            matches!(got, Ok(0) | Err(_)),
-            "data came through the -L forwarding: {got:?}"
-        );
+        assert!(matches!(got, Ok(0) | Err(_)), "data came through the -L forwarding: {got:?}");
     }
-    let _ = rustix::process::kill_process_group(
-        rustix::process::Pid::from_child(&ssh),
-        rustix::process::Signal::KILL,
-    );
+    let _ = rustix::process::kill_process_group(rustix::process::Pid::from_child(&ssh), rustix::process::Signal::KILL);
     let _ = ssh.wait();
     assert_never_reached(&target, "ssh -L");
 }
@@ -423,17 +304,9 @@ fn curl_with_libssh2_1_10_is_refused_at_key_exchange_by_default() {
     let f = Fixture::start();
     let upload = f.work("curl-default").join("up.bin");
     random_file(&upload, 1000);
-    let out = f.key_user().curl(&[
-        "-T",
-        &upload.display().to_string(),
-        "{url}/inbox/curl-default.bin",
-    ]);
+    let out = f.key_user().curl(&["-T", &upload.display().to_string(), "{url}/inbox/curl-default.bin"]);
     assert_failure("curl against the default algorithms", &out);
-    assert!(
-        out.stderr.contains("exchange encryption keys"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("exchange encryption keys"), "{}", out.stderr);
     assert!(!f.inbox().join("curl-default.bin").exists());
 }
 
@@ -454,11 +327,7 @@ fn curl_sftp_uploads_lists_downloads_renames_deletes_with_key_and_password() {
 
         let out = user.curl(&["{url}/inbox/"]);
         assert_success(&format!("curl list ({tag})"), &out);
-        assert!(
-            out.stdout.contains(&format!("{tag}.bin")),
-            "listing lacks {tag}.bin:\n{}",
-            out.stdout
-        );
+        assert!(out.stdout.contains(&format!("{tag}.bin")), "listing lacks {tag}.bin:\n{}", out.stdout);
 
         let out = user.curl(&["-o", &download.display().to_string(), &file_url]);
         assert_success(&format!("curl download ({tag})"), &out);
@@ -468,11 +337,7 @@ fn curl_sftp_uploads_lists_downloads_renames_deletes_with_key_and_password() {
         let mkdir = format!("mkdir /inbox/{tag}-dir");
         let out = user.curl(&["-Q", &rename, "-Q", &mkdir, "{url}/inbox/"]);
         assert_success(&format!("curl rename + mkdir ({tag})"), &out);
-        assert!(
-            out.stdout.contains(&format!("{tag}-renamed.bin")),
-            "{}",
-            out.stdout
-        );
+        assert!(out.stdout.contains(&format!("{tag}-renamed.bin")), "{}", out.stdout);
         assert!(f.inbox().join(format!("{tag}-dir")).is_dir());
         assert!(!f.inbox().join(format!("{tag}.bin")).exists());
 
@@ -529,14 +394,7 @@ fn paramiko_round_trip(f: &Fixture, user: &SftpUser, tag: &str) {
         ok(i);
     }
     assert_eq!(r[1]["value"]["size"], 150_000, "{}", r[1]);
-    assert!(
-        r[2]["value"]
-            .as_array()
-            .expect("names")
-            .contains(&json!(format!("{tag}-a.bin"))),
-        "{}",
-        r[2]
-    );
+    assert!(r[2]["value"].as_array().expect("names").contains(&json!(format!("{tag}-a.bin"))), "{}", r[2]);
     assert_eq!(read(&download), read(&upload));
     assert_eq!(r[8]["value"], json!(["inner.bin"]));
     assert_eq!(r[11]["value"]["is_dir"], true);
@@ -546,24 +404,12 @@ fn paramiko_round_trip(f: &Fixture, user: &SftpUser, tag: &str) {
     }
     let names = r[17]["value"].as_array().expect("names");
     for refused in ["link", "up", "hard"] {
-        assert!(
-            !names.contains(&json!(format!("{tag}-{refused}"))),
-            "{refused} exists: {names:?}"
-        );
+        assert!(!names.contains(&json!(format!("{tag}-{refused}"))), "{refused} exists: {names:?}");
     }
-    assert!(
-        !r[19]["value"]
-            .as_array()
-            .expect("names")
-            .iter()
-            .any(|n| n.as_str().is_some_and(|n| n.starts_with(tag)))
-    );
+    assert!(!r[19]["value"].as_array().expect("names").iter().any(|n| n.as_str().is_some_and(|n| n.starts_with(tag))));
     let links: Vec<_> = passerelle_tests::tree(&f.tenant_dir())
         .into_iter()
-        .filter(|e| {
-            std::fs::symlink_metadata(f.tenant_dir().join(e))
-                .is_ok_and(|m| m.file_type().is_symlink())
-        })
+        .filter(|e| std::fs::symlink_metadata(f.tenant_dir().join(e)).is_ok_and(|m| m.file_type().is_symlink()))
         .collect();
     assert!(links.is_empty(), "symlinks in the tenant tree: {links:?}");
 }
@@ -631,13 +477,7 @@ fn wrong_password_and_unknown_user_get_the_same_answer() {
     wait_for_audit(&f.p, "unknown user", |r| {
         r.action == "login" && r.outcome == "failed" && r.detail.contains("unknown_user")
     });
-    assert!(
-        !audit_rows(&f.p)
-            .iter()
-            .any(|r| r.action == "login" && r.outcome == "ok"),
-        "{:#?}",
-        audit_rows(&f.p)
-    );
+    assert!(!audit_rows(&f.p).iter().any(|r| r.action == "login" && r.outcome == "ok"), "{:#?}", audit_rows(&f.p));
 }
 
 #[test]
@@ -650,9 +490,7 @@ fn a_locked_user_can_log_in_neither_with_key_nor_with_password() {
     assert_failure("sftp with password while locked", &out);
     assert_eq!(f.password_user().paramiko(json!([]))["auth"], "failed");
     assert_eq!(f.key_user().paramiko(json!([]))["auth"], "failed");
-    wait_for_audit(&f.p, "locked", |r| {
-        r.action == "login" && r.outcome == "failed" && r.detail.contains("locked")
-    });
+    wait_for_audit(&f.p, "locked", |r| r.action == "login" && r.outcome == "failed" && r.detail.contains("locked"));
 
     f.p.ok(&["user", "unlock", "alice"]);
     let out = f.key_user().sftp_batch("ls /inbox\n");
@@ -662,11 +500,7 @@ fn a_locked_user_can_log_in_neither_with_key_nor_with_password() {
 #[test]
 fn writes_outside_inbox_are_refused_and_outbox_is_readable() {
     let f = Fixture::start();
-    std::fs::write(
-        f.tenant_dir().join("outbox/result.csv"),
-        "id,status\n1,ok\n",
-    )
-    .expect("plant outbox file");
+    std::fs::write(f.tenant_dir().join("outbox/result.csv"), "id,status\n1,ok\n").expect("plant outbox file");
     let before = passerelle_tests::tree(&f.tenant_dir());
     let work = f.work("outside");
     let local = work.join("x.csv");
@@ -689,33 +523,20 @@ fn writes_outside_inbox_are_refused_and_outbox_is_readable() {
     ]);
     let r = results(&f.key_user().paramiko(ops));
     for (i, result) in r.iter().enumerate().take(10) {
-        assert_eq!(
-            result["ok"], false,
-            "operation {i} should be refused: {result}"
-        );
+        assert_eq!(result["ok"], false, "operation {i} should be refused: {result}");
     }
     assert_eq!(r[10]["ok"], true, "outbox must be readable: {}", r[10]);
     assert_eq!(read(&got), b"id,status\n1,ok\n");
     let root = r[11]["value"].as_array().expect("names");
-    assert!(
-        root.contains(&json!("inbox")) && root.contains(&json!("outbox")),
-        "{root:?}"
-    );
+    assert!(root.contains(&json!("inbox")) && root.contains(&json!("outbox")), "{root:?}");
 
     let out = f.key_user().sftp_batch(&format!("put {l} /outbox/y.csv\n"));
     assert_failure("sftp put into /outbox", &out);
     let out = f.key_user().sftp_batch(&format!("put {l} /y.csv\n"));
     assert_failure("sftp put into /", &out);
 
-    assert_eq!(
-        passerelle_tests::tree(&f.tenant_dir()),
-        before,
-        "the tenant tree changed"
-    );
-    assert_eq!(
-        read(&f.tenant_dir().join("outbox/result.csv")),
-        b"id,status\n1,ok\n"
-    );
+    assert_eq!(passerelle_tests::tree(&f.tenant_dir()), before, "the tenant tree changed");
+    assert_eq!(read(&f.tenant_dir().join("outbox/result.csv")), b"id,status\n1,ok\n");
 }
 
 #[test]
@@ -735,9 +556,7 @@ fn a_fifty_mib_file_round_trips_with_the_same_sha256() {
     let want = sha256sum(&upload);
     assert_eq!(sha256sum(&f.inbox().join("big.bin")), want);
     assert_eq!(sha256sum(&download), want);
-    let event = f
-        .server
-        .wait_for_upload_completed("/inbox/big.bin", Duration::from_secs(10));
+    let event = f.server.wait_for_upload_completed("/inbox/big.bin", Duration::from_secs(10));
     assert_eq!(field(&event, "sha256"), Some(want.as_str()));
     eprintln!("50 MiB up and down in {:?}", started.elapsed());
 }
@@ -756,56 +575,27 @@ fn rclone_lists_uploads_downloads_and_deletes_when_installed() {
     let obscured = run_command(Command::new("rclone").args(["obscure", PASSWORD]), b"");
     assert_success("rclone obscure", &obscured);
     let remotes = [
-        format!(
-            ":sftp,host=127.0.0.1,port={},user=alice,key_file={},shell_type=none:",
-            f.port(),
-            f.key.display()
-        ),
-        format!(
-            ":sftp,host=127.0.0.1,port={},user=alice,pass={},shell_type=none:",
-            f.port(),
-            obscured.stdout.trim()
-        ),
+        format!(":sftp,host=127.0.0.1,port={},user=alice,key_file={},shell_type=none:", f.port(), f.key.display()),
+        format!(":sftp,host=127.0.0.1,port={},user=alice,pass={},shell_type=none:", f.port(), obscured.stdout.trim()),
     ];
     for (i, remote) in remotes.iter().enumerate() {
         let rclone = |args: &[&str]| {
             let mut command = bounded("rclone", 60);
-            command
-                .args([
-                    "--config",
-                    "/dev/null",
-                    "--contimeout",
-                    "10s",
-                    "--timeout",
-                    "30s",
-                ])
-                .args(args);
+            command.args(["--config", "/dev/null", "--contimeout", "10s", "--timeout", "30s"]).args(args);
             run_command(&mut command, b"")
         };
         let name = format!("rclone-{i}.bin");
-        let out = rclone(&[
-            "copyto",
-            &upload.display().to_string(),
-            &format!("{remote}/inbox/{name}"),
-        ]);
+        let out = rclone(&["copyto", &upload.display().to_string(), &format!("{remote}/inbox/{name}")]);
         assert_success("rclone copyto (upload)", &out);
         assert_eq!(read(&f.inbox().join(&name)), read(&upload));
         let out = rclone(&["lsf", &format!("{remote}/inbox")]);
         assert_success("rclone lsf", &out);
         assert!(out.stdout.lines().any(|l| l == name), "{}", out.stdout);
         let back = work.join(format!("back-{i}.bin"));
-        let out = rclone(&[
-            "copyto",
-            &format!("{remote}/inbox/{name}"),
-            &back.display().to_string(),
-        ]);
+        let out = rclone(&["copyto", &format!("{remote}/inbox/{name}"), &back.display().to_string()]);
         assert_success("rclone copyto (download)", &out);
         assert_eq!(read(&back), read(&upload));
-        let out = rclone(&[
-            "moveto",
-            &format!("{remote}/inbox/{name}"),
-            &format!("{remote}/inbox/moved-{name}"),
-        ]);
+        let out = rclone(&["moveto", &format!("{remote}/inbox/{name}"), &format!("{remote}/inbox/moved-{name}")]);
         assert_success("rclone moveto (rename)", &out);
         let out = rclone(&["mkdir", &format!("{remote}/inbox/dir-{i}")]);
         assert_success("rclone mkdir", &out);
@@ -824,16 +614,9 @@ fn rclone_lists_uploads_downloads_and_deletes_when_installed() {
 fn a_second_registered_key_logs_in() {
     let f = Fixture::start();
     std::fs::create_dir_all(f.p.scratch().join("second")).expect("dir");
-    let public = passerelle_tests::ssh_keygen(
-        &f.p.scratch().join("second"),
-        "id_second",
-        "ecdsa",
-        None,
-        "second",
-    );
+    let public = passerelle_tests::ssh_keygen(&f.p.scratch().join("second"), "id_second", "ecdsa", None, "second");
     f.p.ok(&["key", "add", "alice", &public.display().to_string()]);
     let private = f.p.scratch().join("second/id_second");
-    let out = SftpUser::with_key(f.port(), "alice", &private, &f.work("second-user"))
-        .sftp_batch("ls /inbox\n");
+    let out = SftpUser::with_key(f.port(), "alice", &private, &f.work("second-user")).sftp_batch("ls /inbox\n");
     assert_success("sftp with a second (ECDSA) key", &out);
 }

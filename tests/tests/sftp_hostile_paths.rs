@@ -62,29 +62,17 @@ impl World {
         let (p, alice_key) = sftp_installation("acme", "alice", ALICE_PASSWORD);
         p.tenant_with_user("globex", "bob", BOB_PASSWORD);
         let bob_key = add_user_key(&p, "bob");
-        let outside = tempfile::Builder::new()
-            .prefix("passerelle-hostile-")
-            .tempdir_in("/tmp")
-            .expect("outside dir");
+        let outside = tempfile::Builder::new().prefix("passerelle-hostile-").tempdir_in("/tmp").expect("outside dir");
         let outside_secret = format!("OUTSIDE-SECRET-{tag}");
         std::fs::write(outside.path().join("secret.txt"), &outside_secret).expect("outside secret");
 
         let tenants = p.data_dir().join("tenants");
         let globex_secret = format!("GLOBEX-SECRET-{tag}");
         let globex_file = format!("globex-only-{tag}.csv");
-        std::fs::write(tenants.join("globex/inbox/secret.csv"), &globex_secret)
-            .expect("globex secret");
-        std::fs::write(
-            tenants.join("globex/inbox").join(&globex_file),
-            &globex_secret,
-        )
-        .expect("globex file");
+        std::fs::write(tenants.join("globex/inbox/secret.csv"), &globex_secret).expect("globex secret");
+        std::fs::write(tenants.join("globex/inbox").join(&globex_file), &globex_secret).expect("globex file");
         let acme_file = format!("acme-own-{tag}.csv");
-        std::fs::write(
-            tenants.join("acme/inbox").join(&acme_file),
-            format!("ACME-DATA-{tag}"),
-        )
-        .expect("acme file");
+        std::fs::write(tenants.join("acme/inbox").join(&acme_file), format!("ACME-DATA-{tag}")).expect("acme file");
 
         // Symlinks planted on disk (by someone with shell access, or a race) pointing outside.
         let inbox = tenants.join("acme/inbox");
@@ -112,12 +100,7 @@ impl World {
     }
 
     fn alice(&self) -> SftpUser {
-        SftpUser::with_key(
-            self.p.sftp_port(),
-            "alice",
-            &self.alice_key,
-            &self.work("alice"),
-        )
+        SftpUser::with_key(self.p.sftp_port(), "alice", &self.alice_key, &self.work("alice"))
     }
 
     fn bob(&self) -> SftpUser {
@@ -136,29 +119,15 @@ impl World {
 
     /// `outside` as a client would spell it through enough `..` to reach `/` of the host.
     fn outside_via_dots(&self, prefix: &str) -> String {
-        format!(
-            "{prefix}{}{}",
-            "../".repeat(24),
-            self.outside
-                .path()
-                .display()
-                .to_string()
-                .trim_start_matches('/')
-        )
+        format!("{prefix}{}{}", "../".repeat(24), self.outside.path().display().to_string().trim_start_matches('/'))
     }
 
     fn assert_no_leak(&self, what: &str, value: &Value) {
         let text = value.to_string();
         for marker in &self.markers {
-            assert!(
-                !text.contains(marker.as_str()),
-                "{what} leaked {marker:?}: {text}"
-            );
+            assert!(!text.contains(marker.as_str()), "{what} leaked {marker:?}: {text}");
         }
-        assert!(
-            !text.contains(&self.globex_file),
-            "{what} leaked globex's file name: {text}"
-        );
+        assert!(!text.contains(&self.globex_file), "{what} leaked globex's file name: {text}");
     }
 }
 
@@ -188,22 +157,15 @@ fn check(world: &World, op: &Value, result: &Value, must: Must) {
     let ok = result["ok"] == true;
     match must {
         Must::Fail => assert!(!ok, "must be refused: {what}"),
-        Must::FailOrDir => assert!(
-            !ok || result["value"]["is_dir"] == true,
-            "stat outside the tenant: {what}"
-        ),
-        Must::FailOrLink => assert!(
-            !ok || result["value"]["is_link"] == true,
-            "a planted symlink was followed: {what}"
-        ),
+        Must::FailOrDir => assert!(!ok || result["value"]["is_dir"] == true, "stat outside the tenant: {what}"),
+        Must::FailOrLink => {
+            assert!(!ok || result["value"]["is_link"] == true, "a planted symlink was followed: {what}")
+        }
         Must::FailOrOwnNames => {
             if ok {
                 for name in result["value"].as_array().expect("names") {
                     let name = name.as_str().unwrap_or_default();
-                    assert!(
-                        !FOREIGN_NAMES.contains(&name),
-                        "listing outside the tenant ({name}): {what}"
-                    );
+                    assert!(!FOREIGN_NAMES.contains(&name), "listing outside the tenant ({name}): {what}");
                 }
             }
         }
@@ -262,61 +224,31 @@ fn reads_lists_and_stats_never_leave_the_tenant_root() {
     let mut ops = Vec::new();
     for path in hostile_read_paths(&world) {
         ops.push((json!({"op": "read", "remote": path}), Must::Fail));
-        ops.push((
-            json!({"op": "get", "remote": path, "local": download.display().to_string()}),
-            Must::Fail,
-        ));
+        ops.push((json!({"op": "get", "remote": path, "local": download.display().to_string()}), Must::Fail));
         ops.push((json!({"op": "stat", "path": path}), Must::FailOrDir));
         ops.push((json!({"op": "lstat", "path": path}), Must::FailOrDir));
         ops.push((json!({"op": "listdir", "path": path}), Must::FailOrOwnNames));
     }
     // Directories: `..` is clamped at the tenant root, never above it.
-    for dir in [
-        "..",
-        "/..",
-        "/../..",
-        "../../..",
-        "/inbox/../..",
-        "/tenants",
-        "/../globex",
-        "/../globex/inbox",
-        "/etc",
-    ] {
+    for dir in ["..", "/..", "/../..", "../../..", "/inbox/../..", "/tenants", "/../globex", "/../globex/inbox", "/etc"]
+    {
         ops.push((json!({"op": "listdir", "path": dir}), Must::FailOrOwnNames));
         ops.push((json!({"op": "stat", "path": dir}), Must::FailOrDir));
         ops.push((json!({"op": "realpath", "path": dir}), Must::StayInside));
     }
     // The planted symlinks themselves: never followed.
-    for link in [
-        "/inbox/evil",
-        "/inbox/evil_out",
-        "/inbox/secret",
-        "/inbox/up",
-        "/inbox/to-globex",
-    ] {
+    for link in ["/inbox/evil", "/inbox/evil_out", "/inbox/secret", "/inbox/up", "/inbox/to-globex"] {
         ops.push((json!({"op": "stat", "path": link}), Must::FailOrLink));
         ops.push((json!({"op": "lstat", "path": link}), Must::FailOrLink));
         ops.push((json!({"op": "read", "remote": link}), Must::Fail));
         ops.push((json!({"op": "listdir", "path": link}), Must::Fail));
-        ops.push((
-            json!({"op": "listdir", "path": format!("{link}/")}),
-            Must::Fail,
-        ));
-        ops.push((
-            json!({"op": "listdir", "path": format!("{link}/.")}),
-            Must::Fail,
-        ));
+        ops.push((json!({"op": "listdir", "path": format!("{link}/")}), Must::Fail));
+        ops.push((json!({"op": "listdir", "path": format!("{link}/.")}), Must::Fail));
     }
-    let report = world
-        .alice()
-        .paramiko(Value::Array(ops.iter().map(|(op, _)| op.clone()).collect()));
+    let report = world.alice().paramiko(Value::Array(ops.iter().map(|(op, _)| op.clone()).collect()));
     assert_eq!(report["auth"], "ok", "{report}");
     let results = report["results"].as_array().expect("results");
-    assert_eq!(
-        results.len(),
-        ops.len(),
-        "the session ended early: {report}"
-    );
+    assert_eq!(results.len(), ops.len(), "the session ended early: {report}");
     for ((op, must), result) in ops.iter().zip(results) {
         check(&world, op, result, *must);
     }
@@ -324,16 +256,10 @@ fn reads_lists_and_stats_never_leave_the_tenant_root() {
     for ((op, _), result) in ops.iter().zip(results) {
         if op["op"] == "realpath" && result["ok"] == true {
             let path = result["value"].as_str().unwrap_or_default();
-            assert!(
-                path.starts_with('/') && !path.contains(".."),
-                "realpath {op} → {path}"
-            );
+            assert!(path.starts_with('/') && !path.contains(".."), "realpath {op} → {path}");
             // Never the host path of the tree.
             let host = world.p.data_dir().display().to_string();
-            assert!(
-                !path.contains(&host) && !path.contains("passerelle-test"),
-                "realpath {op} → {path}"
-            );
+            assert!(!path.contains(&host) && !path.contains("passerelle-test"), "realpath {op} → {path}");
         }
     }
     if download.exists() {
@@ -359,20 +285,14 @@ fn writes_never_leave_the_tenant_root() {
         (json!("inbox/../../w4"), Must::Fail),
         (json!("/inbox/../../../w5"), Must::Fail),
         (json!(world.outside_via_dots("/inbox/") + "/w6"), Must::Fail),
-        (
-            json!(format!("{}/w7", world.outside.path().display())),
-            Must::Fail,
-        ),
+        (json!(format!("{}/w7", world.outside.path().display())), Must::Fail),
         (json!(etc_probe.clone()), Must::Fail),
         (json!("/../globex/inbox/w8"), Must::Fail),
         (json!("/../../tenants/globex/inbox/w9"), Must::Fail),
         (json!("/inbox/evil_out/w10"), Must::Fail),
         (json!("/inbox/up/globex/inbox/w11"), Must::Fail),
         (json!("/inbox/to-globex/w12"), Must::Fail),
-        (
-            json!("/\u{ff49}\u{ff4e}\u{ff42}\u{ff4f}\u{ff58}/w13"),
-            Must::Fail,
-        ),
+        (json!("/\u{ff49}\u{ff4e}\u{ff42}\u{ff4f}\u{ff58}/w13"), Must::Fail),
         (json!("/inbox/..\u{2215}..\u{2215}w14"), Must::StayInside),
         (raw(b"/inbox/w15\0/../../../w15"), Must::Fail),
         (raw(b"/inbox/w16\0"), Must::Fail),
@@ -384,10 +304,7 @@ fn writes_never_leave_the_tenant_root() {
     let mut ops = Vec::new();
     for (path, must) in &targets {
         ops.push((json!({"op": "put", "local": l, "remote": path}), *must));
-        ops.push((
-            json!({"op": "write", "remote": path, "data": world.write_marker}),
-            *must,
-        ));
+        ops.push((json!({"op": "write", "remote": path, "data": world.write_marker}), *must));
     }
     for dir in [
         json!("/inbox/evil_out/d1"),
@@ -407,10 +324,7 @@ fn writes_never_leave_the_tenant_root() {
         json!("/inbox/to-globex/moved"),
     ] {
         ops.push((json!({"op": "rename", "from": own, "to": to}), Must::Fail));
-        ops.push((
-            json!({"op": "posix_rename", "from": own, "to": to}),
-            Must::Fail,
-        ));
+        ops.push((json!({"op": "posix_rename", "from": own, "to": to}), Must::Fail));
     }
     for victim in [
         "/inbox/evil_out/secret.txt",
@@ -421,65 +335,26 @@ fn writes_never_leave_the_tenant_root() {
     ] {
         ops.push((json!({"op": "remove", "path": victim}), Must::Fail));
         ops.push((json!({"op": "rmdir", "path": victim}), Must::Fail));
-        ops.push((
-            json!({"op": "rename", "from": victim, "to": "/inbox/stolen"}),
-            Must::Fail,
-        ));
+        ops.push((json!({"op": "rename", "from": victim, "to": "/inbox/stolen"}), Must::Fail));
     }
-    for (path, target) in [
-        ("/inbox/new-link", "/etc"),
-        ("/inbox/new-rel", "../../globex/inbox"),
-    ] {
-        ops.push((
-            json!({"op": "symlink", "target": target, "path": path}),
-            Must::Fail,
-        ));
-        ops.push((
-            json!({"op": "hardlink", "from": "/inbox/secret", "to": path}),
-            Must::Fail,
-        ));
+    for (path, target) in [("/inbox/new-link", "/etc"), ("/inbox/new-rel", "../../globex/inbox")] {
+        ops.push((json!({"op": "symlink", "target": target, "path": path}), Must::Fail));
+        ops.push((json!({"op": "hardlink", "from": "/inbox/secret", "to": path}), Must::Fail));
     }
-    let report = world
-        .alice()
-        .paramiko(Value::Array(ops.iter().map(|(op, _)| op.clone()).collect()));
+    let report = world.alice().paramiko(Value::Array(ops.iter().map(|(op, _)| op.clone()).collect()));
     assert_eq!(report["auth"], "ok", "{report}");
     let results = report["results"].as_array().expect("results");
-    assert_eq!(
-        results.len(),
-        ops.len(),
-        "the session ended early: {report}"
-    );
+    assert_eq!(results.len(), ops.len(), "the session ended early: {report}");
     for ((op, must), result) in ops.iter().zip(results) {
         check(&world, op, result, *must);
     }
 
     // Nothing outside acme's tree was created, changed or removed.
-    assert_eq!(
-        tree(world.outside.path()),
-        vec![PathBuf::from("secret.txt")],
-        "the outside directory changed"
-    );
-    assert_eq!(
-        std::fs::read_to_string(world.outside.path().join("secret.txt")).expect("secret"),
-        world.markers[0]
-    );
-    assert!(
-        !Path::new(&etc_probe).exists(),
-        "{etc_probe} was created on the host"
-    );
-    assert_eq!(
-        snapshot(&world.tenants().join("globex")),
-        globex_before,
-        "globex's tree changed"
-    );
-    assert!(
-        world
-            .tenants()
-            .join("acme/inbox")
-            .join(&world.acme_file)
-            .exists(),
-        "acme's file moved away"
-    );
+    assert_eq!(tree(world.outside.path()), vec![PathBuf::from("secret.txt")], "the outside directory changed");
+    assert_eq!(std::fs::read_to_string(world.outside.path().join("secret.txt")).expect("secret"), world.markers[0]);
+    assert!(!Path::new(&etc_probe).exists(), "{etc_probe} was created on the host");
+    assert_eq!(snapshot(&world.tenants().join("globex")), globex_before, "globex's tree changed");
+    assert!(world.tenants().join("acme/inbox").join(&world.acme_file).exists(), "acme's file moved away");
     assert_nothing_written_outside_acme(&world);
     assert_server_healthy(world);
 }
@@ -523,40 +398,23 @@ fn openssh_sftp_cannot_climb_out_either() {
          -get passwd {w}/g9\n"
     );
     let out = world.alice().sftp_batch(&batch);
-    assert!(
-        out.code != 124 && out.code != 137,
-        "sftp was killed by the timeout:\n{}",
-        out.stderr
-    );
-    let printed: Vec<&str> = out
-        .stdout
-        .lines()
-        .filter(|l| !l.starts_with("sftp>"))
-        .collect();
+    assert!(out.code != 124 && out.code != 137, "sftp was killed by the timeout:\n{}", out.stderr);
+    let printed: Vec<&str> = out.stdout.lines().filter(|l| !l.starts_with("sftp>")).collect();
     for line in &printed {
         let last = line.split_whitespace().last().unwrap_or_default();
         let name = last.rsplit('/').next().unwrap_or_default();
-        assert!(
-            !FOREIGN_NAMES.contains(&name),
-            "sftp listed a name from outside the tenant: {line}\n{}",
-            out.stdout
-        );
+        assert!(!FOREIGN_NAMES.contains(&name), "sftp listed a name from outside the tenant: {line}\n{}", out.stdout);
         world.assert_no_leak("sftp output", &json!(line));
     }
     for n in 1..=9 {
         let got = work.join(format!("g{n}"));
         if got.exists() {
-            world.assert_no_leak(
-                &format!("downloaded g{n}"),
-                &json!(std::fs::read_to_string(&got).unwrap_or_default()),
-            );
+            world
+                .assert_no_leak(&format!("downloaded g{n}"), &json!(std::fs::read_to_string(&got).unwrap_or_default()));
         }
     }
     assert_nothing_written_outside_acme(&world);
-    assert_eq!(
-        tree(world.outside.path()),
-        vec![PathBuf::from("secret.txt")]
-    );
+    assert_eq!(tree(world.outside.path()), vec![PathBuf::from("secret.txt")]);
     assert_server_healthy(world);
 }
 
@@ -577,33 +435,19 @@ fn tenants_never_see_each_other() {
     for path in &bob_paths {
         ops.push(json!({"op": "listdir", "path": path}));
     }
-    for path in [
-        "/../acme/inbox",
-        "/inbox/../../acme/inbox",
-        "/../../tenants/acme/inbox",
-    ] {
+    for path in ["/../acme/inbox", "/inbox/../../acme/inbox", "/../../tenants/acme/inbox"] {
         ops.push(json!({"op": "read", "remote": format!("{path}/{}", world.acme_file)}));
         ops.push(json!({"op": "stat", "path": format!("{path}/{}", world.acme_file)}));
     }
     let report = world.bob().paramiko(Value::Array(ops));
     assert_eq!(report["auth"], "ok", "{report}");
     let text = report.to_string();
-    assert!(
-        !text.contains(&world.acme_file),
-        "bob saw acme's file: {text}"
-    );
+    assert!(!text.contains(&world.acme_file), "bob saw acme's file: {text}");
     assert!(!text.contains("ACME-DATA"), "bob read acme's file: {text}");
     let results = report["results"].as_array().expect("results");
-    assert_eq!(
-        results[1]["ok"], true,
-        "bob lists his own inbox: {}",
-        results[1]
-    );
+    assert_eq!(results[1]["ok"], true, "bob lists his own inbox: {}", results[1]);
     let own = results[1]["value"].as_array().expect("names");
-    assert!(
-        own.contains(&json!(world.globex_file)),
-        "bob's own inbox lacks his file: {own:?}"
-    );
+    assert!(own.contains(&json!(world.globex_file)), "bob's own inbox lacks his file: {own:?}");
     for result in &results[bob_paths.len()..] {
         assert_eq!(result["ok"], false, "bob reached acme's file: {result}");
     }
@@ -616,13 +460,8 @@ fn tenants_never_see_each_other() {
         {"op": "listdir", "path": "/../globex/inbox"},
     ]));
     assert_eq!(report["auth"], "ok", "{report}");
-    assert!(
-        !report.to_string().contains(&world.globex_file),
-        "alice saw globex's file: {report}"
-    );
-    let inbox = report["results"][1]["value"]
-        .as_array()
-        .expect("alice's inbox");
+    assert!(!report.to_string().contains(&world.globex_file), "alice saw globex's file: {report}");
+    let inbox = report["results"][1]["value"].as_array().expect("alice's inbox");
     assert!(inbox.contains(&json!(world.acme_file)), "{inbox:?}");
     assert_server_healthy(world);
 }
@@ -635,10 +474,7 @@ fn snapshot(root: &Path) -> Vec<(PathBuf, String)> {
             let full = root.join(&rel);
             let meta = std::fs::symlink_metadata(&full).expect("metadata");
             let what = if meta.file_type().is_symlink() {
-                format!(
-                    "link -> {}",
-                    std::fs::read_link(&full).expect("readlink").display()
-                )
+                format!("link -> {}", std::fs::read_link(&full).expect("readlink").display())
             } else if meta.is_dir() {
                 "dir".into()
             } else {
@@ -658,27 +494,15 @@ fn assert_nothing_written_outside_acme(world: &World) {
     let probe_names: Vec<String> = (1..=17)
         .map(|n| format!("w{n}"))
         .chain((1..=6).map(|n| format!("d{n}")))
-        .chain(
-            [
-                "moved", "stolen", "sftp-w1", "sftp-w2", "sftp-w3", "sftp-d1",
-            ]
-            .map(String::from),
-        )
+        .chain(["moved", "stolen", "sftp-w1", "sftp-w2", "sftp-w3", "sftp-d1"].map(String::from))
         .collect();
     for rel in tree(&data) {
         let full = data.join(&rel);
-        let name = rel
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = rel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         if rel.starts_with(acme) {
             continue;
         }
-        assert!(
-            !probe_names.contains(&name),
-            "{} was created outside acme's tree",
-            full.display()
-        );
+        assert!(!probe_names.contains(&name), "{} was created outside acme's tree", full.display());
         let meta = std::fs::symlink_metadata(&full).expect("metadata");
         if meta.is_file() && meta.len() < 1 << 20 {
             let content = std::fs::read(&full).unwrap_or_default();
@@ -690,14 +514,7 @@ fn assert_nothing_written_outside_acme(world: &World) {
         }
     }
     let cwd = std::env::current_dir().expect("cwd");
-    for base in [
-        Path::new("/"),
-        Path::new("/tmp"),
-        Path::new("/etc"),
-        world.outside.path(),
-        data.as_path(),
-        &cwd,
-    ] {
+    for base in [Path::new("/"), Path::new("/tmp"), Path::new("/etc"), world.outside.path(), data.as_path(), &cwd] {
         for name in &probe_names {
             let candidate = base.join(name);
             assert!(
@@ -712,14 +529,8 @@ fn assert_nothing_written_outside_acme(world: &World) {
         let full = data.join("tenants/acme").join(&rel);
         assert!(
             !std::fs::symlink_metadata(&full).is_ok_and(|m| m.file_type().is_symlink())
-                || [
-                    "inbox/evil",
-                    "inbox/evil_out",
-                    "inbox/secret",
-                    "inbox/up",
-                    "inbox/to-globex"
-                ]
-                .contains(&rel.to_string_lossy().as_ref()),
+                || ["inbox/evil", "inbox/evil_out", "inbox/secret", "inbox/up", "inbox/to-globex"]
+                    .contains(&rel.to_string_lossy().as_ref()),
             "a new symlink appeared in acme's tree: {}",
             rel.display()
         );
@@ -728,23 +539,11 @@ fn assert_nothing_written_outside_acme(world: &World) {
 
 /// The server is still running, did not panic, and still serves a login.
 fn assert_server_healthy(mut world: World) {
-    assert!(
-        world.server.is_running(),
-        "the server died:\n{}",
-        world.server.output()
-    );
-    let report = world
-        .alice()
-        .paramiko(json!([{"op": "listdir", "path": "/inbox"}]));
-    assert_eq!(
-        report["auth"], "ok",
-        "no login after the hostile session: {report}"
-    );
+    assert!(world.server.is_running(), "the server died:\n{}", world.server.output());
+    let report = world.alice().paramiko(json!([{"op": "listdir", "path": "/inbox"}]));
+    assert_eq!(report["auth"], "ok", "no login after the hostile session: {report}");
     assert_eq!(report["results"][0]["ok"], true, "{report}");
     std::thread::sleep(Duration::from_millis(200));
     let output = world.server.output();
-    assert!(
-        !output.contains("panicked"),
-        "the server panicked:\n{output}"
-    );
+    assert!(!output.contains("panicked"), "the server panicked:\n{output}");
 }

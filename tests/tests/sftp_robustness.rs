@@ -11,9 +11,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use passerelle_tests::{
-    Passerelle, Server, SftpUser, random_file, sftp_installation, tree, wait_for, wait_for_audit,
-};
+use passerelle_tests::{Passerelle, Server, SftpUser, random_file, sftp_installation, tree, wait_for, wait_for_audit};
 use serde_json::json;
 
 const PASSWORD: &str = "Quartz-Lantern-Velvet-93";
@@ -51,10 +49,7 @@ impl Fixture {
     fn temp_files(&self) -> Vec<PathBuf> {
         tree(&self.tenant_dir())
             .into_iter()
-            .filter(|p| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with(TEMP_PREFIX))
-            })
+            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(TEMP_PREFIX)))
             .collect()
     }
 
@@ -63,9 +58,7 @@ impl Fixture {
     /// trail, and a new client can log in and upload.
     fn assert_upload_discarded(&mut self, path: &str) {
         let final_name = self.tenant_dir().join(path.trim_start_matches('/'));
-        wait_for_audit(&self.p, "aborted upload", |r| {
-            r.action == "upload" && r.outcome == "aborted" && r.path == path
-        });
+        wait_for_audit(&self.p, "aborted upload", |r| r.action == "upload" && r.outcome == "aborted" && r.path == path);
         // Give a wrongly finishing upload the time to show up.
         std::thread::sleep(Duration::from_secs(2));
         let completed: Vec<_> = self
@@ -74,24 +67,13 @@ impl Fixture {
             .into_iter()
             .filter(|e| passerelle_tests::field(e, "path") == Some(path))
             .collect();
-        assert!(
-            completed.is_empty(),
-            "an interrupted upload was reported completed: {completed:?}"
-        );
-        assert!(
-            !final_name.exists(),
-            "{} exists after an interrupted upload",
-            final_name.display()
-        );
+        assert!(completed.is_empty(), "an interrupted upload was reported completed: {completed:?}");
+        assert!(!final_name.exists(), "{} exists after an interrupted upload", final_name.display());
         let left = wait_for(Duration::from_secs(10), || {
             let temps = self.temp_files();
             temps.is_empty().then_some(())
         });
-        assert!(
-            left.is_some(),
-            "temporary upload files left behind: {:?}",
-            self.temp_files()
-        );
+        assert!(left.is_some(), "temporary upload files left behind: {:?}", self.temp_files());
         assert!(
             !passerelle_tests::audit_rows(&self.p)
                 .iter()
@@ -102,30 +84,14 @@ impl Fixture {
     }
 
     fn assert_still_serving(&mut self) {
-        assert!(
-            self.server.is_running(),
-            "the server died:\n{}",
-            self.server.output()
-        );
+        assert!(self.server.is_running(), "the server died:\n{}", self.server.output());
         let small = self.p.scratch().join("after.txt");
         std::fs::write(&small, "still here\n").expect("small file");
-        let out = self.user().sftp_batch(&format!(
-            "put {} /inbox/after.txt\nls /inbox\n",
-            small.display()
-        ));
-        assert!(
-            out.success(),
-            "no upload after the incident: {}\n{}",
-            out.stdout,
-            out.stderr
-        );
-        self.server
-            .wait_for_upload_completed("/inbox/after.txt", Duration::from_secs(10));
+        let out = self.user().sftp_batch(&format!("put {} /inbox/after.txt\nls /inbox\n", small.display()));
+        assert!(out.success(), "no upload after the incident: {}\n{}", out.stdout, out.stderr);
+        self.server.wait_for_upload_completed("/inbox/after.txt", Duration::from_secs(10));
         let output = self.server.output();
-        assert!(
-            !output.contains("panicked"),
-            "the server panicked:\n{output}"
-        );
+        assert!(!output.contains("panicked"), "the server panicked:\n{output}");
     }
 }
 
@@ -152,25 +118,15 @@ fn killing_sftp_mid_upload_leaves_no_file_no_event_and_a_healthy_server() {
     let final_name = f.tenant_dir().join("inbox/big.bin");
     let mut saw_temp = false;
     while started.elapsed() < Duration::from_millis(1500) {
-        assert!(
-            !final_name.exists(),
-            "a file being written is visible under its final name"
-        );
+        assert!(!final_name.exists(), "a file being written is visible under its final name");
         saw_temp |= !f.temp_files().is_empty();
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(
-        sftp.try_wait().expect("try_wait").is_none(),
-        "the upload ended before the kill"
-    );
+    assert!(sftp.try_wait().expect("try_wait").is_none(), "the upload ended before the kill");
     let pid = rustix::process::Pid::from_child(&sftp);
-    rustix::process::kill_process_group(pid, rustix::process::Signal::KILL)
-        .expect("kill sftp and ssh");
+    rustix::process::kill_process_group(pid, rustix::process::Signal::KILL).expect("kill sftp and ssh");
     let _ = sftp.wait();
-    eprintln!(
-        "killed after {:?}; temporary file seen while uploading: {saw_temp}",
-        started.elapsed()
-    );
+    eprintln!("killed after {:?}; temporary file seen while uploading: {saw_temp}", started.elapsed());
     f.assert_upload_discarded("/inbox/big.bin");
 }
 
@@ -178,9 +134,8 @@ fn killing_sftp_mid_upload_leaves_no_file_no_event_and_a_healthy_server() {
 fn cutting_the_connection_mid_upload_leaves_no_file_no_event_and_a_healthy_server() {
     let mut f = Fixture::start_with(&[]);
     // paramiko writes 8 MiB without closing the file, then resets the TCP connection.
-    let report = f.user().paramiko(
-        json!([{"op": "write_then_cut", "remote": "/inbox/cut.bin", "bytes": 8 * 1024 * 1024}]),
-    );
+    let report =
+        f.user().paramiko(json!([{"op": "write_then_cut", "remote": "/inbox/cut.bin", "bytes": 8 * 1024 * 1024}]));
     assert_eq!(report["auth"], "ok", "{report}");
     assert_eq!(report["results"][0]["ok"], true, "{report}");
     f.assert_upload_discarded("/inbox/cut.bin");
@@ -196,17 +151,10 @@ fn too_many_failed_logins_close_the_connection() {
     let askpass = scratch.join("askpass-counting");
     std::fs::write(
         &askpass,
-        format!(
-            "#!/bin/sh\necho asked >> '{}'\nprintf '%s\\n' 'Wrong-Pelican-Harbour-71'\n",
-            asked.display()
-        ),
+        format!("#!/bin/sh\necho asked >> '{}'\nprintf '%s\\n' 'Wrong-Pelican-Harbour-71'\n", asked.display()),
     )
     .expect("askpass");
-    std::fs::set_permissions(
-        &askpass,
-        std::os::unix::fs::PermissionsExt::from_mode(0o700),
-    )
-    .expect("chmod");
+    std::fs::set_permissions(&askpass, std::os::unix::fs::PermissionsExt::from_mode(0o700)).expect("chmod");
     let user = SftpUser::with_password(f.p.sftp_port(), "alice", "unused-here", &scratch);
     let mut command = passerelle_tests::bounded("ssh", 60);
     command
@@ -218,49 +166,21 @@ fn too_many_failed_logins_close_the_connection() {
         .args(["-p", &user.port.to_string(), &user.destination(), "true"]);
     let started = Instant::now();
     let out = passerelle_tests::run_command(&mut command, b"");
-    assert!(
-        out.code != 124 && out.code != 137,
-        "ssh was killed by the timeout:\n{}",
-        out.stderr
-    );
-    assert!(
-        !out.success(),
-        "logged in with a wrong password: {}",
-        out.stderr
-    );
-    let asked = std::fs::read_to_string(&asked)
-        .unwrap_or_default()
-        .lines()
-        .count();
+    assert!(out.code != 124 && out.code != 137, "ssh was killed by the timeout:\n{}", out.stderr);
+    assert!(!out.success(), "logged in with a wrong password: {}", out.stderr);
+    let asked = std::fs::read_to_string(&asked).unwrap_or_default().lines().count();
     let failed = wait_for(Duration::from_secs(5), || {
-        let n = passerelle_tests::audit_rows(&f.p)
-            .iter()
-            .filter(|r| r.action == "login" && r.outcome == "failed")
-            .count();
+        let n =
+            passerelle_tests::audit_rows(&f.p).iter().filter(|r| r.action == "login" && r.outcome == "failed").count();
         (n >= 6).then_some(n)
     });
     std::thread::sleep(Duration::from_millis(500));
-    let failed_rows = passerelle_tests::audit_rows(&f.p)
-        .iter()
-        .filter(|r| r.action == "login" && r.outcome == "failed")
-        .count();
+    let failed_rows =
+        passerelle_tests::audit_rows(&f.p).iter().filter(|r| r.action == "login" && r.outcome == "failed").count();
     // limits.max_auth_tries = 6: six passwords checked, then the connection is closed.
-    assert_eq!(
-        failed,
-        Some(6),
-        "failed logins audited: {failed_rows}; ssh stderr:\n{}",
-        out.stderr
-    );
-    assert_eq!(
-        failed_rows, 6,
-        "more than max_auth_tries passwords were checked; ssh stderr:\n{}",
-        out.stderr
-    );
-    assert!(
-        asked <= 7,
-        "ssh was asked for {asked} passwords on one connection:\n{}",
-        out.stderr
-    );
+    assert_eq!(failed, Some(6), "failed logins audited: {failed_rows}; ssh stderr:\n{}", out.stderr);
+    assert_eq!(failed_rows, 6, "more than max_auth_tries passwords were checked; ssh stderr:\n{}", out.stderr);
+    assert!(asked <= 7, "ssh was asked for {asked} passwords on one connection:\n{}", out.stderr);
     assert!(
         out.stderr.contains("Too many authentication") || out.stderr.contains("Disconnected"),
         "no disconnect after too many failures:\n{}",
@@ -272,19 +192,13 @@ fn too_many_failed_logins_close_the_connection() {
 /// Reads until the peer closes (EOF or reset) and returns when that happened,
 /// or `None` if it was still open after `limit`.
 fn closed_within(stream: &mut TcpStream, since: Instant, limit: Duration) -> Option<Duration> {
-    stream
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .expect("read timeout");
+    stream.set_read_timeout(Some(Duration::from_millis(200))).expect("read timeout");
     let mut buf = [0u8; 4096];
     while since.elapsed() < limit {
         match stream.read(&mut buf) {
             Ok(0) => return Some(since.elapsed()),
             Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
             Err(_) => return Some(since.elapsed()),
         }
     }
@@ -307,23 +221,14 @@ fn a_silent_client_is_disconnected_after_the_login_grace_time() {
     let banner_only = std::thread::spawn(move || {
         let started = Instant::now();
         let mut stream = connect(port);
-        stream
-            .write_all(b"SSH-2.0-OpenSSH_9.2\r\n")
-            .expect("send banner");
+        stream.write_all(b"SSH-2.0-OpenSSH_9.2\r\n").expect("send banner");
         closed_within(&mut stream, started, Duration::from_secs(8))
     });
     for (what, handle) in [("silent", silent), ("banner only", banner_only)] {
         let closed = handle.join().expect("thread");
-        let after =
-            closed.unwrap_or_else(|| panic!("{what}: still connected after 8 s (grace time 2 s)"));
-        assert!(
-            after >= Duration::from_millis(1500),
-            "{what}: closed after {after:?}, before the grace time"
-        );
-        assert!(
-            after <= Duration::from_secs(5),
-            "{what}: closed only after {after:?}"
-        );
+        let after = closed.unwrap_or_else(|| panic!("{what}: still connected after 8 s (grace time 2 s)"));
+        assert!(after >= Duration::from_millis(1500), "{what}: closed after {after:?}, before the grace time");
+        assert!(after <= Duration::from_secs(5), "{what}: closed only after {after:?}");
     }
     f.assert_still_serving();
 }
@@ -332,16 +237,11 @@ fn a_silent_client_is_disconnected_after_the_login_grace_time() {
 fn garbage_instead_of_ssh_does_not_hurt_the_server() {
     // The defender would (rightly) ban 127.0.0.1 for this garbage and then
     // refuse the check that the server still serves; tests/defence.rs covers it.
-    let mut f = Fixture::start_with(&[
-        ("PASSERELLE_LIMITS_LOGIN_GRACE_TIME", "3s"),
-        ("PASSERELLE_DEFENDER_ENABLED", "false"),
-    ]);
+    let mut f =
+        Fixture::start_with(&[("PASSERELLE_LIMITS_LOGIN_GRACE_TIME", "3s"), ("PASSERELLE_DEFENDER_ENABLED", "false")]);
     let port = f.p.sftp_port();
     let mut random = vec![0u8; 64 * 1024];
-    std::fs::File::open("/dev/urandom")
-        .expect("urandom")
-        .read_exact(&mut random)
-        .expect("random");
+    std::fs::File::open("/dev/urandom").expect("urandom").read_exact(&mut random).expect("random");
     let mut oversized = b"SSH-2.0-OpenSSH_9.2\r\n".to_vec();
     oversized.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x05, 0x14]);
     oversized.extend_from_slice(&random[..1024]);
@@ -364,10 +264,7 @@ fn garbage_instead_of_ssh_does_not_hurt_the_server() {
                 let started = Instant::now();
                 let mut stream = connect(port);
                 let _ = stream.write_all(&bytes);
-                (
-                    what,
-                    closed_within(&mut stream, started, Duration::from_secs(10)),
-                )
+                (what, closed_within(&mut stream, started, Duration::from_secs(10)))
             })
         })
         .collect();
@@ -377,10 +274,7 @@ fn garbage_instead_of_ssh_does_not_hurt_the_server() {
     }
     for handle in handles {
         let (what, closed) = handle.join().expect("thread");
-        assert!(
-            closed.is_some(),
-            "{what}: the server kept the connection open for 10 s"
-        );
+        assert!(closed.is_some(), "{what}: the server kept the connection open for 10 s");
     }
     f.assert_still_serving();
 }

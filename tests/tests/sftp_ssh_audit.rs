@@ -23,65 +23,24 @@ fn audit_with(env: &[(&str, &str)]) {
     for (name, value) in env {
         p.set_env(name, value);
     }
-    p.set_env(
-        "PASSERELLE_ADMIN_LISTEN",
-        &format!("127.0.0.1:{}", free_port()),
-    );
+    p.set_env("PASSERELLE_ADMIN_LISTEN", &format!("127.0.0.1:{}", free_port()));
     let mut server = p.serve(&[]);
     let program = venv_tool("ssh-audit", "ssh-audit");
     let mut command = bounded(&program, 60);
-    command.env("NO_COLOR", "1").args([
-        "-n",
-        "-t",
-        "10",
-        "-p",
-        &p.sftp_port().to_string(),
-        "127.0.0.1",
-    ]);
+    command.env("NO_COLOR", "1").args(["-n", "-t", "10", "-p", &p.sftp_port().to_string(), "127.0.0.1"]);
     let out = run_command(&mut command, b"");
-    let report = format!(
-        "ssh-audit exit {}:\n{}\n{}",
-        out.code, out.stdout, out.stderr
-    );
-    assert!(
-        out.code != 124 && out.code != 137,
-        "ssh-audit timed out:\n{report}"
-    );
-    assert_ne!(
-        out.code, 1,
-        "ssh-audit could not connect (is {program:?} installed?):\n{report}"
-    );
-    assert_ne!(
-        out.code, 3,
-        "ssh-audit rated an algorithm as a failure:\n{report}"
-    );
-    assert!(
-        out.code == 0 || out.code == 2,
-        "unexpected ssh-audit exit code:\n{report}"
-    );
-    let fails: Vec<&str> = out
-        .stdout
-        .lines()
-        .filter(|l| l.contains("[fail]"))
-        .collect();
+    let report = format!("ssh-audit exit {}:\n{}\n{}", out.code, out.stdout, out.stderr);
+    assert!(out.code != 124 && out.code != 137, "ssh-audit timed out:\n{report}");
+    assert_ne!(out.code, 1, "ssh-audit could not connect (is {program:?} installed?):\n{report}");
+    assert_ne!(out.code, 3, "ssh-audit rated an algorithm as a failure:\n{report}");
+    assert!(out.code == 0 || out.code == 2, "unexpected ssh-audit exit code:\n{report}");
+    let fails: Vec<&str> = out.stdout.lines().filter(|l| l.contains("[fail]")).collect();
     assert!(fails.is_empty(), "failures reported: {fails:#?}\n{report}");
     // Strict KEX (Terrapin) must be on.
-    assert!(
-        out.stdout.contains("kex-strict-s-v00@openssh.com"),
-        "no strict KEX marker:\n{report}"
-    );
-    assert!(
-        !out.stdout
-            .to_lowercase()
-            .contains("vulnerable to the terrapin"),
-        "{report}"
-    );
+    assert!(out.stdout.contains("kex-strict-s-v00@openssh.com"), "no strict KEX marker:\n{report}");
+    assert!(!out.stdout.to_lowercase().contains("vulnerable to the terrapin"), "{report}");
     // Warnings are allowed by the issue, but shown.
     eprintln!("{report}");
     std::thread::sleep(Duration::from_millis(100));
-    assert!(
-        !server.output().contains("panicked"),
-        "the server panicked:\n{}",
-        server.output()
-    );
+    assert!(!server.output().contains("panicked"), "the server panicked:\n{}", server.output());
 }

@@ -26,10 +26,7 @@ impl CopyText {
     pub(super) fn new(import_id: &str) -> Self {
         let mut escaped = Vec::with_capacity(import_id.len());
         escape(import_id.as_bytes(), &mut escaped);
-        CopyText {
-            buf: Vec::with_capacity(BATCH_BYTES + 4096),
-            import_id: escaped,
-        }
+        CopyText { buf: Vec::with_capacity(BATCH_BYTES + 4096), import_id: escaped }
     }
 
     fn encode(&mut self, row: &Row) {
@@ -96,25 +93,13 @@ fn write_value(value: &Value, out: &mut Vec<u8>) {
 
 /// ISO 8601 `YYYY-MM-DD`, which PostgreSQL reads whatever its `DateStyle`.
 pub(super) fn write_date(date: NaiveDate, out: &mut Vec<u8>) {
-    let _ = write!(
-        out,
-        "{:04}-{:02}-{:02}",
-        date.year(),
-        date.month(),
-        date.day()
-    );
+    let _ = write!(out, "{:04}-{:02}-{:02}", date.year(), date.month(), date.day());
 }
 
 /// `YYYY-MM-DD HH:MM:SS[.ffffff]` (fraction only when not zero).
 pub(super) fn write_timestamp(ts: NaiveDateTime, out: &mut Vec<u8>) {
     write_date(ts.date(), out);
-    let _ = write!(
-        out,
-        " {:02}:{:02}:{:02}",
-        ts.hour(),
-        ts.minute(),
-        ts.second()
-    );
+    let _ = write!(out, " {:02}:{:02}:{:02}", ts.hour(), ts.minute(), ts.second());
     let nanos = ts.nanosecond() % 1_000_000_000;
     if nanos != 0 {
         let digits = format!("{nanos:09}");
@@ -156,12 +141,7 @@ mod tests {
                 Value::Decimal("-1.50".to_owned()),
                 Value::Boolean(true),
                 Value::Date(NaiveDate::from_ymd_opt(2026, 1, 2).unwrap()),
-                Value::Timestamp(
-                    NaiveDate::from_ymd_opt(2026, 1, 2)
-                        .unwrap()
-                        .and_hms_milli_opt(3, 4, 5, 120)
-                        .unwrap(),
-                ),
+                Value::Timestamp(NaiveDate::from_ymd_opt(2026, 1, 2).unwrap().and_hms_milli_opt(3, 4, 5, 120).unwrap()),
                 Value::Text("\\N".to_owned()),
             ],
         };

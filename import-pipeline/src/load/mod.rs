@@ -96,11 +96,7 @@ pub enum LoadError {
 impl LoadError {
     /// Classifies a database error: unreachable / gone / busy, or a refusal.
     pub(crate) fn from_sqlx(error: sqlx::Error) -> Self {
-        if is_unavailable(&error) {
-            LoadError::Unavailable(error)
-        } else {
-            LoadError::Database(error)
-        }
+        if is_unavailable(&error) { LoadError::Unavailable(error) } else { LoadError::Database(error) }
     }
 
     /// Whether waiting and retrying may help.
@@ -131,11 +127,7 @@ fn is_unavailable(error: &sqlx::Error) -> bool {
                 // PostgreSQL: class 08 connection exception, 57P01-57P03
                 // (shutdown, crash shutdown, cannot connect now), 53300 too
                 // many connections, 40001/40P01 serialization failure, deadlock.
-                code.starts_with("08")
-                    || matches!(
-                        &*code,
-                        "57P01" | "57P02" | "57P03" | "53300" | "40001" | "40P01"
-                    )
+                code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300" | "40001" | "40P01")
             }
         }
         _ => false,
@@ -217,16 +209,8 @@ pub(crate) fn create_table_sql(dialect: Dialect, profile: &Profile) -> String {
         .columns()
         .iter()
         .map(|c| {
-            let not_null = if profile.key().iter().any(|k| k == c.name()) {
-                " NOT NULL"
-            } else {
-                ""
-            };
-            format!(
-                "{} {}{not_null}",
-                quote_ident(c.name()),
-                dialect.sql_type(c.column_type())
-            )
+            let not_null = if profile.key().iter().any(|k| k == c.name()) { " NOT NULL" } else { "" };
+            format!("{} {}{not_null}", quote_ident(c.name()), dialect.sql_type(c.column_type()))
         })
         .collect();
     parts.push("\"_import_id\" TEXT NOT NULL".to_owned());
@@ -234,20 +218,12 @@ pub(crate) fn create_table_sql(dialect: Dialect, profile: &Profile) -> String {
     if profile.mode() == Mode::Upsert {
         parts.push(format!("PRIMARY KEY ({})", key_list(profile)));
     }
-    format!(
-        "CREATE TABLE IF NOT EXISTS {} ({})",
-        quote_ident(profile.table()),
-        parts.join(", ")
-    )
+    format!("CREATE TABLE IF NOT EXISTS {} ({})", quote_ident(profile.table()), parts.join(", "))
 }
 
 /// The quoted declared columns then `_import_id`, `_line`: the order rows are written in.
 pub(crate) fn column_list(profile: &Profile) -> String {
-    let mut names: Vec<String> = profile
-        .columns()
-        .iter()
-        .map(|c| quote_ident(c.name()))
-        .collect();
+    let mut names: Vec<String> = profile.columns().iter().map(|c| quote_ident(c.name())).collect();
     names.push("\"_import_id\"".to_owned());
     names.push("\"_line\"".to_owned());
     names.join(", ")
@@ -255,12 +231,7 @@ pub(crate) fn column_list(profile: &Profile) -> String {
 
 /// The quoted key columns.
 pub(crate) fn key_list(profile: &Profile) -> String {
-    profile
-        .key()
-        .iter()
-        .map(|k| quote_ident(k))
-        .collect::<Vec<_>>()
-        .join(", ")
+    profile.key().iter().map(|k| quote_ident(k)).collect::<Vec<_>>().join(", ")
 }
 
 /// `ON CONFLICT (key) DO UPDATE SET c = excluded.c, ...` for every non-key
@@ -277,11 +248,7 @@ pub(crate) fn upsert_clause(profile: &Profile) -> String {
             format!("{q} = excluded.{q}")
         })
         .collect();
-    format!(
-        "ON CONFLICT ({}) DO UPDATE SET {}",
-        key_list(profile),
-        sets.join(", ")
-    )
+    format!("ON CONFLICT ({}) DO UPDATE SET {}", key_list(profile), sets.join(", "))
 }
 
 /// Turns rows into batches for the database writer.
@@ -341,9 +308,7 @@ where
         if report.is_accepted()
             && let Some(batch) = sink.batcher.finish()
         {
-            sink.sender
-                .blocking_send(batch)
-                .map_err(|_| ValidateError::Sink(WriterGone))?;
+            sink.sender.blocking_send(batch).map_err(|_| ValidateError::Sink(WriterGone))?;
         }
         Ok(report)
     });
@@ -355,16 +320,12 @@ async fn join_validation(handle: tokio::task::JoinHandle<Validated>) -> Validate
     match handle.await {
         Ok(validated) => validated,
         Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-        Err(_) => Err(ValidateError::Read(io::Error::other(
-            "validation was cancelled",
-        ))),
+        Err(_) => Err(ValidateError::Read(io::Error::other("validation was cancelled"))),
     }
 }
 
 /// Connects within [`CONNECT_TIMEOUT`]; a timeout is [`LoadError::Unavailable`].
-async fn connect_within<T>(
-    connecting: impl Future<Output = Result<T, sqlx::Error>>,
-) -> Result<T, LoadError> {
+async fn connect_within<T>(connecting: impl Future<Output = Result<T, sqlx::Error>>) -> Result<T, LoadError> {
     match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Ok(connected) => connected.map_err(LoadError::from_sqlx),
         Err(_) => Err(LoadError::Unavailable(sqlx::Error::PoolTimedOut)),
@@ -396,12 +357,7 @@ mode = "{mode}"
   type = "date"
 "#
         );
-        Profiles::parse(&text)
-            .unwrap()
-            .iter()
-            .next()
-            .unwrap()
-            .clone()
+        Profiles::parse(&text).unwrap().iter().next().unwrap().clone()
     }
 
     #[test]

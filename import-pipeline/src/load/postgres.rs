@@ -6,8 +6,8 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 use super::encode::CopyText;
 use super::{
-    Dialect, LoadError, LoadOutcome, column_list, connect_within, create_table_sql,
-    join_validation, quote_ident, spawn_validation, upsert_clause,
+    Dialect, LoadError, LoadOutcome, column_list, connect_within, create_table_sql, join_validation, quote_ident,
+    spawn_validation, upsert_clause,
 };
 use crate::profile::{Mode, Profile};
 use crate::validate::ValidateError;
@@ -39,16 +39,12 @@ async fn load_on<R: Read + Send + 'static>(
     let columns = column_list(profile);
     let mut tx = conn.begin().await?;
     let table_created = !table_exists(&mut tx, profile.table()).await?;
-    sqlx::raw_sql(AssertSqlSafe(create_table_sql(Dialect::Postgres, profile)))
-        .execute(&mut *tx)
-        .await?;
+    sqlx::raw_sql(AssertSqlSafe(create_table_sql(Dialect::Postgres, profile))).execute(&mut *tx).await?;
     let target = match profile.mode() {
         Mode::Append => table.clone(),
         Mode::Replace => {
             // Inside the transaction: a rollback brings the rows back.
-            sqlx::raw_sql(AssertSqlSafe(format!("TRUNCATE {table}")))
-                .execute(&mut *tx)
-                .await?;
+            sqlx::raw_sql(AssertSqlSafe(format!("TRUNCATE {table}"))).execute(&mut *tx).await?;
             table.clone()
         }
         Mode::Upsert => {
@@ -61,11 +57,7 @@ async fn load_on<R: Read + Send + 'static>(
         }
     };
 
-    let mut copy = tx
-        .copy_in_raw(&format!(
-            "COPY {target} ({columns}) FROM STDIN WITH (FORMAT text)"
-        ))
-        .await?;
+    let mut copy = tx.copy_in_raw(&format!("COPY {target} ({columns}) FROM STDIN WITH (FORMAT text)")).await?;
     let (mut batches, validation) = spawn_validation(reader, profile, CopyText::new(import_id));
     let mut written = Ok(());
     while let Some(batch) = batches.recv().await {
@@ -96,11 +88,7 @@ async fn load_on<R: Read + Send + 'static>(
     if !report.is_accepted() {
         copy.abort("the file was rejected").await?;
         tx.rollback().await?;
-        return Ok(LoadOutcome {
-            report,
-            rows: 0,
-            table_created,
-        });
+        return Ok(LoadOutcome { report, rows: 0, table_created });
     }
     let mut rows = copy.finish().await?;
     if profile.mode() == Mode::Upsert {
@@ -113,11 +101,7 @@ async fn load_on<R: Read + Send + 'static>(
         .rows_affected();
     }
     tx.commit().await?;
-    Ok(LoadOutcome {
-        report,
-        rows,
-        table_created,
-    })
+    Ok(LoadOutcome { report, rows, table_created })
 }
 
 async fn table_exists(conn: &mut PgConnection, table: &str) -> Result<bool, sqlx::Error> {
@@ -130,11 +114,7 @@ async fn table_exists(conn: &mut PgConnection, table: &str) -> Result<bool, sqlx
     .await
 }
 
-pub(super) async fn rows_with_import_id(
-    url: &str,
-    profile: &Profile,
-    import_id: &str,
-) -> Result<u64, LoadError> {
+pub(super) async fn rows_with_import_id(url: &str, profile: &Profile, import_id: &str) -> Result<u64, LoadError> {
     let mut conn = connect_within(PgConnection::connect(url)).await?;
     let count = if table_exists(&mut conn, profile.table()).await? {
         let n: i64 = sqlx::query_scalar(AssertSqlSafe(format!(

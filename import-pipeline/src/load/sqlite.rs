@@ -9,8 +9,8 @@ use sqlx::{AssertSqlSafe, Connection, SqlSafeStr, SqlStr};
 
 use super::encode::{write_date, write_timestamp};
 use super::{
-    Batcher, Dialect, LoadError, LoadOutcome, column_list, connect_within, create_table_sql,
-    join_validation, quote_ident, spawn_validation, upsert_clause,
+    Batcher, Dialect, LoadError, LoadOutcome, column_list, connect_within, create_table_sql, join_validation,
+    quote_ident, spawn_validation, upsert_clause,
 };
 use crate::profile::{Mode, Profile};
 use crate::validate::{Row, ValidateError, Value};
@@ -28,8 +28,7 @@ impl Batcher for RowBatches {
 
     fn push(&mut self, row: Row) -> Option<Vec<Row>> {
         self.0.push(row);
-        (self.0.len() >= BATCH_ROWS)
-            .then(|| std::mem::replace(&mut self.0, Vec::with_capacity(BATCH_ROWS)))
+        (self.0.len() >= BATCH_ROWS).then(|| std::mem::replace(&mut self.0, Vec::with_capacity(BATCH_ROWS)))
     }
 
     fn finish(&mut self) -> Option<Vec<Row>> {
@@ -70,19 +69,12 @@ async fn load_on<R: Read + Send + 'static>(
     // busy timeout covers them for now.
     let mut tx = conn.begin().await?;
     let table_created = !table_exists(&mut tx, profile.table()).await?;
-    sqlx::raw_sql(AssertSqlSafe(create_table_sql(Dialect::Sqlite, profile)))
-        .execute(&mut *tx)
-        .await?;
+    sqlx::raw_sql(AssertSqlSafe(create_table_sql(Dialect::Sqlite, profile))).execute(&mut *tx).await?;
     if profile.mode() == Mode::Replace {
-        sqlx::raw_sql(AssertSqlSafe(format!("DELETE FROM {table}")))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::raw_sql(AssertSqlSafe(format!("DELETE FROM {table}"))).execute(&mut *tx).await?;
     }
     let placeholders = vec!["?"; profile.columns().len() + 2].join(", ");
-    let mut insert = format!(
-        "INSERT INTO {table} ({}) VALUES ({placeholders})",
-        column_list(profile)
-    );
+    let mut insert = format!("INSERT INTO {table} ({}) VALUES ({placeholders})", column_list(profile));
     if profile.mode() == Mode::Upsert {
         insert.push(' ');
         insert.push_str(&upsert_clause(profile));
@@ -90,8 +82,7 @@ async fn load_on<R: Read + Send + 'static>(
     // Identifiers come from a checked Profile and are quoted; values are bound.
     let insert: SqlStr = AssertSqlSafe(insert).into_sql_str();
 
-    let (mut batches, validation) =
-        spawn_validation(reader, profile, RowBatches(Vec::with_capacity(BATCH_ROWS)));
+    let (mut batches, validation) = spawn_validation(reader, profile, RowBatches(Vec::with_capacity(BATCH_ROWS)));
     let mut rows = 0u64;
     let mut written = Ok(());
     'batches: while let Some(batch) = batches.recv().await {
@@ -143,34 +134,21 @@ async fn load_on<R: Read + Send + 'static>(
     };
     if !report.is_accepted() {
         tx.rollback().await?;
-        return Ok(LoadOutcome {
-            report,
-            rows: 0,
-            table_created,
-        });
+        return Ok(LoadOutcome { report, rows: 0, table_created });
     }
     tx.commit().await?;
-    Ok(LoadOutcome {
-        report,
-        rows,
-        table_created,
-    })
+    Ok(LoadOutcome { report, rows, table_created })
 }
 
 async fn table_exists(conn: &mut SqliteConnection, table: &str) -> Result<bool, sqlx::Error> {
-    let found: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")
-            .bind(table)
-            .fetch_optional(conn)
-            .await?;
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")
+        .bind(table)
+        .fetch_optional(conn)
+        .await?;
     Ok(found.is_some())
 }
 
-pub(super) async fn rows_with_import_id(
-    url: &str,
-    profile: &Profile,
-    import_id: &str,
-) -> Result<u64, LoadError> {
+pub(super) async fn rows_with_import_id(url: &str, profile: &Profile, import_id: &str) -> Result<u64, LoadError> {
     let mut conn = connect(url).await?;
     let count = if table_exists(&mut conn, profile.table()).await? {
         let n: i64 = sqlx::query_scalar(AssertSqlSafe(format!(

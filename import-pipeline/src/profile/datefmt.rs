@@ -27,16 +27,8 @@ impl DateFormat {
         let items = items(pattern)?;
         let (y, m, d) = EXAMPLE_DATE;
         let example_value = NaiveDate::from_ymd_opt(y, m, d).expect("valid example date");
-        let example = render(
-            &example_value.format_with_items(items.iter()),
-            pattern,
-            "date",
-        )?;
-        let format = DateFormat {
-            pattern: pattern.to_owned(),
-            items,
-            example,
-        };
+        let example = render(&example_value.format_with_items(items.iter()), pattern, "date")?;
+        let format = DateFormat { pattern: pattern.to_owned(), items, example };
         let back = format.parse_date(&format.example).ok();
         match back.map(|d| render(&d.format_with_items(format.items.iter()), pattern, "date")) {
             Some(Ok(text)) if text == format.example => Ok(format),
@@ -56,24 +48,10 @@ impl DateFormat {
         let example_value = NaiveDate::from_ymd_opt(y, m, d)
             .and_then(|date| date.and_hms_opt(h, min, s))
             .expect("valid example timestamp");
-        let example = render(
-            &example_value.format_with_items(items.iter()),
-            pattern,
-            "timestamp",
-        )?;
-        let format = DateFormat {
-            pattern: pattern.to_owned(),
-            items,
-            example,
-        };
+        let example = render(&example_value.format_with_items(items.iter()), pattern, "timestamp")?;
+        let format = DateFormat { pattern: pattern.to_owned(), items, example };
         let back = format.parse_timestamp(&format.example).ok();
-        match back.map(|t| {
-            render(
-                &t.format_with_items(format.items.iter()),
-                pattern,
-                "timestamp",
-            )
-        }) {
+        match back.map(|t| render(&t.format_with_items(format.items.iter()), pattern, "timestamp")) {
             Some(Ok(text)) if text == format.example => Ok(format),
             _ => Err(format!(
                 "format {pattern:?} cannot read back the timestamps it writes (it needs a date and a time of day; use type = \"date\" for dates alone)"
@@ -131,45 +109,25 @@ mod tests {
 
     #[test]
     fn date_formats_render_the_example_date() {
-        assert_eq!(
-            DateFormat::date("%d/%m/%Y").unwrap().example(),
-            "31/12/2026"
-        );
-        assert_eq!(
-            DateFormat::date("%Y-%m-%d").unwrap().example(),
-            "2026-12-31"
-        );
-        assert_eq!(
-            DateFormat::timestamp("%Y-%m-%dT%H:%M:%S")
-                .unwrap()
-                .example(),
-            "2026-12-31T23:59:59"
-        );
+        assert_eq!(DateFormat::date("%d/%m/%Y").unwrap().example(), "31/12/2026");
+        assert_eq!(DateFormat::date("%Y-%m-%d").unwrap().example(), "2026-12-31");
+        assert_eq!(DateFormat::timestamp("%Y-%m-%dT%H:%M:%S").unwrap().example(), "2026-12-31T23:59:59");
     }
 
     #[test]
     fn unusable_formats_are_refused() {
         assert!(DateFormat::date("%d/%m").is_err(), "no year");
-        assert!(
-            DateFormat::date("%Y-%m-%d %H:%M").is_err(),
-            "time in a date"
-        );
+        assert!(DateFormat::date("%Y-%m-%d %H:%M").is_err(), "time in a date");
         assert!(DateFormat::date("%Q").is_err(), "bad specifier");
         assert!(DateFormat::date("").is_err());
         assert!(DateFormat::timestamp("%Y-%m-%d").is_err(), "no time");
-        assert!(
-            DateFormat::timestamp("%Y-%m-%d %H:%M:%S %z").is_err(),
-            "offset"
-        );
+        assert!(DateFormat::timestamp("%Y-%m-%d %H:%M:%S %z").is_err(), "offset");
     }
 
     #[test]
     fn dates_are_parsed_strictly() {
         let format = DateFormat::date("%d/%m/%Y").unwrap();
-        assert_eq!(
-            format.parse_date("01/02/2026").unwrap(),
-            NaiveDate::from_ymd_opt(2026, 2, 1).unwrap()
-        );
+        assert_eq!(format.parse_date("01/02/2026").unwrap(), NaiveDate::from_ymd_opt(2026, 2, 1).unwrap());
         assert!(format.parse_date("2026-02-01").is_err());
         assert!(format.parse_date("31/02/2026").is_err());
         assert!(format.parse_date("01/02/2026 x").is_err());

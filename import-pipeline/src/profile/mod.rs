@@ -45,24 +45,15 @@ impl ProfileError {
             Some(line) => format!("line {line}"),
             None => "profile file".to_owned(),
         };
-        ProfileError {
-            location,
-            message: format!("not valid TOML: {}", one_line(message)),
-        }
+        ProfileError { location, message: format!("not valid TOML: {}", one_line(message)) }
     }
 
     fn at(profile: &str, key: impl fmt::Display, message: impl fmt::Display) -> Self {
-        ProfileError {
-            location: format!("profile {profile:?}, key {key}"),
-            message: one_line(&message.to_string()),
-        }
+        ProfileError { location: format!("profile {profile:?}, key {key}"), message: one_line(&message.to_string()) }
     }
 
     fn in_file(key: impl fmt::Display, message: impl fmt::Display) -> Self {
-        ProfileError {
-            location: format!("profile file, key {key}"),
-            message: one_line(&message.to_string()),
-        }
+        ProfileError { location: format!("profile file, key {key}"), message: one_line(&message.to_string()) }
     }
 
     /// Where the problem is: `profile "employees", key columns[2].type`, or
@@ -103,9 +94,7 @@ impl Profiles {
                     "another profile has this name",
                 ));
             }
-            if let Some(other) = profiles
-                .iter()
-                .find(|p| p.table == profile.table && !same_table_columns(p, &profile))
+            if let Some(other) = profiles.iter().find(|p| p.table == profile.table && !same_table_columns(p, &profile))
             {
                 return Err(ProfileError::at(
                     &profile.name,
@@ -127,9 +116,7 @@ impl Profiles {
     /// specific globs before general ones. Temporary names
     /// ([`is_temporary_name`]) never match.
     pub fn matching(&self, inbox_relative_path: &str) -> Option<&Profile> {
-        let path = inbox_relative_path
-            .strip_prefix('/')
-            .unwrap_or(inbox_relative_path);
+        let path = inbox_relative_path.strip_prefix('/').unwrap_or(inbox_relative_path);
         if path.is_empty() || is_temporary_name(path) {
             return None;
         }
@@ -176,10 +163,9 @@ impl std::str::FromStr for Profiles {
 
 fn same_table_columns(a: &Profile, b: &Profile) -> bool {
     a.columns.len() == b.columns.len()
-        && a.columns.iter().all(|col| {
-            b.column(&col.name)
-                .is_some_and(|other| other.column_type.kind() == col.column_type.kind())
-        })
+        && a.columns
+            .iter()
+            .all(|col| b.column(&col.name).is_some_and(|other| other.column_type.kind() == col.column_type.kind()))
 }
 
 /// Whether a file name is one that uploaders use while writing, and so is
@@ -273,9 +259,7 @@ impl Profile {
         let at = |key: &str, message: String| ProfileError::at(&name, key, message);
         if name.is_empty()
             || name.len() > 64
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            || !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         {
             return Err(ProfileError::at(
                 &name,
@@ -289,10 +273,7 @@ impl Profile {
         if raw.table.starts_with("sqlite_") || raw.table.starts_with("pg_") {
             return Err(at(
                 "table",
-                format!(
-                    "{:?}: names starting with sqlite_ or pg_ belong to the database",
-                    raw.table
-                ),
+                format!("{:?}: names starting with sqlite_ or pg_ belong to the database", raw.table),
             ));
         }
         let delimiter = DelimiterSetting::parse(&raw.delimiter).map_err(|m| at("delimiter", m))?;
@@ -305,18 +286,13 @@ impl Profile {
             Some(other) => {
                 return Err(at(
                     "max_bytes",
-                    format!(
-                        "expected a size such as \"1GiB\" or a positive number of bytes, got {other}"
-                    ),
+                    format!("expected a size such as \"1GiB\" or a positive number of bytes, got {other}"),
                 ));
             }
         };
 
         if raw.columns.is_empty() {
-            return Err(at(
-                "columns",
-                "declare at least one [[import.columns]]".to_owned(),
-            ));
+            return Err(at("columns", "declare at least one [[import.columns]]".to_owned()));
         }
         if raw.columns.len() > MAX_COLUMNS {
             return Err(at("columns", format!("at most {MAX_COLUMNS} columns")));
@@ -325,10 +301,7 @@ impl Profile {
         for (i, column) in raw.columns.into_iter().enumerate() {
             let column = Column::from_raw(column, i).map_err(|(key, m)| at(&key, m))?;
             if columns.iter().any(|c| c.name == column.name) {
-                return Err(at(
-                    &format!("columns[{i}].name"),
-                    format!("column {:?} is declared twice", column.name),
-                ));
+                return Err(at(&format!("columns[{i}].name"), format!("column {:?} is declared twice", column.name)));
             }
             columns.push(column);
         }
@@ -336,17 +309,12 @@ impl Profile {
         let key = raw.key.unwrap_or_default();
         match mode {
             Mode::Upsert if key.is_empty() => {
-                return Err(at(
-                    "key",
-                    "mode = \"upsert\" needs key = [\"column\", ...]".to_owned(),
-                ));
+                return Err(at("key", "mode = \"upsert\" needs key = [\"column\", ...]".to_owned()));
             }
             Mode::Append | Mode::Replace if !key.is_empty() => {
                 return Err(at(
                     "key",
-                    format!(
-                        "key is only used with mode = \"upsert\" (this profile has mode = \"{mode}\")"
-                    ),
+                    format!("key is only used with mode = \"upsert\" (this profile has mode = \"{mode}\")"),
                 ));
             }
             _ => {}
@@ -354,16 +322,10 @@ impl Profile {
         let mut seen = HashSet::new();
         for (i, key_column) in key.iter().enumerate() {
             let Some(column) = columns.iter_mut().find(|c| &c.name == key_column) else {
-                return Err(at(
-                    &format!("key[{i}]"),
-                    format!("{key_column:?} is not a declared column"),
-                ));
+                return Err(at(&format!("key[{i}]"), format!("{key_column:?} is not a declared column")));
             };
             if !seen.insert(key_column) {
-                return Err(at(
-                    &format!("key[{i}]"),
-                    format!("{key_column:?} is listed twice"),
-                ));
+                return Err(at(&format!("key[{i}]"), format!("{key_column:?} is listed twice")));
             }
             column.required = true;
         }
@@ -389,14 +351,10 @@ fn compile_glob(pattern: &str) -> Result<GlobMatcher, String> {
         return Err("the glob is empty".to_owned());
     }
     if pattern.starts_with('/') {
-        return Err(format!(
-            "{pattern:?}: the glob is relative to /inbox and cannot start with '/'"
-        ));
+        return Err(format!("{pattern:?}: the glob is relative to /inbox and cannot start with '/'"));
     }
     if pattern.split('/').any(|c| c == ".." || c == ".") {
-        return Err(format!(
-            "{pattern:?}: '.' and '..' components are not allowed"
-        ));
+        return Err(format!("{pattern:?}: '.' and '..' components are not allowed"));
     }
     GlobBuilder::new(pattern)
         .literal_separator(true)
@@ -409,9 +367,7 @@ fn compile_glob(pattern: &str) -> Result<GlobMatcher, String> {
 /// backend unquoted and needs no escaping anywhere.
 fn check_identifier(name: &str) -> Result<(), String> {
     let mut bytes = name.bytes();
-    let first_ok = bytes
-        .next()
-        .is_some_and(|b| b.is_ascii_lowercase() || b == b'_');
+    let first_ok = bytes.next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_');
     let rest_ok = bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     if first_ok && rest_ok && name.len() <= 63 {
         Ok(())
@@ -442,9 +398,7 @@ impl DelimiterSetting {
             "," => Ok(DelimiterSetting::Fixed(b',')),
             "\t" | "\\t" => Ok(DelimiterSetting::Fixed(b'\t')),
             "|" => Ok(DelimiterSetting::Fixed(b'|')),
-            other => Err(format!(
-                "expected \";\", \",\", \"\\t\", \"|\" or \"auto\", got {other:?}"
-            )),
+            other => Err(format!("expected \";\", \",\", \"\\t\", \"|\" or \"auto\", got {other:?}")),
         }
     }
 }
@@ -466,9 +420,7 @@ impl EncodingSetting {
             "auto" => Ok(EncodingSetting::Auto),
             "utf-8" => Ok(EncodingSetting::Utf8),
             "windows-1252" => Ok(EncodingSetting::Windows1252),
-            other => Err(format!(
-                "expected \"utf-8\", \"windows-1252\" or \"auto\", got {other:?}"
-            )),
+            other => Err(format!("expected \"utf-8\", \"windows-1252\" or \"auto\", got {other:?}")),
         }
     }
 }
@@ -490,9 +442,7 @@ impl Mode {
             "append" => Ok(Mode::Append),
             "upsert" => Ok(Mode::Upsert),
             "replace" => Ok(Mode::Replace),
-            other => Err(format!(
-                "expected \"append\", \"upsert\" or \"replace\", got {other:?}"
-            )),
+            other => Err(format!("expected \"append\", \"upsert\" or \"replace\", got {other:?}")),
         }
     }
 }
@@ -535,20 +485,11 @@ impl Column {
         let key = |name: &str| format!("columns[{index}].{name}");
         check_identifier(&raw.name).map_err(|m| (key("name"), m))?;
         if RESERVED_COLUMNS.contains(&raw.name.as_str()) {
-            return Err((
-                key("name"),
-                format!(
-                    "{:?} is reserved: the loader adds it to every table",
-                    raw.name
-                ),
-            ));
+            return Err((key("name"), format!("{:?} is reserved: the loader adds it to every table", raw.name)));
         }
         let kind = raw.column_type.as_str();
         let only_for = |option: &str, types: &str| {
-            (
-                key(option),
-                format!("{option} applies to {types} columns only, not to type = {kind:?}"),
-            )
+            (key(option), format!("{option} applies to {types} columns only, not to type = {kind:?}"))
         };
         if raw.format.is_some() && !matches!(kind, "date" | "timestamp") {
             return Err(only_for("format", "date and timestamp"));
@@ -566,17 +507,13 @@ impl Column {
                     None | Some(".") => b'.',
                     Some(",") => b',',
                     Some(other) => {
-                        return Err((
-                            key("decimal_separator"),
-                            format!("expected \".\" or \",\", got {other:?}"),
-                        ));
+                        return Err((key("decimal_separator"), format!("expected \".\" or \",\", got {other:?}")));
                     }
                 };
                 ColumnType::Decimal { separator }
             }
             "date" => ColumnType::Date(
-                DateFormat::date(raw.format.as_deref().unwrap_or("%Y-%m-%d"))
-                    .map_err(|m| (key("format"), m))?,
+                DateFormat::date(raw.format.as_deref().unwrap_or("%Y-%m-%d")).map_err(|m| (key("format"), m))?,
             ),
             "timestamp" => ColumnType::Timestamp(
                 DateFormat::timestamp(raw.format.as_deref().unwrap_or("%Y-%m-%dT%H:%M:%S"))
@@ -591,11 +528,7 @@ impl Column {
                 ));
             }
         };
-        Ok(Column {
-            name: raw.name,
-            column_type,
-            required: raw.required,
-        })
+        Ok(Column { name: raw.name, column_type, required: raw.required })
     }
 }
 

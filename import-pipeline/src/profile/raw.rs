@@ -67,9 +67,7 @@ fn append() -> String {
 /// Parses the TOML and the structure; semantic checks are the caller's.
 pub(super) fn parse(text: &str) -> Result<Vec<RawProfile>, ProfileError> {
     let table: Table = toml::from_str(text).map_err(|error| {
-        let line = error
-            .span()
-            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+        let line = error.span().map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
         ProfileError::syntax(line, error.message())
     })?;
     let names = profile_names(&table);
@@ -89,10 +87,9 @@ pub(super) fn parse(text: &str) -> Result<Vec<RawProfile>, ProfileError> {
 /// The `name` of each `[[import]]`, where it is a string, to name profiles in errors.
 fn profile_names(table: &Table) -> Vec<Option<String>> {
     match table.get("import") {
-        Some(Value::Array(profiles)) => profiles
-            .iter()
-            .map(|p| p.get("name").and_then(Value::as_str).map(str::to_owned))
-            .collect(),
+        Some(Value::Array(profiles)) => {
+            profiles.iter().map(|p| p.get("name").and_then(Value::as_str).map(str::to_owned)).collect()
+        }
         _ => Vec::new(),
     }
 }
@@ -103,11 +100,7 @@ fn locate(path: &serde_path_to_error::Path, names: &[Option<String>]) -> Option<
     let segments: Vec<&Segment> = path.iter().collect();
     match segments.as_slice() {
         [Segment::Map { key }, Segment::Seq { index }, rest @ ..] if key == "import" => {
-            let profile = names
-                .get(*index)
-                .cloned()
-                .flatten()
-                .unwrap_or_else(|| format!("import[{index}]"));
+            let profile = names.get(*index).cloned().flatten().unwrap_or_else(|| format!("import[{index}]"));
             let mut key = String::new();
             for segment in rest {
                 match segment {

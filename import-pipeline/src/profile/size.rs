@@ -17,30 +17,18 @@ const UNITS: [(&str, u64); 9] = [
 /// optional unit (case-insensitive; KiB/MiB/GiB/TiB are powers of 1024,
 /// KB/MB/GB/TB powers of 1000).
 pub(crate) fn parse(text: &str) -> Result<u64, String> {
-    let bad = || {
-        format!(
-            "expected a size such as \"1GiB\", \"500MB\", \"10KiB\" or a number of bytes, got {text:?}"
-        )
-    };
+    let bad = || format!("expected a size such as \"1GiB\", \"500MB\", \"10KiB\" or a number of bytes, got {text:?}");
     let trimmed = text.trim();
-    let digits = trimmed
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(trimmed.len());
+    let digits = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
     let (number, unit) = trimmed.split_at(digits);
     let number: u64 = number.parse().map_err(|_| bad())?;
     let unit = unit.trim_start().to_ascii_lowercase();
     let factor = if unit.is_empty() {
         1
     } else {
-        UNITS
-            .iter()
-            .find(|(suffix, _)| *suffix == unit)
-            .map(|(_, factor)| *factor)
-            .ok_or_else(bad)?
+        UNITS.iter().find(|(suffix, _)| *suffix == unit).map(|(_, factor)| *factor).ok_or_else(bad)?
     };
-    let bytes = number
-        .checked_mul(factor)
-        .ok_or_else(|| format!("size {text:?} is too large"))?;
+    let bytes = number.checked_mul(factor).ok_or_else(|| format!("size {text:?} is too large"))?;
     if bytes == 0 {
         return Err("must be at least 1 byte".to_owned());
     }
@@ -50,12 +38,7 @@ pub(crate) fn parse(text: &str) -> Result<u64, String> {
 /// Writes a size in the largest binary unit that represents it exactly
 /// (`1 GiB`, `500 KiB`), else in bytes; for messages.
 pub(crate) fn format(bytes: u64) -> String {
-    for (unit, factor) in [
-        ("TiB", 1u64 << 40),
-        ("GiB", 1 << 30),
-        ("MiB", 1 << 20),
-        ("KiB", 1 << 10),
-    ] {
+    for (unit, factor) in [("TiB", 1u64 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
         if bytes >= factor && bytes.is_multiple_of(factor) {
             return format!("{} {unit}", bytes / factor);
         }
@@ -80,16 +63,7 @@ mod tests {
 
     #[test]
     fn bad_sizes_are_refused() {
-        for bad in [
-            "",
-            "GiB",
-            "1.5GiB",
-            "-1",
-            "1 GiBs",
-            "1XB",
-            "0",
-            "99999999999TiB",
-        ] {
+        for bad in ["", "GiB", "1.5GiB", "-1", "1 GiBs", "1XB", "0", "99999999999TiB"] {
             assert!(parse(bad).is_err(), "{bad:?} accepted");
         }
     }

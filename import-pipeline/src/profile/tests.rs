@@ -70,10 +70,7 @@ fn the_interface_example_is_read_with_every_key() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(
-        p.column("salary").unwrap().column_type(),
-        ColumnType::Decimal { separator: b',' }
-    ));
+    assert!(matches!(p.column("salary").unwrap().column_type(), ColumnType::Decimal { separator: b',' }));
 }
 
 #[test]
@@ -90,64 +87,36 @@ fn defaults_apply_to_keys_left_out() {
     assert_eq!(p.mode(), Mode::Append);
     assert!(p.key().is_empty());
     assert_eq!(p.max_bytes(), DEFAULT_MAX_BYTES);
-    let ColumnType::Date(date) = p.column("d").unwrap().column_type() else {
-        panic!()
-    };
+    let ColumnType::Date(date) = p.column("d").unwrap().column_type() else { panic!() };
     assert_eq!(date.example(), "2026-12-31");
-    let ColumnType::Timestamp(ts) = p.column("t").unwrap().column_type() else {
-        panic!()
-    };
+    let ColumnType::Timestamp(ts) = p.column("t").unwrap().column_type() else { panic!() };
     assert_eq!(ts.example(), "2026-12-31T23:59:59");
-    assert!(matches!(
-        p.column("n").unwrap().column_type(),
-        ColumnType::Decimal { separator: b'.' }
-    ));
+    assert!(matches!(p.column("n").unwrap().column_type(), ColumnType::Decimal { separator: b'.' }));
 }
 
 #[test]
 fn every_delimiter_encoding_mode_and_type_is_accepted() {
-    for (written, expected) in [
-        ("\";\"", b';'),
-        ("\",\"", b','),
-        ("\"\\t\"", b'\t'),
-        ("'\\t'", b'\t'),
-        ("\"|\"", b'|'),
-    ] {
-        let profiles =
-            Profiles::parse(&with(&format!("delimiter = {written}"), ONE_COLUMN)).unwrap();
-        assert_eq!(
-            profiles.get("p").unwrap().delimiter(),
-            DelimiterSetting::Fixed(expected)
-        );
+    for (written, expected) in [("\";\"", b';'), ("\",\"", b','), ("\"\\t\"", b'\t'), ("'\\t'", b'\t'), ("\"|\"", b'|')]
+    {
+        let profiles = Profiles::parse(&with(&format!("delimiter = {written}"), ONE_COLUMN)).unwrap();
+        assert_eq!(profiles.get("p").unwrap().delimiter(), DelimiterSetting::Fixed(expected));
     }
     for (written, expected) in [
         ("utf-8", EncodingSetting::Utf8),
         ("windows-1252", EncodingSetting::Windows1252),
         ("auto", EncodingSetting::Auto),
     ] {
-        let profiles =
-            Profiles::parse(&with(&format!("encoding = \"{written}\""), ONE_COLUMN)).unwrap();
+        let profiles = Profiles::parse(&with(&format!("encoding = \"{written}\""), ONE_COLUMN)).unwrap();
         assert_eq!(profiles.get("p").unwrap().encoding(), expected);
     }
     for mode in ["append", "replace"] {
         let profiles = Profiles::parse(&with(&format!("mode = \"{mode}\""), ONE_COLUMN)).unwrap();
         assert_eq!(profiles.get("p").unwrap().mode().to_string(), mode);
     }
-    for kind in [
-        "text",
-        "integer",
-        "decimal",
-        "boolean",
-        "date",
-        "timestamp",
-        "email",
-    ] {
+    for kind in ["text", "integer", "decimal", "boolean", "date", "timestamp", "email"] {
         let columns = format!("[[import.columns]]\nname = \"c\"\ntype = \"{kind}\"\n");
         let profiles = Profiles::parse(&with("", &columns)).unwrap();
-        assert_eq!(
-            profiles.get("p").unwrap().columns()[0].column_type().kind(),
-            kind
-        );
+        assert_eq!(profiles.get("p").unwrap().columns()[0].column_type().kind(), kind);
     }
 }
 
@@ -160,8 +129,7 @@ fn max_bytes_takes_sizes_and_plain_numbers() {
         ("\"4096\"", 4096),
         ("4096", 4096),
     ] {
-        let profiles =
-            Profiles::parse(&with(&format!("max_bytes = {written}"), ONE_COLUMN)).unwrap();
+        let profiles = Profiles::parse(&with(&format!("max_bytes = {written}"), ONE_COLUMN)).unwrap();
         assert_eq!(profiles.get("p").unwrap().max_bytes(), bytes, "{written}");
     }
     for bad in ["\"1.5GB\"", "\"lots\"", "0", "-1", "\"0\"", "true"] {
@@ -173,31 +141,13 @@ fn max_bytes_takes_sizes_and_plain_numbers() {
 #[test]
 fn unknown_keys_are_refused_naming_profile_and_key() {
     let error = refused(&with("colour = \"blue\"", ONE_COLUMN));
-    assert!(
-        error
-            .to_string()
-            .starts_with("profile \"p\", key colour: unknown field `colour`"),
-        "{error}"
-    );
+    assert!(error.to_string().starts_with("profile \"p\", key colour: unknown field `colour`"), "{error}");
 
-    let error = refused(&with(
-        "",
-        "[[import.columns]]\nname = \"a\"\ntype = \"text\"\nwidth = 3\n",
-    ));
-    assert!(
-        error
-            .to_string()
-            .starts_with("profile \"p\", key columns[0].width: unknown field"),
-        "{error}"
-    );
+    let error = refused(&with("", "[[import.columns]]\nname = \"a\"\ntype = \"text\"\nwidth = 3\n"));
+    assert!(error.to_string().starts_with("profile \"p\", key columns[0].width: unknown field"), "{error}");
 
     let error = refused(&format!("imports = 1\n{}", with("", ONE_COLUMN)));
-    assert!(
-        error
-            .to_string()
-            .starts_with("profile file, key imports: unknown field"),
-        "{error}"
-    );
+    assert!(error.to_string().starts_with("profile file, key imports: unknown field"), "{error}");
 }
 
 #[test]
@@ -208,127 +158,63 @@ fn missing_and_mistyped_keys_are_refused() {
 
     let error = refused(&with("header = \"yes\"", ONE_COLUMN));
     assert_eq!(error.location(), "profile \"p\", key header");
-    assert_eq!(
-        error.message(),
-        "invalid type: string \"yes\", expected a boolean"
-    );
+    assert_eq!(error.message(), "invalid type: string \"yes\", expected a boolean");
 
     // A profile without a name is named by its position.
     let error = refused("[[import]]\nmatch = \"*.csv\"\n");
-    assert!(
-        error.location().starts_with("profile \"import[0]\""),
-        "{error}"
-    );
+    assert!(error.location().starts_with("profile \"import[0]\""), "{error}");
 }
 
 #[test]
 fn toml_syntax_errors_give_the_line() {
     let error = refused("[[import]]\nname = \"p\"\nmatch = \n");
-    assert!(
-        error.to_string().starts_with("line 3: not valid TOML"),
-        "{error}"
-    );
+    assert!(error.to_string().starts_with("line 3: not valid TOML"), "{error}");
 }
 
 #[test]
 fn bad_globs_are_refused() {
-    for bad in [
-        "employees/[.csv",
-        "{a,b",
-        "",
-        "/inbox/*.csv",
-        "../*.csv",
-        "a/./b.csv",
-    ] {
-        let text =
-            format!("[[import]]\nname = \"p\"\nmatch = {bad:?}\ntable = \"t\"\n{ONE_COLUMN}");
+    for bad in ["employees/[.csv", "{a,b", "", "/inbox/*.csv", "../*.csv", "a/./b.csv"] {
+        let text = format!("[[import]]\nname = \"p\"\nmatch = {bad:?}\ntable = \"t\"\n{ONE_COLUMN}");
         let error = refused(&text);
-        assert_eq!(
-            error.location(),
-            "profile \"p\", key match",
-            "{bad}: {error}"
-        );
+        assert_eq!(error.location(), "profile \"p\", key match", "{bad}: {error}");
     }
 }
 
 #[test]
 fn unknown_types_and_misplaced_options_are_refused() {
-    let error = refused(&with(
-        "",
-        "[[import.columns]]\nname = \"a\"\ntype = \"datetime\"\n",
-    ));
+    let error = refused(&with("", "[[import.columns]]\nname = \"a\"\ntype = \"datetime\"\n"));
     assert_eq!(error.location(), "profile \"p\", key columns[0].type");
-    assert!(
-        error.message().starts_with("unknown type \"datetime\""),
-        "{error}"
-    );
+    assert!(error.message().starts_with("unknown type \"datetime\""), "{error}");
 
-    let error = refused(&with(
-        "",
-        "[[import.columns]]\nname = \"a\"\ntype = \"integer\"\nformat = \"%Y\"\n",
-    ));
+    let error = refused(&with("", "[[import.columns]]\nname = \"a\"\ntype = \"integer\"\nformat = \"%Y\"\n"));
     assert_eq!(error.location(), "profile \"p\", key columns[0].format");
 
-    let error = refused(&with(
-        "",
-        "[[import.columns]]\nname = \"a\"\ntype = \"text\"\ndecimal_separator = \",\"\n",
-    ));
-    assert_eq!(
-        error.location(),
-        "profile \"p\", key columns[0].decimal_separator"
-    );
+    let error = refused(&with("", "[[import.columns]]\nname = \"a\"\ntype = \"text\"\ndecimal_separator = \",\"\n"));
+    assert_eq!(error.location(), "profile \"p\", key columns[0].decimal_separator");
 
-    let error = refused(&with(
-        "",
-        "[[import.columns]]\nname = \"a\"\ntype = \"decimal\"\ndecimal_separator = \"'\"\n",
-    ));
-    assert_eq!(
-        error.location(),
-        "profile \"p\", key columns[0].decimal_separator"
-    );
+    let error = refused(&with("", "[[import.columns]]\nname = \"a\"\ntype = \"decimal\"\ndecimal_separator = \"'\"\n"));
+    assert_eq!(error.location(), "profile \"p\", key columns[0].decimal_separator");
 }
 
 #[test]
 fn date_formats_are_checked_when_the_profile_is_read() {
     for bad in ["%d/%m", "%Q", "%Y-%m-%d %H:%M"] {
-        let columns =
-            format!("[[import.columns]]\nname = \"a\"\ntype = \"date\"\nformat = {bad:?}\n");
+        let columns = format!("[[import.columns]]\nname = \"a\"\ntype = \"date\"\nformat = {bad:?}\n");
         let error = refused(&with("", &columns));
-        assert_eq!(
-            error.location(),
-            "profile \"p\", key columns[0].format",
-            "{bad}"
-        );
+        assert_eq!(error.location(), "profile \"p\", key columns[0].format", "{bad}");
     }
     let columns = "[[import.columns]]\nname = \"a\"\ntype = \"timestamp\"\nformat = \"%d/%m/%Y\"\n";
-    assert_eq!(
-        refused(&with("", columns)).location(),
-        "profile \"p\", key columns[0].format"
-    );
+    assert_eq!(refused(&with("", columns)).location(), "profile \"p\", key columns[0].format");
 }
 
 #[test]
 fn identifiers_are_checked() {
-    for bad in [
-        "Employees",
-        "1table",
-        "my-table",
-        "",
-        "t\u{e9}",
-        &"a".repeat(64),
-    ] {
-        let text =
-            format!("[[import]]\nname = \"p\"\nmatch = \"*.csv\"\ntable = {bad:?}\n{ONE_COLUMN}");
-        assert_eq!(
-            refused(&text).location(),
-            "profile \"p\", key table",
-            "{bad}"
-        );
+    for bad in ["Employees", "1table", "my-table", "", "t\u{e9}", &"a".repeat(64)] {
+        let text = format!("[[import]]\nname = \"p\"\nmatch = \"*.csv\"\ntable = {bad:?}\n{ONE_COLUMN}");
+        assert_eq!(refused(&text).location(), "profile \"p\", key table", "{bad}");
     }
     for database_owned in ["sqlite_master", "pg_class"] {
-        let text = format!(
-            "[[import]]\nname = \"p\"\nmatch = \"*.csv\"\ntable = {database_owned:?}\n{ONE_COLUMN}"
-        );
+        let text = format!("[[import]]\nname = \"p\"\nmatch = \"*.csv\"\ntable = {database_owned:?}\n{ONE_COLUMN}");
         assert_eq!(refused(&text).location(), "profile \"p\", key table");
     }
     let longest = "a".repeat(63);
@@ -338,10 +224,7 @@ fn identifiers_are_checked() {
     );
     Profiles::parse(&text).unwrap();
 
-    let error = refused(&with(
-        "",
-        "[[import.columns]]\nname = \"Email\"\ntype = \"text\"\n",
-    ));
+    let error = refused(&with("", "[[import.columns]]\nname = \"Email\"\ntype = \"text\"\n"));
     assert_eq!(error.location(), "profile \"p\", key columns[0].name");
 }
 
@@ -370,10 +253,8 @@ fn duplicate_profile_names_are_refused() {
 
 #[test]
 fn profiles_sharing_a_table_must_agree_on_its_columns() {
-    let same = format!(
-        "{}\n[[import]]\nname = \"q\"\nmatch = \"q/*.csv\"\ntable = \"t\"\n{ONE_COLUMN}",
-        with("", ONE_COLUMN)
-    );
+    let same =
+        format!("{}\n[[import]]\nname = \"q\"\nmatch = \"q/*.csv\"\ntable = \"t\"\n{ONE_COLUMN}", with("", ONE_COLUMN));
     Profiles::parse(&same).unwrap();
     let other = format!(
         "{}\n[[import]]\nname = \"q\"\nmatch = \"q/*.csv\"\ntable = \"t\"\n[[import.columns]]\nname = \"a\"\ntype = \"integer\"\n",
@@ -389,10 +270,7 @@ fn keys_are_checked_against_mode_and_columns() {
 
     let error = refused(&with("mode = \"upsert\"\nkey = [\"b\"]", ONE_COLUMN));
     assert_eq!(error.location(), "profile \"p\", key key[0]");
-    assert!(
-        error.message().contains("\"b\" is not a declared column"),
-        "{error}"
-    );
+    assert!(error.message().contains("\"b\" is not a declared column"), "{error}");
 
     let error = refused(&with("mode = \"upsert\"\nkey = [\"a\", \"a\"]", ONE_COLUMN));
     assert_eq!(error.location(), "profile \"p\", key key[1]");
@@ -407,12 +285,9 @@ fn keys_are_checked_against_mode_and_columns() {
 
 #[test]
 fn bad_values_for_enumerated_keys_are_refused() {
-    for (key, bad) in [
-        ("delimiter", "\":\""),
-        ("encoding", "\"latin1\""),
-        ("mode", "\"merge\""),
-        ("name", "\"has space\""),
-    ] {
+    for (key, bad) in
+        [("delimiter", "\":\""), ("encoding", "\"latin1\""), ("mode", "\"merge\""), ("name", "\"has space\"")]
+    {
         let text = if key == "name" {
             format!("[[import]]\nname = {bad}\nmatch = \"*.csv\"\ntable = \"t\"\n{ONE_COLUMN}")
         } else {
@@ -420,10 +295,7 @@ fn bad_values_for_enumerated_keys_are_refused() {
         };
         let error = refused(&text);
         assert!(
-            error.location().ends_with(&format!(
-                "key {}",
-                if key == "name" { "import[0].name" } else { key }
-            )),
+            error.location().ends_with(&format!("key {}", if key == "name" { "import[0].name" } else { key })),
             "{error}"
         );
     }
@@ -471,11 +343,7 @@ table = "everything"
     assert_eq!(name("top.csv"), Some("anything"));
     assert_eq!(name("deep/er/x.csv"), Some("anything"));
     assert_eq!(name("employees/2026-11.txt"), None);
-    assert_eq!(
-        name("Employees/2026-11.CSV"),
-        None,
-        "globs are case-sensitive"
-    );
+    assert_eq!(name("Employees/2026-11.CSV"), None, "globs are case-sensitive");
     assert_eq!(name(""), None);
     // Temporary names are never matched, even by a glob that would.
     assert_eq!(name("employees/.2026-11.csv"), None);
@@ -498,14 +366,7 @@ fn temporary_names() {
     ] {
         assert!(is_temporary_name(temporary), "{temporary}");
     }
-    for taken in [
-        "x.csv",
-        "a/b.csv",
-        "x.part.csv",
-        "parts/x.csv",
-        "x.csv~",
-        "tmp/x.csv",
-    ] {
+    for taken in ["x.csv", "a/b.csv", "x.part.csv", "parts/x.csv", "x.csv~", "tmp/x.csv"] {
         assert!(!is_temporary_name(taken), "{taken}");
     }
 }

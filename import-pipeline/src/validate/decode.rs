@@ -41,7 +41,8 @@ impl Decoder {
             (EncodingSetting::Windows1252, true) => {
                 return Err(Fault::at_line(
                     1,
-                    "the file starts with a UTF-8 byte-order mark but the profile says encoding = \"windows-1252\"".to_owned(),
+                    "the file starts with a UTF-8 byte-order mark but the profile says encoding = \"windows-1252\""
+                        .to_owned(),
                 ));
             }
             (EncodingSetting::Windows1252, false) => State::Windows1252,
@@ -49,11 +50,7 @@ impl Decoder {
             (EncodingSetting::Auto, true) => State::AutoUtf8(1),
             (EncodingSetting::Auto, false) => State::Undecided,
         };
-        Ok(Decoder {
-            state,
-            text: String::new(),
-            ends: Vec::new(),
-        })
+        Ok(Decoder { state, text: String::new(), ends: Vec::new() })
     }
 
     /// The encoding the file was read in (an ASCII-only file is UTF-8).
@@ -137,10 +134,7 @@ mod tests {
         let mut d = Decoder::new(EncodingSetting::Auto, false).unwrap();
         assert_eq!(d.decode(b"abc", &[3], 1).unwrap().0, "abc");
         assert_eq!(d.detected(), DetectedEncoding::Utf8);
-        assert_eq!(
-            d.decode(b"caf\xE9x", &[4, 5], 2).unwrap(),
-            ("caféx", &[5, 6][..])
-        );
+        assert_eq!(d.decode(b"caf\xE9x", &[4, 5], 2).unwrap(), ("caféx", &[5, 6][..]));
         assert_eq!(d.detected(), DetectedEncoding::Windows1252);
         // Later bytes that happen to be valid UTF-8 are still Windows-1252.
         assert_eq!(d.decode("é".as_bytes(), &[2], 3).unwrap().0, "Ã©");
@@ -152,11 +146,7 @@ mod tests {
         assert_eq!(d.decode("é".as_bytes(), &[2], 2).unwrap().0, "é");
         let fault = d.decode(b"caf\xE9", &[4], 7).unwrap_err();
         assert_eq!(fault.line, Some(7));
-        assert!(
-            fault.message.contains("line 2 was UTF-8"),
-            "{}",
-            fault.message
-        );
+        assert!(fault.message.contains("line 2 was UTF-8"), "{}", fault.message);
     }
 
     #[test]

@@ -22,12 +22,7 @@ pub(super) fn map(profile: &Profile, names: &[&str]) -> Result<Vec<usize>, Strin
         match columns.iter().position(|c| c.name() == wanted) {
             Some(column) => {
                 if let Some(first) = found[column] {
-                    repeated.push(format!(
-                        "{} (fields {} and {})",
-                        columns[column].name(),
-                        first + 1,
-                        field + 1
-                    ));
+                    repeated.push(format!("{} (fields {} and {})", columns[column].name(), first + 1, field + 1));
                 } else {
                     found[column] = Some(field);
                     mapping.push(column);
@@ -36,12 +31,8 @@ pub(super) fn map(profile: &Profile, names: &[&str]) -> Result<Vec<usize>, Strin
             None => unexpected.push(super::value::quote(name.trim())),
         }
     }
-    let missing: Vec<&str> = columns
-        .iter()
-        .zip(&found)
-        .filter(|(_, found)| found.is_none())
-        .map(|(c, _)| c.name())
-        .collect();
+    let missing: Vec<&str> =
+        columns.iter().zip(&found).filter(|(_, found)| found.is_none()).map(|(c, _)| c.name()).collect();
     let mut problems = Vec::new();
     if !missing.is_empty() {
         problems.push(format!("missing {}", list("column", &missing)));
@@ -58,11 +49,7 @@ pub(super) fn map(profile: &Profile, names: &[&str]) -> Result<Vec<usize>, Strin
     if problems.is_empty() {
         Ok(mapping)
     } else {
-        Err(format!(
-            "header does not match profile {:?}: {}",
-            profile.name(),
-            problems.join("; ")
-        ))
+        Err(format!("header does not match profile {:?}: {}", profile.name(), problems.join("; ")))
     }
 }
 

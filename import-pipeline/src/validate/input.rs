@@ -19,23 +19,11 @@ const SIGNATURES: [(&[u8], &str); 9] = [
     (b"\xFF\xD8\xFF", "a JPEG image"),
     (b"GIF8", "a GIF image"),
     (b"%PDF-", "a PDF document"),
-    (
-        b"PK\x03\x04",
-        "a ZIP archive (an Excel .xlsx workbook is one: export the sheet as CSV)",
-    ),
-    (
-        b"\xD0\xCF\x11\xE0",
-        "a legacy Office document such as .xls (export the sheet as CSV)",
-    ),
+    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook is one: export the sheet as CSV)"),
+    (b"\xD0\xCF\x11\xE0", "a legacy Office document such as .xls (export the sheet as CSV)"),
     (b"\x1F\x8B", "gzip-compressed data"),
-    (
-        b"\xFF\xFE",
-        "UTF-16 text (save it as UTF-8 or Windows-1252 CSV)",
-    ),
-    (
-        b"\xFE\xFF",
-        "UTF-16 text (save it as UTF-8 or Windows-1252 CSV)",
-    ),
+    (b"\xFF\xFE", "UTF-16 text (save it as UTF-8 or Windows-1252 CSV)"),
+    (b"\xFE\xFF", "UTF-16 text (save it as UTF-8 or Windows-1252 CSV)"),
 ];
 
 /// Whether a byte is never found in CSV text: NUL, the C0 controls other
@@ -112,9 +100,7 @@ impl<R: Read> Input<R> {
     pub(super) fn next(&mut self) -> io::Result<Result<Chunk<'_>, Fault>> {
         let first = self.bytes == 0;
         let allowed = self.max_bytes.saturating_add(1) - self.bytes;
-        let want = usize::try_from(allowed)
-            .unwrap_or(usize::MAX)
-            .min(self.buffer.len());
+        let want = usize::try_from(allowed).unwrap_or(usize::MAX).min(self.buffer.len());
         let n = read_full(&mut self.reader, &mut self.buffer[..want])?;
         if n == 0 {
             if let Some(context) = self.digest.take() {
@@ -137,14 +123,8 @@ impl<R: Read> Input<R> {
         if let Some(context) = &mut self.digest {
             context.update(chunk);
         }
-        if first
-            && let Some((_, what)) = SIGNATURES
-                .iter()
-                .find(|(magic, _)| chunk.starts_with(magic))
-        {
-            return Ok(Err(Fault::whole_file(format!(
-                "binary content: the file is {what}, not CSV text"
-            ))));
+        if first && let Some((_, what)) = SIGNATURES.iter().find(|(magic, _)| chunk.starts_with(magic)) {
+            return Ok(Err(Fault::whole_file(format!("binary content: the file is {what}, not CSV text"))));
         }
         if let Some(at) = chunk.iter().position(|&b| FORBIDDEN[usize::from(b)]) {
             let line = self.newlines + count_newlines(&chunk[..at]) + 1;
@@ -164,10 +144,7 @@ impl<R: Read> Input<R> {
         } else {
             chunk
         };
-        Ok(Ok(Chunk::Data {
-            bytes: data,
-            bom: self.bom,
-        }))
+        Ok(Ok(Chunk::Data { bytes: data, bom: self.bom }))
     }
 }
 

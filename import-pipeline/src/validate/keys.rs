@@ -24,17 +24,9 @@ impl Keys {
         if profile.key().is_empty() {
             return None;
         }
-        let columns = profile
-            .key()
-            .iter()
-            .filter_map(|k| profile.columns().iter().position(|c| c.name() == k))
-            .collect();
-        Some(Keys {
-            columns,
-            names: profile.key().to_vec(),
-            hasher: RandomState::new(),
-            seen: HashMap::new(),
-        })
+        let columns =
+            profile.key().iter().filter_map(|k| profile.columns().iter().position(|c| c.name() == k)).collect();
+        Some(Keys { columns, names: profile.key().to_vec(), hasher: RandomState::new(), seen: HashMap::new() })
     }
 
     /// The first key column, which duplicate errors are reported on.
@@ -57,16 +49,9 @@ impl Keys {
         if first == line {
             return Ok(());
         }
-        let key: Vec<String> = self
-            .columns
-            .iter()
-            .zip(&self.names)
-            .map(|(&c, name)| format!("{name}={}", render(&values[c])))
-            .collect();
-        Err(format!(
-            "duplicate key {}, first seen on line {first}",
-            key.join(", ")
-        ))
+        let key: Vec<String> =
+            self.columns.iter().zip(&self.names).map(|(&c, name)| format!("{name}={}", render(&values[c]))).collect();
+        Err(format!("duplicate key {}, first seen on line {first}", key.join(", ")))
     }
 }
 

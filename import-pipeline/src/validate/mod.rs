@@ -198,17 +198,11 @@ pub(crate) struct Fault {
 
 impl Fault {
     fn whole_file(message: String) -> Self {
-        Fault {
-            line: None,
-            message,
-        }
+        Fault { line: None, message }
     }
 
     fn at_line(line: u64, message: String) -> Self {
-        Fault {
-            line: Some(line),
-            message,
-        }
+        Fault { line: Some(line), message }
     }
 }
 
@@ -335,11 +329,7 @@ impl<'p, S: RowSink> Parser<'p, S> {
     fn error(&mut self, line: Option<u64>, column: Option<&str>, message: String) {
         self.error_count += 1;
         if self.errors.len() < MAX_REPORTED_ERRORS {
-            self.errors.push(ImportError {
-                line,
-                column: column.map(str::to_owned),
-                message,
-            });
+            self.errors.push(ImportError { line, column: column.map(str::to_owned), message });
         }
     }
 
@@ -419,9 +409,7 @@ impl<'p, S: RowSink> Parser<'p, S> {
                 "file is empty".to_owned()
             }));
         } else if self.rows == 0 {
-            self.fault(Fault::whole_file(
-                "no data rows: the file has only a header line".to_owned(),
-            ));
+            self.fault(Fault::whole_file("no data rows: the file has only a header line".to_owned()));
         }
         Ok(Flow::Stop)
     }
@@ -458,11 +446,8 @@ impl<'p, S: RowSink> Parser<'p, S> {
                 return Ok(Flow::Continue);
             };
             let input = &bytes[pos..];
-            let (result, read, written, fields) = csv.read_record(
-                input,
-                &mut self.record[self.record_len..],
-                &mut self.ends[self.ends_len..],
-            );
+            let (result, read, written, fields) =
+                csv.read_record(input, &mut self.record[self.record_len..], &mut self.ends[self.ends_len..]);
             self.line += count_newlines(&input[..read]);
             pos += read;
             self.record_len += written;
@@ -508,11 +493,7 @@ impl<'p, S: RowSink> Parser<'p, S> {
         let Some(decoder) = self.decoder.as_mut() else {
             return Ok(Flow::Continue);
         };
-        let decoded = decoder.decode(
-            &self.record[..self.record_len],
-            &self.ends[..self.ends_len],
-            line,
-        );
+        let decoded = decoder.decode(&self.record[..self.record_len], &self.ends[..self.ends_len], line);
         let (text, ends) = match decoded {
             Ok(decoded) => decoded,
             Err(fault) => {
@@ -567,19 +548,14 @@ impl<'p, S: RowSink> Parser<'p, S> {
             }
         };
         if self.error_count == 0 {
-            self.sink
-                .accept(Row { line, values })
-                .map_err(ValidateError::Sink)?;
+            self.sink.accept(Row { line, values }).map_err(ValidateError::Sink)?;
             self.delivered += 1;
         }
         Ok(Flow::Continue)
     }
 
     fn report<R: Read>(self, input: &Input<R>) -> ValidationReport {
-        let encoding = self
-            .decoder
-            .as_ref()
-            .map_or(DetectedEncoding::Utf8, Decoder::detected);
+        let encoding = self.decoder.as_ref().map_or(DetectedEncoding::Utf8, Decoder::detected);
         ValidationReport {
             rows: self.rows,
             delivered: self.delivered,
@@ -596,20 +572,13 @@ impl<'p, S: RowSink> Parser<'p, S> {
 
 /// Where records start: the header, or rows in declared order without one.
 fn first_phase(profile: &Profile) -> Phase {
-    if profile.header() {
-        Phase::Header
-    } else {
-        Phase::Rows((0..profile.columns().len()).collect())
-    }
+    if profile.header() { Phase::Header } else { Phase::Rows((0..profile.columns().len()).collect()) }
 }
 
 fn too_long(line: u64) -> Fault {
     Fault::at_line(
         line,
-        format!(
-            "record longer than {} MiB; the file is not CSV or a quote is not closed",
-            MAX_RECORD_BYTES >> 20
-        ),
+        format!("record longer than {} MiB; the file is not CSV or a quote is not closed", MAX_RECORD_BYTES >> 20),
     )
 }
 
@@ -633,11 +602,7 @@ enum CheckedRow<'p> {
 
 fn check_row<'p>(profile: &'p Profile, mapping: &[usize], fields: &[&str]) -> CheckedRow<'p> {
     if fields.len() != mapping.len() {
-        return CheckedRow::WrongFieldCount(format!(
-            "expected {} fields, found {}",
-            mapping.len(),
-            fields.len()
-        ));
+        return CheckedRow::WrongFieldCount(format!("expected {} fields, found {}", mapping.len(), fields.len()));
     }
     let columns = profile.columns();
     let mut values = vec![Value::Null; columns.len()];

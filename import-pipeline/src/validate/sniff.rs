@@ -57,16 +57,12 @@ impl FirstRecord {
         if want == 0 && self.counts.iter().all(|&c| c == 0) {
             return Ok(b',');
         }
-        let exact: Vec<usize> = (0..DELIMITERS.len())
-            .filter(|&k| want > 0 && self.counts[k] == want)
-            .collect();
+        let exact: Vec<usize> = (0..DELIMITERS.len()).filter(|&k| want > 0 && self.counts[k] == want).collect();
         if let [k] = exact.as_slice() {
             return Ok(DELIMITERS[*k]);
         }
         let max = self.counts.iter().copied().max().unwrap_or(0);
-        let top: Vec<usize> = (0..DELIMITERS.len())
-            .filter(|&k| max > 0 && self.counts[k] == max)
-            .collect();
+        let top: Vec<usize> = (0..DELIMITERS.len()).filter(|&k| max > 0 && self.counts[k] == max).collect();
         match (exact.len(), top.as_slice()) {
             (0, [k]) => Ok(DELIMITERS[*k]),
             (_, []) => Err(

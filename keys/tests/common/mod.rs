@@ -8,15 +8,8 @@ use std::process::Command;
 
 /// Runs a tool and returns its standard output; panics with its stderr on failure.
 pub fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(out.status.success(), "{program} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -32,19 +25,13 @@ pub fn ssh_keygen(dir: &Path, name: &str, args: &[&str], comment: &str) -> Strin
 
 /// What `ssh-keygen -lf <file>` prints, without the newline.
 pub fn ssh_keygen_l(file: &Path) -> String {
-    run("ssh-keygen", &["-lf", file.to_str().unwrap()])
-        .trim_end()
-        .to_owned()
+    run("ssh-keygen", &["-lf", file.to_str().unwrap()]).trim_end().to_owned()
 }
 
 /// The permission bits of a file.
 pub fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::symlink_metadata(path)
-        .unwrap()
-        .permissions()
-        .mode()
-        & 0o7777
+    std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
 }
 
 /// Sets the permission bits of a file.

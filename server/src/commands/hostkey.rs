@@ -23,8 +23,8 @@ pub(super) fn run(config: &Config, command: &HostkeyCommand) -> Result<(), CliEr
     // Generated on first use, exactly as `serve` would, so the operator can
     // publish fingerprints before the first start.
     let host_keys = HostKeys::load_or_generate(&data_dir.host_keys()).map_err(|e| CliError::Runtime(e.into()))?;
-    let tls = TlsIdentity::load_or_generate(&config.ftps.cert, &config.ftps.key)
-        .map_err(|e| CliError::Runtime(e.into()))?;
+    let tls =
+        TlsIdentity::load_or_generate(&config.ftps.cert, &config.ftps.key).map_err(|e| CliError::Runtime(e.into()))?;
     let mut all: Vec<Fingerprint> = host_keys
         .fingerprints()
         .into_iter()
@@ -36,7 +36,11 @@ pub(super) fn run(config: &Config, command: &HostkeyCommand) -> Result<(), CliEr
         })
         .collect();
     let tls_fingerprint = tls.fingerprint_sha256();
-    all.push(Fingerprint { kind: "tls-certificate".into(), fingerprint: tls_fingerprint.clone(), line: tls_fingerprint });
+    all.push(Fingerprint {
+        kind: "tls-certificate".into(),
+        fingerprint: tls_fingerprint.clone(),
+        line: tls_fingerprint,
+    });
     if flag.json {
         return output::json(&all);
     }

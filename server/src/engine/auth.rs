@@ -94,17 +94,13 @@ impl Engine {
             Credentials::PublicKey(key) => format!("publickey {}", key.fingerprint(Default::default())),
         };
         match self.check(login, credentials, peer).await {
-            Ok((tenant, login)) => {
-                match self.open_session(tenant.clone(), login.clone(), peer, protocol) {
-                    Ok(session) => {
-                        self.inner.audit.login(peer, protocol, Some(&tenant), login.as_str(), "ok", &method);
-                        Ok(session)
-                    }
-                    Err(reason) => {
-                        self.fail(peer, protocol, Some(&tenant), login.as_str(), reason, &method, started).await
-                    }
+            Ok((tenant, login)) => match self.open_session(tenant.clone(), login.clone(), peer, protocol) {
+                Ok(session) => {
+                    self.inner.audit.login(peer, protocol, Some(&tenant), login.as_str(), "ok", &method);
+                    Ok(session)
                 }
-            }
+                Err(reason) => self.fail(peer, protocol, Some(&tenant), login.as_str(), reason, &method, started).await,
+            },
             Err((tenant, reason)) => self.fail(peer, protocol, tenant.as_ref(), login, reason, &method, started).await,
         }
     }

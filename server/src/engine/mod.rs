@@ -209,8 +209,8 @@ impl Engine {
         if !reached {
             return;
         }
-        let until = passerelle_catalog::now_ms()
-            .saturating_add(i64::try_from(lock.lock_time.as_millis()).unwrap_or(i64::MAX));
+        let until =
+            passerelle_catalog::now_ms().saturating_add(i64::try_from(lock.lock_time.as_millis()).unwrap_or(i64::MAX));
         match self.inner.catalog.lock_until(login, until).await {
             Ok(()) => self.inner.audit.account_locked(peer, protocol, tenant, login.as_str(), lock.max_failures, until),
             Err(e) => warn!(login = %login, error = %e, "account lock not stored in the catalog"),

@@ -31,13 +31,8 @@ const NO_LEGACY_SCP: &str = "passerelle: only SFTP is available; use scp without
 /// Ciphers offered by default: AEAD only.
 const AEAD_CIPHERS: &[cipher::Name] = &[cipher::AES_256_GCM, cipher::AES_128_GCM, cipher::CHACHA20_POLY1305];
 /// `sftp.libssh2_compat`: AEAD first, then AES-CTR for libssh2 < 1.11.
-const COMPAT_CIPHERS: &[cipher::Name] = &[
-    cipher::AES_256_GCM,
-    cipher::AES_128_GCM,
-    cipher::CHACHA20_POLY1305,
-    cipher::AES_256_CTR,
-    cipher::AES_128_CTR,
-];
+const COMPAT_CIPHERS: &[cipher::Name] =
+    &[cipher::AES_256_GCM, cipher::AES_128_GCM, cipher::CHACHA20_POLY1305, cipher::AES_256_CTR, cipher::AES_128_CTR];
 /// MACs by default: ETM only (unused with AEAD ciphers; listed so that the
 /// negotiation never lands on encrypt-and-MAC).
 const ETM_MACS: &[mac::Name] = &[mac::HMAC_SHA512_ETM, mac::HMAC_SHA256_ETM];

@@ -32,12 +32,7 @@ pub(super) struct StreamHasher {
 impl StreamHasher {
     /// A hasher for an empty file.
     pub(super) fn new() -> Self {
-        Self {
-            context: Some(Context::new(&SHA256)),
-            next: 0,
-            pending: BTreeMap::new(),
-            pending_bytes: 0,
-        }
+        Self { context: Some(Context::new(&SHA256)), next: 0, pending: BTreeMap::new(), pending_bytes: 0 }
     }
 
     /// Takes a piece that was just written at `offset`.
@@ -124,10 +119,7 @@ mod tests {
     use super::*;
 
     fn pieces(data: &[u8], size: usize) -> Vec<(u64, Vec<u8>)> {
-        data.chunks(size)
-            .enumerate()
-            .map(|(i, c)| ((i * size) as u64, c.to_vec()))
-            .collect()
+        data.chunks(size).enumerate().map(|(i, c)| ((i * size) as u64, c.to_vec())).collect()
     }
 
     fn sample() -> Vec<u8> {

@@ -108,10 +108,7 @@ mod tests {
 
     #[test]
     fn cap_std_escape_errors_are_refusals() {
-        let escape = io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            "a path led outside of the filesystem",
-        );
+        let escape = io::Error::new(io::ErrorKind::PermissionDenied, "a path led outside of the filesystem");
         assert!(matches!(FsError::from(escape), FsError::PermissionDenied));
     }
 }

@@ -49,9 +49,9 @@ use cap_fs_ext::{DirExt as _, FollowSymlinks, OpenOptionsFollowExt as _, OpenOpt
 use cap_std::fs::{Dir, OpenOptions};
 
 pub(crate) use error::FsError;
-pub(crate) use path::TenantPath;
 #[cfg(test)]
 use path::Area;
+pub(crate) use path::TenantPath;
 pub(crate) use reader::FileReader;
 pub(crate) use stat::{FileStat, FsStats};
 pub(crate) use upload::Upload;
@@ -83,20 +83,12 @@ fn check_offset(offset: u64, len: usize) -> Result<(), FsError> {
 
 /// Paths outside `/inbox` and `/outbox` do not exist for a client.
 fn ensure_visible(path: &TenantPath) -> Result<(), FsError> {
-    if path.is_visible() {
-        Ok(())
-    } else {
-        Err(FsError::NotFound)
-    }
+    if path.is_visible() { Ok(()) } else { Err(FsError::NotFound) }
 }
 
 /// Changes are allowed strictly below `/inbox` only.
 fn ensure_writable(path: &TenantPath) -> Result<(), FsError> {
-    if path.is_writable() {
-        Ok(())
-    } else {
-        Err(FsError::PermissionDenied)
-    }
+    if path.is_writable() { Ok(()) } else { Err(FsError::PermissionDenied) }
 }
 
 impl TenantFs {
@@ -104,10 +96,7 @@ impl TenantFs {
     /// place that uses ambient authority.
     pub(crate) fn open(tenant_root: &Path) -> Result<Self, FsError> {
         let root = Dir::open_ambient_dir(tenant_root, cap_std::ambient_authority())?;
-        Ok(Self {
-            root: Arc::new(root),
-            durable: true,
-        })
+        Ok(Self { root: Arc::new(root), durable: true })
     }
 
     /// Whether a commit flushes the upload to disk before it returns
@@ -144,10 +133,7 @@ impl TenantFs {
     /// files, names that are not UTF-8 or hold control characters, and
     /// uploads in progress are left out, since no operation would accept
     /// them. The root lists only `inbox` and `outbox`.
-    pub(crate) async fn read_dir(
-        &self,
-        path: &TenantPath,
-    ) -> Result<Vec<(String, FileStat)>, FsError> {
+    pub(crate) async fn read_dir(&self, path: &TenantPath) -> Result<Vec<(String, FileStat)>, FsError> {
         let (root, path) = (Arc::clone(&self.root), path.clone());
         blocking(move || {
             ensure_visible(&path)?;
@@ -197,10 +183,7 @@ impl TenantFs {
             // O_NONBLOCK: opening a FIFO swapped in after any check must not
             // hang a blocking thread; it changes nothing for regular files.
             options.read(true).follow(FollowSymlinks::No).nonblock(true);
-            let file = dir
-                .open_with(name, &options)
-                .map_err(|err| walk::refine(&dir, name, err))?
-                .into_std();
+            let file = dir.open_with(name, &options).map_err(|err| walk::refine(&dir, name, err))?.into_std();
             let meta = file.metadata()?;
             if meta.is_dir() {
                 return Err(FsError::IsADirectory);
@@ -216,11 +199,7 @@ impl TenantFs {
     /// Starts an atomic upload to `path` (strictly below `/inbox`, parent
     /// must exist). With `exclusive`, an existing target is `AlreadyExists`,
     /// now and again at commit; otherwise commit replaces it.
-    pub(crate) async fn create_upload(
-        &self,
-        path: &TenantPath,
-        exclusive: bool,
-    ) -> Result<Upload, FsError> {
+    pub(crate) async fn create_upload(&self, path: &TenantPath, exclusive: bool) -> Result<Upload, FsError> {
         let (root, path, durable) = (Arc::clone(&self.root), path.clone(), self.durable);
         blocking(move || {
             ensure_writable(&path)?;
@@ -323,15 +302,10 @@ impl TenantFs {
     /// (left by a crashed server; a live upload rewrites its temporary all
     /// the time). Returns how many were removed. Meant for start-up and
     /// periodic maintenance, not for client requests.
-    pub(crate) async fn remove_stale_uploads(
-        &self,
-        older_than: Duration,
-    ) -> Result<usize, FsError> {
+    pub(crate) async fn remove_stale_uploads(&self, older_than: Duration) -> Result<usize, FsError> {
         let root = Arc::clone(&self.root);
         blocking(move || {
-            let cutoff = SystemTime::now()
-                .checked_sub(older_than)
-                .unwrap_or(SystemTime::UNIX_EPOCH);
+            let cutoff = SystemTime::now().checked_sub(older_than).unwrap_or(SystemTime::UNIX_EPOCH);
             let inbox = match walk::open_dir(&root, &["inbox".to_owned()]) {
                 Ok(inbox) => inbox,
                 Err(FsError::NotFound) => return Ok(0),

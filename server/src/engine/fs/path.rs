@@ -49,9 +49,7 @@ pub(crate) struct TenantPath {
 impl TenantPath {
     /// The tenant root, `/`.
     pub(crate) fn root() -> Self {
-        Self {
-            components: Vec::new(),
-        }
+        Self { components: Vec::new() }
     }
 
     /// As clients see it: `/inbox/a.csv`, `/` for the root.
@@ -106,8 +104,7 @@ impl TenantPath {
 
     /// Whether `self` lies strictly below `ancestor`.
     pub(super) fn is_strictly_below(&self, ancestor: &TenantPath) -> bool {
-        self.components.len() > ancestor.components.len()
-            && self.components.starts_with(&ancestor.components)
+        self.components.len() > ancestor.components.len() && self.components.starts_with(&ancestor.components)
     }
 
     /// Whether the path is one a client could ever reach: the root, or under
@@ -158,11 +155,7 @@ pub(super) fn resolve(cwd: &TenantPath, raw: &[u8]) -> Result<TenantPath, FsErro
         return Err(FsError::InvalidPath("NUL in path"));
     }
     let text = std::str::from_utf8(raw).map_err(|_| FsError::InvalidPath("not UTF-8"))?;
-    let mut components = if text.starts_with('/') {
-        Vec::new()
-    } else {
-        cwd.components.clone()
-    };
+    let mut components = if text.starts_with('/') { Vec::new() } else { cwd.components.clone() };
     for name in text.split('/') {
         match name {
             "" | "." => {}
@@ -182,13 +175,7 @@ pub(super) fn resolve(cwd: &TenantPath, raw: &[u8]) -> Result<TenantPath, FsErro
     }
     let resolved = TenantPath { components };
     // A relative path can grow past the limit through a deep `cwd`.
-    if resolved
-        .components
-        .iter()
-        .map(|c| c.len() + 1)
-        .sum::<usize>()
-        > MAX_PATH_BYTES
-    {
+    if resolved.components.iter().map(|c| c.len() + 1).sum::<usize>() > MAX_PATH_BYTES {
         return Err(FsError::InvalidPath("path too long"));
     }
     Ok(resolved)
@@ -226,10 +213,7 @@ mod tests {
         assert_eq!(at("/", "inbox/../../x").unwrap(), "/x");
         assert_eq!(at("/", "/inbox/../../../etc").unwrap(), "/etc");
         assert_eq!(at("/inbox", "../../../../outbox").unwrap(), "/outbox");
-        assert_eq!(
-            at("/", "/../other-tenant/inbox/x").unwrap(),
-            "/other-tenant/inbox/x"
-        );
+        assert_eq!(at("/", "/../other-tenant/inbox/x").unwrap(), "/other-tenant/inbox/x");
         assert_eq!(at("/", "/etc/passwd").unwrap(), "/etc/passwd");
     }
 
@@ -243,11 +227,7 @@ mod tests {
         assert_eq!(area("/etc/passwd"), Area::Root);
         assert_eq!(area("/inboxx"), Area::Root);
         assert_eq!(area("/ｉｎｂｏｘ/a"), Area::Root);
-        let writable = |raw: &str| {
-            resolve(&TenantPath::root(), raw.as_bytes())
-                .unwrap()
-                .is_writable()
-        };
+        let writable = |raw: &str| resolve(&TenantPath::root(), raw.as_bytes()).unwrap().is_writable();
         assert!(writable("/inbox/a"));
         assert!(!writable("/inbox"));
         assert!(!writable("/"));
@@ -281,10 +261,7 @@ mod tests {
         // A long cwd plus a relative path may not exceed the limit either.
         let deep = format!("/inbox/{}", vec!["b".repeat(200); 20].join("/"));
         let cwd = resolve(&TenantPath::root(), deep.as_bytes()).unwrap();
-        assert!(matches!(
-            resolve(&cwd, "c".repeat(200).as_bytes()),
-            Err(FsError::InvalidPath(_))
-        ));
+        assert!(matches!(resolve(&cwd, "c".repeat(200).as_bytes()), Err(FsError::InvalidPath(_))));
     }
 
     #[test]
@@ -292,20 +269,14 @@ mod tests {
         assert_eq!(at("/", "/inbox/..∕x").unwrap(), "/inbox/..∕x");
         assert_eq!(at("/", "/ｉｎｂｏｘ/a").unwrap(), "/ｉｎｂｏｘ/a");
         // NFC and NFD spellings stay distinct names.
-        assert_ne!(
-            at("/", "/inbox/caf\u{e9}").unwrap(),
-            at("/", "/inbox/cafe\u{301}").unwrap()
-        );
+        assert_ne!(at("/", "/inbox/caf\u{e9}").unwrap(), at("/", "/inbox/cafe\u{301}").unwrap());
     }
 
     #[test]
     fn upload_temporaries_cannot_be_named() {
         assert!(invalid(at("/", "/inbox/.passerelle-upload-0123abcd")));
         assert!(invalid(at("/inbox", ".passerelle-upload-x/y")));
-        assert_eq!(
-            at("/", "/inbox/.passerelle-upload-x/../a").unwrap(),
-            "/inbox/a"
-        );
+        assert_eq!(at("/", "/inbox/.passerelle-upload-x/../a").unwrap(), "/inbox/a");
         assert!(!is_listable_name(".passerelle-upload-00ff"));
         assert!(is_listable_name(".hidden"));
         assert!(!is_listable_name("bad\nname"));

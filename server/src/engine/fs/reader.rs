@@ -20,9 +20,7 @@ pub(crate) struct FileReader {
 
 impl FileReader {
     pub(super) fn new(file: std::fs::File) -> Self {
-        Self {
-            file: Arc::new(file),
-        }
+        Self { file: Arc::new(file) }
     }
 
     /// Up to `len` bytes (capped at [`MAX_READ`]) from `offset`: fewer near

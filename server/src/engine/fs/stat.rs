@@ -55,8 +55,7 @@ fn unix_time(secs: i64, nanos: i64) -> SystemTime {
     if secs >= 0 {
         UNIX_EPOCH + Duration::new(secs.unsigned_abs(), nanos)
     } else {
-        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
-            + Duration::from_nanos(u64::from(nanos))
+        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs()) + Duration::from_nanos(u64::from(nanos))
     }
 }
 

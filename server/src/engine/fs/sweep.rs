@@ -39,10 +39,7 @@ pub(super) fn sweep(dir: &Dir, cutoff: SystemTime, depth: usize) -> Result<usize
             let Ok(meta) = dir.symlink_metadata(&name) else {
                 continue;
             };
-            let stale = meta
-                .modified()
-                .map(|t| t.into_std() < cutoff)
-                .unwrap_or(false);
+            let stale = meta.modified().map(|t| t.into_std() < cutoff).unwrap_or(false);
             if stale && meta.is_file() && dir.remove_file(&name).is_ok() {
                 removed += 1;
             }

@@ -29,13 +29,9 @@ impl Fixture {
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = std::fs::remove_dir_all(&base);
-        for dir in [
-            "outside",
-            "tenants/acme/inbox",
-            "tenants/acme/outbox",
-            "tenants/other/inbox",
-            "tenants/other/outbox",
-        ] {
+        for dir in
+            ["outside", "tenants/acme/inbox", "tenants/acme/outbox", "tenants/other/inbox", "tenants/other/outbox"]
+        {
             std::fs::create_dir_all(base.join(dir)).unwrap();
         }
         std::fs::write(base.join("outside/secret.txt"), SECRET).unwrap();
@@ -55,27 +51,20 @@ impl Fixture {
     }
 
     fn path(&self, raw: &str) -> TenantPath {
-        self.fs
-            .resolve(&TenantPath::root(), raw.as_bytes())
-            .unwrap()
+        self.fs.resolve(&TenantPath::root(), raw.as_bytes()).unwrap()
     }
 
     /// Names in a directory on disk, for checking that nothing appeared.
     fn disk_names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
+        let mut names: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         names.sort();
         names
     }
 
     fn outside_untouched(&self) {
         assert_eq!(Self::disk_names(&self.outside()), ["secret.txt"]);
-        assert_eq!(
-            std::fs::read(self.outside().join("secret.txt")).unwrap(),
-            SECRET
-        );
+        assert_eq!(std::fs::read(self.outside().join("secret.txt")).unwrap(), SECRET);
     }
 
     async fn upload(&self, raw: &str, data: &[u8]) -> Result<CommittedUpload, FsError> {
@@ -116,53 +105,27 @@ async fn hostile_paths_stay_inside_the_tenant() {
     let fx = Fixture::new();
     let fs = &fx.fs;
     let root = TenantPath::root();
-    for raw in [
-        "../",
-        "/../../etc/passwd",
-        "inbox/../../x",
-        "/inbox/../../../etc",
-        "/etc/passwd",
-        "/../outside/secret.txt",
-    ] {
+    for raw in
+        ["../", "/../../etc/passwd", "inbox/../../x", "/inbox/../../../etc", "/etc/passwd", "/../outside/secret.txt"]
+    {
         let path = fs.resolve(&root, raw.as_bytes()).unwrap();
-        assert!(
-            path.is_root() || path.area() == Area::Root,
-            "{raw} resolved to {path}"
-        );
+        assert!(path.is_root() || path.area() == Area::Root, "{raw} resolved to {path}");
         if !path.is_root() {
             assert_err!(fs.stat(&path).await, FsError::NotFound);
             assert_err!(fs.open_read(&path).await, FsError::NotFound);
             assert_err!(fs.read_dir(&path).await, FsError::NotFound);
-            assert_err!(
-                fs.create_upload(&path, false).await,
-                FsError::PermissionDenied
-            );
+            assert_err!(fs.create_upload(&path, false).await, FsError::PermissionDenied);
         }
     }
     // The tenant root on disk holds more than the client may see.
     assert_err!(fs.stat(&fx.path("/notes.txt")).await, FsError::NotFound);
-    assert_err!(
-        fs.open_read(&fx.path("/notes.txt")).await,
-        FsError::NotFound
-    );
+    assert_err!(fs.open_read(&fx.path("/notes.txt")).await, FsError::NotFound);
 
-    for raw in [
-        &b"/inbox/a\0b"[..],
-        b"/inbox/\xff.csv",
-        b"/inbox/a\nb",
-        b"/inbox/\x1b[2J",
-        b"/inbox/a\x7f",
-    ] {
+    for raw in [&b"/inbox/a\0b"[..], b"/inbox/\xff.csv", b"/inbox/a\nb", b"/inbox/\x1b[2J", b"/inbox/a\x7f"] {
         assert_err!(fs.resolve(&root, raw), FsError::InvalidPath(_));
     }
-    assert_err!(
-        fs.resolve(&root, "x".repeat(4096).as_bytes()),
-        FsError::InvalidPath(_)
-    );
-    assert_err!(
-        fs.resolve(&root, format!("/inbox/{}", "y".repeat(300)).as_bytes()),
-        FsError::InvalidPath(_)
-    );
+    assert_err!(fs.resolve(&root, "x".repeat(4096).as_bytes()), FsError::InvalidPath(_));
+    assert_err!(fs.resolve(&root, format!("/inbox/{}", "y".repeat(300)).as_bytes()), FsError::InvalidPath(_));
 
     // Look-alikes are ordinary, unknown names.
     assert_err!(fs.stat(&fx.path("/ｉｎｂｏｘ/a")).await, FsError::NotFound);
@@ -188,31 +151,15 @@ async fn sibling_tenants_cannot_see_each_other() {
 #[tokio::test]
 async fn symlink_to_a_file_outside_is_never_followed() {
     let fx = Fixture::new();
-    symlink(
-        fx.outside().join("secret.txt"),
-        fx.root().join("inbox/link"),
-    )
-    .unwrap();
+    symlink(fx.outside().join("secret.txt"), fx.root().join("inbox/link")).unwrap();
     let link = fx.path("/inbox/link");
     assert_err!(fx.fs.stat(&link).await, FsError::PermissionDenied);
     assert_err!(fx.fs.open_read(&link).await, FsError::PermissionDenied);
-    assert_err!(
-        fx.fs.create_upload(&link, false).await,
-        FsError::PermissionDenied
-    );
-    assert_err!(
-        fx.fs.create_upload(&link, true).await,
-        FsError::PermissionDenied
-    );
-    assert_err!(
-        fx.fs.set_times(&link, UNIX_EPOCH, UNIX_EPOCH).await,
-        FsError::PermissionDenied
-    );
+    assert_err!(fx.fs.create_upload(&link, false).await, FsError::PermissionDenied);
+    assert_err!(fx.fs.create_upload(&link, true).await, FsError::PermissionDenied);
+    assert_err!(fx.fs.set_times(&link, UNIX_EPOCH, UNIX_EPOCH).await, FsError::PermissionDenied);
     assert_err!(fx.fs.remove_file(&link).await, FsError::PermissionDenied);
-    assert_err!(
-        fx.fs.rename(&link, &fx.path("/inbox/moved")).await,
-        FsError::PermissionDenied
-    );
+    assert_err!(fx.fs.rename(&link, &fx.path("/inbox/moved")).await, FsError::PermissionDenied);
     assert_err!(fx.fs.read_dir(&link).await, FsError::PermissionDenied);
     let listing = fx.fs.read_dir(&fx.path("/inbox")).await.unwrap();
     assert!(listing.is_empty(), "symlinks are not listed: {listing:?}");
@@ -225,49 +172,19 @@ async fn symlink_to_a_file_outside_is_never_followed() {
 async fn symlink_to_a_directory_outside_is_never_followed() {
     let fx = Fixture::new();
     symlink(fx.outside(), fx.root().join("inbox/evil")).unwrap();
+    assert_err!(fx.fs.create_upload(&fx.path("/inbox/evil/x"), false).await, FsError::PermissionDenied);
+    assert_err!(fx.fs.mkdir(&fx.path("/inbox/evil/d")).await, FsError::PermissionDenied);
+    assert_err!(fx.fs.read_dir(&fx.path("/inbox/evil")).await, FsError::PermissionDenied);
+    assert_err!(fx.fs.stat(&fx.path("/inbox/evil/secret.txt")).await, FsError::PermissionDenied);
+    assert_err!(fx.fs.open_read(&fx.path("/inbox/evil/secret.txt")).await, FsError::PermissionDenied);
+    assert_err!(fx.fs.remove_file(&fx.path("/inbox/evil/secret.txt")).await, FsError::PermissionDenied);
     assert_err!(
-        fx.fs.create_upload(&fx.path("/inbox/evil/x"), false).await,
+        fx.fs.rename(&fx.path("/inbox/evil/secret.txt"), &fx.path("/inbox/stolen")).await,
         FsError::PermissionDenied
     );
-    assert_err!(
-        fx.fs.mkdir(&fx.path("/inbox/evil/d")).await,
-        FsError::PermissionDenied
-    );
-    assert_err!(
-        fx.fs.read_dir(&fx.path("/inbox/evil")).await,
-        FsError::PermissionDenied
-    );
-    assert_err!(
-        fx.fs.stat(&fx.path("/inbox/evil/secret.txt")).await,
-        FsError::PermissionDenied
-    );
-    assert_err!(
-        fx.fs.open_read(&fx.path("/inbox/evil/secret.txt")).await,
-        FsError::PermissionDenied
-    );
-    assert_err!(
-        fx.fs.remove_file(&fx.path("/inbox/evil/secret.txt")).await,
-        FsError::PermissionDenied
-    );
-    assert_err!(
-        fx.fs
-            .rename(
-                &fx.path("/inbox/evil/secret.txt"),
-                &fx.path("/inbox/stolen")
-            )
-            .await,
-        FsError::PermissionDenied
-    );
-    assert_err!(
-        fx.fs.rmdir(&fx.path("/inbox/evil")).await,
-        FsError::PermissionDenied
-    );
+    assert_err!(fx.fs.rmdir(&fx.path("/inbox/evil")).await, FsError::PermissionDenied);
     fx.outside_untouched();
-    assert!(
-        std::fs::symlink_metadata(fx.root().join("inbox/evil"))
-            .unwrap()
-            .is_symlink()
-    );
+    assert!(std::fs::symlink_metadata(fx.root().join("inbox/evil")).unwrap().is_symlink());
 }
 
 #[tokio::test]
@@ -278,35 +195,12 @@ async fn symlinks_pointing_inside_are_refused_too() {
     symlink("real", fx.root().join("inbox/alias")).unwrap();
     symlink("real/data.csv", fx.root().join("inbox/data-link.csv")).unwrap();
     symlink(fx.root().join("outbox"), fx.root().join("inbox/to-outbox")).unwrap();
-    assert_err!(
-        fx.fs.stat(&fx.path("/inbox/alias/data.csv")).await,
-        FsError::PermissionDenied
-    );
-    assert_err!(
-        fx.fs.open_read(&fx.path("/inbox/data-link.csv")).await,
-        FsError::PermissionDenied
-    );
-    assert_err!(
-        fx.fs
-            .create_upload(&fx.path("/inbox/to-outbox/x"), false)
-            .await,
-        FsError::PermissionDenied
-    );
-    let names: Vec<String> = fx
-        .fs
-        .read_dir(&fx.path("/inbox"))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.0)
-        .collect();
+    assert_err!(fx.fs.stat(&fx.path("/inbox/alias/data.csv")).await, FsError::PermissionDenied);
+    assert_err!(fx.fs.open_read(&fx.path("/inbox/data-link.csv")).await, FsError::PermissionDenied);
+    assert_err!(fx.fs.create_upload(&fx.path("/inbox/to-outbox/x"), false).await, FsError::PermissionDenied);
+    let names: Vec<String> = fx.fs.read_dir(&fx.path("/inbox")).await.unwrap().into_iter().map(|e| e.0).collect();
     assert_eq!(names, ["real"]);
-    assert!(
-        fx.fs
-            .open_read(&fx.path("/inbox/real/data.csv"))
-            .await
-            .is_ok()
-    );
+    assert!(fx.fs.open_read(&fx.path("/inbox/real/data.csv")).await.is_ok());
     assert!(!fx.root().join("outbox/x").exists());
 }
 
@@ -314,94 +208,41 @@ async fn symlinks_pointing_inside_are_refused_too() {
 async fn writes_outside_the_inbox_are_refused() {
     let fx = Fixture::new();
     std::fs::write(fx.root().join("inbox/mine.csv"), b"1").unwrap();
-    for raw in [
-        "/x",
-        "/inbox",
-        "/outbox",
-        "/outbox/x",
-        "/outbox/receipt.json",
-    ] {
+    for raw in ["/x", "/inbox", "/outbox", "/outbox/x", "/outbox/receipt.json"] {
         let path = fx.path(raw);
-        assert_err!(
-            fx.fs.create_upload(&path, false).await,
-            FsError::PermissionDenied
-        );
+        assert_err!(fx.fs.create_upload(&path, false).await, FsError::PermissionDenied);
         assert_err!(fx.fs.mkdir(&path).await, FsError::PermissionDenied);
         assert_err!(fx.fs.rmdir(&path).await, FsError::PermissionDenied);
         assert_err!(fx.fs.remove_file(&path).await, FsError::PermissionDenied);
-        assert_err!(
-            fx.fs.set_times(&path, UNIX_EPOCH, UNIX_EPOCH).await,
-            FsError::PermissionDenied
-        );
+        assert_err!(fx.fs.set_times(&path, UNIX_EPOCH, UNIX_EPOCH).await, FsError::PermissionDenied);
     }
     let mine = fx.path("/inbox/mine.csv");
-    assert_err!(
-        fx.fs.rename(&mine, &fx.path("/outbox/mine.csv")).await,
-        FsError::PermissionDenied
-    );
-    assert_err!(
-        fx.fs.rename(&fx.path("/outbox/receipt.json"), &mine).await,
-        FsError::PermissionDenied
-    );
-    assert_err!(
-        fx.fs.rename(&mine, &fx.path("/mine.csv")).await,
-        FsError::PermissionDenied
-    );
-    assert_err!(
-        fx.fs.rename(&fx.path("/inbox"), &fx.path("/inbox2")).await,
-        FsError::PermissionDenied
-    );
-    assert_eq!(
-        Fixture::disk_names(&fx.root().join("outbox")),
-        ["receipt.json"]
-    );
+    assert_err!(fx.fs.rename(&mine, &fx.path("/outbox/mine.csv")).await, FsError::PermissionDenied);
+    assert_err!(fx.fs.rename(&fx.path("/outbox/receipt.json"), &mine).await, FsError::PermissionDenied);
+    assert_err!(fx.fs.rename(&mine, &fx.path("/mine.csv")).await, FsError::PermissionDenied);
+    assert_err!(fx.fs.rename(&fx.path("/inbox"), &fx.path("/inbox2")).await, FsError::PermissionDenied);
+    assert_eq!(Fixture::disk_names(&fx.root().join("outbox")), ["receipt.json"]);
     // Reading the outbox is fine.
-    let reader = fx
-        .fs
-        .open_read(&fx.path("/outbox/receipt.json"))
-        .await
-        .unwrap();
+    let reader = fx.fs.open_read(&fx.path("/outbox/receipt.json")).await.unwrap();
     assert_eq!(reader.read_at(0, 100).await.unwrap(), b"{}");
 }
 
 #[tokio::test]
 async fn listings_and_stats() {
     let fx = Fixture::new();
-    let root: Vec<String> = fx
-        .fs
-        .read_dir(&TenantPath::root())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.0)
-        .collect();
+    let root: Vec<String> = fx.fs.read_dir(&TenantPath::root()).await.unwrap().into_iter().map(|e| e.0).collect();
     assert_eq!(root, ["inbox", "outbox"]);
     assert!(fx.fs.stat(&TenantPath::root()).await.unwrap().is_dir);
     let receipt = fx.fs.stat(&fx.path("/outbox/receipt.json")).await.unwrap();
     assert_eq!(receipt.size, 2);
     assert!(!receipt.is_dir);
-    assert_err!(
-        fx.fs.read_dir(&fx.path("/outbox/receipt.json")).await,
-        FsError::NotADirectory
-    );
-    assert_err!(
-        fx.fs.open_read(&fx.path("/inbox")).await,
-        FsError::IsADirectory
-    );
-    assert_err!(
-        fx.fs.open_read(&TenantPath::root()).await,
-        FsError::IsADirectory
-    );
-    assert_err!(
-        fx.fs.stat(&fx.path("/inbox/missing")).await,
-        FsError::NotFound
-    );
+    assert_err!(fx.fs.read_dir(&fx.path("/outbox/receipt.json")).await, FsError::NotADirectory);
+    assert_err!(fx.fs.open_read(&fx.path("/inbox")).await, FsError::IsADirectory);
+    assert_err!(fx.fs.open_read(&TenantPath::root()).await, FsError::IsADirectory);
+    assert_err!(fx.fs.stat(&fx.path("/inbox/missing")).await, FsError::NotFound);
     let stats = fx.fs.statvfs(&fx.path("/inbox")).await.unwrap();
     assert!(stats.block_size > 0 && stats.blocks > 0 && stats.name_max <= 255);
-    assert_err!(
-        fx.fs.statvfs(&fx.path("/inbox/missing")).await,
-        FsError::NotFound
-    );
+    assert_err!(fx.fs.statvfs(&fx.path("/inbox/missing")).await, FsError::NotFound);
 }
 
 #[tokio::test]
@@ -410,50 +251,22 @@ async fn directories_rename_and_times() {
     let dir = fx.path("/inbox/employees");
     fx.fs.mkdir(&dir).await.unwrap();
     assert_err!(fx.fs.mkdir(&dir).await, FsError::AlreadyExists);
-    assert_err!(
-        fx.fs.mkdir(&fx.path("/inbox/missing/sub")).await,
-        FsError::NotFound
-    );
-    fx.upload("/inbox/employees/a.csv", b"id\n1\n")
-        .await
-        .unwrap();
+    assert_err!(fx.fs.mkdir(&fx.path("/inbox/missing/sub")).await, FsError::NotFound);
+    fx.upload("/inbox/employees/a.csv", b"id\n1\n").await.unwrap();
     assert_err!(fx.fs.rmdir(&dir).await, FsError::DirectoryNotEmpty);
     assert_err!(fx.fs.remove_file(&dir).await, FsError::IsADirectory);
-    assert_err!(
-        fx.fs.rmdir(&fx.path("/inbox/employees/a.csv")).await,
-        FsError::NotADirectory
-    );
-    assert_err!(
-        fx.fs.rename(&dir, &fx.path("/inbox/employees/sub")).await,
-        FsError::InvalidPath(_)
-    );
+    assert_err!(fx.fs.rmdir(&fx.path("/inbox/employees/a.csv")).await, FsError::NotADirectory);
+    assert_err!(fx.fs.rename(&dir, &fx.path("/inbox/employees/sub")).await, FsError::InvalidPath(_));
 
     // Rename replaces an existing file.
     fx.upload("/inbox/b.csv", b"old").await.unwrap();
-    fx.fs
-        .rename(&fx.path("/inbox/employees/a.csv"), &fx.path("/inbox/b.csv"))
-        .await
-        .unwrap();
-    assert_eq!(
-        std::fs::read(fx.root().join("inbox/b.csv")).unwrap(),
-        b"id\n1\n"
-    );
-    assert_err!(
-        fx.fs.stat(&fx.path("/inbox/employees/a.csv")).await,
-        FsError::NotFound
-    );
-    assert_err!(
-        fx.fs
-            .rename(&fx.path("/inbox/nothing"), &fx.path("/inbox/c"))
-            .await,
-        FsError::NotFound
-    );
+    fx.fs.rename(&fx.path("/inbox/employees/a.csv"), &fx.path("/inbox/b.csv")).await.unwrap();
+    assert_eq!(std::fs::read(fx.root().join("inbox/b.csv")).unwrap(), b"id\n1\n");
+    assert_err!(fx.fs.stat(&fx.path("/inbox/employees/a.csv")).await, FsError::NotFound);
+    assert_err!(fx.fs.rename(&fx.path("/inbox/nothing"), &fx.path("/inbox/c")).await, FsError::NotFound);
 
     let when = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-    fx.fs
-        .set_times(&fx.path("/inbox/b.csv"), when, when)
-        .await
-        .unwrap();
+    fx.fs.set_times(&fx.path("/inbox/b.csv"), when, when).await.unwrap();
     let stat = fx.fs.stat(&fx.path("/inbox/b.csv")).await.unwrap();
     assert_eq!((stat.modified, stat.accessed), (when, when));
 
@@ -470,10 +283,7 @@ async fn reads_are_positional_and_capped() {
     let reader = fx.fs.open_read(&fx.path("/outbox/big.bin")).await.unwrap();
     assert_eq!(reader.read_at(10, 5).await.unwrap(), &data[10..15]);
     assert_eq!(reader.read_at(0, u32::MAX).await.unwrap().len(), 256 * 1024);
-    assert_eq!(
-        reader.read_at(299_990, 100).await.unwrap(),
-        &data[299_990..]
-    );
+    assert_eq!(reader.read_at(299_990, 100).await.unwrap(), &data[299_990..]);
     assert!(reader.read_at(300_000, 100).await.unwrap().is_empty());
     assert!(reader.read_at(u64::MAX, 100).await.unwrap().is_empty());
     assert_eq!(reader.stat().await.unwrap().size, 300_000);
@@ -483,12 +293,7 @@ async fn reads_are_positional_and_capped() {
 async fn out_of_order_upload_digest_matches_the_file() {
     let fx = Fixture::new();
     let data: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_be_bytes()).collect();
-    let upload = Arc::new(
-        fx.fs
-            .create_upload(&fx.path("/inbox/data.bin"), true)
-            .await
-            .unwrap(),
-    );
+    let upload = Arc::new(fx.fs.create_upload(&fx.path("/inbox/data.bin"), true).await.unwrap());
     let chunk = 32 * 1024;
     let mut order: Vec<usize> = (0..data.len().div_ceil(chunk)).collect();
     // Deliver each group of eight pieces backwards, all concurrently.
@@ -499,9 +304,7 @@ async fn out_of_order_upload_digest_matches_the_file() {
     for index in order {
         let upload = Arc::clone(&upload);
         let piece = data[index * chunk..((index + 1) * chunk).min(data.len())].to_vec();
-        tasks.push(tokio::spawn(async move {
-            upload.write_at((index * chunk) as u64, &piece).await
-        }));
+        tasks.push(tokio::spawn(async move { upload.write_at((index * chunk) as u64, &piece).await }));
     }
     for task in tasks {
         task.await.unwrap().unwrap();
@@ -517,9 +320,7 @@ async fn out_of_order_upload_digest_matches_the_file() {
     assert_eq!(done.sha256, sha256_of(&on_disk));
     assert_eq!(Fixture::disk_names(&fx.root().join("inbox")), ["data.bin"]);
     let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(fx.root().join("inbox/data.bin"))
-            .unwrap()
-            .permissions(),
+        &std::fs::metadata(fx.root().join("inbox/data.bin")).unwrap().permissions(),
     );
     assert_eq!(mode & 0o777, 0o600);
 }
@@ -527,11 +328,7 @@ async fn out_of_order_upload_digest_matches_the_file() {
 #[tokio::test]
 async fn rewritten_upload_is_rehashed_from_disk() {
     let fx = Fixture::new();
-    let upload = fx
-        .fs
-        .create_upload(&fx.path("/inbox/r.txt"), false)
-        .await
-        .unwrap();
+    let upload = fx.fs.create_upload(&fx.path("/inbox/r.txt"), false).await.unwrap();
     upload.write_at(0, b"hello world").await.unwrap();
     upload.write_at(0, b"HELLO").await.unwrap();
     upload.write_at(20, b"!").await.unwrap();
@@ -539,10 +336,7 @@ async fn rewritten_upload_is_rehashed_from_disk() {
     upload.sync().await.unwrap();
     let done = upload.commit().await.unwrap();
     let expected = b"HELLO world\0\0\0\0\0\0\0\0\0!";
-    assert_eq!(
-        std::fs::read(fx.root().join("inbox/r.txt")).unwrap(),
-        expected
-    );
+    assert_eq!(std::fs::read(fx.root().join("inbox/r.txt")).unwrap(), expected);
     assert_eq!(done.sha256, sha256_of(expected));
     assert_eq!(done.size, 21);
 }
@@ -550,29 +344,14 @@ async fn rewritten_upload_is_rehashed_from_disk() {
 #[tokio::test]
 async fn abort_and_drop_leave_nothing() {
     let fx = Fixture::new();
-    let upload = fx
-        .fs
-        .create_upload(&fx.path("/inbox/a.csv"), false)
-        .await
-        .unwrap();
+    let upload = fx.fs.create_upload(&fx.path("/inbox/a.csv"), false).await.unwrap();
     upload.write_at(0, b"partial").await.unwrap();
-    assert_eq!(
-        Fixture::disk_names(&fx.root().join("inbox")).len(),
-        1,
-        "the temporary exists"
-    );
-    assert!(
-        fx.fs.read_dir(&fx.path("/inbox")).await.unwrap().is_empty(),
-        "but is not listed"
-    );
+    assert_eq!(Fixture::disk_names(&fx.root().join("inbox")).len(), 1, "the temporary exists");
+    assert!(fx.fs.read_dir(&fx.path("/inbox")).await.unwrap().is_empty(), "but is not listed");
     upload.abort().await;
     assert!(Fixture::disk_names(&fx.root().join("inbox")).is_empty());
 
-    let upload = fx
-        .fs
-        .create_upload(&fx.path("/inbox/b.csv"), false)
-        .await
-        .unwrap();
+    let upload = fx.fs.create_upload(&fx.path("/inbox/b.csv"), false).await.unwrap();
     upload.write_at(0, b"partial").await.unwrap();
     drop(upload);
     assert!(Fixture::disk_names(&fx.root().join("inbox")).is_empty());
@@ -597,10 +376,7 @@ async fn readers_never_see_a_partial_upload() {
     });
     let piece = vec![b'x'; 64 * 1024];
     for i in 0..16u64 {
-        upload
-            .write_at(i * piece.len() as u64, &piece)
-            .await
-            .unwrap();
+        upload.write_at(i * piece.len() as u64, &piece).await.unwrap();
         assert_err!(fx.fs.stat(&target).await, FsError::NotFound);
     }
     upload.commit().await.unwrap();
@@ -611,96 +387,48 @@ async fn readers_never_see_a_partial_upload() {
 async fn exclusive_upload_never_replaces() {
     let fx = Fixture::new();
     fx.upload("/inbox/a.csv", b"first").await.unwrap();
-    assert_err!(
-        fx.fs.create_upload(&fx.path("/inbox/a.csv"), true).await,
-        FsError::AlreadyExists
-    );
+    assert_err!(fx.fs.create_upload(&fx.path("/inbox/a.csv"), true).await, FsError::AlreadyExists);
 
     // The target appearing while the upload runs is caught at commit.
-    let upload = fx
-        .fs
-        .create_upload(&fx.path("/inbox/b.csv"), true)
-        .await
-        .unwrap();
+    let upload = fx.fs.create_upload(&fx.path("/inbox/b.csv"), true).await.unwrap();
     upload.write_at(0, b"mine").await.unwrap();
     fx.upload("/inbox/b.csv", b"theirs").await.unwrap();
     assert_err!(upload.commit().await, FsError::AlreadyExists);
-    assert_eq!(
-        std::fs::read(fx.root().join("inbox/b.csv")).unwrap(),
-        b"theirs"
-    );
-    assert_eq!(
-        Fixture::disk_names(&fx.root().join("inbox")),
-        ["a.csv", "b.csv"]
-    );
+    assert_eq!(std::fs::read(fx.root().join("inbox/b.csv")).unwrap(), b"theirs");
+    assert_eq!(Fixture::disk_names(&fx.root().join("inbox")), ["a.csv", "b.csv"]);
 
     // A non-exclusive upload replaces.
     fx.upload("/inbox/a.csv", b"second").await.unwrap();
-    assert_eq!(
-        std::fs::read(fx.root().join("inbox/a.csv")).unwrap(),
-        b"second"
-    );
+    assert_eq!(std::fs::read(fx.root().join("inbox/a.csv")).unwrap(), b"second");
 }
 
 #[tokio::test]
 async fn uploads_need_a_parent_and_refuse_directories() {
     let fx = Fixture::new();
-    assert_err!(
-        fx.fs
-            .create_upload(&fx.path("/inbox/missing/a.csv"), false)
-            .await,
-        FsError::NotFound
-    );
+    assert_err!(fx.fs.create_upload(&fx.path("/inbox/missing/a.csv"), false).await, FsError::NotFound);
     fx.fs.mkdir(&fx.path("/inbox/d")).await.unwrap();
-    assert_err!(
-        fx.fs.create_upload(&fx.path("/inbox/d"), false).await,
-        FsError::IsADirectory
-    );
+    assert_err!(fx.fs.create_upload(&fx.path("/inbox/d"), false).await, FsError::IsADirectory);
     std::fs::write(fx.root().join("inbox/file"), b"").unwrap();
-    assert_err!(
-        fx.fs
-            .create_upload(&fx.path("/inbox/file/a.csv"), false)
-            .await,
-        FsError::NotADirectory
-    );
+    assert_err!(fx.fs.create_upload(&fx.path("/inbox/file/a.csv"), false).await, FsError::NotADirectory);
     // A directory appearing under the name before commit is not replaced.
-    let upload = fx
-        .fs
-        .create_upload(&fx.path("/inbox/late"), false)
-        .await
-        .unwrap();
+    let upload = fx.fs.create_upload(&fx.path("/inbox/late"), false).await.unwrap();
     std::fs::create_dir(fx.root().join("inbox/late")).unwrap();
     assert!(upload.commit().await.is_err());
-    assert_eq!(
-        Fixture::disk_names(&fx.root().join("inbox")),
-        ["d", "file", "late"]
-    );
+    assert_eq!(Fixture::disk_names(&fx.root().join("inbox")), ["d", "file", "late"]);
 }
 
 #[tokio::test]
 async fn special_files_are_neither_listed_nor_opened() {
     use rustix::fs::{CWD, FileType, Mode, mknodat};
     let fx = Fixture::new();
-    mknodat(
-        CWD,
-        fx.root().join("inbox/pipe"),
-        FileType::Fifo,
-        Mode::from_raw_mode(0o600),
-        0,
-    )
-    .unwrap();
+    mknodat(CWD, fx.root().join("inbox/pipe"), FileType::Fifo, Mode::from_raw_mode(0o600), 0).unwrap();
     let pipe = fx.path("/inbox/pipe");
     assert!(fx.fs.read_dir(&fx.path("/inbox")).await.unwrap().is_empty());
     assert_err!(fx.fs.stat(&pipe).await, FsError::PermissionDenied);
     // Must not hang waiting for a writer.
-    let opened = tokio::time::timeout(Duration::from_secs(5), fx.fs.open_read(&pipe))
-        .await
-        .unwrap();
+    let opened = tokio::time::timeout(Duration::from_secs(5), fx.fs.open_read(&pipe)).await.unwrap();
     assert_err!(opened, FsError::PermissionDenied);
-    assert_err!(
-        fx.fs.create_upload(&pipe, false).await,
-        FsError::PermissionDenied
-    );
+    assert_err!(fx.fs.create_upload(&pipe, false).await, FsError::PermissionDenied);
     assert_err!(fx.fs.remove_file(&pipe).await, FsError::PermissionDenied);
 }
 
@@ -711,33 +439,15 @@ async fn stale_upload_temporaries_are_swept() {
     let stale = fx.root().join("inbox/sub/.passerelle-upload-0000");
     std::fs::write(&stale, b"left by a crash").unwrap();
     let old = std::fs::FileTimes::new().set_modified(UNIX_EPOCH + Duration::from_secs(1_000_000));
-    std::fs::File::options()
-        .write(true)
-        .open(&stale)
-        .unwrap()
-        .set_times(old)
-        .unwrap();
+    std::fs::File::options().write(true).open(&stale).unwrap().set_times(old).unwrap();
     symlink(fx.outside(), fx.root().join("inbox/evil")).unwrap();
     std::fs::write(fx.outside().join(".passerelle-upload-ffff"), b"not ours").unwrap();
-    let live = fx
-        .fs
-        .create_upload(&fx.path("/inbox/live.csv"), false)
-        .await
-        .unwrap();
+    let live = fx.fs.create_upload(&fx.path("/inbox/live.csv"), false).await.unwrap();
     live.write_at(0, b"in progress").await.unwrap();
 
-    assert_eq!(
-        fx.fs
-            .remove_stale_uploads(Duration::from_secs(3600))
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(fx.fs.remove_stale_uploads(Duration::from_secs(3600)).await.unwrap(), 1);
     assert!(!stale.exists());
     assert!(fx.outside().join(".passerelle-upload-ffff").exists());
     live.commit().await.unwrap();
-    assert_eq!(
-        Fixture::disk_names(&fx.root().join("inbox")),
-        ["evil", "live.csv", "sub"]
-    );
+    assert_eq!(Fixture::disk_names(&fx.root().join("inbox")), ["evil", "live.csv", "sub"]);
 }

@@ -70,9 +70,7 @@ struct Staged {
 
 impl std::fmt::Debug for Staged {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Staged")
-            .field("temp_name", &self.temp_name)
-            .finish_non_exhaustive()
+        f.debug_struct("Staged").field("temp_name", &self.temp_name).finish_non_exhaustive()
     }
 }
 
@@ -120,15 +118,12 @@ pub(super) fn start(dir: Dir, path: TenantPath, exclusive: bool, durable: bool) 
             Err(err) => return Err(err.into()),
         }
     }
-    Err(FsError::Io(
-        last_err.unwrap_or_else(|| io::Error::other("no temporary name")),
-    ))
+    Err(FsError::Io(last_err.unwrap_or_else(|| io::Error::other("no temporary name"))))
 }
 
 fn random_hex() -> Result<String, FsError> {
     let mut bytes = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut bytes)
-        .map_err(|_| FsError::Io(io::Error::other("random source failed")))?;
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| FsError::Io(io::Error::other("random source failed")))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -150,11 +145,7 @@ impl Upload {
         let data = data.to_vec();
         blocking(move || {
             staged.file.write_all_at(&data, offset)?;
-            staged
-                .hasher
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .feed(offset, data);
+            staged.hasher.lock().unwrap_or_else(PoisonError::into_inner).feed(offset, data);
             drop(staged);
             drop(guard);
             Ok(())
@@ -180,13 +171,7 @@ impl Upload {
     /// directory. On error the temporary is removed and nothing is visible.
     pub(crate) async fn commit(self) -> Result<CommittedUpload, FsError> {
         let gate = Arc::clone(&self.gate).write_owned().await;
-        let Self {
-            path,
-            exclusive,
-            durable,
-            staged,
-            gate: _,
-        } = self;
+        let Self { path, exclusive, durable, staged, gate: _ } = self;
         // The whole commit runs to its end even if this future is dropped: a
         // renamed file is then visible and complete, an unrenamed one removed.
         blocking(move || {
@@ -237,11 +222,7 @@ impl Upload {
     /// Whether the digest is still being computed while streaming (tests).
     #[cfg(test)]
     pub(super) fn is_streaming_digest(&self) -> bool {
-        self.staged
-            .hasher
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_streaming()
+        self.staged.hasher.lock().unwrap_or_else(PoisonError::into_inner).is_streaming()
     }
 }
 

@@ -19,9 +19,7 @@ use super::path::TenantPath;
 pub(super) fn open_dir(root: &Dir, components: &[String]) -> Result<Dir, FsError> {
     let mut dir = root.try_clone()?;
     for name in components {
-        dir = dir
-            .open_dir_nofollow(name)
-            .map_err(|err| refine(&dir, name, err))?;
+        dir = dir.open_dir_nofollow(name).map_err(|err| refine(&dir, name, err))?;
     }
     Ok(dir)
 }
@@ -29,21 +27,14 @@ pub(super) fn open_dir(root: &Dir, components: &[String]) -> Result<Dir, FsError
 /// Opens the directory containing `path` and returns it with the last name.
 /// The caller has checked that `path` is not the root.
 pub(super) fn open_parent<'p>(root: &Dir, path: &'p TenantPath) -> Result<(Dir, &'p str), FsError> {
-    let (name, parents) = path
-        .components()
-        .split_last()
-        .ok_or(FsError::PermissionDenied)?;
+    let (name, parents) = path.components().split_last().ok_or(FsError::PermissionDenied)?;
     Ok((open_dir(root, parents)?, name))
 }
 
 /// `lstat` of an entry that must exist and be a regular file or a directory.
 pub(super) fn plain_metadata(dir: &Dir, name: &str) -> Result<Metadata, FsError> {
     let meta = dir.symlink_metadata(name)?;
-    if meta.is_file() || meta.is_dir() {
-        Ok(meta)
-    } else {
-        Err(FsError::PermissionDenied)
-    }
+    if meta.is_file() || meta.is_dir() { Ok(meta) } else { Err(FsError::PermissionDenied) }
 }
 
 /// `lstat` of an entry that may be absent; present entries must be regular
@@ -61,9 +52,7 @@ pub(super) fn plain_metadata_if_exists(dir: &Dir, name: &str) -> Result<Option<M
 pub(super) fn refine(dir: &Dir, name: &str, err: io::Error) -> FsError {
     let err = FsError::from(err);
     if matches!(err, FsError::NotADirectory | FsError::PermissionDenied)
-        && dir
-            .symlink_metadata(name)
-            .is_ok_and(|meta| meta.is_symlink())
+        && dir.symlink_metadata(name).is_ok_and(|meta| meta.is_symlink())
     {
         return FsError::PermissionDenied;
     }
