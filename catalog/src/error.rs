@@ -28,6 +28,9 @@ pub enum CatalogError {
     /// A row with the same key exists already.
     #[error("{0} already exists")]
     AlreadyExists(String),
+    /// A stored value this build cannot read (written by a newer version?).
+    #[error("catalog holds an unknown {0}")]
+    Corrupt(String),
 }
 
 impl CatalogError {

@@ -21,6 +21,7 @@
 mod audit;
 mod bans;
 mod error;
+mod jobs;
 mod names;
 mod store;
 mod tenants;
@@ -29,6 +30,7 @@ mod users;
 pub use audit::{AuditEvent, AuditFilter};
 pub use bans::Ban;
 pub use error::{CatalogError, NameError};
+pub use jobs::{ImportJob, JobFilter, JobStatus};
 pub use names::{Login, TenantName};
 pub use store::{Backend, Catalog, now_ms};
 pub use tenants::{Tenant, TenantDatabase};

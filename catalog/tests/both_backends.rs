@@ -1,6 +1,9 @@
 //! The catalog behaves the same on SQLite and on PostgreSQL.
 
-use passerelle_catalog::{AuditEvent, AuditFilter, Ban, Catalog, CatalogError, Login, TenantDatabase, TenantName};
+use passerelle_catalog::{
+    AuditEvent, AuditFilter, Ban, Catalog, CatalogError, ImportJob, JobFilter, JobStatus, Login, TenantDatabase,
+    TenantName,
+};
 
 /// PostgreSQL server used by the tests; its absence is a failure, never a skip.
 fn pg_admin_url() -> String {
@@ -92,8 +95,35 @@ async fn exercise(catalog: Catalog) {
     assert!(matches!(catalog.remove_ban("192.0.2.1").await, Err(CatalogError::NotFound(_))));
     assert_eq!(catalog.ban_offences("192.0.2.1").await.unwrap(), 0);
 
+    catalog.set_import_profiles(&acme, "[[import]]").await.unwrap();
+    catalog.set_import_profiles(&acme, "[[import]] # v2").await.unwrap();
+    assert_eq!(catalog.import_profiles(&acme).await.unwrap().as_deref(), Some("[[import]] # v2"));
+    let mut job = ImportJob::received("job-1".into(), &acme, "employees/a.csv".into());
+    catalog.insert_import_job(&job).await.unwrap();
+    assert!(matches!(catalog.insert_import_job(&job).await, Err(CatalogError::AlreadyExists(_))));
+    let mut other = ImportJob::received("job-2".into(), &acme, "b.csv".into());
+    other.received_at += 1;
+    catalog.insert_import_job(&other).await.unwrap();
+    assert_eq!(catalog.open_import_jobs().await.unwrap().len(), 2);
+    job.status = JobStatus::Imported;
+    job.profile = Some("employees".into());
+    job.sha256 = Some("ab".repeat(32));
+    job.rows_loaded = Some(3);
+    catalog.update_import_job(&job).await.unwrap();
+    assert_eq!(catalog.import_job("job-1").await.unwrap().as_ref(), Some(&job));
+    assert_eq!(catalog.open_import_jobs().await.unwrap(), vec![other.clone()]);
+    let same = catalog.imported_same_content("acme", "employees", &"ab".repeat(32)).await.unwrap();
+    assert_eq!(same.as_deref(), Some("job-1"));
+    assert_eq!(catalog.imported_same_content("acme", "other", &"ab".repeat(32)).await.unwrap(), None);
+    let imported = JobFilter { tenant: Some("acme".into()), status: Some(JobStatus::Imported), limit: None };
+    assert_eq!(catalog.import_jobs(&imported).await.unwrap().len(), 1);
+    let newest = catalog.import_jobs(&JobFilter { limit: Some(1), ..Default::default() }).await.unwrap();
+    assert_eq!(newest[0].id, "job-2");
+    assert_eq!(catalog.import_jobs(&JobFilter::default()).await.unwrap().len(), 2);
+
     catalog.remove_tenant(&acme).await.unwrap();
     assert!(catalog.user(&alice).await.unwrap().is_none(), "users go with their tenant");
+    assert!(catalog.import_profiles(&acme).await.unwrap().is_none(), "profiles go with their tenant");
     catalog.close().await;
 }
 

@@ -1,0 +1,317 @@
+//! Import jobs and import profiles. A job is the durable record of one file
+//! handed to the import pipeline, from its arrival to its verdict:
+//!
+//! ```text
+//!  received ─► validating ─► loading ─► imported
+//!      │            │           │  └──► waiting-retry ─► loading …
+//!      └────────────┴───────────┴─────► rejected | duplicate
+//! ```
+//!
+//! Each tenant has one profile file (TOML, several `[[import]]` tables),
+//! stored as its text: the import pipeline parses and checks it.
+
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::error::CatalogError;
+use crate::names::TenantName;
+use crate::store::{Catalog, now_ms};
+
+/// Where a job is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JobStatus {
+    /// Recorded; the file is being taken out of the inbox.
+    Received,
+    /// The file is being checked against its profile.
+    Validating,
+    /// The rows are being written to the tenant's database.
+    Loading,
+    /// The tenant's database was unreachable; the load is tried again later.
+    WaitingRetry,
+    /// Every row is in the tenant's database (terminal).
+    Imported,
+    /// The file was refused; the receipt says why (terminal).
+    Rejected,
+    /// The same content was imported before with the same profile (terminal).
+    Duplicate,
+}
+
+impl JobStatus {
+    /// Every status, in life order.
+    pub const ALL: [JobStatus; 7] = [
+        Self::Received,
+        Self::Validating,
+        Self::Loading,
+        Self::WaitingRetry,
+        Self::Imported,
+        Self::Rejected,
+        Self::Duplicate,
+    ];
+
+    /// The name used in the catalog, the CLI and receipts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Received => "received",
+            Self::Validating => "validating",
+            Self::Loading => "loading",
+            Self::WaitingRetry => "waiting-retry",
+            Self::Imported => "imported",
+            Self::Rejected => "rejected",
+            Self::Duplicate => "duplicate",
+        }
+    }
+
+    /// Parses a name printed by [`JobStatus::as_str`].
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == name)
+    }
+
+    /// Whether the job has its verdict.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Imported | Self::Rejected | Self::Duplicate)
+    }
+}
+
+impl std::fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One import job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ImportJob {
+    /// Job id (a UUID), also the `_import_id` of every row it loads.
+    pub id: String,
+    /// Tenant name.
+    pub tenant: String,
+    /// The file's path relative to `/inbox` (`employees/2026-11.csv`).
+    pub path: String,
+    /// SHA-256 of the content, lower-case hex, once the file is taken.
+    pub sha256: Option<String>,
+    /// Size in bytes, once the file is taken.
+    pub bytes: Option<i64>,
+    /// The profile that matched, once known.
+    pub profile: Option<String>,
+    /// Where the job is.
+    pub status: JobStatus,
+    /// Rows written by the committed load.
+    pub rows_loaded: Option<i64>,
+    /// Load attempts that failed because the database was unreachable.
+    pub attempts: i64,
+    /// When a waiting job is tried again, Unix milliseconds.
+    pub next_try_at: Option<i64>,
+    /// Why the job was rejected or is waiting, for people.
+    pub error: Option<String>,
+    /// When the file arrived, Unix milliseconds.
+    pub received_at: i64,
+    /// Last change, Unix milliseconds.
+    pub updated_at: i64,
+    /// When the job reached its verdict, Unix milliseconds.
+    pub finished_at: Option<i64>,
+}
+
+impl ImportJob {
+    /// A new job for `path` of `tenant`, received now.
+    pub fn received(id: String, tenant: &TenantName, path: String) -> Self {
+        let now = now_ms();
+        Self {
+            id,
+            tenant: tenant.to_string(),
+            path,
+            sha256: None,
+            bytes: None,
+            profile: None,
+            status: JobStatus::Received,
+            rows_loaded: None,
+            attempts: 0,
+            next_try_at: None,
+            error: None,
+            received_at: now,
+            updated_at: now,
+            finished_at: None,
+        }
+    }
+
+    fn from_row(row: &AnyRow) -> Result<Self, CatalogError> {
+        let status: String = row.try_get("status")?;
+        Ok(Self {
+            id: row.try_get("id")?,
+            tenant: row.try_get("tenant")?,
+            path: row.try_get("path")?,
+            sha256: row.try_get("sha256")?,
+            bytes: row.try_get("bytes")?,
+            profile: row.try_get("profile")?,
+            status: JobStatus::parse(&status)
+                .ok_or_else(|| CatalogError::Corrupt(format!("import job status {status:?}")))?,
+            rows_loaded: row.try_get("rows_loaded")?,
+            attempts: row.try_get("attempts")?,
+            next_try_at: row.try_get("next_try_at")?,
+            error: row.try_get("error")?,
+            received_at: row.try_get("received_at")?,
+            updated_at: row.try_get("updated_at")?,
+            finished_at: row.try_get("finished_at")?,
+        })
+    }
+}
+
+/// Which jobs [`Catalog::import_jobs`] returns.
+#[derive(Clone, Debug, Default)]
+pub struct JobFilter {
+    /// Only this tenant's.
+    pub tenant: Option<String>,
+    /// Only jobs in this status.
+    pub status: Option<JobStatus>,
+    /// At most this many, the most recent.
+    pub limit: Option<i64>,
+}
+
+/// The columns [`ImportJob::from_row`] reads, as a literal so that queries stay `&'static str`.
+macro_rules! job_columns {
+    () => {
+        "id, tenant, path, sha256, bytes, profile, status, rows_loaded, attempts, next_try_at, error, received_at, \
+         updated_at, finished_at"
+    };
+}
+
+impl Catalog {
+    /// Records a new job.
+    pub async fn insert_import_job(&self, job: &ImportJob) -> Result<(), CatalogError> {
+        sqlx::query(
+            "INSERT INTO import_jobs (id, tenant, path, sha256, bytes, profile, status, rows_loaded, attempts, \
+             next_try_at, error, received_at, updated_at, finished_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(&job.id)
+        .bind(&job.tenant)
+        .bind(&job.path)
+        .bind(job.sha256.as_deref())
+        .bind(job.bytes)
+        .bind(job.profile.as_deref())
+        .bind(job.status.as_str())
+        .bind(job.rows_loaded)
+        .bind(job.attempts)
+        .bind(job.next_try_at)
+        .bind(job.error.as_deref())
+        .bind(job.received_at)
+        .bind(job.updated_at)
+        .bind(job.finished_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| CatalogError::on_conflict(e, || format!("import job {}", job.id)))?;
+        Ok(())
+    }
+
+    /// Stores every changing field of `job` (matched by id).
+    pub async fn update_import_job(&self, job: &ImportJob) -> Result<(), CatalogError> {
+        let done = sqlx::query(
+            "UPDATE import_jobs SET sha256 = $2, bytes = $3, profile = $4, status = $5, rows_loaded = $6, \
+             attempts = $7, next_try_at = $8, error = $9, updated_at = $10, finished_at = $11 WHERE id = $1",
+        )
+        .bind(&job.id)
+        .bind(job.sha256.as_deref())
+        .bind(job.bytes)
+        .bind(job.profile.as_deref())
+        .bind(job.status.as_str())
+        .bind(job.rows_loaded)
+        .bind(job.attempts)
+        .bind(job.next_try_at)
+        .bind(job.error.as_deref())
+        .bind(job.updated_at)
+        .bind(job.finished_at)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(CatalogError::NotFound(format!("import job {}", job.id)));
+        }
+        Ok(())
+    }
+
+    /// The job with this id.
+    pub async fn import_job(&self, id: &str) -> Result<Option<ImportJob>, CatalogError> {
+        let row = sqlx::query(concat!("SELECT ", job_columns!(), " FROM import_jobs WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(ImportJob::from_row).transpose()
+    }
+
+    /// Jobs matching `filter`, oldest first (the most recent `limit` ones).
+    pub async fn import_jobs(&self, filter: &JobFilter) -> Result<Vec<ImportJob>, CatalogError> {
+        let rows = sqlx::query(concat!(
+            "SELECT * FROM (SELECT ",
+            job_columns!(),
+            " FROM import_jobs WHERE ($1 IS NULL OR tenant = $1) AND ($2 IS NULL OR status = $2) \
+             ORDER BY received_at DESC, id DESC LIMIT $3) AS recent ORDER BY received_at, id"
+        ))
+        .bind(filter.tenant.as_deref())
+        .bind(filter.status.map(JobStatus::as_str))
+        .bind(filter.limit.unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(ImportJob::from_row).collect()
+    }
+
+    /// Jobs without a verdict yet, oldest first: what the runner resumes.
+    pub async fn open_import_jobs(&self) -> Result<Vec<ImportJob>, CatalogError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM import_jobs WHERE status NOT IN ('imported', 'rejected', 'duplicate') ORDER BY received_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(ImportJob::from_row).collect()
+    }
+
+    /// The id of an imported job of `tenant` with the same profile and
+    /// content, if any (the exactly-once check).
+    pub async fn imported_same_content(
+        &self,
+        tenant: &str,
+        profile: &str,
+        sha256: &str,
+    ) -> Result<Option<String>, CatalogError> {
+        let row = sqlx::query(
+            "SELECT id FROM import_jobs WHERE tenant = $1 AND profile = $2 AND sha256 = $3 \
+             AND status = 'imported' ORDER BY received_at LIMIT 1",
+        )
+        .bind(tenant)
+        .bind(profile)
+        .bind(sha256)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(row) => Some(row.try_get("id")?),
+            None => None,
+        })
+    }
+
+    /// Replaces the tenant's profile file (already checked by the caller).
+    pub async fn set_import_profiles(&self, tenant: &TenantName, source: &str) -> Result<(), CatalogError> {
+        sqlx::query(
+            "INSERT INTO import_profiles (tenant, source, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (tenant) DO UPDATE SET source = excluded.source, updated_at = excluded.updated_at",
+        )
+        .bind(tenant.as_str())
+        .bind(source)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The tenant's profile file, if one was set.
+    pub async fn import_profiles(&self, tenant: &TenantName) -> Result<Option<String>, CatalogError> {
+        let row = sqlx::query("SELECT source FROM import_profiles WHERE tenant = $1")
+            .bind(tenant.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => Some(row.try_get("source")?),
+            None => None,
+        })
+    }
+}
