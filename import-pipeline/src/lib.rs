@@ -61,7 +61,7 @@ mod profile;
 mod tenant_db;
 mod validate;
 
-pub use load::{CONNECT_TIMEOUT, LoadError, LoadOutcome, load, rows_with_import_id};
+pub use load::{CONNECT_TIMEOUT, ImportRef, LoadError, LoadOutcome, committed_import, load, rows_with_import_id};
 pub use profile::{
     Column, ColumnType, DEFAULT_MAX_BYTES, DELIMITERS, DateFormat, DelimiterSetting, EncodingSetting, MAX_COLUMNS,
     Mode, Profile, ProfileError, Profiles, RESERVED_COLUMNS, is_temporary_name,

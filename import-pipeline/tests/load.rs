@@ -8,7 +8,10 @@ use std::io::{self, Cursor, Read};
 use std::path::Path;
 
 use passerelle_catalog::{TenantDatabase, TenantName};
-use passerelle_import::{LoadError, LoadOutcome, Profile, Profiles, TenantDbProvisioner, load, rows_with_import_id};
+use passerelle_import::{
+    ImportRef, LoadError, LoadOutcome, Profile, Profiles, TenantDbProvisioner, committed_import, load,
+    rows_with_import_id,
+};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, Row as _, SqliteConnection};
 
 const DEFAULT_PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -177,6 +180,12 @@ fn row(
     (line.to_string(), id.to_string(), select.map(str::to_owned), amount.map(str::to_owned), import_id.to_owned())
 }
 
+/// An import whose content digest is its id: every job loads new content
+/// unless a test reuses an id on purpose.
+fn job(id: &str) -> ImportRef<'_> {
+    ImportRef { id, sha256: id }
+}
+
 fn imported(outcome: Result<LoadOutcome, LoadError>) -> LoadOutcome {
     let outcome = outcome.unwrap();
     assert!(outcome.is_imported(), "rejected: {:?}", outcome.report.errors);
@@ -195,7 +204,7 @@ async fn append_loads_exact_rows_with_their_lines(backend: Backend) {
             "{HEADER}1;plain;a@example.com;1,50;31/12/2026;31/12/2026 23:59:58;true\n\n\
              2;\"two\nlines\";;;;;\n3;tab\there \\N back\\slash;;-0,25;;;no\n"
         );
-        let outcome = imported(load(db, &profile, file(&text), "job-1").await);
+        let outcome = imported(load(db, &profile, file(&text), job("job-1")).await);
         assert_eq!(outcome.rows, 3);
         assert!(outcome.table_created);
         assert_eq!(outcome.report.delivered, 3);
@@ -209,13 +218,24 @@ async fn append_loads_exact_rows_with_their_lines(backend: Backend) {
         );
 
         // A second file is added to the first.
-        let outcome = imported(load(db, &profile, file(&format!("{HEADER}1;again;;;;;\n")), "job-2").await);
+        let outcome = imported(load(db, &profile, file(&format!("{HEADER}1;again;;;;;\n")), job("job-2")).await);
         assert_eq!(outcome.rows, 1);
         assert!(!outcome.table_created);
         assert_eq!(rows(db).await.len(), 4);
         assert_eq!(rows_with_import_id(db, &profile, "job-1").await.unwrap(), 3);
         assert_eq!(rows_with_import_id(db, &profile, "job-2").await.unwrap(), 1);
         assert_eq!(rows_with_import_id(db, &profile, "job-3").await.unwrap(), 0);
+
+        // The ledger knows what committed, and refuses the same content twice.
+        assert_eq!(committed_import(db, "job-1").await.unwrap(), Some(3));
+        assert_eq!(committed_import(db, "job-3").await.unwrap(), None);
+        let again = ImportRef { id: "job-3", sha256: "job-1" };
+        match load(db, &profile, file(&text), again).await {
+            Err(LoadError::AlreadyImported(earlier)) => assert_eq!(earlier, "job-1"),
+            other => panic!("expected AlreadyImported, got {other:?}"),
+        }
+        assert_eq!(rows(db).await.len(), 4, "a refused duplicate writes nothing");
+        assert_eq!(committed_import(db, "job-3").await.unwrap(), None);
     })
     .await;
 }
@@ -237,9 +257,9 @@ async fn upsert_updates_existing_keys(backend: Backend) {
         let db = &dbs[0];
         let profile = orders("upsert");
         let first = format!("{HEADER}1;one;;1,00;;;\n2;two;;2,00;;;\n");
-        assert_eq!(imported(load(db, &profile, file(&first), "job-1").await).rows, 2);
+        assert_eq!(imported(load(db, &profile, file(&first), job("job-1")).await).rows, 2);
         let second = format!("{HEADER}2;TWO;;20,00;;;\n3;three;;;;;\n");
-        assert_eq!(imported(load(db, &profile, file(&second), "job-2").await).rows, 2);
+        assert_eq!(imported(load(db, &profile, file(&second), job("job-2")).await).rows, 2);
         assert_eq!(
             rows(db).await,
             [
@@ -270,14 +290,14 @@ async fn replace_replaces_and_a_rejected_file_keeps_the_old_rows(backend: Backen
         let db = &dbs[0];
         let profile = orders("replace");
         let first = format!("{HEADER}1;one;;;;;\n2;two;;;;;\n3;three;;;;;\n");
-        assert_eq!(imported(load(db, &profile, file(&first), "job-1").await).rows, 3);
+        assert_eq!(imported(load(db, &profile, file(&first), job("job-1")).await).rows, 3);
         let second = format!("{HEADER}7;seven;;;;;\n");
-        assert_eq!(imported(load(db, &profile, file(&second), "job-2").await).rows, 1);
+        assert_eq!(imported(load(db, &profile, file(&second), job("job-2")).await).rows, 1);
         assert_eq!(rows(db).await, [row(2, 7, Some("seven"), None, "job-2")]);
 
         // The table was emptied inside the transaction; a rejected file
         // rolls that back too.
-        let outcome = load(db, &profile, many_rows(20_000, true), "job-3").await.unwrap();
+        let outcome = load(db, &profile, many_rows(20_000, true), job("job-3")).await.unwrap();
         assert!(!outcome.is_imported());
         assert_eq!(outcome.rows, 0);
         assert_eq!(outcome.report.delivered, 20_000);
@@ -305,7 +325,7 @@ async fn a_bad_last_line_loads_zero_rows(backend: Backend) {
             let profile = orders(mode);
             // 20,000 rows (~1.5 MB, many batches) reach the database before
             // the last line is found bad.
-            let outcome = load(db, &profile, many_rows(20_000, true), "job-bad").await.unwrap();
+            let outcome = load(db, &profile, many_rows(20_000, true), job("job-bad")).await.unwrap();
             assert!(!outcome.is_imported(), "{mode}");
             assert_eq!(outcome.rows, 0);
             assert_eq!(outcome.report.delivered, 20_000, "rows were streamed before the verdict");
@@ -318,7 +338,7 @@ async fn a_bad_last_line_loads_zero_rows(backend: Backend) {
             assert_eq!(rows_with_import_id(db, &profile, "job-bad").await.unwrap(), 0);
         }
         // The same rows without the bad line load whole.
-        let outcome = imported(load(db, &orders("append"), many_rows(20_000, false), "job-good").await);
+        let outcome = imported(load(db, &orders("append"), many_rows(20_000, false), job("job-good")).await);
         assert_eq!(outcome.rows, 20_000);
         assert_eq!(rows(db).await.len(), 20_000);
     })
@@ -353,7 +373,7 @@ async fn a_read_error_is_io_and_loads_nothing(backend: Backend) {
     with_tenants(backend, &["acme"], |dbs| async move {
         let db = &dbs[0];
         let reader = FailingReader { good: many_rows(20_000, false) };
-        match load(db, &orders("append"), reader, "job-io").await {
+        match load(db, &orders("append"), reader, job("job-io")).await {
             Err(e @ LoadError::Io(_)) => assert!(e.is_retryable()),
             other => panic!("expected LoadError::Io, got {other:?}"),
         }
@@ -379,7 +399,7 @@ async fn postgres_values_land_with_their_sql_types() {
     with_tenants(Backend::Postgres, &["acme"], |dbs| async move {
         let db = &dbs[0];
         let text = format!("{HEADER}1;x;a@example.com;-1234,5600;29/02/2028;31/12/2026 23:59:58;YES\n2;;;;;;0\n");
-        imported(load(db, &orders("append"), file(&text), "job-1").await);
+        imported(load(db, &orders("append"), file(&text), job("job-1")).await);
         let types = dump(
             db,
             "SELECT column_name::text, data_type::text, is_nullable::text FROM information_schema.columns \
@@ -427,7 +447,7 @@ async fn sqlite_values_land_with_their_storage_classes() {
     with_tenants(Backend::Sqlite, &["acme"], |dbs| async move {
         let db = &dbs[0];
         let text = format!("{HEADER}1;x;a@example.com;-1234,5600;29/02/2028;31/12/2026 23:59:58;YES\n");
-        imported(load(db, &orders("append"), file(&text), "job-1").await);
+        imported(load(db, &orders("append"), file(&text), job("job-1")).await);
         let got = dump(
             db,
             "SELECT typeof(\"id\"), typeof(\"amount\"), \"amount\", \"day\", \"at\", typeof(\"active\"), \
@@ -459,7 +479,7 @@ async fn postgres_a_tenant_cannot_reach_another_tenants_database() {
     with_tenants(Backend::Postgres, &["tenant-a", "tenant-b"], |dbs| async move {
         let (a, b) = (&dbs[0], &dbs[1]);
         let profile = orders("append");
-        imported(load(a, &profile, file(&format!("{HEADER}1;secret;;;;;\n")), "job-a").await);
+        imported(load(a, &profile, file(&format!("{HEADER}1;secret;;;;;\n")), job("job-a")).await);
 
         // B's own credentials pointed at A's database: refused by the server.
         let mut forged_url = url::Url::parse(&b.url).unwrap();
@@ -479,13 +499,13 @@ async fn postgres_a_tenant_cannot_reach_another_tenants_database() {
             role: b.role.clone(),
             url: forged_url.into(),
         };
-        match load(&forged, &profile, file(&format!("{HEADER}2;intruder;;;;;\n")), "job-b").await {
+        match load(&forged, &profile, file(&format!("{HEADER}2;intruder;;;;;\n")), job("job-b")).await {
             Err(e @ LoadError::Database(_)) => assert!(!e.is_retryable()),
             other => panic!("expected LoadError::Database, got {other:?}"),
         }
         assert_eq!(rows(a).await, [row(2, 1, Some("secret"), None, "job-a")]);
         // B's own load lands in B's database only.
-        imported(load(b, &profile, file(&format!("{HEADER}9;b;;;;;\n")), "job-b").await);
+        imported(load(b, &profile, file(&format!("{HEADER}9;b;;;;;\n")), job("job-b")).await);
         assert_eq!(rows(b).await, [row(2, 9, Some("b"), None, "job-b")]);
         assert_eq!(rows(a).await.len(), 1);
     })
@@ -497,14 +517,14 @@ async fn sqlite_a_tenant_cannot_reach_another_tenants_database() {
     with_tenants(Backend::Sqlite, &["tenant-a", "tenant-b"], |dbs| async move {
         let (a, b) = (&dbs[0], &dbs[1]);
         let profile = orders("append");
-        imported(load(a, &profile, file(&format!("{HEADER}1;secret;;;;;\n")), "job-a").await);
+        imported(load(a, &profile, file(&format!("{HEADER}1;secret;;;;;\n")), job("job-a")).await);
         // Distinct files; B's URL names B's file only, and opens nothing else.
         assert_ne!(a.name, b.name);
         assert_ne!(std::fs::canonicalize(&a.name).unwrap(), std::fs::canonicalize(&b.name).unwrap());
         assert!(b.url.ends_with(&b.name) && !b.url.contains(&a.name));
         assert!(!table_exists(b).await);
         assert_eq!(rows_with_import_id(b, &profile, "job-a").await.unwrap(), 0);
-        imported(load(b, &profile, file(&format!("{HEADER}9;b;;;;;\n")), "job-b").await);
+        imported(load(b, &profile, file(&format!("{HEADER}9;b;;;;;\n")), job("job-b")).await);
         assert_eq!(rows(a).await, [row(2, 1, Some("secret"), None, "job-a")]);
         assert_eq!(rows(b).await, [row(2, 9, Some("b"), None, "job-b")]);
         // A load never creates a database file: a URL to a missing file is refused.
@@ -514,7 +534,7 @@ async fn sqlite_a_tenant_cannot_reach_another_tenants_database() {
             role: None,
             url: format!("{}-missing", b.url),
         };
-        match load(&missing, &profile, file(&format!("{HEADER}1;x;;;;;\n")), "job-x").await {
+        match load(&missing, &profile, file(&format!("{HEADER}1;x;;;;;\n")), job("job-x")).await {
             Err(LoadError::Database(_)) => {}
             other => panic!("expected LoadError::Database, got {other:?}"),
         }
@@ -534,7 +554,7 @@ async fn an_unreachable_database_is_unavailable() {
         role: Some("nobody".into()),
         url: "postgres://nobody:secret@127.0.0.1:1/nobody".into(),
     };
-    match load(&database, &orders("append"), file(HEADER), "job").await {
+    match load(&database, &orders("append"), file(HEADER), job("job")).await {
         Err(e @ LoadError::Unavailable(_)) => {
             assert!(e.is_retryable());
             assert!(!e.to_string().contains("secret"));
@@ -543,7 +563,7 @@ async fn an_unreachable_database_is_unavailable() {
     }
     let unknown = TenantDatabase { backend: "mysql".into(), ..database };
     assert!(matches!(
-        load(&unknown, &orders("append"), file(HEADER), "job").await,
+        load(&unknown, &orders("append"), file(HEADER), job("job")).await,
         Err(LoadError::UnsupportedBackend(_))
     ));
 }

@@ -15,7 +15,7 @@ use std::fs::File;
 use std::time::Instant;
 
 use passerelle_catalog::TenantName;
-use passerelle_import::{Discard, Profiles, TenantDbProvisioner, load, validate};
+use passerelle_import::{Discard, ImportRef, Profiles, TenantDbProvisioner, load, validate};
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "a benchmark: run by benches/import-vs-copy.sh"]
@@ -37,7 +37,8 @@ async fn load_bench() {
     let database = provisioner.create(&TenantName::parse("bench").unwrap()).await.unwrap();
     let started = Instant::now();
     // load() reads in 64 KiB chunks itself; the File is not buffered again.
-    let outcome = load(&database, &profile, File::open(&path).unwrap(), "bench").await;
+    let outcome =
+        load(&database, &profile, File::open(&path).unwrap(), ImportRef { id: "bench", sha256: "bench" }).await;
     let load_seconds = started.elapsed().as_secs_f64();
     provisioner.destroy(&database).await.unwrap();
     let outcome = outcome.unwrap();

@@ -26,7 +26,15 @@
 //!
 //! Every table gets `_import_id` (the job's id, so a later run can see what a
 //! job already wrote: [`rows_with_import_id`]) and `_line` (the record's
-//! first line in the file). Nothing else is recorded here.
+//! first line in the file).
+//!
+//! Each tenant database also keeps a ledger, `_passerelle_imports`: one row
+//! per committed import (id, profile, SHA-256 of the content, rows), written
+//! in the same transaction as the rows. It is what makes imports exactly
+//! once: after a crash, [`committed_import`] tells whether a job's
+//! transaction committed, and content already in the ledger for the same
+//! profile is refused with [`LoadError::AlreadyImported`] before any row is
+//! written.
 //!
 //! Non-features: an existing table is used as it is (a table whose columns
 //! differ from the profile fails the load with [`LoadError::Database`]); no
@@ -88,6 +96,10 @@ pub enum LoadError {
     /// The file could not be read.
     #[error("reading the file: {0}")]
     Io(#[source] io::Error),
+    /// The same content was imported with the same profile before, by the
+    /// job named here; nothing was written.
+    #[error("the same content was imported before (import {0})")]
+    AlreadyImported(String),
     /// The [`TenantDatabase`] names a backend this build does not know.
     #[error("tenant database backend {0:?} is not supported (expected sqlite or postgres)")]
     UnsupportedBackend(String),
@@ -134,29 +146,64 @@ fn is_unavailable(error: &sqlx::Error) -> bool {
     }
 }
 
+/// Which import a load is: its id (the job's) and the SHA-256 of the file.
+#[derive(Clone, Copy, Debug)]
+pub struct ImportRef<'a> {
+    /// Goes into every row's `_import_id` and into the ledger.
+    pub id: &'a str,
+    /// SHA-256 of the file's content, lower-case hex.
+    pub sha256: &'a str,
+}
+
 /// Validates `reader` against `profile` and loads its rows into the
 /// profile's table in `database`, in one transaction, connecting with the
-/// tenant's own credentials (`database.url`). `import_id` goes into every
-/// row's `_import_id`.
+/// tenant's own credentials (`database.url`).
 ///
 /// The table is created from the profile when absent. The file is read
 /// once, on a blocking thread, and never held in memory. The transaction is
-/// committed only when the report is accepted; otherwise it is rolled back
-/// and the outcome carries the report with `rows == 0`.
+/// committed, with the import's ledger row, only when the report is
+/// accepted; otherwise it is rolled back and the outcome carries the report
+/// with `rows == 0`. Content already in the ledger for this profile is
+/// [`LoadError::AlreadyImported`].
 pub async fn load<R>(
     database: &TenantDatabase,
     profile: &Profile,
     reader: R,
-    import_id: &str,
+    import: ImportRef<'_>,
 ) -> Result<LoadOutcome, LoadError>
 where
     R: Read + Send + 'static,
 {
     match database.backend.as_str() {
-        "postgres" => postgres::load(&database.url, profile, reader, import_id).await,
-        "sqlite" => sqlite::load(&database.url, profile, reader, import_id).await,
+        "postgres" => postgres::load(&database.url, profile, reader, import).await,
+        "sqlite" => sqlite::load(&database.url, profile, reader, import).await,
         other => Err(LoadError::UnsupportedBackend(other.to_owned())),
     }
+}
+
+/// The rows of import `import_id` if its transaction committed (it is in
+/// the ledger), `None` if it did not (or never ran).
+pub async fn committed_import(database: &TenantDatabase, import_id: &str) -> Result<Option<u64>, LoadError> {
+    match database.backend.as_str() {
+        "postgres" => postgres::committed_import(&database.url, import_id).await,
+        "sqlite" => sqlite::committed_import(&database.url, import_id).await,
+        other => Err(LoadError::UnsupportedBackend(other.to_owned())),
+    }
+}
+
+/// Name of the ledger table in every tenant database.
+pub(crate) const LEDGER: &str = "\"_passerelle_imports\"";
+
+/// `CREATE TABLE IF NOT EXISTS` for the ledger.
+pub(crate) fn create_ledger_sql(dialect: Dialect) -> String {
+    let at = match dialect {
+        Dialect::Postgres => "timestamptz NOT NULL DEFAULT now()",
+        Dialect::Sqlite => "TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP",
+    };
+    format!(
+        "CREATE TABLE IF NOT EXISTS {LEDGER} (import_id TEXT PRIMARY KEY NOT NULL, profile TEXT NOT NULL, \
+         sha256 TEXT NOT NULL, rows BIGINT NOT NULL, imported_at {at}, UNIQUE (profile, sha256))"
+    )
 }
 
 /// How many rows of the profile's table carry `import_id` (0 when the table

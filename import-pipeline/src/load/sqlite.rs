@@ -9,8 +9,8 @@ use sqlx::{AssertSqlSafe, Connection, SqlSafeStr, SqlStr};
 
 use super::encode::{write_date, write_timestamp};
 use super::{
-    Batcher, Dialect, LoadError, LoadOutcome, column_list, connect_within, create_table_sql, join_validation,
-    quote_ident, spawn_validation, upsert_clause,
+    Batcher, Dialect, ImportRef, LEDGER, LoadError, LoadOutcome, column_list, connect_within, create_ledger_sql,
+    create_table_sql, join_validation, quote_ident, spawn_validation, upsert_clause,
 };
 use crate::profile::{Mode, Profile};
 use crate::validate::{Row, ValidateError, Value};
@@ -50,10 +50,10 @@ pub(super) async fn load<R: Read + Send + 'static>(
     url: &str,
     profile: &Profile,
     reader: R,
-    import_id: &str,
+    import: ImportRef<'_>,
 ) -> Result<LoadOutcome, LoadError> {
     let mut conn = connect(url).await?;
-    let outcome = load_on(&mut conn, profile, reader, import_id).await;
+    let outcome = load_on(&mut conn, profile, reader, import).await;
     let _ = conn.close().await;
     outcome
 }
@@ -62,12 +62,24 @@ async fn load_on<R: Read + Send + 'static>(
     conn: &mut SqliteConnection,
     profile: &Profile,
     reader: R,
-    import_id: &str,
+    import: ImportRef<'_>,
 ) -> Result<LoadOutcome, LoadError> {
+    let import_id = import.id;
     let table = quote_ident(profile.table());
     // BEGIN IMMEDIATE would be better against concurrent writers; the
     // busy timeout covers them for now.
     let mut tx = conn.begin().await?;
+    sqlx::raw_sql(AssertSqlSafe(create_ledger_sql(Dialect::Sqlite))).execute(&mut *tx).await?;
+    let earlier: Option<String> =
+        sqlx::query_scalar(AssertSqlSafe(format!("SELECT import_id FROM {LEDGER} WHERE profile = ?1 AND sha256 = ?2")))
+            .bind(profile.name())
+            .bind(import.sha256)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if let Some(earlier) = earlier {
+        tx.rollback().await?;
+        return Err(LoadError::AlreadyImported(earlier));
+    }
     let table_created = !table_exists(&mut tx, profile.table()).await?;
     sqlx::raw_sql(AssertSqlSafe(create_table_sql(Dialect::Sqlite, profile))).execute(&mut *tx).await?;
     if profile.mode() == Mode::Replace {
@@ -136,8 +148,31 @@ async fn load_on<R: Read + Send + 'static>(
         tx.rollback().await?;
         return Ok(LoadOutcome { report, rows: 0, table_created });
     }
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO {LEDGER} (import_id, profile, sha256, rows) VALUES (?1, ?2, ?3, ?4)"
+    )))
+    .bind(import_id)
+    .bind(profile.name())
+    .bind(import.sha256)
+    .bind(i64::try_from(rows).unwrap_or(i64::MAX))
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(LoadOutcome { report, rows, table_created })
+}
+
+pub(super) async fn committed_import(url: &str, import_id: &str) -> Result<Option<u64>, LoadError> {
+    let mut conn = connect(url).await?;
+    let rows: Option<i64> = if table_exists(&mut conn, "_passerelle_imports").await? {
+        sqlx::query_scalar(AssertSqlSafe(format!("SELECT rows FROM {LEDGER} WHERE import_id = ?1")))
+            .bind(import_id)
+            .fetch_optional(&mut conn)
+            .await?
+    } else {
+        None
+    };
+    let _ = conn.close().await;
+    Ok(rows.map(|n| u64::try_from(n).unwrap_or(0)))
 }
 
 async fn table_exists(conn: &mut SqliteConnection, table: &str) -> Result<bool, sqlx::Error> {

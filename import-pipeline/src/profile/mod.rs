@@ -276,6 +276,9 @@ impl Profile {
                 format!("{:?}: names starting with sqlite_ or pg_ belong to the database", raw.table),
             ));
         }
+        if raw.table.starts_with("_passerelle") {
+            return Err(at("table", format!("{:?}: names starting with _passerelle belong to passerelle", raw.table)));
+        }
         let delimiter = DelimiterSetting::parse(&raw.delimiter).map_err(|m| at("delimiter", m))?;
         let encoding = EncodingSetting::parse(&raw.encoding).map_err(|m| at("encoding", m))?;
         let mode = Mode::parse(&raw.mode).map_err(|m| at("mode", m))?;
