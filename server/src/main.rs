@@ -12,6 +12,7 @@ mod commands;
 mod data_dir;
 mod engine;
 mod error;
+mod ftps;
 mod logging;
 mod output;
 mod serve;

@@ -14,6 +14,7 @@ use crate::admin::Admin;
 use crate::engine::Engine;
 use crate::engine::fs::TenantFs;
 use crate::error::CliError;
+use crate::ftps::FtpsServer;
 use crate::logging;
 use crate::sftp::SftpServer;
 
@@ -59,12 +60,14 @@ pub(crate) async fn run(config: passerelle_config::Config, demo: bool) -> Result
     let engine = Engine::new(Arc::new(admin.config.clone()), admin.catalog.clone(), admin.data_dir.clone());
     engine.load_bans().await.context("cannot read the bans from the catalog")?;
     let sftp = SftpServer::start(engine.clone(), host_keys.keys().to_vec()).await?;
+    let ftps = FtpsServer::start(engine.clone()).await?;
     info!(data_dir = %admin.config.data_dir.display(), "passerelle ready");
     let signal_name = tokio::select! {
         _ = terminate.recv() => "SIGTERM",
         _ = interrupt.recv() => "SIGINT",
     };
     info!(signal = signal_name, "shutting down");
+    ftps.shutdown().await;
     sftp.shutdown().await;
     engine.flush_audit().await;
     drop(engine);

@@ -51,6 +51,8 @@ use crate::data_dir::DataDir;
 pub(crate) enum Protocol {
     /// SSH File Transfer Protocol.
     Sftp,
+    /// FTP over TLS, explicit or implicit.
+    Ftps,
 }
 
 impl Protocol {
@@ -58,6 +60,7 @@ impl Protocol {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Sftp => "sftp",
+            Self::Ftps => "ftps",
         }
     }
 }

@@ -26,7 +26,7 @@ pub(super) fn attrs(stat: &FileStat) -> Attrs {
 }
 
 /// `-rw-r--r--    1 owner    owner        1234 Mar  4 10:20 name`
-pub(super) fn long_name(name: &str, stat: &FileStat, owner: &str, now: SystemTime) -> String {
+pub(crate) fn long_name(name: &str, stat: &FileStat, owner: &str, now: SystemTime) -> String {
     let mut mode = String::with_capacity(10);
     mode.push(if stat.is_dir { 'd' } else { '-' });
     for shift in [6, 3, 0] {

@@ -26,7 +26,7 @@
 mod codec;
 mod dispatch;
 mod grace;
-mod listing;
+pub(crate) mod listing;
 mod ops;
 mod ssh;
 

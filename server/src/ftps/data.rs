@@ -1,0 +1,70 @@
+//! Data connections: accepted on the passive port, then checked before a
+//! byte of data moves. A data connection must
+//!
+//! 1. come from the control connection's address (no port stealing),
+//! 2. speak TLS (there is no plaintext data path: PROT P is the only level),
+//! 3. resume the control connection's TLS session when
+//!    `ftps.require_session_reuse` is on. The session cache belongs to one
+//!    control connection ([`SessionTls`]), so a resumed handshake proves the
+//!    data connection comes from the same TLS client; a full handshake, or
+//!    a session of another connection, is refused.
+
+use std::io;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use rustls::HandshakeKind;
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+
+use super::passive::PassivePort;
+use super::tls::SessionTls;
+
+/// An established, checked data connection.
+pub(crate) type DataStream = TlsStream<TcpStream>;
+
+/// Why no data connection could be used.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DataError {
+    /// Nobody connected in time, or the handshake stalled.
+    #[error("no data connection in time")]
+    Timeout,
+    /// Someone else connected to the data port.
+    #[error("data connection from {0}, not from the control connection's address")]
+    WrongAddress(IpAddr),
+    /// Not TLS, or a TLS the policy refuses.
+    #[error("TLS handshake failed on the data connection: {0}")]
+    Handshake(io::Error),
+    /// A full handshake where a resumption of the control session was required.
+    #[error("data connection did not resume the control connection's TLS session")]
+    NotResumed,
+    /// The port could not be accepted on.
+    #[error("accept failed: {0}")]
+    Accept(io::Error),
+}
+
+/// Accepts the data connection for one transfer and runs its checks.
+pub(crate) async fn accept(
+    port: &PassivePort,
+    client: IpAddr,
+    tls: &SessionTls,
+    require_reuse: bool,
+    timeout: Duration,
+) -> Result<DataStream, DataError> {
+    tokio::time::timeout(timeout, async {
+        let (stream, from) = port.listener().accept().await.map_err(DataError::Accept)?;
+        let from = from.ip().to_canonical();
+        if from != client {
+            return Err(DataError::WrongAddress(from));
+        }
+        let _ = stream.set_nodelay(true);
+        let stream = tls.acceptor().accept(stream).await.map_err(DataError::Handshake)?;
+        let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
+        if require_reuse && !resumed {
+            return Err(DataError::NotResumed);
+        }
+        Ok(stream)
+    })
+    .await
+    .unwrap_or(Err(DataError::Timeout))
+}

@@ -1,0 +1,174 @@
+//! The TLS policy of FTPS, and the certificate that can be reloaded without
+//! a restart.
+//!
+//! - Versions: `ftps.tls_versions` (TLS 1.2 only by default). rustls has no
+//!   SSL 3, TLS 1.0 or 1.1 at all.
+//! - Suites: ECDHE with AES-GCM or ChaCha20-Poly1305 only (rustls has no CBC
+//!   and no static RSA key exchange); the server's order wins.
+//! - Groups: X25519, P-256, P-384. Extended master secret is required.
+//! - Crypto: aws-lc-rs, the one provider of the whole binary.
+//! - Resumption: stateful session IDs only (no tickets), in a cache private
+//!   to each control connection ([`SessionTls`]): a data connection can
+//!   resume the TLS session of its own control connection and no other.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use passerelle_config::{FtpsConfig, TlsVersion};
+use rustls::crypto::{CryptoProvider, aws_lc_rs};
+use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
+use rustls::sign::CertifiedKey;
+use rustls::{ServerConfig, SupportedProtocolVersion};
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::TlsAcceptor;
+
+/// Sessions one control connection may keep for its data connections to
+/// resume: its own, plus the few a client might renegotiate into.
+const SESSIONS_PER_CONTROL: usize = 8;
+
+/// Why the TLS setup failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TlsError {
+    /// The certificate or key file cannot be read or parsed.
+    #[error("{path}: {message}")]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// rustls refused the key, the pair or the policy.
+    #[error("{0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// The certificate presented to clients; [`CertStore::reload`] swaps it for
+/// new handshakes, connections already open keep theirs.
+#[derive(Debug)]
+pub(crate) struct CertStore {
+    cert: PathBuf,
+    key: PathBuf,
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl CertStore {
+    /// Loads `cert` and `key` (PEM); they must match.
+    pub(crate) fn load(cert: &Path, key: &Path) -> Result<Self, TlsError> {
+        let current = RwLock::new(Arc::new(read_pair(cert, key)?));
+        Ok(Self { cert: cert.to_owned(), key: key.to_owned(), current })
+    }
+
+    /// Reads the files again; on error the certificate in use stays.
+    pub(crate) fn reload(&self) -> Result<(), TlsError> {
+        let pair = Arc::new(read_pair(&self.cert, &self.key)?);
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = pair;
+        Ok(())
+    }
+}
+
+impl ResolvesServerCert for CertStore {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner)))
+    }
+}
+
+fn read_pair(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
+    let pem = |path: &Path, message: String| TlsError::Pem { path: path.to_owned(), message };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| pem(cert, e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem(cert, e.to_string()))?;
+    if chain.is_empty() {
+        return Err(pem(cert, "no certificate in the file".into()));
+    }
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| pem(key, e.to_string()))?;
+    Ok(CertifiedKey::from_der(chain, private, &provider())?)
+}
+
+/// aws-lc-rs restricted to the policy's suites and groups.
+fn provider() -> CryptoProvider {
+    use aws_lc_rs::cipher_suite as cs;
+    use aws_lc_rs::kx_group;
+    CryptoProvider {
+        cipher_suites: vec![
+            cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+            cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+            cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+            cs::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+            // Used only when "1.3" is configured; all AEAD with (EC)DHE.
+            cs::TLS13_AES_256_GCM_SHA384,
+            cs::TLS13_AES_128_GCM_SHA256,
+            cs::TLS13_CHACHA20_POLY1305_SHA256,
+        ],
+        kx_groups: vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1],
+        ..aws_lc_rs::default_provider()
+    }
+}
+
+/// The FTPS TLS policy with its reloadable certificate.
+#[derive(Clone)]
+pub(crate) struct TlsPolicy {
+    base: Arc<ServerConfig>,
+}
+
+impl TlsPolicy {
+    /// Builds the policy from `[ftps]` over `certs`.
+    pub(crate) fn new(config: &FtpsConfig, certs: Arc<CertStore>) -> Result<Self, TlsError> {
+        let versions: Vec<&'static SupportedProtocolVersion> = config
+            .tls_versions
+            .iter()
+            .map(|v| match v {
+                TlsVersion::Tls12 => &rustls::version::TLS12,
+                TlsVersion::Tls13 => &rustls::version::TLS13,
+            })
+            .collect();
+        let mut base = ServerConfig::builder_with_provider(Arc::new(provider()))
+            .with_protocol_versions(&versions)?
+            .with_no_client_auth()
+            .with_cert_resolver(certs);
+        base.require_ems = true;
+        base.ignore_client_order = true;
+        // Replaced per control connection; see `session`.
+        base.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        Ok(Self { base: Arc::new(base) })
+    }
+
+    /// The TLS of one control connection and its data connections.
+    pub(crate) fn session(&self) -> SessionTls {
+        let mut config = (*self.base).clone();
+        config.session_storage = ServerSessionMemoryCache::new(SESSIONS_PER_CONTROL);
+        SessionTls { acceptor: TlsAcceptor::from(Arc::new(config)) }
+    }
+}
+
+/// One control connection's TLS configuration: its session cache is its
+/// own, so a handshake through it that resumes proves it is the same
+/// client as the control connection.
+#[derive(Clone)]
+pub(crate) struct SessionTls {
+    acceptor: TlsAcceptor,
+}
+
+impl SessionTls {
+    /// The acceptor for the control connection and its data connections.
+    pub(crate) fn acceptor(&self) -> &TlsAcceptor {
+        &self.acceptor
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_has_only_ecdhe_aead_suites() {
+        for suite in provider().cipher_suites {
+            let name = format!("{:?}", suite.suite());
+            assert!(name.starts_with("TLS13_") || name.starts_with("TLS_ECDHE_"), "{name}");
+            assert!(name.contains("GCM") || name.contains("CHACHA20_POLY1305"), "{name}");
+        }
+    }
+}
