@@ -315,3 +315,24 @@ impl Catalog {
         })
     }
 }
+
+impl Catalog {
+    /// Sends a job back to the runner, atomically, if it is still in status
+    /// `from`; returns whether it was. A `waiting-retry` job is tried now (its
+    /// attempts kept); a `rejected` job starts again as `received`, its
+    /// verdict cleared. Any other `from` changes nothing.
+    pub async fn retry_import_job(&self, id: &str, from: JobStatus) -> Result<bool, CatalogError> {
+        let sql = match from {
+            JobStatus::WaitingRetry => {
+                "UPDATE import_jobs SET next_try_at = $2, updated_at = $2 WHERE id = $1 AND status = 'waiting-retry'"
+            }
+            JobStatus::Rejected => {
+                "UPDATE import_jobs SET status = 'received', attempts = 0, error = NULL, next_try_at = NULL, \
+                 finished_at = NULL, rows_loaded = NULL, updated_at = $2 WHERE id = $1 AND status = 'rejected'"
+            }
+            _ => return Ok(false),
+        };
+        let done = sqlx::query(sql).bind(id).bind(now_ms()).execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -47,6 +47,71 @@ pub(crate) enum Command {
     Ban(BanCommand),
     /// Print the audit trail, oldest first (the newest `--limit` events).
     Audit(AuditArgs),
+    /// Manage tenants' import profiles: which files of `/inbox` are imported, into which table.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+    /// Follow, inspect and retry import jobs (one per file handed to the import pipeline).
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+/// `profile` verbs.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProfileCommand {
+    /// Check a tenant's profile file (TOML, `[[import]]` tables) and store it, replacing the previous one.
+    Set {
+        /// Tenant name.
+        tenant: String,
+        /// Profile file (at most 1 MiB), `-` for standard input.
+        file: PathBuf,
+    },
+    /// List a tenant's import profiles.
+    List {
+        /// Tenant name.
+        tenant: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Print a tenant's profile file as stored, ready to edit and `profile set` again.
+    Show {
+        /// Tenant name.
+        tenant: String,
+    },
+}
+
+/// `import` verbs.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ImportCommand {
+    /// List import jobs, oldest first (the most recent `--limit` ones).
+    List(ImportListArgs),
+    /// Show every field of one import job.
+    Show {
+        /// Job id, as `import list` prints it.
+        id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Try a waiting job now, or run a rejected job again with the current profiles.
+    Retry {
+        /// Job id, as `import list` prints it.
+        id: String,
+    },
+}
+
+/// `import list` filters.
+#[derive(Debug, Args)]
+pub(crate) struct ImportListArgs {
+    /// Only jobs of this tenant.
+    #[arg(long)]
+    pub(crate) tenant: Option<String>,
+    /// Only jobs in this status: received, validating, loading, waiting-retry, imported, rejected, duplicate.
+    #[arg(long)]
+    pub(crate) status: Option<String>,
+    /// At most this many jobs (the most recent).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub(crate) limit: u32,
+    #[command(flatten)]
+    pub(crate) json: JsonFlag,
 }
 
 /// `ban` verbs.

@@ -4,13 +4,16 @@ mod audit;
 mod ban;
 mod config;
 mod hostkey;
+mod import;
 mod key;
+mod profile;
 mod tenant;
 mod user;
 
 use std::io::Read as _;
 use std::path::Path;
 
+use passerelle_catalog::TenantName;
 use passerelle_config::{Config, Sources};
 
 use crate::admin::Admin;
@@ -29,6 +32,8 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Key(command) => key::run(&Admin::open(config).await?, command).await,
         Command::Ban(command) => ban::run(&Admin::open(config).await?, command).await,
         Command::Audit(args) => audit::run(&Admin::open(config).await?, args).await,
+        Command::Profile(command) => profile::run(&Admin::open(config).await?, command).await,
+        Command::Import(command) => import::run(&Admin::open(config).await?, command).await,
     }
 }
 
@@ -72,16 +77,7 @@ fn password_from_stdin() -> Result<String, CliError> {
 /// Reads and checks every public key in `file` (`-`: standard input). Blank
 /// lines and `#` comments are skipped; one bad line refuses the whole file.
 fn read_keys(file: &Path) -> Result<Vec<passerelle_keys::AuthorizedKey>, CliError> {
-    let (name, text) = if file == Path::new("-") {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|e| usage(format!("cannot read keys from standard input: {e}")))?;
-        ("standard input".to_owned(), text)
-    } else {
-        let text = std::fs::read_to_string(file).map_err(|e| usage(format!("{}: {e}", file.display())))?;
-        (file.display().to_string(), text)
-    };
+    let (name, text) = read_input(file)?;
     let mut keys = Vec::new();
     for (number, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -99,4 +95,35 @@ fn read_keys(file: &Path) -> Result<Vec<passerelle_keys::AuthorizedKey>, CliErro
         return Err(usage(format!("{name}: no public key found")));
     }
     Ok(keys)
+}
+
+/// The most an input file (keys, profiles) may hold.
+const MAX_INPUT_BYTES: usize = 1 << 20;
+
+/// Reads a UTF-8 text of at most 1 MiB from `file` (`-`: standard input).
+/// Returns the input's name for messages, and its text.
+fn read_input(file: &Path) -> Result<(String, String), CliError> {
+    let (name, reader): (String, Box<dyn std::io::Read>) = if file == Path::new("-") {
+        ("standard input".to_owned(), Box::new(std::io::stdin().lock()))
+    } else {
+        let opened = std::fs::File::open(file).map_err(|e| usage(format!("{}: {e}", file.display())))?;
+        (file.display().to_string(), Box::new(opened))
+    };
+    let mut bytes = Vec::new();
+    let limit = u64::try_from(MAX_INPUT_BYTES + 1).unwrap_or(u64::MAX);
+    reader.take(limit).read_to_end(&mut bytes).map_err(|e| usage(format!("{name}: {e}")))?;
+    if bytes.len() > MAX_INPUT_BYTES {
+        return Err(usage(format!("{name}: larger than 1 MiB")));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| usage(format!("{name}: not UTF-8 text")))?;
+    Ok((name, text))
+}
+
+/// The tenant called `name`; an unknown tenant is a refused input.
+async fn existing_tenant(admin: &Admin, name: &str) -> Result<TenantName, CliError> {
+    let tenant = TenantName::parse(name)?;
+    if admin.catalog.tenant(&tenant).await?.is_none() {
+        return Err(usage(format!("tenant {tenant} not found")));
+    }
+    Ok(tenant)
 }

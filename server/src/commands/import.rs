@@ -1,0 +1,188 @@
+//! `import list/show/retry`: the import pipeline's jobs, as recorded in the
+//! catalog. `retry` only changes the job's row; the running server's import
+//! runner polls open jobs and does the work.
+
+use passerelle_catalog::{ImportJob, JobFilter, JobStatus, TenantName};
+use serde::Serialize;
+
+use super::existing_tenant;
+use crate::admin::Admin;
+use crate::cli::{ImportCommand, ImportListArgs};
+use crate::error::{CliError, usage};
+use crate::output;
+
+/// How much of a job's error `import list` shows; `import show` shows it all.
+const LISTED_ERROR_CHARS: usize = 60;
+
+/// A job as `--json` prints it: the catalog's fields, times in RFC 3339 (UTC).
+#[derive(Serialize)]
+struct JobView<'a> {
+    id: &'a str,
+    tenant: &'a str,
+    path: &'a str,
+    status: JobStatus,
+    profile: Option<&'a str>,
+    sha256: Option<&'a str>,
+    bytes: Option<i64>,
+    rows_loaded: Option<i64>,
+    attempts: i64,
+    next_try_at: Option<String>,
+    error: Option<&'a str>,
+    received_at: String,
+    updated_at: String,
+    finished_at: Option<String>,
+}
+
+impl<'a> From<&'a ImportJob> for JobView<'a> {
+    fn from(job: &'a ImportJob) -> Self {
+        Self {
+            id: &job.id,
+            tenant: &job.tenant,
+            path: &job.path,
+            status: job.status,
+            profile: job.profile.as_deref(),
+            sha256: job.sha256.as_deref(),
+            bytes: job.bytes,
+            rows_loaded: job.rows_loaded,
+            attempts: job.attempts,
+            next_try_at: job.next_try_at.map(output::timestamp),
+            error: job.error.as_deref(),
+            received_at: output::timestamp(job.received_at),
+            updated_at: output::timestamp(job.updated_at),
+            finished_at: job.finished_at.map(output::timestamp),
+        }
+    }
+}
+
+pub(super) async fn run(admin: &Admin, command: ImportCommand) -> Result<(), CliError> {
+    match command {
+        ImportCommand::List(args) => list(admin, args).await?,
+        ImportCommand::Show { id, json } => {
+            let job = find(admin, &id).await?;
+            if json.json {
+                return output::json(&JobView::from(&job));
+            }
+            show(&job);
+        }
+        ImportCommand::Retry { id } => {
+            let job = find(admin, &id).await?;
+            match job.status {
+                JobStatus::WaitingRetry | JobStatus::Rejected => {}
+                JobStatus::Imported | JobStatus::Duplicate => {
+                    return Err(usage(format!("job {id} is {}; nothing to retry", job.status)));
+                }
+                JobStatus::Received | JobStatus::Validating | JobStatus::Loading => {
+                    return Err(usage(format!("job {id} is running ({}); nothing to retry", job.status)));
+                }
+            }
+            // Only from the status seen above: the runner may have moved the job since.
+            if !admin.catalog.retry_import_job(&job.id, job.status).await? {
+                return Err(usage(format!("job {id} changed meanwhile; nothing was done (see `import show {id}`)")));
+            }
+            let tenant = TenantName::parse(&job.tenant)?;
+            let detail = format!("{} {}: was {}", job.id, job.path, job.status);
+            admin.audit("import_retry", Some(&tenant), None, Some(detail)).await?;
+            let what = match job.status {
+                JobStatus::Rejected => "runs again from the archived original with the current profiles",
+                _ => "is tried again now",
+            };
+            println!("job {id} ({} of tenant {tenant}) {what}", job.path);
+        }
+    }
+    Ok(())
+}
+
+async fn list(admin: &Admin, args: ImportListArgs) -> Result<(), CliError> {
+    let tenant = match args.tenant.as_deref() {
+        Some(name) => Some(existing_tenant(admin, name).await?),
+        None => None,
+    };
+    let status = args
+        .status
+        .as_deref()
+        .map(|text| {
+            JobStatus::parse(text).ok_or_else(|| {
+                let valid: Vec<&str> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
+                usage(format!("--status {text:?}: unknown status; expected one of {}", valid.join(", ")))
+            })
+        })
+        .transpose()?;
+    let filter = JobFilter { tenant: tenant.map(|t| t.to_string()), status, limit: Some(i64::from(args.limit)) };
+    let jobs = admin.catalog.import_jobs(&filter).await?;
+    if args.json.json {
+        return output::json(&jobs.iter().map(JobView::from).collect::<Vec<_>>());
+    }
+    let rows: Vec<Vec<String>> = jobs.iter().map(row).collect();
+    output::table(&["ID", "TENANT", "PATH", "STATUS", "PROFILE", "ROWS", "ATTEMPTS", "RECEIVED", "ERROR"], &rows);
+    Ok(())
+}
+
+/// The job with this id; an unknown id is a refused input, as for `tenant show`.
+async fn find(admin: &Admin, id: &str) -> Result<ImportJob, CliError> {
+    admin.catalog.import_job(id).await?.ok_or_else(|| usage(format!("import job {id:?} not found")))
+}
+
+fn row(job: &ImportJob) -> Vec<String> {
+    vec![
+        job.id.clone(),
+        job.tenant.clone(),
+        job.path.clone(),
+        job.status.to_string(),
+        dash(job.profile.as_deref()),
+        job.rows_loaded.map_or_else(|| "-".into(), |n| n.to_string()),
+        job.attempts.to_string(),
+        output::timestamp(job.received_at),
+        job.error.as_deref().map_or_else(|| "-".into(), truncated),
+    ]
+}
+
+/// Every field of a job, one per line; `next try` only while the job waits.
+fn show(job: &ImportJob) {
+    let number = |n: Option<i64>| n.map_or_else(|| "-".into(), |n| n.to_string());
+    let time = |t: Option<i64>| t.map_or_else(|| "-".into(), output::timestamp);
+    println!("job:       {}", job.id);
+    println!("tenant:    {}", job.tenant);
+    println!("path:      {}", job.path);
+    println!("status:    {}", job.status);
+    if job.status == JobStatus::WaitingRetry {
+        println!("next try:  {}", time(job.next_try_at));
+    }
+    println!("profile:   {}", dash(job.profile.as_deref()));
+    println!("sha256:    {}", dash(job.sha256.as_deref()));
+    println!("bytes:     {}", number(job.bytes));
+    println!("rows:      {}", number(job.rows_loaded));
+    println!("attempts:  {}", job.attempts);
+    println!("received:  {}", output::timestamp(job.received_at));
+    println!("updated:   {}", output::timestamp(job.updated_at));
+    println!("finished:  {}", time(job.finished_at));
+    println!("error:     {}", dash(job.error.as_deref()).replace('\n', "\n           "));
+}
+
+fn dash(value: Option<&str>) -> String {
+    value.unwrap_or("-").to_owned()
+}
+
+/// An error on one table line: newlines folded, at most [`LISTED_ERROR_CHARS`] characters.
+fn truncated(error: &str) -> String {
+    let line = error.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() <= LISTED_ERROR_CHARS {
+        return line;
+    }
+    let mut short: String = line.chars().take(LISTED_ERROR_CHARS - 1).collect();
+    short.push('…');
+    short
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listed_errors_fit_one_short_line() {
+        assert_eq!(truncated("no profile\nmatches"), "no profile matches");
+        let long = "x".repeat(200);
+        let short = truncated(&long);
+        assert_eq!(short.chars().count(), LISTED_ERROR_CHARS);
+        assert!(short.ends_with('…'));
+    }
+}
