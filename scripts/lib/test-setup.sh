@@ -66,6 +66,8 @@ TOOLS=(
     "sftp openssh-client" "scp openssh-client" "ssh-keygen openssh-client"
     "curl curl" "lftp lftp" "sqlite3 sqlite3" "openssl openssl" "rclone rclone"
     "psql postgresql-client" "pg_isready postgresql-client"
+    # FTPS: the TLS scan of both ports.
+    "testssl testssl.sh"
     "python3 python3"
     # Crates with C code (aws-lc-sys) need a C compiler and libc headers.
     "cc gcc" "cc libc6-dev"

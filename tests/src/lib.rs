@@ -768,3 +768,164 @@ pub fn add_user_key(p: &Passerelle, login: &str) -> PathBuf {
     p.ok(&["key", "add", login, &public.display().to_string()]);
     p.scratch().join(format!("id_{login}"))
 }
+
+// ---------------------------------------------------------------------------
+// FTPS end-to-end helpers: curl, lftp and a scripted Python client against a
+// running server, every invocation bounded in time.
+// ---------------------------------------------------------------------------
+
+/// The FTPS ports of an installation whose FTPS listeners are on.
+#[derive(Clone, Copy, Debug)]
+pub struct FtpsPorts {
+    /// Explicit FTPS (AUTH TLS) on 127.0.0.1.
+    pub explicit: u16,
+    /// Implicit FTPS (TLS at once) on 127.0.0.1.
+    pub implicit: u16,
+}
+
+impl Passerelle {
+    /// Turns both FTPS listeners on, on free loopback ports, with a passive
+    /// range of 16 ports of its own below the kernel's ephemeral range (a
+    /// port another test holds is skipped by the server, so ranges that
+    /// happen to overlap only cost a retry).
+    pub fn enable_ftps(&mut self) -> FtpsPorts {
+        let ports = FtpsPorts { explicit: free_port(), implicit: free_port() };
+        let base = 20_000 + (rand::random::<u16>() % 750) * 16;
+        self.set_env("PASSERELLE_FTPS_EXPLICIT_LISTEN", &format!("127.0.0.1:{}", ports.explicit));
+        self.set_env("PASSERELLE_FTPS_IMPLICIT_LISTEN", &format!("127.0.0.1:{}", ports.implicit));
+        self.set_env("PASSERELLE_FTPS_PASSIVE_PORTS", &format!("{base}-{}", base + 15));
+        ports
+    }
+
+    /// The TLS certificate the server presents (generated at the first `serve`).
+    pub fn tls_cert(&self) -> PathBuf {
+        self.data_dir().join("tls/cert.pem")
+    }
+}
+
+/// A running server with FTPS on, logging JSON, with tenant `tenant` and
+/// user `login`.
+pub struct FtpsFixture {
+    // Declared first: the server stops before the data directory goes away.
+    /// The running server.
+    pub server: Server,
+    /// The installation.
+    pub p: Passerelle,
+    /// Its FTPS ports.
+    pub ports: FtpsPorts,
+    tenant: String,
+}
+
+impl FtpsFixture {
+    /// Creates the installation, the tenant and the user, and starts serving.
+    pub fn start(tenant: &str, login: &str, password: &str) -> Self {
+        let mut p = Passerelle::new();
+        p.set_env("PASSERELLE_LOG_FORMAT", "json");
+        p.set_env("PASSERELLE_ADMIN_LISTEN", &format!("127.0.0.1:{}", free_port()));
+        let ports = p.enable_ftps();
+        p.tenant_with_user(tenant, login, password);
+        let server = p.serve(&[]);
+        Self { server, p, ports, tenant: tenant.into() }
+    }
+
+    /// A user of this server.
+    pub fn user(&self, login: &str, password: &str) -> FtpsUser {
+        FtpsUser::new(&self.p, self.ports, login, password)
+    }
+
+    /// The tenant's `/inbox` on disk.
+    pub fn inbox(&self) -> PathBuf {
+        self.p.data_dir().join("tenants").join(&self.tenant).join("inbox")
+    }
+
+    /// A scratch directory of its own for one part of a test.
+    pub fn work(&self, name: &str) -> PathBuf {
+        let dir = self.p.scratch().join(name);
+        std::fs::create_dir_all(&dir).expect("work dir");
+        dir
+    }
+
+    /// The names in the tenant's inbox, sorted (upload temporaries included).
+    pub fn inbox_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.inbox())
+            .expect("inbox")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// One FTPS user of a running server, driven through real clients.
+#[derive(Clone, Debug)]
+pub struct FtpsUser {
+    /// The server's ports.
+    pub ports: FtpsPorts,
+    /// The login.
+    pub login: String,
+    /// The password.
+    pub password: String,
+    /// The server certificate, trusted by the clients.
+    pub cert: PathBuf,
+    /// A scratch directory for downloads.
+    pub scratch: PathBuf,
+}
+
+impl FtpsUser {
+    /// A user of `p`'s server.
+    pub fn new(p: &Passerelle, ports: FtpsPorts, login: &str, password: &str) -> Self {
+        let scratch = p.scratch().join(format!("ftps-{login}"));
+        std::fs::create_dir_all(&scratch).expect("scratch dir");
+        Self { ports, login: login.into(), password: password.into(), cert: p.tls_cert(), scratch }
+    }
+
+    /// `curl -sS --cacert CERT -u LOGIN:PASSWORD ARGS...`; in ARGS, `{explicit}` becomes
+    /// `ftp://127.0.0.1:PORT` (and `--ssl-reqd` is added) and `{implicit}` `ftps://127.0.0.1:PORT`.
+    pub fn curl(&self, args: &[&str]) -> Outcome {
+        let mut command = bounded("curl", CLIENT_TIMEOUT_SECS);
+        command.args(["-sS", "--connect-timeout", "10", "--max-time", "50", "--cacert"]).arg(&self.cert);
+        command.arg("-u").arg(format!("{}:{}", self.login, self.password));
+        if args.iter().any(|a| a.contains("{explicit}")) && !args.contains(&"--ftp-ssl-control") {
+            command.arg("--ssl-reqd");
+        }
+        let explicit = format!("ftp://127.0.0.1:{}", self.ports.explicit);
+        let implicit = format!("ftps://127.0.0.1:{}", self.ports.implicit);
+        command.args(args.iter().map(|a| a.replace("{explicit}", &explicit).replace("{implicit}", &implicit)));
+        run_command(&mut command, b"")
+    }
+
+    /// Runs an lftp script over explicit FTPS (TLS forced on control and data,
+    /// the server certificate trusted); lftp stops at the first failed command.
+    pub fn lftp(&self, script: &str) -> Outcome {
+        let mut command = bounded("lftp", CLIENT_TIMEOUT_SECS);
+        let setup = format!(
+            "set cmd:fail-exit true; set net:max-retries 1; set net:timeout 10; set ftp:ssl-force true; \
+             set ftp:ssl-protect-data true; set ftp:passive-mode true; set ssl:ca-file {}; \
+             open -u {},{} -p {} 127.0.0.1; {script}",
+            self.cert.display(),
+            self.login,
+            self.password,
+            self.ports.explicit
+        );
+        command.arg("-c").arg(setup).env("HOME", &self.scratch);
+        run_command(&mut command, b"")
+    }
+
+    /// Runs `tests/python/ftps_client.py` with `plan` (port, user and password
+    /// filled in; `"mode": "implicit"` picks the implicit port) and returns its report.
+    pub fn script(&self, mut plan: serde_json::Value) -> serde_json::Value {
+        let implicit = plan["mode"] == "implicit";
+        plan["port"] = (if implicit { self.ports.implicit } else { self.ports.explicit }).into();
+        if plan.get("user").is_none() {
+            plan["user"] = self.login.clone().into();
+            plan["password"] = self.password.clone().into();
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/ftps_client.py");
+        let mut command = bounded("python3", CLIENT_TIMEOUT_SECS);
+        command.arg(script);
+        let out = run_command(&mut command, plan.to_string().as_bytes());
+        serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| {
+            panic!("ftps script gave no report ({e}), exit {}:\n{}\n{}", out.code, out.stdout, out.stderr)
+        })
+    }
+}

@@ -307,6 +307,9 @@ impl<'a> LoggedIn<'a> {
     /// RETR, STOR, LIST, NLST, MLSD.
     async fn transfer(&mut self, control: &mut Control, cmd: &Command) -> Next {
         let rest = std::mem::take(&mut self.rest);
+        if matches!(cmd.verb.as_str(), "RETR" | "STOR") && cmd.arg.is_empty() {
+            return self.reply(control, Reply::new(501, "a file name is required")).await;
+        }
         if !self.protection.private {
             return self
                 .reply(control, Reply::new(521, "send PBSZ 0 and PROT P first: data is always encrypted"))

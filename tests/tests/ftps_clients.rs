@@ -1,0 +1,186 @@
+//! FTPS with the clients customers use — curl (implicit `ftps://` and explicit
+//! `ftp://` with `--ssl-reqd`), lftp, and the suppaftp library — against the
+//! same tenant tree and audit trail as SFTP: upload, list, download, rename,
+//! delete, mkdir and rmdir in `/inbox`, byte for byte; the upload-completed
+//! event of every committed upload; REST for downloads; APPE and REST before
+//! STOR refused, since uploads are atomic.
+
+use std::path::Path;
+use std::time::Duration;
+
+use passerelle_tests::{FtpsFixture, FtpsUser, audit_rows, field, random_file, sha256sum, wait_for_audit};
+use serde_json::json;
+
+const PASSWORD: &str = "Quartz-Lantern-Velvet-93";
+
+fn start() -> FtpsFixture {
+    FtpsFixture::start("acme", "alice", PASSWORD)
+}
+
+fn alice(f: &FtpsFixture) -> FtpsUser {
+    f.user("alice", PASSWORD)
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn curl_implicit_and_explicit_upload_list_download_rename_delete_mkdir() {
+    let mut f = start();
+    let alice = alice(&f);
+    let work = f.work("curl");
+    let local = work.join("big.bin");
+    random_file(&local, 3 * 1024 * 1024 + 17);
+    let l = local.display().to_string();
+
+    // Implicit: upload.
+    let out = alice.curl(&["-T", &l, "{implicit}/inbox/big.bin"]);
+    assert!(out.success(), "implicit upload: {}", out.stderr);
+    assert_eq!(read(&f.inbox().join("big.bin")), read(&local));
+    let event = f.server.wait_for_upload_completed("/inbox/big.bin", Duration::from_secs(10));
+    assert_eq!(field(&event, "sha256"), Some(sha256sum(&local).as_str()), "{event}");
+
+    // Explicit: list, download, mkdir, rename, delete.
+    let out = alice.curl(&["{explicit}/inbox/"]);
+    assert!(out.success(), "explicit list: {}", out.stderr);
+    assert!(out.stdout.lines().any(|l| l.ends_with(" big.bin") && l.contains("3145745")), "{}", out.stdout);
+    let down = work.join("down.bin");
+    let out = alice.curl(&["-o", &down.display().to_string(), "{explicit}/inbox/big.bin"]);
+    assert!(out.success(), "explicit download: {}", out.stderr);
+    assert_eq!(sha256sum(&down), sha256sum(&local));
+    let out = alice.curl(&[
+        "-Q",
+        "MKD /inbox/sub",
+        "-Q",
+        "RNFR /inbox/big.bin",
+        "-Q",
+        "RNTO /inbox/sub/moved.bin",
+        "{explicit}/inbox/sub/",
+    ]);
+    assert!(out.success(), "mkdir + rename: {}", out.stderr);
+    assert!(out.stdout.contains("moved.bin"), "{}", out.stdout);
+    assert!(f.inbox().join("sub/moved.bin").is_file() && !f.inbox().join("big.bin").exists());
+    let out =
+        alice.curl(&["-Q", "DELE /inbox/sub/moved.bin", "-Q", "RMD /inbox/sub", "--list-only", "{implicit}/inbox/"]);
+    assert!(out.success(), "delete + rmdir: {}", out.stderr);
+    assert!(!f.inbox().join("sub").exists());
+
+    // The same audit trail as SFTP, tagged ftps.
+    wait_for_audit(&f.p, "ftps rename", |r| r.action == "rename" && r.outcome == "ok" && r.path == "/inbox/big.bin");
+    wait_for_audit(&f.p, "ftps delete", |r| r.action == "delete" && r.path == "/inbox/sub/moved.bin");
+    wait_for_audit(&f.p, "ftps download", |r| r.action == "download" && r.bytes == Some(3 * 1024 * 1024 + 17));
+    let out = f.p.ok(&["audit", "--json"]);
+    assert!(out.contains("\"ftps\""), "audit rows carry the protocol: {out}");
+}
+
+#[test]
+fn lftp_put_ls_get_mv_rm_mkdir_rmdir() {
+    let f = start();
+    let alice = alice(&f);
+    let work = f.work("lftp");
+    let local = work.join("payroll.csv");
+    std::fs::write(&local, "id;name\n1;Zoë\n2;Ana\n").expect("csv");
+    let down = work.join("back.csv");
+    let script = format!(
+        "cd inbox; put {} -o payroll.csv; mkdir archive; mv payroll.csv archive/p.csv; ls archive; \
+         get archive/p.csv -o {}; rm archive/p.csv; rmdir archive; ls",
+        local.display(),
+        down.display()
+    );
+    let out = alice.lftp(&script);
+    assert!(out.success(), "lftp: {}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("p.csv"), "{}", out.stdout);
+    assert_eq!(read(&down), read(&local));
+    assert!(std::fs::read_dir(f.inbox()).expect("inbox").next().is_none(), "inbox not empty after rm/rmdir");
+}
+
+#[test]
+fn suppaftp_binary_mode_upload_list_download() {
+    let f = start();
+    let report = suppaftp_session(f.ports.explicit, &f.p.tls_cert());
+    assert_eq!(report.listing.iter().filter(|l| l.contains("lib.bin")).count(), 1, "{:?}", report.listing);
+    assert_eq!(report.downloaded, report.uploaded);
+    assert_eq!(read(&f.inbox().join("lib.bin")), report.uploaded);
+}
+
+/// What the suppaftp session did.
+struct SuppaReport {
+    uploaded: Vec<u8>,
+    listing: Vec<String>,
+    downloaded: Vec<u8>,
+}
+
+/// Explicit FTPS with suppaftp over rustls (aws-lc-rs), trusting the
+/// server's self-signed certificate.
+fn suppaftp_session(port: u16, cert: &Path) -> SuppaReport {
+    use std::io::Cursor;
+    use std::sync::Arc;
+
+    use suppaftp::rustls::ClientConfig;
+    use suppaftp::rustls::pki_types::CertificateDer;
+    use suppaftp::rustls::pki_types::pem::PemObject as _;
+    use suppaftp::types::FileType;
+    use suppaftp::{RustlsConnector, RustlsFtpStream};
+
+    let mut roots = suppaftp::rustls::RootCertStore::empty();
+    for der in CertificateDer::pem_file_iter(cert).expect("cert file") {
+        roots.add(der.expect("cert")).expect("trusted cert");
+    }
+    let config = ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let connector = RustlsConnector::from(Arc::new(config));
+    let plain = RustlsFtpStream::connect(("127.0.0.1", port)).expect("connect");
+    let mut ftp = plain.into_secure(connector, "127.0.0.1").expect("AUTH TLS");
+    ftp.login("alice", PASSWORD).expect("login");
+    ftp.transfer_type(FileType::Binary).expect("TYPE I");
+    let uploaded: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).chain(*b"\r\n\n\r").collect();
+    ftp.cwd("/inbox").expect("cwd");
+    ftp.put_file("lib.bin", &mut Cursor::new(uploaded.clone())).expect("put");
+    let listing = ftp.list(None).expect("list");
+    let downloaded = ftp.retr_as_buffer("lib.bin").expect("retr").into_inner();
+    ftp.quit().expect("quit");
+    SuppaReport { uploaded, listing, downloaded }
+}
+
+#[test]
+fn an_uploaded_csv_emits_upload_completed_with_its_digest() {
+    let mut f = start();
+    let alice = alice(&f);
+    let local = f.work("event").join("employees.csv");
+    std::fs::write(&local, "employee_id;email\n1;a@example.com\n").expect("csv");
+    let out = alice.curl(&["-T", &local.display().to_string(), "{explicit}/inbox/employees.csv"]);
+    assert!(out.success(), "{}", out.stderr);
+    let event = f.server.wait_for_upload_completed("/inbox/employees.csv", Duration::from_secs(10));
+    assert_eq!(field(&event, "tenant"), Some("acme"));
+    assert_eq!(field(&event, "login"), Some("alice"));
+    assert_eq!(field(&event, "sha256"), Some(sha256sum(&local).as_str()));
+    assert!(audit_rows(&f.p).iter().any(|r| r.action == "upload" && r.outcome == "ok"));
+}
+
+#[test]
+fn rest_resumes_downloads_but_append_and_rest_before_stor_are_refused() {
+    let f = start();
+    std::fs::write(f.inbox().join("data.txt"), "0123456789").expect("seed");
+    let alice = alice(&f);
+    let report = alice.script(json!({"ops": [
+        {"op": "get", "remote": "/inbox/data.txt", "offset": 4},
+        {"op": "raw", "line": "APPE /inbox/data.txt"},
+        {"op": "raw", "line": "REST 3"},
+        {"op": "put", "remote": "/inbox/data.txt", "data": "xyz"},
+        {"op": "get", "remote": "/inbox/data.txt"},
+    ]}));
+    assert_eq!(report["auth"], "ok", "{report}");
+    let r = &report["results"];
+    assert_eq!(r[0]["value"]["head"], "456789", "{report}");
+    assert_eq!(r[1]["code"], 502, "APPE: {report}");
+    assert!(r[1]["reply"].as_str().unwrap_or_default().contains("atomic"), "{report}");
+    assert_eq!(r[2]["code"], 350, "{report}");
+    assert_eq!(r[3]["code"], 504, "REST before STOR: {report}");
+    assert_eq!(r[4]["value"]["head"], "0123456789", "the file is untouched: {report}");
+    // curl's own append is refused the same way.
+    let local = f.work("append").join("more.txt");
+    std::fs::write(&local, "more").expect("more");
+    let out = alice.curl(&["--append", "-T", &local.display().to_string(), "{explicit}/inbox/data.txt"]);
+    assert!(!out.success(), "append must fail");
+    assert_eq!(read(&f.inbox().join("data.txt")), b"0123456789");
+}
