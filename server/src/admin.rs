@@ -82,7 +82,9 @@ impl Admin {
         }
         let database = self.catalog.tenant_database(name).await?;
         self.provisioner.destroy(&database).await.with_context(|| format!("tenant {name}"))?;
-        for dir in [self.data_dir.tenant_root(name), self.data_dir.tenant_archive(name)] {
+        for dir in
+            [self.data_dir.tenant_root(name), self.data_dir.tenant_spool(name), self.data_dir.tenant_archive(name)]
+        {
             match fs::remove_dir_all(&dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -9,6 +9,7 @@
 //!   tls/                 FTPS certificate and key, key 0600
 //!   tenants/<tenant>/    what a tenant's users see: inbox/, outbox/
 //!   tenant-db/           per-tenant SQLite databases, 0600
+//!   spool/<tenant>/      files taken by the import pipeline while their jobs run
 //!   archive/<tenant>/    archived originals
 //! ```
 
@@ -66,5 +67,15 @@ impl DataDir {
     /// A tenant's archived originals.
     pub(crate) fn tenant_archive(&self, tenant: &TenantName) -> PathBuf {
         self.root.join("archive").join(tenant.as_str())
+    }
+
+    /// A tenant's files taken by the import pipeline, while their jobs run.
+    pub(crate) fn tenant_spool(&self, tenant: &TenantName) -> PathBuf {
+        self.root.join("spool").join(tenant.as_str())
+    }
+
+    /// Where the import pipeline finds the tenant trees and keeps files.
+    pub(crate) fn import_layout(&self) -> passerelle_import::Layout {
+        passerelle_import::Layout::new(self.root.join("tenants"), self.root.join("spool"), self.root.join("archive"))
     }
 }

@@ -15,6 +15,7 @@ mod error;
 mod ftps;
 mod logging;
 mod output;
+mod pipeline;
 mod serve;
 mod sftp;
 

@@ -16,6 +16,7 @@ use crate::engine::fs::TenantFs;
 use crate::error::CliError;
 use crate::ftps::FtpsServer;
 use crate::logging;
+use crate::pipeline;
 use crate::sftp::SftpServer;
 
 /// Removes upload temporaries that a previous run left behind when it was
@@ -40,6 +41,9 @@ async fn discard_interrupted_uploads(admin: &Admin) -> Result<(), CliError> {
 /// Name of the tenant and of the user that `serve --demo` creates.
 const DEMO: &str = "demo";
 
+/// The import profile of the demo tenant (`passerelle profile show demo`).
+const DEMO_PROFILE: &str = include_str!("demo-profile.toml");
+
 pub(crate) async fn run(config: passerelle_config::Config, demo: bool) -> Result<(), CliError> {
     logging::init(&config.log);
     let admin = Admin::open(config).await?;
@@ -59,6 +63,8 @@ pub(crate) async fn run(config: passerelle_config::Config, demo: bool) -> Result
     discard_interrupted_uploads(&admin).await?;
     let engine = Engine::new(Arc::new(admin.config.clone()), admin.catalog.clone(), admin.data_dir.clone());
     engine.load_bans().await.context("cannot read the bans from the catalog")?;
+    // Before the listeners: no upload-completed event may go unheard.
+    let imports = pipeline::start(&engine, &admin.catalog, &admin.data_dir).await.context("import pipeline")?;
     let sftp = SftpServer::start(engine.clone(), host_keys.keys().to_vec()).await?;
     let ftps = FtpsServer::start(engine.clone()).await?;
     info!(data_dir = %admin.config.data_dir.display(), "passerelle ready");
@@ -69,6 +75,7 @@ pub(crate) async fn run(config: passerelle_config::Config, demo: bool) -> Result
     info!(signal = signal_name, "shutting down");
     ftps.shutdown().await;
     sftp.shutdown().await;
+    imports.shutdown().await;
     engine.flush_audit().await;
     drop(engine);
     admin.catalog.close().await;
@@ -88,6 +95,10 @@ async fn create_demo(admin: &Admin) -> Result<(), CliError> {
     admin.add_tenant(&tenant, &[]).await?;
     let password = passerelle_keys::generate_password();
     admin.add_user(&tenant, &login, Some(&password), &[], &[]).await?;
+    admin.catalog.set_import_profiles(&tenant, DEMO_PROFILE).await?;
+    let employees = admin.data_dir.tenant_root(&tenant).join("inbox").join("employees");
+    std::fs::create_dir_all(&employees).with_context(|| format!("cannot create {}", employees.display()))?;
     println!("demo tenant created: login {DEMO}, password {password} (shown once)");
+    println!("demo import profile: drop CSV files in /inbox/employees/; receipts appear in /outbox/employees/");
     Ok(())
 }

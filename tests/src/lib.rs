@@ -333,6 +333,12 @@ impl Passerelle {
     pub fn pg_catalog_url(&self) -> Option<String> {
         self.postgres.as_ref().map(|(_, catalog_db)| with_database(&pg_admin_url(), catalog_db))
     }
+
+    /// The tenant database name prefix of a [`Passerelle::with_postgres`]
+    /// installation (tenant `t`'s database and role are `<prefix>t`).
+    pub fn pg_prefix(&self) -> Option<String> {
+        self.postgres.as_ref().map(|(prefix, _)| prefix.clone())
+    }
 }
 
 /// `url` (a `postgres://` URL) with its user replaced by `user` (no password) and its database by `database`.

@@ -43,6 +43,7 @@ pub(crate) use limits::ConnectionPermit;
 use limits::Refusal;
 pub(crate) use proxy::ClientStream;
 pub(crate) use session::Session;
+pub(crate) use uploads::UploadCompleted;
 
 use crate::data_dir::DataDir;
 
@@ -218,6 +219,11 @@ impl Engine {
             Ok(()) => self.inner.audit.account_locked(peer, protocol, tenant, login.as_str(), lock.max_failures, until),
             Err(e) => warn!(login = %login, error = %e, "account lock not stored in the catalog"),
         }
+    }
+
+    /// Upload-completed events from now on (the import pipeline listens).
+    pub(crate) fn subscribe_uploads(&self) -> tokio::sync::broadcast::Receiver<UploadCompleted> {
+        self.inner.uploads.subscribe()
     }
 
     /// Waits until every audit event recorded so far is stored; called at

@@ -31,6 +31,10 @@ impl UploadEvents {
         Self { sender }
     }
 
+    pub(super) fn subscribe(&self) -> broadcast::Receiver<UploadCompleted> {
+        self.sender.subscribe()
+    }
+
     pub(super) fn publish(&self, event: UploadCompleted) {
         tracing::info!(
             tenant = %event.tenant, login = %event.login, path = %event.path,

@@ -1,0 +1,327 @@
+//! Running one job from where it stands to its verdict. Every step is
+//! recorded before the next begins, so a job interrupted anywhere (kill -9,
+//! a database that goes away) is resumed from the catalog and the ledger:
+//!
+//! 1. find the file (spool; the inbox if the crash came before the rename;
+//!    the archive for `import retry`), digest it;
+//! 2. a load that may have committed before a crash is looked up in the
+//!    tenant database's ledger: committed means imported, never loaded twice;
+//! 3. profile, same content imported before (duplicate), validation
+//!    (streaming, nothing written), then the load in one transaction;
+//! 4. receipt, verdict in the catalog, original archived.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+use std::time::Duration;
+
+use aws_lc_rs::digest;
+use passerelle_catalog::{AuditEvent, Catalog, ImportJob, JobStatus, TenantName, now_ms};
+use tracing::{info, warn};
+
+use super::RunnerError;
+use super::archive;
+use super::intake;
+use super::layout::Layout;
+use super::receipt::{self, Receipt};
+use crate::load::{ImportRef, LoadError, committed_import, load};
+use crate::profile::Profiles;
+use crate::validate::{Discard, ImportError, ValidateError, validate};
+
+/// First wait before a load is tried again; doubled after each failure.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// Longest wait between two tries.
+const MAX_RETRY: Duration = Duration::from_secs(60);
+
+/// What a job ends with.
+enum Verdict {
+    Imported { rows: u64 },
+    Rejected { errors: Vec<ImportError>, error_count: u64 },
+    Duplicate { of: String },
+}
+
+impl Verdict {
+    /// A rejection for one reason that is not about a line of the file.
+    fn refused(message: impl Into<String>) -> Self {
+        Verdict::Rejected {
+            errors: vec![ImportError { line: None, column: None, message: message.into() }],
+            error_count: 1,
+        }
+    }
+
+    fn status(&self) -> JobStatus {
+        match self {
+            Verdict::Imported { .. } => JobStatus::Imported,
+            Verdict::Rejected { .. } => JobStatus::Rejected,
+            Verdict::Duplicate { .. } => JobStatus::Duplicate,
+        }
+    }
+}
+
+/// The runner's shared state, for a job.
+pub(crate) struct JobContext<'a> {
+    pub(crate) catalog: &'a Catalog,
+    pub(crate) layout: &'a Layout,
+}
+
+/// Runs `job` until it has a verdict or waits for a retry. An error leaves
+/// the job where it was recorded last; the runner tries it again later.
+pub(crate) async fn run(ctx: &JobContext<'_>, mut job: ImportJob) -> Result<(), RunnerError> {
+    let tenant = TenantName::parse(&job.tenant)?;
+    let spooled = ctx.layout.spool_dir(&tenant).join(&job.id);
+    if !spooled.exists() && !find_file(ctx, &tenant, &job)? {
+        return finish(ctx, &tenant, job, Verdict::refused("the file was removed before it could be imported")).await;
+    }
+    let sha256 = match job.sha256.clone() {
+        Some(sha256) => sha256,
+        None => {
+            let path = spooled.clone();
+            let (sha256, bytes) = tokio::task::spawn_blocking(move || digest_file(&path))
+                .await
+                .map_err(|e| RunnerError::Io("digesting the file".into(), io::Error::other(e)))?
+                .map_err(|e| RunnerError::Io(format!("reading job {}'s file", job.id), e))?;
+            job.sha256 = Some(sha256.clone());
+            job.bytes = Some(i64::try_from(bytes).unwrap_or(i64::MAX));
+            save(ctx, &job).await?;
+            sha256
+        }
+    };
+    let database = ctx.catalog.tenant_database(&tenant).await?;
+
+    if matches!(job.status, JobStatus::Loading | JobStatus::WaitingRetry) {
+        match committed_import(&database, &job.id).await {
+            Ok(Some(rows)) => return finish(ctx, &tenant, job, Verdict::Imported { rows }).await,
+            Ok(None) => {}
+            Err(e) if e.is_retryable() => return wait(ctx, job, &e).await,
+            Err(e) => return finish(ctx, &tenant, job, database_refused(&e)).await,
+        }
+    }
+
+    let profiles = match ctx.catalog.import_profiles(&tenant).await? {
+        Some(text) => match Profiles::parse(&text) {
+            Ok(profiles) => profiles,
+            Err(e) => {
+                return finish(
+                    ctx,
+                    &tenant,
+                    job,
+                    Verdict::refused(format!("the tenant's import profiles are invalid: {e}")),
+                )
+                .await;
+            }
+        },
+        None => {
+            let message = format!("no import profile matches {} (the tenant has no profiles)", job.path);
+            return finish(ctx, &tenant, job, Verdict::refused(message)).await;
+        }
+    };
+    let Some(profile) = profiles.matching(&job.path).cloned() else {
+        let message = format!("no import profile matches {}", job.path);
+        return finish(ctx, &tenant, job, Verdict::refused(message)).await;
+    };
+    job.profile = Some(profile.name().to_owned());
+    if let Some(earlier) = ctx.catalog.imported_same_content(&job.tenant, profile.name(), &sha256).await?
+        && earlier != job.id
+    {
+        return finish(ctx, &tenant, job, Verdict::Duplicate { of: earlier }).await;
+    }
+
+    transition(ctx, &mut job, JobStatus::Validating, None).await?;
+    let path = spooled.clone();
+    let checked = profile.clone();
+    let report = tokio::task::spawn_blocking(move || -> io::Result<_> {
+        match validate(File::open(&path)?, &checked, &mut Discard) {
+            Ok(report) => Ok(report),
+            Err(ValidateError::Read(e)) => Err(e),
+            Err(ValidateError::Sink(never)) => match never {},
+        }
+    })
+    .await
+    .map_err(|e| RunnerError::Io("validating".into(), io::Error::other(e)))?
+    .map_err(|e| RunnerError::Io(format!("reading job {}'s file", job.id), e))?;
+    if !report.is_accepted() {
+        let verdict = Verdict::Rejected { errors: report.errors, error_count: report.error_count };
+        return finish(ctx, &tenant, job, verdict).await;
+    }
+
+    transition(ctx, &mut job, JobStatus::Loading, None).await?;
+    let file = File::open(&spooled).map_err(|e| RunnerError::Io(format!("opening job {}'s file", job.id), e))?;
+    let import = ImportRef { id: &job.id, sha256: &sha256 };
+    let loaded = load(&database, &profile, file, import).await;
+    match loaded {
+        Ok(outcome) if outcome.is_imported() => {
+            finish(ctx, &tenant, job, Verdict::Imported { rows: outcome.rows }).await
+        }
+        Ok(outcome) => {
+            let verdict = Verdict::Rejected { errors: outcome.report.errors, error_count: outcome.report.error_count };
+            finish(ctx, &tenant, job, verdict).await
+        }
+        Err(LoadError::AlreadyImported(of)) => finish(ctx, &tenant, job, Verdict::Duplicate { of }).await,
+        Err(e) if e.is_retryable() => wait(ctx, job, &e).await,
+        Err(e) => finish(ctx, &tenant, job, database_refused(&e)).await,
+    }
+}
+
+/// Brings a job's file into the spool when it is not there: still in the
+/// inbox (a crash between recording the job and taking the file), or in
+/// the archive (`import retry` of a rejected job).
+fn find_file(ctx: &JobContext<'_>, tenant: &TenantName, job: &ImportJob) -> Result<bool, RunnerError> {
+    let context = || format!("finding job {}'s file", job.id);
+    if job.status == JobStatus::Received
+        && intake::take(ctx.layout, tenant, &job.path, &job.id).map_err(|e| RunnerError::Io(context(), e))?
+    {
+        return Ok(true);
+    }
+    archive::restore(ctx.layout, tenant, &job.id).map_err(|e| RunnerError::Io(context(), e))
+}
+
+fn database_refused(error: &LoadError) -> Verdict {
+    Verdict::refused(format!("the tenant database refused the import: {error}"))
+}
+
+/// SHA-256 (hex) and size of a file, streaming.
+fn digest_file(path: &Path) -> io::Result<(String, u64)> {
+    let mut file = File::open(path)?;
+    let mut context = digest::Context::new(&digest::SHA256);
+    let mut buffer = vec![0; 256 * 1024];
+    let mut bytes = 0u64;
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        context.update(&buffer[..n]);
+        bytes += n as u64;
+    }
+    Ok((hex::encode(context.finish()), bytes))
+}
+
+/// Records the job's fields (no transition).
+async fn save(ctx: &JobContext<'_>, job: &ImportJob) -> Result<(), RunnerError> {
+    let mut job = job.clone();
+    job.updated_at = now_ms();
+    ctx.catalog.update_import_job(&job).await?;
+    Ok(())
+}
+
+/// Moves the job to `status`, in the catalog and the audit trail.
+async fn transition(
+    ctx: &JobContext<'_>,
+    job: &mut ImportJob,
+    status: JobStatus,
+    detail: Option<String>,
+) -> Result<(), RunnerError> {
+    job.status = status;
+    job.updated_at = now_ms();
+    ctx.catalog.update_import_job(job).await?;
+    audit(ctx, job, detail).await;
+    Ok(())
+}
+
+/// Records a job transition in the audit trail (a failure is logged: the
+/// job's state in the catalog is what counts).
+pub(crate) async fn audit(ctx: &JobContext<'_>, job: &ImportJob, detail: Option<String>) {
+    let event = AuditEvent {
+        actor: "pipeline".into(),
+        tenant: Some(job.tenant.clone()),
+        protocol: "import".into(),
+        action: "import".into(),
+        outcome: job.status.as_str().into(),
+        path: Some(format!("/inbox/{}", job.path)),
+        bytes: job.bytes,
+        detail: Some(match detail {
+            Some(detail) => format!("job {}; {detail}", job.id),
+            None => format!("job {}", job.id),
+        }),
+        ..Default::default()
+    };
+    if let Err(e) = ctx.catalog.record(&event).await {
+        warn!(job = %job.id, error = %e, "import: audit event not stored");
+    }
+}
+
+/// The database was unreachable: the job waits, then is tried again.
+async fn wait(ctx: &JobContext<'_>, mut job: ImportJob, error: &LoadError) -> Result<(), RunnerError> {
+    job.attempts += 1;
+    let exponent = u32::try_from(job.attempts - 1).unwrap_or(u32::MAX).min(16);
+    let delay = FIRST_RETRY.saturating_mul(1 << exponent).min(MAX_RETRY);
+    job.next_try_at = Some(now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
+    job.error = Some(error.to_string());
+    warn!(job = %job.id, tenant = %job.tenant, attempts = job.attempts, retry_in_s = delay.as_secs(), error = %error,
+          "import waits for its database");
+    let detail = format!("attempt {} failed, next try in {} s: {error}", job.attempts, delay.as_secs());
+    transition(ctx, &mut job, JobStatus::WaitingRetry, Some(detail)).await
+}
+
+/// Writes the receipt, records the verdict, then archives the original.
+async fn finish(
+    ctx: &JobContext<'_>,
+    tenant: &TenantName,
+    mut job: ImportJob,
+    verdict: Verdict,
+) -> Result<(), RunnerError> {
+    let finished_at = now_ms();
+    let (rows, errors, error_count, duplicate_of) = match &verdict {
+        Verdict::Imported { rows } => (*rows, &[][..], 0, None),
+        Verdict::Rejected { errors, error_count } => (0, &errors[..], *error_count, None),
+        Verdict::Duplicate { of } => (0, &[][..], 0, Some(of.as_str())),
+    };
+    let status = verdict.status();
+    let written = Receipt {
+        file: &job.path,
+        status: status.as_str(),
+        profile: job.profile.as_deref(),
+        rows,
+        sha256: job.sha256.as_deref(),
+        import_id: &job.id,
+        received_at: receipt::rfc3339(job.received_at),
+        finished_at: receipt::rfc3339(finished_at),
+        duplicate_of,
+        error_count,
+        errors,
+    };
+    write_receipt(ctx, tenant, &written)?;
+    job.rows_loaded = Some(i64::try_from(rows).unwrap_or(i64::MAX));
+    job.next_try_at = None;
+    job.finished_at = Some(finished_at);
+    job.error = match &verdict {
+        Verdict::Imported { .. } => None,
+        Verdict::Rejected { errors, error_count } => Some(summary(errors, *error_count)),
+        Verdict::Duplicate { of } => Some(format!("same content as import {of}")),
+    };
+    let detail = match &verdict {
+        Verdict::Imported { rows } => format!("{rows} rows"),
+        _ => job.error.clone().unwrap_or_default(),
+    };
+    transition(ctx, &mut job, status, Some(detail)).await?;
+    info!(job = %job.id, tenant = %job.tenant, path = %job.path, status = %status, rows, "import finished");
+    if ctx.layout.spool_dir(tenant).join(&job.id).exists()
+        && let Err(e) = archive::archive(ctx.layout, tenant, &job.id)
+    {
+        // Left in the spool: archived at the next start.
+        warn!(job = %job.id, error = %e, "import: original not archived");
+    }
+    Ok(())
+}
+
+fn write_receipt(ctx: &JobContext<'_>, tenant: &TenantName, written: &Receipt<'_>) -> Result<(), RunnerError> {
+    receipt::write(ctx.layout, tenant, written)
+        .map_err(|e| RunnerError::Io(format!("writing the receipt of /inbox/{}", written.file), e))
+}
+
+/// One line for `import list`: the first error and how many there are.
+fn summary(errors: &[ImportError], count: u64) -> String {
+    let Some(first) = errors.first() else { return format!("{count} errors") };
+    let mut line = String::new();
+    if let Some(n) = first.line {
+        line.push_str(&format!("line {n}: "));
+    }
+    if let Some(column) = &first.column {
+        line.push_str(&format!("column {column}: "));
+    }
+    line.push_str(&first.message);
+    if count > 1 {
+        line.push_str(&format!(" (and {} more)", count - 1));
+    }
+    line
+}
