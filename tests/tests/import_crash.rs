@@ -1,0 +1,246 @@
+//! Exactly once through crashes and outages: the server is killed with
+//! SIGKILL while a job validates and while it loads, then restarted; the
+//! job resumes and the table holds every row exactly once. A tenant
+//! database that is down makes the job wait (visible in `import list`) and
+//! complete once the database is back — with a private PostgreSQL cluster
+//! that the test really stops and starts.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use passerelle_tests::{Outcome, Passerelle, free_port, sqlite3, wait_for};
+use rustix::process::Signal;
+use serde_json::Value;
+
+const PASSWORD: &str = "Quartz-Lantern-Velvet-93";
+
+/// An append profile: a row loaded twice would show as two rows.
+const APPEND: &str = r#"
+[[import]]
+name = "ledger"
+match = "*.csv"
+table = "ledger"
+delimiter = ";"
+mode = "append"
+  [[import.columns]]
+  name = "entry"
+  type = "integer"
+  required = true
+  [[import.columns]]
+  name = "email"
+  type = "email"
+  [[import.columns]]
+  name = "booked_on"
+  type = "date"
+  format = "%d/%m/%Y"
+  [[import.columns]]
+  name = "amount"
+  type = "decimal"
+  decimal_separator = ","
+"#;
+
+/// Writes a CSV of `rows` valid rows for [`APPEND`].
+fn ledger_csv(path: &Path, rows: u64) {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    out.write_all(b"entry;email;booked_on;amount\n").unwrap();
+    for i in 1..=rows {
+        writeln!(out, "{i};user{i}@example.com;{:02}/11/2026;{},{:02}", i % 28 + 1, i % 10_000, i % 100).unwrap();
+    }
+    out.flush().unwrap();
+}
+
+fn installation(p: &mut Passerelle) {
+    p.set_env("PASSERELLE_LOG_FORMAT", "json");
+    p.tenant_with_user("acme", "alice", PASSWORD);
+    let out = p.run_with_stdin(&["profile", "set", "acme", "-"], APPEND);
+    assert!(out.success(), "profile set: {}", out.stderr);
+}
+
+fn jobs(p: &Passerelle) -> Vec<Value> {
+    let out = p.ok(&["import", "list", "--json"]);
+    serde_json::from_str::<Value>(&out).unwrap().as_array().unwrap().clone()
+}
+
+/// Waits until the only job is in `status`; returns it.
+fn wait_for_status(p: &Passerelle, status: &str, timeout: Duration) -> Value {
+    wait_for(timeout, || jobs(p).into_iter().find(|job| job["status"] == status))
+        .unwrap_or_else(|| panic!("no job reached {status}: {:?}", jobs(p)))
+}
+
+/// Drops `file` into acme's inbox the way another program would: written
+/// under a temporary name, then renamed into place.
+fn drop_in_inbox(p: &Passerelle, file: &Path, name: &str) {
+    let inbox = p.data_dir().join("tenants/acme/inbox");
+    std::fs::copy(file, inbox.join(format!("{name}.part"))).unwrap();
+    std::fs::rename(inbox.join(format!("{name}.part")), inbox.join(name)).unwrap();
+}
+
+fn wait_for_receipt(p: &Passerelle, name: &str, timeout: Duration) -> Value {
+    let path = p.data_dir().join(format!("tenants/acme/outbox/{name}.result.json"));
+    wait_for(timeout, || std::fs::read(&path).ok())
+        .map(|bytes| serde_json::from_slice(&bytes).unwrap())
+        .unwrap_or_else(|| panic!("no receipt for {name}: {:?}", jobs(p)))
+}
+
+/// Rows of the ledger table and how many distinct imports wrote them.
+fn sqlite_ledger(p: &Passerelle) -> (u64, u64, u64) {
+    let out = sqlite3(
+        &p.data_dir().join("tenant-db/acme.db"),
+        "SELECT count(*), count(DISTINCT entry), count(DISTINCT _import_id) FROM ledger",
+    );
+    let numbers: Vec<u64> = out.trim().split('|').map(|n| n.parse().unwrap()).collect();
+    (numbers[0], numbers[1], numbers[2])
+}
+
+/// Kills the server with SIGKILL once the job is in `status`, restarts it,
+/// and checks the job ends imported with every row exactly once.
+fn killed_while(status: &str) {
+    const ROWS: u64 = 300_000;
+    let mut p = Passerelle::new();
+    installation(&mut p);
+    let file = p.scratch().join("ledger.csv");
+    ledger_csv(&file, ROWS);
+    let server = p.serve(&[]);
+    drop_in_inbox(&p, &file, "ledger.csv");
+    let job = wait_for_status(&p, status, Duration::from_secs(60));
+    let killed = server.stop_with(Signal::KILL);
+    assert!(!killed.success());
+    // Nothing was committed by the killed job.
+    assert!(!p.data_dir().join("tenants/acme/outbox/ledger.csv.result.json").exists());
+
+    let server = p.serve(&[]);
+    let receipt = wait_for_receipt(&p, "ledger.csv", Duration::from_secs(120));
+    assert_eq!(receipt["status"], "imported", "{receipt}");
+    assert_eq!(receipt["import_id"], job["id"], "the same job resumed");
+    assert_eq!(receipt["rows"], ROWS);
+    assert_eq!(sqlite_ledger(&p), (ROWS, ROWS, 1), "every row exactly once");
+    assert_eq!(jobs(&p).len(), 1, "one job, resumed, not a second one");
+
+    // The same file dropped again after the restart is a duplicate.
+    drop_in_inbox(&p, &file, "again.csv");
+    assert_eq!(wait_for_receipt(&p, "again.csv", Duration::from_secs(60))["status"], "duplicate");
+    assert_eq!(sqlite_ledger(&p).0, ROWS);
+    drop(server);
+}
+
+#[test]
+fn killed_during_validation_the_job_resumes_and_loads_once() {
+    killed_while("validating");
+}
+
+#[test]
+fn killed_during_the_load_the_job_rolls_back_reruns_and_loads_once() {
+    killed_while("loading");
+}
+
+/// A private PostgreSQL cluster on a free loopback port, stopped and
+/// removed on drop.
+struct Cluster {
+    dir: PathBuf,
+    port: u16,
+    bin: PathBuf,
+}
+
+impl Cluster {
+    fn create() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL server binaries in /usr/lib/postgresql (scripts/test installs them)")
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .filter(|bin| bin.join("pg_ctl").exists())
+            .max()
+            .expect("pg_ctl under /usr/lib/postgresql/*/bin");
+        let dir = std::env::temp_dir().join(format!("passerelle-pg-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cluster = Self { dir, port: free_port(), bin };
+        if rustix::process::geteuid().is_root() {
+            // PostgreSQL refuses to run as root: the cluster belongs to `postgres`.
+            let out = Outcome::from(Command::new("chown").arg("postgres:postgres").arg(&cluster.dir).output().unwrap());
+            assert!(out.success(), "chown: {}", out.stderr);
+        }
+        let data = cluster.dir.join("data");
+        let out = cluster
+            .as_owner(&cluster.bin.join("initdb"), &["-A", "trust", "-U", "postgres", "-D", data.to_str().unwrap()]);
+        assert!(out.success(), "initdb: {}", out.stderr);
+        cluster.start();
+        cluster
+    }
+
+    fn as_owner(&self, program: &Path, args: &[&str]) -> Outcome {
+        let mut command = if rustix::process::geteuid().is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        };
+        command.args(args).current_dir(&self.dir);
+        Outcome::from(command.output().expect("run a PostgreSQL tool"))
+    }
+
+    fn pg_ctl(&self, args: &[&str]) -> Outcome {
+        let data = self.dir.join("data");
+        let mut full = vec!["-D", data.to_str().unwrap()];
+        full.extend_from_slice(args);
+        self.as_owner(&self.bin.join("pg_ctl"), &full)
+    }
+
+    fn start(&self) {
+        let options = format!("-p {} -c listen_addresses=127.0.0.1 -k {}", self.port, self.dir.display());
+        let log = self.dir.join("log");
+        let out = self.pg_ctl(&["-w", "-t", "60", "-l", log.to_str().unwrap(), "-o", &options, "start"]);
+        assert!(out.success(), "pg_ctl start: {} {}", out.stdout, out.stderr);
+    }
+
+    fn stop(&self) {
+        let out = self.pg_ctl(&["-w", "-t", "60", "-m", "fast", "stop"]);
+        assert!(out.success(), "pg_ctl stop: {} {}", out.stdout, out.stderr);
+    }
+
+    fn admin_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.pg_ctl(&["-m", "immediate", "stop"]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn postgresql_stopped_during_an_import_the_job_waits_and_completes_once_it_is_back() {
+    let cluster = Cluster::create();
+    let mut p = Passerelle::new();
+    p.set_env("PASSERELLE_TENANT_DB_BACKEND", "postgres");
+    p.set_env("PASSERELLE_TENANT_DB_ADMIN_URL", &cluster.admin_url());
+    installation(&mut p);
+    let file = p.scratch().join("ledger.csv");
+    ledger_csv(&file, 1_000);
+    let server = p.serve(&[]);
+
+    cluster.stop();
+    drop_in_inbox(&p, &file, "ledger.csv");
+    let waiting = wait_for_status(&p, "waiting-retry", Duration::from_secs(60));
+    assert!(waiting["error"].as_str().unwrap().contains("unavailable"), "{waiting}");
+    assert!(waiting["attempts"].as_i64().unwrap() >= 1, "{waiting}");
+    let listed = p.ok(&["import", "list", "--status", "waiting-retry"]);
+    assert!(listed.contains("ledger.csv"), "{listed}");
+
+    cluster.start();
+    let receipt = wait_for_receipt(&p, "ledger.csv", Duration::from_secs(120));
+    assert_eq!(receipt["status"], "imported", "{receipt}");
+    assert_eq!(receipt["rows"], 1_000);
+    let acme = format!("postgres://postgres@127.0.0.1:{}/passerelle_acme", cluster.port);
+    let out = Outcome::from(
+        Command::new("psql")
+            .args(["-X", "-A", "-t", "-d", &acme, "-c", "SELECT count(*), count(DISTINCT entry) FROM ledger"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(out.stdout.trim(), "1000|1000", "{}", out.stderr);
+    drop(server);
+}
