@@ -187,6 +187,17 @@ pg_start_local() {
     done
 }
 
+# The outage test (tests/tests/import_crash.rs) runs a private cluster of its
+# own, which it stops and starts: it needs the server binaries and the
+# `postgres` system user even when the shared server is elsewhere.
+ensure_postgres_server_tools() {
+    if ! compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || ! id postgres >/dev/null 2>&1; then
+        apt_install postgresql
+    fi
+    compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null ||
+        die "pg_ctl not found under /usr/lib/postgresql/*/bin after installing postgresql"
+}
+
 ensure_postgres() {
     local err
     if [ -n "${TEST_PG_ADMIN_URL:-}" ]; then
