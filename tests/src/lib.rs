@@ -862,6 +862,14 @@ impl FtpsFixture {
     }
 }
 
+impl Server {
+    /// Sends `signal` (e.g. SIGHUP) to the running server.
+    pub fn signal(&self, signal: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_child(&self.child);
+        rustix::process::kill_process(pid, signal).expect("signal the server");
+    }
+}
+
 /// One FTPS user of a running server, driven through real clients.
 #[derive(Clone, Debug)]
 pub struct FtpsUser {

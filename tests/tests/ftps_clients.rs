@@ -8,7 +8,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use passerelle_tests::{FtpsFixture, FtpsUser, audit_rows, field, random_file, sha256sum, wait_for_audit};
+use passerelle_tests::{
+    FtpsFixture, FtpsUser, audit_rows, bounded, field, random_file, run_command, sha256sum, wait_for_audit,
+};
 use serde_json::json;
 
 const PASSWORD: &str = "Quartz-Lantern-Velvet-93";
@@ -183,4 +185,57 @@ fn rest_resumes_downloads_but_append_and_rest_before_stor_are_refused() {
     let out = alice.curl(&["--append", "-T", &local.display().to_string(), "{explicit}/inbox/data.txt"]);
     assert!(!out.success(), "append must fail");
     assert_eq!(read(&f.inbox().join("data.txt")), b"0123456789");
+}
+
+/// The SHA-256 fingerprint of the certificate served on `port` (implicit FTPS).
+fn served_fingerprint(port: u16) -> String {
+    let mut s_client = bounded("openssl", 20);
+    s_client.args(["s_client", "-connect", &format!("127.0.0.1:{port}")]);
+    let out = run_command(&mut s_client, b"");
+    let mut x509 = bounded("openssl", 20);
+    x509.args(["x509", "-noout", "-fingerprint", "-sha256"]);
+    let fingerprint = run_command(&mut x509, out.stdout.as_bytes());
+    assert!(fingerprint.success(), "no certificate served: {}\n{}", out.stdout, fingerprint.stderr);
+    fingerprint.stdout.trim().to_owned()
+}
+
+fn file_fingerprint(cert: &Path) -> String {
+    let mut x509 = bounded("openssl", 20);
+    x509.args(["x509", "-noout", "-fingerprint", "-sha256", "-in"]).arg(cert);
+    run_command(&mut x509, b"").stdout.trim().to_owned()
+}
+
+#[test]
+fn sighup_reloads_the_certificate_and_keeps_the_old_one_if_the_new_is_broken() {
+    let mut f = start();
+    let (cert, key) = (f.p.tls_cert(), f.p.data_dir().join("tls/key.pem"));
+    let first = served_fingerprint(f.ports.implicit);
+    assert_eq!(first, file_fingerprint(&cert));
+    let mut req = bounded("openssl", 30);
+    req.args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=renewed", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert);
+    let out = run_command(&mut req, b"");
+    assert!(out.success(), "openssl req: {}", out.stderr);
+    f.server.signal(rustix::process::Signal::HUP);
+    f.server.wait_for_line("certificate reloaded", Duration::from_secs(10));
+    let renewed = served_fingerprint(f.ports.implicit);
+    assert_ne!(renewed, first);
+    assert_eq!(renewed, file_fingerprint(&cert));
+    // A key that does not match: refused, the renewed pair stays in use.
+    let other = f.work("other");
+    let mut req = bounded("openssl", 30);
+    req.args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=other", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(other.join("cert.pem"));
+    assert!(run_command(&mut req, b"").success());
+    f.server.signal(rustix::process::Signal::HUP);
+    f.server.wait_for_line("certificate not reloaded", Duration::from_secs(10));
+    assert_eq!(served_fingerprint(f.ports.implicit), renewed);
+    let out = alice(&f).curl(&["-k", "--list-only", "{implicit}/inbox/"]);
+    assert!(out.success(), "still serving: {}", out.stderr);
 }
