@@ -825,7 +825,15 @@ pub struct FtpsFixture {
 impl FtpsFixture {
     /// Creates the installation, the tenant and the user, and starts serving.
     pub fn start(tenant: &str, login: &str, password: &str) -> Self {
+        Self::start_with(tenant, login, password, &[])
+    }
+
+    /// Like [`FtpsFixture::start`], with extra environment (configuration).
+    pub fn start_with(tenant: &str, login: &str, password: &str, env: &[(&str, &str)]) -> Self {
         let mut p = Passerelle::new();
+        for (name, value) in env {
+            p.set_env(name, value);
+        }
         p.set_env("PASSERELLE_LOG_FORMAT", "json");
         p.set_env("PASSERELLE_ADMIN_LISTEN", &format!("127.0.0.1:{}", free_port()));
         let ports = p.enable_ftps();

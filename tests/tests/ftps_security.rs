@@ -314,3 +314,31 @@ fn a_client_killed_mid_upload_leaves_no_file_and_no_upload_event() {
     assert!(f.server.json_events("upload completed").is_empty(), "an interrupted upload emitted an event");
     assert_healthy(&mut f);
 }
+
+#[test]
+fn login_grace_time_and_max_auth_tries_end_the_connection_and_failures_are_audited() {
+    let f = FtpsFixture::start_with(
+        "acme",
+        "alice",
+        PASSWORD,
+        &[("PASSERELLE_LIMITS_LOGIN_GRACE_TIME", "2s"), ("PASSERELLE_LIMITS_MAX_AUTH_TRIES", "2")],
+    );
+    // Grace time: a client that never logs in is told and dropped.
+    let mut clear = Clear::connect(f.ports.explicit);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(clear.reply().starts_with("421"), "no 421 after the login grace time");
+    // Max auth tries: the second failure on one connection ends it.
+    let report = alice(&f).script(json!({"mode": "implicit", "login": false, "ops": [
+        {"op": "raw", "line": "USER alice"},
+        {"op": "raw", "line": "PASS Wrong-Pelican-Harbour-71"},
+        {"op": "raw", "line": "USER alice"},
+        {"op": "raw", "line": "PASS Wrong-Pelican-Harbour-71"},
+        {"op": "raw", "line": "NOOP"},
+    ]}));
+    let results = report["results"].as_array().expect("results");
+    let codes: Vec<i64> = results.iter().take(4).map(|r| r["code"].as_i64().unwrap_or(0)).collect();
+    assert_eq!(codes, [331, 530, 331, 421], "{report}");
+    assert!(results.len() < 5 || results[4]["ok"] == false, "the connection must be closed: {report}");
+    let row = wait_for_audit(&f.p, "failed ftps login", |r| r.action == "login" && r.outcome == "failed");
+    assert!(row.detail.contains("wrong_password"), "{row:?}");
+}
