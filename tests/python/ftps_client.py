@@ -20,6 +20,7 @@ Operations (paths are strings, or {"hex": "..."} for raw bytes, sent as is):
     {"op": "put", "remote": P, "data": "text", "cut": false}
     {"op": "list", "cmd": "LIST" | "NLST" | "MLSD", "path": P} -> lines
     {"op": "cmd", "verb": "DELE", "path": P}             -> the reply
+    {"op": "abort_get", "remote": P}                     -> the replies to ABOR sent mid-download
 
 Report:
     {"greeting": "...", "auth": "ok" | "failed" | "error", "error": "...",
@@ -200,6 +201,19 @@ def run_op(client, op):
             finish(conn)
         code, final = client.reply()
         return {"ok": code == 226, "code": code, "reply": text + "\n" + final}
+    if kind == "abort_get":
+        conn, code, text = client.data(b"RETR " + as_bytes(op["remote"]))
+        if conn is None:
+            return {"ok": False, "code": code, "reply": text}
+        first = conn.recv(65536)
+        code, reply = client.command(b"ABOR")
+        codes = [code]
+        if code == 426:
+            code, more = client.reply()
+            codes.append(code)
+            reply += "\n" + more
+        conn.close()
+        return {"ok": codes == [426, 226], "code": code, "reply": reply, "value": {"codes": codes, "got": len(first)}}
     if kind == "list":
         line = op.get("cmd", "NLST").encode()
         if "path" in op:

@@ -15,6 +15,9 @@ use serde_json::json;
 
 const PASSWORD: &str = "Quartz-Lantern-Velvet-93";
 
+// Files that a test expects to stay in /inbox carry a temporary-looking name
+// (`.part`, `.tmp`): the import pipeline takes every other completed file.
+
 fn start() -> FtpsFixture {
     FtpsFixture::start("acme", "alice", PASSWORD)
 }
@@ -37,40 +40,42 @@ fn curl_implicit_and_explicit_upload_list_download_rename_delete_mkdir() {
     let l = local.display().to_string();
 
     // Implicit: upload.
-    let out = alice.curl(&["-T", &l, "{implicit}/inbox/big.bin"]);
+    let out = alice.curl(&["-T", &l, "{implicit}/inbox/big.bin.part"]);
     assert!(out.success(), "implicit upload: {}", out.stderr);
-    assert_eq!(read(&f.inbox().join("big.bin")), read(&local));
-    let event = f.server.wait_for_upload_completed("/inbox/big.bin", Duration::from_secs(10));
+    assert_eq!(read(&f.inbox().join("big.bin.part")), read(&local));
+    let event = f.server.wait_for_upload_completed("/inbox/big.bin.part", Duration::from_secs(10));
     assert_eq!(field(&event, "sha256"), Some(sha256sum(&local).as_str()), "{event}");
 
     // Explicit: list, download, mkdir, rename, delete.
     let out = alice.curl(&["{explicit}/inbox/"]);
     assert!(out.success(), "explicit list: {}", out.stderr);
-    assert!(out.stdout.lines().any(|l| l.ends_with(" big.bin") && l.contains("3145745")), "{}", out.stdout);
+    assert!(out.stdout.lines().any(|l| l.ends_with(" big.bin.part") && l.contains("3145745")), "{}", out.stdout);
     let down = work.join("down.bin");
-    let out = alice.curl(&["-o", &down.display().to_string(), "{explicit}/inbox/big.bin"]);
+    let out = alice.curl(&["-o", &down.display().to_string(), "{explicit}/inbox/big.bin.part"]);
     assert!(out.success(), "explicit download: {}", out.stderr);
     assert_eq!(sha256sum(&down), sha256sum(&local));
     let out = alice.curl(&[
         "-Q",
         "MKD /inbox/sub",
         "-Q",
-        "RNFR /inbox/big.bin",
+        "RNFR /inbox/big.bin.part",
         "-Q",
-        "RNTO /inbox/sub/moved.bin",
+        "RNTO /inbox/sub/moved.tmp",
         "{explicit}/inbox/sub/",
     ]);
     assert!(out.success(), "mkdir + rename: {}", out.stderr);
-    assert!(out.stdout.contains("moved.bin"), "{}", out.stdout);
-    assert!(f.inbox().join("sub/moved.bin").is_file() && !f.inbox().join("big.bin").exists());
+    assert!(out.stdout.contains("moved.tmp"), "{}", out.stdout);
+    assert!(f.inbox().join("sub/moved.tmp").is_file() && !f.inbox().join("big.bin.part").exists());
     let out =
-        alice.curl(&["-Q", "DELE /inbox/sub/moved.bin", "-Q", "RMD /inbox/sub", "--list-only", "{implicit}/inbox/"]);
+        alice.curl(&["-Q", "DELE /inbox/sub/moved.tmp", "-Q", "RMD /inbox/sub", "--list-only", "{implicit}/inbox/"]);
     assert!(out.success(), "delete + rmdir: {}", out.stderr);
     assert!(!f.inbox().join("sub").exists());
 
     // The same audit trail as SFTP, tagged ftps.
-    wait_for_audit(&f.p, "ftps rename", |r| r.action == "rename" && r.outcome == "ok" && r.path == "/inbox/big.bin");
-    wait_for_audit(&f.p, "ftps delete", |r| r.action == "delete" && r.path == "/inbox/sub/moved.bin");
+    wait_for_audit(&f.p, "ftps rename", |r| {
+        r.action == "rename" && r.outcome == "ok" && r.path == "/inbox/big.bin.part"
+    });
+    wait_for_audit(&f.p, "ftps delete", |r| r.action == "delete" && r.path == "/inbox/sub/moved.tmp");
     wait_for_audit(&f.p, "ftps download", |r| r.action == "download" && r.bytes == Some(3 * 1024 * 1024 + 17));
     let out = f.p.ok(&["audit", "--json"]);
     assert!(out.contains("\"ftps\""), "audit rows carry the protocol: {out}");
@@ -85,14 +90,14 @@ fn lftp_put_ls_get_mv_rm_mkdir_rmdir() {
     std::fs::write(&local, "id;name\n1;Zoë\n2;Ana\n").expect("csv");
     let down = work.join("back.csv");
     let script = format!(
-        "cd inbox; put {} -o payroll.csv; mkdir archive; mv payroll.csv archive/p.csv; ls archive; \
-         get archive/p.csv -o {}; rm archive/p.csv; rmdir archive; ls",
+        "cd inbox; put {} -o payroll.csv.part; mkdir archive; mv payroll.csv.part archive/p.tmp; ls archive; \
+         get archive/p.tmp -o {}; rm archive/p.tmp; rmdir archive; ls",
         local.display(),
         down.display()
     );
     let out = alice.lftp(&script);
     assert!(out.success(), "lftp: {}\n{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("p.csv"), "{}", out.stdout);
+    assert!(out.stdout.contains("p.tmp"), "{}", out.stdout);
     assert_eq!(read(&down), read(&local));
     assert!(std::fs::read_dir(f.inbox()).expect("inbox").next().is_none(), "inbox not empty after rm/rmdir");
 }
@@ -101,9 +106,9 @@ fn lftp_put_ls_get_mv_rm_mkdir_rmdir() {
 fn suppaftp_binary_mode_upload_list_download() {
     let f = start();
     let report = suppaftp_session(f.ports.explicit, &f.p.tls_cert());
-    assert_eq!(report.listing.iter().filter(|l| l.contains("lib.bin")).count(), 1, "{:?}", report.listing);
+    assert_eq!(report.listing.iter().filter(|l| l.contains("lib.bin.part")).count(), 1, "{:?}", report.listing);
     assert_eq!(report.downloaded, report.uploaded);
-    assert_eq!(read(&f.inbox().join("lib.bin")), report.uploaded);
+    assert_eq!(read(&f.inbox().join("lib.bin.part")), report.uploaded);
 }
 
 /// What the suppaftp session did.
@@ -137,9 +142,9 @@ fn suppaftp_session(port: u16, cert: &Path) -> SuppaReport {
     ftp.transfer_type(FileType::Binary).expect("TYPE I");
     let uploaded: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).chain(*b"\r\n\n\r").collect();
     ftp.cwd("/inbox").expect("cwd");
-    ftp.put_file("lib.bin", &mut Cursor::new(uploaded.clone())).expect("put");
+    ftp.put_file("lib.bin.part", &mut Cursor::new(uploaded.clone())).expect("put");
     let listing = ftp.list(None).expect("list");
-    let downloaded = ftp.retr_as_buffer("lib.bin").expect("retr").into_inner();
+    let downloaded = ftp.retr_as_buffer("lib.bin.part").expect("retr").into_inner();
     ftp.quit().expect("quit");
     SuppaReport { uploaded, listing, downloaded }
 }
@@ -162,14 +167,14 @@ fn an_uploaded_csv_emits_upload_completed_with_its_digest() {
 #[test]
 fn rest_resumes_downloads_but_append_and_rest_before_stor_are_refused() {
     let f = start();
-    std::fs::write(f.inbox().join("data.txt"), "0123456789").expect("seed");
+    std::fs::write(f.inbox().join("data.txt.part"), "0123456789").expect("seed");
     let alice = alice(&f);
     let report = alice.script(json!({"ops": [
-        {"op": "get", "remote": "/inbox/data.txt", "offset": 4},
-        {"op": "raw", "line": "APPE /inbox/data.txt"},
+        {"op": "get", "remote": "/inbox/data.txt.part", "offset": 4},
+        {"op": "raw", "line": "APPE /inbox/data.txt.part"},
         {"op": "raw", "line": "REST 3"},
-        {"op": "put", "remote": "/inbox/data.txt", "data": "xyz"},
-        {"op": "get", "remote": "/inbox/data.txt"},
+        {"op": "put", "remote": "/inbox/data.txt.part", "data": "xyz"},
+        {"op": "get", "remote": "/inbox/data.txt.part"},
     ]}));
     assert_eq!(report["auth"], "ok", "{report}");
     let r = &report["results"];
@@ -182,9 +187,9 @@ fn rest_resumes_downloads_but_append_and_rest_before_stor_are_refused() {
     // curl's own append is refused the same way.
     let local = f.work("append").join("more.txt");
     std::fs::write(&local, "more").expect("more");
-    let out = alice.curl(&["--append", "-T", &local.display().to_string(), "{explicit}/inbox/data.txt"]);
+    let out = alice.curl(&["--append", "-T", &local.display().to_string(), "{explicit}/inbox/data.txt.part"]);
     assert!(!out.success(), "append must fail");
-    assert_eq!(read(&f.inbox().join("data.txt")), b"0123456789");
+    assert_eq!(read(&f.inbox().join("data.txt.part")), b"0123456789");
 }
 
 /// The SHA-256 fingerprint of the certificate served on `port` (implicit FTPS).
@@ -238,4 +243,20 @@ fn sighup_reloads_the_certificate_and_keeps_the_old_one_if_the_new_is_broken() {
     assert_eq!(served_fingerprint(f.ports.implicit), renewed);
     let out = alice(&f).curl(&["-k", "--list-only", "{implicit}/inbox/"]);
     assert!(out.success(), "still serving: {}", out.stderr);
+}
+
+#[test]
+fn abor_stops_a_download_and_the_session_goes_on() {
+    let f = start();
+    random_file(&f.inbox().join("huge.bin.part"), 64 * 1024 * 1024);
+    let report = alice(&f).script(json!({"ops": [
+        {"op": "abort_get", "remote": "/inbox/huge.bin.part"},
+        {"op": "raw", "line": "NOOP"},
+        {"op": "get", "remote": "/inbox/huge.bin.part", "offset": 64 * 1024 * 1024 - 3},
+    ]}));
+    let results = report["results"].as_array().expect("results");
+    assert_eq!(results[0]["value"]["codes"], json!([426, 226]), "{report}");
+    assert_eq!(results[1]["code"], 200, "{report}");
+    assert_eq!(results[2]["value"]["size"], 3, "{report}");
+    wait_for_audit(&f.p, "interrupted download", |r| r.action == "download" && r.outcome == "failed");
 }

@@ -12,8 +12,19 @@ const ALICE_PASSWORD: &str = "Quartz-Lantern-Velvet-93";
 const BOB_PASSWORD: &str = "Ember-Glacier-Monsoon-58";
 
 /// Names that exist only outside acme's tree: none may show up in alice's listings.
-const FOREIGN_NAMES: &[&str] =
-    &["passwd", "shadow", "etc", "usr", "proc", "tmp", "secret.txt", "secret.csv", "tenants", "catalog.db", "globex"];
+const FOREIGN_NAMES: &[&str] = &[
+    "passwd",
+    "shadow",
+    "etc",
+    "usr",
+    "proc",
+    "tmp",
+    "secret.txt",
+    "secret.csv.part",
+    "tenants",
+    "catalog.db",
+    "globex",
+];
 
 struct World {
     f: FtpsFixture,
@@ -27,6 +38,7 @@ struct World {
 impl World {
     fn start() -> Self {
         let tag = format!("{:016x}", rand::random::<u64>());
+        // `.part` names: the import pipeline never takes them, so the tree stays as planted.
         let f = FtpsFixture::start("acme", "alice", ALICE_PASSWORD);
         f.p.tenant_with_user("globex", "bob", BOB_PASSWORD);
         let outside = tempfile::Builder::new().prefix("passerelle-ftps-hostile-").tempdir_in("/tmp").expect("outside");
@@ -34,10 +46,10 @@ impl World {
         std::fs::write(outside.path().join("secret.txt"), &outside_secret).expect("outside secret");
         let tenants = f.p.data_dir().join("tenants");
         let globex_secret = format!("GLOBEX-SECRET-{tag}");
-        let globex_file = format!("globex-only-{tag}.csv");
-        std::fs::write(tenants.join("globex/inbox/secret.csv"), &globex_secret).expect("globex secret");
+        let globex_file = format!("globex-only-{tag}.csv.part");
+        std::fs::write(tenants.join("globex/inbox/secret.csv.part"), &globex_secret).expect("globex secret");
         std::fs::write(tenants.join("globex/inbox").join(&globex_file), &globex_secret).expect("globex file");
-        let acme_file = format!("acme-own-{tag}.csv");
+        let acme_file = format!("acme-own-{tag}.csv.part");
         std::fs::write(f.inbox().join(&acme_file), format!("ACME-DATA-{tag}")).expect("acme file");
         for (target, name) in [
             (Path::new("/etc"), "evil"),
@@ -96,14 +108,14 @@ fn hostile_paths(world: &World) -> Vec<Value> {
         json!("inbox/../../etc/passwd"),
         json!(world.outside_via_dots("/inbox/") + "/secret.txt"),
         json!(format!("{}/secret.txt", world.outside.path().display())),
-        json!("/../globex/inbox/secret.csv"),
-        json!("/inbox/../../globex/inbox/secret.csv"),
-        json!("/../../tenants/globex/inbox/secret.csv"),
+        json!("/../globex/inbox/secret.csv.part"),
+        json!("/inbox/../../globex/inbox/secret.csv.part"),
+        json!("/../../tenants/globex/inbox/secret.csv.part"),
         json!("/inbox/evil/passwd"),
         json!("/inbox/evil_out/secret.txt"),
         json!("/inbox/secret"),
-        json!("/inbox/up/globex/inbox/secret.csv"),
-        json!("/inbox/to-globex/secret.csv"),
+        json!("/inbox/up/globex/inbox/secret.csv.part"),
+        json!("/inbox/to-globex/secret.csv.part"),
         json!("/inbox/..\u{2215}..\u{2215}etc\u{2215}passwd"),
         json!("/inbox/%2e%2e/%2e%2e/etc/passwd"),
         json!("/inbox\\..\\..\\etc\\passwd"),
@@ -191,9 +203,12 @@ fn writes_renames_and_removals_never_leave_the_tenant_root() {
         ops.push(json!({"op": "cmd", "verb": "RNFR", "path": own}));
         ops.push(json!({"op": "cmd", "verb": "RNTO", "path": to}));
     }
-    for victim in
-        ["/inbox/evil_out/secret.txt", "/../globex/inbox/secret.csv", "/inbox/to-globex/secret.csv", "/../../../tmp"]
-    {
+    for victim in [
+        "/inbox/evil_out/secret.txt",
+        "/../globex/inbox/secret.csv.part",
+        "/inbox/to-globex/secret.csv.part",
+        "/../../../tmp",
+    ] {
         ops.push(json!({"op": "cmd", "verb": "DELE", "path": victim}));
         ops.push(json!({"op": "cmd", "verb": "RMD", "path": victim}));
         ops.push(json!({"op": "cmd", "verb": "RNFR", "path": victim}));
