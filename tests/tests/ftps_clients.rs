@@ -260,3 +260,34 @@ fn abor_stops_a_download_and_the_session_goes_on() {
     assert_eq!(results[2]["value"]["size"], 3, "{report}");
     wait_for_audit(&f.p, "interrupted download", |r| r.action == "download" && r.outcome == "failed");
 }
+
+#[test]
+fn an_uploaded_csv_reaches_the_import_pipeline_as_over_sftp() {
+    let f = start();
+    let profile = include_str!("../../server/src/demo-profile.toml");
+    let out = f.p.run_with_stdin(&["profile", "set", "acme", "-"], profile);
+    assert!(out.success(), "profile set: {}", out.stderr);
+    let local = f.work("import").join("2026-11.csv");
+    std::fs::write(
+        &local,
+        "employee_id;email;hired_on;salary\n1;ada@example.com;10/12/2025;4200,50\n2;bo@example.com;01/02/2024;3100\n",
+    )
+    .expect("csv");
+    let alice = alice(&f);
+    let out = alice.curl(&[
+        "--ftp-create-dirs",
+        "-T",
+        &local.display().to_string(),
+        "{explicit}/inbox/employees/2026-11.csv",
+    ]);
+    assert!(out.success(), "upload: {}", out.stderr);
+    let on_disk = f.p.data_dir().join("tenants/acme/outbox/employees/2026-11.csv.result.json");
+    passerelle_tests::wait_for(Duration::from_secs(60), || on_disk.exists().then_some(()))
+        .unwrap_or_else(|| panic!("no receipt; jobs: {}", f.p.ok(&["import", "list"])));
+    let out = alice.curl(&["{implicit}/outbox/employees/2026-11.csv.result.json"]);
+    assert!(out.success(), "receipt download: {}", out.stderr);
+    let receipt: serde_json::Value = serde_json::from_str(&out.stdout).expect("receipt JSON");
+    assert_eq!(receipt["status"], "imported", "{receipt}");
+    assert_eq!(receipt["rows"], 2, "{receipt}");
+    assert_eq!(receipt["sha256"], sha256sum(&local), "{receipt}");
+}
