@@ -321,7 +321,7 @@ pub(crate) const KEYS: &[KeyDef] = &[
         kind: Kind::Integer,
         default: Default::Value("30"),
         secret: false,
-        doc: "Days an encrypted archive of an imported file is kept, 1 to 3650.",
+        doc: "Days the archived original of an import is kept after its job ended, 1 to 3650 (checked hourly).",
         effective: |c| integer(c.archive.retention_days),
     },
     KeyDef {

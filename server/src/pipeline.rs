@@ -2,6 +2,8 @@
 //! upload-completed event of the engine is announced to it (its own inbox
 //! watcher and scans catch files placed by other means).
 
+use std::time::Duration;
+
 use passerelle_catalog::{Catalog, TenantName};
 use passerelle_import::{Arrival, Pipeline};
 use tokio::sync::broadcast::error::RecvError;
@@ -12,7 +14,8 @@ use crate::engine::Engine;
 
 /// Starts the pipeline and feeds it the engine's upload events.
 pub(crate) async fn start(engine: &Engine, catalog: &Catalog, data_dir: &DataDir) -> anyhow::Result<Pipeline> {
-    let pipeline = Pipeline::start(catalog.clone(), data_dir.import_layout()).await?;
+    let retention = Duration::from_secs(u64::from(engine.config().archive.retention_days) * 86_400);
+    let pipeline = Pipeline::start(catalog.clone(), data_dir.import_layout(), retention).await?;
     let mut uploads = engine.subscribe_uploads();
     let announcer = pipeline.announcer();
     tokio::spawn(async move {

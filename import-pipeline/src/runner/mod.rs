@@ -42,6 +42,8 @@ const SCAN_EVERY: Duration = Duration::from_secs(30);
 /// How long a scanned file must be left alone before it is taken: a scan
 /// cannot tell a finished file from one that another program still writes.
 const SETTLE: Duration = Duration::from_secs(2);
+/// How often archived originals past their retention are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// How long shutdown waits for running jobs before abandoning them (they
 /// are resumed at the next start).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -74,13 +76,14 @@ impl Pipeline {
     /// Finishes what a previous run left (originals of finished jobs not
     /// archived yet), starts the inbox watcher, then runs jobs until
     /// [`Pipeline::shutdown`].
-    pub async fn start(catalog: Catalog, layout: Layout) -> Result<Self, RunnerError> {
+    /// Archived originals are deleted `archive_retention` after their job ended.
+    pub async fn start(catalog: Catalog, layout: Layout, archive_retention: Duration) -> Result<Self, RunnerError> {
         archive_leftovers(&catalog, &layout).await?;
         let (arrivals, arrival_receiver) = mpsc::channel(4096);
         let (seen_sender, seen) = mpsc::channel(4096);
         let watcher = intake::watch(&layout, seen_sender)?;
         let (stop, stopped) = watch::channel(false);
-        let runner = Runner { catalog, layout, running: JoinSet::new(), busy: HashMap::new() };
+        let runner = Runner { catalog, layout, archive_retention, running: JoinSet::new(), busy: HashMap::new() };
         let task = tokio::spawn(runner.run(arrival_receiver, seen, stopped, watcher));
         Ok(Self { arrivals, stop, task })
     }
@@ -144,6 +147,7 @@ async fn archive_leftovers(catalog: &Catalog, layout: &Layout) -> Result<(), Run
 struct Runner {
     catalog: Catalog,
     layout: Layout,
+    archive_retention: Duration,
     running: JoinSet<()>,
     /// Running jobs' tenants, by task.
     busy: HashMap<tokio::task::Id, String>,
@@ -160,6 +164,7 @@ impl Runner {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_scan: Option<Instant> = None;
+        let mut last_prune: Option<Instant> = None;
         loop {
             tokio::select! {
                 _ = stop.changed() => break,
@@ -184,6 +189,10 @@ impl Runner {
                 self.scan().await;
                 last_scan = Some(Instant::now());
             }
+            if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+                self.prune().await;
+                last_prune = Some(Instant::now());
+            }
             if let Err(e) = self.schedule().await {
                 warn!(error = %e, "import scheduler: cannot read the open jobs");
             }
@@ -205,14 +214,29 @@ impl Runner {
         }
     }
 
-    async fn scan(&self) {
-        let tenants = match self.catalog.tenants().await {
-            Ok(tenants) => tenants.iter().filter_map(|t| TenantName::parse(&t.name).ok()).collect::<Vec<_>>(),
+    async fn tenants(&self) -> Option<Vec<TenantName>> {
+        match self.catalog.tenants().await {
+            Ok(tenants) => Some(tenants.iter().filter_map(|t| TenantName::parse(&t.name).ok()).collect()),
             Err(e) => {
-                warn!(error = %e, "inbox scan: cannot list the tenants");
-                return;
+                warn!(error = %e, "import runner: cannot list the tenants");
+                None
             }
-        };
+        }
+    }
+
+    async fn prune(&self) {
+        let Some(tenants) = self.tenants().await else { return };
+        let (layout, retention) = (self.layout.clone(), self.archive_retention);
+        match tokio::task::spawn_blocking(move || archive::prune(&layout, &tenants, retention)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(removed)) => info!(removed, "archived originals past their retention deleted"),
+            Ok(Err(e)) => warn!(error = %e, "archive retention: pruning failed"),
+            Err(e) => warn!(error = %e, "archive retention: pruning task failed"),
+        }
+    }
+
+    async fn scan(&self) {
+        let Some(tenants) = self.tenants().await else { return };
         let layout = self.layout.clone();
         let found =
             tokio::task::spawn_blocking(move || intake::scan(&layout, &tenants, SETTLE)).await.unwrap_or_default();
