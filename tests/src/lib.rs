@@ -559,6 +559,14 @@ impl Server {
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
+
+    /// The most resident memory the server process has used so far, in KiB
+    /// (`VmHWM` of `/proc/<pid>/status`).
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("/proc/<pid>/status");
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM in /proc/<pid>/status");
+        line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()).expect("VmHWM in kB")
+    }
 }
 
 /// A string field of a JSON log event, flattened or under `fields`.
@@ -773,6 +781,115 @@ pub fn add_user_key(p: &Passerelle, login: &str) -> PathBuf {
     let public = ssh_keygen(&p.scratch(), &format!("id_{login}"), "ed25519", None, &format!("{login}@test"));
     p.ok(&["key", "add", login, &public.display().to_string()]);
     p.scratch().join(format!("id_{login}"))
+}
+
+// ---------------------------------------------------------------------------
+// Import pipeline end-to-end helpers: tenants with import profiles, files
+// uploaded over SFTP, receipts downloaded as a client would.
+// ---------------------------------------------------------------------------
+
+/// The import profile of the demo tenant (`serve --demo`): `employees/*.csv`,
+/// upsert by `employee_id`, `;`/`,` detected, dates `%d/%m/%Y`, decimals with `,`.
+pub const DEMO_PROFILE: &str = include_str!("../../server/src/demo-profile.toml");
+
+/// How long an import job may take to reach its verdict in the tests.
+pub const IMPORT_VERDICT: Duration = Duration::from_secs(60);
+
+/// The password of every [`ImportInstallation`] user (they log in with keys).
+const IMPORT_PASSWORD: &str = "Quartz-Lantern-Velvet-93";
+
+/// A running server whose users upload files to `/inbox` over SFTP and read
+/// their receipts from `/outbox`; each user logs in with the ed25519 key
+/// that [`add_user_key`] made for it.
+pub struct ImportInstallation {
+    // Declared first: the server stops before the data directory goes away.
+    /// The running server.
+    pub server: Server,
+    /// The installation.
+    pub p: Passerelle,
+}
+
+impl ImportInstallation {
+    /// Creates each `(tenant, login)` with a key, gives every tenant
+    /// `profile` (none when `None`) and the inbox directories `inbox_dirs`,
+    /// then starts serving, logging JSON.
+    pub fn start(mut p: Passerelle, tenants: &[(&str, &str)], profile: Option<&str>, inbox_dirs: &[&str]) -> Self {
+        p.set_env("PASSERELLE_LOG_FORMAT", "json");
+        for (tenant, login) in tenants {
+            p.tenant_with_user(tenant, login, IMPORT_PASSWORD);
+            add_user_key(&p, login);
+            if let Some(profile) = profile {
+                let out = p.run_with_stdin(&["profile", "set", tenant, "-"], profile);
+                assert!(out.success(), "profile set {tenant}: {}", out.stderr);
+            }
+            for dir in inbox_dirs {
+                std::fs::create_dir_all(p.data_dir().join("tenants").join(tenant).join("inbox").join(dir))
+                    .expect("inbox directory");
+            }
+        }
+        let server = p.serve(&[]);
+        Self { server, p }
+    }
+
+    /// An SFTP user of this server, logging in with its key.
+    pub fn user(&self, login: &str) -> SftpUser {
+        let scratch = self.p.scratch().join(login);
+        std::fs::create_dir_all(&scratch).expect("scratch dir");
+        SftpUser::with_key(self.p.sftp_port(), login, &self.p.scratch().join(format!("id_{login}")), &scratch)
+    }
+
+    /// A tenant's `/inbox` on disk.
+    pub fn inbox(&self, tenant: &str) -> PathBuf {
+        self.p.data_dir().join("tenants").join(tenant).join("inbox")
+    }
+
+    /// A tenant's `/outbox` on disk.
+    pub fn outbox(&self, tenant: &str) -> PathBuf {
+        self.p.data_dir().join("tenants").join(tenant).join("outbox")
+    }
+
+    /// A tenant's own SQLite database file.
+    pub fn tenant_db(&self, tenant: &str) -> PathBuf {
+        self.p.data_dir().join("tenant-db").join(format!("{tenant}.db"))
+    }
+
+    /// Uploads `content` as `/inbox/<path>` over SFTP.
+    pub fn upload(&self, login: &str, path: &str, content: &[u8]) {
+        let local = self.p.scratch().join(format!("upload-{:08x}", rand::random::<u32>()));
+        std::fs::write(&local, content).expect("write the file to upload");
+        self.upload_files(login, &[(local.as_path(), path)]);
+    }
+
+    /// Uploads local files, `(local file, path under /inbox)`, in order, in
+    /// one `sftp -b` session.
+    pub fn upload_files(&self, login: &str, files: &[(&Path, &str)]) {
+        let batch: String =
+            files.iter().map(|(local, path)| format!("put {} /inbox/{path}\n", local.display())).collect();
+        let out = self.user(login).sftp_batch(&batch);
+        assert!(out.success(), "upload of {files:?} failed: {}", out.stderr);
+    }
+
+    /// Waits (up to [`IMPORT_VERDICT`]) for the receipt of `/inbox/<path>`,
+    /// downloads it over SFTP as the client would, then removes it from the
+    /// outbox so that a later receipt for the same path can be waited for.
+    pub fn receipt(&self, tenant: &str, login: &str, path: &str) -> serde_json::Value {
+        let on_disk = self.outbox(tenant).join(format!("{path}.result.json"));
+        wait_for(IMPORT_VERDICT, || on_disk.exists().then_some(()))
+            .unwrap_or_else(|| panic!("no receipt for {path}; jobs: {}", self.p.ok(&["import", "list"])));
+        let local = self.p.scratch().join(format!("receipt-{:08x}", rand::random::<u32>()));
+        let out = self.user(login).sftp_batch(&format!("get /outbox/{path}.result.json {}\n", local.display()));
+        assert!(out.success(), "download of the receipt of {path} failed: {}", out.stderr);
+        let receipt =
+            serde_json::from_slice(&std::fs::read(&local).expect("downloaded receipt")).expect("receipt JSON");
+        std::fs::remove_file(on_disk).expect("remove the receipt");
+        receipt
+    }
+
+    /// Every import job, as `import list --json` prints them.
+    pub fn jobs(&self) -> Vec<serde_json::Value> {
+        let out = self.p.ok(&["import", "list", "--json"]);
+        serde_json::from_str::<serde_json::Value>(&out).expect("import list JSON").as_array().expect("array").clone()
+    }
 }
 
 // ---------------------------------------------------------------------------

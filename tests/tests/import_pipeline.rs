@@ -4,89 +4,23 @@
 //! receipts and load nothing; files placed by other means are taken too;
 //! one tenant's files never reach another tenant's database.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
-use passerelle_tests::{Passerelle, Server, SftpUser, add_user_key, psql, sqlite3, wait_for, with_database};
+use passerelle_tests::{ImportInstallation, Passerelle, psql, sqlite3, with_database};
 use serde_json::Value;
-
-const PASSWORD: &str = "Quartz-Lantern-Velvet-93";
-
-/// How long a job may take to reach its verdict in these tests.
-const VERDICT: Duration = Duration::from_secs(60);
 
 /// The demo tenant's profile (`serve --demo`): employees/*.csv, upsert by
 /// employee_id, `;`/`,` detected, dates %d/%m/%Y, decimals with `,`.
-const PROFILE: &str = include_str!("../../server/src/demo-profile.toml");
+const PROFILE: &str = passerelle_tests::DEMO_PROFILE;
 
 const GOOD: &str = "employee_id;email;hired_on;salary\n\
                     1;ada@example.com;10/12/2025;4200,50\n\
                     2;grace@example.com;09/12/2025;3900\n\
                     3;;01/01/2026;\n";
 
-struct Installation {
-    server: Server,
-    p: Passerelle,
-    key: PathBuf,
-}
-
-impl Installation {
-    fn start(mut p: Passerelle, tenants: &[(&str, &str)]) -> Self {
-        p.set_env("PASSERELLE_LOG_FORMAT", "json");
-        let mut key = PathBuf::new();
-        for (tenant, login) in tenants {
-            p.tenant_with_user(tenant, login, PASSWORD);
-            key = add_user_key(&p, login);
-            let out = p.run_with_stdin(&["profile", "set", tenant, "-"], PROFILE);
-            assert!(out.success(), "profile set: {}", out.stderr);
-            std::fs::create_dir_all(p.data_dir().join("tenants").join(tenant).join("inbox/employees")).unwrap();
-        }
-        let server = p.serve(&[]);
-        Self { server, p, key }
-    }
-
-    fn user(&self, login: &str) -> SftpUser {
-        let scratch = self.p.scratch().join(login);
-        std::fs::create_dir_all(&scratch).unwrap();
-        let key = self.key.with_file_name(format!("id_{login}"));
-        SftpUser::with_key(self.p.sftp_port(), login, &key, &scratch)
-    }
-
-    fn outbox(&self, tenant: &str) -> PathBuf {
-        self.p.data_dir().join("tenants").join(tenant).join("outbox")
-    }
-
-    fn inbox(&self, tenant: &str) -> PathBuf {
-        self.p.data_dir().join("tenants").join(tenant).join("inbox")
-    }
-
-    /// Uploads `content` as `/inbox/<path>` over SFTP.
-    fn upload(&self, login: &str, path: &str, content: &[u8]) {
-        let user = self.user(login);
-        let local = self.p.scratch().join(format!("upload-{:08x}", rand::random::<u32>()));
-        std::fs::write(&local, content).unwrap();
-        let out = user.sftp_batch(&format!("put {} /inbox/{path}\n", local.display()));
-        assert!(out.success(), "upload of {path} failed: {}", out.stderr);
-    }
-
-    /// Waits for the receipt of `/inbox/<path>`, then downloads it over SFTP
-    /// as the client would.
-    fn receipt(&self, tenant: &str, login: &str, path: &str) -> Value {
-        let on_disk = self.outbox(tenant).join(format!("{path}.result.json"));
-        wait_for(VERDICT, || on_disk.exists().then_some(()))
-            .unwrap_or_else(|| panic!("no receipt for {path}; jobs: {}", self.p.ok(&["import", "list"])));
-        let local = self.p.scratch().join(format!("receipt-{:08x}", rand::random::<u32>()));
-        let out = self.user(login).sftp_batch(&format!("get /outbox/{path}.result.json {}\n", local.display()));
-        assert!(out.success(), "download of the receipt of {path} failed: {}", out.stderr);
-        let receipt: Value = serde_json::from_slice(&std::fs::read(&local).unwrap()).unwrap();
-        std::fs::remove_file(on_disk).unwrap();
-        receipt
-    }
-
-    fn jobs(&self) -> Vec<Value> {
-        let out = self.p.ok(&["import", "list", "--json"]);
-        serde_json::from_str::<Value>(&out).unwrap().as_array().unwrap().clone()
-    }
+/// A running server whose tenants have the demo profile and an `employees` inbox directory.
+fn installation(p: Passerelle, tenants: &[(&str, &str)]) -> ImportInstallation {
+    ImportInstallation::start(p, tenants, Some(PROFILE), &["employees"])
 }
 
 fn sqlite_rows(p: &Passerelle, tenant: &str) -> String {
@@ -102,7 +36,7 @@ fn files_under(dir: &Path) -> Vec<String> {
 
 #[test]
 fn an_sftp_upload_becomes_rows_and_a_receipt_on_sqlite() {
-    let app = Installation::start(Passerelle::new(), &[("acme", "alice"), ("globex", "gina")]);
+    let app = installation(Passerelle::new(), &[("acme", "alice"), ("globex", "gina")]);
     app.upload("alice", "employees/2026-11.csv", GOOD.as_bytes());
     let receipt = app.receipt("acme", "alice", "employees/2026-11.csv");
     assert_eq!(receipt["status"], "imported", "{receipt}");
@@ -158,7 +92,7 @@ fn an_sftp_upload_becomes_rows_and_a_receipt_on_sqlite() {
 fn an_sftp_upload_becomes_rows_in_the_tenants_postgresql_database() {
     let p = Passerelle::with_postgres();
     let prefix = p.pg_prefix().unwrap();
-    let app = Installation::start(p, &[("acme", "alice"), ("globex", "gina")]);
+    let app = installation(p, &[("acme", "alice"), ("globex", "gina")]);
     app.upload("alice", "employees/2026-11.csv", GOOD.as_bytes());
     let receipt = app.receipt("acme", "alice", "employees/2026-11.csv");
     assert_eq!(receipt["status"], "imported", "{receipt}");
@@ -175,7 +109,7 @@ fn an_sftp_upload_becomes_rows_in_the_tenants_postgresql_database() {
 
 #[test]
 fn a_file_placed_in_the_inbox_by_other_means_is_taken_and_temporaries_are_not() {
-    let app = Installation::start(Passerelle::new(), &[("acme", "alice")]);
+    let app = installation(Passerelle::new(), &[("acme", "alice")]);
     let inbox = app.inbox("acme").join("employees");
     std::fs::write(inbox.join("copied.csv.part"), GOOD).unwrap();
     std::fs::write(inbox.join(".hidden.csv"), GOOD).unwrap();
