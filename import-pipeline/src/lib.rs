@@ -52,9 +52,10 @@
 //! Non-features: a file is data only; it is never executed, templated or
 //! deserialised into anything but typed rows. No spreadsheet formats (a
 //! `.xlsx` is refused as binary with a hint), no UTF-16, no encodings other
-//! than UTF-8 and Windows-1252, no CSV comments or custom quoting, no
-//! old-Mac CR-only line ends (they parse, but line numbers would not count
-//! them), no trimming of values (`" 12"` is not an integer).
+//! than UTF-8 and Windows-1252 (bytes Windows-1252 leaves undefined are
+//! refused), no CSV comments or custom quoting, no trimming of values
+//! (`" 12"` is not an integer). Line ends may be LF, CRLF or a lone CR
+//! (classic Mac), mixed: each counts as one line in receipts.
 
 mod load;
 mod profile;

@@ -162,17 +162,19 @@ pub(crate) async fn run(ctx: &JobContext<'_>, mut job: ImportJob) -> Result<(), 
     }
 }
 
-/// Brings a job's file into the spool when it is not there: still in the
-/// inbox (a crash between recording the job and taking the file), or in
-/// the archive (`import retry` of a rejected job).
+/// Brings a job's file into the spool when it is not there: from the
+/// archive (`import retry` of a finished job), or, for a job that never
+/// had its file (a crash between recording the job and taking it), from
+/// the inbox. Only such a job may look in the inbox: a file at the same
+/// path now is another upload, perhaps still being written.
 fn find_file(ctx: &JobContext<'_>, tenant: &TenantName, job: &ImportJob) -> Result<bool, RunnerError> {
     let context = || format!("finding job {}'s file", job.id);
-    if job.status == JobStatus::Received
-        && intake::take(ctx.layout, tenant, &job.path, &job.id).map_err(|e| RunnerError::Io(context(), e))?
-    {
+    if archive::restore(ctx.layout, tenant, &job.id).map_err(|e| RunnerError::Io(context(), e))? {
         return Ok(true);
     }
-    archive::restore(ctx.layout, tenant, &job.id).map_err(|e| RunnerError::Io(context(), e))
+    let never_taken = job.status == JobStatus::Received && job.sha256.is_none();
+    Ok(never_taken
+        && intake::take(ctx.layout, tenant, &job.path, &job.id).map_err(|e| RunnerError::Io(context(), e))?)
 }
 
 fn database_refused(error: &LoadError) -> Verdict {

@@ -13,6 +13,9 @@ use encoding_rs::WINDOWS_1252;
 use super::{DetectedEncoding, Fault};
 use crate::profile::EncodingSetting;
 
+/// Bytes Windows-1252 leaves undefined.
+const UNDEFINED_IN_WINDOWS_1252: [u8; 5] = [0x81, 0x8D, 0x8F, 0x90, 0x9D];
+
 enum State {
     /// `encoding = "utf-8"`.
     Utf8,
@@ -69,7 +72,7 @@ impl Decoder {
         line: u64,
     ) -> Result<(&'a str, &'a [usize]), Fault> {
         if let State::Windows1252 = self.state {
-            return Ok(self.windows_1252(raw, ends));
+            return self.windows_1252(raw, ends, line);
         }
         match std::str::from_utf8(raw) {
             Ok(text) => {
@@ -85,7 +88,7 @@ impl Decoder {
                 match self.state {
                     State::Undecided => {
                         self.state = State::Windows1252;
-                        Ok(self.windows_1252(raw, ends))
+                        self.windows_1252(raw, ends, line)
                     }
                     State::AutoUtf8(utf8_line) => Err(Fault::at_line(
                         line,
@@ -104,10 +107,25 @@ impl Decoder {
         }
     }
 
-    fn windows_1252<'a>(&'a mut self, raw: &'a [u8], ends: &'a [usize]) -> (&'a str, &'a [usize]) {
+    fn windows_1252<'a>(
+        &'a mut self,
+        raw: &'a [u8],
+        ends: &'a [usize],
+        line: u64,
+    ) -> Result<(&'a str, &'a [usize]), Fault> {
         if raw.is_ascii() {
             // ASCII is the same in Windows-1252 and valid UTF-8.
-            return (std::str::from_utf8(raw).unwrap_or_default(), ends);
+            return Ok((std::str::from_utf8(raw).unwrap_or_default(), ends));
+        }
+        // Five bytes have no character in Windows-1252 (decoders map them to
+        // invisible C1 controls): a file holding one is in another encoding.
+        if let Some(&byte) = raw.iter().find(|b| UNDEFINED_IN_WINDOWS_1252.contains(b)) {
+            return Err(Fault::at_line(
+                line,
+                format!(
+                    "byte 0x{byte:02X} is neither UTF-8 nor a Windows-1252 character: the file is in another encoding; save it as UTF-8"
+                ),
+            ));
         }
         self.text.clear();
         self.ends.clear();
@@ -121,7 +139,7 @@ impl Decoder {
             self.ends.push(self.text.len());
             start = end;
         }
-        (&self.text, &self.ends)
+        Ok((&self.text, &self.ends))
     }
 }
 
@@ -155,6 +173,14 @@ mod tests {
         let fault = d.decode(b"caf\xE9", &[4], 3).unwrap_err();
         assert_eq!(fault.line, Some(3));
         assert!(fault.message.contains("byte 0xE9"), "{}", fault.message);
+    }
+
+    #[test]
+    fn bytes_undefined_in_windows_1252_are_refused() {
+        let mut d = Decoder::new(EncodingSetting::Auto, false).unwrap();
+        let fault = d.decode(b"caf\xE9 \x81", &[6], 4).unwrap_err();
+        assert_eq!(fault.line, Some(4));
+        assert!(fault.message.contains("byte 0x81"), "{}", fault.message);
     }
 
     #[test]

@@ -60,7 +60,8 @@ pub(super) struct Input<R> {
     buffer: Vec<u8>,
     max_bytes: u64,
     bytes: u64,
-    newlines: u64,
+    lines: u64,
+    line_ends: LineEnds,
     digest: Option<digest::Context>,
     sha256: Option<[u8; 32]>,
     bom: bool,
@@ -73,7 +74,8 @@ impl<R: Read> Input<R> {
             buffer: vec![0; CHUNK_BYTES],
             max_bytes,
             bytes: 0,
-            newlines: 0,
+            lines: 0,
+            line_ends: LineEnds::default(),
             digest: Some(digest::Context::new(&digest::SHA256)),
             sha256: None,
             bom: false,
@@ -127,7 +129,7 @@ impl<R: Read> Input<R> {
             return Ok(Err(Fault::whole_file(format!("binary content: the file is {what}, not CSV text"))));
         }
         if let Some(at) = chunk.iter().position(|&b| FORBIDDEN[usize::from(b)]) {
-            let line = self.newlines + count_newlines(&chunk[..at]) + 1;
+            let line = self.lines + self.line_ends.clone().count(&chunk[..at]) + 1;
             return Ok(Err(Fault::at_line(
                 line,
                 format!(
@@ -137,7 +139,7 @@ impl<R: Read> Input<R> {
                 ),
             )));
         }
-        self.newlines += count_newlines(chunk);
+        self.lines += self.line_ends.count(chunk);
         let data = if first && chunk.starts_with(UTF8_BOM) {
             self.bom = true;
             &chunk[UTF8_BOM.len()..]
@@ -163,6 +165,44 @@ fn read_full(reader: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-pub(super) fn count_newlines(bytes: &[u8]) -> u64 {
-    memchr::memchr_iter(b'\n', bytes).count() as u64
+/// Counts line ends as the CSV parser ends records: LF, CR LF and a lone CR
+/// (classic Mac files) each end one line. Fed a file's bytes in order, in
+/// pieces of any size: a CR at the end of one piece and an LF at the start
+/// of the next are one line end.
+#[derive(Clone, Debug, Default)]
+pub(super) struct LineEnds {
+    after_cr: bool,
+}
+
+impl LineEnds {
+    /// Line ends in `bytes`, the file's next bytes.
+    pub(super) fn count(&mut self, bytes: &[u8]) -> u64 {
+        let mut ends = 0;
+        for at in memchr::memchr2_iter(b'\r', b'\n', bytes) {
+            let after_cr = if at == 0 { self.after_cr } else { bytes[at - 1] == b'\r' };
+            if bytes[at] == b'\r' || !after_cr {
+                ends += 1;
+            }
+        }
+        if let Some(&last) = bytes.last() {
+            self.after_cr = last == b'\r';
+        }
+        ends
+    }
+}
+
+#[cfg(test)]
+mod line_end_tests {
+    use super::LineEnds;
+
+    #[test]
+    fn lf_crlf_and_lone_cr_each_end_one_line_across_pieces() {
+        let text = b"a\nb\r\nc\rd\r\r\ne\n\n";
+        assert_eq!(LineEnds::default().count(text), 7);
+        for split in 0..=text.len() {
+            let mut counter = LineEnds::default();
+            let (head, tail) = text.split_at(split);
+            assert_eq!(counter.count(head) + counter.count(tail), 7, "split at {split}");
+        }
+    }
 }

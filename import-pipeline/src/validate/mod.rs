@@ -37,7 +37,7 @@ use thiserror::Error;
 
 use crate::profile::{DelimiterSetting, Profile};
 use decode::Decoder;
-use input::{Chunk, Input, count_newlines};
+use input::{Chunk, Input, LineEnds};
 use keys::Keys;
 use sniff::FirstRecord;
 
@@ -278,6 +278,8 @@ struct Parser<'p, S: RowSink> {
     ends_len: usize,
     /// The line the parser is on; the line the current record started on.
     line: u64,
+    /// Counts the line ends `line` has passed.
+    line_ends: LineEnds,
     record_line: u64,
     in_record: bool,
     /// Whether any byte other than line ends was seen.
@@ -307,6 +309,7 @@ impl<'p, S: RowSink> Parser<'p, S> {
             ends: vec![0; profile.columns().len() + 1],
             ends_len: 0,
             line: 1,
+            line_ends: LineEnds::default(),
             record_line: 1,
             in_record: false,
             any_content: false,
@@ -374,7 +377,7 @@ impl<'p, S: RowSink> Parser<'p, S> {
         };
         if !pending.iter().any(|&b| b != b'\n' && b != b'\r') {
             // Nothing but line ends: finish() reports the empty file.
-            self.line += count_newlines(&pending);
+            self.line += self.line_ends.count(&pending);
             return Ok(Flow::Continue);
         }
         match sniff.choose(self.profile.columns().len()) {
@@ -426,11 +429,10 @@ impl<'p, S: RowSink> Parser<'p, S> {
                 // Blank lines between records are skipped here, so each
                 // record's first line is known exactly.
                 while let Some(&b) = bytes.get(pos) {
-                    match b {
-                        b'\n' => self.line += 1,
-                        b'\r' => {}
-                        _ => break,
+                    if b != b'\n' && b != b'\r' {
+                        break;
                     }
+                    self.line += self.line_ends.count(&bytes[pos..=pos]);
                     pos += 1;
                 }
                 if pos == bytes.len() && !at_end {
@@ -448,7 +450,7 @@ impl<'p, S: RowSink> Parser<'p, S> {
             let input = &bytes[pos..];
             let (result, read, written, fields) =
                 csv.read_record(input, &mut self.record[self.record_len..], &mut self.ends[self.ends_len..]);
-            self.line += count_newlines(&input[..read]);
+            self.line += self.line_ends.count(&input[..read]);
             pos += read;
             self.record_len += written;
             self.ends_len += fields;

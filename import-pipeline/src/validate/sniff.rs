@@ -1,5 +1,6 @@
 //! Delimiter detection (`delimiter = "auto"`) from the first record.
 
+use super::input::LineEnds;
 use crate::profile::DELIMITERS;
 
 /// Scans the first record (the header, or the first row without one),
@@ -9,8 +10,9 @@ pub(super) struct FirstRecord {
     started: bool,
     in_quotes: bool,
     counts: [u64; DELIMITERS.len()],
-    /// Line feeds before the first record (blank lines), for its line number.
+    /// Line ends before the first record (blank lines), for its line number.
     leading_newlines: u64,
+    line_ends: LineEnds,
 }
 
 impl FirstRecord {
@@ -18,14 +20,11 @@ impl FirstRecord {
     pub(super) fn scan(&mut self, bytes: &[u8]) -> bool {
         for &b in bytes {
             if !self.started {
-                match b {
-                    b'\n' => {
-                        self.leading_newlines += 1;
-                        continue;
-                    }
-                    b'\r' => continue,
-                    _ => self.started = true,
+                if b == b'\n' || b == b'\r' {
+                    self.leading_newlines += self.line_ends.count(&[b]);
+                    continue;
                 }
+                self.started = true;
             }
             match b {
                 // A doubled quote inside quotes toggles twice: still inside.
