@@ -87,6 +87,14 @@ start_passerelle() {
 }
 start_passerelle "$PASSERELLE_PORT" shipped true
 start_passerelle "$NOSYNC_PORT" nosync false
+# Uploads go to /inbox, where the import pipeline takes every file (here:
+# rejected, no profile; that work runs beside the transfers, as in
+# production). Downloads read /outbox, where passerelle puts what clients
+# fetch: the bench places the same files there.
+for name in shipped nosync; do
+    cp -r "$WORK/src/big.bin" "$WORK/src/small" "$WORK/$name/tenants/bench/outbox/"
+done
+cp -r "$WORK/src/big.bin" "$WORK/src/small" "$CHROOT/upload/"
 sleep 2
 
 # run_sftp PORT USER BATCH: seconds taken by one sftp batch.
@@ -116,9 +124,10 @@ best_of() {
 
 printf '\n%-10s %10s %12s %7s %12s %7s\n' "transfer" "openssh s" "passerelle s" "ratio" "no-fsync s" "ratio"
 for op in put-big get-big put-small get-small; do
+    case $op in put-*) ours=/inbox ;; get-*) ours=/outbox ;; esac
     o=$(best_of "$SSHD_PORT" root /upload "$op")
-    p=$(best_of "$PASSERELLE_PORT" bench /inbox "$op")
-    n=$(best_of "$NOSYNC_PORT" bench /inbox "$op")
+    p=$(best_of "$PASSERELLE_PORT" bench "$ours" "$op")
+    n=$(best_of "$NOSYNC_PORT" bench "$ours" "$op")
     printf '%-10s %10s %12s %7.2f %12s %7.2f\n' "$op" "$o" "$p" "$(echo "$o / $p" | bc -l)" "$n" "$(echo "$o / $n" | bc -l)"
 done
 echo "(ratio = openssh time / passerelle time; target >= 0.8)"
