@@ -166,12 +166,18 @@ impl Runner {
         let mut last_scan: Option<Instant> = None;
         let mut last_prune: Option<Instant> = None;
         loop {
-            tokio::select! {
+            // Reading the open jobs is skipped when nothing can start: a
+            // burst of uploads for a busy tenant costs one query per tick,
+            // not one per file.
+            let schedule = tokio::select! {
                 _ = stop.changed() => break,
                 Some(arrival) = arrivals.recv() => self.claim(&arrival).await,
                 Some(event) = seen.recv() => match event {
                     intake::Seen::File(arrival) => self.claim(&arrival).await,
-                    intake::Seen::Rescan => last_scan = None,
+                    intake::Seen::Rescan => {
+                        last_scan = None;
+                        false
+                    }
                 },
                 Some(done) = self.running.join_next_with_id() => {
                     let id = match &done {
@@ -182,9 +188,10 @@ impl Runner {
                         }
                     };
                     self.busy.remove(&id);
+                    true
                 }
-                _ = tick.tick() => {}
-            }
+                _ = tick.tick() => true,
+            };
             if last_scan.is_none_or(|at| at.elapsed() >= SCAN_EVERY) {
                 self.scan().await;
                 last_scan = Some(Instant::now());
@@ -193,7 +200,7 @@ impl Runner {
                 self.prune().await;
                 last_prune = Some(Instant::now());
             }
-            if let Err(e) = self.schedule().await {
+            if schedule && let Err(e) = self.schedule().await {
                 warn!(error = %e, "import scheduler: cannot read the open jobs");
             }
         }
@@ -203,14 +210,20 @@ impl Runner {
         }
     }
 
-    async fn claim(&self, arrival: &Arrival) {
+    /// Takes the file of `arrival` into a job; `true` when that job can
+    /// start now (its tenant idle, a worker free).
+    async fn claim(&self, arrival: &Arrival) -> bool {
         match intake::claim(&self.catalog, &self.layout, arrival).await {
             Ok(Some(job)) => {
                 info!(job = %job.id, tenant = %job.tenant, path = %job.path, "import job received");
                 job::audit(&job::JobContext { catalog: &self.catalog, layout: &self.layout }, &job, None).await;
+                self.busy.len() < WORKERS && !self.busy.values().any(|tenant| *tenant == job.tenant)
             }
-            Ok(None) => {}
-            Err(e) => warn!(tenant = %arrival.tenant, path = %arrival.path, error = %e, "import: file not taken"),
+            Ok(None) => false,
+            Err(e) => {
+                warn!(tenant = %arrival.tenant, path = %arrival.path, error = %e, "import: file not taken");
+                false
+            }
         }
     }
 
