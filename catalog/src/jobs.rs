@@ -289,6 +289,14 @@ impl Catalog {
         })
     }
 
+    /// How many jobs there are in each status (statuses without jobs left out).
+    pub async fn import_job_counts(&self) -> Result<Vec<(String, i64)>, CatalogError> {
+        let rows = sqlx::query("SELECT status, count(*) AS n FROM import_jobs GROUP BY status ORDER BY status")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|row| Ok((row.try_get("status")?, row.try_get("n")?))).collect()
+    }
+
     /// Replaces the tenant's profile file (already checked by the caller).
     pub async fn set_import_profiles(&self, tenant: &TenantName, source: &str) -> Result<(), CatalogError> {
         sqlx::query(

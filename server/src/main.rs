@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod admin;
+mod admin_endpoint;
 mod cli;
 mod commands;
 mod data_dir;

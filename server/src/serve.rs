@@ -11,6 +11,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tracing::info;
 
 use crate::admin::Admin;
+use crate::admin_endpoint::AdminEndpoint;
 use crate::engine::Engine;
 use crate::engine::fs::TenantFs;
 use crate::error::CliError;
@@ -67,12 +68,14 @@ pub(crate) async fn run(config: passerelle_config::Config, demo: bool) -> Result
     let imports = pipeline::start(&engine, &admin.catalog, &admin.data_dir).await.context("import pipeline")?;
     let sftp = SftpServer::start(engine.clone(), host_keys.keys().to_vec()).await?;
     let ftps = FtpsServer::start(engine.clone()).await?;
+    let endpoint = AdminEndpoint::start(engine.clone()).await?;
     info!(data_dir = %admin.config.data_dir.display(), "passerelle ready");
     let signal_name = tokio::select! {
         _ = terminate.recv() => "SIGTERM",
         _ = interrupt.recv() => "SIGINT",
     };
     info!(signal = signal_name, "shutting down");
+    endpoint.shutdown().await;
     ftps.shutdown().await;
     sftp.shutdown().await;
     imports.shutdown().await;

@@ -108,6 +108,7 @@ impl From<std::process::Output> for Outcome {
 pub struct Passerelle {
     dir: tempfile::TempDir,
     sftp_port: u16,
+    admin_port: u16,
     env: Vec<(String, String)>,
     /// Set for PostgreSQL installations: `(prefix, catalog database)`, cleaned up on drop.
     postgres: Option<(String, String)>,
@@ -118,14 +119,16 @@ impl Passerelle {
     pub fn new() -> Self {
         let dir = tempfile::Builder::new().prefix("passerelle-test-").tempdir().expect("tempdir");
         let sftp_port = free_port();
+        let admin_port = free_port();
         let env = vec![
             ("PASSERELLE_SFTP_LISTEN".into(), format!("127.0.0.1:{sftp_port}")),
+            ("PASSERELLE_ADMIN_LISTEN".into(), format!("127.0.0.1:{admin_port}")),
             // FTPS listeners stay off unless a test turns them on, so
             // parallel tests never compete for their fixed default ports.
             ("PASSERELLE_FTPS_EXPLICIT_LISTEN".into(), String::new()),
             ("PASSERELLE_FTPS_IMPLICIT_LISTEN".into(), String::new()),
         ];
-        Self { dir, sftp_port, env, postgres: None }
+        Self { dir, sftp_port, admin_port, env, postgres: None }
     }
 
     /// An installation whose catalog and tenant databases live in PostgreSQL.
@@ -150,6 +153,11 @@ impl Passerelle {
     /// The loopback port the SFTP listener uses.
     pub fn sftp_port(&self) -> u16 {
         self.sftp_port
+    }
+
+    /// The loopback port of the admin HTTP endpoint (`/healthz`, `/metrics`).
+    pub fn admin_port(&self) -> u16 {
+        self.admin_port
     }
 
     /// The data directory.
@@ -765,11 +773,10 @@ impl SftpUser {
 }
 
 /// An installation with tenant `tenant` and user `login` (password and an
-/// ed25519 key), logging JSON, with its own admin port.
+/// ed25519 key), logging JSON.
 pub fn sftp_installation(tenant: &str, login: &str, password: &str) -> (Passerelle, PathBuf) {
     let mut p = Passerelle::new();
     p.set_env("PASSERELLE_LOG_FORMAT", "json");
-    p.set_env("PASSERELLE_ADMIN_LISTEN", &format!("127.0.0.1:{}", free_port()));
     p.tenant_with_user(tenant, login, password);
     let key = add_user_key(&p, login);
     (p, key)

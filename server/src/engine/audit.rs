@@ -3,12 +3,14 @@
 //! carry metadata only: never a password, never file contents.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use passerelle_catalog::{AuditEvent, Ban, Catalog, TenantName};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
 use super::Protocol;
+use super::metrics::Metrics;
 
 /// Most events written in one transaction.
 const BATCH: usize = 256;
@@ -23,11 +25,12 @@ enum Message {
 /// Hands audit events to the catalog writer.
 pub(super) struct Auditor {
     sender: mpsc::UnboundedSender<Message>,
+    metrics: Arc<Metrics>,
 }
 
 impl Auditor {
     /// Starts the writer task on the current runtime.
-    pub(super) fn new(catalog: Catalog) -> Self {
+    pub(super) fn new(catalog: Catalog, metrics: Arc<Metrics>) -> Self {
         let (sender, mut receiver) = mpsc::unbounded_channel::<Message>();
         tokio::spawn(async move {
             // Whatever queued up while the last batch was written goes in
@@ -52,7 +55,7 @@ impl Auditor {
                 }
             }
         });
-        Self { sender }
+        Self { sender, metrics }
     }
 
     /// Logs and stores one event, stamped now (it is stored a moment later).
@@ -73,6 +76,7 @@ impl Auditor {
             detail = event.detail.as_deref().unwrap_or("-"),
             "audit"
         );
+        self.metrics.event(&event.protocol, &event.action, &event.outcome, event.bytes);
         // The receiver lives as long as the runtime; a send error only happens at shutdown.
         let _ = self.sender.send(Message::Event(event));
     }

@@ -121,6 +121,13 @@ impl Defender {
         bans.until.get(&ip).is_some_and(|&until| until > now_ms())
     }
 
+    /// How many addresses are banned now.
+    pub(super) fn active_bans(&self) -> usize {
+        let now = now_ms();
+        let bans = self.bans.lock().unwrap_or_else(PoisonError::into_inner);
+        bans.until.values().filter(|&&until| until > now).count()
+    }
+
     /// Resolves once `ip` is banned.
     pub(super) async fn banned(&self, ip: IpAddr) {
         let mut changed = self.changed.subscribe();

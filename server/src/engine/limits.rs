@@ -65,6 +65,11 @@ impl<K: Eq + Hash + Clone> Counter<K> {
         Ok(())
     }
 
+    /// Slots held now, over every key.
+    fn total(&self) -> u32 {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).0
+    }
+
     fn release(&self, key: &K) {
         let mut guard = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let (total, per_key) = &mut *guard;
@@ -143,6 +148,11 @@ impl Limits {
             Err(true) => Err(Refusal::TooManyConnections),
             Err(false) => Err(Refusal::TooManyFromAddress),
         }
+    }
+
+    /// Open connections and logged-in sessions now.
+    pub(super) fn in_use(&self) -> (u32, u32) {
+        (self.connections.total(), self.sessions.total())
     }
 
     pub(super) fn open_session(&self, login: &str) -> Result<SessionPermit, ()> {

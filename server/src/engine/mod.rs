@@ -23,6 +23,7 @@ mod auth;
 mod defender;
 pub(crate) mod fs;
 mod limits;
+mod metrics;
 mod proxy;
 mod session;
 mod uploads;
@@ -80,6 +81,7 @@ struct Inner {
     audit: audit::Auditor,
     uploads: uploads::UploadEvents,
     defender: Arc<defender::Defender>,
+    metrics: Arc<metrics::Metrics>,
     /// Per login: times of its recent failed logins (account locks).
     failures: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
@@ -100,7 +102,8 @@ impl Engine {
     /// Builds the engine over an opened catalog and data directory.
     pub(crate) fn new(config: Arc<Config>, catalog: Catalog, data_dir: DataDir) -> Self {
         let limits = limits::Limits::new(&config.limits);
-        let audit = audit::Auditor::new(catalog.clone());
+        let metrics = Arc::new(metrics::Metrics::new());
+        let audit = audit::Auditor::new(catalog.clone(), metrics.clone());
         let defender = defender::Defender::new(config.defender.clone(), catalog.clone());
         Self {
             inner: Arc::new(Inner {
@@ -111,6 +114,7 @@ impl Engine {
                 audit,
                 uploads: uploads::UploadEvents::new(),
                 defender,
+                metrics,
                 failures: Mutex::default(),
             }),
         }
@@ -219,6 +223,20 @@ impl Engine {
             Ok(()) => self.inner.audit.account_locked(peer, protocol, tenant, login.as_str(), lock.max_failures, until),
             Err(e) => warn!(login = %login, error = %e, "account lock not stored in the catalog"),
         }
+    }
+
+    /// The Prometheus exposition of the server's metrics (the catalog is
+    /// asked for the import job counts).
+    pub(crate) async fn metrics(&self) -> String {
+        let (connections, sessions) = self.inner.limits.in_use();
+        let import_jobs = self.inner.catalog.import_job_counts().await.ok();
+        let bans = self.inner.defender.active_bans();
+        self.inner.metrics.render(metrics::Snapshot { connections, sessions, bans, import_jobs })
+    }
+
+    /// Whether the catalog answers.
+    pub(crate) async fn healthy(&self) -> bool {
+        self.inner.catalog.import_job_counts().await.is_ok()
     }
 
     /// Upload-completed events from now on (the import pipeline listens).
