@@ -112,7 +112,6 @@ impl<'a> LoggedIn<'a> {
     async fn command(&mut self, control: &mut Control, cmd: Command) -> Next {
         // RNFR holds only for the command right after it.
         let rename_from = self.rename_from.take();
-        // REST holds until the next transfer command.
         match cmd.verb.as_str() {
             "QUIT" => {
                 let _ = control.reply(Reply::new(221, "goodbye")).await;
@@ -306,6 +305,7 @@ impl<'a> LoggedIn<'a> {
 
     /// RETR, STOR, LIST, NLST, MLSD.
     async fn transfer(&mut self, control: &mut Control, cmd: &Command) -> Next {
+        // REST applies to the next transfer only, whatever it is.
         let rest = std::mem::take(&mut self.rest);
         if matches!(cmd.verb.as_str(), "RETR" | "STOR") && cmd.arg.is_empty() {
             return self.reply(control, Reply::new(501, "a file name is required")).await;
