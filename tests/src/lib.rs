@@ -122,7 +122,6 @@ impl Passerelle {
         let admin_port = free_port();
         let env = vec![
             ("PASSERELLE_SFTP_LISTEN".into(), format!("127.0.0.1:{sftp_port}")),
-            ("PASSERELLE_ADMIN_LISTEN".into(), format!("127.0.0.1:{admin_port}")),
             // FTPS listeners stay off unless a test turns them on, so
             // parallel tests never compete for their fixed default ports.
             ("PASSERELLE_FTPS_EXPLICIT_LISTEN".into(), String::new()),
@@ -155,9 +154,17 @@ impl Passerelle {
         self.sftp_port
     }
 
-    /// The loopback port of the admin HTTP endpoint (`/healthz`, `/metrics`).
+    /// The loopback port of the admin HTTP endpoint (`/healthz`, `/metrics`)
+    /// of [`Passerelle::serve`]: a free one of its own, unless the test set
+    /// `PASSERELLE_ADMIN_LISTEN`. (Only `serve` gets it, so that the other
+    /// commands see `admin.listen` as configured.)
     pub fn admin_port(&self) -> u16 {
-        self.admin_port
+        self.env
+            .iter()
+            .rev()
+            .find(|(name, _)| name == "PASSERELLE_ADMIN_LISTEN")
+            .and_then(|(_, address)| address.rsplit_once(':')?.1.parse().ok())
+            .unwrap_or(self.admin_port)
     }
 
     /// The data directory.
@@ -229,6 +236,7 @@ impl Passerelle {
         full.extend_from_slice(args);
         let mut child = self
             .command(&full)
+            .env("PASSERELLE_ADMIN_LISTEN", format!("127.0.0.1:{}", self.admin_port()))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

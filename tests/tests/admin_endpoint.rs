@@ -67,7 +67,8 @@ fn healthz_and_metrics_follow_what_clients_do() {
 
 #[test]
 fn serve_refuses_to_start_when_the_admin_port_is_taken() {
-    let (p, _key) = sftp_installation("acme", "alice", PASSWORD);
+    let (mut p, _key) = sftp_installation("acme", "alice", PASSWORD);
+    p.set_env("PASSERELLE_ADMIN_LISTEN", &format!("127.0.0.1:{}", p.admin_port()));
     let taken = std::net::TcpListener::bind(("127.0.0.1", p.admin_port())).unwrap();
     let out = p.run(&["serve"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
