@@ -21,6 +21,8 @@ Operations (paths are strings, or {"hex": "..."} for raw bytes, sent as is):
     {"op": "list", "cmd": "LIST" | "NLST" | "MLSD", "path": P} -> lines
     {"op": "cmd", "verb": "DELE", "path": P}             -> the reply
     {"op": "abort_get", "remote": P}                     -> the replies to ABOR sent mid-download
+    {"op": "foreign_session"}   logs in a second control connection; later data connections of
+                                this one offer the second one's TLS session
 
 Report:
     {"greeting": "...", "auth": "ok" | "failed" | "error", "error": "...",
@@ -50,10 +52,12 @@ def context():
 
 
 class Client:
-    def __init__(self, plan):
+    def __init__(self, plan, ctx=None):
         self.plan = plan
         self.timeout = plan.get("timeout", 10)
-        self.ctx = context()
+        self.ctx = ctx or context()
+        # Data connections offer this connection's TLS session unless told otherwise.
+        self.session_source = self
         raw = socket.create_connection(("127.0.0.1", plan["port"]), timeout=self.timeout)
         if plan.get("mode", "explicit") == "implicit":
             self.sock = self.ctx.wrap_socket(raw)
@@ -118,7 +122,7 @@ class Client:
             return None, code, text
         if not self.plan.get("data_tls", True):
             return raw, code, text
-        session = self.sock.session if self.plan.get("reuse", True) else None
+        session = self.session_source.sock.session if self.plan.get("reuse", True) else None
         try:
             conn = self.ctx.wrap_socket(raw, session=session)
         except (ssl.SSLError, OSError) as e:
@@ -201,6 +205,12 @@ def run_op(client, op):
             finish(conn)
         code, final = client.reply()
         return {"ok": code == 226, "code": code, "reply": text + "\n" + final}
+    if kind == "foreign_session":
+        other = Client(client.plan, ctx=client.ctx)
+        ok = other.login()
+        client.session_source = other
+        client.keep = other
+        return {"ok": ok, "code": 230 if ok else 530, "reply": "second connection logged in"}
     if kind == "abort_get":
         conn, code, text = client.data(b"RETR " + as_bytes(op["remote"]))
         if conn is None:

@@ -220,9 +220,12 @@ fn data_connections_from_another_address_in_clear_or_without_session_reuse_are_r
         ("from 127.0.0.2", json!({"data_source": "127.0.0.2"})),
         ("without TLS", json!({"data_tls": false})),
         ("without resuming the control session", json!({"reuse": false})),
+        ("resuming another control connection's session", json!({"foreign": true})),
     ] {
         let mut plan = plan;
+        let foreign = plan["foreign"] == true;
         plan["ops"] = json!([
+            {"op": if foreign { "foreign_session" } else { "raw" }, "line": "NOOP"},
             {"op": "put", "remote": "/inbox/stolen.csv", "data": "a;b\n"},
             {"op": "list", "cmd": "NLST", "path": "/inbox"},
             {"op": "raw", "line": "NOOP"},
@@ -230,10 +233,15 @@ fn data_connections_from_another_address_in_clear_or_without_session_reuse_are_r
         let report = alice.script(plan);
         assert_eq!(report["auth"], "ok", "{what}: {report}");
         let results = report["results"].as_array().expect("results");
-        assert_eq!(results[0]["ok"], false, "{what}: upload accepted: {report}");
-        assert_eq!(results[0]["code"], 425, "{what}: {report}");
-        assert_eq!(results[1]["ok"], false, "{what}: listing sent: {report}");
-        assert_eq!(results[2]["code"], 200, "{what}: the control connection goes on: {report}");
+        assert_eq!(results[0]["ok"], true, "{what}: {report}");
+        assert_eq!(results[1]["ok"], false, "{what}: upload accepted: {report}");
+        assert_eq!(results[1]["code"], 425, "{what}: {report}");
+        if what.contains("session") {
+            let reply = results[1]["reply"].as_str().unwrap_or_default();
+            assert!(reply.contains("did not resume the control connection's TLS session"), "{what}: {report}");
+        }
+        assert_eq!(results[2]["ok"], false, "{what}: listing sent: {report}");
+        assert_eq!(results[3]["code"], 200, "{what}: the control connection goes on: {report}");
     }
     assert!(f.inbox_names().is_empty(), "{:?}", f.inbox_names());
     // The same client resuming from the right address works.
