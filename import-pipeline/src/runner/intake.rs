@@ -3,6 +3,10 @@
 //! of every inbox (at start and now and then, for anything missed). All
 //! three only *point at* a path; [`claim`] decides.
 //!
+//! A file is taken only once it has been left alone for a quiet period
+//! (its modification time, and the last event about it, that long ago):
+//! clients set times or re-read a file right after uploading it (rclone,
+//! WinSCP), and another program may still be writing a file it placed.
 //! Claiming a file records its job in the catalog first, then renames the
 //! file out of the inbox into the spool: from then on the client can upload
 //! the same name again without touching the file being imported.
@@ -31,15 +35,23 @@ const MAX_SCAN_DEPTH: usize = 16;
 const MAX_SCAN_ENTRIES: usize = 100_000;
 
 /// A file that may be ready for import.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Arrival {
     /// Its tenant.
     pub tenant: TenantName,
     /// Its path relative to the tenant's `/inbox` (`employees/a.csv`).
     pub path: String,
-    /// Whether the file must have been left alone for a while: a scan
-    /// cannot tell a finished file from one another program still writes.
-    pub(crate) settle: Option<Duration>,
+}
+
+/// What [`claim`] did.
+#[derive(Debug)]
+pub(crate) enum Claim {
+    /// The file is now the job's.
+    Taken(ImportJob),
+    /// The file changed too recently: look again after this long.
+    NotYet(Duration),
+    /// Nothing to take (gone, taken already, not a regular file).
+    Nothing,
 }
 
 impl Arrival {
@@ -48,7 +60,7 @@ impl Arrival {
     /// paths outside the inbox and temporary names.
     pub fn completed(tenant: TenantName, client_path: &str) -> Option<Self> {
         let path = client_path.strip_prefix("/inbox/")?;
-        checked_relative(path).then(|| Self { tenant, path: path.to_owned(), settle: None })
+        checked_relative(path).then(|| Self { tenant, path: path.to_owned() })
     }
 }
 
@@ -61,30 +73,31 @@ fn checked_relative(path: &str) -> bool {
         && !path.contains('\0')
 }
 
-/// Takes `arrival` into a new job if its file is still in the inbox (and
-/// settled, for a scan). `Ok(None)`: nothing to take.
+/// Takes `arrival` into a new job if its file is still in the inbox and
+/// was not modified within `quiet`.
 pub(crate) async fn claim(
     catalog: &Catalog,
     layout: &Layout,
     arrival: &Arrival,
-) -> Result<Option<ImportJob>, RunnerError> {
+    quiet: Duration,
+) -> Result<Claim, RunnerError> {
     let Ok(inbox) = Dir::open_ambient_dir(layout.inbox(&arrival.tenant), ambient_authority()) else {
-        return Ok(None);
+        return Ok(Claim::Nothing);
     };
-    let Ok(meta) = inbox.symlink_metadata(&arrival.path) else { return Ok(None) };
+    let Ok(meta) = inbox.symlink_metadata(&arrival.path) else { return Ok(Claim::Nothing) };
     if !meta.is_file() {
-        return Ok(None);
+        return Ok(Claim::Nothing);
     }
-    if let Some(settle) = arrival.settle {
-        let age = meta.modified().ok().and_then(|m| SystemTime::now().duration_since(m.into_std()).ok());
-        if age.is_none_or(|age| age < settle) {
-            return Ok(None);
-        }
+    // A modification time in the future (a client's clock, `touch`) counts as now.
+    let age = meta.modified().ok().and_then(|m| SystemTime::now().duration_since(m.into_std()).ok());
+    let age = age.unwrap_or_default();
+    if age < quiet {
+        return Ok(Claim::NotYet(quiet - age));
     }
     let job = ImportJob::received(uuid::Uuid::new_v4().to_string(), &arrival.tenant, arrival.path.clone());
     catalog.insert_import_job(&job).await?;
     match take(layout, &arrival.tenant, &arrival.path, &job.id) {
-        Ok(true) => Ok(Some(job)),
+        Ok(true) => Ok(Claim::Taken(job)),
         Ok(false) => {
             // Removed by its client between the look and the rename.
             let mut job = job;
@@ -93,7 +106,7 @@ pub(crate) async fn claim(
             job.updated_at = now_ms();
             job.finished_at = Some(job.updated_at);
             catalog.update_import_job(&job).await?;
-            Ok(None)
+            Ok(Claim::Nothing)
         }
         Err(e) => Err(RunnerError::Io(format!("taking /inbox/{} of tenant {}", arrival.path, arrival.tenant), e)),
     }
@@ -126,9 +139,8 @@ pub(crate) fn take(layout: &Layout, tenant: &TenantName, path: &str, job_id: &st
     Ok(true)
 }
 
-/// Every file under every tenant's inbox, as arrivals that must have
-/// settled for `settle`.
-pub(crate) fn scan(layout: &Layout, tenants: &[TenantName], settle: Duration) -> Vec<Arrival> {
+/// Every file under every tenant's inbox.
+pub(crate) fn scan(layout: &Layout, tenants: &[TenantName]) -> Vec<Arrival> {
     let mut found = Vec::new();
     for tenant in tenants {
         let inbox = layout.inbox(tenant);
@@ -150,7 +162,7 @@ pub(crate) fn scan(layout: &Layout, tenants: &[TenantName], settle: Duration) ->
                     && let Some(relative) = path.strip_prefix(&inbox).ok().and_then(Path::to_str)
                     && checked_relative(relative)
                 {
-                    found.push(Arrival { tenant: tenant.clone(), path: relative.to_owned(), settle: Some(settle) });
+                    found.push(Arrival { tenant: tenant.clone(), path: relative.to_owned() });
                 }
             }
         }
@@ -212,7 +224,7 @@ fn interpret(root: &Path, event: &Event) -> Vec<Seen> {
                 return None;
             }
             debug!(tenant = %tenant, path, "inbox watcher: file complete");
-            Some(Seen::File(Arrival { tenant, path: path.to_owned(), settle: None }))
+            Some(Seen::File(Arrival { tenant, path: path.to_owned() }))
         })
         .collect()
 }

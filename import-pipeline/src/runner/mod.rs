@@ -31,6 +31,7 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 pub use intake::Arrival;
+use intake::Claim;
 pub use layout::Layout;
 
 /// Tenants whose jobs run at the same time.
@@ -39,9 +40,12 @@ const WORKERS: usize = 4;
 const TICK: Duration = Duration::from_secs(1);
 /// How often every inbox is scanned for files no event announced.
 const SCAN_EVERY: Duration = Duration::from_secs(30);
-/// How long a scanned file must be left alone before it is taken: a scan
-/// cannot tell a finished file from one that another program still writes.
-const SETTLE: Duration = Duration::from_secs(2);
+/// How long a file must be left alone (no change, no event) before it is
+/// taken: clients set times or re-read right after an upload, and a scan
+/// cannot tell a finished file from one another program still writes.
+const QUIET: Duration = Duration::from_secs(2);
+/// Most files waiting for their quiet period; beyond, the next scan finds them.
+const MAX_PENDING: usize = 100_000;
 /// How often archived originals past their retention are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// How long shutdown waits for running jobs before abandoning them (they
@@ -83,7 +87,14 @@ impl Pipeline {
         let (seen_sender, seen) = mpsc::channel(4096);
         let watcher = intake::watch(&layout, seen_sender)?;
         let (stop, stopped) = watch::channel(false);
-        let runner = Runner { catalog, layout, archive_retention, running: JoinSet::new(), busy: HashMap::new() };
+        let runner = Runner {
+            catalog,
+            layout,
+            archive_retention,
+            pending: HashMap::new(),
+            running: JoinSet::new(),
+            busy: HashMap::new(),
+        };
         let task = tokio::spawn(runner.run(arrival_receiver, seen, stopped, watcher));
         Ok(Self { arrivals, stop, task })
     }
@@ -148,6 +159,8 @@ struct Runner {
     catalog: Catalog,
     layout: Layout,
     archive_retention: Duration,
+    /// Files announced or found, and when to look at them again.
+    pending: HashMap<Arrival, Instant>,
     running: JoinSet<()>,
     /// Running jobs' tenants, by task.
     busy: HashMap<tokio::task::Id, String>,
@@ -169,16 +182,19 @@ impl Runner {
             // Reading the open jobs is skipped when nothing can start: a
             // burst of uploads for a busy tenant costs one query per tick,
             // not one per file.
-            let schedule = tokio::select! {
+            let mut schedule = tokio::select! {
                 _ = stop.changed() => break,
-                Some(arrival) = arrivals.recv() => self.claim(&arrival).await,
-                Some(event) = seen.recv() => match event {
-                    intake::Seen::File(arrival) => self.claim(&arrival).await,
-                    intake::Seen::Rescan => {
-                        last_scan = None;
-                        false
+                Some(arrival) = arrivals.recv() => {
+                    self.announced(arrival);
+                    false
+                }
+                Some(event) = seen.recv() => {
+                    match event {
+                        intake::Seen::File(arrival) => self.announced(arrival),
+                        intake::Seen::Rescan => last_scan = None,
                     }
-                },
+                    false
+                }
                 Some(done) = self.running.join_next_with_id() => {
                     let id = match &done {
                         Ok((id, ())) => *id,
@@ -196,6 +212,7 @@ impl Runner {
                 self.scan().await;
                 last_scan = Some(Instant::now());
             }
+            schedule |= self.claim_due().await;
             if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
                 self.prune().await;
                 last_prune = Some(Instant::now());
@@ -210,21 +227,36 @@ impl Runner {
         }
     }
 
-    /// Takes the file of `arrival` into a job; `true` when that job can
-    /// start now (its tenant idle, a worker free).
-    async fn claim(&self, arrival: &Arrival) -> bool {
-        match intake::claim(&self.catalog, &self.layout, arrival).await {
-            Ok(Some(job)) => {
-                info!(job = %job.id, tenant = %job.tenant, path = %job.path, "import job received");
-                job::audit(&job::JobContext { catalog: &self.catalog, layout: &self.layout }, &job, None).await;
-                self.busy.len() < WORKERS && !self.busy.values().any(|tenant| *tenant == job.tenant)
-            }
-            Ok(None) => false,
-            Err(e) => {
-                warn!(tenant = %arrival.tenant, path = %arrival.path, error = %e, "import: file not taken");
-                false
+    /// An event about a file: look at it once it has been quiet that long
+    /// (a later event about the same file pushes the look back).
+    fn announced(&mut self, arrival: Arrival) {
+        if self.pending.len() < MAX_PENDING || self.pending.contains_key(&arrival) {
+            self.pending.insert(arrival, Instant::now() + QUIET);
+        }
+    }
+
+    /// Claims every pending file whose time has come; `true` when a job
+    /// that can start now was created.
+    async fn claim_due(&mut self) -> bool {
+        let now = Instant::now();
+        let due: Vec<Arrival> = self.pending.iter().filter(|(_, at)| **at <= now).map(|(a, _)| a.clone()).collect();
+        let mut startable = false;
+        for arrival in due {
+            self.pending.remove(&arrival);
+            match intake::claim(&self.catalog, &self.layout, &arrival, QUIET).await {
+                Ok(Claim::Taken(job)) => {
+                    info!(job = %job.id, tenant = %job.tenant, path = %job.path, "import job received");
+                    job::audit(&job::JobContext { catalog: &self.catalog, layout: &self.layout }, &job, None).await;
+                    startable |= self.busy.len() < WORKERS && !self.busy.values().any(|tenant| *tenant == job.tenant);
+                }
+                Ok(Claim::NotYet(wait)) => {
+                    self.pending.insert(arrival, Instant::now() + wait);
+                }
+                Ok(Claim::Nothing) => {}
+                Err(e) => warn!(tenant = %arrival.tenant, path = %arrival.path, error = %e, "import: file not taken"),
             }
         }
+        startable
     }
 
     async fn tenants(&self) -> Option<Vec<TenantName>> {
@@ -248,13 +280,18 @@ impl Runner {
         }
     }
 
-    async fn scan(&self) {
+    /// Every file in every inbox becomes pending (those with an event
+    /// pending keep their time).
+    async fn scan(&mut self) {
         let Some(tenants) = self.tenants().await else { return };
         let layout = self.layout.clone();
-        let found =
-            tokio::task::spawn_blocking(move || intake::scan(&layout, &tenants, SETTLE)).await.unwrap_or_default();
+        let found = tokio::task::spawn_blocking(move || intake::scan(&layout, &tenants)).await.unwrap_or_default();
+        let now = Instant::now();
         for arrival in found {
-            self.claim(&arrival).await;
+            if self.pending.len() >= MAX_PENDING {
+                break;
+            }
+            self.pending.entry(arrival).or_insert(now);
         }
     }
 
