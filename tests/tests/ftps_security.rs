@@ -196,12 +196,14 @@ fn prot_c_ccc_and_active_mode_are_refused_and_curl_ftp_ssl_control_moves_no_data
         {"op": "raw", "line": "CCC"},
         {"op": "raw", "line": "PORT 127,0,0,1,200,1"},
         {"op": "raw", "line": "EPRT |1|127.0.0.1|51201|"},
+        {"op": "raw", "line": "EPSV ALL"},
+        {"op": "raw", "line": "PASV"},
         {"op": "raw", "line": "NOOP"},
     ]}));
     assert_eq!(report["auth"], "ok", "{report}");
     let codes: Vec<i64> =
         report["results"].as_array().expect("results").iter().map(|r| r["code"].as_i64().unwrap_or(0)).collect();
-    assert_eq!(codes, [536, 536, 534, 502, 502, 200], "{report}");
+    assert_eq!(codes, [536, 536, 534, 502, 502, 200, 503, 200], "{report}");
 
     let local = f.p.scratch().join("clear.csv");
     std::fs::write(&local, "secret;data\n").expect("local");

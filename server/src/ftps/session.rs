@@ -34,6 +34,8 @@ pub(super) struct LoggedIn<'a> {
     /// Source of a rename, set by RNFR for the next command only.
     rename_from: Option<TenantPath>,
     passive: Option<PassivePort>,
+    /// After `EPSV ALL`, only EPSV may set up data connections (RFC 2428 §4).
+    epsv_only: bool,
 }
 
 /// The filesystem changes of DELE, RMD and MKD.
@@ -57,7 +59,16 @@ pub(super) enum Next {
 impl<'a> LoggedIn<'a> {
     /// A session standing at `/`.
     pub(super) fn new(ctx: &'a Context, session: Session, protection: Protection) -> Self {
-        Self { ctx, session, protection, cwd: TenantPath::root(), rest: 0, rename_from: None, passive: None }
+        Self {
+            ctx,
+            session,
+            protection,
+            cwd: TenantPath::root(),
+            rest: 0,
+            rename_from: None,
+            passive: None,
+            epsv_only: false,
+        }
     }
 
     /// Serves commands until QUIT, disconnection, idle timeout or shutdown.
@@ -279,7 +290,11 @@ impl<'a> LoggedIn<'a> {
     async fn passive(&mut self, cmd: &Command) -> Reply {
         let epsv = cmd.verb == "EPSV";
         if epsv && cmd.arg_text().eq_ignore_ascii_case("ALL") {
+            self.epsv_only = true;
             return Reply::new(200, "EPSV ALL ok");
+        }
+        if !epsv && self.epsv_only {
+            return Reply::new(503, "EPSV ALL is in effect: use EPSV");
         }
         self.passive = None;
         let ip = self.ctx.local_ip;
