@@ -23,6 +23,10 @@ Operations (paths are strings, or {"hex": "..."} for raw bytes, sent as is):
     {"op": "abort_get", "remote": P}                     -> the replies to ABOR sent mid-download
     {"op": "foreign_session"}   logs in a second control connection; later data connections of
                                 this one offer the second one's TLS session
+    {"op": "hijack", "remote": P}  another TLS client from the same address races this one to its
+                                data ports: first a full handshake on one (its session is kept), then
+                                a resumption of that session on the next, during RETR P
+                                -> value: {"codes": [first, second], "stolen": bytes it received}
 
 Report:
     {"greeting": "...", "auth": "ok" | "failed" | "error", "error": "...",
@@ -163,6 +167,36 @@ def read_all(conn):
     return content, error
 
 
+def hijack(client, remote):
+    """The attacker connects first to each data port of `client` (same address,
+    its own TLS context); the victim's transfer commands make the server take it."""
+    thief = context()
+    codes, stolen, session = [], 0, None
+    for attempt in range(2):
+        code, text = client.command(b"EPSV")
+        if code != 229:
+            return {"ok": False, "code": code, "reply": text}
+        port = int(text.split("|||")[1].split("|")[0])
+        raw = socket.create_connection(("127.0.0.1", port), timeout=client.timeout)
+        code, text = client.command(b"RETR " + remote)
+        try:
+            conn = thief.wrap_socket(raw, session=session)
+            session = conn.session
+            if attempt == 1:
+                while True:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    stolen += len(chunk)
+            conn.close()
+        except (ssl.SSLError, OSError):
+            raw.close()
+        if code == 150:
+            code, text = client.reply()
+        codes.append(code)
+    return {"ok": stolen == 0, "code": codes[-1], "reply": text, "value": {"codes": codes, "stolen": stolen}}
+
+
 def run_op(client, op):
     kind = op["op"]
     if kind == "raw":
@@ -211,6 +245,8 @@ def run_op(client, op):
         client.session_source = other
         client.keep = other
         return {"ok": ok, "code": 230 if ok else 530, "reply": "second connection logged in"}
+    if kind == "hijack":
+        return hijack(client, as_bytes(op["remote"]))
     if kind == "abort_get":
         conn, code, text = client.data(b"RETR " + as_bytes(op["remote"]))
         if conn is None:

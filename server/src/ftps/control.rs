@@ -12,10 +12,11 @@
 //! commands exist. Both states end at the login grace time, when the client's
 //! address is banned, and after `limits.max_auth_tries` failed logins.
 
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt as _;
+use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_rustls::server::TlsStream;
@@ -67,18 +68,21 @@ pub(super) struct Protection {
 /// The TLS control channel: bounded lines in, replies out.
 pub(super) struct Control {
     reader: LineReader<Secure>,
+    /// Until login, replies too must be taken by the login grace deadline.
+    login_deadline: Option<Instant>,
+    /// After login, each reply must be taken within the idle timeout.
+    idle: Duration,
 }
 
 impl Control {
-    /// Sends a reply.
-    pub(super) async fn reply(&mut self, reply: Reply) -> std::io::Result<()> {
-        let stream = self.reader.get_mut();
-        stream.write_all(&reply.encode()).await?;
-        stream.flush().await
+    /// Sends a reply (bounded in time: see [`write_by`]).
+    pub(super) async fn reply(&mut self, reply: Reply) -> io::Result<()> {
+        let by = self.login_deadline.unwrap_or_else(|| Instant::now() + self.idle);
+        write_by(self.reader.get_mut(), &reply.encode(), by).await
     }
 
     /// The next line (cancel-safe).
-    pub(super) async fn next(&mut self) -> std::io::Result<Line> {
+    pub(super) async fn next(&mut self) -> io::Result<Line> {
         self.reader.next().await
     }
 
@@ -105,7 +109,8 @@ pub(super) async fn run(ctx: Context, stream: ClientStream, mode: Mode, mut perm
         score(&ctx);
         return;
     };
-    let mut control = Control { reader: LineReader::new(secure) };
+    let idle = ctx.engine.config().limits.idle_timeout;
+    let mut control = Control { reader: LineReader::new(secure), login_deadline: Some(deadline), idle };
     if mode == Mode::Implicit && control.reply(Reply::new(220, GREETING)).await.is_err() {
         return;
     }
@@ -115,6 +120,7 @@ pub(super) async fn run(ctx: Context, stream: ClientStream, mode: Mode, mut perm
         return;
     };
     permit.logged_in();
+    control.login_deadline = None;
     LoggedIn::new(&ctx, session, protection).run(&mut control).await;
     score(&ctx);
     control.close().await;
@@ -131,7 +137,7 @@ fn score(ctx: &Context) {
 /// Explicit FTPS before `AUTH TLS`. Returns the stream to upgrade.
 async fn clear(ctx: &Context, stream: ClientStream, deadline: Instant) -> Option<ClientStream> {
     let mut reader = LineReader::new(stream);
-    if !send(&mut reader, Reply::new(220, format!("{GREETING}; {TLS_FIRST}"))).await {
+    if !send(&mut reader, Reply::new(220, format!("{GREETING}; {TLS_FIRST}")), deadline).await {
         return None;
     }
     let mut banned = Box::pin(ctx.engine.banned(ctx.peer));
@@ -147,7 +153,7 @@ async fn clear(ctx: &Context, stream: ClientStream, deadline: Instant) -> Option
             Ok(Err(_)) => return None,
             Err(_) => {
                 ctx.tripwire.trip("login grace time exceeded");
-                send(&mut reader, Reply::new(421, "login grace time exceeded")).await;
+                send(&mut reader, Reply::new(421, "login grace time exceeded"), deadline).await;
                 return None;
             }
         };
@@ -155,7 +161,7 @@ async fn clear(ctx: &Context, stream: ClientStream, deadline: Instant) -> Option
             Line::Closed => return None,
             Line::TooLong => {
                 ctx.tripwire.trip("overlong command line");
-                if !send(&mut reader, Reply::new(500, "command line too long")).await {
+                if !send(&mut reader, Reply::new(500, "command line too long"), deadline).await {
                     return None;
                 }
                 continue;
@@ -164,7 +170,7 @@ async fn clear(ctx: &Context, stream: ClientStream, deadline: Instant) -> Option
                 Some(cmd) => cmd,
                 None => {
                     ctx.tripwire.trip("malformed command line");
-                    if !send(&mut reader, Reply::new(500, "syntax error")).await {
+                    if !send(&mut reader, Reply::new(500, "syntax error"), deadline).await {
                         return None;
                     }
                     continue;
@@ -173,7 +179,7 @@ async fn clear(ctx: &Context, stream: ClientStream, deadline: Instant) -> Option
         };
         let reply = match cmd.verb.as_str() {
             "AUTH" if is_tls(&cmd) => {
-                if !send(&mut reader, Reply::new(234, "AUTH TLS ok; start the TLS handshake")).await {
+                if !send(&mut reader, Reply::new(234, "AUTH TLS ok; start the TLS handshake"), deadline).await {
                     return None;
                 }
                 // Bytes after AUTH TLS, before our reply, would be read in the
@@ -189,13 +195,13 @@ async fn clear(ctx: &Context, stream: ClientStream, deadline: Instant) -> Option
             "HELP" => help(),
             "NOOP" => Reply::new(200, "NOOP ok"),
             "QUIT" => {
-                send(&mut reader, Reply::new(221, "goodbye")).await;
+                send(&mut reader, Reply::new(221, "goodbye"), deadline).await;
                 return None;
             }
             // The argument (a password, maybe) is not even looked at.
             _ => Reply::new(530, TLS_FIRST),
         };
-        if !send(&mut reader, reply).await {
+        if !send(&mut reader, reply, deadline).await {
             return None;
         }
     }
@@ -203,7 +209,7 @@ async fn clear(ctx: &Context, stream: ClientStream, deadline: Instant) -> Option
 
 /// The TLS handshake of the control connection, within the grace time.
 async fn handshake(ctx: &Context, stream: ClientStream, deadline: Instant) -> Option<Secure> {
-    match tokio::time::timeout_at(deadline, ctx.tls.acceptor().accept(stream)).await {
+    match tokio::time::timeout_at(deadline, ctx.tls.control().accept(stream)).await {
         Ok(Ok(secure)) => Some(secure),
         Ok(Err(e)) => {
             // Not scored: an old TLS stack is not an attack, and scanners
@@ -362,8 +368,27 @@ fn help() -> Reply {
     Reply::multi(214, "Commands:", commands.iter().map(ToString::to_string), "End")
 }
 
-/// Sends a reply in the clear; `false` when the connection is gone.
-async fn send(reader: &mut LineReader<ClientStream>, reply: Reply) -> bool {
-    let stream = reader.get_mut();
-    stream.write_all(&reply.encode()).await.is_ok() && stream.flush().await.is_ok()
+/// Sends a reply in the clear by `deadline`; `false` when the connection is gone.
+async fn send(reader: &mut LineReader<ClientStream>, reply: Reply, deadline: Instant) -> bool {
+    write_by(reader.get_mut(), &reply.encode(), deadline).await.is_ok()
+}
+
+/// Time a last reply gets even past its deadline (the 421 of the login
+/// grace time).
+const LAST_WRITE: Duration = Duration::from_secs(1);
+
+/// Writes and flushes `bytes` by `by` (or within [`LAST_WRITE`] if later).
+/// Reads alone are not enough to bound a connection: a client that sends
+/// commands but never reads the replies leaves the write blocked once the
+/// socket buffers are full, and would hold its connection slot for ever.
+async fn write_by<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8], by: Instant) -> io::Result<()> {
+    let by = by.max(Instant::now() + LAST_WRITE);
+    let write = async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    };
+    match tokio::time::timeout_at(by, write).await {
+        Ok(written) => written,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "the client does not read its replies")),
+    }
 }

@@ -7,7 +7,8 @@
 //!    `ftps.require_session_reuse` is on. The session cache belongs to one
 //!    control connection ([`SessionTls`]), so a resumed handshake proves the
 //!    data connection comes from the same TLS client; a full handshake, or
-//!    a session of another connection, is refused.
+//!    a session of another connection, is refused, and leaves nothing in
+//!    the cache to resume later.
 
 use std::io;
 use std::net::IpAddr;
@@ -58,7 +59,7 @@ pub(crate) async fn accept(
             return Err(DataError::WrongAddress(from));
         }
         let _ = stream.set_nodelay(true);
-        let stream = tls.acceptor().accept(stream).await.map_err(DataError::Handshake)?;
+        let stream = tls.accept_data(stream).await.map_err(DataError::Handshake)?;
         let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
         if require_reuse && !resumed {
             return Err(DataError::NotResumed);

@@ -10,21 +10,27 @@
 //! - Resumption: stateful session IDs only (no tickets), in a cache private
 //!   to each control connection ([`SessionTls`]): a data connection can
 //!   resume the TLS session of its own control connection and no other.
+//!   Only the control handshake, and data handshakes that resumed, add to
+//!   that cache: a full handshake on a data port (someone else racing the
+//!   client to it) must not leave a session that a later data port accepts.
 
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use passerelle_config::{FtpsConfig, TlsVersion};
 use rustls::crypto::{CryptoProvider, aws_lc_rs};
-use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
+use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache, StoresServerSessions};
 use rustls::sign::CertifiedKey;
-use rustls::{ServerConfig, SupportedProtocolVersion};
+use rustls::{HandshakeKind, ServerConfig, SupportedProtocolVersion};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 
 /// Sessions one control connection may keep for its data connections to
-/// resume: its own, plus the few a client might renegotiate into.
+/// resume: its own, plus the TLS 1.3 tickets of resumed data connections.
 const SESSIONS_PER_CONTROL: usize = 8;
 
 /// Why the TLS setup failed.
@@ -138,9 +144,11 @@ impl TlsPolicy {
 
     /// The TLS of one control connection and its data connections.
     pub(crate) fn session(&self) -> SessionTls {
+        let sessions: Arc<dyn StoresServerSessions> = ServerSessionMemoryCache::new(SESSIONS_PER_CONTROL);
         let mut config = (*self.base).clone();
-        config.session_storage = ServerSessionMemoryCache::new(SESSIONS_PER_CONTROL);
-        SessionTls { acceptor: TlsAcceptor::from(Arc::new(config)) }
+        config.session_storage = Arc::clone(&sessions);
+        let config = Arc::new(config);
+        SessionTls { control: TlsAcceptor::from(Arc::clone(&config)), config, sessions }
     }
 }
 
@@ -149,13 +157,73 @@ impl TlsPolicy {
 /// client as the control connection.
 #[derive(Clone)]
 pub(crate) struct SessionTls {
-    acceptor: TlsAcceptor,
+    /// For the control connection: its session enters the cache.
+    control: TlsAcceptor,
+    config: Arc<ServerConfig>,
+    sessions: Arc<dyn StoresServerSessions>,
 }
 
 impl SessionTls {
-    /// The acceptor for the control connection and its data connections.
-    pub(crate) fn acceptor(&self) -> &TlsAcceptor {
-        &self.acceptor
+    /// The acceptor of the control connection.
+    pub(crate) fn control(&self) -> &TlsAcceptor {
+        &self.control
+    }
+
+    /// The TLS handshake of a data connection. It may resume a session of the
+    /// cache; what it would store there (a new session, TLS 1.3 tickets) is
+    /// kept only if it resumed, i.e. if its client holds the control
+    /// connection's secrets. Whether it resumed is for the caller to check.
+    pub(crate) async fn accept_data(&self, stream: TcpStream) -> io::Result<TlsStream<TcpStream>> {
+        let staged = Arc::new(Staged { sessions: Arc::clone(&self.sessions), puts: Mutex::default() });
+        let mut config = (*self.config).clone();
+        let storage: Arc<Staged> = Arc::clone(&staged);
+        config.session_storage = storage;
+        let stream = TlsAcceptor::from(Arc::new(config)).accept(stream).await?;
+        if stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed) {
+            staged.commit();
+        }
+        Ok(stream)
+    }
+}
+
+/// The session cache as one data handshake sees it: lookups go to the
+/// control connection's cache, additions wait for [`Staged::commit`].
+#[derive(Debug)]
+struct Staged {
+    sessions: Arc<dyn StoresServerSessions>,
+    puts: Mutex<Vec<(Vec<u8>, Vec<u8>)>>,
+}
+
+impl Staged {
+    /// Hands the held additions to the control connection's cache.
+    fn commit(&self) {
+        for (key, value) in std::mem::take(&mut *self.puts.lock().unwrap_or_else(PoisonError::into_inner)) {
+            self.sessions.put(key, value);
+        }
+    }
+}
+
+impl StoresServerSessions for Staged {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        let mut puts = self.puts.lock().unwrap_or_else(PoisonError::into_inner);
+        // One handshake stores one session, or a couple of TLS 1.3 tickets.
+        if puts.len() >= SESSIONS_PER_CONTROL {
+            return false;
+        }
+        puts.push((key, value));
+        true
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.sessions.get(key)
+    }
+
+    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.sessions.take(key)
+    }
+
+    fn can_cache(&self) -> bool {
+        true
     }
 }
 

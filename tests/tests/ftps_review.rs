@@ -1,0 +1,61 @@
+//! Findings of the adversarial review of the FTPS front-end, each proved end
+//! to end: a data-connection thief from the client's own address cannot plant
+//! a TLS session of its own in the control connection's cache and resume it
+//! later, and a client that never reads its replies cannot hold a connection
+//! past the login grace time.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use passerelle_tests::{FtpsFixture, FtpsUser};
+use serde_json::json;
+
+const PASSWORD: &str = "Quartz-Lantern-Velvet-93";
+
+fn alice(f: &FtpsFixture) -> FtpsUser {
+    f.user("alice", PASSWORD)
+}
+
+#[test]
+fn a_full_handshake_on_a_data_port_does_not_become_a_session_the_next_data_port_accepts() {
+    let f = FtpsFixture::start("acme", "alice", PASSWORD);
+    // `.part`: the import pipeline leaves it where it is.
+    std::fs::write(f.inbox().join("payroll.csv.part"), "employee;salary\n".repeat(1000)).expect("payroll");
+    for mode in ["explicit", "implicit"] {
+        let report = alice(&f).script(json!({"mode": mode, "ops": [
+            {"op": "hijack", "remote": "/inbox/payroll.csv.part"},
+            {"op": "raw", "line": "NOOP"},
+        ]}));
+        assert_eq!(report["auth"], "ok", "{report}");
+        let hijack = &report["results"][0];
+        assert_eq!(hijack["value"]["stolen"], 0, "{mode}: the thief received the file: {report}");
+        assert_eq!(hijack["value"]["codes"], json!([425, 425]), "{mode}: {report}");
+        assert_eq!(report["results"][1]["code"], 200, "{mode}: {report}");
+    }
+}
+
+#[test]
+fn a_client_that_never_reads_its_replies_is_dropped_at_the_login_grace_time() {
+    let mut f = FtpsFixture::start_with(
+        "acme",
+        "alice",
+        PASSWORD,
+        &[("PASSERELLE_LIMITS_LOGIN_GRACE_TIME", "2s"), ("PASSERELLE_LIMITS_MAX_CONNECTIONS_PER_IP", "1")],
+    );
+    // Commands whose replies (~40 MB in all) fill every socket buffer: the
+    // server blocks writing them while the client reads nothing.
+    let mut flood = TcpStream::connect(("127.0.0.1", f.ports.explicit)).expect("connect");
+    flood.set_write_timeout(Some(Duration::from_secs(1))).expect("timeout");
+    let lines = b"HELP\r\n".repeat(1 << 20);
+    let _ = flood.write_all(&lines);
+    // Past the grace time, the connection must be gone and its slot free:
+    // the one connection this address may have gets a greeting.
+    std::thread::sleep(Duration::from_secs(5));
+    let mut next = TcpStream::connect(("127.0.0.1", f.ports.explicit)).expect("connect");
+    next.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut greeting = [0u8; 3];
+    let read = next.read_exact(&mut greeting);
+    assert!(read.is_ok() && &greeting == b"220", "no greeting: the stuck connection still holds the address's slot");
+    assert!(f.server.is_running(), "{}", f.server.output());
+}
