@@ -12,6 +12,7 @@ Plan:
      "login": true, "timeout": 10,
      "reuse": true (data connections resume the control TLS session),
      "data_tls": true, "data_source": "127.0.0.2" (bind data connections there),
+     "thief_source": "127.0.0.2" (before each data connection, one from there reaches the port first),
      "ops": [...]}
 
 Operations (paths are strings, or {"hex": "..."} for raw bytes, sent as is):
@@ -116,6 +117,11 @@ class Client:
         if code != 229:
             return None, code, text
         port = int(text.split("|||")[1].split("|")[0])
+        thief = self.plan.get("thief_source")
+        if thief:
+            # Kept open until the client ends: the server must ignore it.
+            self.thieves = getattr(self, "thieves", [])
+            self.thieves.append(socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(thief, 0)))
         source = self.plan.get("data_source")
         raw = socket.create_connection(
             ("127.0.0.1", port), timeout=self.timeout, source_address=(source, 0) if source else None

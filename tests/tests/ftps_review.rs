@@ -1,8 +1,10 @@
 //! Findings of the adversarial review of the FTPS front-end, each proved end
 //! to end: a data-connection thief from the client's own address cannot plant
 //! a TLS session of its own in the control connection's cache and resume it
-//! later, and a client that never reads its replies cannot hold a connection
-//! past the login grace time.
+//! later; a connection from another address that reaches a data port first
+//! does not make the client's transfer fail; a client that never reads its
+//! replies cannot hold a connection past the login grace time; commands
+//! pipelined behind `AUTH TLS` are never executed.
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
@@ -33,6 +35,38 @@ fn a_full_handshake_on_a_data_port_does_not_become_a_session_the_next_data_port_
         assert_eq!(hijack["value"]["codes"], json!([425, 425]), "{mode}: {report}");
         assert_eq!(report["results"][1]["code"], 200, "{mode}: {report}");
     }
+}
+
+#[test]
+fn a_connection_from_another_address_reaching_the_data_port_first_does_not_break_the_transfer() {
+    let f = FtpsFixture::start("acme", "alice", PASSWORD);
+    let report = alice(&f).script(json!({"thief_source": "127.0.0.2", "ops": [
+        {"op": "put", "remote": "/inbox/raced.csv.part", "data": "a;b\n"},
+        {"op": "list", "cmd": "NLST", "path": "/inbox"},
+    ]}));
+    assert_eq!(report["auth"], "ok", "{report}");
+    assert_eq!(report["results"][0]["code"], 226, "{report}");
+    assert_eq!(report["results"][1]["value"], json!(["raced.csv.part"]), "{report}");
+    assert_eq!(std::fs::read(f.inbox().join("raced.csv.part")).expect("uploaded"), b"a;b\n");
+}
+
+#[test]
+fn commands_pipelined_behind_auth_tls_are_never_executed() {
+    let f = FtpsFixture::start("acme", "alice", PASSWORD);
+    let mut clear = TcpStream::connect(("127.0.0.1", f.ports.explicit)).expect("connect");
+    clear.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut greeting = [0u8; 512];
+    let n = clear.read(&mut greeting).expect("greeting");
+    assert!(greeting[..n].starts_with(b"220"), "{}", String::from_utf8_lossy(&greeting[..n]));
+    // One segment: the classic STARTTLS command injection.
+    clear.write_all(format!("AUTH TLS\r\nUSER alice\r\nPASS {PASSWORD}\r\n").as_bytes()).expect("send");
+    let mut rest = Vec::new();
+    let _ = clear.read_to_end(&mut rest);
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(rest.starts_with("234 ") && rest.lines().count() == 1, "the connection must end after 234: {rest}");
+    std::thread::sleep(Duration::from_millis(500));
+    let rows = passerelle_tests::audit_rows(&f.p);
+    assert!(!rows.iter().any(|r| r.action == "login"), "a pipelined login was attempted: {rows:#?}");
 }
 
 #[test]

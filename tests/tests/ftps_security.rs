@@ -218,8 +218,16 @@ fn prot_c_ccc_and_active_mode_are_refused_and_curl_ftp_ssl_control_moves_no_data
 fn data_connections_from_another_address_in_clear_or_without_session_reuse_are_refused() {
     let mut f = start();
     let alice = alice(&f);
+    // From another address: closed at once, and the port waits on for the
+    // client (30 s) before the transfer fails.
+    let report = alice.script(json!({"data_source": "127.0.0.2", "timeout": 45, "ops": [
+        {"op": "put", "remote": "/inbox/stolen.csv", "data": "a;b\n"},
+        {"op": "raw", "line": "NOOP"},
+    ]}));
+    assert_eq!(report["auth"], "ok", "from 127.0.0.2: {report}");
+    assert_eq!(report["results"][0]["code"], 425, "from 127.0.0.2: upload accepted: {report}");
+    assert_eq!(report["results"][1]["code"], 200, "from 127.0.0.2: the control connection goes on: {report}");
     for (what, plan) in [
-        ("from 127.0.0.2", json!({"data_source": "127.0.0.2"})),
         ("without TLS", json!({"data_tls": false})),
         ("without resuming the control session", json!({"reuse": false})),
         ("resuming another control connection's session", json!({"foreign": true})),

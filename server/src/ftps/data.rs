@@ -1,7 +1,10 @@
 //! Data connections: accepted on the passive port, then checked before a
 //! byte of data moves. A data connection must
 //!
-//! 1. come from the control connection's address (no port stealing),
+//! 1. come from the control connection's address (no port stealing): a
+//!    connection from elsewhere is closed at once and the port goes on
+//!    waiting, so that someone racing clients to the passive ports can
+//!    neither get their data nor make their transfers fail,
 //! 2. speak TLS (there is no plaintext data path: PROT P is the only level),
 //! 3. resume the control connection's TLS session when
 //!    `ftps.require_session_reuse` is on. The session cache belongs to one
@@ -30,9 +33,6 @@ pub(crate) enum DataError {
     /// Nobody connected in time, or the handshake stalled.
     #[error("no data connection in time")]
     Timeout,
-    /// Someone else connected to the data port.
-    #[error("data connection from {0}, not from the control connection's address")]
-    WrongAddress(IpAddr),
     /// Not TLS, or a TLS the policy refuses.
     #[error("TLS handshake failed on the data connection: {0}")]
     Handshake(io::Error),
@@ -53,11 +53,14 @@ pub(crate) async fn accept(
     timeout: Duration,
 ) -> Result<DataStream, DataError> {
     tokio::time::timeout(timeout, async {
-        let (stream, from) = port.listener().accept().await.map_err(DataError::Accept)?;
-        let from = from.ip().to_canonical();
-        if from != client {
-            return Err(DataError::WrongAddress(from));
-        }
+        let stream = loop {
+            let (stream, from) = port.listener().accept().await.map_err(DataError::Accept)?;
+            let from = from.ip().to_canonical();
+            if from == client {
+                break stream;
+            }
+            tracing::info!(client = %client, from = %from, "ftps: data connection from another address closed");
+        };
         let _ = stream.set_nodelay(true);
         let stream = tls.accept_data(stream).await.map_err(DataError::Handshake)?;
         let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
