@@ -22,6 +22,7 @@ Operations (paths are strings, or {"hex": "..."} for raw bytes, sent as is):
     {"op": "list", "cmd": "LIST" | "NLST" | "MLSD", "path": P} -> lines
     {"op": "cmd", "verb": "DELE", "path": P}             -> the reply
     {"op": "abort_get", "remote": P}                     -> the replies to ABOR sent mid-download
+    {"op": "abort_put", "remote": P, "data": "text"}    -> the replies to ABOR sent mid-upload
     {"op": "foreign_session"}   logs in a second control connection; later data connections of
                                 this one offer the second one's TLS session
     {"op": "hijack", "remote": P}  another TLS client from the same address races this one to its
@@ -253,6 +254,19 @@ def run_op(client, op):
         return {"ok": ok, "code": 230 if ok else 530, "reply": "second connection logged in"}
     if kind == "hijack":
         return hijack(client, as_bytes(op["remote"]))
+    if kind == "abort_put":
+        conn, code, text = client.data(b"STOR " + as_bytes(op["remote"]))
+        if conn is None:
+            return {"ok": False, "code": code, "reply": text}
+        conn.sendall(op.get("data", "").encode())
+        code, reply = client.command(b"ABOR")
+        codes = [code]
+        if code == 426:
+            code, more = client.reply()
+            codes.append(code)
+            reply += "\n" + more
+        finish(conn)
+        return {"ok": codes == [426, 226], "code": code, "reply": reply, "value": {"codes": codes}}
     if kind == "abort_get":
         conn, code, text = client.data(b"RETR " + as_bytes(op["remote"]))
         if conn is None:

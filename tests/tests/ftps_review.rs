@@ -4,7 +4,9 @@
 //! later; a connection from another address that reaches a data port first
 //! does not make the client's transfer fail; a client that never reads its
 //! replies cannot hold a connection past the login grace time; commands
-//! pipelined behind `AUTH TLS` are never executed.
+//! pipelined behind `AUTH TLS` are never executed. And what the review found
+//! sound, kept proved: ABOR during STOR and writes to `/outbox` commit
+//! nothing; no password reaches the logs, even at trace level.
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
@@ -92,4 +94,65 @@ fn a_client_that_never_reads_its_replies_is_dropped_at_the_login_grace_time() {
     let read = next.read_exact(&mut greeting);
     assert!(read.is_ok() && &greeting == b"220", "no greeting: the stuck connection still holds the address's slot");
     assert!(f.server.is_running(), "{}", f.server.output());
+}
+
+#[test]
+fn abor_during_stor_and_writes_to_the_outbox_commit_nothing() {
+    let mut f = FtpsFixture::start("acme", "alice", PASSWORD);
+    let outbox = f.inbox().with_file_name("outbox");
+    std::fs::write(outbox.join("receipt.json"), "{}").expect("receipt");
+    std::fs::write(f.inbox().join("mine.csv.part"), "a;b\n").expect("inbox file");
+    let report = alice(&f).script(json!({"ops": [
+        {"op": "abort_put", "remote": "/inbox/aborted.csv", "data": "employee;salary\n"},
+        {"op": "put", "remote": "/outbox/planted.csv", "data": "a;b\n"},
+        {"op": "put", "remote": "/inbox", "data": "a;b\n"},
+        {"op": "cmd", "verb": "MKD", "path": "/outbox/d"},
+        {"op": "cmd", "verb": "DELE", "path": "/outbox/receipt.json"},
+        {"op": "cmd", "verb": "RNFR", "path": "/inbox/mine.csv.part"},
+        {"op": "cmd", "verb": "RNTO", "path": "/outbox/mine.csv.part"},
+        {"op": "cmd", "verb": "RNFR", "path": "/outbox/receipt.json"},
+        {"op": "cmd", "verb": "RNTO", "path": "/inbox/receipt.json"},
+        {"op": "raw", "line": "NOOP"},
+    ]}));
+    assert_eq!(report["auth"], "ok", "{report}");
+    let results = report["results"].as_array().expect("results");
+    assert_eq!(results[0]["value"]["codes"], json!([426, 226]), "{report}");
+    let codes: Vec<i64> = results[1..].iter().map(|r| r["code"].as_i64().unwrap_or(0)).collect();
+    assert_eq!(codes, [550, 550, 550, 550, 350, 550, 350, 550, 200], "{report}");
+    assert_eq!(f.inbox_names(), ["mine.csv.part"], "an upload was left behind");
+    let mut outbox_names: Vec<_> =
+        std::fs::read_dir(&outbox).expect("outbox").map(|e| e.expect("entry").file_name()).collect();
+    outbox_names.sort();
+    assert_eq!(outbox_names, ["receipt.json"]);
+    passerelle_tests::wait_for_audit(&f.p, "aborted upload", |r| {
+        r.action == "upload" && r.outcome == "aborted" && r.path == "/inbox/aborted.csv"
+    });
+    assert!(f.server.json_events("upload completed").is_empty(), "an aborted upload emitted an event");
+}
+
+#[test]
+fn no_password_reaches_the_logs_even_at_trace_level() {
+    let wrong = "Wrong-Pelican-Harbour-71";
+    let mut f = FtpsFixture::start_with("acme", "alice", PASSWORD, &[("PASSERELLE_LOG_LEVEL", "trace")]);
+    // In the clear (refused unread), then over TLS: a failure and a success.
+    let mut clear = TcpStream::connect(("127.0.0.1", f.ports.explicit)).expect("connect");
+    clear.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    clear.write_all(format!("USER alice\r\nPASS {PASSWORD}\r\nQUIT\r\n").as_bytes()).expect("send");
+    let _ = clear.read_to_end(&mut Vec::new());
+    let report = alice(&f).script(json!({"mode": "implicit", "login": false, "ops": [
+        {"op": "raw", "line": "USER alice"},
+        {"op": "raw", "line": format!("PASS {wrong}")},
+        {"op": "raw", "line": "USER alice"},
+        {"op": "raw", "line": format!("PASS {PASSWORD}")},
+        {"op": "raw", "line": format!("PASS {PASSWORD}")},
+    ]}));
+    let codes: Vec<i64> =
+        report["results"].as_array().expect("results").iter().map(|r| r["code"].as_i64().unwrap_or(0)).collect();
+    assert_eq!(codes, [331, 530, 331, 230, 503], "{report}");
+    passerelle_tests::wait_for_audit(&f.p, "successful login", |r| r.action == "login" && r.outcome == "ok");
+    let output = f.server.output();
+    assert!(output.contains("login"), "no log output at all?");
+    for secret in [PASSWORD, wrong] {
+        assert!(!output.contains(secret), "a password is in the logs");
+    }
 }
