@@ -254,32 +254,24 @@ def run_op(client, op):
         return {"ok": ok, "code": 230 if ok else 530, "reply": "second connection logged in"}
     if kind == "hijack":
         return hijack(client, as_bytes(op["remote"]))
-    if kind == "abort_put":
-        conn, code, text = client.data(b"STOR " + as_bytes(op["remote"]))
+    if kind in ("abort_put", "abort_get"):
+        verb = b"STOR " if kind == "abort_put" else b"RETR "
+        conn, code, text = client.data(verb + as_bytes(op["remote"]))
         if conn is None:
             return {"ok": False, "code": code, "reply": text}
-        conn.sendall(op.get("data", "").encode())
+        if kind == "abort_put":
+            conn.sendall(op.get("data", "").encode())
+            got = 0
+        else:
+            got = len(conn.recv(65536))
         code, reply = client.command(b"ABOR")
         codes = [code]
         if code == 426:
             code, more = client.reply()
             codes.append(code)
             reply += "\n" + more
-        finish(conn)
-        return {"ok": codes == [426, 226], "code": code, "reply": reply, "value": {"codes": codes}}
-    if kind == "abort_get":
-        conn, code, text = client.data(b"RETR " + as_bytes(op["remote"]))
-        if conn is None:
-            return {"ok": False, "code": code, "reply": text}
-        first = conn.recv(65536)
-        code, reply = client.command(b"ABOR")
-        codes = [code]
-        if code == 426:
-            code, more = client.reply()
-            codes.append(code)
-            reply += "\n" + more
-        conn.close()
-        return {"ok": codes == [426, 226], "code": code, "reply": reply, "value": {"codes": codes, "got": len(first)}}
+        finish(conn, close_notify=kind == "abort_put")
+        return {"ok": codes == [426, 226], "code": code, "reply": reply, "value": {"codes": codes, "got": got}}
     if kind == "list":
         line = op.get("cmd", "NLST").encode()
         if "path" in op:
