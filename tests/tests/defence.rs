@@ -3,11 +3,17 @@
 //! restart, `ban remove`), account locks across addresses, tenant and user
 //! allowlists, the PROXY protocol (v1 and v2, trusted and untrusted), a
 //! connection flood, and the `audit` command's filters.
+//!
+//! The legitimate client's upload during the flood is a normal file: the
+//! import pipeline takes it out of `/inbox`, so its arrival is checked by its
+//! receipt in `/outbox` (which carries the SHA-256 of what arrived).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use passerelle_tests::{Passerelle, Server, SftpUser, bounded, python, run_command, sftp_installation, wait_for};
+use passerelle_tests::{
+    IMPORT_VERDICT, Passerelle, Server, SftpUser, bounded, python, run_command, sftp_installation, sha256sum, wait_for,
+};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "Quartz-Lantern-Velvet-93";
@@ -274,7 +280,14 @@ fn a_connection_flood_does_not_keep_a_legitimate_client_out() {
     assert!(upload.success(), "upload during the flood failed: {}", upload.stderr);
     let out = flood.join().expect("flood thread");
     assert!(out.success(), "flood script: {}", out.stderr);
-    assert!(f.p.data_dir().join("tenants/acme/inbox/payload.csv").exists());
+    // The whole file arrived: the import pipeline took it from /inbox and its
+    // receipt names it with the SHA-256 of the uploaded bytes.
+    let receipt = f.p.data_dir().join("tenants/acme/outbox/payload.csv.result.json");
+    let receipt = wait_for(IMPORT_VERDICT, || std::fs::read(&receipt).ok())
+        .unwrap_or_else(|| panic!("no receipt for payload.csv; jobs: {}", f.p.ok(&["import", "list"])));
+    let receipt: Value = serde_json::from_slice(&receipt).expect("receipt JSON");
+    assert_eq!(receipt["file"], "payload.csv", "{receipt:#}");
+    assert_eq!(receipt["sha256"], sha256sum(&file).as_str(), "{receipt:#}");
     assert!(f.ban_of("127.0.0.7").is_some(), "the flooding address is banned: {:?}", f.bans());
     assert!(f.ban_of("127.0.0.8").is_none());
 }

@@ -5,6 +5,15 @@
 //! exec, forwarding, writes outside `/inbox`, symlinks, bad or locked
 //! credentials) and what must be recorded (the "upload completed" event with
 //! size and SHA-256, and the audit trail).
+//!
+//! The import pipeline takes every completed file out of `/inbox` once it has
+//! been left alone for 2 s, and answers with a receipt in
+//! `/outbox/<path>.result.json`: a normally named upload is checked to do
+//! just that. Files a test expects to stay in `/inbox` (to list, download,
+//! rename or delete them) carry names the pipeline never takes (`.part`,
+//! `.tmp`), renamed from one such name to another; the server treats them
+//! like any other file (same writes, same "upload completed" event, same
+//! audit trail).
 
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -12,8 +21,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use passerelle_tests::{
-    AuditRow, Passerelle, Server, SftpUser, audit_rows, bounded, field, free_port, on_path, random_file, run_command,
-    sftp_installation, sha256sum, wait_for, wait_for_audit,
+    AuditRow, IMPORT_VERDICT, Passerelle, Server, SftpUser, audit_rows, bounded, field, free_port, on_path,
+    random_file, run_command, sftp_installation, sha256sum, wait_for, wait_for_audit,
 };
 use serde_json::{Value, json};
 
@@ -93,7 +102,9 @@ fn assert_failure(what: &str, out: &passerelle_tests::Outcome) {
 }
 
 /// put, ls -l, get, rename, mkdir, put into the new directory, ls; then rm,
-/// rmdir, rm — checking the tenant tree on disk after each batch.
+/// rmdir, rm — checking the tenant tree on disk after each batch. The files
+/// are `<tag>.bin.part` (renamed to `<tag>-renamed.tmp`) and
+/// `<tag>-dir/inner.bin.part`: names the import pipeline leaves in `/inbox`.
 fn batch_round_trip(f: &Fixture, user: &SftpUser, tag: &str) -> PathBuf {
     let work = f.work(tag);
     let upload = work.join("upload.bin");
@@ -101,40 +112,40 @@ fn batch_round_trip(f: &Fixture, user: &SftpUser, tag: &str) -> PathBuf {
     random_file(&upload, 300_000);
     let (up, down) = (upload.display(), download.display());
     let out = user.sftp_batch(&format!(
-        "put {up} /inbox/{tag}.bin\n\
+        "put {up} /inbox/{tag}.bin.part\n\
          ls -l /inbox\n\
-         get /inbox/{tag}.bin {down}\n\
-         rename /inbox/{tag}.bin /inbox/{tag}-renamed.bin\n\
+         get /inbox/{tag}.bin.part {down}\n\
+         rename /inbox/{tag}.bin.part /inbox/{tag}-renamed.tmp\n\
          mkdir /inbox/{tag}-dir\n\
-         put {up} /inbox/{tag}-dir/inner.bin\n\
+         put {up} /inbox/{tag}-dir/inner.bin.part\n\
          ls -l /inbox/{tag}-dir\n"
     ));
     assert_success(&format!("sftp -b as {tag}"), &out);
     let lines = listing(&out.stdout);
     assert!(
-        lines.iter().any(|l| l.starts_with("-rw") && l.contains("300000") && l.ends_with(&format!("{tag}.bin"))),
-        "ls -l /inbox does not show {tag}.bin with its size:\n{}",
+        lines.iter().any(|l| l.starts_with("-rw") && l.contains("300000") && l.ends_with(&format!("{tag}.bin.part"))),
+        "ls -l /inbox does not show {tag}.bin.part with its size:\n{}",
         out.stdout
     );
     assert!(
-        lines.iter().any(|l| l.starts_with("-rw") && l.ends_with("inner.bin")),
-        "ls -l of the new directory does not show inner.bin:\n{}",
+        lines.iter().any(|l| l.starts_with("-rw") && l.ends_with("inner.bin.part")),
+        "ls -l of the new directory does not show inner.bin.part:\n{}",
         out.stdout
     );
     assert_eq!(read(&download), read(&upload), "downloaded bytes differ from uploaded bytes");
     let inbox = f.inbox();
-    assert!(!inbox.join(format!("{tag}.bin")).exists(), "rename left the old name");
-    assert_eq!(read(&inbox.join(format!("{tag}-renamed.bin"))), read(&upload));
-    assert_eq!(read(&inbox.join(format!("{tag}-dir/inner.bin"))), read(&upload));
+    assert!(!inbox.join(format!("{tag}.bin.part")).exists(), "rename left the old name");
+    assert_eq!(read(&inbox.join(format!("{tag}-renamed.tmp"))), read(&upload));
+    assert_eq!(read(&inbox.join(format!("{tag}-dir/inner.bin.part"))), read(&upload));
 
     let out = user.sftp_batch(&format!(
-        "rm /inbox/{tag}-dir/inner.bin\n\
+        "rm /inbox/{tag}-dir/inner.bin.part\n\
          rmdir /inbox/{tag}-dir\n\
-         rm /inbox/{tag}-renamed.bin\n\
+         rm /inbox/{tag}-renamed.tmp\n\
          ls -la /inbox\n"
     ));
     assert_success(&format!("sftp -b cleanup as {tag}"), &out);
-    for gone in [format!("{tag}-dir"), format!("{tag}-renamed.bin")] {
+    for gone in [format!("{tag}-dir"), format!("{tag}-renamed.tmp")] {
         assert!(!inbox.join(&gone).exists(), "{gone} still on disk after rm/rmdir");
         assert!(!listing(&out.stdout).iter().any(|l| l.ends_with(&gone)), "{gone} still listed:\n{}", out.stdout);
     }
@@ -147,12 +158,12 @@ fn sftp_batch_with_key_puts_lists_gets_renames_deletes_and_is_audited() {
     let upload = batch_round_trip(&f, &f.key_user(), "keyed");
 
     // The upload-completed event: right path, size and SHA-256 (computed by the server while streaming).
-    let event = f.server.wait_for_upload_completed("/inbox/keyed.bin", Duration::from_secs(10));
+    let event = f.server.wait_for_upload_completed("/inbox/keyed.bin.part", Duration::from_secs(10));
     assert_eq!(event["size"].as_u64().or_else(|| event["fields"]["size"].as_u64()), Some(300_000), "{event}");
     assert_eq!(field(&event, "sha256"), Some(sha256sum(&upload).as_str()), "{event}");
     assert_eq!(field(&event, "tenant"), Some("acme"), "{event}");
     assert_eq!(field(&event, "login"), Some("alice"), "{event}");
-    f.server.wait_for_upload_completed("/inbox/keyed-dir/inner.bin", Duration::from_secs(10));
+    f.server.wait_for_upload_completed("/inbox/keyed-dir/inner.bin.part", Duration::from_secs(10));
 
     // The audit trail, in the catalog.
     let has = |action: &str, path: &str| {
@@ -161,14 +172,14 @@ fn sftp_batch_with_key_puts_lists_gets_renames_deletes_and_is_audited() {
     };
     let login = wait_for_audit(&f.p, "login", |r| r.action == "login" && r.outcome == "ok");
     assert!(login.detail.contains("publickey"), "login detail names the method: {login:?}");
-    let upload_row = wait_for_audit(&f.p, "upload", has("upload", "/inbox/keyed.bin"));
+    let upload_row = wait_for_audit(&f.p, "upload", has("upload", "/inbox/keyed.bin.part"));
     assert_eq!(upload_row.bytes, Some(300_000));
-    let download_row = wait_for_audit(&f.p, "download", has("download", "/inbox/keyed.bin"));
+    let download_row = wait_for_audit(&f.p, "download", has("download", "/inbox/keyed.bin.part"));
     assert_eq!(download_row.bytes, Some(300_000));
-    let rename = wait_for_audit(&f.p, "rename", has("rename", "/inbox/keyed.bin"));
-    assert!(rename.detail.contains("/inbox/keyed-renamed.bin"), "rename names its target: {rename:?}");
+    let rename = wait_for_audit(&f.p, "rename", has("rename", "/inbox/keyed.bin.part"));
+    assert!(rename.detail.contains("/inbox/keyed-renamed.tmp"), "rename names its target: {rename:?}");
     wait_for_audit(&f.p, "mkdir", has("mkdir", "/inbox/keyed-dir"));
-    wait_for_audit(&f.p, "delete", has("delete", "/inbox/keyed-renamed.bin"));
+    wait_for_audit(&f.p, "delete", has("delete", "/inbox/keyed-renamed.tmp"));
     wait_for_audit(&f.p, "rmdir", |r| {
         (r.action == "rmdir" || r.action == "delete") && r.outcome == "ok" && r.path == "/inbox/keyed-dir"
     });
@@ -176,6 +187,29 @@ fn sftp_batch_with_key_puts_lists_gets_renames_deletes_and_is_audited() {
     // Never a password, never file contents.
     let trail = format!("{:?}", audit_rows(&f.p));
     assert!(!trail.contains(PASSWORD));
+
+    // A normally named upload is the import pipeline's: it leaves /inbox and
+    // the client reads its receipt from /outbox (rejected: acme has no profile).
+    let work = f.work("keyed-import");
+    let csv = work.join("keyed.csv");
+    std::fs::write(&csv, "id;name\n1;Zoë\n").expect("csv");
+    let out = f.key_user().sftp_batch(&format!("put {} /inbox/keyed.csv\n", csv.display()));
+    assert_success("sftp put of keyed.csv", &out);
+    f.server.wait_for_upload_completed("/inbox/keyed.csv", Duration::from_secs(10));
+    let on_disk = f.tenant_dir().join("outbox/keyed.csv.result.json");
+    wait_for(IMPORT_VERDICT, || on_disk.exists().then_some(()))
+        .unwrap_or_else(|| panic!("no receipt for /inbox/keyed.csv; jobs: {}", f.p.ok(&["import", "list"])));
+    let got = work.join("keyed.csv.result.json");
+    let out = f.key_user().sftp_batch(&format!("ls -1 /inbox\nget /outbox/keyed.csv.result.json {}\n", got.display()));
+    assert_success("sftp ls /inbox + get of the receipt", &out);
+    assert!(!listing(&out.stdout).iter().any(|l| l.ends_with("keyed.csv")), "keyed.csv still listed:\n{}", out.stdout);
+    assert!(!f.inbox().join("keyed.csv").exists(), "keyed.csv is still in /inbox");
+    let receipt: Value = serde_json::from_slice(&read(&got)).expect("receipt JSON");
+    assert_eq!(receipt["file"], "keyed.csv", "{receipt:#}");
+    assert_eq!(receipt["status"], "rejected", "{receipt:#}");
+    assert_eq!(receipt["sha256"], sha256sum(&csv).as_str(), "{receipt:#}");
+    let message = receipt["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("no import profile matches keyed.csv"), "{receipt:#}");
 }
 
 #[test]
@@ -196,10 +230,10 @@ fn scp_in_sftp_mode_uploads_and_downloads_with_key_and_password() {
         let upload = work.join("up.bin");
         let download = work.join("down.bin");
         random_file(&upload, 200_000);
-        let remote = format!("{{remote}}:/inbox/{tag}.bin");
+        let remote = format!("{{remote}}:/inbox/{tag}.bin.part");
         let out = user.scp(&[&upload.display().to_string(), &remote]);
         assert_success(&format!("scp upload ({tag})"), &out);
-        assert_eq!(read(&f.inbox().join(format!("{tag}.bin"))), read(&upload));
+        assert_eq!(read(&f.inbox().join(format!("{tag}.bin.part"))), read(&upload));
         let out = user.scp(&[&remote, &download.display().to_string()]);
         assert_success(&format!("scp download ({tag})"), &out);
         assert_eq!(read(&download), read(&upload));
@@ -213,17 +247,19 @@ fn legacy_scp_is_refused_with_a_message_naming_sftp() {
     let work = f.work("legacy");
     let upload = work.join("up.bin");
     random_file(&upload, 1000);
-    let out = user.scp(&["-O", &upload.display().to_string(), "{remote}:/inbox/legacy.bin"]);
+    // Temporary names: a file that got through would stay in /inbox to be seen.
+    let out = user.scp(&["-O", &upload.display().to_string(), "{remote}:/inbox/legacy.bin.part"]);
     assert_failure("scp -O upload", &out);
     assert!(out.stderr.to_lowercase().contains("sftp"), "the refusal should say to use SFTP; stderr:\n{}", out.stderr);
-    assert!(!f.inbox().join("legacy.bin").exists());
+    assert!(!f.inbox().join("legacy.bin.part").exists());
 
-    std::fs::write(f.inbox().join("present.txt"), "present").expect("plant a file");
+    std::fs::write(f.inbox().join("present.txt.part"), "present").expect("plant a file");
     let target = work.join("present.txt");
-    let out = user.scp(&["-O", "{remote}:/inbox/present.txt", &target.display().to_string()]);
+    let out = user.scp(&["-O", "{remote}:/inbox/present.txt.part", &target.display().to_string()]);
     assert_failure("scp -O download", &out);
     assert!(out.stderr.to_lowercase().contains("sftp"), "stderr:\n{}", out.stderr);
     assert!(!target.exists(), "legacy scp download produced a file");
+    assert_eq!(read(&f.inbox().join("present.txt.part")), b"present", "the planted file is still there");
 }
 
 /// `ssh` with the user's options, bounded to `secs` seconds, stdin empty.
@@ -304,10 +340,10 @@ fn curl_with_libssh2_1_10_is_refused_at_key_exchange_by_default() {
     let f = Fixture::start();
     let upload = f.work("curl-default").join("up.bin");
     random_file(&upload, 1000);
-    let out = f.key_user().curl(&["-T", &upload.display().to_string(), "{url}/inbox/curl-default.bin"]);
+    let out = f.key_user().curl(&["-T", &upload.display().to_string(), "{url}/inbox/curl-default.bin.part"]);
     assert_failure("curl against the default algorithms", &out);
     assert!(out.stderr.contains("exchange encryption keys"), "{}", out.stderr);
-    assert!(!f.inbox().join("curl-default.bin").exists());
+    assert!(!f.inbox().join("curl-default.bin.part").exists());
 }
 
 /// With `sftp.libssh2_compat = true` curl works end to end.
@@ -319,34 +355,34 @@ fn curl_sftp_uploads_lists_downloads_renames_deletes_with_key_and_password() {
         let upload = work.join("up.bin");
         let download = work.join("down.bin");
         random_file(&upload, 250_000);
-        let file_url = format!("{{url}}/inbox/{tag}.bin");
+        let file_url = format!("{{url}}/inbox/{tag}.bin.part");
 
         let out = user.curl(&["-T", &upload.display().to_string(), &file_url]);
         assert_success(&format!("curl upload ({tag})"), &out);
-        assert_eq!(read(&f.inbox().join(format!("{tag}.bin"))), read(&upload));
+        assert_eq!(read(&f.inbox().join(format!("{tag}.bin.part"))), read(&upload));
 
         let out = user.curl(&["{url}/inbox/"]);
         assert_success(&format!("curl list ({tag})"), &out);
-        assert!(out.stdout.contains(&format!("{tag}.bin")), "listing lacks {tag}.bin:\n{}", out.stdout);
+        assert!(out.stdout.contains(&format!("{tag}.bin.part")), "listing lacks {tag}.bin.part:\n{}", out.stdout);
 
         let out = user.curl(&["-o", &download.display().to_string(), &file_url]);
         assert_success(&format!("curl download ({tag})"), &out);
         assert_eq!(read(&download), read(&upload));
 
-        let rename = format!("rename /inbox/{tag}.bin /inbox/{tag}-renamed.bin");
+        let rename = format!("rename /inbox/{tag}.bin.part /inbox/{tag}-renamed.tmp");
         let mkdir = format!("mkdir /inbox/{tag}-dir");
         let out = user.curl(&["-Q", &rename, "-Q", &mkdir, "{url}/inbox/"]);
         assert_success(&format!("curl rename + mkdir ({tag})"), &out);
-        assert!(out.stdout.contains(&format!("{tag}-renamed.bin")), "{}", out.stdout);
+        assert!(out.stdout.contains(&format!("{tag}-renamed.tmp")), "{}", out.stdout);
         assert!(f.inbox().join(format!("{tag}-dir")).is_dir());
-        assert!(!f.inbox().join(format!("{tag}.bin")).exists());
+        assert!(!f.inbox().join(format!("{tag}.bin.part")).exists());
 
         let rmdir = format!("rmdir /inbox/{tag}-dir");
-        let rm = format!("rm /inbox/{tag}-renamed.bin");
+        let rm = format!("rm /inbox/{tag}-renamed.tmp");
         let out = user.curl(&["-Q", &rmdir, "-Q", &rm, "{url}/inbox/"]);
         assert_success(&format!("curl rmdir + rm ({tag})"), &out);
         assert!(!f.inbox().join(format!("{tag}-dir")).exists());
-        assert!(!f.inbox().join(format!("{tag}-renamed.bin")).exists());
+        assert!(!f.inbox().join(format!("{tag}-renamed.tmp")).exists());
     }
 }
 
@@ -363,28 +399,29 @@ fn paramiko_round_trip(f: &Fixture, user: &SftpUser, tag: &str) {
     let download = work.join("down.bin");
     random_file(&upload, 150_000);
     let (up, down) = (upload.display().to_string(), download.display().to_string());
+    // Temporary names throughout: the import pipeline leaves them in /inbox.
     let p = |name: &str| format!("/inbox/{tag}-{name}");
     let ops = json!([
-        {"op": "put", "local": up, "remote": p("a.bin")},
-        {"op": "stat", "path": p("a.bin")},
+        {"op": "put", "local": up, "remote": p("a.bin.part")},
+        {"op": "stat", "path": p("a.bin.part")},
         {"op": "listdir", "path": "/inbox"},
-        {"op": "get", "remote": p("a.bin"), "local": down},
-        {"op": "rename", "from": p("a.bin"), "to": p("b.bin")},
-        {"op": "posix_rename", "from": p("b.bin"), "to": p("c.bin")},
+        {"op": "get", "remote": p("a.bin.part"), "local": down},
+        {"op": "rename", "from": p("a.bin.part"), "to": p("b.bin.part")},
+        {"op": "posix_rename", "from": p("b.bin.part"), "to": p("c.tmp")},
         {"op": "mkdir", "path": p("dir")},
-        {"op": "put", "local": up, "remote": format!("{}/inner.bin", p("dir"))},
+        {"op": "put", "local": up, "remote": format!("{}/inner.bin.part", p("dir"))},
         {"op": "listdir", "path": p("dir")},
-        {"op": "remove", "path": format!("{}/inner.bin", p("dir"))},
+        {"op": "remove", "path": format!("{}/inner.bin.part", p("dir"))},
         {"op": "rmdir", "path": p("dir")},
         {"op": "stat", "path": "/inbox"},
         {"op": "realpath", "path": "/inbox/../inbox/."},
         {"op": "statvfs", "path": "/inbox"},
         // Refused: symbolic and hard links.
-        {"op": "symlink", "target": p("c.bin"), "path": p("link")},
-        {"op": "symlink", "target": "../../../../etc", "path": p("up")},
-        {"op": "hardlink", "from": p("c.bin"), "to": p("hard")},
+        {"op": "symlink", "target": p("c.tmp"), "path": p("link.part")},
+        {"op": "symlink", "target": "../../../../etc", "path": p("up.part")},
+        {"op": "hardlink", "from": p("c.tmp"), "to": p("hard.part")},
         {"op": "listdir", "path": "/inbox"},
-        {"op": "remove", "path": p("c.bin")},
+        {"op": "remove", "path": p("c.tmp")},
         {"op": "listdir", "path": "/inbox"},
     ]);
     let report = user.paramiko(ops);
@@ -394,16 +431,16 @@ fn paramiko_round_trip(f: &Fixture, user: &SftpUser, tag: &str) {
         ok(i);
     }
     assert_eq!(r[1]["value"]["size"], 150_000, "{}", r[1]);
-    assert!(r[2]["value"].as_array().expect("names").contains(&json!(format!("{tag}-a.bin"))), "{}", r[2]);
+    assert!(r[2]["value"].as_array().expect("names").contains(&json!(format!("{tag}-a.bin.part"))), "{}", r[2]);
     assert_eq!(read(&download), read(&upload));
-    assert_eq!(r[8]["value"], json!(["inner.bin"]));
+    assert_eq!(r[8]["value"], json!(["inner.bin.part"]));
     assert_eq!(r[11]["value"]["is_dir"], true);
     assert_eq!(r[12]["value"], "/inbox");
     for i in [14, 15, 16] {
         assert_eq!(r[i]["ok"], false, "link creation must be refused: {}", r[i]);
     }
     let names = r[17]["value"].as_array().expect("names");
-    for refused in ["link", "up", "hard"] {
+    for refused in ["link.part", "up.part", "hard.part"] {
         assert!(!names.contains(&json!(format!("{tag}-{refused}"))), "{refused} exists: {names:?}");
     }
     assert!(!r[19]["value"].as_array().expect("names").iter().any(|n| n.as_str().is_some_and(|n| n.starts_with(tag))));
@@ -432,8 +469,8 @@ fn paramiko_puts_and_gets_a_sixteen_mib_file() {
     let report = f.key_user().paramiko_plan(json!({
         "op_timeout": 10,
         "ops": [
-            {"op": "put", "local": upload.display().to_string(), "remote": "/inbox/pmk-big.bin"},
-            {"op": "get", "remote": "/inbox/pmk-big.bin", "local": back.display().to_string()},
+            {"op": "put", "local": upload.display().to_string(), "remote": "/inbox/pmk-big.bin.part"},
+            {"op": "get", "remote": "/inbox/pmk-big.bin.part", "local": back.display().to_string()},
         ],
     }));
     let r = results(&report);
@@ -548,15 +585,15 @@ fn a_fifty_mib_file_round_trips_with_the_same_sha256() {
     random_file(&upload, 50 * 1024 * 1024);
     let started = std::time::Instant::now();
     let out = f.key_user().sftp_batch(&format!(
-        "put {} /inbox/big.bin\nget /inbox/big.bin {}\n",
+        "put {} /inbox/big.bin.part\nget /inbox/big.bin.part {}\n",
         upload.display(),
         download.display()
     ));
     assert_success("50 MiB put + get (bounded to 60 s)", &out);
     let want = sha256sum(&upload);
-    assert_eq!(sha256sum(&f.inbox().join("big.bin")), want);
+    assert_eq!(sha256sum(&f.inbox().join("big.bin.part")), want);
     assert_eq!(sha256sum(&download), want);
-    let event = f.server.wait_for_upload_completed("/inbox/big.bin", Duration::from_secs(10));
+    let event = f.server.wait_for_upload_completed("/inbox/big.bin.part", Duration::from_secs(10));
     assert_eq!(field(&event, "sha256"), Some(want.as_str()));
     eprintln!("50 MiB up and down in {:?}", started.elapsed());
 }
@@ -584,7 +621,7 @@ fn rclone_lists_uploads_downloads_and_deletes_when_installed() {
             command.args(["--config", "/dev/null", "--contimeout", "10s", "--timeout", "30s"]).args(args);
             run_command(&mut command, b"")
         };
-        let name = format!("rclone-{i}.bin");
+        let name = format!("rclone-{i}.bin.part");
         let out = rclone(&["copyto", &upload.display().to_string(), &format!("{remote}/inbox/{name}")]);
         assert_success("rclone copyto (upload)", &out);
         assert_eq!(read(&f.inbox().join(&name)), read(&upload));

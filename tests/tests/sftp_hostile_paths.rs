@@ -8,6 +8,13 @@
 //! every operation alice tries is checked for leaked content or names, and
 //! afterwards the data directory, the outside directory and a few host
 //! locations are checked for anything written.
+//!
+//! The files planted in the inboxes have `.part` names: the import pipeline
+//! (which takes every other completed file out of `/inbox`) never takes
+//! those, so every operation aimed at them meets a file that exists. They are
+//! dated an hour back, so that the pipeline's scan at start would take them at
+//! once if it took such names, and every test ends by checking that they are
+//! all still in place, unchanged.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -28,7 +35,7 @@ const FOREIGN_NAMES: &[&str] = &[
     "proc",
     "tmp",
     "secret.txt",
-    "secret.csv",
+    "secret.csv.part",
     "tenants",
     "catalog.db",
     "hostkeys",
@@ -37,6 +44,7 @@ const FOREIGN_NAMES: &[&str] = &[
     "globex",
     "tls",
     "archive",
+    "spool",
 ];
 
 struct World {
@@ -52,8 +60,10 @@ struct World {
     write_marker: String,
     /// acme's own file name in its inbox.
     acme_file: String,
-    /// globex's own file name in its inbox (besides secret.csv).
+    /// globex's own file name in its inbox (besides secret.csv.part).
     globex_file: String,
+    /// The files planted in the inboxes, with their content.
+    planted: Vec<(PathBuf, String)>,
 }
 
 impl World {
@@ -68,11 +78,20 @@ impl World {
 
         let tenants = p.data_dir().join("tenants");
         let globex_secret = format!("GLOBEX-SECRET-{tag}");
-        let globex_file = format!("globex-only-{tag}.csv");
-        std::fs::write(tenants.join("globex/inbox/secret.csv"), &globex_secret).expect("globex secret");
-        std::fs::write(tenants.join("globex/inbox").join(&globex_file), &globex_secret).expect("globex file");
-        let acme_file = format!("acme-own-{tag}.csv");
-        std::fs::write(tenants.join("acme/inbox").join(&acme_file), format!("ACME-DATA-{tag}")).expect("acme file");
+        // `.part` names: the import pipeline leaves them in the inboxes.
+        let globex_file = format!("globex-only-{tag}.csv.part");
+        let acme_file = format!("acme-own-{tag}.csv.part");
+        let planted = vec![
+            (tenants.join("globex/inbox/secret.csv.part"), globex_secret.clone()),
+            (tenants.join("globex/inbox").join(&globex_file), globex_secret.clone()),
+            (tenants.join("acme/inbox").join(&acme_file), format!("ACME-DATA-{tag}")),
+        ];
+        let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        for (path, content) in &planted {
+            std::fs::write(path, content).expect("plant a file");
+            let file = std::fs::File::options().write(true).open(path).expect("open a planted file");
+            file.set_modified(an_hour_ago).expect("date a planted file back");
+        }
 
         // Symlinks planted on disk (by someone with shell access, or a race) pointing outside.
         let inbox = tenants.join("acme/inbox");
@@ -96,6 +115,7 @@ impl World {
             write_marker: format!("HOSTILE-WRITE-{tag}"),
             acme_file,
             globex_file,
+            planted,
         }
     }
 
@@ -188,18 +208,18 @@ fn hostile_read_paths(world: &World) -> Vec<Value> {
         json!(world.outside_via_dots("/inbox/") + "/secret.txt"),
         json!(world.outside_via_dots("") + "/secret.txt"),
         json!(format!("{}/secret.txt", world.outside.path().display())),
-        json!("/../globex/inbox/secret.csv"),
-        json!("/../../globex/inbox/secret.csv"),
-        json!("../globex/inbox/secret.csv"),
-        json!("/inbox/../../globex/inbox/secret.csv"),
-        json!("/tenants/globex/inbox/secret.csv"),
-        json!("/../../tenants/globex/inbox/secret.csv"),
-        json!("/../../../tenants/globex/inbox/secret.csv"),
+        json!("/../globex/inbox/secret.csv.part"),
+        json!("/../../globex/inbox/secret.csv.part"),
+        json!("../globex/inbox/secret.csv.part"),
+        json!("/inbox/../../globex/inbox/secret.csv.part"),
+        json!("/tenants/globex/inbox/secret.csv.part"),
+        json!("/../../tenants/globex/inbox/secret.csv.part"),
+        json!("/../../../tenants/globex/inbox/secret.csv.part"),
         json!("/inbox/evil/passwd"),
         json!("/inbox/evil/../etc/passwd"),
         json!("/inbox/evil_out/secret.txt"),
-        json!("/inbox/up/globex/inbox/secret.csv"),
-        json!("/inbox/to-globex/secret.csv"),
+        json!("/inbox/up/globex/inbox/secret.csv.part"),
+        json!("/inbox/to-globex/secret.csv.part"),
         json!("/\u{ff49}\u{ff4e}\u{ff42}\u{ff4f}\u{ff58}/x"),
         json!("/inbox/..\u{2215}..\u{2215}etc\u{2215}passwd"),
         json!("/inbox/\u{2025}/\u{2025}/etc/passwd"),
@@ -211,7 +231,7 @@ fn hostile_read_paths(world: &World) -> Vec<Value> {
         json!(long_dots),
         raw(b"/etc/passwd\0"),
         raw(b"/inbox/\0/../../../etc/passwd"),
-        raw(b"/../globex/inbox/secret.csv\0.txt"),
+        raw(b"/../globex/inbox/secret.csv.part\0.txt"),
         raw(b"/inbox/\xff\xfe/../../../etc/passwd"),
     ]
 }
@@ -328,9 +348,9 @@ fn writes_never_leave_the_tenant_root() {
     }
     for victim in [
         "/inbox/evil_out/secret.txt",
-        "/../globex/inbox/secret.csv",
-        "/inbox/to-globex/secret.csv",
-        "/inbox/up/globex/inbox/secret.csv",
+        "/../globex/inbox/secret.csv.part",
+        "/inbox/to-globex/secret.csv.part",
+        "/inbox/up/globex/inbox/secret.csv.part",
         "/../../../tmp",
     ] {
         ops.push((json!({"op": "remove", "path": victim}), Must::Fail));
@@ -373,10 +393,10 @@ fn openssh_sftp_cannot_climb_out_either() {
     let batch = format!(
         "-get /etc/passwd {w}/g1\n\
          -get ../../../etc/passwd {w}/g2\n\
-         -get /../globex/inbox/secret.csv {w}/g3\n\
+         -get /../globex/inbox/secret.csv.part {w}/g3\n\
          -get /inbox/evil/passwd {w}/g4\n\
          -get /inbox/secret {w}/g5\n\
-         -get /inbox/to-globex/secret.csv {w}/g6\n\
+         -get /inbox/to-globex/secret.csv.part {w}/g6\n\
          -get {outside}/secret.txt {w}/g7\n\
          -ls /..\n\
          -ls /../globex/inbox\n\
@@ -537,9 +557,14 @@ fn assert_nothing_written_outside_acme(world: &World) {
     }
 }
 
-/// The server is still running, did not panic, and still serves a login.
+/// The server is still running, did not panic, and still serves a login;
+/// the planted files are all still in place, unchanged.
 fn assert_server_healthy(mut world: World) {
     assert!(world.server.is_running(), "the server died:\n{}", world.server.output());
+    for (path, content) in &world.planted {
+        let now = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("planted {}: {e}", path.display()));
+        assert_eq!(&now, content, "planted {} changed", path.display());
+    }
     let report = world.alice().paramiko(json!([{"op": "listdir", "path": "/inbox"}]));
     assert_eq!(report["auth"], "ok", "no login after the hostile session: {report}");
     assert_eq!(report["results"][0]["ok"], true, "{report}");

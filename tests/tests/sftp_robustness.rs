@@ -1,8 +1,14 @@
 //! The SFTP server under rough treatment: a client killed or cut off in the
 //! middle of an upload (no upload-completed event, no file under its final
-//! name, no temporary file left, "aborted" in the audit trail, and the server
-//! keeps serving), too many failed logins on one connection, a client that
-//! connects and says nothing (login grace time), and garbage instead of SSH.
+//! name, no import job for it, no temporary file left, "aborted" in the audit
+//! trail, and the server keeps serving), too many failed logins on one
+//! connection, a client that connects and says nothing (login grace time), and
+//! garbage instead of SSH.
+//!
+//! The interrupted uploads have normal names, which the import pipeline would
+//! take out of `/inbox` had they ever appeared there, recording an import job
+//! before moving the file: so the file must not be there, and (checked after
+//! that) no import job may exist for it, whenever the pipeline looked.
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
@@ -54,8 +60,9 @@ impl Fixture {
     }
 
     /// After an interrupted upload of `path` (`/inbox/...`): no event, no
-    /// file under its final name, no temporary file, "aborted" in the audit
-    /// trail, and a new client can log in and upload.
+    /// file under its final name and no import job for it (the pipeline would
+    /// have taken a file that appeared there), no temporary file, "aborted"
+    /// in the audit trail, and a new client can log in and upload.
     fn assert_upload_discarded(&mut self, path: &str) {
         let final_name = self.tenant_dir().join(path.trim_start_matches('/'));
         wait_for_audit(&self.p, "aborted upload", |r| r.action == "upload" && r.outcome == "aborted" && r.path == path);
@@ -69,6 +76,13 @@ impl Fixture {
             .collect();
         assert!(completed.is_empty(), "an interrupted upload was reported completed: {completed:?}");
         assert!(!final_name.exists(), "{} exists after an interrupted upload", final_name.display());
+        let jobs = self.p.ok(&["import", "list", "--json"]);
+        let jobs: serde_json::Value = serde_json::from_str(&jobs).expect("import list JSON");
+        let inbox_path = path.trim_start_matches("/inbox/");
+        assert!(
+            !jobs.as_array().expect("jobs").iter().any(|j| j["path"] == inbox_path),
+            "the pipeline took an interrupted upload of {path}: {jobs:#}"
+        );
         let left = wait_for(Duration::from_secs(10), || {
             let temps = self.temp_files();
             temps.is_empty().then_some(())
