@@ -77,7 +77,8 @@ pub(super) struct Control {
 impl Control {
     /// Sends a reply (bounded in time: see [`write_by`]).
     pub(super) async fn reply(&mut self, reply: Reply) -> io::Result<()> {
-        let by = self.login_deadline.unwrap_or_else(|| Instant::now() + self.idle);
+        // Capped so that no configured idle timeout overflows the clock.
+        let by = self.login_deadline.unwrap_or_else(|| Instant::now() + self.idle.min(MAX_REPLY_WAIT));
         write_by(self.reader.get_mut(), &reply.encode(), by).await
     }
 
@@ -372,6 +373,10 @@ fn help() -> Reply {
 async fn send(reader: &mut LineReader<ClientStream>, reply: Reply, deadline: Instant) -> bool {
     write_by(reader.get_mut(), &reply.encode(), deadline).await.is_ok()
 }
+
+/// Longest a logged-in client may leave a reply unread, whatever the idle
+/// timeout.
+const MAX_REPLY_WAIT: Duration = Duration::from_secs(24 * 3600);
 
 /// Time a last reply gets even past its deadline (the 421 of the login
 /// grace time).

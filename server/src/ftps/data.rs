@@ -53,13 +53,18 @@ pub(crate) async fn accept(
     timeout: Duration,
 ) -> Result<DataStream, DataError> {
     tokio::time::timeout(timeout, async {
+        let mut strangers = 0u32;
         let stream = loop {
             let (stream, from) = port.listener().accept().await.map_err(DataError::Accept)?;
             let from = from.ip().to_canonical();
             if from == client {
                 break stream;
             }
-            tracing::info!(client = %client, from = %from, "ftps: data connection from another address closed");
+            // Logged once per transfer: a flood of them must not flood the log.
+            strangers += 1;
+            if strangers == 1 {
+                tracing::info!(client = %client, from = %from, "ftps: data connection from another address closed");
+            }
         };
         let _ = stream.set_nodelay(true);
         let stream = tls.accept_data(stream).await.map_err(DataError::Handshake)?;
