@@ -91,11 +91,35 @@ start_passerelle "$NOSYNC_PORT" nosync false
 # rejected, no profile; that work runs beside the transfers, as in
 # production). Downloads read /outbox, where passerelle puts what clients
 # fetch: the bench places the same files there.
+# (A folder of their own: receipts of the uploads land in /outbox too.)
 for name in shipped nosync; do
-    cp -r "$WORK/src/big.bin" "$WORK/src/small" "$WORK/$name/tenants/bench/outbox/"
+    mkdir -p "$WORK/$name/tenants/bench/outbox/download"
+    cp -r "$WORK/src/big.bin" "$WORK/src/small" "$WORK/$name/tenants/bench/outbox/download/"
 done
-cp -r "$WORK/src/big.bin" "$WORK/src/small" "$CHROOT/upload/"
+mkdir -p "$CHROOT/upload/download"
+cp -r "$WORK/src/big.bin" "$WORK/src/small" "$CHROOT/upload/download/"
+# Gigabytes of fresh copies would otherwise be written back during the first
+# measurements.
+sync
 sleep 2
+
+# settle DATA_DIR: waits (bounded) until the import pipeline of that
+# installation has taken and finished every uploaded file, then flushes:
+# each measurement starts on a quiet machine, with the previous phase's
+# imports done. (In production they run beside the transfers.)
+settle() {
+    local open
+    for _ in $(seq 1 600); do
+        open=$(PASSERELLE_DATA_DIR=$1 "$P" import list --json --limit 1000000 |
+            grep -cE '"status": "(received|validating|loading)"' || true)
+        if [ "$open" = 0 ] && [ -z "$(find "$1/tenants/bench/inbox" -type f ! -name '.*' -print -quit)" ]; then
+            sync
+            return
+        fi
+        sleep 0.5
+    done
+    echo "bench: the import pipeline of $1 did not settle within 5 minutes" >&2
+}
 
 # run_sftp PORT USER BATCH: seconds taken by one sftp batch.
 run_sftp() {
@@ -105,9 +129,10 @@ run_sftp() {
     echo "$EPOCHREALTIME - $start" | bc -l
 }
 
-# best_of PORT USER DIR OP: best time over ROUNDS for one operation.
+# best_of PORT USER DIR OP [DATA_DIR]: best time over ROUNDS for one
+# operation; with DATA_DIR, the import pipeline settles after each round.
 best_of() {
-    local port=$1 user=$2 dir=$3 op=$4 best="" t batch="$WORK/batch"
+    local port=$1 user=$2 dir=$3 op=$4 data=${5:-} best="" t batch="$WORK/batch"
     for _ in $(seq 1 "$ROUNDS"); do
         case $op in
         put-big) printf 'put %s %s/big.bin\n' "$WORK/src/big.bin" "$dir" >"$batch" ;;
@@ -118,16 +143,19 @@ best_of() {
         t=$(run_sftp "$port" "$user" "$batch")
         if [ -z "$best" ] || [ "$(echo "$t < $best" | bc -l)" = 1 ]; then best=$t; fi
         rm -rf "$WORK/dst"/*
+        if [ -n "$data" ]; then settle "$data"; fi
     done
     printf '%.3f' "$best"
 }
 
 printf '\n%-10s %10s %12s %7s %12s %7s\n' "transfer" "openssh s" "passerelle s" "ratio" "no-fsync s" "ratio"
 for op in put-big get-big put-small get-small; do
-    case $op in put-*) ours=/inbox ;; get-*) ours=/outbox ;; esac
-    o=$(best_of "$SSHD_PORT" root /upload "$op")
-    p=$(best_of "$PASSERELLE_PORT" bench "$ours" "$op")
-    n=$(best_of "$NOSYNC_PORT" bench "$ours" "$op")
+    case $op in put-*) ours=/inbox theirs=/upload ;; get-*) ours=/outbox/download theirs=/upload/download ;; esac
+    sync
+    o=$(best_of "$SSHD_PORT" root "$theirs" "$op")
+    sync
+    p=$(best_of "$PASSERELLE_PORT" bench "$ours" "$op" "$WORK/shipped")
+    n=$(best_of "$NOSYNC_PORT" bench "$ours" "$op" "$WORK/nosync")
     printf '%-10s %10s %12s %7.2f %12s %7.2f\n' "$op" "$o" "$p" "$(echo "$o / $p" | bc -l)" "$n" "$(echo "$o / $n" | bc -l)"
 done
 echo "(ratio = openssh time / passerelle time; target >= 0.8)"
