@@ -26,7 +26,9 @@ pub(crate) fn archive(layout: &Layout, tenant: &TenantName, job_id: &str) -> io:
     fs::rename(&spooled, &archived)?;
     // Retention counts from the job's end, not from the upload.
     fs::File::options().write(true).open(&archived)?.set_modified(SystemTime::now())?;
-    sync_dir(&archive_dir)
+    // Not synced: a rename lost in a crash leaves the file in the spool,
+    // and the next start archives it (`archive_leftovers`).
+    Ok(())
 }
 
 /// Deletes the archived originals of `tenants` older than `retention`;
