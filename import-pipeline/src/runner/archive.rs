@@ -86,7 +86,7 @@ mod tests {
         let day = Duration::from_secs(86_400);
         let old = fs::File::options().write(true).open(layout.archive_dir(&acme).join("old")).unwrap();
         old.set_modified(SystemTime::now() - 2 * day).unwrap();
-        assert_eq!(prune(&layout, &[acme.clone()], day).unwrap(), 1);
+        assert_eq!(prune(&layout, std::slice::from_ref(&acme), day).unwrap(), 1);
         assert!(!layout.archive_dir(&acme).join("old").exists());
         assert!(restore(&layout, &acme, "new").unwrap());
         assert_eq!(fs::read(layout.spool_dir(&acme).join("new")).unwrap(), b"new");

@@ -47,7 +47,7 @@ pub struct Arrival {
 #[derive(Debug)]
 pub(crate) enum Claim {
     /// The file is now the job's.
-    Taken(ImportJob),
+    Taken(Box<ImportJob>),
     /// The file changed too recently: look again after this long.
     NotYet(Duration),
     /// Nothing to take (gone, taken already, not a regular file).
@@ -97,7 +97,7 @@ pub(crate) async fn claim(
     let job = ImportJob::received(uuid::Uuid::new_v4().to_string(), &arrival.tenant, arrival.path.clone());
     catalog.insert_import_job(&job).await?;
     match take(layout, &arrival.tenant, &arrival.path, &job.id) {
-        Ok(true) => Ok(Claim::Taken(job)),
+        Ok(true) => Ok(Claim::Taken(Box::new(job))),
         Ok(false) => {
             // Removed by its client between the look and the rename.
             let mut job = job;

@@ -38,10 +38,10 @@ pub(super) async fn run(admin: &Admin, command: UserCommand) -> Result<(), CliEr
         }
         UserCommand::List { tenant, json } => {
             let tenant = tenant.as_deref().map(TenantName::parse).transpose()?;
-            if let Some(name) = &tenant {
-                if admin.catalog.tenant(name).await?.is_none() {
-                    return Err(usage(format!("tenant {name} not found")));
-                }
+            if let Some(name) = &tenant
+                && admin.catalog.tenant(name).await?.is_none()
+            {
+                return Err(usage(format!("tenant {name} not found")));
             }
             let users = admin.catalog.users(tenant.as_ref()).await?;
             if json.json {

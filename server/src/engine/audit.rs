@@ -17,7 +17,7 @@ const BATCH: usize = 256;
 
 /// What the writer task receives.
 enum Message {
-    Event(AuditEvent),
+    Event(Box<AuditEvent>),
     /// Answered once every event sent before it is stored.
     Flush(oneshot::Sender<()>),
 }
@@ -41,14 +41,14 @@ impl Auditor {
                 let mut flushed = Vec::new();
                 for message in batch.drain(..) {
                     match message {
-                        Message::Event(event) => events.push(event),
+                        Message::Event(event) => events.push(*event),
                         Message::Flush(done) => flushed.push(done),
                     }
                 }
-                if !events.is_empty() {
-                    if let Err(e) = catalog.record_all(&events).await {
-                        warn!(error = %e, events = events.len(), "audit events not stored in the catalog");
-                    }
+                if !events.is_empty()
+                    && let Err(e) = catalog.record_all(&events).await
+                {
+                    warn!(error = %e, events = events.len(), "audit events not stored in the catalog");
                 }
                 for done in flushed {
                     let _ = done.send(());
@@ -78,7 +78,7 @@ impl Auditor {
         );
         self.metrics.event(&event.protocol, &event.action, &event.outcome, event.bytes);
         // The receiver lives as long as the runtime; a send error only happens at shutdown.
-        let _ = self.sender.send(Message::Event(event));
+        let _ = self.sender.send(Message::Event(Box::new(event)));
     }
 
     /// Waits until every event recorded so far is in the catalog.
