@@ -8,9 +8,9 @@
 //! Provisions a fresh tenant database (admin URL from `TEST_PG_ADMIN_URL`,
 //! default `postgres://postgres@127.0.0.1:5432/postgres`), loads the file
 //! with the first profile of `LOAD_BENCH_PROFILE`, prints
-//! `load_seconds=…`, plus `digest_seconds=…` and `validate_seconds=…` (the
-//! SHA-256 and the validation pass an import job runs before its load),
-//! then destroys the database.
+//! `load_seconds=…` and `validate_seconds=…` (the validation pass, which
+//! also digests the file, that an import job runs before its load), then
+//! destroys the database.
 
 use std::fs::File;
 use std::time::Instant;
@@ -27,21 +27,6 @@ async fn load_bench() {
     let profile = profiles.iter().next().expect("a profile").clone();
     let admin =
         std::env::var("TEST_PG_ADMIN_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-
-    // What a job does before validating: the content's SHA-256 (exactly once).
-    let started = Instant::now();
-    let mut file = File::open(&path).unwrap();
-    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    let mut buffer = vec![0; 256 * 1024];
-    loop {
-        let n = std::io::Read::read(&mut file, &mut buffer).unwrap();
-        if n == 0 {
-            break;
-        }
-        context.update(&buffer[..n]);
-    }
-    let _ = context.finish();
-    let digest_seconds = started.elapsed().as_secs_f64();
 
     let started = Instant::now();
     let report = validate(File::open(&path).unwrap(), &profile, &mut Discard).unwrap();
@@ -61,7 +46,6 @@ async fn load_bench() {
     assert!(outcome.is_imported(), "{:?}", outcome.report.errors);
     println!("rows={}", outcome.rows);
     println!("bytes={}", outcome.report.bytes);
-    println!("digest_seconds={digest_seconds:.3}");
     println!("validate_seconds={validate_seconds:.3}");
     println!("load_seconds={load_seconds:.3}");
 }

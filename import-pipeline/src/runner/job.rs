@@ -3,11 +3,12 @@
 //! a database that goes away) is resumed from the catalog and the ledger:
 //!
 //! 1. find the file (spool; the inbox if the crash came before the rename;
-//!    the archive for `import retry`), digest it;
+//!    the archive for `import retry`);
 //! 2. a load that may have committed before a crash is looked up in the
 //!    tenant database's ledger: committed means imported, never loaded twice;
-//! 3. profile, same content imported before (duplicate), validation
-//!    (streaming, nothing written), then the load in one transaction;
+//! 3. profile, validation (streaming, nothing written; it also digests the
+//!    file), same content imported before (duplicate), then the load in one
+//!    transaction;
 //! 4. receipt, verdict in the catalog, original archived.
 
 use std::fs::File;
@@ -72,20 +73,6 @@ pub(crate) async fn run(ctx: &JobContext<'_>, mut job: ImportJob) -> Result<(), 
     if !spooled.exists() && !find_file(ctx, &tenant, &job)? {
         return finish(ctx, &tenant, job, Verdict::refused("the file was removed before it could be imported")).await;
     }
-    let sha256 = match job.sha256.clone() {
-        Some(sha256) => sha256,
-        None => {
-            let path = spooled.clone();
-            let (sha256, bytes) = tokio::task::spawn_blocking(move || digest_file(&path))
-                .await
-                .map_err(|e| RunnerError::Io("digesting the file".into(), io::Error::other(e)))?
-                .map_err(|e| RunnerError::Io(format!("reading job {}'s file", job.id), e))?;
-            job.sha256 = Some(sha256.clone());
-            job.bytes = Some(i64::try_from(bytes).unwrap_or(i64::MAX));
-            save(ctx, &job).await?;
-            sha256
-        }
-    };
     let database = ctx.catalog.tenant_database(&tenant).await?;
 
     if matches!(job.status, JobStatus::Loading | JobStatus::WaitingRetry) {
@@ -120,11 +107,6 @@ pub(crate) async fn run(ctx: &JobContext<'_>, mut job: ImportJob) -> Result<(), 
         return finish(ctx, &tenant, job, Verdict::refused(message)).await;
     };
     job.profile = Some(profile.name().to_owned());
-    if let Some(earlier) = ctx.catalog.imported_same_content(&job.tenant, profile.name(), &sha256).await?
-        && earlier != job.id
-    {
-        return finish(ctx, &tenant, job, Verdict::Duplicate { of: earlier }).await;
-    }
 
     transition(ctx, &mut job, JobStatus::Validating, None).await?;
     let path = spooled.clone();
@@ -139,9 +121,24 @@ pub(crate) async fn run(ctx: &JobContext<'_>, mut job: ImportJob) -> Result<(), 
     .await
     .map_err(|e| RunnerError::Io("validating".into(), io::Error::other(e)))?
     .map_err(|e| RunnerError::Io(format!("reading job {}'s file", job.id), e))?;
+    // The validation pass read the whole file unless it stopped early: its
+    // digest is the file's, with no separate read.
+    if job.sha256.is_none()
+        && let Some(digest) = report.sha256
+    {
+        job.sha256 = Some(hex::encode(digest));
+        job.bytes = Some(i64::try_from(report.bytes).unwrap_or(i64::MAX));
+    }
     if !report.is_accepted() {
         let verdict = Verdict::Rejected { errors: report.errors, error_count: report.error_count };
         return finish(ctx, &tenant, job, verdict).await;
+    }
+    // An accepted file was read whole, so its digest is known.
+    let sha256 = job.sha256.clone().unwrap_or_default();
+    if let Some(earlier) = ctx.catalog.imported_same_content(&job.tenant, profile.name(), &sha256).await?
+        && earlier != job.id
+    {
+        return finish(ctx, &tenant, job, Verdict::Duplicate { of: earlier }).await;
     }
 
     transition(ctx, &mut job, JobStatus::Loading, None).await?;
@@ -196,14 +193,6 @@ fn digest_file(path: &Path) -> io::Result<(String, u64)> {
         bytes += n as u64;
     }
     Ok((hex::encode(context.finish()), bytes))
-}
-
-/// Records the job's fields (no transition).
-async fn save(ctx: &JobContext<'_>, job: &ImportJob) -> Result<(), RunnerError> {
-    let mut job = job.clone();
-    job.updated_at = now_ms();
-    ctx.catalog.update_import_job(&job).await?;
-    Ok(())
 }
 
 /// Moves the job to `status`, in the catalog and the audit trail.
@@ -262,6 +251,17 @@ async fn finish(
     mut job: ImportJob,
     verdict: Verdict,
 ) -> Result<(), RunnerError> {
+    // Refused before (or stopped early in) validation: the receipt still
+    // names the content.
+    let spooled = ctx.layout.spool_dir(tenant).join(&job.id);
+    if job.sha256.is_none() && spooled.exists() {
+        let (sha256, bytes) = tokio::task::spawn_blocking(move || digest_file(&spooled))
+            .await
+            .map_err(|e| RunnerError::Io("digesting the file".into(), io::Error::other(e)))?
+            .map_err(|e| RunnerError::Io(format!("reading job {}'s file", job.id), e))?;
+        job.sha256 = Some(sha256);
+        job.bytes = Some(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
     let finished_at = now_ms();
     let (rows, errors, error_count, duplicate_of) = match &verdict {
         Verdict::Imported { rows } => (*rows, &[][..], 0, None),
