@@ -176,14 +176,13 @@ macro_rules! job_columns {
     };
 }
 
-impl Catalog {
-    /// Records a new job.
-    pub async fn insert_import_job(&self, job: &ImportJob) -> Result<(), CatalogError> {
-        sqlx::query(
-            "INSERT INTO import_jobs (id, tenant, path, sha256, bytes, profile, status, rows_loaded, attempts, \
-             next_try_at, error, received_at, updated_at, finished_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        )
+/// A statement on `import_jobs` with every field of `job` bound, in
+/// column order: `$1` id … `$14` finished_at.
+fn bind_job<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    job: &'q ImportJob,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    query
         .bind(&job.id)
         .bind(&job.tenant)
         .bind(&job.path)
@@ -198,29 +197,36 @@ impl Catalog {
         .bind(job.received_at)
         .bind(job.updated_at)
         .bind(job.finished_at)
+}
+
+impl Catalog {
+    /// Records a new job.
+    pub async fn insert_import_job(&self, job: &ImportJob) -> Result<(), CatalogError> {
+        bind_job(
+            sqlx::query(
+                "INSERT INTO import_jobs (id, tenant, path, sha256, bytes, profile, status, rows_loaded, attempts, \
+                 next_try_at, error, received_at, updated_at, finished_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            ),
+            job,
+        )
         .execute(&self.pool)
         .await
         .map_err(|e| CatalogError::on_conflict(e, || format!("import job {}", job.id)))?;
         Ok(())
     }
 
-    /// Stores every changing field of `job` (matched by id).
+    /// Stores every changing field of `job` (matched by id; tenant, path
+    /// and arrival never change).
     pub async fn update_import_job(&self, job: &ImportJob) -> Result<(), CatalogError> {
-        let done = sqlx::query(
-            "UPDATE import_jobs SET sha256 = $2, bytes = $3, profile = $4, status = $5, rows_loaded = $6, \
-             attempts = $7, next_try_at = $8, error = $9, updated_at = $10, finished_at = $11 WHERE id = $1",
+        let done = bind_job(
+            sqlx::query(
+                "UPDATE import_jobs SET sha256 = $4, bytes = $5, profile = $6, status = $7, rows_loaded = $8, \
+                 attempts = $9, next_try_at = $10, error = $11, updated_at = $13, finished_at = $14 \
+                 WHERE id = $1 AND tenant = $2 AND path = $3 AND received_at = $12",
+            ),
+            job,
         )
-        .bind(&job.id)
-        .bind(job.sha256.as_deref())
-        .bind(job.bytes)
-        .bind(job.profile.as_deref())
-        .bind(job.status.as_str())
-        .bind(job.rows_loaded)
-        .bind(job.attempts)
-        .bind(job.next_try_at)
-        .bind(job.error.as_deref())
-        .bind(job.updated_at)
-        .bind(job.finished_at)
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {

@@ -191,8 +191,26 @@ pub async fn committed_import(database: &TenantDatabase, import_id: &str) -> Res
     }
 }
 
+/// Name of the ledger table in every tenant database, as a literal for `concat!`.
+macro_rules! ledger {
+    () => {
+        "\"_passerelle_imports\""
+    };
+}
+
 /// Name of the ledger table in every tenant database.
-pub(crate) const LEDGER: &str = "\"_passerelle_imports\"";
+pub(crate) const LEDGER: &str = ledger!();
+
+// Ledger statements, the same text for both dialects (SQLite numbers `$n`
+// parameters in order of appearance, as they appear here).
+/// The import that already loaded this profile and content: `$1` profile, `$2` SHA-256.
+pub(crate) const LEDGER_EARLIER: &str =
+    concat!("SELECT import_id FROM ", ledger!(), " WHERE profile = $1 AND sha256 = $2");
+/// Records a committed import: `$1` id, `$2` profile, `$3` SHA-256, `$4` rows.
+pub(crate) const LEDGER_RECORD: &str =
+    concat!("INSERT INTO ", ledger!(), " (import_id, profile, sha256, rows) VALUES ($1, $2, $3, $4)");
+/// The rows of a committed import: `$1` id.
+pub(crate) const LEDGER_ROWS: &str = concat!("SELECT rows FROM ", ledger!(), " WHERE import_id = $1");
 
 /// `CREATE TABLE IF NOT EXISTS` for the ledger.
 pub(crate) fn create_ledger_sql(dialect: Dialect) -> String {

@@ -9,8 +9,8 @@ use sqlx::{AssertSqlSafe, Connection, SqlSafeStr, SqlStr};
 
 use super::encode::{write_date, write_timestamp};
 use super::{
-    Batcher, Dialect, ImportRef, LEDGER, LoadError, LoadOutcome, column_list, connect_within, create_ledger_sql,
-    create_table_sql, join_validation, quote_ident, spawn_validation, upsert_clause,
+    Batcher, Dialect, ImportRef, LEDGER_EARLIER, LEDGER_RECORD, LEDGER_ROWS, LoadError, LoadOutcome, column_list,
+    connect_within, create_ledger_sql, create_table_sql, join_validation, quote_ident, spawn_validation, upsert_clause,
 };
 use crate::profile::{Mode, Profile};
 use crate::validate::{Row, ValidateError, Value};
@@ -71,11 +71,7 @@ async fn load_on<R: Read + Send + 'static>(
     let mut tx = conn.begin().await?;
     sqlx::raw_sql(AssertSqlSafe(create_ledger_sql(Dialect::Sqlite))).execute(&mut *tx).await?;
     let earlier: Option<String> =
-        sqlx::query_scalar(AssertSqlSafe(format!("SELECT import_id FROM {LEDGER} WHERE profile = ?1 AND sha256 = ?2")))
-            .bind(profile.name())
-            .bind(import.sha256)
-            .fetch_optional(&mut *tx)
-            .await?;
+        sqlx::query_scalar(LEDGER_EARLIER).bind(profile.name()).bind(import.sha256).fetch_optional(&mut *tx).await?;
     if let Some(earlier) = earlier {
         tx.rollback().await?;
         return Err(LoadError::AlreadyImported(earlier));
@@ -148,15 +144,13 @@ async fn load_on<R: Read + Send + 'static>(
         tx.rollback().await?;
         return Ok(LoadOutcome { report, rows: 0, table_created });
     }
-    sqlx::query(AssertSqlSafe(format!(
-        "INSERT INTO {LEDGER} (import_id, profile, sha256, rows) VALUES (?1, ?2, ?3, ?4)"
-    )))
-    .bind(import_id)
-    .bind(profile.name())
-    .bind(import.sha256)
-    .bind(i64::try_from(rows).unwrap_or(i64::MAX))
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query(LEDGER_RECORD)
+        .bind(import_id)
+        .bind(profile.name())
+        .bind(import.sha256)
+        .bind(i64::try_from(rows).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(LoadOutcome { report, rows, table_created })
 }
@@ -164,10 +158,7 @@ async fn load_on<R: Read + Send + 'static>(
 pub(super) async fn committed_import(url: &str, import_id: &str) -> Result<Option<u64>, LoadError> {
     let mut conn = connect(url).await?;
     let rows: Option<i64> = if table_exists(&mut conn, "_passerelle_imports").await? {
-        sqlx::query_scalar(AssertSqlSafe(format!("SELECT rows FROM {LEDGER} WHERE import_id = ?1")))
-            .bind(import_id)
-            .fetch_optional(&mut conn)
-            .await?
+        sqlx::query_scalar(LEDGER_ROWS).bind(import_id).fetch_optional(&mut conn).await?
     } else {
         None
     };
