@@ -46,6 +46,13 @@ fn curl_implicit_and_explicit_upload_list_download_rename_delete_mkdir() {
     let event = f.server.wait_for_upload_completed("/inbox/big.bin.part", Duration::from_secs(10));
     assert_eq!(field(&event, "sha256"), Some(sha256sum(&local).as_str()), "{event}");
 
+    // A refused upload is reported as such (curl: 25, the server's 550), on both ports.
+    for port in ["{implicit}", "{explicit}"] {
+        let out = alice.curl(&["-T", &l, &format!("{port}/outbox/refused.bin")]);
+        assert_eq!(out.code, 25, "upload to /outbox via {port}: {}", out.stderr);
+        assert!(out.stderr.contains("550"), "{}", out.stderr);
+    }
+
     // Explicit: list, download, mkdir, rename, delete.
     let out = alice.curl(&["{explicit}/inbox/"]);
     assert!(out.success(), "explicit list: {}", out.stderr);

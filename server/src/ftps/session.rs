@@ -330,12 +330,18 @@ impl<'a> LoggedIn<'a> {
                 .reply(control, Reply::new(521, "send PBSZ 0 and PROT P first: data is always encrypted"))
                 .await;
         }
-        let Some(port) = self.passive.take() else {
+        if self.passive.is_none() {
             return self.reply(control, Reply::new(425, "send PASV or EPSV first")).await;
-        };
+        }
+        // A refused transfer keeps the passive port: the client may have
+        // connected to it already, and resetting that connection makes some
+        // clients (curl) report a bad PASV reply instead of the refusal.
         let job = match self.prepare(cmd, rest).await {
             Ok(job) => job,
             Err(reply) => return self.reply(control, reply).await,
+        };
+        let Some(port) = self.passive.take() else {
+            return self.reply(control, Reply::new(425, "send PASV or EPSV first")).await;
         };
         let data = transfer::DataSide {
             port,
