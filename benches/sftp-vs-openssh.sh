@@ -4,6 +4,7 @@
 #
 #   benches/sftp-vs-openssh.sh            # 1 GiB file + 2,000 files of 4 KiB
 #   BENCH_BIG_MIB=256 BENCH_SMALL_FILES=500 benches/sftp-vs-openssh.sh
+#   BENCH_OPS="put-small" benches/sftp-vs-openssh.sh    # some transfers only
 #
 # Prints seconds per transfer for each server and the ratio
 # passerelle-speed / openssh-speed (>= 1.0: passerelle is at least as fast),
@@ -18,6 +19,7 @@ BIG_MIB=${BENCH_BIG_MIB:-1024}
 SMALL_FILES=${BENCH_SMALL_FILES:-2000}
 CIPHER=${BENCH_CIPHER:-aes128-gcm@openssh.com}
 ROUNDS=${BENCH_ROUNDS:-2}
+OPS=${BENCH_OPS:-put-big get-big put-small get-small}
 SSHD_PORT=${BENCH_SSHD_PORT:-2422}
 PASSERELLE_PORT=${BENCH_PASSERELLE_PORT:-2423}
 NOSYNC_PORT=$((PASSERELLE_PORT + 1))
@@ -149,7 +151,7 @@ best_of() {
 }
 
 printf '\n%-10s %10s %12s %7s %12s %7s\n' "transfer" "openssh s" "passerelle s" "ratio" "no-fsync s" "ratio"
-for op in put-big get-big put-small get-small; do
+for op in $OPS; do
     case $op in put-*) ours=/inbox theirs=/upload ;; get-*) ours=/outbox/download theirs=/upload/download ;; esac
     sync
     o=$(best_of "$SSHD_PORT" root "$theirs" "$op")

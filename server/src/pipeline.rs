@@ -1,21 +1,64 @@
 //! Attaches the import pipeline to the running server: every
 //! upload-completed event of the engine is announced to it (its own inbox
 //! watcher and scans catch files placed by other means).
+//!
+//! The pipeline runs on a runtime of its own whose threads have a lower CPU
+//! priority than the transfers: a burst of imports (a validation pass over
+//! every file, a receipt, an archive) must not slow down the clients still
+//! uploading on the same cores. It has its own catalog connections, which
+//! live and die with that runtime.
 
 use std::time::Duration;
 
+use anyhow::Context as _;
 use passerelle_catalog::{Catalog, TenantName};
 use passerelle_import::{Arrival, Pipeline};
+use tokio::runtime::Runtime;
 use tokio::sync::broadcast::error::RecvError;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::data_dir::DataDir;
 use crate::engine::Engine;
 
+/// Threads of the pipeline's runtime (jobs of four tenants run at once, but
+/// they mostly wait for the disk and the tenant databases).
+const THREADS: usize = 2;
+/// How much nicer than the server the pipeline's threads are (see nice(1)).
+const NICER_BY: i32 = 10;
+
+/// The running import pipeline and the runtime it runs on.
+pub(crate) struct Imports {
+    pipeline: Pipeline,
+    runtime: Runtime,
+}
+
+impl Imports {
+    /// Stops the pipeline (see [`Pipeline::shutdown`]), then its runtime.
+    pub(crate) async fn shutdown(self) {
+        self.pipeline.shutdown().await;
+        // Dropping a runtime blocks; this may run on another runtime's thread.
+        self.runtime.shutdown_background();
+    }
+}
+
 /// Starts the pipeline and feeds it the engine's upload events.
-pub(crate) async fn start(engine: &Engine, catalog: &Catalog, data_dir: &DataDir) -> anyhow::Result<Pipeline> {
+pub(crate) async fn start(engine: &Engine, data_dir: &DataDir) -> anyhow::Result<Imports> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(THREADS)
+        .thread_name("passerelle-import")
+        .on_thread_start(lower_priority)
+        .enable_all()
+        .build()
+        .context("cannot start the import pipeline's runtime")?;
     let retention = Duration::from_secs(u64::from(engine.config().archive.retention_days) * 86_400);
-    let pipeline = Pipeline::start(catalog.clone(), data_dir.import_layout(), retention).await?;
+    let catalog_url = engine.config().catalog.url.clone();
+    let layout = data_dir.import_layout();
+    let pipeline = runtime
+        .spawn(async move {
+            let catalog = Catalog::open(&catalog_url).await?;
+            anyhow::Ok(Pipeline::start(catalog, layout, retention).await?)
+        })
+        .await??;
     let mut uploads = engine.subscribe_uploads();
     let announcer = pipeline.announcer();
     tokio::spawn(async move {
@@ -34,5 +77,17 @@ pub(crate) async fn start(engine: &Engine, catalog: &Catalog, data_dir: &DataDir
             }
         }
     });
-    Ok(pipeline)
+    Ok(Imports { pipeline, runtime })
+}
+
+/// Makes the calling thread `NICER_BY` nicer than the process. Best effort:
+/// where the system refuses, the pipeline runs at the server's priority.
+fn lower_priority() {
+    use rustix::process::{getpriority_process, setpriority_process};
+
+    let thread = Some(rustix::thread::gettid());
+    let lowered = getpriority_process(None).and_then(|nice| setpriority_process(thread, (nice + NICER_BY).min(19)));
+    if let Err(e) = lowered {
+        debug!(error = %e, "import pipeline: could not lower the thread priority");
+    }
 }

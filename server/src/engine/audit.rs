@@ -4,9 +4,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use passerelle_catalog::{AuditEvent, Ban, Catalog, TenantName};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::Protocol;
@@ -14,6 +16,10 @@ use super::metrics::Metrics;
 
 /// Most events written in one transaction.
 const BATCH: usize = 256;
+/// How long the writer lets events gather before it commits them: a client
+/// uploading files one by one would otherwise cost one catalog transaction
+/// per file. Events are already in the log; a flush does not wait.
+const LINGER: Duration = Duration::from_millis(100);
 
 /// What the writer task receives.
 enum Message {
@@ -33,10 +39,18 @@ impl Auditor {
     pub(super) fn new(catalog: Catalog, metrics: Arc<Metrics>) -> Self {
         let (sender, mut receiver) = mpsc::unbounded_channel::<Message>();
         tokio::spawn(async move {
-            // Whatever queued up while the last batch was written goes in
-            // one transaction: one commit per burst, not per event.
+            // Whatever queues up while the last batch is written, or within
+            // LINGER of its first event, goes in one transaction.
             let mut batch = Vec::with_capacity(BATCH);
             while receiver.recv_many(&mut batch, BATCH).await > 0 {
+                let deadline = Instant::now() + LINGER;
+                while batch.len() < BATCH && !batch.iter().any(|m| matches!(m, Message::Flush(_))) {
+                    let room = BATCH - batch.len();
+                    match tokio::time::timeout_at(deadline, receiver.recv_many(&mut batch, room)).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
                 let mut events = Vec::with_capacity(batch.len());
                 let mut flushed = Vec::new();
                 for message in batch.drain(..) {
