@@ -295,7 +295,8 @@ pub struct ProxyProtocolConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadsConfig {
     /// Flush an upload's data and directory entry to disk before the client
-    /// is told it completed, so a power loss cannot lose an acknowledged file.
+    /// is told it completed, so even a power loss cannot lose an
+    /// acknowledged file (off by default, as in OpenSSH).
     pub fsync: bool,
 }
 

@@ -558,11 +558,15 @@ pub(crate) const KEYS: &[KeyDef] = &[
         section: "uploads",
         name: "fsync",
         kind: Kind::Bool,
-        default: Default::Value("true"),
+        default: Default::Value("false"),
         secret: false,
         doc: "Flush each upload's data and directory entry to disk before telling the client it \
-              completed, so that a power loss never loses an acknowledged file. false trades that \
-              guarantee for small-file speed, like OpenSSH and vsftpd, which never flush.",
+              completed, so that even a power loss never loses an acknowledged file (each small file \
+              then costs two disk flushes). false, like OpenSSH, SFTPGo and vsftpd: an acknowledged \
+              upload survives any crash of passerelle and reaches the disk within seconds; a power \
+              loss before that can lose it, and the import pipeline then refuses the damaged file \
+              (it no longer matches the SHA-256 sealed on it at upload) instead of importing it. A \
+              client's fsync@openssh.com always flushes its upload.",
         effective: |c| Some(Value::Boolean(c.uploads.fsync)),
     },
 ];

@@ -17,11 +17,13 @@
 //! archived original once the profile exists; a finished job is refused.
 //! The server stays healthy throughout: a last good upload is imported.
 //!
-//! The last three tests document bugs found on the way; they fail until the
-//! pipeline is fixed (each says where and how): a retried job taking a file
-//! still being written at its path instead of its archived original, lines
-//! miscounted with classic Mac (CR) line ends, and bytes undefined in
-//! Windows-1252 loaded as control characters.
+//! An upload cut short by a power loss (its data shorter than the SHA-256
+//! sealed on it) is refused, not imported.
+//!
+//! Three tests come from bugs found on the way, now fixed: a retried job
+//! taking a file still being written at its path instead of its archived
+//! original, lines miscounted with classic Mac (CR) line ends, and bytes
+//! undefined in Windows-1252 loaded as control characters.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -477,14 +479,14 @@ fn import_retry_runs_a_file_rejected_for_want_of_a_profile_once_the_profile_exis
 // Known bugs: these tests fail until the pipeline is fixed (see each test).
 // ------------------------------------------------------------------------
 
-/// BUG (import-pipeline/src/runner/job.rs, `find_file`): a retried job is
+/// Regression test for a bug now fixed (import-pipeline/src/runner/job.rs, `find_file`): a retried job is
 /// back in status `received`, so `find_file` first tries `intake::take` of
 /// the job's inbox path and only then the archive. A file at the same path
 /// that the runner has not taken — here one another program is still
 /// writing — is taken instead of the archived original: it is imported
 /// under the old job (with the old job's SHA-256 in the receipt and the
 /// ledger), the "never take a file still being written" rule is broken, and
-/// archiving it afterwards overwrites the original. Fix: restore from the
+/// archiving it afterwards overwrites the original. The fix: restore from the
 /// archive first, and take from the inbox only when there is no archived
 /// original (a crash between recording the job and taking the file).
 #[test]
@@ -515,13 +517,13 @@ fn import_retry_runs_the_archived_original_not_a_file_being_written_at_the_same_
     assert_ne!(newer_id, id);
 }
 
-/// BUG (import-pipeline/src/validate/: `input::count_newlines`, the line
+/// Regression test for a bug now fixed (import-pipeline/src/validate/: `input::count_newlines`, the line
 /// counting in `Parser::parse` and `end_sniffing`, `sniff::FirstRecord`):
 /// csv-core ends a record at a lone CR (classic Mac line ends, still
 /// written by Excel's "CSV (Macintosh)"), so such files are accepted, but
 /// lines are counted by LF only: every record is "line 1". An error on the
 /// third line is reported on line 1 (the header), and every row is loaded
-/// with `_line` = 1. Fix: count a CR, and an LF not preceded by a CR (the
+/// with `_line` = 1. The fix: count a CR, and an LF not preceded by a CR (the
 /// previous byte remembered across chunks), as one line end everywhere
 /// lines are counted.
 #[test]
@@ -549,12 +551,49 @@ fn classic_mac_line_ends_are_numbered_like_the_lines_of_the_file() {
     assert_eq!(loaded(&app, "acme", "employees", &id, "employee_id, _line"), json!([[70, 2], [71, 3]]));
 }
 
-/// BUG (import-pipeline/src/validate/decode.rs, `Decoder::windows_1252`):
+/// An upload is acknowledged before it reaches the disk (`uploads.fsync`
+/// off, as in OpenSSH); after a power loss in the next seconds the disk may
+/// hold its name without all its data. Such a file — here cut at a line end,
+/// so it is a valid CSV by itself — no longer matches the SHA-256 sealed on
+/// it when its upload completed: it is refused with a receipt that says to
+/// upload it again, and loads nothing. The same content put in the inbox by
+/// another program (no seal) is imported as it is.
+#[test]
+fn an_upload_cut_short_by_a_power_loss_is_refused_not_imported() {
+    let app = acme();
+    let cut = format!("{HEADER}80;;;\n");
+    app.upload("alice", "employees/pay.csv.part", format!("{cut}81;;;\n82;;;\n").as_bytes());
+    let dir = app.inbox("acme").join("employees");
+    // What the disk holds after the power loss: name and seal, not all the data.
+    let on_disk = std::fs::OpenOptions::new().write(true).open(dir.join("pay.csv.part")).expect("the upload");
+    on_disk.set_len(cut.len() as u64).expect("cut the upload short");
+    drop(on_disk);
+    std::fs::rename(dir.join("pay.csv.part"), dir.join("pay.csv")).expect("the upload's final name");
+    let damaged = Bad::new(
+        "employees/pay.csv",
+        cut.as_bytes(),
+        None,
+        "differs from the one recorded when the upload completed (the server probably lost power before the \
+         file reached the disk); upload it again",
+    );
+    let damaged_local = local_file(&app, damaged.path, &damaged.content);
+    let refused = check_rejected(&app.receipt("acme", "alice", damaged.path), &damaged, &damaged_local);
+
+    let unsealed_local = local_file(&app, "employees/unsealed.csv", cut.as_bytes());
+    std::fs::copy(&unsealed_local, dir.join("unsealed.csv.tmp")).expect("another program's file");
+    std::fs::rename(dir.join("unsealed.csv.tmp"), dir.join("unsealed.csv")).expect("its final name");
+    let receipt = app.receipt("acme", "alice", "employees/unsealed.csv");
+    let id = check_imported(&receipt, "employees/unsealed.csv", &unsealed_local, "employees", 1);
+    assert_eq!(loaded(&app, "acme", "employees", &id, "employee_id"), json!([[80]]));
+    assert_eq!(loaded(&app, "acme", "employees", &refused, "employee_id"), json!([]));
+}
+
+/// Regression test for a bug now fixed (import-pipeline/src/validate/decode.rs, `Decoder::windows_1252`):
 /// bytes 0x81, 0x8D, 0x8F, 0x90 and 0x9D are not characters of
 /// Windows-1252, and not UTF-8 either; under `encoding = "auto"` the file is
 /// nevertheless imported, each byte becoming an invisible C1 control
 /// character (U+0081...) in the database, where input.rs refuses the C0
-/// controls as binary. Fix: refuse a record holding one of them, naming the
+/// controls as binary. The fix: refuse a record holding one of them, naming the
 /// byte ("byte 0x81 is neither UTF-8 nor Windows-1252").
 #[test]
 fn bytes_that_are_neither_utf8_nor_windows_1252_are_refused() {

@@ -7,8 +7,8 @@
 //! 2. a load that may have committed before a crash is looked up in the
 //!    tenant database's ledger: committed means imported, never loaded twice;
 //! 3. profile, validation (streaming, nothing written; it also digests the
-//!    file), same content imported before (duplicate), then the load in one
-//!    transaction;
+//!    file, which must match its upload seal if it has one), same content
+//!    imported before (duplicate), then the load in one transaction;
 //! 4. receipt, verdict in the catalog, original archived.
 
 use std::fs::File;
@@ -27,7 +27,13 @@ use super::layout::Layout;
 use super::receipt::{self, Receipt};
 use crate::load::{ImportRef, LoadError, committed_import, load};
 use crate::profile::Profiles;
+use crate::seal::sealed_sha256;
 use crate::validate::{Discard, ImportError, ValidateError, validate};
+
+/// Why a file whose content no longer matches its upload seal is refused.
+const DAMAGED: &str = "the file is not what its client sent: its SHA-256 differs from the one recorded when \
+                       the upload completed (the server probably lost power before the file reached the disk); \
+                       upload it again";
 
 /// First wait before a load is tried again; doubled after each failure.
 const FIRST_RETRY: Duration = Duration::from_secs(1);
@@ -112,7 +118,12 @@ pub(crate) async fn run(ctx: &JobContext<'_>, mut job: ImportJob) -> Result<(), 
     let path = spooled.clone();
     let checked = profile.clone();
     let report = tokio::task::spawn_blocking(move || -> io::Result<_> {
-        match validate(File::open(&path)?, &checked, &mut Discard) {
+        let file = File::open(&path)?;
+        // Uploads are acknowledged before they reach the disk (unless
+        // uploads.fsync): the file gets there before anything is loaded from
+        // it, so the archive keeps exactly what was imported.
+        file.sync_data()?;
+        match validate(file, &checked, &mut Discard) {
             Ok(report) => Ok(report),
             Err(ValidateError::Read(e)) => Err(e),
             Err(ValidateError::Sink(never)) => match never {},
@@ -128,6 +139,11 @@ pub(crate) async fn run(ctx: &JobContext<'_>, mut job: ImportJob) -> Result<(), 
     {
         job.sha256 = Some(hex::encode(digest));
         job.bytes = Some(i64::try_from(report.bytes).unwrap_or(i64::MAX));
+    }
+    if let (Some(sealed), Some(read)) = (sealed_sha256(&spooled), job.sha256.as_deref())
+        && sealed != read
+    {
+        return finish(ctx, &tenant, job, Verdict::refused(DAMAGED)).await;
     }
     if !report.is_accepted() {
         let verdict = Verdict::Rejected { errors: report.errors, error_count: report.error_count };

@@ -99,8 +99,8 @@ impl TenantFs {
         Ok(Self { root: Arc::new(root), durable: true })
     }
 
-    /// Whether a commit flushes the upload to disk before it returns
-    /// (`uploads.fsync`; on unless turned off).
+    /// Whether every commit flushes the upload to disk before it returns
+    /// (`uploads.fsync`); on unless turned off here.
     pub(crate) fn with_durable_commits(mut self, durable: bool) -> Self {
         self.durable = durable;
         self

@@ -2,14 +2,22 @@
 //!
 //! An upload writes to a hidden temporary file (`.passerelle-upload-<hex>`,
 //! mode 0600) next to its target; clients cannot name it and listings skip it.
-//! `commit` fsyncs it and renames it onto the target in one step, so the
-//! target name only ever shows a complete file — which is what lets the
-//! import pipeline take any file it sees under a final name. Anything that
-//! does not commit (abort, error, dropped connection) removes the temporary.
+//! `commit` seals it with its SHA-256 and renames it onto the target in one
+//! step, so the target name only ever shows a complete file — which is what
+//! lets the import pipeline take any file it sees under a final name. Anything
+//! that does not commit (abort, error, dropped connection) removes the
+//! temporary.
+//!
+//! Whether the commit also waits for the disk is the durability choice:
+//! `uploads.fsync`, or a client's `fsync@openssh.com`, flushes data and
+//! directory entry first. Otherwise, as with OpenSSH, the kernel writes the
+//! file back a few seconds later, and the seal is what lets the import
+//! pipeline refuse a file that a power loss left empty or cut short. Where the
+//! filesystem cannot keep the seal, the upload is flushed.
 //!
 //! ```text
 //!  write_at ──► pwrite(temp) ──► StreamHasher        (blocking pool, &self)
-//!  commit   ──► wait for writes ─► fsync ─► digest ─► rename(temp, target) ─► fsync(dir)
+//!  commit   ──► wait for writes ─► digest ─► seal ─► [fsync] ─► rename(temp, target) ─► [fsync(dir)]
 //!  drop     ──► unlink(temp)     (unless committed)
 //! ```
 
@@ -64,6 +72,8 @@ struct Staged {
     temp_name: String,
     file: std::fs::File,
     hasher: Mutex<StreamHasher>,
+    /// Set when the client asked for a flush: the commit then flushes too.
+    flush_requested: AtomicBool,
     /// Set once the temporary is gone (renamed by commit, or removed).
     done: AtomicBool,
 }
@@ -104,6 +114,7 @@ pub(super) fn start(dir: Dir, path: TenantPath, exclusive: bool, durable: bool) 
                     temp_name,
                     file: file.into_std(),
                     hasher: Mutex::new(StreamHasher::new()),
+                    flush_requested: AtomicBool::new(false),
                     done: AtomicBool::new(false),
                 };
                 return Ok(Upload {
@@ -160,15 +171,18 @@ impl Upload {
     }
 
     /// Flushes what was written so far to disk (SFTP `fsync@openssh.com`).
-    /// The file stays hidden until `commit`.
+    /// The file stays hidden until `commit`, which then flushes as well: the
+    /// client asked for this upload to be on disk.
     pub(crate) async fn sync(&self) -> Result<(), FsError> {
         let staged = Arc::clone(&self.staged);
+        staged.flush_requested.store(true, Ordering::Release);
         blocking(move || Ok(staged.file.sync_data()?)).await
     }
 
-    /// Makes the upload visible under its path: fsync, digest, rename (without
-    /// replacing an existing file if the upload was exclusive), fsync of the
-    /// directory. On error the temporary is removed and nothing is visible.
+    /// Makes the upload visible under its path: digest, seal, rename (without
+    /// replacing an existing file if the upload was exclusive), with the file
+    /// and its directory flushed around the rename if the upload is durable.
+    /// On error the temporary is removed and nothing is visible.
     pub(crate) async fn commit(self) -> Result<CommittedUpload, FsError> {
         let gate = Arc::clone(&self.gate).write_owned().await;
         let Self { path, exclusive, durable, staged, gate: _ } = self;
@@ -176,15 +190,20 @@ impl Upload {
         // renamed file is then visible and complete, an unrenamed one removed.
         blocking(move || {
             let _gate = gate;
-            if durable {
-                staged.file.sync_all()?;
-            }
             let size = staged.file.metadata()?.len();
             let streamed = staged.hasher.lock().unwrap_or_else(PoisonError::into_inner).finish(size);
             let sha256 = match streamed {
                 Some(digest) => digest,
                 None => digest_file(&staged.file)?,
             };
+            let sealed = passerelle_import::seal(&staged.file, &sha256);
+            if let Err(err) = &sealed {
+                tracing::debug!(path = %path, error = %err, "upload not sealed; flushing it instead");
+            }
+            let durable = durable || sealed.is_err() || staged.flush_requested.load(Ordering::Acquire);
+            if durable {
+                staged.file.sync_all()?;
+            }
             let target = path.file_name().ok_or(FsError::PermissionDenied)?;
             publish(&staged.dir, &staged.temp_name, target, exclusive)?;
             staged.done.store(true, Ordering::Release);
