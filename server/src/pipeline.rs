@@ -29,15 +29,26 @@ const NICER_BY: i32 = 10;
 /// The running import pipeline and the runtime it runs on.
 pub(crate) struct Imports {
     pipeline: Pipeline,
-    runtime: Runtime,
+    _runtime: PipelineRuntime,
 }
 
 impl Imports {
     /// Stops the pipeline (see [`Pipeline::shutdown`]), then its runtime.
     pub(crate) async fn shutdown(self) {
         self.pipeline.shutdown().await;
-        // Dropping a runtime blocks; this may run on another runtime's thread.
-        self.runtime.shutdown_background();
+    }
+}
+
+/// The pipeline's runtime, stopped without blocking when dropped: it is
+/// dropped on a thread of the server's runtime (at shutdown, or when the
+/// server fails to start), where dropping a runtime outright panics.
+struct PipelineRuntime(Option<Runtime>);
+
+impl Drop for PipelineRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 
@@ -53,12 +64,12 @@ pub(crate) async fn start(engine: &Engine, data_dir: &DataDir) -> anyhow::Result
     let retention = Duration::from_secs(u64::from(engine.config().archive.retention_days) * 86_400);
     let catalog_url = engine.config().catalog.url.clone();
     let layout = data_dir.import_layout();
-    let pipeline = runtime
-        .spawn(async move {
-            let catalog = Catalog::open(&catalog_url).await?;
-            anyhow::Ok(Pipeline::start(catalog, layout, retention).await?)
-        })
-        .await??;
+    let started = runtime.spawn(async move {
+        let catalog = Catalog::open(&catalog_url).await?;
+        anyhow::Ok(Pipeline::start(catalog, layout, retention).await?)
+    });
+    let runtime = PipelineRuntime(Some(runtime));
+    let pipeline = started.await??;
     let mut uploads = engine.subscribe_uploads();
     let announcer = pipeline.announcer();
     tokio::spawn(async move {
@@ -77,7 +88,7 @@ pub(crate) async fn start(engine: &Engine, data_dir: &DataDir) -> anyhow::Result
             }
         }
     });
-    Ok(Imports { pipeline, runtime })
+    Ok(Imports { pipeline, _runtime: runtime })
 }
 
 /// Makes the calling thread `NICER_BY` nicer than the process. Best effort:
