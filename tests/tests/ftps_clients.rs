@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use passerelle_tests::{
-    FtpsFixture, FtpsUser, audit_rows, bounded, field, random_file, run_command, sha256sum, wait_for_audit,
+    FtpsFixture, FtpsUser, bounded, field, random_file, run_command, sha256sum, wait_for_audit,
 };
 use serde_json::json;
 
@@ -168,7 +168,7 @@ fn an_uploaded_csv_emits_upload_completed_with_its_digest() {
     assert_eq!(field(&event, "tenant"), Some("acme"));
     assert_eq!(field(&event, "login"), Some("alice"));
     assert_eq!(field(&event, "sha256"), Some(sha256sum(&local).as_str()));
-    assert!(audit_rows(&f.p).iter().any(|r| r.action == "upload" && r.outcome == "ok"));
+    wait_for_audit(&f.p, "the upload", |r| r.action == "upload" && r.outcome == "ok");
 }
 
 #[test]
