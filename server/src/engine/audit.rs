@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use passerelle_catalog::{AuditEvent, Ban, Catalog, TenantName};
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::Protocol;
@@ -43,12 +42,14 @@ impl Auditor {
             // LINGER of its first event, goes in one transaction.
             let mut batch = Vec::with_capacity(BATCH);
             while receiver.recv_many(&mut batch, BATCH).await > 0 {
-                let deadline = Instant::now() + LINGER;
-                while batch.len() < BATCH && !batch.iter().any(|m| matches!(m, Message::Flush(_))) {
-                    let room = BATCH - batch.len();
-                    match tokio::time::timeout_at(deadline, receiver.recv_many(&mut batch, room)).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {}
+                // Asleep rather than waiting on the channel: events sent
+                // meanwhile do not wake this task one by one.
+                if batch.len() < BATCH && !batch.iter().any(|m| matches!(m, Message::Flush(_))) {
+                    tokio::time::sleep(LINGER).await;
+                    while batch.len() < BATCH
+                        && let Ok(message) = receiver.try_recv()
+                    {
+                        batch.push(message);
                     }
                 }
                 let mut events = Vec::with_capacity(batch.len());

@@ -2,8 +2,8 @@
 //!
 //! ```text
 //!  channel data ──► reader: frame, decode ──► in-flight permit ──► order lock ──► task: Sftp::handle
-//!                   (this task, never waits                        (barrier ops       │
-//!                    on a reply)                                    exclusive)        ▼
+//!                   (this task, never waits                        (barrier ops       │ (a barrier runs
+//!                    on a reply)                                    exclusive)        ▼  in the reader)
 //!  channel data ◄── writer task ◄──────────────── reply + permit ◄────────────────────┘
 //! ```
 //!
@@ -14,7 +14,8 @@
 //! one session can hold in memory (16 MiB). Requests that change state
 //! (open, close, remove, rename, …) are barriers: they wait for everything
 //! before them and hold back everything after them, so a CLOSE never commits
-//! an upload while WRITEs before it are still running.
+//! an upload while WRITEs before it are still running. Since nothing runs
+//! beside a barrier, the reader serves it itself.
 //!
 //! Replies leave in request order, whatever order the work finishes in: the
 //! protocol allows any order, but paramiko's pipelined writes (and OpenSSH's
@@ -129,10 +130,18 @@ pub(super) async fn run(channel: Channel<Msg>, session: Arc<Session>, stall_time
                 warn!("sftp: client stopped reading replies; closing the session");
                 break 'session;
             };
-            let sftp = Arc::clone(&sftp);
-            let reply_tx = reply_tx.clone();
             let this = sequence;
             sequence += 1;
+            if barrier {
+                // Nothing runs beside a barrier, so it runs here: a task to
+                // spawn and wake would only add two thread switches.
+                let reply = sftp.handle(request).await;
+                drop(guard);
+                let _ = reply_tx.send((this, reply, Some(permit)));
+                continue;
+            }
+            let sftp = Arc::clone(&sftp);
+            let reply_tx = reply_tx.clone();
             tokio::spawn(async move {
                 let reply = sftp.handle(request).await;
                 drop(sftp);
