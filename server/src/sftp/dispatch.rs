@@ -25,6 +25,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -142,12 +143,18 @@ pub(super) async fn run(channel: Channel<Msg>, session: Arc<Session>, stall_time
             }
             let sftp = Arc::clone(&sftp);
             let reply_tx = reply_tx.clone();
-            tokio::spawn(async move {
+            let mut work = Box::pin(async move {
                 let reply = sftp.handle(request).await;
                 drop(sftp);
                 drop(guard);
                 let _ = reply_tx.send((this, reply, Some(permit)));
             });
+            // What finishes without waiting (reads of small files, lookups)
+            // is served here; the rest goes on as a task, which polls it again
+            // at once and so registers its own waker.
+            if work.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending() {
+                tokio::spawn(work);
+            }
         }
         match incoming.wait().await {
             Some(ChannelMsg::Data { data }) => buf.extend_from_slice(&data),

@@ -191,7 +191,7 @@ impl TenantFs {
             if !meta.is_file() {
                 return Err(FsError::PermissionDenied);
             }
-            Ok(FileReader::new(file))
+            FileReader::new(file, meta.len())
         })
         .await
     }

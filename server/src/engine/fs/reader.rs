@@ -11,16 +11,34 @@ use super::{blocking, check_offset};
 /// lengths are a raw u32; OpenSSH asks for up to 255 KiB).
 pub(crate) const MAX_READ: u32 = 256 * 1024;
 
+/// Files up to this size are read whole when they are opened.
+const SMALL_FILE: usize = 32 * 1024;
+
 /// A regular file open for reading. Reads are positional, so one reader can
 /// serve concurrent pipelined requests through `&self`.
+///
+/// A small file (up to 32 KiB) is read whole when it is opened, in the same
+/// trip to the blocking pool: a client fetching many small files otherwise
+/// waits for one more trip per read, including the last one that only finds
+/// the end of the file. Its reads then see the file as it was when opened.
 #[derive(Debug)]
 pub(crate) struct FileReader {
     file: Arc<std::fs::File>,
+    whole: Option<Arc<[u8]>>,
 }
 
 impl FileReader {
-    pub(super) fn new(file: std::fs::File) -> Self {
-        Self { file: Arc::new(file) }
+    /// Opens `file` for reading; blocks (it runs on the blocking pool).
+    pub(super) fn new(file: std::fs::File, size: u64) -> Result<Self, FsError> {
+        let whole = if size <= SMALL_FILE as u64 {
+            // One byte more than a small file holds: a file that grew since
+            // its size was read is not small any more.
+            let content = read_fully(&file, 0, SMALL_FILE + 1)?;
+            (content.len() <= SMALL_FILE).then(|| Arc::from(content))
+        } else {
+            None
+        };
+        Ok(Self { file: Arc::new(file), whole })
     }
 
     /// Up to `len` bytes (capped at [`MAX_READ`]) from `offset`: fewer near
@@ -30,22 +48,12 @@ impl FileReader {
         if len == 0 || check_offset(offset, 0).is_err() {
             return Ok(Vec::new());
         }
+        if let Some(whole) = &self.whole {
+            let start = usize::try_from(offset).unwrap_or(usize::MAX).min(whole.len());
+            return Ok(whole[start..whole.len().min(start + len)].to_vec());
+        }
         let file = Arc::clone(&self.file);
-        blocking(move || {
-            let mut buf = vec![0; len];
-            let mut filled = 0;
-            while filled < len {
-                match file.read_at(&mut buf[filled..], offset + filled as u64) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(err) => return Err(err.into()),
-                }
-            }
-            buf.truncate(filled);
-            Ok(buf)
-        })
-        .await
+        blocking(move || read_fully(&file, offset, len)).await
     }
 
     /// Attributes of the open file (`fstat`).
@@ -53,4 +61,20 @@ impl FileReader {
         let file = Arc::clone(&self.file);
         blocking(move || Ok(FileStat::from_std(&file.metadata()?))).await
     }
+}
+
+/// Up to `len` bytes from `offset`, fewer only at the end of the file.
+fn read_fully(file: &std::fs::File, offset: u64, len: usize) -> Result<Vec<u8>, FsError> {
+    let mut buf = vec![0; len];
+    let mut filled = 0;
+    while filled < len {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    buf.truncate(filled);
+    Ok(buf)
 }

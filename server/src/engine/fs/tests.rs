@@ -290,6 +290,20 @@ async fn reads_are_positional_and_capped() {
 }
 
 #[tokio::test]
+async fn a_small_file_reads_as_it_was_when_opened() {
+    let fx = Fixture::new();
+    let small: Vec<u8> = (0..32 * 1024u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(fx.root().join("outbox/small.bin"), &small).unwrap();
+    let reader = fx.fs.open_read(&fx.path("/outbox/small.bin")).await.unwrap();
+    // Another program rewrites the file in place after the client opened it.
+    std::fs::write(fx.root().join("outbox/small.bin"), b"changed").unwrap();
+    assert_eq!(reader.read_at(0, 100).await.unwrap(), &small[..100]);
+    assert_eq!(reader.read_at(32 * 1024 - 10, 100).await.unwrap(), &small[32 * 1024 - 10..]);
+    assert!(reader.read_at(32 * 1024, 100).await.unwrap().is_empty());
+    assert!(reader.read_at(u64::MAX, 100).await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn out_of_order_upload_digest_matches_the_file() {
     let fx = Fixture::new();
     let data: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_be_bytes()).collect();
