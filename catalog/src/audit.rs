@@ -93,35 +93,63 @@ impl Catalog {
         self.record_all(std::slice::from_ref(event)).await
     }
 
-    /// Appends events in one transaction: all of them or none.
+    /// Appends events: all of them or none.
     pub async fn record_all(&self, events: &[AuditEvent]) -> Result<(), CatalogError> {
-        let mut tx = self.pool.begin().await?;
-        for event in events {
-            insert(&mut tx, event).await?;
+        // One statement per chunk, not per event: each statement is a round
+        // trip to the database (for SQLite, to its worker thread).
+        let mut chunks = events.chunks(ROWS_PER_INSERT);
+        match (chunks.next(), chunks.len()) {
+            (None, _) => {}
+            (Some(only), 0) => insert(&self.pool, only).await?,
+            (Some(first), _) => {
+                let mut tx = self.pool.begin().await?;
+                for chunk in std::iter::once(first).chain(chunks) {
+                    insert(&mut *tx, chunk).await?;
+                }
+                tx.commit().await?;
+            }
         }
-        tx.commit().await?;
         Ok(())
     }
 }
 
-async fn insert(tx: &mut sqlx::Transaction<'_, sqlx::Any>, event: &AuditEvent) -> Result<(), CatalogError> {
-    sqlx::query(
+/// Events per INSERT statement (12 parameters each: far below the limits of
+/// SQLite and PostgreSQL).
+const ROWS_PER_INSERT: usize = 256;
+/// Columns written per event, in the order [`insert`] binds them.
+const COLUMNS: usize = 12;
+
+/// Inserts `events` (at most [`ROWS_PER_INSERT`]) in one statement.
+async fn insert<'e>(executor: impl sqlx::AnyExecutor<'e>, events: &[AuditEvent]) -> Result<(), CatalogError> {
+    let rows: Vec<String> = (0..events.len())
+        .map(|row| {
+            let first = row * COLUMNS + 1;
+            let params: Vec<String> = (first..first + COLUMNS).map(|n| format!("${n}")).collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    let sql = format!(
         "INSERT INTO audit_events (at, actor, tenant, login, ip, protocol, action, outcome, path, bytes, duration_ms, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind(event.at.unwrap_or_else(now_ms))
-    .bind(&event.actor)
-    .bind(event.tenant.as_deref())
-    .bind(event.login.as_deref())
-    .bind(event.ip.as_deref())
-    .bind(&event.protocol)
-    .bind(&event.action)
-    .bind(&event.outcome)
-    .bind(event.path.as_deref())
-    .bind(event.bytes)
-    .bind(event.duration_ms)
-    .bind(event.detail.as_deref())
-    .execute(&mut **tx)
-    .await?;
+         VALUES {}",
+        rows.join(", ")
+    );
+    // Only placeholders are generated; every value is bound.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for event in events {
+        query = query
+            .bind(event.at.unwrap_or_else(now_ms))
+            .bind(&event.actor)
+            .bind(event.tenant.as_deref())
+            .bind(event.login.as_deref())
+            .bind(event.ip.as_deref())
+            .bind(&event.protocol)
+            .bind(&event.action)
+            .bind(&event.outcome)
+            .bind(event.path.as_deref())
+            .bind(event.bytes)
+            .bind(event.duration_ms)
+            .bind(event.detail.as_deref());
+    }
+    query.execute(executor).await?;
     Ok(())
 }

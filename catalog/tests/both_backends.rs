@@ -77,6 +77,27 @@ async fn exercise(catalog: Catalog) {
     assert_eq!(catalog.audit_events(&alice_only).await.unwrap().len(), 1);
     let newest = catalog.audit_events(&AuditFilter { limit: 1, ..Default::default() }).await.unwrap();
     assert_eq!(newest[0].action, "login");
+    // A burst larger than one INSERT statement holds: stored whole, in
+    // order, every field in its column.
+    let burst: Vec<AuditEvent> = (0..600)
+        .map(|i| AuditEvent {
+            actor: "bob".into(),
+            tenant: Some("acme".into()),
+            login: Some("bob".into()),
+            ip: Some("192.0.2.7".into()),
+            protocol: "ftps".into(),
+            action: "upload".into(),
+            outcome: "ok".into(),
+            path: Some(format!("/inbox/{i}.csv")),
+            bytes: Some(i),
+            duration_ms: Some(2 * i),
+            detail: Some(format!("detail {i}")),
+            at: Some(1_000_000 + i),
+        })
+        .collect();
+    catalog.record_all(&burst).await.unwrap();
+    let bob = AuditFilter { login: Some("bob".into()), limit: 1000, ..Default::default() };
+    assert_eq!(format!("{:?}", catalog.audit_events(&bob).await.unwrap()), format!("{burst:?}"));
 
     catalog.set_tenant_allowed_ips(&acme, &["192.0.2.0/24".parse().unwrap()]).await.unwrap();
     catalog.set_user_allowed_ips(&alice, &["2001:db8::/32".parse().unwrap()]).await.unwrap();
