@@ -70,7 +70,7 @@ pub use profile::{
     Mode, Profile, ProfileError, Profiles, RESERVED_COLUMNS, is_temporary_name,
 };
 pub use runner::{Announcer, Arrival, Layout, Pipeline, RunnerError};
-pub use seal::{SEAL_XATTR, seal};
+pub use seal::seal;
 pub use tenant_db::{TenantDbError, TenantDbProvisioner};
 pub use validate::{
     DetectedEncoding, Discard, ImportError, MAX_FIELDS, MAX_RECORD_BYTES, MAX_REPORTED_ERRORS, Row, RowSink,

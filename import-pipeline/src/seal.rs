@@ -7,15 +7,16 @@
 //! file whose data never reached the disk: empty or cut short. The seal is
 //! metadata, journaled with the name, so such a file keeps a seal that its
 //! content no longer matches, and the pipeline refuses it instead of
-//! importing half a file. Files that other programs put in an inbox carry
-//! no seal and are taken as they are.
+//! importing half a file. (A file its validation rejects before reading it
+//! whole is rejected for that, seal or not.) Files that other programs put
+//! in an inbox carry no seal and are taken as they are.
 
 use std::fs::File;
 use std::io;
 use std::path::Path;
 
 /// Name of the extended attribute holding the seal (64 lower-case hex digits).
-pub const SEAL_XATTR: &str = "user.passerelle.sha256";
+const SEAL_XATTR: &str = "user.passerelle.sha256";
 
 /// Seals `file` with `sha256`, the digest of what the client sent. Fails
 /// where the filesystem keeps no user extended attributes; the caller then
