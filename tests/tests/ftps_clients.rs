@@ -8,9 +8,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use passerelle_tests::{
-    FtpsFixture, FtpsUser, bounded, field, random_file, run_command, sha256sum, wait_for_audit,
-};
+use passerelle_tests::{FtpsFixture, FtpsUser, bounded, field, random_file, run_command, sha256sum, wait_for_audit};
 use serde_json::json;
 
 const PASSWORD: &str = "Quartz-Lantern-Velvet-93";
