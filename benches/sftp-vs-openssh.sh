@@ -13,6 +13,15 @@
 # acknowledged: two disk flushes per file, which OpenSSH never does).
 # A benchmark, not a test: this machine is shared and figures drift between
 # runs, so only compare the two servers within one run.
+#
+# Fairness: rounds alternate between the servers, so a slow spell of the
+# machine hits all of them; every round uploads new files into a new
+# directory on each server (passerelle never overwrites a file in place, so
+# OpenSSH does not get to either); downloads land on tmpfs, so the client's
+# own disk writes are not what is measured. The client's files are never
+# deleted mid-run: on an ext4 without a journal (this VM's root), creating
+# files for a minute after thousands were deleted costs several times more,
+# which would penalise whichever server runs next.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,12 +36,14 @@ FSYNC_PORT=$((PASSERELLE_PORT + 1))
 # sshd's ChrootDirectory must be root-owned on every component, so not under /tmp.
 CHROOT=/var/lib/passerelle-bench/chroot
 WORK=$(mktemp -d /tmp/passerelle-bench.XXXXXX)
+# Where downloads land: tmpfs where there is one.
+DST=$(mktemp -d /dev/shm/passerelle-bench.XXXXXX 2>/dev/null || mktemp -d /tmp/passerelle-bench-dst.XXXXXX)
 PIDS=()
 
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    rm -rf "$WORK" "$CHROOT/upload"
+    rm -rf "$WORK" "$DST" "$CHROOT/upload"
 }
 trap cleanup EXIT
 
@@ -45,7 +56,7 @@ cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p passerelle-s
 P="$ROOT/target/release/passerelle"
 
 echo "== test data: ${BIG_MIB} MiB file, ${SMALL_FILES} files of 4 KiB"
-mkdir -p "$WORK/src/small" "$WORK/dst"
+mkdir -p "$WORK/src/small"
 head -c "$((BIG_MIB * 1024 * 1024))" /dev/urandom >"$WORK/src/big.bin"
 for i in $(seq 1 "$SMALL_FILES"); do head -c 4096 /dev/urandom >"$WORK/src/small/f$i.bin"; done
 ssh-keygen -q -t ed25519 -N '' -f "$WORK/id" -C bench
@@ -132,33 +143,40 @@ run_sftp() {
     echo "$EPOCHREALTIME - $start" | bc -l
 }
 
-# best_of PORT USER DIR OP [DATA_DIR]: best time over ROUNDS for one
-# operation; with DATA_DIR, the import pipeline settles after each round.
-best_of() {
-    local port=$1 user=$2 dir=$3 op=$4 data=${5:-} best="" t batch="$WORK/batch"
-    for _ in $(seq 1 "$ROUNDS"); do
-        case $op in
-        put-big) printf 'put %s %s/big.bin\n' "$WORK/src/big.bin" "$dir" >"$batch" ;;
-        get-big) printf 'get %s/big.bin %s/big.bin\n' "$dir" "$WORK/dst" >"$batch" ;;
-        put-small) printf -- '-mkdir %s/small\nput -r %s/small %s/\n' "$dir" "$WORK/src" "$dir" >"$batch" ;;
-        get-small) printf 'get -r %s/small %s/\n' "$dir" "$WORK/dst" >"$batch" ;;
-        esac
-        t=$(run_sftp "$port" "$user" "$batch")
-        if [ -z "$best" ] || [ "$(echo "$t < $best" | bc -l)" = 1 ]; then best=$t; fi
-        rm -rf "$WORK/dst"/*
-        if [ -n "$data" ]; then settle "$data"; fi
-    done
-    printf '%.3f' "$best"
+# run_op PORT USER DIR OP ROUND: seconds for one round of one transfer,
+# into (or from) that round's own place.
+run_op() {
+    local port=$1 user=$2 dir=$3 op=$4 round=$5 batch="$WORK/batch"
+    local dst="$DST/$user-$port-$round"
+    case $op in
+    put-big) printf 'put %s %s/big-%s.bin\n' "$WORK/src/big.bin" "$dir" "$round" >"$batch" ;;
+    get-big) mkdir -p "$dst" && printf 'get %s/big.bin %s/big.bin\n' "$dir" "$dst" >"$batch" ;;
+    put-small) printf 'mkdir %s/small-%s\nput -r %s/small %s/small-%s/\n' "$dir" "$round" "$WORK/src" "$dir" "$round" >"$batch" ;;
+    get-small) mkdir -p "$dst" && printf 'get -r %s/small %s/\n' "$dir" "$dst" >"$batch" ;;
+    esac
+    run_sftp "$port" "$user" "$batch"
+}
+
+# lower A B: the smaller of two times (B when A is empty).
+lower() {
+    if [ -z "$1" ] || [ "$(echo "$2 < $1" | bc -l)" = 1 ]; then echo "$2"; else echo "$1"; fi
 }
 
 printf '\n%-10s %10s %12s %7s %12s %7s\n' "transfer" "openssh s" "passerelle s" "ratio" "fsync s" "ratio"
 for op in $OPS; do
     case $op in put-*) ours=/inbox theirs=/upload ;; get-*) ours=/outbox/download theirs=/upload/download ;; esac
-    sync
-    o=$(best_of "$SSHD_PORT" root "$theirs" "$op")
-    sync
-    p=$(best_of "$PASSERELLE_PORT" bench "$ours" "$op" "$WORK/shipped")
-    n=$(best_of "$FSYNC_PORT" bench "$ours" "$op" "$WORK/fsync")
-    printf '%-10s %10s %12s %7.2f %12s %7.2f\n' "$op" "$o" "$p" "$(echo "$o / $p" | bc -l)" "$n" "$(echo "$o / $n" | bc -l)"
+    o="" p="" n=""
+    for round in $(seq 1 "$ROUNDS"); do
+        sync
+        o=$(lower "$o" "$(run_op "$SSHD_PORT" root "$theirs" "$op" "$round")")
+        sync
+        p=$(lower "$p" "$(run_op "$PASSERELLE_PORT" bench "$ours" "$op" "$round")")
+        settle "$WORK/shipped"
+        n=$(lower "$n" "$(run_op "$FSYNC_PORT" bench "$ours" "$op" "$round")")
+        settle "$WORK/fsync"
+        # A big download is 1 GiB of memory on tmpfs: gone once measured.
+        rm -f "$DST"/*/big.bin
+    done
+    printf '%-10s %10.3f %12.3f %7.2f %12.3f %7.2f\n' "$op" "$o" "$p" "$(echo "$o / $p" | bc -l)" "$n" "$(echo "$o / $n" | bc -l)"
 done
 echo "(ratio = openssh time / passerelle time; target >= 0.8)"

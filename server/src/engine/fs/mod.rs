@@ -26,8 +26,21 @@
 //! The root directory is opened once, with ambient authority, in
 //! [`TenantFs::open`]; every later access is relative to it through cap-std,
 //! which refuses `..` and absolute paths and keeps lookups beneath the root
-//! even if the checks here had a bug. Everything that touches the disk runs on
-//! tokio's blocking pool.
+//! even if the checks here had a bug.
+//!
+//! Where the work runs: an operation that is a few system calls on metadata
+//! the kernel holds in memory (resolving, stat, open, create, mkdir, rename,
+//! remove, sealing and renaming a finished upload) and I/O within a file's
+//! first [`SMALL_FILE`] bytes run in place, on the runtime thread serving the
+//! request: a trip to tokio's blocking pool and back costs two thread
+//! switches, more than those calls themselves, and a client moving many small
+//! files waits for every one of them. Work whose length grows with the data
+//! or waits for the disk — reads and writes beyond that, listing a directory,
+//! re-reading a file for its digest, flushes, the sweep of stale uploads —
+//! runs on the blocking pool, so a large transfer never holds a runtime
+//! thread. (This assumes a local data directory, like any file server that
+//! stats and opens files on its event loop: on a network filesystem that
+//! hangs, the runtime threads would hang with it.)
 
 mod digest;
 mod error;
@@ -63,6 +76,10 @@ pub(crate) struct TenantFs {
     root: Arc<Dir>,
     durable: bool,
 }
+
+/// Reads and writes that stay within a file's first `SMALL_FILE` bytes run in
+/// place; a file up to that size is read whole when it is opened.
+const SMALL_FILE: usize = 32 * 1024;
 
 /// Runs filesystem work on the blocking pool.
 async fn blocking<T, F>(work: F) -> Result<T, FsError>
@@ -115,16 +132,12 @@ impl TenantFs {
     /// Attributes of a file or directory; symlinks are not followed but
     /// refused (`PermissionDenied`), like FIFOs, sockets and devices.
     pub(crate) async fn stat(&self, path: &TenantPath) -> Result<FileStat, FsError> {
-        let (root, path) = (Arc::clone(&self.root), path.clone());
-        blocking(move || {
-            ensure_visible(&path)?;
-            if path.is_root() {
-                return Ok(FileStat::from_cap(&root.dir_metadata()?));
-            }
-            let (dir, name) = walk::open_parent(&root, &path)?;
-            Ok(FileStat::from_cap(&walk::plain_metadata(&dir, name)?))
-        })
-        .await
+        ensure_visible(path)?;
+        if path.is_root() {
+            return Ok(FileStat::from_cap(&self.root.dir_metadata()?));
+        }
+        let (dir, name) = walk::open_parent(&self.root, path)?;
+        Ok(FileStat::from_cap(&walk::plain_metadata(&dir, name)?))
     }
 
     /// The entries of a directory, sorted by name, without `.` and `..`.
@@ -172,110 +185,86 @@ impl TenantFs {
     /// Opens a regular file for reading (`IsADirectory` for a directory,
     /// `PermissionDenied` for a symlink or special file).
     pub(crate) async fn open_read(&self, path: &TenantPath) -> Result<FileReader, FsError> {
-        let (root, path) = (Arc::clone(&self.root), path.clone());
-        blocking(move || {
-            ensure_visible(&path)?;
-            if path.is_root() {
-                return Err(FsError::IsADirectory);
-            }
-            let (dir, name) = walk::open_parent(&root, &path)?;
-            let mut options = OpenOptions::new();
-            // O_NONBLOCK: opening a FIFO swapped in after any check must not
-            // hang a blocking thread; it changes nothing for regular files.
-            options.read(true).follow(FollowSymlinks::No).nonblock(true);
-            let file = dir.open_with(name, &options).map_err(|err| walk::refine(&dir, name, err))?.into_std();
-            let meta = file.metadata()?;
-            if meta.is_dir() {
-                return Err(FsError::IsADirectory);
-            }
-            if !meta.is_file() {
-                return Err(FsError::PermissionDenied);
-            }
-            FileReader::new(file, meta.len())
-        })
-        .await
+        ensure_visible(path)?;
+        if path.is_root() {
+            return Err(FsError::IsADirectory);
+        }
+        let (dir, name) = walk::open_parent(&self.root, path)?;
+        let mut options = OpenOptions::new();
+        // O_NONBLOCK: opening a FIFO swapped in after any check must not
+        // hang the thread; it changes nothing for regular files.
+        options.read(true).follow(FollowSymlinks::No).nonblock(true);
+        let file = dir.open_with(name, &options).map_err(|err| walk::refine(&dir, name, err))?.into_std();
+        let meta = file.metadata()?;
+        if meta.is_dir() {
+            return Err(FsError::IsADirectory);
+        }
+        if !meta.is_file() {
+            return Err(FsError::PermissionDenied);
+        }
+        FileReader::new(file, meta.len())
     }
 
     /// Starts an atomic upload to `path` (strictly below `/inbox`, parent
     /// must exist). With `exclusive`, an existing target is `AlreadyExists`,
     /// now and again at commit; otherwise commit replaces it.
     pub(crate) async fn create_upload(&self, path: &TenantPath, exclusive: bool) -> Result<Upload, FsError> {
-        let (root, path, durable) = (Arc::clone(&self.root), path.clone(), self.durable);
-        blocking(move || {
-            ensure_writable(&path)?;
-            let (dir, name) = walk::open_parent(&root, &path)?;
-            match walk::plain_metadata_if_exists(&dir, name)? {
-                Some(meta) if meta.is_dir() => return Err(FsError::IsADirectory),
-                Some(_) if exclusive => return Err(FsError::AlreadyExists),
-                _ => {}
-            }
-            upload::start(dir, path, exclusive, durable)
-        })
-        .await
+        ensure_writable(path)?;
+        let (dir, name) = walk::open_parent(&self.root, path)?;
+        match walk::plain_metadata_if_exists(&dir, name)? {
+            Some(meta) if meta.is_dir() => return Err(FsError::IsADirectory),
+            Some(_) if exclusive => return Err(FsError::AlreadyExists),
+            _ => {}
+        }
+        upload::start(dir, path.clone(), exclusive, self.durable)
     }
 
     /// Creates a directory (strictly below `/inbox`).
     pub(crate) async fn mkdir(&self, path: &TenantPath) -> Result<(), FsError> {
-        let (root, path) = (Arc::clone(&self.root), path.clone());
-        blocking(move || {
-            ensure_writable(&path)?;
-            let (dir, name) = walk::open_parent(&root, &path)?;
-            Ok(dir.create_dir(name)?)
-        })
-        .await
+        ensure_writable(path)?;
+        let (dir, name) = walk::open_parent(&self.root, path)?;
+        Ok(dir.create_dir(name)?)
     }
 
     /// Removes an empty directory (strictly below `/inbox`). A directory
     /// holding only an upload in progress is not empty.
     pub(crate) async fn rmdir(&self, path: &TenantPath) -> Result<(), FsError> {
-        let (root, path) = (Arc::clone(&self.root), path.clone());
-        blocking(move || {
-            ensure_writable(&path)?;
-            let (dir, name) = walk::open_parent(&root, &path)?;
-            if !walk::plain_metadata(&dir, name)?.is_dir() {
-                return Err(FsError::NotADirectory);
-            }
-            // rmdir(2) does not follow a symlink swapped in meanwhile.
-            Ok(dir.remove_dir(name)?)
-        })
-        .await
+        ensure_writable(path)?;
+        let (dir, name) = walk::open_parent(&self.root, path)?;
+        if !walk::plain_metadata(&dir, name)?.is_dir() {
+            return Err(FsError::NotADirectory);
+        }
+        // rmdir(2) does not follow a symlink swapped in meanwhile.
+        Ok(dir.remove_dir(name)?)
     }
 
     /// Removes a file (strictly below `/inbox`).
     pub(crate) async fn remove_file(&self, path: &TenantPath) -> Result<(), FsError> {
-        let (root, path) = (Arc::clone(&self.root), path.clone());
-        blocking(move || {
-            ensure_writable(&path)?;
-            let (dir, name) = walk::open_parent(&root, &path)?;
-            if walk::plain_metadata(&dir, name)?.is_dir() {
-                return Err(FsError::IsADirectory);
-            }
-            Ok(dir.remove_file(name)?)
-        })
-        .await
+        ensure_writable(path)?;
+        let (dir, name) = walk::open_parent(&self.root, path)?;
+        if walk::plain_metadata(&dir, name)?.is_dir() {
+            return Err(FsError::IsADirectory);
+        }
+        Ok(dir.remove_file(name)?)
     }
 
     /// Renames a file or directory; both paths strictly below `/inbox`. An
     /// existing target file is replaced (POSIX semantics, used for SFTP
     /// `rename` and `posix-rename@openssh.com` alike).
     pub(crate) async fn rename(&self, from: &TenantPath, to: &TenantPath) -> Result<(), FsError> {
-        let (root, from, to) = (Arc::clone(&self.root), from.clone(), to.clone());
-        blocking(move || {
-            ensure_writable(&from)?;
-            ensure_writable(&to)?;
-            if to.is_strictly_below(&from) {
-                return Err(FsError::InvalidPath("cannot move a directory into itself"));
-            }
-            let (from_dir, from_name) = walk::open_parent(&root, &from)?;
-            walk::plain_metadata(&from_dir, from_name)?;
-            let (to_dir, to_name) = walk::open_parent(&root, &to)?;
-            walk::plain_metadata_if_exists(&to_dir, to_name)?;
-            if from == to {
-                return Ok(());
-            }
-            Ok(from_dir.rename(from_name, &to_dir, to_name)?)
-        })
-        .await
+        ensure_writable(from)?;
+        ensure_writable(to)?;
+        if to.is_strictly_below(from) {
+            return Err(FsError::InvalidPath("cannot move a directory into itself"));
+        }
+        let (from_dir, from_name) = walk::open_parent(&self.root, from)?;
+        walk::plain_metadata(&from_dir, from_name)?;
+        let (to_dir, to_name) = walk::open_parent(&self.root, to)?;
+        walk::plain_metadata_if_exists(&to_dir, to_name)?;
+        if from == to {
+            return Ok(());
+        }
+        Ok(from_dir.rename(from_name, &to_dir, to_name)?)
     }
 
     /// Sets access and modification times (strictly below `/inbox`).
@@ -285,17 +274,13 @@ impl TenantFs {
         accessed: SystemTime,
         modified: SystemTime,
     ) -> Result<(), FsError> {
-        let (root, path) = (Arc::clone(&self.root), path.clone());
-        blocking(move || {
-            ensure_writable(&path)?;
-            let (dir, name) = walk::open_parent(&root, &path)?;
-            walk::plain_metadata(&dir, name)?;
-            let time = |t| Some(cap_std::time::SystemTime::from_std(t).into());
-            // The no-follow variant: a symlink swapped in after the check gets
-            // its own times changed, never its target's.
-            Ok(dir.set_symlink_times(name, time(accessed), time(modified))?)
-        })
-        .await
+        ensure_writable(path)?;
+        let (dir, name) = walk::open_parent(&self.root, path)?;
+        walk::plain_metadata(&dir, name)?;
+        let time = |t| Some(cap_std::time::SystemTime::from_std(t).into());
+        // The no-follow variant: a symlink swapped in after the check gets
+        // its own times changed, never its target's.
+        Ok(dir.set_symlink_times(name, time(accessed), time(modified))?)
     }
 
     /// Removes upload temporaries under `/inbox` untouched for `older_than`
@@ -319,11 +304,7 @@ impl TenantFs {
     /// Space on the filesystem holding the tenant tree; `path` must exist.
     pub(crate) async fn statvfs(&self, path: &TenantPath) -> Result<FsStats, FsError> {
         self.stat(path).await?;
-        let root = Arc::clone(&self.root);
-        blocking(move || {
-            let vfs = rustix::fs::fstatvfs(&*root).map_err(std::io::Error::from)?;
-            Ok(FsStats::from_statvfs(&vfs))
-        })
-        .await
+        let vfs = rustix::fs::fstatvfs(&*self.root).map_err(std::io::Error::from)?;
+        Ok(FsStats::from_statvfs(&vfs))
     }
 }

@@ -5,22 +5,19 @@ use std::sync::Arc;
 
 use super::error::FsError;
 use super::stat::FileStat;
-use super::{blocking, check_offset};
+use super::{SMALL_FILE, blocking, check_offset};
 
 /// Largest read served at once, whatever the client asked for (SFTP read
 /// lengths are a raw u32; OpenSSH asks for up to 255 KiB).
 pub(crate) const MAX_READ: u32 = 256 * 1024;
 
-/// Files up to this size are read whole when they are opened.
-const SMALL_FILE: usize = 32 * 1024;
-
 /// A regular file open for reading. Reads are positional, so one reader can
 /// serve concurrent pipelined requests through `&self`.
 ///
-/// A small file (up to 32 KiB) is read whole when it is opened, in the same
-/// trip to the blocking pool: a client fetching many small files otherwise
-/// waits for one more trip per read, including the last one that only finds
-/// the end of the file. Its reads then see the file as it was when opened.
+/// A small file (up to 32 KiB) is read whole when it is opened: a client
+/// fetching many small files then gets every read at once, including the
+/// last one that only finds the end of the file. Its reads see the file as
+/// it was when opened. Reads of larger files run on the blocking pool.
 #[derive(Debug)]
 pub(crate) struct FileReader {
     file: Arc<std::fs::File>,
@@ -28,7 +25,7 @@ pub(crate) struct FileReader {
 }
 
 impl FileReader {
-    /// Opens `file` for reading; blocks (it runs on the blocking pool).
+    /// Opens `file` for reading (reading it whole if it is small).
     pub(super) fn new(file: std::fs::File, size: u64) -> Result<Self, FsError> {
         let whole = if size <= SMALL_FILE as u64 {
             // One byte more than a small file holds: a file that grew since
@@ -58,8 +55,7 @@ impl FileReader {
 
     /// Attributes of the open file (`fstat`).
     pub(crate) async fn stat(&self) -> Result<FileStat, FsError> {
-        let file = Arc::clone(&self.file);
-        blocking(move || Ok(FileStat::from_std(&file.metadata()?))).await
+        Ok(FileStat::from_std(&self.file.metadata()?))
     }
 }
 

@@ -16,8 +16,9 @@
 //! filesystem cannot keep the seal, the upload is flushed.
 //!
 //! ```text
-//!  write_at ──► pwrite(temp) ──► StreamHasher        (blocking pool, &self)
+//!  write_at ──► pwrite(temp) ──► StreamHasher        (&self; blocking pool beyond the first 32 KiB)
 //!  commit   ──► wait for writes ─► digest ─► seal ─► [fsync] ─► rename(temp, target) ─► [fsync(dir)]
+//!              (in place; blocking pool to re-read a file for its digest or to flush)
 //!  drop     ──► unlink(temp)     (unless committed)
 //! ```
 
@@ -35,7 +36,7 @@ use super::error::FsError;
 use super::path::{TenantPath, UPLOAD_TEMP_PREFIX};
 use super::reader::MAX_READ;
 use super::stat::FileStat;
-use super::{blocking, check_offset};
+use super::{SMALL_FILE, blocking, check_offset};
 
 /// A finished upload, visible under its final name.
 #[derive(Clone, Debug)]
@@ -96,6 +97,35 @@ impl Drop for Staged {
     }
 }
 
+impl Staged {
+    /// Writes a piece and feeds it to the digest.
+    fn write_at(&self, offset: u64, data: Vec<u8>) -> Result<(), FsError> {
+        self.file.write_all_at(&data, offset)?;
+        self.hasher.lock().unwrap_or_else(PoisonError::into_inner).feed(offset, data);
+        Ok(())
+    }
+
+    /// Stores the digest on the file; `false` (logged) where the filesystem
+    /// cannot keep it, and the upload must then be flushed instead.
+    fn seal(&self, path: &TenantPath, sha256: &[u8; 32]) -> bool {
+        match passerelle_import::seal(&self.file, sha256) {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::debug!(path = %path, error = %err, "upload not sealed; flushing it instead");
+                false
+            }
+        }
+    }
+
+    /// Renames the temporary onto the upload's target.
+    fn publish(&self, path: &TenantPath, exclusive: bool) -> Result<(), FsError> {
+        let target = path.file_name().ok_or(FsError::PermissionDenied)?;
+        publish(&self.dir, &self.temp_name, target, exclusive)?;
+        self.done.store(true, Ordering::Release);
+        Ok(())
+    }
+}
+
 /// Creates the temporary for an upload to `name` in `dir`.
 pub(super) fn start(dir: Dir, path: TenantPath, exclusive: bool, durable: bool) -> Result<Upload, FsError> {
     use cap_std::fs::{OpenOptions, OpenOptionsExt as _};
@@ -153,21 +183,19 @@ impl Upload {
         }
         let guard = Arc::clone(&self.gate).read_owned().await;
         let staged = Arc::clone(&self.staged);
+        let in_place = offset + data.len() as u64 <= SMALL_FILE as u64;
         let data = data.to_vec();
-        blocking(move || {
-            staged.file.write_all_at(&data, offset)?;
-            staged.hasher.lock().unwrap_or_else(PoisonError::into_inner).feed(offset, data);
-            drop(staged);
+        let write = move || {
+            staged.write_at(offset, data)?;
             drop(guard);
             Ok(())
-        })
-        .await
+        };
+        if in_place { write() } else { blocking(write).await }
     }
 
     /// Attributes of the data written so far.
     pub(crate) async fn stat(&self) -> Result<FileStat, FsError> {
-        let staged = Arc::clone(&self.staged);
-        blocking(move || Ok(FileStat::from_std(&staged.file.metadata()?))).await
+        Ok(FileStat::from_std(&self.staged.file.metadata()?))
     }
 
     /// Flushes what was written so far to disk (SFTP `fsync@openssh.com`).
@@ -186,31 +214,38 @@ impl Upload {
     pub(crate) async fn commit(self) -> Result<CommittedUpload, FsError> {
         let gate = Arc::clone(&self.gate).write_owned().await;
         let Self { path, exclusive, durable, staged, gate: _ } = self;
-        // The whole commit runs to its end even if this future is dropped: a
-        // renamed file is then visible and complete, an unrenamed one removed.
+        let size = staged.file.metadata()?.len();
+        let mut flush = durable || staged.flush_requested.load(Ordering::Acquire);
+        let streamed = staged.hasher.lock().unwrap_or_else(PoisonError::into_inner).finish(size);
+        if let Some(sha256) = streamed {
+            flush |= !staged.seal(&path, &sha256);
+            if !flush {
+                staged.publish(&path, exclusive)?;
+                return Ok(CommittedUpload { path, size, sha256 });
+            }
+        }
+        // Re-reading the file for its digest and flushing it take as long as
+        // the data and the disk. On the blocking pool, the commit runs to its
+        // end even if this future is dropped: a renamed file is then visible
+        // and complete, an unrenamed one removed.
         blocking(move || {
             let _gate = gate;
-            let size = staged.file.metadata()?.len();
-            let streamed = staged.hasher.lock().unwrap_or_else(PoisonError::into_inner).finish(size);
             let sha256 = match streamed {
                 Some(digest) => digest,
-                None => digest_file(&staged.file)?,
+                None => {
+                    let digest = digest_file(&staged.file)?;
+                    flush |= !staged.seal(&path, &digest);
+                    digest
+                }
             };
-            let sealed = passerelle_import::seal(&staged.file, &sha256);
-            if let Err(err) = &sealed {
-                tracing::debug!(path = %path, error = %err, "upload not sealed; flushing it instead");
-            }
-            let durable = durable || sealed.is_err() || staged.flush_requested.load(Ordering::Acquire);
-            if durable {
+            if flush {
                 staged.file.sync_all()?;
             }
-            let target = path.file_name().ok_or(FsError::PermissionDenied)?;
-            publish(&staged.dir, &staged.temp_name, target, exclusive)?;
-            staged.done.store(true, Ordering::Release);
+            staged.publish(&path, exclusive)?;
             // The file is in place; failing to persist the directory entry is
             // logged, not reported, or the client would retry an upload that
             // the pipeline already sees.
-            if let Err(err) = durable.then(|| sync_dir(&staged.dir)).transpose() {
+            if let Err(err) = flush.then(|| sync_dir(&staged.dir)).transpose() {
                 tracing::warn!(path = %path, error = %err, "could not fsync the upload's directory");
             }
             Ok(CommittedUpload { path, size, sha256 })
