@@ -14,6 +14,7 @@ use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use bytes::Bytes;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::control::Control;
@@ -280,7 +281,10 @@ async fn receive(
     let mut len = fill(stream, &mut current, stall).await?;
     let mut offset = 0u64;
     while len > 0 {
-        let (written, filled) = tokio::join!(upload.write_at(offset, &current[..len]), fill(stream, &mut next, stall));
+        let (written, filled) = tokio::join!(
+            upload.write_at(offset, Bytes::copy_from_slice(&current[..len])),
+            fill(stream, &mut next, stall)
+        );
         written?;
         offset += len as u64;
         bytes.store(offset, Ordering::Relaxed);

@@ -113,7 +113,7 @@ impl Sftp {
             Request::Open { id, path, flags, .. } => self.open(id, &path, flags).await,
             Request::Close { id, handle } => self.close(id, &handle).await,
             Request::Read { id, handle, offset, len } => self.read(id, &handle, offset, len).await,
-            Request::Write { id, handle, offset, data } => self.write(id, &handle, offset, &data).await,
+            Request::Write { id, handle, offset, data } => self.write(id, &handle, offset, data).await,
             Request::Stat { id, path } | Request::Lstat { id, path } => self.stat(id, &path).await,
             Request::Fstat { id, handle } => self.fstat(id, &handle).await,
             Request::SetStat { id, path, attrs } => self.setstat(id, &path, &attrs).await,
@@ -266,14 +266,15 @@ impl Sftp {
         }
     }
 
-    async fn write(&self, id: u32, handle: &[u8], offset: u64, data: &[u8]) -> Reply {
+    async fn write(&self, id: u32, handle: &[u8], offset: u64, data: Bytes) -> Reply {
         let Some(open) = self.handle_of(handle) else { return bad_handle(id) };
         let Open::Write(h) = &*open else {
             return codec::status(id, StatusCode::PermissionDenied, "handle not open for writing");
         };
+        let len = data.len() as u64;
         match h.upload.write_at(offset, data).await {
             Ok(()) => {
-                h.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                h.bytes.fetch_add(len, Ordering::Relaxed);
                 ok(id)
             }
             Err(e) => fs_status(id, &e),

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 
 use aws_lc_rs::digest::{Context, SHA256};
+use bytes::Bytes;
 
 /// Most pieces held back waiting for a gap to close.
 const MAX_PENDING_PIECES: usize = 64;
@@ -24,7 +25,7 @@ pub(super) struct StreamHasher {
     /// Offset of the first byte not hashed yet.
     next: u64,
     /// Pieces beyond `next`, by offset.
-    pending: BTreeMap<u64, Vec<u8>>,
+    pending: BTreeMap<u64, Bytes>,
     /// Total length of `pending`.
     pending_bytes: usize,
 }
@@ -36,7 +37,7 @@ impl StreamHasher {
     }
 
     /// Takes a piece that was just written at `offset`.
-    pub(super) fn feed(&mut self, offset: u64, data: Vec<u8>) {
+    pub(super) fn feed(&mut self, offset: u64, data: Bytes) {
         if data.is_empty() || self.context.is_none() {
             return;
         }
@@ -73,7 +74,7 @@ impl StreamHasher {
         self.context.is_some()
     }
 
-    fn hash(&mut self, data: Vec<u8>) {
+    fn hash(&mut self, data: Bytes) {
         if let Some(context) = &mut self.context {
             context.update(&data);
             self.next += data.len() as u64;
@@ -118,8 +119,8 @@ pub(super) fn sha256_of(data: &[u8]) -> [u8; 32] {
 mod tests {
     use super::*;
 
-    fn pieces(data: &[u8], size: usize) -> Vec<(u64, Vec<u8>)> {
-        data.chunks(size).enumerate().map(|(i, c)| ((i * size) as u64, c.to_vec())).collect()
+    fn pieces(data: &[u8], size: usize) -> Vec<(u64, Bytes)> {
+        data.chunks(size).enumerate().map(|(i, c)| ((i * size) as u64, Bytes::copy_from_slice(c))).collect()
     }
 
     fn sample() -> Vec<u8> {
@@ -160,31 +161,31 @@ mod tests {
     #[test]
     fn rewrite_overlap_hole_or_too_much_pending_gives_up() {
         let mut rewrite = StreamHasher::new();
-        rewrite.feed(0, vec![1; 10]);
-        rewrite.feed(5, vec![2; 10]);
+        rewrite.feed(0, vec![1; 10].into());
+        rewrite.feed(5, vec![2; 10].into());
         assert!(!rewrite.is_streaming());
         assert_eq!(rewrite.finish(15), None);
 
         let mut overlap = StreamHasher::new();
-        overlap.feed(10, vec![1; 10]);
-        overlap.feed(15, vec![1; 10]);
-        overlap.feed(0, vec![1; 10]);
+        overlap.feed(10, vec![1; 10].into());
+        overlap.feed(15, vec![1; 10].into());
+        overlap.feed(0, vec![1; 10].into());
         assert_eq!(overlap.finish(25), None);
 
         let mut hole = StreamHasher::new();
-        hole.feed(0, vec![1; 10]);
-        hole.feed(20, vec![1; 10]);
+        hole.feed(0, vec![1; 10].into());
+        hole.feed(20, vec![1; 10].into());
         assert!(hole.is_streaming());
         assert_eq!(hole.finish(30), None);
 
         let mut flood = StreamHasher::new();
         for i in 1..=(MAX_PENDING_PIECES as u64 + 1) {
-            flood.feed(i * 10, vec![0; 10]);
+            flood.feed(i * 10, vec![0; 10].into());
         }
         assert!(!flood.is_streaming());
 
         let mut big = StreamHasher::new();
-        big.feed(1, vec![0; MAX_PENDING_BYTES + 1]);
+        big.feed(1, vec![0; MAX_PENDING_BYTES + 1].into());
         assert!(!big.is_streaming());
     }
 }

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
+use bytes::Bytes;
+
 use super::digest::sha256_of;
 use super::upload::CommittedUpload;
 use super::*;
@@ -69,7 +71,7 @@ impl Fixture {
 
     async fn upload(&self, raw: &str, data: &[u8]) -> Result<CommittedUpload, FsError> {
         let upload = self.fs.create_upload(&self.path(raw), false).await?;
-        upload.write_at(0, data).await?;
+        upload.write_at(0, Bytes::copy_from_slice(data)).await?;
         upload.commit().await
     }
 }
@@ -318,7 +320,7 @@ async fn out_of_order_upload_digest_matches_the_file() {
     for index in order {
         let upload = Arc::clone(&upload);
         let piece = data[index * chunk..((index + 1) * chunk).min(data.len())].to_vec();
-        tasks.push(tokio::spawn(async move { upload.write_at((index * chunk) as u64, &piece).await }));
+        tasks.push(tokio::spawn(async move { upload.write_at((index * chunk) as u64, Bytes::from(piece)).await }));
     }
     for task in tasks {
         task.await.unwrap().unwrap();
@@ -343,9 +345,9 @@ async fn out_of_order_upload_digest_matches_the_file() {
 async fn rewritten_upload_is_rehashed_from_disk() {
     let fx = Fixture::new();
     let upload = fx.fs.create_upload(&fx.path("/inbox/r.txt"), false).await.unwrap();
-    upload.write_at(0, b"hello world").await.unwrap();
-    upload.write_at(0, b"HELLO").await.unwrap();
-    upload.write_at(20, b"!").await.unwrap();
+    upload.write_at(0, Bytes::from_static(b"hello world")).await.unwrap();
+    upload.write_at(0, Bytes::from_static(b"HELLO")).await.unwrap();
+    upload.write_at(20, Bytes::from_static(b"!")).await.unwrap();
     assert!(!upload.is_streaming_digest());
     upload.sync().await.unwrap();
     let done = upload.commit().await.unwrap();
@@ -356,17 +358,41 @@ async fn rewritten_upload_is_rehashed_from_disk() {
 }
 
 #[tokio::test]
+async fn uploads_committed_without_a_flush_are_sealed() {
+    let fx = Fixture::new();
+    let fs = fx.fs.clone().with_durable_commits(false);
+    // A small file whose digest streamed in commits in place...
+    let upload = fs.create_upload(&fx.path("/inbox/small.csv"), false).await.unwrap();
+    upload.write_at(0, Bytes::from_static(b"id;name\n1;Ada\n")).await.unwrap();
+    let small = upload.commit().await.unwrap();
+    // ...a larger, rewritten one is re-read for its digest on the blocking pool.
+    let upload = fs.create_upload(&fx.path("/inbox/large.bin"), false).await.unwrap();
+    upload.write_at(0, vec![7; 100_000].into()).await.unwrap();
+    upload.write_at(0, Bytes::from_static(b"X")).await.unwrap();
+    let large = upload.commit().await.unwrap();
+    for (name, done) in [("small.csv", small), ("large.bin", large)] {
+        let path = fx.root().join("inbox").join(name);
+        assert_eq!(done.sha256, sha256_of(&std::fs::read(&path).unwrap()), "{name}");
+        let mut seal = [0; 64];
+        let len = rustix::fs::getxattr(&path, "user.passerelle.sha256", &mut seal).unwrap();
+        let hex: String = done.sha256.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(&seal[..len], hex.as_bytes(), "{name}");
+    }
+    assert_eq!(Fixture::disk_names(&fx.root().join("inbox")), ["large.bin", "small.csv"]);
+}
+
+#[tokio::test]
 async fn abort_and_drop_leave_nothing() {
     let fx = Fixture::new();
     let upload = fx.fs.create_upload(&fx.path("/inbox/a.csv"), false).await.unwrap();
-    upload.write_at(0, b"partial").await.unwrap();
+    upload.write_at(0, Bytes::from_static(b"partial")).await.unwrap();
     assert_eq!(Fixture::disk_names(&fx.root().join("inbox")).len(), 1, "the temporary exists");
     assert!(fx.fs.read_dir(&fx.path("/inbox")).await.unwrap().is_empty(), "but is not listed");
     upload.abort().await;
     assert!(Fixture::disk_names(&fx.root().join("inbox")).is_empty());
 
     let upload = fx.fs.create_upload(&fx.path("/inbox/b.csv"), false).await.unwrap();
-    upload.write_at(0, b"partial").await.unwrap();
+    upload.write_at(0, Bytes::from_static(b"partial")).await.unwrap();
     drop(upload);
     assert!(Fixture::disk_names(&fx.root().join("inbox")).is_empty());
 }
@@ -390,7 +416,7 @@ async fn readers_never_see_a_partial_upload() {
     });
     let piece = vec![b'x'; 64 * 1024];
     for i in 0..16u64 {
-        upload.write_at(i * piece.len() as u64, &piece).await.unwrap();
+        upload.write_at(i * piece.len() as u64, Bytes::copy_from_slice(&piece)).await.unwrap();
         assert_err!(fx.fs.stat(&target).await, FsError::NotFound);
     }
     upload.commit().await.unwrap();
@@ -405,7 +431,7 @@ async fn exclusive_upload_never_replaces() {
 
     // The target appearing while the upload runs is caught at commit.
     let upload = fx.fs.create_upload(&fx.path("/inbox/b.csv"), true).await.unwrap();
-    upload.write_at(0, b"mine").await.unwrap();
+    upload.write_at(0, Bytes::from_static(b"mine")).await.unwrap();
     fx.upload("/inbox/b.csv", b"theirs").await.unwrap();
     assert_err!(upload.commit().await, FsError::AlreadyExists);
     assert_eq!(std::fs::read(fx.root().join("inbox/b.csv")).unwrap(), b"theirs");
@@ -457,7 +483,7 @@ async fn stale_upload_temporaries_are_swept() {
     symlink(fx.outside(), fx.root().join("inbox/evil")).unwrap();
     std::fs::write(fx.outside().join(".passerelle-upload-ffff"), b"not ours").unwrap();
     let live = fx.fs.create_upload(&fx.path("/inbox/live.csv"), false).await.unwrap();
-    live.write_at(0, b"in progress").await.unwrap();
+    live.write_at(0, Bytes::from_static(b"in progress")).await.unwrap();
 
     assert_eq!(fx.fs.remove_stale_uploads(Duration::from_secs(3600)).await.unwrap(), 1);
     assert!(!stale.exists());

@@ -27,6 +27,7 @@ use std::os::unix::fs::FileExt as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use bytes::Bytes;
 use cap_std::fs::Dir;
 use rustix::fs::RenameFlags;
 use tokio::sync::RwLock;
@@ -99,7 +100,7 @@ impl Drop for Staged {
 
 impl Staged {
     /// Writes a piece and feeds it to the digest.
-    fn write_at(&self, offset: u64, data: Vec<u8>) -> Result<(), FsError> {
+    fn write_at(&self, offset: u64, data: Bytes) -> Result<(), FsError> {
         self.file.write_all_at(&data, offset)?;
         self.hasher.lock().unwrap_or_else(PoisonError::into_inner).feed(offset, data);
         Ok(())
@@ -176,7 +177,7 @@ impl Upload {
 
     /// Writes `data` at `offset`. Pieces may arrive in any order and
     /// concurrently; holes read as zeros, as in any sparse file.
-    pub(crate) async fn write_at(&self, offset: u64, data: &[u8]) -> Result<(), FsError> {
+    pub(crate) async fn write_at(&self, offset: u64, data: Bytes) -> Result<(), FsError> {
         check_offset(offset, data.len())?;
         if data.is_empty() {
             return Ok(());
@@ -184,7 +185,6 @@ impl Upload {
         let guard = Arc::clone(&self.gate).read_owned().await;
         let staged = Arc::clone(&self.staged);
         let in_place = offset + data.len() as u64 <= SMALL_FILE as u64;
-        let data = data.to_vec();
         let write = move || {
             staged.write_at(offset, data)?;
             drop(guard);
