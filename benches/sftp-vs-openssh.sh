@@ -18,17 +18,18 @@
 # machine hits all of them; every round uploads new files into a new
 # directory on each server (passerelle never overwrites a file in place, so
 # OpenSSH does not get to either); downloads land on tmpfs, so the client's
-# own disk writes are not what is measured. The client's files are never
-# deleted mid-run: on an ext4 without a journal (this VM's root), creating
-# files for a minute after thousands were deleted costs several times more,
-# which would penalise whichever server runs next.
+# own disk writes are not what is measured. Small files are never deleted
+# mid-run: on an ext4 without a journal (this VM's root), creating files for
+# a minute after thousands were deleted costs several times more, which would
+# penalise whichever server runs next. Each figure is the best of
+# BENCH_ROUNDS (3) rounds.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIG_MIB=${BENCH_BIG_MIB:-1024}
 SMALL_FILES=${BENCH_SMALL_FILES:-2000}
 CIPHER=${BENCH_CIPHER:-aes128-gcm@openssh.com}
-ROUNDS=${BENCH_ROUNDS:-2}
+ROUNDS=${BENCH_ROUNDS:-3}
 OPS=${BENCH_OPS:-put-big get-big put-small get-small}
 SSHD_PORT=${BENCH_SSHD_PORT:-2422}
 PASSERELLE_PORT=${BENCH_PASSERELLE_PORT:-2423}
@@ -155,6 +156,8 @@ run_op() {
     get-small) mkdir -p "$dst" && printf 'get -r %s/small %s/\n' "$dir" "$dst" >"$batch" ;;
     esac
     run_sftp "$port" "$user" "$batch"
+    # A big download is 1 GiB of memory on tmpfs: gone once measured.
+    rm -f "$dst/big.bin"
 }
 
 # lower A B: the smaller of two times (B when A is empty).
@@ -174,9 +177,12 @@ for op in $OPS; do
         settle "$WORK/shipped"
         n=$(lower "$n" "$(run_op "$FSYNC_PORT" bench "$ours" "$op" "$round")")
         settle "$WORK/fsync"
-        # A big download is 1 GiB of memory on tmpfs: gone once measured.
-        rm -f "$DST"/*/big.bin
     done
+    # Big uploads (and passerelle's archived copies of them) would otherwise
+    # crowd the files still to be downloaded out of the page cache.
+    if [ "$op" = put-big ]; then
+        rm -f "$CHROOT"/upload/big-*.bin "$WORK"/shipped/archive/bench/* "$WORK"/fsync/archive/bench/*
+    fi
     printf '%-10s %10.3f %12.3f %7.2f %12.3f %7.2f\n' "$op" "$o" "$p" "$(echo "$o / $p" | bc -l)" "$n" "$(echo "$o / $n" | bc -l)"
 done
 echo "(ratio = openssh time / passerelle time; target >= 0.8)"
