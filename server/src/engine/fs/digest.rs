@@ -54,7 +54,9 @@ impl StreamHasher {
             self.give_up();
         } else {
             self.pending_bytes += data.len();
-            self.pending.insert(offset, data);
+            // A copy of its own: the piece may be a slice of a larger receive
+            // buffer, which would otherwise stay allocated as long as it waits.
+            self.pending.insert(offset, Bytes::copy_from_slice(&data));
         }
     }
 
