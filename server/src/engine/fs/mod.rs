@@ -30,9 +30,9 @@
 //!
 //! Where the work runs: an operation that is a few system calls on metadata
 //! the kernel holds in memory (resolving, stat, open, create, mkdir, rename,
-//! remove, sealing and renaming a finished upload) and I/O within a file's
-//! first [`SMALL_FILE`] bytes run in place, on the runtime thread serving the
-//! request: a trip to tokio's blocking pool and back costs two thread
+//! remove, sealing and renaming a finished upload), writes within an
+//! upload's first [`SMALL_FILE`] bytes and reading a file of at most that size
+//! run in place, on the runtime thread serving the request: a trip to tokio's blocking pool and back costs two thread
 //! switches, more than those calls themselves, and a client moving many small
 //! files waits for every one of them. Work whose length grows with the data
 //! or waits for the disk — reads and writes beyond that, listing a directory,
@@ -77,8 +77,8 @@ pub(crate) struct TenantFs {
     durable: bool,
 }
 
-/// Reads and writes that stay within a file's first `SMALL_FILE` bytes run in
-/// place; a file up to that size is read whole when it is opened.
+/// Writes that stay within an upload's first `SMALL_FILE` bytes run in place;
+/// a file of at most that size is read whole when it is opened.
 const SMALL_FILE: usize = 32 * 1024;
 
 /// Runs filesystem work on the blocking pool.
