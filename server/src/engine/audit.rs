@@ -39,7 +39,7 @@ impl Auditor {
         let (sender, mut receiver) = mpsc::unbounded_channel::<Message>();
         tokio::spawn(async move {
             // Whatever queues up while the last batch is written, or within
-            // LINGER of its first event, goes in one transaction.
+            // LINGER of its first event, is stored at once (all or none).
             let mut batch = Vec::with_capacity(BATCH);
             while receiver.recv_many(&mut batch, BATCH).await > 0 {
                 // Asleep rather than waiting on the channel: events sent

@@ -14,7 +14,7 @@ use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::control::Control;
@@ -276,39 +276,35 @@ async fn receive(
     bytes: &AtomicU64,
     stall: Duration,
 ) -> Result<(), TransferError> {
-    let mut current = vec![0u8; CHUNK];
-    let mut next = vec![0u8; CHUNK];
-    let mut len = fill(stream, &mut current, stall).await?;
+    let mut current = fill(stream, stall).await?;
     let mut offset = 0u64;
-    while len > 0 {
-        let (written, filled) = tokio::join!(
-            upload.write_at(offset, Bytes::copy_from_slice(&current[..len])),
-            fill(stream, &mut next, stall)
-        );
+    while !current.is_empty() {
+        let len = current.len() as u64;
+        let (written, next) = tokio::join!(upload.write_at(offset, current), fill(stream, stall));
         written?;
-        offset += len as u64;
+        offset += len;
         bytes.store(offset, Ordering::Relaxed);
-        len = filled?;
-        std::mem::swap(&mut current, &mut next);
+        current = next?;
     }
     // Our own close_notify; the upload is complete whatever happens to it.
     let _ = close(stream, Duration::from_secs(2)).await;
     Ok(())
 }
 
-/// Fills `buf` unless the stream ends first; 0 only at a clean end (rustls
-/// returns an error for an end without close_notify).
-async fn fill(stream: &mut DataStream, buf: &mut [u8], stall: Duration) -> Result<usize, TransferError> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match tokio::time::timeout(stall, stream.read(&mut buf[filled..])).await {
+/// The next chunk of the stream, shorter only where it ends; empty only at a
+/// clean end (rustls returns an error for an end without close_notify). A
+/// buffer of its own each time, handed to the upload as it is.
+async fn fill(stream: &mut DataStream, stall: Duration) -> Result<Bytes, TransferError> {
+    let mut buf = BytesMut::with_capacity(CHUNK);
+    while buf.len() < CHUNK {
+        match tokio::time::timeout(stall, stream.read_buf(&mut buf)).await {
             Err(_) => return Err(TransferError::Stall),
             Ok(Ok(0)) => break,
-            Ok(Ok(n)) => filled += n,
+            Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(TransferError::Cut(e)),
         }
     }
-    Ok(filled)
+    Ok(buf.freeze())
 }
 
 /// Sends a file from `offset`, then close_notify.
