@@ -34,4 +34,4 @@ pub use jobs::{ImportJob, JobFilter, JobStatus};
 pub use names::{Login, TenantName};
 pub use store::{Backend, Catalog, now_ms};
 pub use tenants::{Tenant, TenantDatabase};
-pub use users::{StoredKey, User};
+pub use users::{LockState, StoredKey, User};

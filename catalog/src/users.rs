@@ -30,6 +30,29 @@ pub struct User {
     pub allowed_ips: Vec<String>,
 }
 
+/// Whether a user's logins are refused because of a lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockState {
+    /// Not locked.
+    Unlocked,
+    /// Locked by an administrator until `user unlock`.
+    ByAdmin,
+    /// Locked after failed logins until this time (Unix milliseconds).
+    Until(i64),
+}
+
+impl User {
+    /// The user's lock at `now` (Unix milliseconds): an administrator's lock
+    /// wins over a temporary one, which ends by itself.
+    pub fn lock_state(&self, now: i64) -> LockState {
+        match self.locked_until {
+            _ if self.admin_locked => LockState::ByAdmin,
+            Some(until) if until > now => LockState::Until(until),
+            _ => LockState::Unlocked,
+        }
+    }
+}
+
 /// An SSH public key registered for a user.
 #[derive(Clone, Debug, Serialize)]
 pub struct StoredKey {

@@ -60,7 +60,6 @@
 mod load;
 mod profile;
 mod runner;
-mod seal;
 mod tenant_db;
 mod validate;
 
@@ -70,7 +69,6 @@ pub use profile::{
     Mode, Profile, ProfileError, Profiles, RESERVED_COLUMNS, is_temporary_name,
 };
 pub use runner::{Announcer, Arrival, Layout, Pipeline, RunnerError};
-pub use seal::seal;
 pub use tenant_db::{TenantDbError, TenantDbProvisioner};
 pub use validate::{
     DetectedEncoding, Discard, ImportError, MAX_FIELDS, MAX_RECORD_BYTES, MAX_REPORTED_ERRORS, Row, RowSink,

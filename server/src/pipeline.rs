@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use passerelle_catalog::{Catalog, TenantName};
+use passerelle_catalog::Catalog;
 use passerelle_import::{Arrival, Pipeline};
 use tokio::runtime::Runtime;
 use tokio::sync::broadcast::error::RecvError;
@@ -76,8 +76,7 @@ pub(crate) async fn start(engine: &Engine, data_dir: &DataDir) -> anyhow::Result
         loop {
             match uploads.recv().await {
                 Ok(upload) => {
-                    let Ok(tenant) = TenantName::parse(&upload.tenant) else { continue };
-                    if let Some(arrival) = Arrival::completed(tenant, &upload.path) {
+                    if let Some(arrival) = Arrival::uploaded(&upload) {
                         announcer.announce(arrival);
                     }
                 }

@@ -22,6 +22,7 @@ use cap_std::fs::Dir;
 use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use passerelle_catalog::{Catalog, ImportJob, JobStatus, TenantName, now_ms};
+use passerelle_tree::UploadCompleted;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
@@ -55,12 +56,11 @@ pub(crate) enum Claim {
 }
 
 impl Arrival {
-    /// A file the server saw complete (an upload, or a rename into place):
-    /// `client_path` is the path its client used, `/inbox/...`. `None` for
-    /// paths outside the inbox and temporary names.
-    pub fn completed(tenant: TenantName, client_path: &str) -> Option<Self> {
-        let path = client_path.strip_prefix("/inbox/")?;
-        checked_relative(path).then(|| Self { tenant, path: path.to_owned() })
+    /// A file the server saw complete its upload; `None` for a temporary
+    /// name, which is never imported.
+    pub fn uploaded(upload: &UploadCompleted) -> Option<Self> {
+        let path = upload.path.as_relative();
+        (!is_temporary_name(path)).then(|| Self { tenant: upload.tenant.clone(), path: path.to_owned() })
     }
 }
 

@@ -27,8 +27,8 @@ use super::layout::Layout;
 use super::receipt::{self, Receipt};
 use crate::load::{ImportRef, LoadError, committed_import, load};
 use crate::profile::Profiles;
-use crate::seal::sealed_sha256;
 use crate::validate::{Discard, ImportError, ValidateError, validate};
+use passerelle_tree::sealed_sha256;
 
 /// Why a file whose content no longer matches its upload seal is refused.
 const DAMAGED: &str = "the file is not what its client sent: its SHA-256 differs from the one recorded when \

@@ -1,6 +1,6 @@
 //! `user add/list/remove/passwd/lock/unlock`.
 
-use passerelle_catalog::{Login, TenantName};
+use passerelle_catalog::{LockState, Login, TenantName};
 
 use super::{parse_networks, password_from_stdin, read_keys};
 use crate::admin::Admin;
@@ -50,12 +50,10 @@ pub(super) async fn run(admin: &Admin, command: UserCommand) -> Result<(), CliEr
             let rows: Vec<Vec<String>> = users
                 .iter()
                 .map(|u| {
-                    let state = match (u.admin_locked, u.locked_until) {
-                        (true, _) => "locked".to_owned(),
-                        (false, Some(until)) if until > passerelle_catalog::now_ms() => {
-                            format!("locked until {}", output::timestamp(until))
-                        }
-                        _ => "active".to_owned(),
+                    let state = match u.lock_state(passerelle_catalog::now_ms()) {
+                        LockState::ByAdmin => "locked".to_owned(),
+                        LockState::Until(until) => format!("locked until {}", output::timestamp(until)),
+                        LockState::Unlocked => "active".to_owned(),
                     };
                     vec![
                         u.login.clone(),

@@ -9,13 +9,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use passerelle_catalog::{Login, TenantName};
+use passerelle_catalog::{LockState, Login, TenantName};
 use passerelle_keys::AuthorizedKey;
 use russh::keys::PublicKey;
 
 use super::fs::TenantFs;
 use super::session::Session;
-use super::{Engine, Offence, Protocol};
+use super::{Engine, Offence, Protocol, Tripwire};
 
 /// Every failed attempt takes at least this long, whatever failed, so timing
 /// does not tell an unknown login from a wrong password. Other clients are
@@ -33,7 +33,50 @@ pub(crate) enum Credentials<'a> {
 
 /// The single answer to a failed login. Deliberately carries no reason.
 #[derive(Debug)]
-pub(crate) struct AuthFailure;
+struct AuthFailure;
+
+/// Why [`LoginAttempts::attempt`] gave no session. Deliberately carries no
+/// reason for the failure itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LoginRefused {
+    /// The client may try again on this connection.
+    TryAgain,
+    /// That was the connection's last attempt (`limits.max_auth_tries`):
+    /// the front-end ends the connection, which is scored as abuse.
+    TooManyAttempts,
+}
+
+/// The logins of one connection. Every failure counts; the
+/// `limits.max_auth_tries`-th trips the connection's tripwire.
+pub(crate) struct LoginAttempts {
+    engine: Engine,
+    peer: SocketAddr,
+    protocol: Protocol,
+    tripwire: Tripwire,
+    failures: u32,
+}
+
+impl LoginAttempts {
+    /// No attempt yet on the connection from `peer`.
+    pub(crate) fn new(engine: Engine, peer: SocketAddr, protocol: Protocol, tripwire: Tripwire) -> Self {
+        Self { engine, peer, protocol, tripwire, failures: 0 }
+    }
+
+    /// Checks credentials and opens a session on the user's tenant tree.
+    pub(crate) async fn attempt(&mut self, login: &str, credentials: Credentials<'_>) -> Result<Session, LoginRefused> {
+        match self.engine.authenticate(login, credentials, self.peer, self.protocol).await {
+            Ok(session) => Ok(session),
+            Err(AuthFailure) => {
+                self.failures += 1;
+                if self.failures >= self.engine.config().limits.max_auth_tries {
+                    self.tripwire.trip("too many authentication attempts");
+                    return Err(LoginRefused::TooManyAttempts);
+                }
+                Err(LoginRefused::TryAgain)
+            }
+        }
+    }
+}
 
 /// Why a login failed, for the audit trail.
 #[derive(Clone, Copy, Debug)]
@@ -81,7 +124,7 @@ impl Engine {
     }
 
     /// Checks credentials and opens a session on the user's tenant tree.
-    pub(crate) async fn authenticate(
+    async fn authenticate(
         &self,
         login: &str,
         credentials: Credentials<'_>,
@@ -159,8 +202,7 @@ impl Engine {
             }
             Credentials::PublicKey(key) => self.authorized_keys(&login).await.iter().any(|k| k.matches(key)),
         };
-        let locked = user.admin_locked || user.locked_until.is_some_and(|until| until > passerelle_catalog::now_ms());
-        if locked {
+        if user.lock_state(passerelle_catalog::now_ms()) != LockState::Unlocked {
             return Err(fail(Reason::Locked));
         }
         if !credentials_ok {

@@ -144,7 +144,7 @@ impl Limits {
             return Err(Refusal::StartupDropped);
         }
         match self.connections.acquire(&ip, self.max_connections, self.max_per_ip) {
-            Ok(()) => Ok(ConnectionPermit { counter: self.connections.clone(), ip, startup: Some(startup) }),
+            Ok(()) => Ok(ConnectionPermit { counter: Arc::clone(&self.connections), ip, startup: Some(startup) }),
             Err(true) => Err(Refusal::TooManyConnections),
             Err(false) => Err(Refusal::TooManyFromAddress),
         }
@@ -158,7 +158,7 @@ impl Limits {
     pub(super) fn open_session(&self, login: &str) -> Result<SessionPermit, ()> {
         let login = login.to_owned();
         self.sessions.acquire(&login, u32::MAX, self.max_per_user).map_err(|_| ())?;
-        Ok(SessionPermit { counter: self.sessions.clone(), login })
+        Ok(SessionPermit { counter: Arc::clone(&self.sessions), login })
     }
 }
 

@@ -23,6 +23,7 @@ mod auth;
 mod defender;
 pub(crate) mod fs;
 mod limits;
+mod listeners;
 mod metrics;
 mod proxy;
 mod session;
@@ -38,13 +39,13 @@ use passerelle_config::Config;
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
-pub(crate) use auth::Credentials;
+pub(crate) use auth::{Credentials, LoginAttempts, LoginRefused};
 pub(crate) use defender::{Offence, Tripwire};
 pub(crate) use limits::ConnectionPermit;
 use limits::Refusal;
+pub(crate) use listeners::{Alive, Incoming, Listeners};
 pub(crate) use proxy::ClientStream;
-pub(crate) use session::Session;
-pub(crate) use uploads::UploadCompleted;
+pub(crate) use session::{DownloadEnd, IncomingFile, OutgoingFile, Overwrite, Session};
 
 use crate::data_dir::DataDir;
 
@@ -103,7 +104,7 @@ impl Engine {
     pub(crate) fn new(config: Arc<Config>, catalog: Catalog, data_dir: DataDir) -> Self {
         let limits = limits::Limits::new(&config.limits);
         let metrics = Arc::new(metrics::Metrics::new());
-        let audit = audit::Auditor::new(catalog.clone(), metrics.clone());
+        let audit = audit::Auditor::new(catalog.clone(), Arc::clone(&metrics));
         let defender = defender::Defender::new(config.defender.clone(), catalog.clone());
         Self {
             inner: Arc::new(Inner {
@@ -240,7 +241,7 @@ impl Engine {
     }
 
     /// Upload-completed events from now on (the import pipeline listens).
-    pub(crate) fn subscribe_uploads(&self) -> tokio::sync::broadcast::Receiver<UploadCompleted> {
+    pub(crate) fn subscribe_uploads(&self) -> tokio::sync::broadcast::Receiver<passerelle_tree::UploadCompleted> {
         self.inner.uploads.subscribe()
     }
 

@@ -1,22 +1,8 @@
 //! Upload-completed events: emitted once per file whose upload finished
 //! cleanly, never for an interrupted one. The import pipeline subscribes.
 
+use passerelle_tree::UploadCompleted;
 use tokio::sync::broadcast;
-
-/// A file that finished uploading and now sits at its final name.
-#[derive(Clone, Debug)]
-pub(crate) struct UploadCompleted {
-    /// Tenant name.
-    pub(crate) tenant: String,
-    /// Who uploaded it.
-    pub(crate) login: String,
-    /// Path as the client sees it, `/inbox/...`.
-    pub(crate) path: String,
-    /// Size in bytes.
-    pub(crate) size: u64,
-    /// SHA-256 of the content, lower-case hex, computed while streaming.
-    pub(crate) sha256: String,
-}
 
 /// The broadcast channel behind the events.
 pub(super) struct UploadEvents {

@@ -26,7 +26,10 @@ use super::line::{Command, Line, LineReader};
 use super::reply::Reply;
 use super::session::LoggedIn;
 use super::tls::SessionTls;
-use crate::engine::{ClientStream, ConnectionPermit, Credentials, Engine, Offence, Protocol, Session, Tripwire};
+use crate::engine::{
+    ClientStream, ConnectionPermit, Credentials, Engine, LoginAttempts, LoginRefused, Offence, Protocol, Session,
+    Tripwire,
+};
 
 /// The control stream once TLS is up.
 pub(super) type Secure = TlsStream<ClientStream>;
@@ -229,7 +232,7 @@ async fn handshake(ctx: &Context, stream: ClientStream, deadline: Instant) -> Op
 async fn prelogin(ctx: &Context, control: &mut Control, deadline: Instant) -> Option<(Session, Protection)> {
     let mut protection = Protection::default();
     let mut user: Option<String> = None;
-    let mut failures = 0u32;
+    let mut logins = LoginAttempts::new(ctx.engine.clone(), ctx.peer, Protocol::Ftps, ctx.tripwire.clone());
     let mut banned = Box::pin(ctx.engine.banned(ctx.peer));
     let mut stop = ctx.stop.clone();
     loop {
@@ -279,20 +282,16 @@ async fn prelogin(ctx: &Context, control: &mut Control, deadline: Instant) -> Op
                 };
                 let password = String::from_utf8_lossy(&cmd.arg).into_owned();
                 let credentials = Credentials::Password(&password);
-                match ctx.engine.authenticate(&login, credentials, ctx.peer, Protocol::Ftps).await {
+                match logins.attempt(&login, credentials).await {
                     Ok(session) => {
                         control.reply(Reply::new(230, "logged in")).await.ok()?;
                         return Some((session, protection));
                     }
-                    Err(_) => {
-                        failures += 1;
-                        if failures >= ctx.engine.config().limits.max_auth_tries {
-                            ctx.tripwire.trip("too many authentication attempts");
-                            let _ = control.reply(Reply::new(421, "too many failed logins")).await;
-                            return None;
-                        }
-                        Reply::new(530, "login incorrect")
+                    Err(LoginRefused::TooManyAttempts) => {
+                        let _ = control.reply(Reply::new(421, "too many failed logins")).await;
+                        return None;
                     }
+                    Err(LoginRefused::TryAgain) => Reply::new(530, "login incorrect"),
                 }
             }
             "QUIT" => {

@@ -8,7 +8,7 @@ use crate::engine::fs::{FileStat, TenantPath};
 
 /// A `LIST` line.
 pub(crate) fn list_line(name: &str, stat: &FileStat, owner: &str, now: SystemTime) -> String {
-    crate::sftp::listing::long_name(name, stat, owner, now)
+    stat.long_name(name, owner, now)
 }
 
 /// An RFC 3659 time value, `YYYYMMDDHHMMSS` in UTC (MDTM, `modify` fact).

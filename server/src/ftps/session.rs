@@ -6,7 +6,7 @@
 //! refused (a file is never edited in place, so the import pipeline never
 //! sees half of one); `REST` before `RETR` resumes a download.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::control::{Context, Control, Protection, common};
 use super::line::{Command, Line};
@@ -14,8 +14,8 @@ use super::listing;
 use super::passive::{PassivePort, pasv_address};
 use super::reply::{Reply, quoted};
 use super::transfer::{self, Job, ListKind};
-use crate::engine::Session;
 use crate::engine::fs::{FsError, TenantPath};
+use crate::engine::{Overwrite, Session};
 
 /// Longest a filesystem command may take before it is answered with a
 /// failure (transfers have their own stall timeout instead).
@@ -149,15 +149,12 @@ impl<'a> LoggedIn<'a> {
     }
 
     fn resolve(&self, raw: &[u8]) -> Result<TenantPath, FsError> {
-        if raw.is_empty() {
-            return Ok(self.cwd.clone());
-        }
-        self.session.fs().resolve(&self.cwd, raw)
+        self.session.resolve(&self.cwd, raw)
     }
 
     /// Commands that answer on the control connection alone.
     async fn simple(&mut self, cmd: &Command) -> Reply {
-        let fs = self.session.fs();
+        let session = &self.session;
         match cmd.verb.as_str() {
             "USER" | "PASS" => Reply::new(503, "already logged in"),
             "PWD" | "XPWD" => {
@@ -166,7 +163,7 @@ impl<'a> LoggedIn<'a> {
             "CWD" | "XCWD" | "CDUP" | "XCUP" => {
                 let raw: &[u8] = if cmd.verb.ends_with("UP") { b".." } else { &cmd.arg };
                 match self.resolve(raw) {
-                    Ok(path) => match fs.stat(&path).await {
+                    Ok(path) => match session.stat(&path).await {
                         Ok(stat) if stat.is_dir => {
                             self.cwd = path;
                             Reply::new(250, format!("now in {}", quoted(&self.cwd.to_client_string())))
@@ -201,7 +198,7 @@ impl<'a> LoggedIn<'a> {
             },
             "ABOR" => Reply::new(225, "no transfer to abort"),
             "SIZE" => match self.resolve(&cmd.arg) {
-                Ok(path) => match fs.stat(&path).await {
+                Ok(path) => match session.stat(&path).await {
                     Ok(stat) if !stat.is_dir => Reply::new(213, stat.size.to_string()),
                     Ok(_) => Reply::new(550, "not a plain file"),
                     Err(e) => fs_reply(&e),
@@ -209,14 +206,14 @@ impl<'a> LoggedIn<'a> {
                 Err(e) => fs_reply(&e),
             },
             "MDTM" => match self.resolve(&cmd.arg) {
-                Ok(path) => match fs.stat(&path).await {
+                Ok(path) => match session.stat(&path).await {
                     Ok(stat) => Reply::new(213, listing::timeval(stat.modified)),
                     Err(e) => fs_reply(&e),
                 },
                 Err(e) => fs_reply(&e),
             },
             "MLST" => match self.resolve(&cmd.arg) {
-                Ok(path) => match fs.stat(&path).await {
+                Ok(path) => match session.stat(&path).await {
                     Ok(stat) => {
                         let line = listing::facts(&path.to_client_string(), &stat, &path);
                         Reply::multi(250, "Listing", [line], "End")
@@ -242,7 +239,7 @@ impl<'a> LoggedIn<'a> {
             "RMD" | "XRMD" => self.change(Change::Rmdir, &cmd.arg).await,
             "MKD" | "XMKD" => self.change(Change::Mkdir, &cmd.arg).await,
             "RNFR" => match self.resolve(&cmd.arg) {
-                Ok(path) => match fs.stat(&path).await {
+                Ok(path) => match session.stat(&path).await {
                     Ok(_) => Reply::new(350, "ready for RNTO"),
                     Err(e) => fs_reply(&e),
                 },
@@ -258,16 +255,14 @@ impl<'a> LoggedIn<'a> {
             Ok(path) => path,
             Err(e) => return fs_reply(&e),
         };
-        let fs = self.session.fs();
-        let (action, result) = match change {
-            Change::Delete => ("delete", fs.remove_file(&path).await),
-            Change::Rmdir => ("rmdir", fs.rmdir(&path).await),
-            Change::Mkdir => ("mkdir", fs.mkdir(&path).await),
+        let (done, result) = match change {
+            Change::Delete => ("delete done", self.session.remove(&path).await),
+            Change::Rmdir => ("rmdir done", self.session.rmdir(&path).await),
+            Change::Mkdir => ("mkdir done", self.session.mkdir(&path).await),
         };
-        self.session.record(action, Some(&path), result.as_ref().map(|_| ()), None, None);
         match (result, change) {
             (Ok(()), Change::Mkdir) => Reply::new(257, format!("{} created", quoted(&path.to_client_string()))),
-            (Ok(()), _) => Reply::new(250, format!("{action} done")),
+            (Ok(()), _) => Reply::new(250, done),
             (Err(e), _) => fs_reply(&e),
         }
     }
@@ -278,9 +273,7 @@ impl<'a> LoggedIn<'a> {
             Ok(path) => path,
             Err(e) => return fs_reply(&e),
         };
-        let result = self.session.fs().rename(from, &to).await;
-        self.session.record_rename(from, &to, result.as_ref().map(|_| ()));
-        match result {
+        match self.session.rename(from, &to, Overwrite::Replace).await {
             Ok(()) => Reply::new(250, "renamed"),
             Err(e) => fs_reply(&e),
         }
@@ -355,31 +348,19 @@ impl<'a> LoggedIn<'a> {
 
     /// Checks and opens what a transfer needs, before the 150 reply.
     async fn prepare(&self, cmd: &Command, rest: u64) -> Result<Job, Reply> {
-        let fs = self.session.fs();
-        let started = Instant::now();
         match cmd.verb.as_str() {
             "STOR" => {
                 if rest > 0 {
                     return Err(Reply::new(504, NO_RESUME));
                 }
                 let path = self.resolve(&cmd.arg).map_err(|e| fs_reply(&e))?;
-                match fs.create_upload(&path, false).await {
-                    Ok(upload) => Ok(Job::Upload { upload, path, started }),
-                    Err(e) => {
-                        self.session.record("upload", Some(&path), Err(&e), None, None);
-                        Err(fs_reply(&e))
-                    }
-                }
+                let file = self.session.create_upload(&path, false).await.map_err(|e| fs_reply(&e))?;
+                Ok(Job::Upload(file))
             }
             "RETR" => {
                 let path = self.resolve(&cmd.arg).map_err(|e| fs_reply(&e))?;
-                match fs.open_read(&path).await {
-                    Ok(reader) => Ok(Job::Download { reader, path, offset: rest, started }),
-                    Err(e) => {
-                        self.session.record("download", Some(&path), Err(&e), None, None);
-                        Err(fs_reply(&e))
-                    }
-                }
+                let file = self.session.open_download(&path).await.map_err(|e| fs_reply(&e))?;
+                Ok(Job::Download { file, offset: rest })
             }
             verb => {
                 let path = self.resolve(&listing_path(&cmd.arg)).map_err(|e| fs_reply(&e))?;
@@ -418,19 +399,15 @@ fn listing_path(arg: &[u8]) -> Vec<u8> {
     rest.to_vec()
 }
 
-/// The reply for a filesystem error. Texts never hold a server path.
+/// The reply for a filesystem error, with the engine's wording for it.
 pub(super) fn fs_reply(e: &FsError) -> Reply {
-    match e {
-        FsError::NotFound => Reply::new(550, "no such file or directory"),
-        FsError::PermissionDenied => Reply::new(550, "permission denied"),
-        FsError::InvalidPath(_) => Reply::new(553, e.to_string()),
-        FsError::NoSpace => Reply::new(452, "no space left"),
-        FsError::Io(err) => {
-            tracing::warn!(error = %err, "ftps: i/o error");
-            Reply::new(451, format!("i/o error ({})", err.kind()))
-        }
-        other => Reply::new(550, other.to_string()),
-    }
+    let code = match e {
+        FsError::InvalidPath(_) => 553,
+        FsError::NoSpace => 452,
+        FsError::Io(_) => 451,
+        _ => 550,
+    };
+    Reply::new(code, e.client_text())
 }
 
 #[cfg(test)]

@@ -11,8 +11,7 @@
 //! network), the next one is filled.
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -25,8 +24,8 @@ use super::passive::PassivePort;
 use super::reply::Reply;
 use super::session::{Next, fs_reply};
 use super::tls::SessionTls;
-use crate::engine::Session;
-use crate::engine::fs::{FileReader, FsError, TenantPath, Upload};
+use crate::engine::fs::{FsError, TenantPath};
+use crate::engine::{DownloadEnd, IncomingFile, OutgoingFile, Session};
 
 /// Bytes moved per step (the largest read the tenant filesystem serves).
 const CHUNK: usize = 256 * 1024;
@@ -49,24 +48,13 @@ pub(super) enum ListKind {
 /// 150 reply so that errors are answered without a data connection.
 pub(super) enum Job {
     /// STOR.
-    Upload {
-        /// The atomic upload.
-        upload: Upload,
-        /// Its target.
-        path: TenantPath,
-        /// When the command arrived.
-        started: Instant,
-    },
+    Upload(IncomingFile),
     /// RETR, from `offset` (REST).
     Download {
         /// The open file.
-        reader: FileReader,
-        /// Its path.
-        path: TenantPath,
+        file: OutgoingFile,
         /// First byte sent.
         offset: u64,
-        /// When the command arrived.
-        started: Instant,
     },
     /// LIST, NLST, MLSD.
     Listing {
@@ -153,76 +141,57 @@ async fn watch<T>(control: &mut Control, work: impl Future<Output = T>) -> Watch
 pub(super) async fn run(session: &Session, control: &mut Control, data: DataSide<'_>, job: Job) -> Next {
     let opening = Reply::new(150, "opening the TLS data connection");
     if control.reply(opening).await.is_err() {
-        if let Job::Upload { path, started, .. } = &job {
-            session.record_aborted_upload(path, 0, started.elapsed());
+        if let Job::Upload(file) = &job {
+            session.abandon_upload(file);
         }
         return Next::Close;
     }
-    let bytes = AtomicU64::new(0);
     match job {
-        Job::Upload { upload, path, started } => {
+        Job::Upload(file) => {
             let work = async {
                 let mut stream = connect(&data).await?;
-                receive(&mut stream, &upload, &bytes, data.stall).await
+                receive(&mut stream, &file, data.stall).await
             };
             let watched = watch(control, work).await;
-            let moved = bytes.load(Ordering::Relaxed);
             let (reply, pending) = match watched {
-                Watched::Done(Ok(()), pending) => match session.complete_upload(upload, started.elapsed()).await {
-                    Ok(()) => (Reply::new(226, format!("upload of {moved} bytes committed")), pending),
-                    Err(e) => (fs_reply(&e), pending),
-                },
+                Watched::Done(Ok(()), pending) => {
+                    let moved = file.received();
+                    match session.complete_upload(file).await {
+                        Ok(()) => (Reply::new(226, format!("upload of {moved} bytes committed")), pending),
+                        Err(e) => (fs_reply(&e), pending),
+                    }
+                }
                 Watched::Done(Err(e), pending) => {
-                    session.record_aborted_upload(&path, moved, started.elapsed());
+                    session.abandon_upload(&file);
                     (e.reply(), pending)
                 }
                 Watched::Aborted => {
-                    session.record_aborted_upload(&path, moved, started.elapsed());
+                    session.abandon_upload(&file);
                     return aborted(control).await;
                 }
                 Watched::Gone => {
-                    session.record_aborted_upload(&path, moved, started.elapsed());
+                    session.abandon_upload(&file);
                     return Next::Close;
                 }
             };
             finish(control, reply, pending).await
         }
-        Job::Download { reader, path, offset, started } => {
+        Job::Download { file, offset } => {
             let work = async {
                 let mut stream = connect(&data).await?;
-                send_file(&mut stream, &reader, offset, &bytes, data.stall).await
+                send_file(&mut stream, &file, offset, data.stall).await
             };
             let watched = watch(control, work).await;
-            let moved = Some(bytes.load(Ordering::Relaxed));
-            let interrupted = || FsError::Io(io::Error::new(io::ErrorKind::ConnectionAborted, "transfer interrupted"));
+            let end = match &watched {
+                Watched::Done(Ok(()), _) => DownloadEnd::Completed,
+                _ => DownloadEnd::Interrupted,
+            };
+            session.end_download(&file, end);
             match watched {
-                Watched::Done(result, pending) => {
-                    let reply = match &result {
-                        Ok(()) => {
-                            session.record("download", Some(&path), Ok(()), moved, Some(started.elapsed()));
-                            Reply::new(226, "transfer complete")
-                        }
-                        Err(e) => {
-                            session.record(
-                                "download",
-                                Some(&path),
-                                Err(&interrupted()),
-                                moved,
-                                Some(started.elapsed()),
-                            );
-                            e.reply()
-                        }
-                    };
-                    finish(control, reply, pending).await
-                }
-                Watched::Aborted => {
-                    session.record("download", Some(&path), Err(&interrupted()), moved, Some(started.elapsed()));
-                    aborted(control).await
-                }
-                Watched::Gone => {
-                    session.record("download", Some(&path), Err(&interrupted()), moved, Some(started.elapsed()));
-                    Next::Close
-                }
+                Watched::Done(Ok(()), pending) => finish(control, Reply::new(226, "transfer complete"), pending).await,
+                Watched::Done(Err(e), pending) => finish(control, e.reply(), pending).await,
+                Watched::Aborted => aborted(control).await,
+                Watched::Gone => Next::Close,
             }
         }
         Job::Listing { text } => {
@@ -270,20 +239,14 @@ async fn connect(data: &DataSide<'_>) -> Result<DataStream, TransferError> {
 }
 
 /// Reads the upload until the client's close_notify.
-async fn receive(
-    stream: &mut DataStream,
-    upload: &Upload,
-    bytes: &AtomicU64,
-    stall: Duration,
-) -> Result<(), TransferError> {
+async fn receive(stream: &mut DataStream, file: &IncomingFile, stall: Duration) -> Result<(), TransferError> {
     let mut current = fill(stream, stall).await?;
     let mut offset = 0u64;
     while !current.is_empty() {
         let len = current.len() as u64;
-        let (written, next) = tokio::join!(upload.write_at(offset, current), fill(stream, stall));
+        let (written, next) = tokio::join!(file.write_at(offset, current), fill(stream, stall));
         written?;
         offset += len;
-        bytes.store(offset, Ordering::Relaxed);
         current = next?;
     }
     // Our own close_notify; the upload is complete whatever happens to it.
@@ -310,18 +273,17 @@ async fn fill(stream: &mut DataStream, stall: Duration) -> Result<Bytes, Transfe
 /// Sends a file from `offset`, then close_notify.
 async fn send_file(
     stream: &mut DataStream,
-    reader: &FileReader,
+    file: &OutgoingFile,
     mut offset: u64,
-    bytes: &AtomicU64,
     stall: Duration,
 ) -> Result<(), TransferError> {
     let chunk = u32::try_from(CHUNK).unwrap_or(u32::MAX);
-    let mut current = reader.read_at(offset, chunk).await?;
+    let mut current = file.read_at(offset, chunk).await?;
     while !current.is_empty() {
         let after = offset + current.len() as u64;
-        let (written, next) = tokio::join!(write(stream, &current, stall), reader.read_at(after, chunk));
+        let (written, next) = tokio::join!(write(stream, &current, stall), file.read_at(after, chunk));
         written?;
-        bytes.fetch_add(current.len() as u64, Ordering::Relaxed);
+        file.sent(current.len());
         offset = after;
         current = next?;
     }
@@ -352,8 +314,7 @@ pub(super) async fn listing_lines(
     path: &TenantPath,
     kind: ListKind,
 ) -> Result<Vec<String>, FsError> {
-    let fs = session.fs();
-    let stat = fs.stat(path).await?;
+    let stat = session.stat(path).await?;
     let now = SystemTime::now();
     let owner = session.login().as_str();
     if !stat.is_dir {
@@ -364,14 +325,14 @@ pub(super) async fn listing_lines(
             ListKind::Mlsd => Err(FsError::NotADirectory),
         };
     }
-    let entries = fs.read_dir(path).await?;
+    let entries = session.read_dir(path).await?;
     let mut lines = Vec::with_capacity(entries.len());
     for (name, stat) in &entries {
         lines.push(match kind {
             ListKind::List => listing::list_line(name, stat, owner, now),
             ListKind::Nlst => name.clone(),
             ListKind::Mlsd => {
-                let child = fs.resolve(path, name.as_bytes())?;
+                let child = session.resolve(path, name.as_bytes())?;
                 listing::facts(name, stat, &child)
             }
         });

@@ -19,9 +19,9 @@ use crate::engine::Tripwire;
 
 /// Tells the stream that the client has authenticated.
 #[derive(Clone, Default)]
-pub(super) struct LoggedIn(Arc<AtomicBool>);
+pub(super) struct LoginFlag(Arc<AtomicBool>);
 
-impl LoggedIn {
+impl LoginFlag {
     pub(super) fn set(&self) {
         self.0.store(true, Ordering::Release);
     }
@@ -35,17 +35,17 @@ impl LoggedIn {
 pub(super) type Cut = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// A stream whose reads fail after the grace time, or when `cut` resolves,
-/// unless [`LoggedIn`] was set.
+/// unless [`LoginFlag`] was set.
 pub(super) struct GraceStream<S> {
     inner: S,
     /// Both `None` once logged in.
     deadline: Option<(Pin<Box<Sleep>>, Cut)>,
-    logged_in: LoggedIn,
+    logged_in: LoginFlag,
     tripwire: Tripwire,
 }
 
 impl<S> GraceStream<S> {
-    pub(super) fn new(inner: S, grace: Duration, logged_in: LoggedIn, tripwire: Tripwire, cut: Cut) -> Self {
+    pub(super) fn new(inner: S, grace: Duration, logged_in: LoginFlag, tripwire: Tripwire, cut: Cut) -> Self {
         Self { inner, deadline: Some((Box::pin(tokio::time::sleep(grace)), cut)), logged_in, tripwire }
     }
 }
@@ -110,7 +110,7 @@ mod tests {
         let (client, server) = tokio::io::duplex(64);
         let tripwire = Tripwire::default();
         let mut stream =
-            GraceStream::new(server, Duration::from_millis(50), LoggedIn::default(), tripwire.clone(), never());
+            GraceStream::new(server, Duration::from_millis(50), LoginFlag::default(), tripwire.clone(), never());
         let mut buf = [0u8; 8];
         let err = stream.read(&mut buf).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
@@ -121,7 +121,7 @@ mod tests {
     #[tokio::test]
     async fn a_logged_in_stream_keeps_reading() {
         let (mut client, server) = tokio::io::duplex(64);
-        let logged_in = LoggedIn::default();
+        let logged_in = LoginFlag::default();
         let mut stream =
             GraceStream::new(server, Duration::from_millis(50), logged_in.clone(), Tripwire::default(), never());
         logged_in.set();
@@ -137,7 +137,7 @@ mod tests {
         let (_client, server) = tokio::io::duplex(64);
         let cut: Cut = Box::pin(async {});
         let mut stream =
-            GraceStream::new(server, Duration::from_secs(60), LoggedIn::default(), Tripwire::default(), cut);
+            GraceStream::new(server, Duration::from_secs(60), LoginFlag::default(), Tripwire::default(), cut);
         let mut buf = [0u8; 8];
         let err = stream.read(&mut buf).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::ConnectionAborted);

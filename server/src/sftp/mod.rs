@@ -15,7 +15,7 @@
 //! - `ssh` — algorithms, authentication, channel policy.
 //! - `grace` — the login grace timer, as a stream adapter.
 //! - `dispatch` — the per-channel request loop; `codec` — SFTP v3 wire format.
-//! - `ops` — the operations; `listing` — attributes and `ls -l` long names.
+//! - `ops` — the operations; `listing` — attributes and times.
 //!
 //! Non-features: SFTP versions other than 3, symlinks (READLINK and SYMLINK
 //! answer "unsupported"), hard links, resuming or appending (uploads are
@@ -26,34 +26,25 @@
 mod codec;
 mod dispatch;
 mod grace;
-pub(crate) mod listing;
+mod listing;
 mod ops;
 mod ssh;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use russh::Disconnect;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
-use tracing::{debug, info, warn};
+use tracing::debug;
 
-use crate::engine::{Accepted, Engine, Offence, Protocol};
+use crate::engine::{Accepted, Engine, Incoming, Listeners, Offence, Protocol};
 
-/// How long a shutdown waits for connections to wind down (uploads in
-/// progress recorded as aborted, sessions logged out) before giving up.
+/// How long a disconnected session may take to wind down at shutdown
+/// (uploads in progress recorded as aborted, the logout recorded).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// The running SFTP front-end; [`SftpServer::shutdown`] stops it.
 pub(crate) struct SftpServer {
-    stop: watch::Sender<bool>,
-    listeners: JoinSet<()>,
-    /// Every connection task holds a clone; all gone means all ended.
-    alive: mpsc::Sender<()>,
-    all_ended: mpsc::Receiver<()>,
+    listeners: Listeners,
 }
 
 impl SftpServer {
@@ -61,76 +52,26 @@ impl SftpServer {
     /// that cannot be bound is an error: the server must not half-start.
     pub(crate) async fn start(engine: Engine, host_keys: Vec<russh::keys::PrivateKey>) -> anyhow::Result<Self> {
         let config = Arc::new(ssh::config(&engine, host_keys));
-        let (stop, _) = watch::channel(false);
-        let (alive, all_ended) = mpsc::channel(1);
-        let mut listeners = JoinSet::new();
+        let mut listeners = Listeners::new(engine.clone(), Protocol::Sftp);
         for addr in engine.config().sftp.listen.clone() {
-            let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (sftp)"))?;
-            let local = listener.local_addr().unwrap_or(addr);
-            info!(addr = %local, "sftp listening");
-            listeners.spawn(accept_loop(
-                listener,
-                engine.clone(),
-                Arc::clone(&config),
-                stop.subscribe(),
-                alive.clone(),
-            ));
+            let (engine, config) = (engine.clone(), Arc::clone(&config));
+            listeners
+                .listen(addr, None, move |incoming| connection(incoming, engine.clone(), Arc::clone(&config)))
+                .await?;
         }
-        Ok(Self { stop, listeners, alive, all_ended })
+        Ok(Self { listeners })
     }
 
     /// Stops accepting, disconnects every client, and waits (briefly) for
     /// their sessions to end.
     pub(crate) async fn shutdown(self) {
-        let Self { stop, mut listeners, alive, mut all_ended } = self;
-        let _ = stop.send(true);
-        while listeners.join_next().await.is_some() {}
-        drop(alive);
-        if tokio::time::timeout(SHUTDOWN_GRACE, all_ended.recv()).await.is_err() {
-            warn!("sftp: some connections did not end in time");
-        }
+        self.listeners.shutdown().await;
     }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    engine: Engine,
-    config: Arc<russh::server::Config>,
-    mut stop: watch::Receiver<bool>,
-    alive: mpsc::Sender<()>,
-) {
-    loop {
-        let accepted = tokio::select! {
-            _ = stop.changed() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of descriptors and the like: back off instead of spinning.
-                warn!(error = %e, "sftp: accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        tokio::spawn(connection(stream, peer, engine.clone(), Arc::clone(&config), stop.clone(), alive.clone()));
-    }
-}
-
-async fn connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    engine: Engine,
-    config: Arc<russh::server::Config>,
-    mut stop: watch::Receiver<bool>,
-    alive: mpsc::Sender<()>,
-) {
-    // A PROXY header, a ban or a limit may end it here (audited by the engine).
-    let Some(Accepted { stream, peer, permit, tripwire }) = engine.accept(stream, peer, Protocol::Sftp).await else {
-        return;
-    };
-    let _ = stream.socket().set_nodelay(true);
-    let logged_in = grace::LoggedIn::default();
+async fn connection(incoming: Incoming, engine: Engine, config: Arc<russh::server::Config>) {
+    let Incoming { accepted: Accepted { stream, peer, permit, tripwire }, mut stop, alive, .. } = incoming;
+    let logged_in = grace::LoginFlag::default();
     let grace_time = engine.config().limits.login_grace_time;
     // Cut when the address is banned before the client has logged in.
     let banned = {

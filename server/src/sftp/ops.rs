@@ -11,14 +11,14 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::codec::{self, Attrs, NameEntry, Request, StatusCode, open_flags};
-use super::listing;
-use crate::engine::Session;
-use crate::engine::fs::{FileReader, FileStat, FsError, TenantPath, Upload};
+use super::listing::{self, system_time};
+use crate::engine::fs::{FileStat, FsError, TenantPath};
+use crate::engine::{DownloadEnd, IncomingFile, OutgoingFile, Overwrite, Session};
 
 /// Open handles (files and directories) one SFTP session may hold, as
 /// advertised through `limits@openssh.com`.
@@ -40,23 +40,13 @@ pub(super) const EXTENSIONS: &[(&str, &str)] = &[
 
 /// An open handle.
 enum Open {
-    Read(ReadHandle),
+    Read(OutgoingFile),
     Write(WriteHandle),
     Dir(DirHandle),
 }
 
-struct ReadHandle {
-    reader: FileReader,
-    path: TenantPath,
-    bytes: AtomicU64,
-    started: Instant,
-}
-
 struct WriteHandle {
-    upload: Upload,
-    path: TenantPath,
-    bytes: AtomicU64,
-    started: Instant,
+    file: IncomingFile,
     /// Times set through FSETSTAT before CLOSE (`put -p`), applied after
     /// the upload is committed: the final file does not exist before.
     times: Mutex<Option<(u32, u32)>>,
@@ -124,7 +114,7 @@ impl Sftp {
             Request::MkDir { id, path } => self.mkdir(id, &path).await,
             Request::RmDir { id, path } => self.rmdir(id, &path).await,
             Request::RealPath { id, path } => self.realpath(id, &path),
-            Request::Rename { id, from, to } => self.rename(id, &from, &to, false).await,
+            Request::Rename { id, from, to } => self.rename(id, &from, &to, Overwrite::Refuse).await,
             Request::ReadLink { id, .. } | Request::Symlink { id } => {
                 codec::status(id, StatusCode::OpUnsupported, NO_SYMLINKS)
             }
@@ -135,10 +125,7 @@ impl Sftp {
 
     fn resolve(&self, raw: &[u8]) -> Result<TenantPath, FsError> {
         // The session always stands at `/`: relative paths are relative to it.
-        if raw.is_empty() {
-            return Ok(TenantPath::root());
-        }
-        self.session.fs().resolve(&TenantPath::root(), raw)
+        self.session.resolve(&TenantPath::root(), raw)
     }
 
     fn handle_of(&self, handle: &[u8]) -> Option<Arc<Open>> {
@@ -167,13 +154,9 @@ impl Sftp {
             Ok(path) => path,
             Err(e) => return fs_status(id, &e),
         };
-        let fs = self.session.fs();
         if flags & (open_flags::WRITE | open_flags::APPEND) == 0 {
-            return match fs.open_read(&path).await {
-                Ok(reader) => self.insert(
-                    id,
-                    Open::Read(ReadHandle { reader, path, bytes: AtomicU64::new(0), started: Instant::now() }),
-                ),
+            return match self.session.open_download(&path).await {
+                Ok(file) => self.insert(id, Open::Read(file)),
                 Err(e) => fs_status(id, &e),
             };
         }
@@ -192,27 +175,15 @@ impl Sftp {
         if flags & open_flags::CREAT == 0 {
             // Without CREAT the file must exist; without TRUNC either, the
             // client means to edit it in place.
-            match fs.stat(&path).await {
+            match self.session.stat(&path).await {
                 Ok(_) if flags & open_flags::TRUNC != 0 => {}
                 Ok(_) => return codec::status(id, StatusCode::OpUnsupported, NO_RESUME),
                 Err(e) => return fs_status(id, &e),
             }
         }
-        match fs.create_upload(&path, exclusive).await {
-            Ok(upload) => self.insert(
-                id,
-                Open::Write(WriteHandle {
-                    upload,
-                    path,
-                    bytes: AtomicU64::new(0),
-                    started: Instant::now(),
-                    times: Mutex::new(None),
-                }),
-            ),
-            Err(e) => {
-                self.session.record("upload", Some(&path), Err(&e), None, None);
-                fs_status(id, &e)
-            }
+        match self.session.create_upload(&path, exclusive).await {
+            Ok(file) => self.insert(id, Open::Write(WriteHandle { file, times: Mutex::new(None) })),
+            Err(e) => fs_status(id, &e),
         }
     }
 
@@ -225,23 +196,19 @@ impl Sftp {
             Err(_) => return codec::status(id, StatusCode::Failure, "handle busy"),
         };
         match open {
-            Open::Read(h) => {
-                let bytes = h.bytes.load(Ordering::Relaxed);
-                self.session.record("download", Some(&h.path), Ok(()), Some(bytes), Some(h.started.elapsed()));
+            Open::Read(file) => {
+                self.session.end_download(&file, DownloadEnd::Completed);
                 ok(id)
             }
             Open::Dir(_) => ok(id),
             Open::Write(h) => {
                 let times = *h.times.lock().unwrap_or_else(PoisonError::into_inner);
-                match self.session.complete_upload(h.upload, h.started.elapsed()).await {
+                let path = h.file.path().clone();
+                match self.session.complete_upload(h.file).await {
                     Ok(()) => {
                         if let Some((atime, mtime)) = times {
-                            let result = self
-                                .session
-                                .fs()
-                                .set_times(&h.path, listing::system_time(atime), listing::system_time(mtime))
-                                .await;
-                            self.session.record("setstat", Some(&h.path), result.as_ref().map(|_| ()), None, None);
+                            // Audited by the session; the upload itself stands either way.
+                            let _ = self.session.set_times(&path, system_time(atime), system_time(mtime)).await;
                         }
                         ok(id)
                     }
@@ -253,13 +220,13 @@ impl Sftp {
 
     async fn read(&self, id: u32, handle: &[u8], offset: u64, len: u32) -> Reply {
         let Some(open) = self.handle_of(handle) else { return bad_handle(id) };
-        let Open::Read(h) = &*open else {
+        let Open::Read(file) = &*open else {
             return codec::status(id, StatusCode::Failure, "handle not open for reading");
         };
-        match h.reader.read_at(offset, len.min(codec::MAX_DATA)).await {
+        match file.read_at(offset, len.min(codec::MAX_DATA)).await {
             Ok(data) if data.is_empty() => codec::status(id, StatusCode::Eof, "end of file"),
             Ok(data) => {
-                h.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                file.sent(data.len());
                 codec::data(id, &data)
             }
             Err(e) => fs_status(id, &e),
@@ -271,14 +238,7 @@ impl Sftp {
         let Open::Write(h) = &*open else {
             return codec::status(id, StatusCode::PermissionDenied, "handle not open for writing");
         };
-        let len = data.len() as u64;
-        match h.upload.write_at(offset, data).await {
-            Ok(()) => {
-                h.bytes.fetch_add(len, Ordering::Relaxed);
-                ok(id)
-            }
-            Err(e) => fs_status(id, &e),
-        }
+        reply(id, h.file.write_at(offset, data).await)
     }
 
     async fn stat(&self, id: u32, raw: &[u8]) -> Reply {
@@ -286,7 +246,7 @@ impl Sftp {
             Ok(path) => path,
             Err(e) => return fs_status(id, &e),
         };
-        match self.session.fs().stat(&path).await {
+        match self.session.stat(&path).await {
             Ok(stat) => codec::attrs(id, &listing::attrs(&stat)),
             Err(e) => fs_status(id, &e),
         }
@@ -295,9 +255,9 @@ impl Sftp {
     async fn fstat(&self, id: u32, handle: &[u8]) -> Reply {
         let Some(open) = self.handle_of(handle) else { return bad_handle(id) };
         let stat = match &*open {
-            Open::Read(h) => h.reader.stat().await,
-            Open::Write(h) => h.upload.stat().await,
-            Open::Dir(h) => self.session.fs().stat(&h.path).await,
+            Open::Read(file) => file.stat().await,
+            Open::Write(h) => h.file.stat().await,
+            Open::Dir(h) => self.session.stat(&h.path).await,
         };
         match stat {
             Ok(stat) => codec::attrs(id, &listing::attrs(&stat)),
@@ -310,20 +270,12 @@ impl Sftp {
             Ok(path) => path,
             Err(e) => return fs_status(id, &e),
         };
-        let fs = self.session.fs();
         let result = match attrs.times {
-            Some((atime, mtime)) => {
-                let result = fs.set_times(&path, listing::system_time(atime), listing::system_time(mtime)).await;
-                self.session.record("setstat", Some(&path), result.as_ref().map(|_| ()), None, None);
-                result
-            }
+            Some((atime, mtime)) => self.session.set_times(&path, system_time(atime), system_time(mtime)).await,
             // Nothing we apply: succeed if the file is there (see module docs).
-            None => fs.stat(&path).await.map(|_| ()),
+            None => self.session.stat(&path).await.map(|_| ()),
         };
-        match result {
-            Ok(()) => ok(id),
-            Err(e) => fs_status(id, &e),
-        }
+        reply(id, result)
     }
 
     async fn fsetstat(&self, id: u32, handle: &[u8], attrs: &Attrs) -> Reply {
@@ -334,18 +286,13 @@ impl Sftp {
                 *h.times.lock().unwrap_or_else(PoisonError::into_inner) = Some((atime, mtime));
                 ok(id)
             }
-            Open::Read(h) => self.set_times(id, &h.path, atime, mtime).await,
+            Open::Read(file) => self.set_times(id, file.path(), atime, mtime).await,
             Open::Dir(h) => self.set_times(id, &h.path, atime, mtime).await,
         }
     }
 
     async fn set_times(&self, id: u32, path: &TenantPath, atime: u32, mtime: u32) -> Reply {
-        let result = self.session.fs().set_times(path, listing::system_time(atime), listing::system_time(mtime)).await;
-        self.session.record("setstat", Some(path), result.as_ref().map(|_| ()), None, None);
-        match result {
-            Ok(()) => ok(id),
-            Err(e) => fs_status(id, &e),
-        }
+        reply(id, self.session.set_times(path, system_time(atime), system_time(mtime)).await)
     }
 
     async fn opendir(&self, id: u32, raw: &[u8]) -> Reply {
@@ -356,7 +303,7 @@ impl Sftp {
             Ok(path) => path,
             Err(e) => return fs_status(id, &e),
         };
-        match self.session.fs().read_dir(&path).await {
+        match self.session.read_dir(&path).await {
             Ok(mut entries) => {
                 entries.reverse();
                 self.insert(id, Open::Dir(DirHandle { path, pending: Mutex::new(Some(entries)) }))
@@ -389,7 +336,7 @@ impl Sftp {
             .iter()
             .map(|(name, stat)| NameEntry {
                 name: name.clone(),
-                long_name: listing::long_name(name, stat, owner, now),
+                long_name: stat.long_name(name, owner, now),
                 attrs: listing::attrs(stat),
             })
             .collect();
@@ -401,9 +348,7 @@ impl Sftp {
             Ok(path) => path,
             Err(e) => return fs_status(id, &e),
         };
-        let result = self.session.fs().remove_file(&path).await;
-        self.session.record("delete", Some(&path), result.as_ref().map(|_| ()), None, None);
-        reply(id, result)
+        reply(id, self.session.remove(&path).await)
     }
 
     async fn mkdir(&self, id: u32, raw: &[u8]) -> Reply {
@@ -411,9 +356,7 @@ impl Sftp {
             Ok(path) => path,
             Err(e) => return fs_status(id, &e),
         };
-        let result = self.session.fs().mkdir(&path).await;
-        self.session.record("mkdir", Some(&path), result.as_ref().map(|_| ()), None, None);
-        reply(id, result)
+        reply(id, self.session.mkdir(&path).await)
     }
 
     async fn rmdir(&self, id: u32, raw: &[u8]) -> Reply {
@@ -421,9 +364,7 @@ impl Sftp {
             Ok(path) => path,
             Err(e) => return fs_status(id, &e),
         };
-        let result = self.session.fs().rmdir(&path).await;
-        self.session.record("rmdir", Some(&path), result.as_ref().map(|_| ()), None, None);
-        reply(id, result)
+        reply(id, self.session.rmdir(&path).await)
     }
 
     fn realpath(&self, id: u32, raw: &[u8]) -> Reply {
@@ -438,20 +379,12 @@ impl Sftp {
 
     /// SFTP v3 RENAME refuses an existing target; `posix-rename@openssh.com`
     /// replaces it.
-    async fn rename(&self, id: u32, from: &[u8], to: &[u8], overwrite: bool) -> Reply {
+    async fn rename(&self, id: u32, from: &[u8], to: &[u8], overwrite: Overwrite) -> Reply {
         let (from, to) = match (self.resolve(from), self.resolve(to)) {
             (Ok(from), Ok(to)) => (from, to),
             (Err(e), _) | (_, Err(e)) => return fs_status(id, &e),
         };
-        let fs = self.session.fs();
-        if !overwrite && from != to && fs.stat(&to).await.is_ok() {
-            let e = FsError::AlreadyExists;
-            self.session.record_rename(&from, &to, Err(&e));
-            return fs_status(id, &e);
-        }
-        let result = fs.rename(&from, &to).await;
-        self.session.record_rename(&from, &to, result.as_ref().map(|_| ()));
-        reply(id, result)
+        reply(id, self.session.rename(&from, &to, overwrite).await)
     }
 
     async fn extended(&self, id: u32, name: &[u8], mut data: Bytes) -> Reply {
@@ -460,7 +393,7 @@ impl Sftp {
                 let (Ok(from), Ok(to)) = (codec::get_string(&mut data), codec::get_string(&mut data)) else {
                     return codec::status(id, StatusCode::BadMessage, "malformed posix-rename");
                 };
-                self.rename(id, &from, &to, true).await
+                self.rename(id, &from, &to, Overwrite::Replace).await
             }
             b"statvfs@openssh.com" => {
                 let Ok(raw) = codec::get_string(&mut data) else {
@@ -477,8 +410,8 @@ impl Sftp {
                 };
                 let Some(open) = self.handle_of(&handle) else { return bad_handle(id) };
                 let path = match &*open {
-                    Open::Read(h) => h.path.clone(),
-                    Open::Write(h) => h.path.parent(),
+                    Open::Read(file) => file.path().clone(),
+                    Open::Write(h) => h.file.path().parent(),
                     Open::Dir(h) => h.path.clone(),
                 };
                 self.statvfs(id, &path).await
@@ -489,7 +422,7 @@ impl Sftp {
                 };
                 let Some(open) = self.handle_of(&handle) else { return bad_handle(id) };
                 match &*open {
-                    Open::Write(h) => reply(id, h.upload.sync().await),
+                    Open::Write(h) => reply(id, h.file.sync().await),
                     // Nothing to flush for a file only read.
                     _ => ok(id),
                 }
@@ -507,7 +440,7 @@ impl Sftp {
     }
 
     async fn statvfs(&self, id: u32, path: &TenantPath) -> Reply {
-        match self.session.fs().statvfs(path).await {
+        match self.session.statvfs(path).await {
             Ok(s) => {
                 let mut body = BytesMut::with_capacity(88);
                 body.put_u64(s.block_size); // f_bsize
@@ -535,18 +468,8 @@ impl Sftp {
             self.handles.lock().unwrap_or_else(PoisonError::into_inner).drain().map(|(_, h)| h).collect();
         for open in handles {
             match &*open {
-                Open::Write(h) => {
-                    let bytes = h.bytes.load(Ordering::Relaxed);
-                    self.session.record_aborted_upload(&h.path, bytes, h.started.elapsed());
-                }
-                Open::Read(h) => {
-                    let e = FsError::Io(std::io::Error::new(
-                        std::io::ErrorKind::ConnectionAborted,
-                        "connection closed before the file was",
-                    ));
-                    let bytes = h.bytes.load(Ordering::Relaxed);
-                    self.session.record("download", Some(&h.path), Err(&e), Some(bytes), Some(h.started.elapsed()));
-                }
+                Open::Write(h) => self.session.abandon_upload(&h.file),
+                Open::Read(file) => self.session.end_download(file, DownloadEnd::Interrupted),
                 Open::Dir(_) => {}
             }
             // Dropping the last reference of an upload removes its temporary.
@@ -573,9 +496,7 @@ fn extended_reply(id: u32, body: &[u8]) -> Reply {
     codec::Encoder::new(codec::kind::EXTENDED_REPLY, 4 + body.len()).u32(id).raw(body).finish()
 }
 
-/// The status for a filesystem error. Messages are the error's own text,
-/// which never holds a server path; operating-system errors are reduced to
-/// their kind.
+/// The status for a filesystem error, with the engine's wording for it.
 pub(super) fn fs_status(id: u32, e: &FsError) -> Reply {
     let code = match e {
         FsError::NotFound => StatusCode::NoSuchFile,
@@ -583,11 +504,5 @@ pub(super) fn fs_status(id: u32, e: &FsError) -> Reply {
         FsError::Unsupported(_) => StatusCode::OpUnsupported,
         _ => StatusCode::Failure,
     };
-    match e {
-        FsError::Io(err) => {
-            tracing::warn!(error = %err, "sftp: i/o error");
-            codec::status(id, code, &format!("i/o error ({})", err.kind()))
-        }
-        other => codec::status(id, code, &other.to_string()),
-    }
+    codec::status(id, code, &e.client_text())
 }

@@ -16,8 +16,8 @@ use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet, Prefe
 use tracing::{debug, info};
 
 use super::dispatch;
-use super::grace::LoggedIn;
-use crate::engine::{ConnectionPermit, Credentials, Engine, Protocol, Session, Tripwire};
+use super::grace::LoginFlag;
+use crate::engine::{Alive, ConnectionPermit, Credentials, Engine, LoginAttempts, Protocol, Session, Tripwire};
 
 /// Session channels one connection may have open at once (OpenSSH clients
 /// use one); each SFTP channel has its own in-flight window.
@@ -107,29 +107,28 @@ fn reject() -> Auth {
 pub(super) struct Connection {
     engine: Engine,
     peer: SocketAddr,
-    logged_in: LoggedIn,
+    logged_in: LoginFlag,
     session: Option<Arc<Session>>,
     channels: HashMap<ChannelId, Channel<Msg>>,
     /// Session channels open now: those waiting for a request plus the
     /// SFTP sessions running.
     live: Arc<AtomicUsize>,
     /// Held by every task of the connection, so that a shutdown can wait for them.
-    alive: tokio::sync::mpsc::Sender<()>,
+    alive: Alive,
     permit: ConnectionPermit,
-    /// Failed logins on this connection; reaching `limits.max_auth_tries` is protocol abuse.
-    failures: u32,
-    tripwire: Tripwire,
+    logins: LoginAttempts,
 }
 
 impl Connection {
     pub(super) fn new(
         engine: Engine,
         peer: SocketAddr,
-        logged_in: LoggedIn,
+        logged_in: LoginFlag,
         permit: ConnectionPermit,
-        alive: tokio::sync::mpsc::Sender<()>,
+        alive: Alive,
         tripwire: Tripwire,
     ) -> Self {
+        let logins = LoginAttempts::new(engine.clone(), peer, Protocol::Sftp, tripwire);
         Self {
             engine,
             peer,
@@ -139,26 +138,21 @@ impl Connection {
             live: Arc::default(),
             alive,
             permit,
-            failures: 0,
-            tripwire,
+            logins,
         }
     }
 
     async fn login(&mut self, user: &str, credentials: Credentials<'_>) -> Auth {
-        match self.engine.authenticate(user, credentials, self.peer, Protocol::Sftp).await {
+        // Past `limits.max_auth_tries` the tripwire is set; russh's own
+        // attempt limit then ends the connection.
+        match self.logins.attempt(user, credentials).await {
             Ok(session) => {
                 self.session = Some(Arc::new(session));
                 self.logged_in.set();
                 self.permit.logged_in();
                 Auth::Accept
             }
-            Err(_) => {
-                self.failures += 1;
-                if self.failures >= self.engine.config().limits.max_auth_tries {
-                    self.tripwire.trip("too many authentication attempts");
-                }
-                reject()
-            }
+            Err(_) => reject(),
         }
     }
 

@@ -45,6 +45,21 @@ pub(crate) enum FsError {
     Io(io::Error),
 }
 
+impl FsError {
+    /// The sentence a client is shown, the same over every protocol. It
+    /// never holds a server path: an operating-system error is reduced to
+    /// its kind, and logged here in full for the operator.
+    pub(crate) fn client_text(&self) -> String {
+        match self {
+            Self::Io(err) => {
+                tracing::warn!(error = %err, "i/o error in a tenant tree");
+                format!("i/o error ({})", err.kind())
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
 impl From<io::Error> for FsError {
     fn from(err: io::Error) -> Self {
         if let Some(errno) = Errno::from_io_error(&err) {

@@ -44,6 +44,7 @@
 
 mod digest;
 mod error;
+mod long_name;
 mod path;
 mod reader;
 mod stat;
@@ -62,6 +63,7 @@ use cap_fs_ext::{DirExt as _, FollowSymlinks, OpenOptionsFollowExt as _, OpenOpt
 use cap_std::fs::{Dir, OpenOptions};
 
 pub(crate) use error::FsError;
+pub(crate) use long_name::unix_seconds;
 #[cfg(test)]
 use path::Area;
 pub(crate) use path::TenantPath;

@@ -9,6 +9,8 @@
 
 use std::fmt;
 
+use passerelle_tree::InboxPath;
+
 use super::error::FsError;
 
 /// Longest client path accepted, in bytes (PATH_MAX).
@@ -91,6 +93,14 @@ impl TenantPath {
         Self { components }
     }
 
+    /// The path relative to `/inbox`, for paths strictly below it.
+    pub(crate) fn inbox_path(&self) -> Option<InboxPath> {
+        match self.components.split_first() {
+            Some((area, below)) if area == INBOX && !below.is_empty() => InboxPath::parse(&below.join("/")),
+            _ => None,
+        }
+    }
+
     /// Whether clients may create, change or remove this entry: only strictly
     /// below `/inbox`.
     pub(crate) fn is_writable(&self) -> bool {
@@ -103,7 +113,7 @@ impl TenantPath {
     }
 
     /// Whether `self` lies strictly below `ancestor`.
-    pub(super) fn is_strictly_below(&self, ancestor: &TenantPath) -> bool {
+    pub(super) fn is_strictly_below(&self, ancestor: &Self) -> bool {
         self.components.len() > ancestor.components.len() && self.components.starts_with(&ancestor.components)
     }
 

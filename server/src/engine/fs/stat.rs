@@ -48,6 +48,15 @@ impl FileStat {
     }
 }
 
+#[cfg(test)]
+impl FileStat {
+    /// An entry modified and accessed `modified` seconds after the epoch.
+    pub(crate) fn sample(is_dir: bool, permissions: u32, size: u64, modified: u64) -> Self {
+        let t = UNIX_EPOCH + Duration::from_secs(modified);
+        Self { size, is_dir, permissions, modified: t, accessed: t }
+    }
+}
+
 /// Seconds and nanoseconds since the epoch as a `SystemTime`; times before
 /// 1970 are possible on disk and are kept, not clamped.
 fn unix_time(secs: i64, nanos: i64) -> SystemTime {

@@ -109,7 +109,7 @@ impl Staged {
     /// Stores the digest on the file; `false` (logged) where the filesystem
     /// cannot keep it, and the upload must then be flushed instead.
     fn seal(&self, path: &TenantPath, sha256: &[u8; 32]) -> bool {
-        match passerelle_import::seal(&self.file, sha256) {
+        match passerelle_tree::seal(&self.file, sha256) {
             Ok(()) => true,
             Err(err) => {
                 tracing::debug!(path = %path, error = %err, "upload not sealed; flushing it instead");

@@ -27,7 +27,7 @@ pub fn seal(file: &File, sha256: &[u8; 32]) -> io::Result<()> {
 }
 
 /// The seal of the file at `path`, if it has a well-formed one.
-pub(crate) fn sealed_sha256(path: &Path) -> Option<String> {
+pub fn sealed_sha256(path: &Path) -> Option<String> {
     let mut value = [0u8; 64];
     match rustix::fs::getxattr(path, SEAL_XATTR, &mut value[..]) {
         Ok(64) => std::str::from_utf8(&value)
