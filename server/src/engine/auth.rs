@@ -64,7 +64,7 @@ impl LoginAttempts {
 
     /// Checks credentials and opens a session on the user's tenant tree.
     pub(crate) async fn attempt(&mut self, login: &str, credentials: Credentials<'_>) -> Result<Session, LoginRefused> {
-        match self.engine.authenticate(login, credentials, self.peer, self.protocol).await {
+        match self.authenticate(login, credentials).await {
             Ok(session) => Ok(session),
             Err(AuthFailure) => {
                 self.failures += 1;
@@ -75,6 +75,53 @@ impl LoginAttempts {
                 Err(LoginRefused::TryAgain)
             }
         }
+    }
+
+    /// Checks credentials; opens a session, or records why not.
+    async fn authenticate(&self, login: &str, credentials: Credentials<'_>) -> Result<Session, AuthFailure> {
+        let (engine, peer, protocol) = (&self.engine, self.peer, self.protocol);
+        let started = tokio::time::Instant::now();
+        let method = match credentials {
+            Credentials::Password(_) => "password".to_owned(),
+            Credentials::PublicKey(key) => format!("publickey {}", key.fingerprint(Default::default())),
+        };
+        match engine.check(login, credentials, peer).await {
+            Ok((tenant, login)) => match engine.open_session(tenant.clone(), login.clone(), peer, protocol) {
+                Ok(session) => {
+                    engine.inner.audit.login(peer, protocol, Some(&tenant), login.as_str(), "ok", &method);
+                    Ok(session)
+                }
+                Err(reason) => self.fail(Some(&tenant), login.as_str(), reason, &method, started).await,
+            },
+            Err((tenant, reason)) => self.fail(tenant.as_ref(), login, reason, &method, started).await,
+        }
+    }
+
+    /// Records and scores a failed login, then answers it no sooner than
+    /// [`FAILURE_DELAY`] after it `started`.
+    async fn fail(
+        &self,
+        tenant: Option<&TenantName>,
+        login: &str,
+        reason: Reason,
+        method: &str,
+        started: tokio::time::Instant,
+    ) -> Result<Session, AuthFailure> {
+        let (engine, peer, protocol) = (&self.engine, self.peer, self.protocol);
+        // Bounded: a login is at most 64 bytes when valid; an attacker's junk is cut.
+        let shown: String = login.chars().take(64).collect();
+        let outcome = if matches!(reason, Reason::DeniedIp) { "denied_ip" } else { "failed" };
+        engine.inner.audit.login(peer, protocol, tenant, &shown, outcome, &format!("{method}; {}", reason.as_str()));
+        if let Some(offence) = reason.offence() {
+            engine.offence(peer, offence);
+        }
+        if let (Some(tenant), Reason::WrongPassword | Reason::UnknownKey) = (tenant, reason)
+            && let Ok(login) = Login::parse(login)
+        {
+            engine.count_failure(tenant, &login, peer, protocol).await;
+        }
+        tokio::time::sleep_until(started + FAILURE_DELAY).await;
+        Err(AuthFailure)
     }
 }
 
@@ -121,58 +168,6 @@ impl Engine {
     pub(crate) async fn key_is_authorized(&self, login: &str, key: &PublicKey) -> bool {
         let Ok(login) = Login::parse(login) else { return false };
         self.authorized_keys(&login).await.iter().any(|k| k.matches(key))
-    }
-
-    /// Checks credentials and opens a session on the user's tenant tree.
-    async fn authenticate(
-        &self,
-        login: &str,
-        credentials: Credentials<'_>,
-        peer: SocketAddr,
-        protocol: Protocol,
-    ) -> Result<Session, AuthFailure> {
-        let started = tokio::time::Instant::now();
-        let method = match credentials {
-            Credentials::Password(_) => "password".to_owned(),
-            Credentials::PublicKey(key) => format!("publickey {}", key.fingerprint(Default::default())),
-        };
-        match self.check(login, credentials, peer).await {
-            Ok((tenant, login)) => match self.open_session(tenant.clone(), login.clone(), peer, protocol) {
-                Ok(session) => {
-                    self.inner.audit.login(peer, protocol, Some(&tenant), login.as_str(), "ok", &method);
-                    Ok(session)
-                }
-                Err(reason) => self.fail(peer, protocol, Some(&tenant), login.as_str(), reason, &method, started).await,
-            },
-            Err((tenant, reason)) => self.fail(peer, protocol, tenant.as_ref(), login, reason, &method, started).await,
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn fail(
-        &self,
-        peer: SocketAddr,
-        protocol: Protocol,
-        tenant: Option<&TenantName>,
-        login: &str,
-        reason: Reason,
-        method: &str,
-        started: tokio::time::Instant,
-    ) -> Result<Session, AuthFailure> {
-        // Bounded: a login is at most 64 bytes when valid; an attacker's junk is cut.
-        let shown: String = login.chars().take(64).collect();
-        let outcome = if matches!(reason, Reason::DeniedIp) { "denied_ip" } else { "failed" };
-        self.inner.audit.login(peer, protocol, tenant, &shown, outcome, &format!("{method}; {}", reason.as_str()));
-        if let Some(offence) = reason.offence() {
-            self.offence(peer, offence);
-        }
-        if let (Some(tenant), Reason::WrongPassword | Reason::UnknownKey) = (tenant, reason)
-            && let Ok(login) = Login::parse(login)
-        {
-            self.count_failure(tenant, &login, peer, protocol).await;
-        }
-        tokio::time::sleep_until(started + FAILURE_DELAY).await;
-        Err(AuthFailure)
     }
 
     /// The checks proper. Returns the tenant and login, or why not.

@@ -41,11 +41,23 @@ use crate::engine::Session;
 /// Requests decoded but whose reply has not yet been handed to SSH.
 pub(super) const MAX_IN_FLIGHT: usize = 64;
 
-/// A request's place in the order; held, never read, until it is served.
-#[allow(dead_code)]
+/// A request's place in the order; held until it is served.
 enum OrderGuard {
-    Shared(OwnedRwLockReadGuard<()>),
-    Exclusive(OwnedRwLockWriteGuard<()>),
+    Shared(#[expect(dead_code, reason = "held for its drop, never read")] OwnedRwLockReadGuard<()>),
+    Exclusive(#[expect(dead_code, reason = "held for its drop, never read")] OwnedRwLockWriteGuard<()>),
+}
+
+/// A reply on its way to the writer: its place in the order, its bytes,
+/// and the in-flight permit it frees once sent.
+type Queued = (u64, Bytes, Option<OwnedSemaphorePermit>);
+
+/// Why the channel's session ends early.
+#[derive(Debug)]
+enum Stop {
+    /// The client broke the protocol: exit status 1.
+    ProtocolError,
+    /// The client stopped reading replies.
+    Stuck,
 }
 
 /// Serves SFTP on `channel` until the client closes it or the connection
@@ -53,107 +65,33 @@ enum OrderGuard {
 /// in-flight window before the session is given up as stuck.
 pub(super) async fn run(channel: Channel<Msg>, session: Arc<Session>, stall_timeout: Duration) {
     let (mut incoming, outgoing) = channel.split();
-    let (reply_tx, mut reply_rx) = mpsc::unbounded_channel::<(u64, Bytes, Option<OwnedSemaphorePermit>)>();
     // 0 when the client ended the session, 1 when it was cut for a protocol
     // error. Clients turn it into their own exit status (scp does).
     let exit_status = Arc::new(AtomicU32::new(0));
-    let writer_exit_status = Arc::clone(&exit_status);
-    let writer = tokio::spawn(async move {
-        let mut next = 0u64;
-        let mut early = BTreeMap::new();
-        while let Some((sequence, reply, permit)) = reply_rx.recv().await {
-            early.insert(sequence, (reply, permit));
-            while let Some((reply, permit)) = early.remove(&next) {
-                if outgoing.data_bytes(reply).await.is_err() {
-                    return;
-                }
-                drop(permit);
-                next += 1;
-            }
-        }
-        let _ = outgoing.exit_status(writer_exit_status.load(Ordering::Acquire)).await;
-        let _ = outgoing.eof().await;
-        let _ = outgoing.close().await;
-    });
-
-    let sftp = Arc::new(Sftp::new(session));
-    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-    let order = Arc::new(RwLock::new(()));
+    let (replies, reply_rx) = mpsc::unbounded_channel::<Queued>();
+    let writer = tokio::spawn(write_replies(outgoing, reply_rx, Arc::clone(&exit_status)));
+    let mut dispatcher = Dispatcher {
+        sftp: Arc::new(Sftp::new(session)),
+        in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+        order: Arc::new(RwLock::new(())),
+        replies,
+        sequence: 0,
+        initialized: false,
+        stall_timeout,
+    };
     let mut buf = BytesMut::with_capacity(64 * 1024);
-    let mut initialized = false;
-    let mut sequence = 0u64;
-
     'session: loop {
         loop {
-            let body = match codec::split_packet(&mut buf) {
-                Ok(Some(body)) => body,
+            let served = match next_request(&mut buf) {
+                Ok(Some(request)) => dispatcher.dispatch(request).await,
                 Ok(None) => break,
-                Err(e) => {
-                    warn!(error = %e, "sftp: bad packet; closing the session");
-                    exit_status.store(1, Ordering::Release);
-                    break 'session;
-                }
+                Err(stop) => Err(stop),
             };
-            let request = match codec::decode(body) {
-                Ok(request) => request,
-                Err(e) => {
-                    warn!(error = %e, "sftp: malformed request; closing the session");
+            if let Err(stop) = served {
+                if matches!(stop, Stop::ProtocolError) {
                     exit_status.store(1, Ordering::Release);
-                    break 'session;
                 }
-            };
-            if !initialized {
-                let Request::Init { version } = request else {
-                    warn!("sftp: first packet is not INIT; closing the session");
-                    exit_status.store(1, Ordering::Release);
-                    break 'session;
-                };
-                debug!(client_version = version, "sftp: init");
-                // Version 3 whatever the client offers: it is the only one
-                // OpenSSH and the others speak, and the only one served.
-                let _ = reply_tx.send((sequence, codec::version(EXTENSIONS), None));
-                sequence += 1;
-                initialized = true;
-                continue;
-            }
-            let barrier = Sftp::is_barrier(&request);
-            let admitted = tokio::time::timeout(stall_timeout, async {
-                let permit = Arc::clone(&in_flight).acquire_owned().await.ok()?;
-                let guard = if barrier {
-                    OrderGuard::Exclusive(Arc::clone(&order).write_owned().await)
-                } else {
-                    OrderGuard::Shared(Arc::clone(&order).read_owned().await)
-                };
-                Some((permit, guard))
-            })
-            .await;
-            let Ok(Some((permit, guard))) = admitted else {
-                warn!("sftp: client stopped reading replies; closing the session");
                 break 'session;
-            };
-            let this = sequence;
-            sequence += 1;
-            if barrier {
-                // Nothing runs beside a barrier, so it runs here: a task to
-                // spawn and wake would only add two thread switches.
-                let reply = sftp.handle(request).await;
-                drop(guard);
-                let _ = reply_tx.send((this, reply, Some(permit)));
-                continue;
-            }
-            let sftp = Arc::clone(&sftp);
-            let reply_tx = reply_tx.clone();
-            let mut work = Box::pin(async move {
-                let reply = sftp.handle(request).await;
-                drop(sftp);
-                drop(guard);
-                let _ = reply_tx.send((this, reply, Some(permit)));
-            });
-            // What finishes without waiting (reads of small files, lookups)
-            // is served here; the rest goes on as a task, which polls it again
-            // at once and so registers its own waker.
-            if work.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending() {
-                tokio::spawn(work);
             }
         }
         match incoming.wait().await {
@@ -162,17 +100,151 @@ pub(super) async fn run(channel: Channel<Msg>, session: Arc<Session>, stall_time
             Some(_) => {}
         }
     }
-
     drop(incoming);
-    // Let requests already running finish (they hold the order lock), then
-    // discard what the client left open.
-    drop(Arc::clone(&order).write_owned().await);
-    sftp.abandon_open_handles();
-    drop(sftp);
-    drop(reply_tx);
-    let abort = writer.abort_handle();
-    if tokio::time::timeout(stall_timeout, writer).await.is_err() {
-        debug!("sftp: replies not delivered before the session ended");
-        abort.abort();
+    dispatcher.finish(writer).await;
+}
+
+/// The next whole request in `buf`, if one has arrived.
+fn next_request(buf: &mut BytesMut) -> Result<Option<Request>, Stop> {
+    let body = match codec::split_packet(buf) {
+        Ok(Some(body)) => body,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            warn!(error = %e, "sftp: bad packet; closing the session");
+            return Err(Stop::ProtocolError);
+        }
+    };
+    match codec::decode(body) {
+        Ok(request) => Ok(Some(request)),
+        Err(e) => {
+            warn!(error = %e, "sftp: malformed request; closing the session");
+            Err(Stop::ProtocolError)
+        }
+    }
+}
+
+/// Hands replies to SSH in request order, then ends the channel with the
+/// session's exit status once every reply is out.
+async fn write_replies(
+    outgoing: russh::ChannelWriteHalf<Msg>,
+    mut replies: mpsc::UnboundedReceiver<Queued>,
+    exit_status: Arc<AtomicU32>,
+) {
+    let mut next = 0u64;
+    let mut early = BTreeMap::new();
+    while let Some((sequence, reply, permit)) = replies.recv().await {
+        early.insert(sequence, (reply, permit));
+        while let Some((reply, permit)) = early.remove(&next) {
+            if outgoing.data_bytes(reply).await.is_err() {
+                return;
+            }
+            drop(permit);
+            next += 1;
+        }
+    }
+    let _ = outgoing.exit_status(exit_status.load(Ordering::Acquire)).await;
+    let _ = outgoing.eof().await;
+    let _ = outgoing.close().await;
+}
+
+/// Admits decoded requests into the in-flight window and the order, and
+/// serves them.
+struct Dispatcher {
+    sftp: Arc<Sftp>,
+    in_flight: Arc<Semaphore>,
+    order: Arc<RwLock<()>>,
+    replies: mpsc::UnboundedSender<Queued>,
+    /// The next request's place in the order.
+    sequence: u64,
+    /// Whether INIT was received.
+    initialized: bool,
+    stall_timeout: Duration,
+}
+
+impl Dispatcher {
+    async fn dispatch(&mut self, request: Request) -> Result<(), Stop> {
+        if !self.initialized {
+            return self.init(request);
+        }
+        let barrier = Sftp::is_barrier(&request);
+        let (permit, guard) = self.admit(barrier).await?;
+        let this = self.sequence;
+        self.sequence += 1;
+        if barrier {
+            // Nothing runs beside a barrier, so it runs here: a task to
+            // spawn and wake would only add two thread switches.
+            let reply = self.sftp.handle(request).await;
+            drop(guard);
+            let _ = self.replies.send((this, reply, Some(permit)));
+            return Ok(());
+        }
+        let sftp = Arc::clone(&self.sftp);
+        let replies = self.replies.clone();
+        let mut work = Box::pin(async move {
+            let reply = sftp.handle(request).await;
+            drop(sftp);
+            drop(guard);
+            let _ = replies.send((this, reply, Some(permit)));
+        });
+        // What finishes without waiting (reads of small files, lookups)
+        // is served here; the rest goes on as a task, which polls it again
+        // at once and so registers its own waker.
+        if work.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending() {
+            tokio::spawn(work);
+        }
+        Ok(())
+    }
+
+    /// The first request must be INIT.
+    fn init(&mut self, request: Request) -> Result<(), Stop> {
+        let Request::Init { version } = request else {
+            warn!("sftp: first packet is not INIT; closing the session");
+            return Err(Stop::ProtocolError);
+        };
+        debug!(client_version = version, "sftp: init");
+        // Version 3 whatever the client offers: it is the only one
+        // OpenSSH and the others speak, and the only one served.
+        let _ = self.replies.send((self.sequence, codec::version(EXTENSIONS), None));
+        self.sequence += 1;
+        self.initialized = true;
+        Ok(())
+    }
+
+    /// A place in the in-flight window, then in the order (alone for a
+    /// barrier), within the stall timeout.
+    async fn admit(&self, barrier: bool) -> Result<(OwnedSemaphorePermit, OrderGuard), Stop> {
+        let admitted = tokio::time::timeout(self.stall_timeout, async {
+            let permit = Arc::clone(&self.in_flight).acquire_owned().await.ok()?;
+            let guard = if barrier {
+                OrderGuard::Exclusive(Arc::clone(&self.order).write_owned().await)
+            } else {
+                OrderGuard::Shared(Arc::clone(&self.order).read_owned().await)
+            };
+            Some((permit, guard))
+        })
+        .await;
+        match admitted {
+            Ok(Some(admitted)) => Ok(admitted),
+            _ => {
+                warn!("sftp: client stopped reading replies; closing the session");
+                Err(Stop::Stuck)
+            }
+        }
+    }
+
+    /// Lets requests already running finish (they hold the order lock),
+    /// discards what the client left open, and lets the writer deliver the
+    /// last replies.
+    async fn finish(self, writer: tokio::task::JoinHandle<()>) {
+        let Self { sftp, order, replies, stall_timeout, .. } = self;
+        drop(order.write_owned().await);
+        sftp.abandon_open_handles();
+        drop(sftp);
+        drop(replies);
+        let abort = writer.abort_handle();
+        if tokio::time::timeout(stall_timeout, writer).await.is_err() {
+            debug!("sftp: replies not delivered before the session ended");
+            abort.abort();
+        }
     }
 }

@@ -66,7 +66,7 @@ pub(super) struct Sftp {
 }
 
 /// The reply to one request.
-type Reply = Bytes;
+type Response = Bytes;
 
 impl Sftp {
     pub(super) fn new(session: Arc<Session>) -> Self {
@@ -97,7 +97,7 @@ impl Sftp {
     }
 
     /// Serves one request (INIT is the dispatcher's).
-    pub(super) async fn handle(&self, request: Request) -> Reply {
+    pub(super) async fn handle(&self, request: Request) -> Response {
         match request {
             Request::Init { .. } => codec::status(0, StatusCode::BadMessage, "duplicate INIT"),
             Request::Open { id, path, flags, .. } => self.open(id, &path, flags).await,
@@ -132,7 +132,7 @@ impl Sftp {
         self.handles.lock().unwrap_or_else(PoisonError::into_inner).get(handle).cloned()
     }
 
-    fn insert(&self, id: u32, open: Open) -> Reply {
+    fn insert(&self, id: u32, open: Open) -> Response {
         let mut handles = self.handles.lock().unwrap_or_else(PoisonError::into_inner);
         if handles.len() >= MAX_HANDLES {
             return codec::status(id, StatusCode::Failure, "too many open handles");
@@ -146,7 +146,7 @@ impl Sftp {
         self.handles.lock().unwrap_or_else(PoisonError::into_inner).len() < MAX_HANDLES
     }
 
-    async fn open(&self, id: u32, raw: &[u8], flags: u32) -> Reply {
+    async fn open(&self, id: u32, raw: &[u8], flags: u32) -> Response {
         if !self.has_room() {
             return codec::status(id, StatusCode::Failure, "too many open handles");
         }
@@ -187,7 +187,7 @@ impl Sftp {
         }
     }
 
-    async fn close(&self, id: u32, handle: &[u8]) -> Reply {
+    async fn close(&self, id: u32, handle: &[u8]) -> Response {
         let removed = self.handles.lock().unwrap_or_else(PoisonError::into_inner).remove(handle);
         let Some(open) = removed else { return bad_handle(id) };
         // CLOSE is a barrier: no other request holds this handle any more.
@@ -218,7 +218,7 @@ impl Sftp {
         }
     }
 
-    async fn read(&self, id: u32, handle: &[u8], offset: u64, len: u32) -> Reply {
+    async fn read(&self, id: u32, handle: &[u8], offset: u64, len: u32) -> Response {
         let Some(open) = self.handle_of(handle) else { return bad_handle(id) };
         let Open::Read(file) = &*open else {
             return codec::status(id, StatusCode::Failure, "handle not open for reading");
@@ -233,7 +233,7 @@ impl Sftp {
         }
     }
 
-    async fn write(&self, id: u32, handle: &[u8], offset: u64, data: Bytes) -> Reply {
+    async fn write(&self, id: u32, handle: &[u8], offset: u64, data: Bytes) -> Response {
         let Some(open) = self.handle_of(handle) else { return bad_handle(id) };
         let Open::Write(h) = &*open else {
             return codec::status(id, StatusCode::PermissionDenied, "handle not open for writing");
@@ -241,7 +241,7 @@ impl Sftp {
         reply(id, h.file.write_at(offset, data).await)
     }
 
-    async fn stat(&self, id: u32, raw: &[u8]) -> Reply {
+    async fn stat(&self, id: u32, raw: &[u8]) -> Response {
         let path = match self.resolve(raw) {
             Ok(path) => path,
             Err(e) => return fs_status(id, &e),
@@ -252,7 +252,7 @@ impl Sftp {
         }
     }
 
-    async fn fstat(&self, id: u32, handle: &[u8]) -> Reply {
+    async fn fstat(&self, id: u32, handle: &[u8]) -> Response {
         let Some(open) = self.handle_of(handle) else { return bad_handle(id) };
         let stat = match &*open {
             Open::Read(file) => file.stat().await,
@@ -265,7 +265,7 @@ impl Sftp {
         }
     }
 
-    async fn setstat(&self, id: u32, raw: &[u8], attrs: &Attrs) -> Reply {
+    async fn setstat(&self, id: u32, raw: &[u8], attrs: &Attrs) -> Response {
         let path = match self.resolve(raw) {
             Ok(path) => path,
             Err(e) => return fs_status(id, &e),
@@ -278,7 +278,7 @@ impl Sftp {
         reply(id, result)
     }
 
-    async fn fsetstat(&self, id: u32, handle: &[u8], attrs: &Attrs) -> Reply {
+    async fn fsetstat(&self, id: u32, handle: &[u8], attrs: &Attrs) -> Response {
         let Some(open) = self.handle_of(handle) else { return bad_handle(id) };
         let Some((atime, mtime)) = attrs.times else { return ok(id) };
         match &*open {
@@ -291,11 +291,11 @@ impl Sftp {
         }
     }
 
-    async fn set_times(&self, id: u32, path: &TenantPath, atime: u32, mtime: u32) -> Reply {
+    async fn set_times(&self, id: u32, path: &TenantPath, atime: u32, mtime: u32) -> Response {
         reply(id, self.session.set_times(path, system_time(atime), system_time(mtime)).await)
     }
 
-    async fn opendir(&self, id: u32, raw: &[u8]) -> Reply {
+    async fn opendir(&self, id: u32, raw: &[u8]) -> Response {
         if !self.has_room() {
             return codec::status(id, StatusCode::Failure, "too many open handles");
         }
@@ -312,7 +312,7 @@ impl Sftp {
         }
     }
 
-    fn readdir(&self, id: u32, handle: &[u8]) -> Reply {
+    fn readdir(&self, id: u32, handle: &[u8]) -> Response {
         let Some(open) = self.handle_of(handle) else { return bad_handle(id) };
         let Open::Dir(h) = &*open else { return bad_handle(id) };
         let batch: Vec<(String, FileStat)> = {
@@ -343,7 +343,7 @@ impl Sftp {
         codec::name(id, &entries)
     }
 
-    async fn remove(&self, id: u32, raw: &[u8]) -> Reply {
+    async fn remove(&self, id: u32, raw: &[u8]) -> Response {
         let path = match self.resolve(raw) {
             Ok(path) => path,
             Err(e) => return fs_status(id, &e),
@@ -351,7 +351,7 @@ impl Sftp {
         reply(id, self.session.remove(&path).await)
     }
 
-    async fn mkdir(&self, id: u32, raw: &[u8]) -> Reply {
+    async fn mkdir(&self, id: u32, raw: &[u8]) -> Response {
         let path = match self.resolve(raw) {
             Ok(path) => path,
             Err(e) => return fs_status(id, &e),
@@ -359,7 +359,7 @@ impl Sftp {
         reply(id, self.session.mkdir(&path).await)
     }
 
-    async fn rmdir(&self, id: u32, raw: &[u8]) -> Reply {
+    async fn rmdir(&self, id: u32, raw: &[u8]) -> Response {
         let path = match self.resolve(raw) {
             Ok(path) => path,
             Err(e) => return fs_status(id, &e),
@@ -367,7 +367,7 @@ impl Sftp {
         reply(id, self.session.rmdir(&path).await)
     }
 
-    fn realpath(&self, id: u32, raw: &[u8]) -> Reply {
+    fn realpath(&self, id: u32, raw: &[u8]) -> Response {
         match self.resolve(raw) {
             Ok(path) => {
                 let name = path.to_client_string();
@@ -379,7 +379,7 @@ impl Sftp {
 
     /// SFTP v3 RENAME refuses an existing target; `posix-rename@openssh.com`
     /// replaces it.
-    async fn rename(&self, id: u32, from: &[u8], to: &[u8], overwrite: Overwrite) -> Reply {
+    async fn rename(&self, id: u32, from: &[u8], to: &[u8], overwrite: Overwrite) -> Response {
         let (from, to) = match (self.resolve(from), self.resolve(to)) {
             (Ok(from), Ok(to)) => (from, to),
             (Err(e), _) | (_, Err(e)) => return fs_status(id, &e),
@@ -387,7 +387,7 @@ impl Sftp {
         reply(id, self.session.rename(&from, &to, overwrite).await)
     }
 
-    async fn extended(&self, id: u32, name: &[u8], mut data: Bytes) -> Reply {
+    async fn extended(&self, id: u32, name: &[u8], mut data: Bytes) -> Response {
         match name {
             b"posix-rename@openssh.com" => {
                 let (Ok(from), Ok(to)) = (codec::get_string(&mut data), codec::get_string(&mut data)) else {
@@ -439,7 +439,7 @@ impl Sftp {
         }
     }
 
-    async fn statvfs(&self, id: u32, path: &TenantPath) -> Reply {
+    async fn statvfs(&self, id: u32, path: &TenantPath) -> Response {
         match self.session.statvfs(path).await {
             Ok(s) => {
                 let mut body = BytesMut::with_capacity(88);
@@ -477,27 +477,27 @@ impl Sftp {
     }
 }
 
-fn ok(id: u32) -> Reply {
+fn ok(id: u32) -> Response {
     codec::status(id, StatusCode::Ok, "")
 }
 
-fn bad_handle(id: u32) -> Reply {
+fn bad_handle(id: u32) -> Response {
     codec::status(id, StatusCode::Failure, "invalid handle")
 }
 
-fn reply(id: u32, result: Result<(), FsError>) -> Reply {
+fn reply(id: u32, result: Result<(), FsError>) -> Response {
     match result {
         Ok(()) => ok(id),
         Err(e) => fs_status(id, &e),
     }
 }
 
-fn extended_reply(id: u32, body: &[u8]) -> Reply {
+fn extended_reply(id: u32, body: &[u8]) -> Response {
     codec::Encoder::new(codec::kind::EXTENDED_REPLY, 4 + body.len()).u32(id).raw(body).finish()
 }
 
 /// The status for a filesystem error, with the engine's wording for it.
-pub(super) fn fs_status(id: u32, e: &FsError) -> Reply {
+pub(super) fn fs_status(id: u32, e: &FsError) -> Response {
     let code = match e {
         FsError::NotFound => StatusCode::NoSuchFile,
         FsError::PermissionDenied => StatusCode::PermissionDenied,

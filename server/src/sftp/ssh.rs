@@ -258,7 +258,7 @@ impl russh::server::Handler for Connection {
         Self::refuse_with_message(channel, ONLY_SFTP, session)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments, reason = "russh's Handler trait fixes the signature")]
     async fn pty_request(
         &mut self,
         channel: ChannelId,
