@@ -1,10 +1,23 @@
 //! How files look to FTP clients: `LIST` lines (the `ls -l` layout shared
 //! with SFTP long names, which every FTP client parses), `NLST` names, and
-//! the machine-readable facts of `MLSD`/`MLST` (RFC 3659).
+//! the machine-readable facts of `MLSD`/`MLST` (RFC 3659); and the listing
+//! of a path in any of these formats, read through the engine's session.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::engine::fs::{FileStat, TenantPath};
+use crate::engine::Session;
+use crate::engine::fs::{FileStat, FsError, TenantPath};
+
+/// Which listing a command wants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ListKind {
+    /// `LIST`: `ls -l` lines.
+    List,
+    /// `NLST`: names only.
+    Nlst,
+    /// `MLSD`: RFC 3659 facts.
+    Mlsd,
+}
 
 /// A `LIST` line.
 pub(crate) fn list_line(name: &str, stat: &FileStat, owner: &str, now: SystemTime) -> String {
@@ -38,6 +51,62 @@ pub(crate) fn facts(name: &str, stat: &FileStat, path: &TenantPath) -> String {
     format!("type={kind};size={};modify={};perm={perm}; {name}", stat.size, timeval(stat.modified))
 }
 
+/// The lines of a listing of `path` (a directory, or a single file for LIST
+/// and NLST).
+pub(crate) async fn listing_lines(
+    session: &Session,
+    path: &TenantPath,
+    kind: ListKind,
+) -> Result<Vec<String>, FsError> {
+    let stat = session.stat(path).await?;
+    let now = SystemTime::now();
+    let owner = session.login().as_str();
+    if !stat.is_dir {
+        let name = path.file_name().unwrap_or_default();
+        return match kind {
+            ListKind::List => Ok(vec![list_line(name, &stat, owner, now)]),
+            ListKind::Nlst => Ok(vec![name.to_owned()]),
+            ListKind::Mlsd => Err(FsError::NotADirectory),
+        };
+    }
+    let entries = session.read_dir(path).await?;
+    let mut lines = Vec::with_capacity(entries.len());
+    for (name, stat) in &entries {
+        lines.push(match kind {
+            ListKind::List => list_line(name, stat, owner, now),
+            ListKind::Nlst => name.clone(),
+            ListKind::Mlsd => {
+                let child = session.resolve(path, name.as_bytes())?;
+                facts(name, stat, &child)
+            }
+        });
+    }
+    Ok(lines)
+}
+
+/// A listing as the data connection carries it: CRLF-terminated lines.
+pub(crate) async fn listing_text(session: &Session, path: &TenantPath, kind: ListKind) -> Result<Vec<u8>, FsError> {
+    let mut text = String::new();
+    for line in listing_lines(session, path, kind).await? {
+        text.push_str(&line);
+        text.push_str("\r\n");
+    }
+    Ok(text.into_bytes())
+}
+
+/// The path of `LIST -la /x` and the like: `ls` options are skipped, as
+/// clients send them though RFC 959 knows none.
+pub(crate) fn listing_path(arg: &[u8]) -> Vec<u8> {
+    let mut rest = arg;
+    while rest.first() == Some(&b'-') {
+        match rest.iter().position(|&b| b == b' ') {
+            Some(space) => rest = &rest[space + 1..],
+            None => rest = &[],
+        }
+    }
+    rest.to_vec()
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -47,5 +116,12 @@ mod tests {
     #[test]
     fn timevals_are_utc_digits() {
         assert_eq!(timeval(UNIX_EPOCH + Duration::from_secs(1_709_547_600)), "20240304102000");
+    }
+
+    #[test]
+    fn ls_options_are_skipped() {
+        assert_eq!(listing_path(b"-la /inbox"), b"/inbox");
+        assert_eq!(listing_path(b"-a"), b"");
+        assert_eq!(listing_path(b"inbox"), b"inbox");
     }
 }

@@ -2,32 +2,61 @@
 //! tokio and rustls, over the engine's sessions and tenant filesystem.
 //!
 //! ```text
-//!  TCP accept ─► Engine::accept ─► control::run ──────────────► session::LoggedIn
-//!                 (PROXY header,    explicit: clear, AUTH TLS    filesystem commands,
-//!                  bans, limits)    implicit: TLS at once        transfer::run ─► data::accept
-//!                                   then USER/PASS via Engine    (PASV/EPSV port, same IP,
-//!                                                                 TLS resuming the control session)
+//!  TCP accept ─► Engine::accept ─► connection ─► prelogin ─────────────► postlogin
+//!                 (PROXY header,                  explicit: clear,        filesystem commands,
+//!                  bans, limits)                  AUTH TLS; implicit:     transfer ─► data::accept
+//!                                                 TLS at once; then       (PASV/EPSV port, same IP,
+//!                                                 USER/PASS via Engine     TLS resuming the control session)
 //! ```
 //!
+//! Modules, one job each:
+//!
+//! - `connection` — one connection's life: prelogin, then postlogin.
+//! - `prelogin` — before login: the clear text of explicit FTPS until
+//!   `AUTH TLS`, the TLS handshake, USER/PASS, under the login grace time.
+//! - `postlogin` — after login: filesystem commands, transfer set-up.
+//! - `common` — the commands of every state (FEAT, HELP, NOOP, PBSZ, PROT...).
+//! - `transfer` — data transfers and ABOR; `data` — data-connection checks;
+//!   `passive` — data ports.
+//! - `channel` — the command channel: lines in, replies out by their
+//!   deadline; the connection's context.
+//! - `listing` — LIST, NLST, MLSD and MLST formats, and listings.
+//! - `line` — bounded command lines; `reply` — replies, including those to
+//!   filesystem errors.
 //! - `tls` — the TLS policy and the reloadable certificate.
-//! - `line` — bounded command lines; `reply` — replies.
-//! - `control` — the connection by trust state (clear, TLS, logged in).
-//! - `session` — logged-in commands; `transfer` — data transfers and ABOR.
-//! - `passive` — data ports; `data` — data-connection checks;
-//!   `listing` — LIST, NLST, MLSD and MLST formats.
+//!
+//! Imports between them form no circle: each module below uses only modules
+//! listed after it. The two trust states never use each other, so nothing
+//! after login can leak into the code a stranger reaches; both use the
+//! command channel, and `transfer` knows nothing of the logged-in state it
+//! serves.
+//!
+//! ```text
+//!  connection ─► prelogin, postlogin, channel, tls
+//!  postlogin  ─► transfer, common, channel, listing, passive, line, reply
+//!  prelogin   ─► common, channel, line, reply
+//!  transfer   ─► channel, data, passive, line, reply, tls
+//!  common     ─► line, reply
+//!  channel    ─► line, reply, tls
+//!  data       ─► passive, tls
+//!  listing, passive, line, reply, tls: no other module of the front-end
+//! ```
 //!
 //! Non-features: plaintext FTP (no PROT C, no CCC, nothing but AUTH/FEAT/
 //! HELP/NOOP/QUIT before TLS), active mode (PORT/EPRT: FTP bounce), APPE and
 //! REST before STOR (uploads are atomic), ASCII conversion (TYPE A is
 //! accepted and transfers byte for byte), SITE commands, symlinks.
 
-mod control;
+mod channel;
+mod common;
+mod connection;
 mod data;
 mod line;
 mod listing;
 mod passive;
+mod postlogin;
+mod prelogin;
 mod reply;
-mod session;
 mod tls;
 mod transfer;
 
@@ -38,10 +67,10 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-pub(crate) use control::Mode;
+use prelogin::Mode;
 use tls::{CertStore, TlsPolicy};
 
-use crate::engine::{Accepted, Engine, Incoming, Listeners, Protocol};
+use crate::engine::{Engine, Listeners, Protocol};
 
 /// The running FTPS front-end; [`FtpsServer::shutdown`] stops it.
 pub(crate) struct FtpsServer {
@@ -61,7 +90,9 @@ impl FtpsServer {
             let name = if mode == Mode::Explicit { "explicit" } else { "implicit" };
             let (engine, policy) = (engine.clone(), policy.clone());
             listeners
-                .listen(addr, Some(name), move |incoming| connection(incoming, engine.clone(), policy.clone(), mode))
+                .listen(addr, Some(name), move |incoming| {
+                    connection::serve(incoming, engine.clone(), policy.clone(), mode)
+                })
                 .await?;
         }
         listeners.spawn(reload_on_sighup(certs, listeners.stop_signal()));
@@ -73,15 +104,6 @@ impl FtpsServer {
     pub(crate) async fn shutdown(self) {
         self.listeners.shutdown().await;
     }
-}
-
-/// Serves one admitted control connection.
-async fn connection(incoming: Incoming, engine: Engine, policy: TlsPolicy, mode: Mode) {
-    let Incoming { accepted: Accepted { stream, peer, permit, tripwire }, local, stop, alive } = incoming;
-    let local_ip = local.ip().to_canonical();
-    let ctx = control::Context { engine, peer, local_ip, tls: policy.session(), tripwire, stop };
-    control::run(ctx, stream, mode, permit).await;
-    drop(alive);
 }
 
 /// Reloads the certificate on SIGHUP; a broken new pair keeps the old one.

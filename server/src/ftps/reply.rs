@@ -2,6 +2,11 @@
 //! one line of text, or a multi-line reply whose inner lines start with a
 //! space. Text never carries CR or LF: it is cleaned here, whatever the
 //! caller passes.
+//!
+//! Filesystem errors map to replies here too ([`fs_reply`]), so that every
+//! state and every transfer words them the same way.
+
+use crate::engine::fs::FsError;
 
 /// One reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +56,23 @@ impl Reply {
 /// A path inside double quotes, with quotes doubled (RFC 959 appendix II).
 pub(crate) fn quoted(path: &str) -> String {
     format!("\"{}\"", path.replace('"', "\"\""))
+}
+
+/// The reply for a filesystem error, with the engine's wording for it.
+pub(crate) fn fs_reply(e: &FsError) -> Reply {
+    let code = match e {
+        FsError::InvalidPath(_) => 553,
+        FsError::NoSpace => 452,
+        FsError::Io(_) => 451,
+        _ => 550,
+    };
+    Reply::new(code, e.client_text())
+}
+
+impl From<FsError> for Reply {
+    fn from(e: FsError) -> Self {
+        fs_reply(&e)
+    }
 }
 
 #[cfg(test)]

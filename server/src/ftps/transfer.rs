@@ -11,20 +11,19 @@
 //! network), the next one is filled.
 
 use std::io;
-use std::time::{Duration, SystemTime};
+use std::net::IpAddr;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use super::control::Control;
+use super::channel::{Context, Control, Malformed, Next};
 use super::data::{self, DataError, DataStream};
 use super::line::{Command, Line};
-use super::listing;
 use super::passive::PassivePort;
-use super::reply::Reply;
-use super::session::{Next, fs_reply};
+use super::reply::{Reply, fs_reply};
 use super::tls::SessionTls;
-use crate::engine::fs::{FsError, TenantPath};
+use crate::engine::fs::FsError;
 use crate::engine::{DownloadEnd, IncomingFile, OutgoingFile, Session};
 
 /// Bytes moved per step (the largest read the tenant filesystem serves).
@@ -32,17 +31,6 @@ const CHUNK: usize = 256 * 1024;
 
 /// How long the client has to open the data connection after the 150 reply.
 const DATA_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Which listing a command wants.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum ListKind {
-    /// `LIST`: `ls -l` lines.
-    List,
-    /// `NLST`: names only.
-    Nlst,
-    /// `MLSD`: RFC 3659 facts.
-    Mlsd,
-}
 
 /// What a transfer moves; prepared (file opened, upload started) before the
 /// 150 reply so that errors are answered without a data connection.
@@ -66,15 +54,29 @@ pub(super) enum Job {
 /// The passive port and the checks its connection must pass.
 pub(super) struct DataSide<'a> {
     /// The port opened by PASV/EPSV.
-    pub(super) port: PassivePort,
+    port: PassivePort,
     /// The control connection's client address.
-    pub(super) client: std::net::IpAddr,
+    client: IpAddr,
     /// The control connection's TLS.
-    pub(super) tls: &'a SessionTls,
+    tls: &'a SessionTls,
     /// `ftps.require_session_reuse`.
-    pub(super) require_reuse: bool,
+    require_reuse: bool,
     /// Longest pause in the data flow.
-    pub(super) stall: Duration,
+    stall: Duration,
+}
+
+impl<'a> DataSide<'a> {
+    /// The data side of the connection `ctx`, on `port`.
+    pub(super) fn new(ctx: &'a Context, port: PassivePort) -> Self {
+        let config = ctx.engine.config();
+        Self {
+            port,
+            client: ctx.peer.ip().to_canonical(),
+            tls: &ctx.tls,
+            require_reuse: config.ftps.require_session_reuse,
+            stall: config.limits.idle_timeout,
+        }
+    }
 }
 
 /// Why a transfer did not complete.
@@ -128,7 +130,7 @@ async fn watch<T>(control: &mut Control, work: impl Future<Output = T>) -> Watch
                 pending = Some(bytes);
             }
             Ok(Line::TooLong) => {
-                if control.reply(Reply::new(500, "command line too long")).await.is_err() {
+                if control.reply(Malformed::TooLong.reply()).await.is_err() {
                     return Watched::Gone;
                 }
             }
@@ -147,66 +149,71 @@ pub(super) async fn run(session: &Session, control: &mut Control, data: DataSide
         return Next::Close;
     }
     match job {
-        Job::Upload(file) => {
-            let work = async {
-                let mut stream = connect(&data).await?;
-                receive(&mut stream, &file, data.stall).await
-            };
-            let watched = watch(control, work).await;
-            let (reply, pending) = match watched {
-                Watched::Done(Ok(()), pending) => {
-                    let moved = file.received();
-                    match session.complete_upload(file).await {
-                        Ok(()) => (Reply::new(226, format!("upload of {moved} bytes committed")), pending),
-                        Err(e) => (fs_reply(&e), pending),
-                    }
-                }
-                Watched::Done(Err(e), pending) => {
-                    session.abandon_upload(&file);
-                    (e.reply(), pending)
-                }
-                Watched::Aborted => {
-                    session.abandon_upload(&file);
-                    return aborted(control).await;
-                }
-                Watched::Gone => {
-                    session.abandon_upload(&file);
-                    return Next::Close;
-                }
-            };
-            finish(control, reply, pending).await
+        Job::Upload(file) => upload(session, control, &data, file).await,
+        Job::Download { file, offset } => download(session, control, &data, &file, offset).await,
+        Job::Listing { text } => send_listing(control, &data, &text).await,
+    }
+}
+
+/// STOR: committed if the whole upload arrived, abandoned otherwise.
+async fn upload(session: &Session, control: &mut Control, data: &DataSide<'_>, file: IncomingFile) -> Next {
+    let work = async {
+        let mut stream = connect(data).await?;
+        receive(&mut stream, &file, data.stall).await
+    };
+    let watched = watch(control, work).await;
+    let moved = file.received();
+    let watched = match watched {
+        Watched::Done(Ok(()), pending) => {
+            Watched::Done(session.complete_upload(file).await.map_err(Into::into), pending)
         }
-        Job::Download { file, offset } => {
-            let work = async {
-                let mut stream = connect(&data).await?;
-                send_file(&mut stream, &file, offset, data.stall).await
-            };
-            let watched = watch(control, work).await;
-            let end = match &watched {
-                Watched::Done(Ok(()), _) => DownloadEnd::Completed,
-                _ => DownloadEnd::Interrupted,
-            };
-            session.end_download(&file, end);
-            match watched {
-                Watched::Done(Ok(()), pending) => finish(control, Reply::new(226, "transfer complete"), pending).await,
-                Watched::Done(Err(e), pending) => finish(control, e.reply(), pending).await,
-                Watched::Aborted => aborted(control).await,
-                Watched::Gone => Next::Close,
-            }
+        ended => {
+            session.abandon_upload(&file);
+            ended
         }
-        Job::Listing { text } => {
-            let work = async {
-                let mut stream = connect(&data).await?;
-                write(&mut stream, &text, data.stall).await?;
-                close(&mut stream, data.stall).await
-            };
-            match watch(control, work).await {
-                Watched::Done(Ok(()), pending) => finish(control, Reply::new(226, "listing sent"), pending).await,
-                Watched::Done(Err(e), pending) => finish(control, e.reply(), pending).await,
-                Watched::Aborted => aborted(control).await,
-                Watched::Gone => Next::Close,
-            }
-        }
+    };
+    conclude(control, watched, Reply::new(226, format!("upload of {moved} bytes committed"))).await
+}
+
+/// RETR from `offset`; the download is recorded as completed or interrupted.
+async fn download(
+    session: &Session,
+    control: &mut Control,
+    data: &DataSide<'_>,
+    file: &OutgoingFile,
+    offset: u64,
+) -> Next {
+    let work = async {
+        let mut stream = connect(data).await?;
+        send_file(&mut stream, file, offset, data.stall).await
+    };
+    let watched = watch(control, work).await;
+    let end = match &watched {
+        Watched::Done(Ok(()), _) => DownloadEnd::Completed,
+        _ => DownloadEnd::Interrupted,
+    };
+    session.end_download(file, end);
+    conclude(control, watched, Reply::new(226, "transfer complete")).await
+}
+
+/// LIST, NLST, MLSD: the prepared listing, then close_notify.
+async fn send_listing(control: &mut Control, data: &DataSide<'_>, text: &[u8]) -> Next {
+    let work = async {
+        let mut stream = connect(data).await?;
+        write(&mut stream, text, data.stall).await?;
+        close(&mut stream, data.stall).await
+    };
+    let watched = watch(control, work).await;
+    conclude(control, watched, Reply::new(226, "listing sent")).await
+}
+
+/// The replies that end a watched transfer: `done` if it completed, the
+/// error's reply if it failed, those of ABOR if aborted.
+async fn conclude(control: &mut Control, watched: Watched<Result<(), TransferError>>, done: Reply) -> Next {
+    match watched {
+        Watched::Done(result, pending) => finish(control, result.map_or_else(|e| e.reply(), |()| done), pending).await,
+        Watched::Aborted => aborted(control).await,
+        Watched::Gone => Next::Close,
     }
 }
 
@@ -305,37 +312,4 @@ async fn close(stream: &mut DataStream, stall: Duration) -> Result<(), TransferE
         Ok(Err(e)) => Err(TransferError::Cut(e)),
         Ok(Ok(())) => Ok(()),
     }
-}
-
-/// The lines of a listing of `path` (a directory, or a single file for LIST
-/// and NLST).
-pub(super) async fn listing_lines(
-    session: &Session,
-    path: &TenantPath,
-    kind: ListKind,
-) -> Result<Vec<String>, FsError> {
-    let stat = session.stat(path).await?;
-    let now = SystemTime::now();
-    let owner = session.login().as_str();
-    if !stat.is_dir {
-        let name = path.file_name().unwrap_or_default();
-        return match kind {
-            ListKind::List => Ok(vec![listing::list_line(name, &stat, owner, now)]),
-            ListKind::Nlst => Ok(vec![name.to_owned()]),
-            ListKind::Mlsd => Err(FsError::NotADirectory),
-        };
-    }
-    let entries = session.read_dir(path).await?;
-    let mut lines = Vec::with_capacity(entries.len());
-    for (name, stat) in &entries {
-        lines.push(match kind {
-            ListKind::List => listing::list_line(name, stat, owner, now),
-            ListKind::Nlst => name.clone(),
-            ListKind::Mlsd => {
-                let child = session.resolve(path, name.as_bytes())?;
-                listing::facts(name, stat, &child)
-            }
-        });
-    }
-    Ok(lines)
 }
