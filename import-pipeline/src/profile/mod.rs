@@ -45,15 +45,15 @@ impl ProfileError {
             Some(line) => format!("line {line}"),
             None => "profile file".to_owned(),
         };
-        ProfileError { location, message: format!("not valid TOML: {}", one_line(message)) }
+        Self { location, message: format!("not valid TOML: {}", one_line(message)) }
     }
 
     fn at(profile: &str, key: impl fmt::Display, message: impl fmt::Display) -> Self {
-        ProfileError { location: format!("profile {profile:?}, key {key}"), message: one_line(&message.to_string()) }
+        Self { location: format!("profile {profile:?}, key {key}"), message: one_line(&message.to_string()) }
     }
 
     fn in_file(key: impl fmt::Display, message: impl fmt::Display) -> Self {
-        ProfileError { location: format!("profile file, key {key}"), message: one_line(&message.to_string()) }
+        Self { location: format!("profile file, key {key}"), message: one_line(&message.to_string()) }
     }
 
     /// Where the problem is: `profile "employees", key columns[2].type`, or
@@ -107,7 +107,7 @@ impl Profiles {
             }
             profiles.push(profile);
         }
-        Ok(Profiles { profiles })
+        Ok(Self { profiles })
     }
 
     /// The profile for a file at `inbox_relative_path` (such as
@@ -157,7 +157,7 @@ impl std::str::FromStr for Profiles {
     type Err = ProfileError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Profiles::parse(text)
+        Self::parse(text)
     }
 }
 
@@ -333,7 +333,7 @@ impl Profile {
             column.required = true;
         }
 
-        Ok(Profile {
+        Ok(Self {
             name,
             pattern,
             matcher,
@@ -396,11 +396,11 @@ pub const DELIMITERS: [u8; 4] = [b';', b',', b'\t', b'|'];
 impl DelimiterSetting {
     fn parse(text: &str) -> Result<Self, String> {
         match text {
-            "auto" => Ok(DelimiterSetting::Auto),
-            ";" => Ok(DelimiterSetting::Fixed(b';')),
-            "," => Ok(DelimiterSetting::Fixed(b',')),
-            "\t" | "\\t" => Ok(DelimiterSetting::Fixed(b'\t')),
-            "|" => Ok(DelimiterSetting::Fixed(b'|')),
+            "auto" => Ok(Self::Auto),
+            ";" => Ok(Self::Fixed(b';')),
+            "," => Ok(Self::Fixed(b',')),
+            "\t" | "\\t" => Ok(Self::Fixed(b'\t')),
+            "|" => Ok(Self::Fixed(b'|')),
             other => Err(format!("expected \";\", \",\", \"\\t\", \"|\" or \"auto\", got {other:?}")),
         }
     }
@@ -420,9 +420,9 @@ pub enum EncodingSetting {
 impl EncodingSetting {
     fn parse(text: &str) -> Result<Self, String> {
         match text {
-            "auto" => Ok(EncodingSetting::Auto),
-            "utf-8" => Ok(EncodingSetting::Utf8),
-            "windows-1252" => Ok(EncodingSetting::Windows1252),
+            "auto" => Ok(Self::Auto),
+            "utf-8" => Ok(Self::Utf8),
+            "windows-1252" => Ok(Self::Windows1252),
             other => Err(format!("expected \"utf-8\", \"windows-1252\" or \"auto\", got {other:?}")),
         }
     }
@@ -442,9 +442,9 @@ pub enum Mode {
 impl Mode {
     fn parse(text: &str) -> Result<Self, String> {
         match text {
-            "append" => Ok(Mode::Append),
-            "upsert" => Ok(Mode::Upsert),
-            "replace" => Ok(Mode::Replace),
+            "append" => Ok(Self::Append),
+            "upsert" => Ok(Self::Upsert),
+            "replace" => Ok(Self::Replace),
             other => Err(format!("expected \"append\", \"upsert\" or \"replace\", got {other:?}")),
         }
     }
@@ -453,9 +453,9 @@ impl Mode {
 impl fmt::Display for Mode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Mode::Append => "append",
-            Mode::Upsert => "upsert",
-            Mode::Replace => "replace",
+            Self::Append => "append",
+            Self::Upsert => "upsert",
+            Self::Replace => "replace",
         })
     }
 }
@@ -531,7 +531,7 @@ impl Column {
                 ));
             }
         };
-        Ok(Column { name: raw.name, column_type, required: raw.required })
+        Ok(Self { name: raw.name, column_type, required: raw.required })
     }
 }
 
@@ -561,13 +561,13 @@ impl ColumnType {
     /// The type's name as written in profiles: `text`, `integer`, ...
     pub fn kind(&self) -> &'static str {
         match self {
-            ColumnType::Text => "text",
-            ColumnType::Integer => "integer",
-            ColumnType::Decimal { .. } => "decimal",
-            ColumnType::Boolean => "boolean",
-            ColumnType::Date(_) => "date",
-            ColumnType::Timestamp(_) => "timestamp",
-            ColumnType::Email => "email",
+            Self::Text => "text",
+            Self::Integer => "integer",
+            Self::Decimal { .. } => "decimal",
+            Self::Boolean => "boolean",
+            Self::Date(_) => "date",
+            Self::Timestamp(_) => "timestamp",
+            Self::Email => "email",
         }
     }
 }

@@ -50,7 +50,7 @@ enum Verdict {
 impl Verdict {
     /// A rejection for one reason that is not about a line of the file.
     fn refused(message: impl Into<String>) -> Self {
-        Verdict::Rejected {
+        Self::Rejected {
             errors: vec![ImportError { line: None, column: None, message: message.into() }],
             error_count: 1,
         }
@@ -58,9 +58,9 @@ impl Verdict {
 
     fn status(&self) -> JobStatus {
         match self {
-            Verdict::Imported { .. } => JobStatus::Imported,
-            Verdict::Rejected { .. } => JobStatus::Rejected,
-            Verdict::Duplicate { .. } => JobStatus::Duplicate,
+            Self::Imported { .. } => JobStatus::Imported,
+            Self::Rejected { .. } => JobStatus::Rejected,
+            Self::Duplicate { .. } => JobStatus::Duplicate,
         }
     }
 }
