@@ -40,6 +40,7 @@
 //! differ from the profile fails the load with [`LoadError::Database`]); no
 //! schema migration; no connection pooling (one connection per load).
 
+mod backend;
 mod encode;
 mod postgres;
 mod sqlite;
