@@ -2,7 +2,8 @@
 //! table, and what their columns must hold.
 //!
 //! A tenant's profile file is TOML with one `[[import]]` table per profile
-//! (format in `shared/interface.md`). [`Profiles::parse`] checks everything it
+//! (every key is documented in the README, section "Import profiles": a
+//! client interface). [`Profiles::parse`] checks everything it
 //! can before any file arrives — unknown keys, globs, identifiers, types, date
 //! formats, keys — and refuses with one line naming the profile and the key.
 //! A [`Profile`] cannot be built any other way, so code holding one may rely on
