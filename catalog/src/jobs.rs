@@ -40,7 +40,7 @@ pub enum JobStatus {
 
 impl JobStatus {
     /// Every status, in life order.
-    pub const ALL: [JobStatus; 7] = [
+    pub const ALL: [Self; 7] = [
         Self::Received,
         Self::Validating,
         Self::Loading,

@@ -23,31 +23,48 @@ async fn fresh_postgres_catalog() -> Catalog {
     Catalog::open(&url).await.unwrap()
 }
 
+/// Runs every operation once, in an order where each finds what the one
+/// before left, then removes the tenant and everything that goes with it.
 async fn exercise(catalog: Catalog) {
     let acme = TenantName::parse("acme").unwrap();
+    let alice = Login::parse("alice").unwrap();
+    tenants_users_and_keys(&catalog, &acme, &alice).await;
+    audit_trail(&catalog).await;
+    access_rules_and_bans(&catalog, &acme, &alice).await;
+    import_profiles_and_jobs(&catalog, &acme).await;
+
+    catalog.remove_tenant(&acme).await.unwrap();
+    assert!(catalog.user(&alice).await.unwrap().is_none(), "users go with their tenant");
+    assert!(catalog.import_profiles(&acme).await.unwrap().is_none(), "profiles go with their tenant");
+    catalog.close().await;
+}
+
+async fn tenants_users_and_keys(catalog: &Catalog, acme: &TenantName, alice: &Login) {
     let db = TenantDatabase { backend: "sqlite".into(), name: "acme.db".into(), role: None, url: "sqlite://x".into() };
-    catalog.add_tenant(&acme, &["10.0.0.0/8".parse().unwrap()], &db).await.unwrap();
-    assert!(matches!(catalog.add_tenant(&acme, &[], &db).await, Err(CatalogError::AlreadyExists(_))));
+    catalog.add_tenant(acme, &["10.0.0.0/8".parse().unwrap()], &db).await.unwrap();
+    assert!(matches!(catalog.add_tenant(acme, &[], &db).await, Err(CatalogError::AlreadyExists(_))));
     let listed = catalog.tenants().await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].allowed_ips, vec!["10.0.0.0/8".to_string()]);
 
-    let alice = Login::parse("alice").unwrap();
-    catalog.add_user(&acme, &alice, Some("$argon2id$fake")).await.unwrap();
-    assert!(matches!(catalog.add_user(&acme, &alice, None).await, Err(CatalogError::AlreadyExists(_))));
+    catalog.add_user(acme, alice, Some("$argon2id$fake")).await.unwrap();
+    assert!(matches!(catalog.add_user(acme, alice, None).await, Err(CatalogError::AlreadyExists(_))));
     let ghost = TenantName::parse("ghost").unwrap();
     assert!(matches!(
         catalog.add_user(&ghost, &Login::parse("bob").unwrap(), None).await,
         Err(CatalogError::NotFound(_))
     ));
-    catalog.add_key(&alice, "SHA256:abc", "ssh-ed25519 AAAA alice").await.unwrap();
-    let user = catalog.user(&alice).await.unwrap().unwrap();
+    catalog.add_key(alice, "SHA256:abc", "ssh-ed25519 AAAA alice").await.unwrap();
+    let user = catalog.user(alice).await.unwrap().unwrap();
     assert!(user.has_password && !user.admin_locked && user.key_count == 1);
-    catalog.set_admin_lock(&alice, true).await.unwrap();
-    assert!(catalog.user(&alice).await.unwrap().unwrap().admin_locked);
-    assert_eq!(catalog.password_hash(&alice).await.unwrap().as_deref(), Some("$argon2id$fake"));
-    catalog.remove_key(&alice, "SHA256:abc").await.unwrap();
-    assert!(catalog.keys(&alice).await.unwrap().is_empty());
+    catalog.set_admin_lock(alice, true).await.unwrap();
+    assert!(catalog.user(alice).await.unwrap().unwrap().admin_locked);
+    assert_eq!(catalog.password_hash(alice).await.unwrap().as_deref(), Some("$argon2id$fake"));
+    catalog.remove_key(alice, "SHA256:abc").await.unwrap();
+    assert!(catalog.keys(alice).await.unwrap().is_empty());
+}
+
+async fn audit_trail(catalog: &Catalog) {
     catalog
         .record(&AuditEvent {
             actor: "admin:test".into(),
@@ -98,13 +115,15 @@ async fn exercise(catalog: Catalog) {
     catalog.record_all(&burst).await.unwrap();
     let bob = AuditFilter { login: Some("bob".into()), limit: 1000, ..Default::default() };
     assert_eq!(format!("{:?}", catalog.audit_events(&bob).await.unwrap()), format!("{burst:?}"));
+}
 
-    catalog.set_tenant_allowed_ips(&acme, &["192.0.2.0/24".parse().unwrap()]).await.unwrap();
-    catalog.set_user_allowed_ips(&alice, &["2001:db8::/32".parse().unwrap()]).await.unwrap();
-    assert_eq!(catalog.tenant(&acme).await.unwrap().unwrap().allowed_ips, ["192.0.2.0/24"]);
-    assert_eq!(catalog.user(&alice).await.unwrap().unwrap().allowed_ips, ["2001:db8::/32"]);
-    catalog.lock_until(&alice, 42).await.unwrap();
-    assert_eq!(catalog.user(&alice).await.unwrap().unwrap().locked_until, Some(42));
+async fn access_rules_and_bans(catalog: &Catalog, acme: &TenantName, alice: &Login) {
+    catalog.set_tenant_allowed_ips(acme, &["192.0.2.0/24".parse().unwrap()]).await.unwrap();
+    catalog.set_user_allowed_ips(alice, &["2001:db8::/32".parse().unwrap()]).await.unwrap();
+    assert_eq!(catalog.tenant(acme).await.unwrap().unwrap().allowed_ips, ["192.0.2.0/24"]);
+    assert_eq!(catalog.user(alice).await.unwrap().unwrap().allowed_ips, ["2001:db8::/32"]);
+    catalog.lock_until(alice, 42).await.unwrap();
+    assert_eq!(catalog.user(alice).await.unwrap().unwrap().locked_until, Some(42));
 
     let ban = Ban { ip: "192.0.2.1".into(), banned_at: 1, expires_at: i64::MAX, offences: 1, reason: "test".into() };
     catalog.upsert_ban(&ban).await.unwrap();
@@ -115,14 +134,16 @@ async fn exercise(catalog: Catalog) {
     catalog.remove_ban("192.0.2.1").await.unwrap();
     assert!(matches!(catalog.remove_ban("192.0.2.1").await, Err(CatalogError::NotFound(_))));
     assert_eq!(catalog.ban_offences("192.0.2.1").await.unwrap(), 0);
+}
 
-    catalog.set_import_profiles(&acme, "[[import]]").await.unwrap();
-    catalog.set_import_profiles(&acme, "[[import]] # v2").await.unwrap();
-    assert_eq!(catalog.import_profiles(&acme).await.unwrap().as_deref(), Some("[[import]] # v2"));
-    let mut job = ImportJob::received("job-1".into(), &acme, "employees/a.csv".into());
+async fn import_profiles_and_jobs(catalog: &Catalog, acme: &TenantName) {
+    catalog.set_import_profiles(acme, "[[import]]").await.unwrap();
+    catalog.set_import_profiles(acme, "[[import]] # v2").await.unwrap();
+    assert_eq!(catalog.import_profiles(acme).await.unwrap().as_deref(), Some("[[import]] # v2"));
+    let mut job = ImportJob::received("job-1".into(), acme, "employees/a.csv".into());
     catalog.insert_import_job(&job).await.unwrap();
     assert!(matches!(catalog.insert_import_job(&job).await, Err(CatalogError::AlreadyExists(_))));
-    let mut other = ImportJob::received("job-2".into(), &acme, "b.csv".into());
+    let mut other = ImportJob::received("job-2".into(), acme, "b.csv".into());
     other.received_at += 1;
     catalog.insert_import_job(&other).await.unwrap();
     assert_eq!(catalog.open_import_jobs().await.unwrap().len(), 2);
@@ -141,11 +162,6 @@ async fn exercise(catalog: Catalog) {
     let newest = catalog.import_jobs(&JobFilter { limit: Some(1), ..Default::default() }).await.unwrap();
     assert_eq!(newest[0].id, "job-2");
     assert_eq!(catalog.import_jobs(&JobFilter::default()).await.unwrap().len(), 2);
-
-    catalog.remove_tenant(&acme).await.unwrap();
-    assert!(catalog.user(&alice).await.unwrap().is_none(), "users go with their tenant");
-    assert!(catalog.import_profiles(&acme).await.unwrap().is_none(), "profiles go with their tenant");
-    catalog.close().await;
 }
 
 #[tokio::test]

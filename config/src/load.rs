@@ -53,7 +53,7 @@ impl Config {
     ///
     /// Unknown keys (in the file or as `PASSERELLE_` variables), values of the wrong type, values out of
     /// range and unsafe settings are refused with a [`ConfigError`] naming the key.
-    pub fn load(sources: Sources<'_>) -> Result<Config, ConfigError> {
+    pub fn load(sources: Sources<'_>) -> Result<Self, ConfigError> {
         let mut merged = defaults();
         if let Some(path) = sources.file {
             let text = std::fs::read_to_string(path)

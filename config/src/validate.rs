@@ -2,7 +2,7 @@
 //! range or unsafe with a message naming the key.
 
 use std::ops::RangeInclusive;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::duration;
@@ -12,38 +12,72 @@ use crate::model::{
     LogConfig, LogFormat, MaxStartups, ProxyProtocolConfig, SftpConfig, TenantDbBackend, TenantDbConfig, TlsVersion,
     UploadsConfig, is_postgres_url, scheme,
 };
-use crate::raw::Raw;
+use crate::raw::{
+    Raw, RawAccountLock, RawArchive, RawCatalog, RawDefender, RawFtps, RawLimits, RawLog, RawProxyProtocol, RawTenantDb,
+};
 use crate::schema::{self, Default};
 
 /// Checks every key and resolves the defaults that depend on `data_dir`.
+///
+/// Sections are checked one after the other and the first refusal is returned, so the order below decides
+/// which mistake a configuration with several is told about; that is part of the interface and is kept:
+/// `limits.login_grace_time` comes before `[defender]`, the other limits after `[archive]`.
 pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
-    if raw.data_dir.as_os_str().is_empty() {
+    let data_dir = data_dir(raw.data_dir)?;
+    let catalog = catalog(raw.catalog, &data_dir)?;
+    let tenant_db = tenant_db(raw.tenant_db)?;
+    let log = log(raw.log)?;
+    let login_grace_time = login_grace_time(&raw.limits)?;
+    let defender = defender(raw.defender)?;
+    let account_lock = account_lock(raw.account_lock)?;
+    let proxy_protocol = proxy_protocol(raw.proxy_protocol)?;
+    let ftps = ftps(raw.ftps, &data_dir)?;
+    let archive = archive(raw.archive)?;
+    let limits = limits(raw.limits, login_grace_time)?;
+    Ok(Config {
+        sftp: SftpConfig { listen: raw.sftp.listen, libssh2_compat: raw.sftp.libssh2_compat },
+        ftps,
+        catalog,
+        tenant_db,
+        admin: AdminConfig { listen: raw.admin.listen },
+        archive,
+        log,
+        limits,
+        uploads: UploadsConfig { fsync: raw.uploads.fsync },
+        defender,
+        account_lock,
+        proxy_protocol,
+        data_dir,
+    })
+}
+
+fn data_dir(data_dir: PathBuf) -> Result<PathBuf, ConfigError> {
+    if data_dir.as_os_str().is_empty() {
         return Err(ConfigError::invalid("data_dir", "must not be empty"));
     }
-    let data_dir = raw.data_dir;
-    let ftps = raw.ftps;
-    let tenant_db = raw.tenant_db;
-    let limits = raw.limits;
-    let defender = raw.defender;
-    let account_lock = raw.account_lock;
+    Ok(data_dir)
+}
 
-    let catalog_url = match raw.catalog.url {
+/// `[catalog]`: `url` defaults to a SQLite file under `data_dir`.
+fn catalog(catalog: RawCatalog, data_dir: &Path) -> Result<CatalogConfig, ConfigError> {
+    let url = match catalog.url {
         Some(url) => url,
         None => schema::expand(template("catalog", "url"), &data_dir.to_string_lossy()),
     };
-    match scheme(&catalog_url).as_deref() {
-        Some("sqlite" | "postgres" | "postgresql") => {}
-        _ => {
-            return Err(ConfigError::invalid(
-                "catalog.url",
-                format!(
-                    "must start with sqlite://, postgres:// or postgresql:// (got \"{}\")",
-                    crate::redact::redact_url(&catalog_url)
-                ),
-            ));
-        }
+    match scheme(&url).as_deref() {
+        Some("sqlite" | "postgres" | "postgresql") => Ok(CatalogConfig { url }),
+        _ => Err(ConfigError::invalid(
+            "catalog.url",
+            format!(
+                "must start with sqlite://, postgres:// or postgresql:// (got \"{}\")",
+                crate::redact::redact_url(&url)
+            ),
+        )),
     }
+}
 
+/// `[tenant_db]`: `admin_url` is required by PostgreSQL and refused with SQLite.
+fn tenant_db(tenant_db: RawTenantDb) -> Result<TenantDbConfig, ConfigError> {
     let backend = match tenant_db.backend.as_str() {
         "sqlite" => TenantDbBackend::Sqlite,
         "postgres" => TenantDbBackend::Postgres,
@@ -70,19 +104,27 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
         _ => {}
     }
     check_name_prefix(&tenant_db.name_prefix)?;
+    Ok(TenantDbConfig { backend, admin_url: tenant_db.admin_url, name_prefix: tenant_db.name_prefix })
+}
 
-    let level = raw.log.level.trim().to_owned();
+/// `[log]`.
+fn log(log: RawLog) -> Result<LogConfig, ConfigError> {
+    let level = log.level.trim().to_owned();
     if level.is_empty() {
         return Err(ConfigError::invalid("log.level", "must not be empty (e.g. \"info\")"));
     }
-    let format = match raw.log.format.as_str() {
+    let format = match log.format.as_str() {
         "text" => LogFormat::Text,
         "json" => LogFormat::Json,
         other => {
             return Err(ConfigError::invalid("log.format", format!("must be \"text\" or \"json\" (got \"{other}\")")));
         }
     };
+    Ok(LogConfig { format, level })
+}
 
+/// `limits.login_grace_time`: at most ten minutes, so that a silent client cannot hold a connection long.
+fn login_grace_time(limits: &RawLimits) -> Result<Duration, ConfigError> {
     let login_grace_time = parse_duration("limits.login_grace_time", &limits.login_grace_time)?;
     if login_grace_time > Duration::from_secs(600) {
         return Err(ConfigError::invalid(
@@ -90,7 +132,24 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
             format!("must be at most 10m (got \"{}\")", limits.login_grace_time),
         ));
     }
+    Ok(login_grace_time)
+}
 
+/// `[limits]` but `login_grace_time`, which [`login_grace_time`] has checked.
+fn limits(limits: RawLimits, login_grace_time: Duration) -> Result<LimitsConfig, ConfigError> {
+    Ok(LimitsConfig {
+        login_grace_time,
+        max_auth_tries: in_range("limits.max_auth_tries", limits.max_auth_tries, 1..=20)?,
+        idle_timeout: parse_duration("limits.idle_timeout", &limits.idle_timeout)?,
+        max_sessions_per_user: at_least_one("limits.max_sessions_per_user", limits.max_sessions_per_user)?,
+        max_connections_per_ip: at_least_one("limits.max_connections_per_ip", limits.max_connections_per_ip)?,
+        max_connections: at_least_one("limits.max_connections", limits.max_connections)?,
+        max_startups: parse_max_startups(&limits.max_startups)?,
+    })
+}
+
+/// `[defender]`: `max_ban_time` is at least `ban_time`.
+fn defender(defender: RawDefender) -> Result<DefenderConfig, ConfigError> {
     let ban_time = parse_duration("defender.ban_time", &defender.ban_time)?;
     let max_ban_time = parse_duration("defender.max_ban_time", &defender.max_ban_time)?;
     if max_ban_time < ban_time {
@@ -102,7 +161,7 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
             ),
         ));
     }
-    let defender = DefenderConfig {
+    Ok(DefenderConfig {
         enabled: defender.enabled,
         threshold: at_least_one("defender.threshold", defender.threshold)?,
         score_invalid_user: in_range("defender.score_invalid_user", defender.score_invalid_user, 0..=1000)?,
@@ -114,49 +173,41 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
         ban_time_increment: in_range("defender.ban_time_increment", defender.ban_time_increment, 0..=1000)?,
         max_ban_time,
         safe_list: parse_networks("defender.safe_list", &defender.safe_list)?,
-    };
-    let account_lock = AccountLockConfig {
+    })
+}
+
+/// `[account_lock]`.
+fn account_lock(account_lock: RawAccountLock) -> Result<AccountLockConfig, ConfigError> {
+    Ok(AccountLockConfig {
         max_failures: account_lock.max_failures,
         observation_time: parse_duration("account_lock.observation_time", &account_lock.observation_time)?,
         lock_time: parse_duration("account_lock.lock_time", &account_lock.lock_time)?,
-    };
-    let proxy_protocol = ProxyProtocolConfig {
-        trusted_proxies: parse_networks("proxy_protocol.trusted_proxies", &raw.proxy_protocol.trusted_proxies)?,
-    };
-
-    Ok(Config {
-        sftp: SftpConfig { listen: raw.sftp.listen, libssh2_compat: raw.sftp.libssh2_compat },
-        ftps: FtpsConfig {
-            explicit_listen: ftps.explicit_listen,
-            implicit_listen: ftps.implicit_listen,
-            passive_ports: parse_port_range(&ftps.passive_ports)?,
-            cert: ftps.cert.unwrap_or_else(|| path_default("ftps", "cert", &data_dir)),
-            key: ftps.key.unwrap_or_else(|| path_default("ftps", "key", &data_dir)),
-            tls_versions: parse_tls_versions(&ftps.tls_versions)?,
-            require_session_reuse: ftps.require_session_reuse,
-        },
-        catalog: CatalogConfig { url: catalog_url },
-        tenant_db: TenantDbConfig { backend, admin_url: tenant_db.admin_url, name_prefix: tenant_db.name_prefix },
-        admin: AdminConfig { listen: raw.admin.listen },
-        archive: ArchiveConfig {
-            retention_days: in_range("archive.retention_days", raw.archive.retention_days, 1..=3650)?,
-        },
-        log: LogConfig { format, level },
-        limits: LimitsConfig {
-            login_grace_time,
-            max_auth_tries: in_range("limits.max_auth_tries", limits.max_auth_tries, 1..=20)?,
-            idle_timeout: parse_duration("limits.idle_timeout", &limits.idle_timeout)?,
-            max_sessions_per_user: at_least_one("limits.max_sessions_per_user", limits.max_sessions_per_user)?,
-            max_connections_per_ip: at_least_one("limits.max_connections_per_ip", limits.max_connections_per_ip)?,
-            max_connections: at_least_one("limits.max_connections", limits.max_connections)?,
-            max_startups: parse_max_startups(&limits.max_startups)?,
-        },
-        uploads: UploadsConfig { fsync: raw.uploads.fsync },
-        defender,
-        account_lock,
-        proxy_protocol,
-        data_dir,
     })
+}
+
+/// `[proxy_protocol]`.
+fn proxy_protocol(proxy_protocol: RawProxyProtocol) -> Result<ProxyProtocolConfig, ConfigError> {
+    Ok(ProxyProtocolConfig {
+        trusted_proxies: parse_networks("proxy_protocol.trusted_proxies", &proxy_protocol.trusted_proxies)?,
+    })
+}
+
+/// `[ftps]`: `cert` and `key` default to files under `data_dir`.
+fn ftps(ftps: RawFtps, data_dir: &Path) -> Result<FtpsConfig, ConfigError> {
+    Ok(FtpsConfig {
+        explicit_listen: ftps.explicit_listen,
+        implicit_listen: ftps.implicit_listen,
+        passive_ports: parse_port_range(&ftps.passive_ports)?,
+        cert: ftps.cert.unwrap_or_else(|| path_default("ftps", "cert", data_dir)),
+        key: ftps.key.unwrap_or_else(|| path_default("ftps", "key", data_dir)),
+        tls_versions: parse_tls_versions(&ftps.tls_versions)?,
+        require_session_reuse: ftps.require_session_reuse,
+    })
+}
+
+/// `[archive]`.
+fn archive(archive: RawArchive) -> Result<ArchiveConfig, ConfigError> {
+    Ok(ArchiveConfig { retention_days: in_range("archive.retention_days", archive.retention_days, 1..=3650)? })
 }
 
 /// The `<data_dir>` template of a key whose default depends on `data_dir`.
@@ -167,7 +218,7 @@ fn template(section: &str, name: &str) -> &'static str {
     }
 }
 
-fn path_default(section: &str, name: &str, data_dir: &Path) -> std::path::PathBuf {
+fn path_default(section: &str, name: &str, data_dir: &Path) -> PathBuf {
     schema::expand_path(template(section, name), data_dir)
 }
 

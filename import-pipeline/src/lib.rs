@@ -7,15 +7,25 @@
 //!                                  tenant database ◄──────┘  (own DB, own role)
 //! ```
 //!
-//! What is here so far:
+//! What is here:
 //!
+//! - **Runner**: [`Pipeline::start`] turns every completed file of a tenant's
+//!   `/inbox` (announced by the front-ends through an [`Announcer`], seen by
+//!   an inbox watcher, or found by a scan) into a job in the catalog, moves
+//!   the file out of the inbox, and drives the job to its verdict:
+//!   validation, load, a receipt in the tenant's `/outbox`, the original
+//!   archived. Every step is recorded first, so a job resumes after a crash;
+//!   a job whose database is unreachable waits and is tried again. [`Layout`]
+//!   says where inboxes, spool and archive are. The tenant tree and the
+//!   receipt format are a client interface, documented in the README
+//!   ("Layout", and "Receipt" under "Import pipeline").
 //! - **Tenant databases**: [`TenantDbProvisioner`] creates and destroys one
 //!   database and one account per tenant, on SQLite (default) or PostgreSQL.
 //! - **Profiles**: [`Profiles::parse`] reads a tenant's profile file (TOML,
-//!   `[[import]]` tables, format in `shared/interface.md`) and refuses any
-//!   mistake with one line naming the profile and the key;
-//!   [`Profiles::matching`] picks the profile of an `/inbox` path (first match
-//!   wins; [`is_temporary_name`]s never match).
+//!   `[[import]]` tables, every key documented in the README, section
+//!   "Import profiles") and refuses any mistake with one line naming the
+//!   profile and the key; [`Profiles::matching`] picks the profile of an
+//!   `/inbox` path (first match wins; [`is_temporary_name`]s never match).
 //! - **Validation**: [`validate`] reads a file once, streaming, and checks in
 //!   this order: size (`max_bytes`), binary content, encoding (UTF-8 with or
 //!   without BOM, or Windows-1252 converted to UTF-8), delimiter detection,

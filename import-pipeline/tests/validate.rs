@@ -831,7 +831,7 @@ struct Counting<R> {
 
 impl<R> Counting<R> {
     fn new(inner: R) -> Self {
-        Counting { inner, read: 0 }
+        Self { inner, read: 0 }
     }
 }
 
@@ -852,11 +852,11 @@ struct Repeat {
 
 impl Repeat {
     fn bytes(byte: u8, len: u64) -> Self {
-        Repeat { pattern: vec![byte; 4096], at: 0, left: len }
+        Self { pattern: vec![byte; 4096], at: 0, left: len }
     }
 
     fn lines(line: &[u8], len: u64) -> Self {
-        Repeat { pattern: line.to_vec(), at: 0, left: len }
+        Self { pattern: line.to_vec(), at: 0, left: len }
     }
 }
 
@@ -885,7 +885,7 @@ struct Generated {
 
 impl Generated {
     fn new(rows: u64) -> Self {
-        Generated { next: 0, rows, line: b"id;name;email;amount;active;day;at;note\n".to_vec(), at: 0 }
+        Self { next: 0, rows, line: b"id;name;email;amount;active;day;at;note\n".to_vec(), at: 0 }
     }
 }
 

@@ -41,7 +41,7 @@ impl AuthorizedKey {
     ///
     /// Surrounding whitespace is ignored; fields may be separated by any
     /// run of spaces or tabs, as OpenSSH allows.
-    pub fn parse(line: &str) -> Result<AuthorizedKey, KeyError> {
+    pub fn parse(line: &str) -> Result<Self, KeyError> {
         let line = line.trim();
         if line.is_empty() {
             return Err(KeyError::EmptyKey);
@@ -81,7 +81,7 @@ impl AuthorizedKey {
             }
         }
         key.set_comment(comment);
-        Ok(AuthorizedKey { key, comment: comment.to_owned() })
+        Ok(Self { key, comment: comment.to_owned() })
     }
 
     /// The fingerprint as `ssh-keygen -lf` prints it: `SHA256:` followed by
@@ -137,7 +137,7 @@ impl std::str::FromStr for AuthorizedKey {
     type Err = KeyError;
 
     fn from_str(line: &str) -> Result<Self, Self::Err> {
-        AuthorizedKey::parse(line)
+        Self::parse(line)
     }
 }
 

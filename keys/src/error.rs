@@ -245,6 +245,6 @@ pub enum KeyError {
 
 impl KeyError {
     pub(crate) fn io(action: &'static str, path: &std::path::Path, source: io::Error) -> Self {
-        KeyError::Io { action, path: path.to_path_buf(), source }
+        Self::Io { action, path: path.to_path_buf(), source }
     }
 }

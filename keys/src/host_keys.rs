@@ -29,24 +29,24 @@ enum Kind {
 }
 
 impl Kind {
-    const ALL: [Kind; 2] = [Kind::Ed25519, Kind::Rsa];
+    const ALL: [Self; 2] = [Self::Ed25519, Self::Rsa];
 
     fn file_name(self) -> &'static str {
         match self {
-            Kind::Ed25519 => "ssh_host_ed25519_key",
-            Kind::Rsa => "ssh_host_rsa_key",
+            Self::Ed25519 => "ssh_host_ed25519_key",
+            Self::Rsa => "ssh_host_rsa_key",
         }
     }
 
     fn matches(self, algorithm: &Algorithm) -> bool {
-        matches!((self, algorithm), (Kind::Ed25519, Algorithm::Ed25519) | (Kind::Rsa, Algorithm::Rsa { .. }))
+        matches!((self, algorithm), (Self::Ed25519, Algorithm::Ed25519) | (Self::Rsa, Algorithm::Rsa { .. }))
     }
 
     fn generate(self) -> Result<PrivateKey, KeyError> {
         let mut rng = rand::rand_core::UnwrapErr(rand::rngs::SysRng);
         let key = match self {
-            Kind::Ed25519 => PrivateKey::random(&mut rng, Algorithm::Ed25519),
-            Kind::Rsa => RsaKeypair::random(&mut rng, RSA_BITS).map(PrivateKey::from),
+            Self::Ed25519 => PrivateKey::random(&mut rng, Algorithm::Ed25519),
+            Self::Rsa => RsaKeypair::random(&mut rng, RSA_BITS).map(PrivateKey::from),
         };
         let mut key = key.map_err(|e| KeyError::Generate { what: "an SSH host key", reason: e.to_string() })?;
         key.set_comment(COMMENT);
@@ -78,11 +78,11 @@ impl HostKeys {
     /// others can write to it. Generated private keys get mode 0600 and their
     /// `.pub` files 0644. A `.pub` file that does not match its private key
     /// is an error; a missing one is re-created.
-    pub fn load_or_generate(dir: &Path) -> Result<HostKeys, KeyError> {
+    pub fn load_or_generate(dir: &Path) -> Result<Self, KeyError> {
         create_private_dir(dir)?;
         check_private_dir(dir)?;
         let keys = Kind::ALL.iter().map(|&kind| load_or_generate_one(dir, kind)).collect::<Result<_, _>>()?;
-        Ok(HostKeys { keys })
+        Ok(Self { keys })
     }
 
     /// The private keys, ed25519 first, for russh's server `Config::keys`.

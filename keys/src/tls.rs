@@ -57,7 +57,7 @@ impl TlsIdentity {
     /// directories are created with mode 0700). Only one of the two files
     /// existing is an error; so is a key file that group or others can
     /// access, or that is a symlink.
-    pub fn load_or_generate(cert: &Path, key: &Path) -> Result<TlsIdentity, KeyError> {
+    pub fn load_or_generate(cert: &Path, key: &Path) -> Result<Self, KeyError> {
         match (exists(cert)?, exists(key)?) {
             (true, true) => {}
             (false, false) => generate(cert, key)?,

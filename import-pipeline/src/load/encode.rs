@@ -26,7 +26,7 @@ impl CopyText {
     pub(super) fn new(import_id: &str) -> Self {
         let mut escaped = Vec::with_capacity(import_id.len());
         escape(import_id.as_bytes(), &mut escaped);
-        CopyText { buf: Vec::with_capacity(BATCH_BYTES + 4096), import_id: escaped }
+        Self { buf: Vec::with_capacity(BATCH_BYTES + 4096), import_id: escaped }
     }
 
     fn encode(&mut self, row: &Row) {

@@ -40,6 +40,7 @@
 //! differ from the profile fails the load with [`LoadError::Database`]); no
 //! schema migration; no connection pooling (one connection per load).
 
+mod backend;
 mod encode;
 mod postgres;
 mod sqlite;
@@ -108,18 +109,18 @@ pub enum LoadError {
 impl LoadError {
     /// Classifies a database error: unreachable / gone / busy, or a refusal.
     pub(crate) fn from_sqlx(error: sqlx::Error) -> Self {
-        if is_unavailable(&error) { LoadError::Unavailable(error) } else { LoadError::Database(error) }
+        if is_unavailable(&error) { Self::Unavailable(error) } else { Self::Database(error) }
     }
 
     /// Whether waiting and retrying may help.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, LoadError::Unavailable(_) | LoadError::Io(_))
+        matches!(self, Self::Unavailable(_) | Self::Io(_))
     }
 }
 
 impl From<sqlx::Error> for LoadError {
     fn from(error: sqlx::Error) -> Self {
-        LoadError::from_sqlx(error)
+        Self::from_sqlx(error)
     }
 }
 
@@ -254,14 +255,14 @@ pub(crate) enum Dialect {
 impl Dialect {
     fn sql_type(self, column_type: &ColumnType) -> &'static str {
         match (self, column_type) {
-            (Dialect::Postgres, ColumnType::Text | ColumnType::Email) => "text",
-            (Dialect::Postgres, ColumnType::Integer) => "bigint",
-            (Dialect::Postgres, ColumnType::Decimal { .. }) => "numeric",
-            (Dialect::Postgres, ColumnType::Boolean) => "boolean",
-            (Dialect::Postgres, ColumnType::Date(_)) => "date",
-            (Dialect::Postgres, ColumnType::Timestamp(_)) => "timestamp",
-            (Dialect::Sqlite, ColumnType::Integer | ColumnType::Boolean) => "INTEGER",
-            (Dialect::Sqlite, _) => "TEXT",
+            (Self::Postgres, ColumnType::Text | ColumnType::Email) => "text",
+            (Self::Postgres, ColumnType::Integer) => "bigint",
+            (Self::Postgres, ColumnType::Decimal { .. }) => "numeric",
+            (Self::Postgres, ColumnType::Boolean) => "boolean",
+            (Self::Postgres, ColumnType::Date(_)) => "date",
+            (Self::Postgres, ColumnType::Timestamp(_)) => "timestamp",
+            (Self::Sqlite, ColumnType::Integer | ColumnType::Boolean) => "INTEGER",
+            (Self::Sqlite, _) => "TEXT",
         }
     }
 }

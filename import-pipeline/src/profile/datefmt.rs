@@ -28,7 +28,7 @@ impl DateFormat {
         let (y, m, d) = EXAMPLE_DATE;
         let example_value = NaiveDate::from_ymd_opt(y, m, d).expect("valid example date");
         let example = render(&example_value.format_with_items(items.iter()), pattern, "date")?;
-        let format = DateFormat { pattern: pattern.to_owned(), items, example };
+        let format = Self { pattern: pattern.to_owned(), items, example };
         let back = format.parse_date(&format.example).ok();
         match back.map(|d| render(&d.format_with_items(format.items.iter()), pattern, "date")) {
             Some(Ok(text)) if text == format.example => Ok(format),
@@ -49,7 +49,7 @@ impl DateFormat {
             .and_then(|date| date.and_hms_opt(h, min, s))
             .expect("valid example timestamp");
         let example = render(&example_value.format_with_items(items.iter()), pattern, "timestamp")?;
-        let format = DateFormat { pattern: pattern.to_owned(), items, example };
+        let format = Self { pattern: pattern.to_owned(), items, example };
         let back = format.parse_timestamp(&format.example).ok();
         match back.map(|t| render(&t.format_with_items(format.items.iter()), pattern, "timestamp")) {
             Some(Ok(text)) if text == format.example => Ok(format),

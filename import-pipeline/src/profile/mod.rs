@@ -2,7 +2,8 @@
 //! table, and what their columns must hold.
 //!
 //! A tenant's profile file is TOML with one `[[import]]` table per profile
-//! (format in `shared/interface.md`). [`Profiles::parse`] checks everything it
+//! (every key is documented in the README, section "Import profiles": a
+//! client interface). [`Profiles::parse`] checks everything it
 //! can before any file arrives — unknown keys, globs, identifiers, types, date
 //! formats, keys — and refuses with one line naming the profile and the key.
 //! A [`Profile`] cannot be built any other way, so code holding one may rely on
@@ -45,15 +46,15 @@ impl ProfileError {
             Some(line) => format!("line {line}"),
             None => "profile file".to_owned(),
         };
-        ProfileError { location, message: format!("not valid TOML: {}", one_line(message)) }
+        Self { location, message: format!("not valid TOML: {}", one_line(message)) }
     }
 
     fn at(profile: &str, key: impl fmt::Display, message: impl fmt::Display) -> Self {
-        ProfileError { location: format!("profile {profile:?}, key {key}"), message: one_line(&message.to_string()) }
+        Self { location: format!("profile {profile:?}, key {key}"), message: one_line(&message.to_string()) }
     }
 
     fn in_file(key: impl fmt::Display, message: impl fmt::Display) -> Self {
-        ProfileError { location: format!("profile file, key {key}"), message: one_line(&message.to_string()) }
+        Self { location: format!("profile file, key {key}"), message: one_line(&message.to_string()) }
     }
 
     /// Where the problem is: `profile "employees", key columns[2].type`, or
@@ -107,7 +108,7 @@ impl Profiles {
             }
             profiles.push(profile);
         }
-        Ok(Profiles { profiles })
+        Ok(Self { profiles })
     }
 
     /// The profile for a file at `inbox_relative_path` (such as
@@ -157,7 +158,7 @@ impl std::str::FromStr for Profiles {
     type Err = ProfileError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Profiles::parse(text)
+        Self::parse(text)
     }
 }
 
@@ -254,88 +255,23 @@ impl Profile {
         self.columns.iter().find(|c| c.name == name)
     }
 
+    /// Checks the `index`-th `[[import]]` key by key; the first refusal is
+    /// returned, naming the profile and the key.
     fn from_raw(raw: raw::RawProfile, index: usize) -> Result<Self, ProfileError> {
-        let name = raw.name;
+        let name = check_name(raw.name, index)?;
         let at = |key: &str, message: String| ProfileError::at(&name, key, message);
-        if name.is_empty()
-            || name.len() > 64
-            || !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        {
-            return Err(ProfileError::at(
-                &name,
-                format!("import[{index}].name"),
-                "expected 1 to 64 letters, digits, '-', '_' or '.'",
-            ));
-        }
-        let pattern = raw.pattern;
-        let matcher = compile_glob(&pattern).map_err(|m| at("match", m))?;
-        check_identifier(&raw.table).map_err(|m| at("table", m))?;
-        if raw.table.starts_with("sqlite_") || raw.table.starts_with("pg_") {
-            return Err(at(
-                "table",
-                format!("{:?}: names starting with sqlite_ or pg_ belong to the database", raw.table),
-            ));
-        }
-        if raw.table.starts_with("_passerelle") {
-            return Err(at("table", format!("{:?}: names starting with _passerelle belong to passerelle", raw.table)));
-        }
+        let matcher = compile_glob(&raw.pattern).map_err(|m| at("match", m))?;
+        check_table(&raw.table).map_err(|m| at("table", m))?;
         let delimiter = DelimiterSetting::parse(&raw.delimiter).map_err(|m| at("delimiter", m))?;
         let encoding = EncodingSetting::parse(&raw.encoding).map_err(|m| at("encoding", m))?;
         let mode = Mode::parse(&raw.mode).map_err(|m| at("mode", m))?;
-        let max_bytes = match &raw.max_bytes {
-            None => DEFAULT_MAX_BYTES,
-            Some(toml::Value::String(text)) => size::parse(text).map_err(|m| at("max_bytes", m))?,
-            Some(toml::Value::Integer(n)) if *n > 0 => u64::try_from(*n).unwrap_or(u64::MAX),
-            Some(other) => {
-                return Err(at(
-                    "max_bytes",
-                    format!("expected a size such as \"1GiB\" or a positive number of bytes, got {other}"),
-                ));
-            }
-        };
-
-        if raw.columns.is_empty() {
-            return Err(at("columns", "declare at least one [[import.columns]]".to_owned()));
-        }
-        if raw.columns.len() > MAX_COLUMNS {
-            return Err(at("columns", format!("at most {MAX_COLUMNS} columns")));
-        }
-        let mut columns: Vec<Column> = Vec::with_capacity(raw.columns.len());
-        for (i, column) in raw.columns.into_iter().enumerate() {
-            let column = Column::from_raw(column, i).map_err(|(key, m)| at(&key, m))?;
-            if columns.iter().any(|c| c.name == column.name) {
-                return Err(at(&format!("columns[{i}].name"), format!("column {:?} is declared twice", column.name)));
-            }
-            columns.push(column);
-        }
-
+        let max_bytes = parse_max_bytes(raw.max_bytes.as_ref()).map_err(|m| at("max_bytes", m))?;
+        let mut columns = parse_columns(raw.columns).map_err(|(key, m)| at(&key, m))?;
         let key = raw.key.unwrap_or_default();
-        match mode {
-            Mode::Upsert if key.is_empty() => {
-                return Err(at("key", "mode = \"upsert\" needs key = [\"column\", ...]".to_owned()));
-            }
-            Mode::Append | Mode::Replace if !key.is_empty() => {
-                return Err(at(
-                    "key",
-                    format!("key is only used with mode = \"upsert\" (this profile has mode = \"{mode}\")"),
-                ));
-            }
-            _ => {}
-        }
-        let mut seen = HashSet::new();
-        for (i, key_column) in key.iter().enumerate() {
-            let Some(column) = columns.iter_mut().find(|c| &c.name == key_column) else {
-                return Err(at(&format!("key[{i}]"), format!("{key_column:?} is not a declared column")));
-            };
-            if !seen.insert(key_column) {
-                return Err(at(&format!("key[{i}]"), format!("{key_column:?} is listed twice")));
-            }
-            column.required = true;
-        }
-
-        Ok(Profile {
+        check_key(&key, mode, &mut columns).map_err(|(key, m)| at(&key, m))?;
+        Ok(Self {
             name,
-            pattern,
+            pattern: raw.pattern,
             matcher,
             table: raw.table,
             delimiter,
@@ -347,6 +283,92 @@ impl Profile {
             columns,
         })
     }
+}
+
+/// `name`: named in errors by its position, as it is not a valid name.
+fn check_name(name: String, index: usize) -> Result<String, ProfileError> {
+    if name.is_empty()
+        || name.len() > 64
+        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(ProfileError::at(
+            &name,
+            format!("import[{index}].name"),
+            "expected 1 to 64 letters, digits, '-', '_' or '.'",
+        ));
+    }
+    Ok(name)
+}
+
+/// `table`: an identifier outside the names the databases and passerelle keep for themselves.
+fn check_table(table: &str) -> Result<(), String> {
+    check_identifier(table)?;
+    if table.starts_with("sqlite_") || table.starts_with("pg_") {
+        return Err(format!("{table:?}: names starting with sqlite_ or pg_ belong to the database"));
+    }
+    if table.starts_with("_passerelle") {
+        return Err(format!("{table:?}: names starting with _passerelle belong to passerelle"));
+    }
+    Ok(())
+}
+
+/// `max_bytes`: a size string, a positive number of bytes, or [`DEFAULT_MAX_BYTES`] when absent.
+fn parse_max_bytes(value: Option<&toml::Value>) -> Result<u64, String> {
+    match value {
+        None => Ok(DEFAULT_MAX_BYTES),
+        Some(toml::Value::String(text)) => size::parse(text),
+        Some(toml::Value::Integer(n)) if *n > 0 => Ok(u64::try_from(*n).unwrap_or(u64::MAX)),
+        Some(other) => Err(format!("expected a size such as \"1GiB\" or a positive number of bytes, got {other}")),
+    }
+}
+
+/// `[[import.columns]]`: 1 to [`MAX_COLUMNS`] columns with distinct names.
+/// An error names its key within the profile.
+fn parse_columns(raw: Vec<raw::RawColumn>) -> Result<Vec<Column>, (String, String)> {
+    if raw.is_empty() {
+        return Err(("columns".to_owned(), "declare at least one [[import.columns]]".to_owned()));
+    }
+    if raw.len() > MAX_COLUMNS {
+        return Err(("columns".to_owned(), format!("at most {MAX_COLUMNS} columns")));
+    }
+    let mut columns: Vec<Column> = Vec::with_capacity(raw.len());
+    for (i, column) in raw.into_iter().enumerate() {
+        let column = Column::from_raw(column, i)?;
+        if columns.iter().any(|c| c.name == column.name) {
+            return Err((format!("columns[{i}].name"), format!("column {:?} is declared twice", column.name)));
+        }
+        columns.push(column);
+    }
+    Ok(columns)
+}
+
+/// `key`: required by upsert and refused otherwise; each entry names a
+/// declared column once, and that column becomes required. An error names
+/// its key within the profile.
+fn check_key(key: &[String], mode: Mode, columns: &mut [Column]) -> Result<(), (String, String)> {
+    match mode {
+        Mode::Upsert if key.is_empty() => {
+            return Err(("key".to_owned(), "mode = \"upsert\" needs key = [\"column\", ...]".to_owned()));
+        }
+        Mode::Append | Mode::Replace if !key.is_empty() => {
+            return Err((
+                "key".to_owned(),
+                format!("key is only used with mode = \"upsert\" (this profile has mode = \"{mode}\")"),
+            ));
+        }
+        _ => {}
+    }
+    let mut seen = HashSet::new();
+    for (i, key_column) in key.iter().enumerate() {
+        let Some(column) = columns.iter_mut().find(|c| &c.name == key_column) else {
+            return Err((format!("key[{i}]"), format!("{key_column:?} is not a declared column")));
+        };
+        if !seen.insert(key_column) {
+            return Err((format!("key[{i}]"), format!("{key_column:?} is listed twice")));
+        }
+        column.required = true;
+    }
+    Ok(())
 }
 
 fn compile_glob(pattern: &str) -> Result<GlobMatcher, String> {
@@ -396,11 +418,11 @@ pub const DELIMITERS: [u8; 4] = [b';', b',', b'\t', b'|'];
 impl DelimiterSetting {
     fn parse(text: &str) -> Result<Self, String> {
         match text {
-            "auto" => Ok(DelimiterSetting::Auto),
-            ";" => Ok(DelimiterSetting::Fixed(b';')),
-            "," => Ok(DelimiterSetting::Fixed(b',')),
-            "\t" | "\\t" => Ok(DelimiterSetting::Fixed(b'\t')),
-            "|" => Ok(DelimiterSetting::Fixed(b'|')),
+            "auto" => Ok(Self::Auto),
+            ";" => Ok(Self::Fixed(b';')),
+            "," => Ok(Self::Fixed(b',')),
+            "\t" | "\\t" => Ok(Self::Fixed(b'\t')),
+            "|" => Ok(Self::Fixed(b'|')),
             other => Err(format!("expected \";\", \",\", \"\\t\", \"|\" or \"auto\", got {other:?}")),
         }
     }
@@ -420,9 +442,9 @@ pub enum EncodingSetting {
 impl EncodingSetting {
     fn parse(text: &str) -> Result<Self, String> {
         match text {
-            "auto" => Ok(EncodingSetting::Auto),
-            "utf-8" => Ok(EncodingSetting::Utf8),
-            "windows-1252" => Ok(EncodingSetting::Windows1252),
+            "auto" => Ok(Self::Auto),
+            "utf-8" => Ok(Self::Utf8),
+            "windows-1252" => Ok(Self::Windows1252),
             other => Err(format!("expected \"utf-8\", \"windows-1252\" or \"auto\", got {other:?}")),
         }
     }
@@ -442,9 +464,9 @@ pub enum Mode {
 impl Mode {
     fn parse(text: &str) -> Result<Self, String> {
         match text {
-            "append" => Ok(Mode::Append),
-            "upsert" => Ok(Mode::Upsert),
-            "replace" => Ok(Mode::Replace),
+            "append" => Ok(Self::Append),
+            "upsert" => Ok(Self::Upsert),
+            "replace" => Ok(Self::Replace),
             other => Err(format!("expected \"append\", \"upsert\" or \"replace\", got {other:?}")),
         }
     }
@@ -453,9 +475,9 @@ impl Mode {
 impl fmt::Display for Mode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Mode::Append => "append",
-            Mode::Upsert => "upsert",
-            Mode::Replace => "replace",
+            Self::Append => "append",
+            Self::Upsert => "upsert",
+            Self::Replace => "replace",
         })
     }
 }
@@ -531,7 +553,7 @@ impl Column {
                 ));
             }
         };
-        Ok(Column { name: raw.name, column_type, required: raw.required })
+        Ok(Self { name: raw.name, column_type, required: raw.required })
     }
 }
 
@@ -561,13 +583,13 @@ impl ColumnType {
     /// The type's name as written in profiles: `text`, `integer`, ...
     pub fn kind(&self) -> &'static str {
         match self {
-            ColumnType::Text => "text",
-            ColumnType::Integer => "integer",
-            ColumnType::Decimal { .. } => "decimal",
-            ColumnType::Boolean => "boolean",
-            ColumnType::Date(_) => "date",
-            ColumnType::Timestamp(_) => "timestamp",
-            ColumnType::Email => "email",
+            Self::Text => "text",
+            Self::Integer => "integer",
+            Self::Decimal { .. } => "decimal",
+            Self::Boolean => "boolean",
+            Self::Date(_) => "date",
+            Self::Timestamp(_) => "timestamp",
+            Self::Email => "email",
         }
     }
 }

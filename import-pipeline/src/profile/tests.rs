@@ -1,6 +1,6 @@
 use super::*;
 
-/// The example of `shared/interface.md`, written as valid TOML.
+/// The example of the README's "Import profiles" section, without its comments.
 const EMPLOYEES: &str = r#"
 [[import]]
 name = "employees"

@@ -17,7 +17,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use aws_lc_rs::digest;
-use passerelle_catalog::{AuditEvent, Catalog, ImportJob, JobStatus, TenantName, now_ms};
+use passerelle_catalog::{AuditEvent, Catalog, CatalogError, ImportJob, JobStatus, TenantName, now_ms};
+use passerelle_tree::sealed_sha256;
 use tracing::{info, warn};
 
 use super::RunnerError;
@@ -26,9 +27,8 @@ use super::intake;
 use super::layout::Layout;
 use super::receipt::{self, Receipt};
 use crate::load::{ImportRef, LoadError, committed_import, load};
-use crate::profile::Profiles;
-use crate::validate::{Discard, ImportError, ValidateError, validate};
-use passerelle_tree::sealed_sha256;
+use crate::profile::{Profile, Profiles};
+use crate::validate::{Discard, ImportError, ValidateError, ValidationReport, validate};
 
 /// Why a file whose content no longer matches its upload seal is refused.
 const DAMAGED: &str = "the file is not what its client sent: its SHA-256 differs from the one recorded when \
@@ -50,17 +50,22 @@ enum Verdict {
 impl Verdict {
     /// A rejection for one reason that is not about a line of the file.
     fn refused(message: impl Into<String>) -> Self {
-        Verdict::Rejected {
+        Self::Rejected {
             errors: vec![ImportError { line: None, column: None, message: message.into() }],
             error_count: 1,
         }
     }
 
+    /// The rejection of a file whose validation found errors.
+    fn rejected(report: ValidationReport) -> Self {
+        Self::Rejected { errors: report.errors, error_count: report.error_count }
+    }
+
     fn status(&self) -> JobStatus {
         match self {
-            Verdict::Imported { .. } => JobStatus::Imported,
-            Verdict::Rejected { .. } => JobStatus::Rejected,
-            Verdict::Duplicate { .. } => JobStatus::Duplicate,
+            Self::Imported { .. } => JobStatus::Imported,
+            Self::Rejected { .. } => JobStatus::Rejected,
+            Self::Duplicate { .. } => JobStatus::Duplicate,
         }
     }
 }
@@ -71,53 +76,98 @@ pub(crate) struct JobContext<'a> {
     pub(crate) layout: &'a Layout,
 }
 
+/// Why a job goes no further in this run.
+enum Stop {
+    /// The job has its verdict.
+    Verdict(Verdict),
+    /// The tenant database is unreachable: the job waits, then is tried again.
+    Wait(LoadError),
+    /// The runner failed (catalog, files): the job stays where it was recorded last.
+    Failed(RunnerError),
+}
+
+impl Stop {
+    /// The job is refused for one reason that is not about a line of the file.
+    fn refused(message: impl Into<String>) -> Self {
+        Self::Verdict(Verdict::refused(message))
+    }
+
+    /// A database error ends the job unless waiting may help.
+    fn database(error: LoadError) -> Self {
+        if error.is_retryable() { Self::Wait(error) } else { Self::Verdict(database_refused(&error)) }
+    }
+}
+
+impl From<RunnerError> for Stop {
+    fn from(error: RunnerError) -> Self {
+        Self::Failed(error)
+    }
+}
+
+impl From<CatalogError> for Stop {
+    fn from(error: CatalogError) -> Self {
+        Self::Failed(error.into())
+    }
+}
+
 /// Runs `job` until it has a verdict or waits for a retry. An error leaves
 /// the job where it was recorded last; the runner tries it again later.
 pub(crate) async fn run(ctx: &JobContext<'_>, mut job: ImportJob) -> Result<(), RunnerError> {
     let tenant = TenantName::parse(&job.tenant)?;
-    let spooled = ctx.layout.spool_dir(&tenant).join(&job.id);
-    if !spooled.exists() && !find_file(ctx, &tenant, &job)? {
-        return finish(ctx, &tenant, job, Verdict::refused("the file was removed before it could be imported")).await;
-    }
-    let database = ctx.catalog.tenant_database(&tenant).await?;
-
-    if matches!(job.status, JobStatus::Loading | JobStatus::WaitingRetry) {
-        match committed_import(&database, &job.id).await {
-            Ok(Some(rows)) => return finish(ctx, &tenant, job, Verdict::Imported { rows }).await,
-            Ok(None) => {}
-            Err(e) if e.is_retryable() => return wait(ctx, job, &e).await,
-            Err(e) => return finish(ctx, &tenant, job, database_refused(&e)).await,
-        }
-    }
-
-    let profiles = match ctx.catalog.import_profiles(&tenant).await? {
-        Some(text) => match Profiles::parse(&text) {
-            Ok(profiles) => profiles,
-            Err(e) => {
-                return finish(
-                    ctx,
-                    &tenant,
-                    job,
-                    Verdict::refused(format!("the tenant's import profiles are invalid: {e}")),
-                )
-                .await;
-            }
-        },
-        None => {
-            let message = format!("no import profile matches {} (the tenant has no profiles)", job.path);
-            return finish(ctx, &tenant, job, Verdict::refused(message)).await;
-        }
+    let verdict = match import(ctx, &tenant, &mut job).await {
+        Ok(verdict) | Err(Stop::Verdict(verdict)) => verdict,
+        Err(Stop::Wait(error)) => return wait(ctx, job, &error).await,
+        Err(Stop::Failed(error)) => return Err(error),
     };
-    let Some(profile) = profiles.matching(&job.path).cloned() else {
-        let message = format!("no import profile matches {}", job.path);
-        return finish(ctx, &tenant, job, Verdict::refused(message)).await;
-    };
+    finish(ctx, &tenant, job, verdict).await
+}
+
+/// The steps of the module documentation, from where `job` stands.
+async fn import(ctx: &JobContext<'_>, tenant: &TenantName, job: &mut ImportJob) -> Result<Verdict, Stop> {
+    let spooled = ctx.layout.spool_dir(tenant).join(&job.id);
+    if !spooled.exists() && !find_file(ctx, tenant, job)? {
+        return Ok(Verdict::refused("the file was removed before it could be imported"));
+    }
+    let database = ctx.catalog.tenant_database(tenant).await?;
+    if matches!(job.status, JobStatus::Loading | JobStatus::WaitingRetry)
+        && let Some(rows) = committed_import(&database, &job.id).await.map_err(Stop::database)?
+    {
+        return Ok(Verdict::Imported { rows });
+    }
+    let profile = profile(ctx, tenant, &job.path).await?;
     job.profile = Some(profile.name().to_owned());
 
-    transition(ctx, &mut job, JobStatus::Validating, None).await?;
-    let path = spooled.clone();
+    transition(ctx, job, JobStatus::Validating, None).await?;
+    let report = validate_file(&job.id, &spooled, &profile).await?;
+    let sha256 = vet(ctx, job, &spooled, &profile, report).await?;
+
+    transition(ctx, job, JobStatus::Loading, None).await?;
+    let file = File::open(&spooled).map_err(|e| RunnerError::Io(format!("opening job {}'s file", job.id), e))?;
+    let import = ImportRef { id: &job.id, sha256: &sha256 };
+    match load(&database, &profile, file, import).await {
+        Ok(outcome) if outcome.is_imported() => Ok(Verdict::Imported { rows: outcome.rows }),
+        Ok(outcome) => Ok(Verdict::rejected(outcome.report)),
+        Err(LoadError::AlreadyImported(of)) => Ok(Verdict::Duplicate { of }),
+        Err(e) => Err(Stop::database(e)),
+    }
+}
+
+/// The tenant's profile for the file at `path` in its inbox.
+async fn profile(ctx: &JobContext<'_>, tenant: &TenantName, path: &str) -> Result<Profile, Stop> {
+    let Some(text) = ctx.catalog.import_profiles(tenant).await? else {
+        let message = format!("no import profile matches {path} (the tenant has no profiles)");
+        return Err(Stop::refused(message));
+    };
+    let profiles =
+        Profiles::parse(&text).map_err(|e| Stop::refused(format!("the tenant's import profiles are invalid: {e}")))?;
+    profiles.matching(path).cloned().ok_or_else(|| Stop::refused(format!("no import profile matches {path}")))
+}
+
+/// Validates the spooled file against `profile` on a blocking thread, writing nothing.
+async fn validate_file(job_id: &str, spooled: &Path, profile: &Profile) -> Result<ValidationReport, RunnerError> {
+    let path = spooled.to_owned();
     let checked = profile.clone();
-    let report = tokio::task::spawn_blocking(move || -> io::Result<_> {
+    tokio::task::spawn_blocking(move || -> io::Result<_> {
         let file = File::open(&path)?;
         // Uploads are acknowledged before they reach the disk (unless
         // uploads.fsync): the file gets there before anything is loaded from
@@ -131,7 +181,19 @@ pub(crate) async fn run(ctx: &JobContext<'_>, mut job: ImportJob) -> Result<(), 
     })
     .await
     .map_err(|e| RunnerError::Io("validating".into(), io::Error::other(e)))?
-    .map_err(|e| RunnerError::Io(format!("reading job {}'s file", job.id), e))?;
+    .map_err(|e| RunnerError::Io(format!("reading job {job_id}'s file"), e))
+}
+
+/// Records the digest the validation pass computed, then refuses a file
+/// that is damaged, invalid or imported before. Returns the digest of a
+/// file that may be loaded.
+async fn vet(
+    ctx: &JobContext<'_>,
+    job: &mut ImportJob,
+    spooled: &Path,
+    profile: &Profile,
+    report: ValidationReport,
+) -> Result<String, Stop> {
     // The validation pass read the whole file unless it stopped early: its
     // digest is the file's, with no separate read.
     if job.sha256.is_none()
@@ -140,39 +202,22 @@ pub(crate) async fn run(ctx: &JobContext<'_>, mut job: ImportJob) -> Result<(), 
         job.sha256 = Some(hex::encode(digest));
         job.bytes = Some(i64::try_from(report.bytes).unwrap_or(i64::MAX));
     }
-    if let (Some(sealed), Some(read)) = (sealed_sha256(&spooled), job.sha256.as_deref())
+    if let (Some(sealed), Some(read)) = (sealed_sha256(spooled), job.sha256.as_deref())
         && sealed != read
     {
-        return finish(ctx, &tenant, job, Verdict::refused(DAMAGED)).await;
+        return Err(Stop::refused(DAMAGED));
     }
     if !report.is_accepted() {
-        let verdict = Verdict::Rejected { errors: report.errors, error_count: report.error_count };
-        return finish(ctx, &tenant, job, verdict).await;
+        return Err(Stop::Verdict(Verdict::rejected(report)));
     }
     // An accepted file was read whole, so its digest is known.
     let sha256 = job.sha256.clone().unwrap_or_default();
     if let Some(earlier) = ctx.catalog.imported_same_content(&job.tenant, profile.name(), &sha256).await?
         && earlier != job.id
     {
-        return finish(ctx, &tenant, job, Verdict::Duplicate { of: earlier }).await;
+        return Err(Stop::Verdict(Verdict::Duplicate { of: earlier }));
     }
-
-    transition(ctx, &mut job, JobStatus::Loading, None).await?;
-    let file = File::open(&spooled).map_err(|e| RunnerError::Io(format!("opening job {}'s file", job.id), e))?;
-    let import = ImportRef { id: &job.id, sha256: &sha256 };
-    let loaded = load(&database, &profile, file, import).await;
-    match loaded {
-        Ok(outcome) if outcome.is_imported() => {
-            finish(ctx, &tenant, job, Verdict::Imported { rows: outcome.rows }).await
-        }
-        Ok(outcome) => {
-            let verdict = Verdict::Rejected { errors: outcome.report.errors, error_count: outcome.report.error_count };
-            finish(ctx, &tenant, job, verdict).await
-        }
-        Err(LoadError::AlreadyImported(of)) => finish(ctx, &tenant, job, Verdict::Duplicate { of }).await,
-        Err(e) if e.is_retryable() => wait(ctx, job, &e).await,
-        Err(e) => finish(ctx, &tenant, job, database_refused(&e)).await,
-    }
+    Ok(sha256)
 }
 
 /// Brings a job's file into the spool when it is not there: from the

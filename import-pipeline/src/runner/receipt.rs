@@ -1,5 +1,6 @@
 //! The receipt a client downloads: `/outbox/<path>.result.json` for
-//! `/inbox/<path>`, in the format of `shared/interface.md`. Written to a
+//! `/inbox/<path>`, in the format the README documents field by field
+//! ("Import pipeline", **Receipt**): a client interface. Written to a
 //! hidden temporary in the outbox, synced, then renamed, so a client never
 //! reads half a receipt; through a capability on the tenant's outbox, so no
 //! path (or link planted in the tree) leads it elsewhere.
@@ -44,7 +45,8 @@ pub(crate) struct Receipt<'a> {
     pub(crate) errors: &'a [ImportError],
 }
 
-/// Unix milliseconds as RFC 3339 UTC with milliseconds.
+/// Unix milliseconds as RFC 3339 in UTC (`Z`): up to three fractional
+/// digits, trailing zeros dropped, none on a whole second.
 pub(crate) fn rfc3339(ms: i64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()

@@ -53,7 +53,7 @@ impl Decoder {
             (EncodingSetting::Auto, true) => State::AutoUtf8(1),
             (EncodingSetting::Auto, false) => State::Undecided,
         };
-        Ok(Decoder { state, text: String::new(), ends: Vec::new() })
+        Ok(Self { state, text: String::new(), ends: Vec::new() })
     }
 
     /// The encoding the file was read in (an ASCII-only file is UTF-8).

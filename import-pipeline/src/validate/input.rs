@@ -69,7 +69,7 @@ pub(super) struct Input<R> {
 
 impl<R: Read> Input<R> {
     pub(super) fn new(reader: R, max_bytes: u64) -> Self {
-        Input {
+        Self {
             reader,
             buffer: vec![0; CHUNK_BYTES],
             max_bytes,

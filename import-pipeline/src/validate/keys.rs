@@ -26,7 +26,7 @@ impl Keys {
         }
         let columns =
             profile.key().iter().filter_map(|k| profile.columns().iter().position(|c| c.name() == k)).collect();
-        Some(Keys { columns, names: profile.key().to_vec(), hasher: RandomState::new(), seen: HashMap::new() })
+        Some(Self { columns, names: profile.key().to_vec(), hasher: RandomState::new(), seen: HashMap::new() })
     }
 
     /// The first key column, which duplicate errors are reported on.

@@ -136,8 +136,8 @@ pub enum DetectedEncoding {
 impl fmt::Display for DetectedEncoding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            DetectedEncoding::Utf8 => "utf-8",
-            DetectedEncoding::Windows1252 => "windows-1252",
+            Self::Utf8 => "utf-8",
+            Self::Windows1252 => "windows-1252",
         })
     }
 }
@@ -198,11 +198,11 @@ pub(crate) struct Fault {
 
 impl Fault {
     fn whole_file(message: String) -> Self {
-        Fault { line: None, message }
+        Self { line: None, message }
     }
 
     fn at_line(line: u64, message: String) -> Self {
-        Fault { line: Some(line), message }
+        Self { line: Some(line), message }
     }
 }
 
