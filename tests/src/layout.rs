@@ -13,7 +13,7 @@
 //!   archive/<tenant>/    archived originals
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The layout of one data directory.
 #[derive(Clone, Debug)]
@@ -25,11 +25,6 @@ impl DataLayout {
     /// The layout of the data directory `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
-    }
-
-    /// The data directory itself.
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 
     /// The SQLite catalog database.
