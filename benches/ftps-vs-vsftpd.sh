@@ -15,35 +15,31 @@
 # does) and with uploads.fsync = true (every upload flushed before 226). A benchmark, not a test: compare only within one run.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=benches/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 BIG_MIB=${BENCH_BIG_MIB:-1024}
 CIPHER=${BENCH_CIPHER:-ECDHE-ECDSA-AES128-GCM-SHA256}
 ROUNDS=${BENCH_ROUNDS:-2}
 VSFTPD_PORT=${BENCH_VSFTPD_PORT:-2521}
 PASSERELLE_PORT=${BENCH_PASSERELLE_PORT:-2522}
 FSYNC_PORT=$((PASSERELLE_PORT + 1))
-BENCH_USER=passerelle-bench
+# A system user of its own per run (vsftpd logs in through PAM), so that
+# runs side by side do not share one.
+BENCH_USER=passerelle-bench-$$
 PASSWORD="Transfer-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+
+require_root "vsftpd logs in a system user, which the bench creates"
+ensure_command /usr/sbin/vsftpd vsftpd
+ensure_command curl curl
+ensure_command bc bc
+
 WORK=$(mktemp -d /tmp/passerelle-ftps-bench.XXXXXX)
+at_exit rm -rf "$WORK"
 # vsftpd serves the bench user's home inside it after dropping privileges.
 chmod 755 "$WORK"
-PIDS=()
 
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-    userdel "$BENCH_USER" 2>/dev/null || true
-}
-trap cleanup EXIT
-
-[ "$(id -u)" -eq 0 ] || { echo "bench: run as root (vsftpd logs in a system user)" >&2; exit 2; }
-[ -x /usr/sbin/vsftpd ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends vsftpd >/dev/null
-command -v curl >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends curl >/dev/null
-
-echo "== building passerelle (release)"
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p passerelle-server
-P="${CARGO_TARGET_DIR:-$ROOT/target}/release/passerelle"
+build_passerelle
 
 echo "== test data: ${BIG_MIB} MiB file"
 mkdir -p "$WORK/src"
@@ -56,20 +52,19 @@ start_passerelle() {
     export PASSERELLE_DATA_DIR="$WORK/$2" PASSERELLE_FTPS_EXPLICIT_LISTEN="127.0.0.1:$1" PASSERELLE_UPLOADS_FSYNC=$3
     export PASSERELLE_FTPS_PASSIVE_PORTS="$(($1 * 10 + 1))-$(($1 * 10 + 9))"
     export PASSERELLE_ADMIN_LISTEN="127.0.0.1:$(($1 + 100))"
-    "$P" tenant add bench >/dev/null
-    printf '%s\n' "$PASSWORD" | "$P" user add bench bench --password-stdin >/dev/null
-    "$P" serve 2>"$WORK/$2.log" &
-    PIDS+=($!)
+    "$PASSERELLE_BIN" tenant add bench >/dev/null
+    printf '%s\n' "$PASSWORD" | "$PASSERELLE_BIN" user add bench bench --password-stdin >/dev/null
+    serve_passerelle "$(($1 + 100))" "$WORK/$2.log"
 }
 start_passerelle "$PASSERELLE_PORT" shipped false
 start_passerelle "$FSYNC_PORT" fsync true
-sleep 2
 # vsftpd presents passerelle's generated certificate: same key type, same suite.
 CERT="$WORK/shipped/tls/cert.pem"
 KEY="$WORK/shipped/tls/key.pem"
 
 echo "== private vsftpd (TLS 1.2 via OPENSSL_CONF) on 127.0.0.1:$VSFTPD_PORT"
 useradd --create-home --home-dir "$WORK/vsftpd-home" --shell /bin/bash "$BENCH_USER"
+at_exit userdel "$BENCH_USER"
 printf '%s:%s\n' "$BENCH_USER" "$PASSWORD" | chpasswd
 mkdir -p /var/run/vsftpd/empty
 cat >"$WORK/openssl.cnf" <<CONF
@@ -106,9 +101,8 @@ rsa_cert_file=$CERT
 rsa_private_key_file=$KEY
 xferlog_enable=NO
 CONF
-OPENSSL_CONF="$WORK/openssl.cnf" /usr/sbin/vsftpd "$WORK/vsftpd.conf" &
-PIDS+=($!)
-sleep 1
+OPENSSL_CONF="$WORK/openssl.cnf" in_background /usr/sbin/vsftpd "$WORK/vsftpd.conf" 2>"$WORK/vsftpd.log"
+wait_for_port "$VSFTPD_PORT" "$BACKGROUND_PID" "$WORK/vsftpd.log"
 
 # run_curl PORT USER OP REMOTE: seconds taken by one curl transfer.
 run_curl() {
@@ -121,26 +115,28 @@ run_curl() {
         cmp -s "$WORK/src/big.bin" "$WORK/got.bin" || { echo "bench: download from $1 differs" >&2; exit 1; }
         ;;
     esac
-    echo "$EPOCHREALTIME - $start" | bc -l
+    seconds_since "$start"
 }
 
-# best_of PORT USER OP REMOTE: best time over ROUNDS.
-best_of() {
-    local best="" t
-    for _ in $(seq 1 "$ROUNDS"); do
-        t=$(run_curl "$@")
-        if [ -z "$best" ] || [ "$(echo "$t < $best" | bc -l)" = 1 ]; then best=$t; fi
-        rm -f "$WORK/got.bin"
-    done
-    printf '%.3f' "$best"
+# one_round PORT USER OP REMOTE: seconds of one transfer, its download removed.
+one_round() {
+    run_curl "$@"
+    rm -f "$WORK/got.bin"
+}
+
+# best PORT USER OP REMOTE: best time over ROUNDS.
+best() {
+    local seconds
+    seconds=$(best_of "$ROUNDS" one_round "$@") || return
+    printf '%.3f' "$seconds"
 }
 
 printf '\n%-8s %10s %12s %7s %12s %7s\n' "transfer" "vsftpd s" "passerelle s" "ratio" "fsync s" "ratio"
 for op in put get; do
-    v=$(best_of "$VSFTPD_PORT" "$BENCH_USER" "$op" "big.bin")
+    v=$(best "$VSFTPD_PORT" "$BENCH_USER" "$op" "big.bin")
     # A .part name: the import pipeline would take (and archive) any other.
-    p=$(best_of "$PASSERELLE_PORT" bench "$op" "inbox/big.bin.part")
-    n=$(best_of "$FSYNC_PORT" bench "$op" "inbox/big.bin.part")
+    p=$(best "$PASSERELLE_PORT" bench "$op" "inbox/big.bin.part")
+    n=$(best "$FSYNC_PORT" bench "$op" "inbox/big.bin.part")
     printf '%-8s %10s %12s %7.2f %12s %7.2f\n' "$op" "$v" "$p" "$(echo "$v / $p" | bc -l)" "$n" "$(echo "$v / $n" | bc -l)"
 done
 echo "(ratio = vsftpd time / passerelle time; target >= 0.8; ${BIG_MIB} MiB, TLS 1.2 $CIPHER)"

@@ -27,22 +27,32 @@
 # not a test: the machine is shared, compare only within one run.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=benches/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 ROWS=${BENCH_ROWS:-1000000}
 ADMIN_URL=${TEST_PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
-WORK=$(mktemp -d /tmp/passerelle-import-bench.XXXXXX)
 PSQL_DB="passerelle_bench_psql_$$"
 
-cleanup() {
-    psql -X -q -d "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $PSQL_DB WITH (FORCE)" >/dev/null 2>&1 || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+ensure_command psql postgresql-client
+ensure_command bc bc
 
-now() { date +%s.%N; }
+WORK=$(mktemp -d /tmp/passerelle-import-bench.XXXXXX)
+at_exit rm -rf "$WORK"
+
+# drop_psql_db: removes the database of the psql side, if it was created.
+drop_psql_db() {
+    psql -X -q -d "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $PSQL_DB WITH (FORCE)" >/dev/null 2>&1 || true
+}
+at_exit drop_psql_db
+
+# load_bench ARGS...: the loader's benchmark test of passerelle-import, release build.
+load_bench() {
+    cargo test --release --quiet --manifest-path "$REPO_ROOT/Cargo.toml" -p passerelle-import --test load_bench "$@"
+}
 
 echo "== building the loader (release)"
-cargo test --release --quiet --manifest-path "$ROOT/Cargo.toml" -p passerelle-import --test load_bench --no-run
+load_bench --no-run
 
 echo "== generating $ROWS rows (passerelle copy and psql-friendly copy)"
 awk -v rows="$ROWS" -v ours="$WORK/ours.csv" -v theirs="$WORK/psql.csv" 'BEGIN {
@@ -104,8 +114,10 @@ echo "   $(du -m "$WORK/ours.csv" | cut -f1) MB (passerelle copy), $(du -m "$WOR
 
 echo "== passerelle load() (validate + COPY, one transaction, tenant role)"
 out=$(LOAD_BENCH_FILE="$WORK/ours.csv" LOAD_BENCH_PROFILE="$WORK/profile.toml" TEST_PG_ADMIN_URL="$ADMIN_URL" \
-    cargo test --release --quiet --manifest-path "$ROOT/Cargo.toml" -p passerelle-import --test load_bench \
-    -- --ignored --nocapture 2>&1) || { echo "$out"; exit 1; }
+    load_bench -- --ignored --nocapture 2>&1) || {
+    echo "$out"
+    exit 1
+}
 ours_s=$(sed -n 's/^load_seconds=//p' <<<"$out")
 validate_s=$(sed -n 's/^validate_seconds=//p' <<<"$out")
 job_s=$(awk -v b="$validate_s" -v c="$ours_s" 'BEGIN { printf "%.3f", b + c }')
@@ -117,14 +129,16 @@ psql_url="${ADMIN_URL%/*}/$PSQL_DB"
 psql -X -q -v ON_ERROR_STOP=1 -d "$psql_url" -c 'CREATE TABLE "bench" ("id" bigint, "name" text, "email" text,
     "amount" numeric, "day" date, "at" timestamp, "active" boolean, "comment" text,
     "_import_id" TEXT NOT NULL DEFAULT '"'psql'"', "_line" BIGINT NOT NULL DEFAULT 0)' >/dev/null
-start=$(now)
+start=$EPOCHREALTIME
 psql -X -q -v ON_ERROR_STOP=1 -d "$psql_url" \
     -c "\\copy bench (id, name, email, amount, day, at, active, comment) FROM '$WORK/psql.csv' WITH (FORMAT csv, HEADER, DELIMITER ';')" >/dev/null
-end=$(now)
-psql_s=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f", b - a }')
+psql_s=$(printf '%.3f' "$(seconds_since "$start")")
 psql_rows=$(psql -X -q -t -A -d "$psql_url" -c 'SELECT count(*) FROM bench')
 
-[ "$ours_rows" = "$ROWS" ] && [ "$psql_rows" = "$ROWS" ] || { echo "row counts differ: $ours_rows / $psql_rows / $ROWS"; exit 1; }
+if [ "$ours_rows" != "$ROWS" ] || [ "$psql_rows" != "$ROWS" ]; then
+    echo "row counts differ: $ours_rows / $psql_rows / $ROWS"
+    exit 1
+fi
 
 echo
 printf '%-34s %8s s  (%s rows)\n' "passerelle load()" "$ours_s" "$ours_rows"

@@ -6,6 +6,9 @@
 #   BENCH_BIG_MIB=256 BENCH_SMALL_FILES=500 benches/sftp-vs-openssh.sh
 #   BENCH_OPS="put-small" benches/sftp-vs-openssh.sh    # some transfers only
 #
+# Needs root (the private sshd chroots into a directory it owns) and
+# installs OpenSSH's server if missing.
+#
 # Prints seconds per transfer for each server and the ratio
 # passerelle-speed / openssh-speed (>= 1.0: passerelle is at least as fast),
 # for passerelle as shipped (uploads.fsync = false: no flush, like OpenSSH)
@@ -25,7 +28,9 @@
 # BENCH_ROUNDS (3) rounds.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=benches/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 BIG_MIB=${BENCH_BIG_MIB:-1024}
 SMALL_FILES=${BENCH_SMALL_FILES:-2000}
 CIPHER=${BENCH_CIPHER:-aes128-gcm@openssh.com}
@@ -34,27 +39,27 @@ OPS=${BENCH_OPS:-put-big get-big put-small get-small}
 SSHD_PORT=${BENCH_SSHD_PORT:-2422}
 PASSERELLE_PORT=${BENCH_PASSERELLE_PORT:-2423}
 FSYNC_PORT=$((PASSERELLE_PORT + 1))
-# sshd's ChrootDirectory must be root-owned on every component, so not under /tmp.
-CHROOT=/var/lib/passerelle-bench/chroot
+
+require_root "it runs a private sshd whose ChrootDirectory must be owned by root"
+ensure_command sftp openssh-client
+ensure_command bc bc
+ensure_command /usr/sbin/sshd openssh-server
+
 WORK=$(mktemp -d /tmp/passerelle-bench.XXXXXX)
+at_exit rm -rf "$WORK"
 # Where downloads land: tmpfs where there is one.
 DST=$(mktemp -d /dev/shm/passerelle-bench.XXXXXX 2>/dev/null || mktemp -d /tmp/passerelle-bench-dst.XXXXXX)
-PIDS=()
+at_exit rm -rf "$DST"
+# sshd's ChrootDirectory must be root-owned on every component, so not under
+# /tmp; one of its own per run, so that runs side by side do not share it.
+mkdir -p /var/lib/passerelle-bench
+chown root:root /var/lib/passerelle-bench
+chmod 755 /var/lib/passerelle-bench
+CHROOT=$(mktemp -d /var/lib/passerelle-bench/chroot.XXXXXX)
+at_exit rm -rf "$CHROOT"
+chmod 755 "$CHROOT"
 
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK" "$DST" "$CHROOT/upload"
-}
-trap cleanup EXIT
-
-need() { command -v "$1" >/dev/null || { echo "bench: installing $2" >&2; DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$2" >/dev/null; }; }
-need sftp openssh-client
-[ -x /usr/sbin/sshd ] || need sshd openssh-server
-
-echo "== building passerelle (release)"
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p passerelle-server
-P="$ROOT/target/release/passerelle"
+build_passerelle
 
 echo "== test data: ${BIG_MIB} MiB file, ${SMALL_FILES} files of 4 KiB"
 mkdir -p "$WORK/src/small"
@@ -63,10 +68,7 @@ for i in $(seq 1 "$SMALL_FILES"); do head -c 4096 /dev/urandom >"$WORK/src/small
 ssh-keygen -q -t ed25519 -N '' -f "$WORK/id" -C bench
 
 echo "== private OpenSSH sshd (internal-sftp, chroot) on 127.0.0.1:$SSHD_PORT"
-mkdir -p /run/sshd "$CHROOT"
-chown root:root /var/lib/passerelle-bench "$CHROOT"
-chmod 755 /var/lib/passerelle-bench "$CHROOT"
-mkdir -p "$CHROOT/upload"
+mkdir -p /run/sshd "$CHROOT/upload"
 ssh-keygen -q -t ed25519 -N '' -f "$WORK/sshd_host_key"
 cp "$WORK/id.pub" "$WORK/authorized_keys"
 cat >"$WORK/sshd_config" <<CONF
@@ -86,8 +88,8 @@ ForceCommand internal-sftp
 AllowTcpForwarding no
 X11Forwarding no
 CONF
-/usr/sbin/sshd -D -f "$WORK/sshd_config" -E "$WORK/sshd.log" &
-PIDS+=($!)
+in_background /usr/sbin/sshd -D -f "$WORK/sshd_config" -E "$WORK/sshd.log"
+wait_for_port "$SSHD_PORT" "$BACKGROUND_PID" "$WORK/sshd.log"
 
 export PASSERELLE_FTPS_EXPLICIT_LISTEN="" PASSERELLE_FTPS_IMPLICIT_LISTEN="" PASSERELLE_LOG_LEVEL=warn
 # start_passerelle PORT NAME FSYNC: one installation of its own.
@@ -95,10 +97,9 @@ start_passerelle() {
     echo "== passerelle ($2, uploads.fsync=$3) on 127.0.0.1:$1"
     export PASSERELLE_DATA_DIR="$WORK/$2" PASSERELLE_SFTP_LISTEN="127.0.0.1:$1" PASSERELLE_UPLOADS_FSYNC=$3
     export PASSERELLE_ADMIN_LISTEN="127.0.0.1:$(($1 + 100))"
-    "$P" tenant add bench >/dev/null
-    "$P" user add bench bench --key "$WORK/id.pub" >/dev/null
-    "$P" serve 2>"$WORK/$2.log" &
-    PIDS+=($!)
+    "$PASSERELLE_BIN" tenant add bench >/dev/null
+    "$PASSERELLE_BIN" user add bench bench --key "$WORK/id.pub" >/dev/null
+    serve_passerelle "$(($1 + 100))" "$WORK/$2.log"
 }
 start_passerelle "$PASSERELLE_PORT" shipped false
 start_passerelle "$FSYNC_PORT" fsync true
@@ -125,7 +126,7 @@ sleep 2
 settle() {
     local open
     for _ in $(seq 1 600); do
-        open=$(PASSERELLE_DATA_DIR=$1 "$P" import list --json --limit 1000000 |
+        open=$(PASSERELLE_DATA_DIR=$1 "$PASSERELLE_BIN" import list --json --limit 1000000 |
             grep -cE '"status": "(received|validating|loading)"' || true)
         if [ "$open" = 0 ] && [ -z "$(find "$1/tenants/bench/inbox" -type f ! -name '.*' -print -quit)" ]; then
             sync
@@ -141,7 +142,7 @@ run_sftp() {
     local start=$EPOCHREALTIME
     sftp -q -P "$1" -c "$CIPHER" -i "$WORK/id" -o BatchMode=yes -o StrictHostKeyChecking=no \
         -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -b "$3" "$2@127.0.0.1" >/dev/null
-    echo "$EPOCHREALTIME - $start" | bc -l
+    seconds_since "$start"
 }
 
 # run_op PORT USER DIR OP ROUND: seconds for one round of one transfer,
@@ -158,11 +159,6 @@ run_op() {
     run_sftp "$port" "$user" "$batch"
     # A big download is 1 GiB of memory on tmpfs: gone once measured.
     rm -f "$dst/big.bin"
-}
-
-# lower A B: the smaller of two times (B when A is empty).
-lower() {
-    if [ -z "$1" ] || [ "$(echo "$2 < $1" | bc -l)" = 1 ]; then echo "$2"; else echo "$1"; fi
 }
 
 printf '\n%-10s %10s %12s %7s %12s %7s\n' "transfer" "openssh s" "passerelle s" "ratio" "fsync s" "ratio"

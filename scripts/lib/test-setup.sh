@@ -61,6 +61,44 @@ require_cargo() {
     note "$(cargo --version)"
 }
 
+# The lint gates need cargo's fmt and clippy: rustup components, added when
+# rustup is there.
+require_rust_lint_tools() {
+    local missing=()
+    cargo fmt --version >/dev/null 2>&1 || missing+=(rustfmt)
+    cargo clippy --version >/dev/null 2>&1 || missing+=(clippy)
+    if [ "${#missing[@]}" -ne 0 ]; then
+        command -v rustup >/dev/null 2>&1 ||
+            die "cargo fmt or cargo clippy missing and no rustup: install ${missing[*]} for this toolchain"
+        note "adding rustup components: ${missing[*]}"
+        rustup component add "${missing[@]}"
+    fi
+    note "$(cargo fmt --version), $(cargo clippy --version)"
+}
+
+# gate NAME FIX COMMAND...: runs a lint gate; when COMMAND fails, stops the
+# run naming the gate, the command that reproduces it and how to fix it.
+gate() {
+    local name=$1 fix=$2
+    shift 2
+    phase "lint gate $name: $*"
+    "$@" || die "lint gate '$name' failed.
+    Reproduce: $*
+    Fix: $fix"
+}
+
+# shell_scripts DIR...: the shell scripts under DIR, one per line, sorted:
+# files named *.sh and files whose first line starts a shell.
+shell_scripts() {
+    local file
+    while IFS= read -r file; do
+        case $file in
+        *.sh) printf '%s\n' "$file" ;;
+        *) if head -n 1 "$file" | grep -qE '^#!.*[/ ](ba|da|k)?sh( |$)'; then printf '%s\n' "$file"; fi ;;
+        esac
+    done < <(find "$@" -type f | sort)
+}
+
 # Commands the tests run, and the Debian package that provides each.
 TOOLS=(
     "sftp openssh-client" "scp openssh-client" "ssh-keygen openssh-client"
@@ -69,6 +107,8 @@ TOOLS=(
     # FTPS: the TLS scan of both ports.
     "testssl testssl.sh"
     "python3 python3"
+    # The shell scripts' lint gate (scripts/test).
+    "shellcheck shellcheck"
     # Crates with C code (aws-lc-sys) need a C compiler and libc headers.
     "cc gcc" "cc libc6-dev"
 )

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use passerelle_tests::{Outcome, SftpUser, bounded, run_command, sftp_installation, wait_for};
+use passerelle_tests::{Outcome, Setup, bounded, run_command, wait_for};
 
 const PASSWORD: &str = "Quartz-Lantern-Velvet-93";
 
@@ -25,20 +25,16 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
 
 #[test]
 fn healthz_and_metrics_follow_what_clients_do() {
-    let (p, key) = sftp_installation("acme", "alice", PASSWORD);
-    let _server = p.serve(&[]);
-    let port = p.admin_port();
+    let f = Setup::new().user("acme", "alice", PASSWORD).serve();
+    let port = f.p.admin_port();
 
     assert_eq!(get(port, &[], "/healthz"), ("200".into(), "ok\n".into()));
     let (code, _) = get(port, &[], "/metrics");
     assert_eq!(code, "200");
 
-    let scratch = p.scratch().join("alice");
-    std::fs::create_dir_all(&scratch).unwrap();
-    let local = scratch.join("hello.csv");
+    let local = f.work("alice").join("hello.csv");
     std::fs::write(&local, "a;b\n1;2\n").unwrap();
-    let user = SftpUser::with_key(p.sftp_port(), "alice", &key, &scratch);
-    let out = user.sftp_batch(&format!("put {} /inbox/hello.csv\n", local.display()));
+    let out = f.sftp("alice").sftp_batch(&format!("put {} /inbox/hello.csv\n", local.display()));
     assert!(out.success(), "{}", out.stderr);
 
     // The upload is counted with its bytes; the file (no profile) becomes a
@@ -67,7 +63,8 @@ fn healthz_and_metrics_follow_what_clients_do() {
 
 #[test]
 fn serve_refuses_to_start_when_the_admin_port_is_taken() {
-    let (mut p, _key) = sftp_installation("acme", "alice", PASSWORD);
+    let mut setup = Setup::new().user("acme", "alice", PASSWORD);
+    let p = &mut setup.p;
     p.set_env("PASSERELLE_ADMIN_LISTEN", &format!("127.0.0.1:{}", p.admin_port()));
     let taken = std::net::TcpListener::bind(("127.0.0.1", p.admin_port())).unwrap();
     let out = p.run(&["serve"]);

@@ -23,7 +23,7 @@ fn json(p: &Passerelle, args: &[&str]) -> Value {
 }
 
 fn catalog(p: &Passerelle) -> PathBuf {
-    p.data_dir().join("catalog.db")
+    p.layout().catalog_db()
 }
 
 /// The `SHA256:...` field of an `ssh-keygen -lf` line.
@@ -140,12 +140,13 @@ fn lists_and_show_give_valid_json() {
 fn tenant_tree_and_databases_are_private() {
     let p = acme_with_alice();
     let data = p.data_dir();
+    let layout = p.layout();
     assert_eq!(mode(&data), 0o700, "data_dir");
-    for dir in ["tenants/acme", "tenants/acme/inbox", "tenants/acme/outbox"] {
-        assert!(data.join(dir).is_dir(), "{dir} exists");
-        assert_eq!(mode(&data.join(dir)), 0o700, "{dir}");
+    for dir in [layout.tenant_root("acme"), layout.inbox("acme"), layout.outbox("acme")] {
+        assert!(dir.is_dir(), "{} exists", dir.display());
+        assert_eq!(mode(&dir), 0o700, "{}", dir.display());
     }
-    let entries: Vec<String> = std::fs::read_dir(data.join("tenants/acme"))
+    let entries: Vec<String> = std::fs::read_dir(layout.tenant_root("acme"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
@@ -159,7 +160,7 @@ fn tenant_tree_and_databases_are_private() {
     assert_eq!(mode(&database), 0o600, "tenant database");
     let database = database.canonicalize().unwrap();
     assert!(
-        !database.starts_with(data.join("tenants").canonicalize().unwrap()),
+        !database.starts_with(layout.tenants().canonicalize().unwrap()),
         "the tenant database {} must be out of every tenant tree",
         database.display()
     );
@@ -279,14 +280,14 @@ fn tenant_remove_purge_yes_destroys_tree_database_and_users() {
     let key = ssh_keygen(&p.scratch(), "id", "ed25519", None, "alice@example");
     p.ok(&["key", "add", "alice", key.to_str().unwrap()]);
     p.ok(&["key", "add", "bob", key.to_str().unwrap()]);
-    let data = p.data_dir();
-    std::fs::write(data.join("tenants/acme/inbox/employees.csv"), "id;name\n1;Ada\n").unwrap();
+    let layout = p.layout();
+    std::fs::write(layout.inbox("acme").join("employees.csv"), "id;name\n1;Ada\n").unwrap();
     let acme_db = PathBuf::from(json(&p, &["tenant", "show", "acme", "--json"])["database_name"].as_str().unwrap());
     let beta_db = PathBuf::from(json(&p, &["tenant", "show", "beta", "--json"])["database_name"].as_str().unwrap());
 
     assert_eq!(p.ok(&["tenant", "remove", "acme", "--purge", "--yes"]), "tenant acme removed\n");
 
-    assert!(!data.join("tenants/acme").exists(), "the tenant tree is gone");
+    assert!(!layout.tenant_root("acme").exists(), "the tenant tree is gone");
     assert!(!acme_db.exists(), "the tenant database {} is gone", acme_db.display());
     for suffix in ["-wal", "-shm", "-journal"] {
         assert!(!Path::new(&format!("{}{suffix}", acme_db.display())).exists());
@@ -297,13 +298,13 @@ fn tenant_remove_purge_yes_destroys_tree_database_and_users() {
     assert_eq!(p.run(&["key", "list", "alice"]).code, 2);
 
     // The other tenant is untouched.
-    assert!(data.join("tenants/beta/inbox").is_dir());
+    assert!(layout.inbox("beta").is_dir());
     assert!(beta_db.is_file());
     assert_eq!(p.ok(&["key", "list", "bob"]), ssh_keygen_lf(&key));
 
     // The name can be used again, and starts empty.
     p.ok(&["tenant", "add", "acme"]);
-    assert!(!data.join("tenants/acme/inbox/employees.csv").exists());
+    assert!(!layout.inbox("acme").join("employees.csv").exists());
     assert!(logins(&json(&p, &["user", "list", "--tenant", "acme", "--json"])).is_empty());
 }
 

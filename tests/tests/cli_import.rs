@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use passerelle_tests::{Outcome, Passerelle, audit_rows, sqlite3};
 use serde_json::{Value, json};
 
-/// Two profiles: the example of `shared/interface.md` and a tab-separated append.
+/// Two profiles: the `employees` profile documented in the README's "Import
+/// profiles" section, and a tab-separated append.
 const PROFILES: &str = r#"# acme's imports
 [[import]]
 name = "employees"
@@ -46,7 +47,7 @@ columns = [
 const T0: i64 = 1_795_000_000_000;
 
 fn catalog(p: &Passerelle) -> PathBuf {
-    p.data_dir().join("catalog.db")
+    p.layout().catalog_db()
 }
 
 /// Tenants `acme` and `beta`, without profiles or jobs.

@@ -38,7 +38,7 @@ fn snapshot(p: &Passerelle) -> String {
         state.push_str(&format!("$ {args:?} -> {}\n{}{}\n", out.code, out.stdout, out.stderr));
     }
     // Catalog rows, audit trail aside (a refusal may well be worth recording).
-    let catalog = p.data_dir().join("catalog.db");
+    let catalog = p.layout().catalog_db();
     let tables = sqlite3(
         &catalog,
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN ('audit_events', '_sqlx_migrations') \

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use passerelle_tests::{FtpsFixture, FtpsUser, bounded, field, random_file, run_command, sha256sum, wait_for_audit};
+use passerelle_tests::{Fixture, Setup, bounded, field, random_file, run_command, sha256sum, wait_for_audit};
 use serde_json::json;
 
 const PASSWORD: &str = "Quartz-Lantern-Velvet-93";
@@ -16,12 +16,8 @@ const PASSWORD: &str = "Quartz-Lantern-Velvet-93";
 // Files that a test expects to stay in /inbox carry a temporary-looking name
 // (`.part`, `.tmp`): the import pipeline takes every other completed file.
 
-fn start() -> FtpsFixture {
-    FtpsFixture::start("acme", "alice", PASSWORD)
-}
-
-fn alice(f: &FtpsFixture) -> FtpsUser {
-    f.user("alice", PASSWORD)
+fn start() -> Fixture {
+    Setup::new().user("acme", "alice", PASSWORD).ftps().serve()
 }
 
 fn read(path: &Path) -> Vec<u8> {
@@ -31,7 +27,7 @@ fn read(path: &Path) -> Vec<u8> {
 #[test]
 fn curl_implicit_and_explicit_upload_list_download_rename_delete_mkdir() {
     let mut f = start();
-    let alice = alice(&f);
+    let alice = f.ftps("alice");
     let work = f.work("curl");
     let local = work.join("big.bin");
     random_file(&local, 3 * 1024 * 1024 + 17);
@@ -40,7 +36,7 @@ fn curl_implicit_and_explicit_upload_list_download_rename_delete_mkdir() {
     // Implicit: upload.
     let out = alice.curl(&["-T", &l, "{implicit}/inbox/big.bin.part"]);
     assert!(out.success(), "implicit upload: {}", out.stderr);
-    assert_eq!(read(&f.inbox().join("big.bin.part")), read(&local));
+    assert_eq!(read(&f.inbox("acme").join("big.bin.part")), read(&local));
     let event = f.server.wait_for_upload_completed("/inbox/big.bin.part", Duration::from_secs(10));
     assert_eq!(field(&event, "sha256"), Some(sha256sum(&local).as_str()), "{event}");
 
@@ -70,11 +66,11 @@ fn curl_implicit_and_explicit_upload_list_download_rename_delete_mkdir() {
     ]);
     assert!(out.success(), "mkdir + rename: {}", out.stderr);
     assert!(out.stdout.contains("moved.tmp"), "{}", out.stdout);
-    assert!(f.inbox().join("sub/moved.tmp").is_file() && !f.inbox().join("big.bin.part").exists());
+    assert!(f.inbox("acme").join("sub/moved.tmp").is_file() && !f.inbox("acme").join("big.bin.part").exists());
     let out =
         alice.curl(&["-Q", "DELE /inbox/sub/moved.tmp", "-Q", "RMD /inbox/sub", "--list-only", "{implicit}/inbox/"]);
     assert!(out.success(), "delete + rmdir: {}", out.stderr);
-    assert!(!f.inbox().join("sub").exists());
+    assert!(!f.inbox("acme").join("sub").exists());
 
     // The same audit trail as SFTP, tagged ftps.
     wait_for_audit(&f.p, "ftps rename", |r| {
@@ -89,7 +85,7 @@ fn curl_implicit_and_explicit_upload_list_download_rename_delete_mkdir() {
 #[test]
 fn lftp_put_ls_get_mv_rm_mkdir_rmdir() {
     let f = start();
-    let alice = alice(&f);
+    let alice = f.ftps("alice");
     let work = f.work("lftp");
     let local = work.join("payroll.csv");
     std::fs::write(&local, "id;name\n1;Zoë\n2;Ana\n").expect("csv");
@@ -104,16 +100,16 @@ fn lftp_put_ls_get_mv_rm_mkdir_rmdir() {
     assert!(out.success(), "lftp: {}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("p.tmp"), "{}", out.stdout);
     assert_eq!(read(&down), read(&local));
-    assert!(std::fs::read_dir(f.inbox()).expect("inbox").next().is_none(), "inbox not empty after rm/rmdir");
+    assert!(std::fs::read_dir(f.inbox("acme")).expect("inbox").next().is_none(), "inbox not empty after rm/rmdir");
 }
 
 #[test]
 fn suppaftp_binary_mode_upload_list_download() {
     let f = start();
-    let report = suppaftp_session(f.ports.explicit, &f.p.tls_cert());
+    let report = suppaftp_session(f.ftps_ports().explicit, &f.p.layout().tls_cert());
     assert_eq!(report.listing.iter().filter(|l| l.contains("lib.bin.part")).count(), 1, "{:?}", report.listing);
     assert_eq!(report.downloaded, report.uploaded);
-    assert_eq!(read(&f.inbox().join("lib.bin.part")), report.uploaded);
+    assert_eq!(read(&f.inbox("acme").join("lib.bin.part")), report.uploaded);
 }
 
 /// What the suppaftp session did.
@@ -157,7 +153,7 @@ fn suppaftp_session(port: u16, cert: &Path) -> SuppaReport {
 #[test]
 fn an_uploaded_csv_emits_upload_completed_with_its_digest() {
     let mut f = start();
-    let alice = alice(&f);
+    let alice = f.ftps("alice");
     let local = f.work("event").join("employees.csv");
     std::fs::write(&local, "employee_id;email\n1;a@example.com\n").expect("csv");
     let out = alice.curl(&["-T", &local.display().to_string(), "{explicit}/inbox/employees.csv"]);
@@ -172,8 +168,8 @@ fn an_uploaded_csv_emits_upload_completed_with_its_digest() {
 #[test]
 fn rest_resumes_downloads_but_append_and_rest_before_stor_are_refused() {
     let f = start();
-    std::fs::write(f.inbox().join("data.txt.part"), "0123456789").expect("seed");
-    let alice = alice(&f);
+    std::fs::write(f.inbox("acme").join("data.txt.part"), "0123456789").expect("seed");
+    let alice = f.ftps("alice");
     let report = alice.script(json!({"ops": [
         {"op": "get", "remote": "/inbox/data.txt.part", "offset": 4},
         {"op": "raw", "line": "APPE /inbox/data.txt.part"},
@@ -194,7 +190,7 @@ fn rest_resumes_downloads_but_append_and_rest_before_stor_are_refused() {
     std::fs::write(&local, "more").expect("more");
     let out = alice.curl(&["--append", "-T", &local.display().to_string(), "{explicit}/inbox/data.txt.part"]);
     assert!(!out.success(), "append must fail");
-    assert_eq!(read(&f.inbox().join("data.txt.part")), b"0123456789");
+    assert_eq!(read(&f.inbox("acme").join("data.txt.part")), b"0123456789");
 }
 
 /// The SHA-256 fingerprint of the certificate served on `port` (implicit FTPS).
@@ -218,8 +214,8 @@ fn file_fingerprint(cert: &Path) -> String {
 #[test]
 fn sighup_reloads_the_certificate_and_keeps_the_old_one_if_the_new_is_broken() {
     let mut f = start();
-    let (cert, key) = (f.p.tls_cert(), f.p.data_dir().join("tls/key.pem"));
-    let first = served_fingerprint(f.ports.implicit);
+    let (cert, key) = (f.p.layout().tls_cert(), f.p.layout().tls_key());
+    let first = served_fingerprint(f.ftps_ports().implicit);
     assert_eq!(first, file_fingerprint(&cert));
     let mut req = bounded("openssl", 30);
     req.args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2"])
@@ -231,7 +227,7 @@ fn sighup_reloads_the_certificate_and_keeps_the_old_one_if_the_new_is_broken() {
     assert!(out.success(), "openssl req: {}", out.stderr);
     f.server.signal(rustix::process::Signal::HUP);
     f.server.wait_for_line("certificate reloaded", Duration::from_secs(10));
-    let renewed = served_fingerprint(f.ports.implicit);
+    let renewed = served_fingerprint(f.ftps_ports().implicit);
     assert_ne!(renewed, first);
     assert_eq!(renewed, file_fingerprint(&cert));
     // A key that does not match: refused, the renewed pair stays in use.
@@ -245,16 +241,16 @@ fn sighup_reloads_the_certificate_and_keeps_the_old_one_if_the_new_is_broken() {
     assert!(run_command(&mut req, b"").success());
     f.server.signal(rustix::process::Signal::HUP);
     f.server.wait_for_line("certificate not reloaded", Duration::from_secs(10));
-    assert_eq!(served_fingerprint(f.ports.implicit), renewed);
-    let out = alice(&f).curl(&["-k", "--list-only", "{implicit}/inbox/"]);
+    assert_eq!(served_fingerprint(f.ftps_ports().implicit), renewed);
+    let out = f.ftps("alice").curl(&["-k", "--list-only", "{implicit}/inbox/"]);
     assert!(out.success(), "still serving: {}", out.stderr);
 }
 
 #[test]
 fn abor_stops_a_download_and_the_session_goes_on() {
     let f = start();
-    random_file(&f.inbox().join("huge.bin.part"), 64 * 1024 * 1024);
-    let report = alice(&f).script(json!({"ops": [
+    random_file(&f.inbox("acme").join("huge.bin.part"), 64 * 1024 * 1024);
+    let report = f.ftps("alice").script(json!({"ops": [
         {"op": "abort_get", "remote": "/inbox/huge.bin.part"},
         {"op": "raw", "line": "NOOP"},
         {"op": "get", "remote": "/inbox/huge.bin.part", "offset": 64 * 1024 * 1024 - 3},
@@ -269,7 +265,7 @@ fn abor_stops_a_download_and_the_session_goes_on() {
 #[test]
 fn an_uploaded_csv_reaches_the_import_pipeline_as_over_sftp() {
     let f = start();
-    let profile = include_str!("../../server/src/demo-profile.toml");
+    let profile = passerelle_tests::DEMO_PROFILE;
     let out = f.p.run_with_stdin(&["profile", "set", "acme", "-"], profile);
     assert!(out.success(), "profile set: {}", out.stderr);
     let local = f.work("import").join("2026-11.csv");
@@ -278,7 +274,7 @@ fn an_uploaded_csv_reaches_the_import_pipeline_as_over_sftp() {
         "employee_id;email;hired_on;salary\n1;ada@example.com;10/12/2025;4200,50\n2;bo@example.com;01/02/2024;3100\n",
     )
     .expect("csv");
-    let alice = alice(&f);
+    let alice = f.ftps("alice");
     let out = alice.curl(&[
         "--ftp-create-dirs",
         "-T",
@@ -286,7 +282,7 @@ fn an_uploaded_csv_reaches_the_import_pipeline_as_over_sftp() {
         "{explicit}/inbox/employees/2026-11.csv",
     ]);
     assert!(out.success(), "upload: {}", out.stderr);
-    let on_disk = f.p.data_dir().join("tenants/acme/outbox/employees/2026-11.csv.result.json");
+    let on_disk = f.outbox("acme").join("employees/2026-11.csv.result.json");
     passerelle_tests::wait_for(Duration::from_secs(60), || on_disk.exists().then_some(()))
         .unwrap_or_else(|| panic!("no receipt; jobs: {}", f.p.ok(&["import", "list"])));
     let out = alice.curl(&["{implicit}/outbox/employees/2026-11.csv.result.json"]);

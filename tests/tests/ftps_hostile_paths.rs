@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use passerelle_tests::{FtpsFixture, FtpsUser, tree};
+use passerelle_tests::{Fixture, FtpsUser, Setup, tree};
 use serde_json::{Value, json};
 
 const ALICE_PASSWORD: &str = "Quartz-Lantern-Velvet-93";
@@ -27,7 +27,7 @@ const FOREIGN_NAMES: &[&str] = &[
 ];
 
 struct World {
-    f: FtpsFixture,
+    f: Fixture,
     outside: tempfile::TempDir,
     markers: Vec<String>,
     write_marker: String,
@@ -39,18 +39,16 @@ impl World {
     fn start() -> Self {
         let tag = format!("{:016x}", rand::random::<u64>());
         // `.part` names: the import pipeline never takes them, so the tree stays as planted.
-        let f = FtpsFixture::start("acme", "alice", ALICE_PASSWORD);
-        f.p.tenant_with_user("globex", "bob", BOB_PASSWORD);
+        let f = Setup::new().user("acme", "alice", ALICE_PASSWORD).user("globex", "bob", BOB_PASSWORD).ftps().serve();
         let outside = tempfile::Builder::new().prefix("passerelle-ftps-hostile-").tempdir_in("/tmp").expect("outside");
         let outside_secret = format!("OUTSIDE-SECRET-{tag}");
         std::fs::write(outside.path().join("secret.txt"), &outside_secret).expect("outside secret");
-        let tenants = f.p.data_dir().join("tenants");
         let globex_secret = format!("GLOBEX-SECRET-{tag}");
         let globex_file = format!("globex-only-{tag}.csv.part");
-        std::fs::write(tenants.join("globex/inbox/secret.csv.part"), &globex_secret).expect("globex secret");
-        std::fs::write(tenants.join("globex/inbox").join(&globex_file), &globex_secret).expect("globex file");
+        std::fs::write(f.inbox("globex").join("secret.csv.part"), &globex_secret).expect("globex secret");
+        std::fs::write(f.inbox("globex").join(&globex_file), &globex_secret).expect("globex file");
         let acme_file = format!("acme-own-{tag}.csv.part");
-        std::fs::write(f.inbox().join(&acme_file), format!("ACME-DATA-{tag}")).expect("acme file");
+        std::fs::write(f.inbox("acme").join(&acme_file), format!("ACME-DATA-{tag}")).expect("acme file");
         for (target, name) in [
             (Path::new("/etc"), "evil"),
             (outside.path(), "evil_out"),
@@ -58,7 +56,7 @@ impl World {
             (Path::new("../.."), "up"),
             (Path::new("../../globex/inbox"), "to-globex"),
         ] {
-            std::os::unix::fs::symlink(target, f.inbox().join(name)).expect("plant symlink");
+            std::os::unix::fs::symlink(target, f.inbox("acme").join(name)).expect("plant symlink");
         }
         Self {
             f,
@@ -71,7 +69,7 @@ impl World {
     }
 
     fn alice(&self) -> FtpsUser {
-        self.f.user("alice", ALICE_PASSWORD)
+        self.f.ftps("alice")
     }
 
     fn assert_no_leak(&self, what: &str, value: &Value) {
@@ -175,7 +173,7 @@ fn reads_lists_stats_and_cwd_never_leave_the_tenant_root() {
 #[test]
 fn writes_renames_and_removals_never_leave_the_tenant_root() {
     let world = World::start();
-    let globex = world.f.p.data_dir().join("tenants/globex");
+    let globex = world.f.tenant_root("globex");
     let globex_before = tree(&globex);
     let etc_probe = format!("/etc/passerelle-ftps-hostile-{:08x}", rand::random::<u32>());
     let targets = [
@@ -227,13 +225,14 @@ fn writes_renames_and_removals_never_leave_the_tenant_root() {
     assert_eq!(tree(world.outside.path()), vec![PathBuf::from("secret.txt")], "the outside directory changed");
     assert!(!Path::new(&etc_probe).exists(), "{etc_probe} was created on the host");
     assert_eq!(tree(&globex), globex_before, "globex's tree changed");
-    assert!(world.f.inbox().join(&world.acme_file).exists(), "acme's file moved away");
+    assert!(world.f.inbox("acme").join(&world.acme_file).exists(), "acme's file moved away");
     let data = world.f.p.data_dir();
+    let acme = world.f.tenant_root("acme");
     for rel in tree(&data) {
-        if rel.starts_with("tenants/acme") {
+        let full = data.join(&rel);
+        if full.starts_with(&acme) {
             continue;
         }
-        let full = data.join(&rel);
         if std::fs::symlink_metadata(&full).is_ok_and(|m| m.is_file() && m.len() < 1 << 20) {
             let content = String::from_utf8_lossy(&std::fs::read(&full).unwrap_or_default()).into_owned();
             assert!(!content.contains(&world.write_marker), "{} holds alice's write", full.display());
@@ -245,7 +244,7 @@ fn writes_renames_and_removals_never_leave_the_tenant_root() {
 #[test]
 fn tenants_never_see_each_other() {
     let world = World::start();
-    let bob = world.f.user("bob", BOB_PASSWORD);
+    let bob = world.f.ftps("bob");
     let mut ops = Vec::new();
     for path in ["/", "/inbox", "/..", "/../acme/inbox", "/inbox/../../acme/inbox", "/../../tenants/acme/inbox"] {
         ops.push(json!({"op": "list", "cmd": "NLST", "path": path}));

@@ -12,22 +12,22 @@ use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use passerelle_tests::{FtpsFixture, FtpsUser};
+use passerelle_tests::{Fixture, Setup, entry_names};
 use serde_json::json;
 
 const PASSWORD: &str = "Quartz-Lantern-Velvet-93";
 
-fn alice(f: &FtpsFixture) -> FtpsUser {
-    f.user("alice", PASSWORD)
+fn start() -> Fixture {
+    Setup::new().user("acme", "alice", PASSWORD).ftps().serve()
 }
 
 #[test]
 fn a_full_handshake_on_a_data_port_does_not_become_a_session_the_next_data_port_accepts() {
-    let f = FtpsFixture::start("acme", "alice", PASSWORD);
+    let f = start();
     // `.part`: the import pipeline leaves it where it is.
-    std::fs::write(f.inbox().join("payroll.csv.part"), "employee;salary\n".repeat(1000)).expect("payroll");
+    std::fs::write(f.inbox("acme").join("payroll.csv.part"), "employee;salary\n".repeat(1000)).expect("payroll");
     for mode in ["explicit", "implicit"] {
-        let report = alice(&f).script(json!({"mode": mode, "ops": [
+        let report = f.ftps("alice").script(json!({"mode": mode, "ops": [
             {"op": "hijack", "remote": "/inbox/payroll.csv.part"},
             {"op": "raw", "line": "NOOP"},
         ]}));
@@ -41,21 +41,21 @@ fn a_full_handshake_on_a_data_port_does_not_become_a_session_the_next_data_port_
 
 #[test]
 fn a_connection_from_another_address_reaching_the_data_port_first_does_not_break_the_transfer() {
-    let f = FtpsFixture::start("acme", "alice", PASSWORD);
-    let report = alice(&f).script(json!({"thief_source": "127.0.0.2", "ops": [
+    let f = start();
+    let report = f.ftps("alice").script(json!({"thief_source": "127.0.0.2", "ops": [
         {"op": "put", "remote": "/inbox/raced.csv.part", "data": "a;b\n"},
         {"op": "list", "cmd": "NLST", "path": "/inbox"},
     ]}));
     assert_eq!(report["auth"], "ok", "{report}");
     assert_eq!(report["results"][0]["code"], 226, "{report}");
     assert_eq!(report["results"][1]["value"], json!(["raced.csv.part"]), "{report}");
-    assert_eq!(std::fs::read(f.inbox().join("raced.csv.part")).expect("uploaded"), b"a;b\n");
+    assert_eq!(std::fs::read(f.inbox("acme").join("raced.csv.part")).expect("uploaded"), b"a;b\n");
 }
 
 #[test]
 fn commands_pipelined_behind_auth_tls_are_never_executed() {
-    let f = FtpsFixture::start("acme", "alice", PASSWORD);
-    let mut clear = TcpStream::connect(("127.0.0.1", f.ports.explicit)).expect("connect");
+    let f = start();
+    let mut clear = TcpStream::connect(("127.0.0.1", f.ftps_ports().explicit)).expect("connect");
     clear.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     let mut greeting = [0u8; 512];
     let n = clear.read(&mut greeting).expect("greeting");
@@ -73,22 +73,21 @@ fn commands_pipelined_behind_auth_tls_are_never_executed() {
 
 #[test]
 fn a_client_that_never_reads_its_replies_is_dropped_at_the_login_grace_time() {
-    let mut f = FtpsFixture::start_with(
-        "acme",
-        "alice",
-        PASSWORD,
-        &[("PASSERELLE_LIMITS_LOGIN_GRACE_TIME", "2s"), ("PASSERELLE_LIMITS_MAX_CONNECTIONS_PER_IP", "1")],
-    );
+    let mut f = Setup::new()
+        .user("acme", "alice", PASSWORD)
+        .ftps()
+        .envs(&[("PASSERELLE_LIMITS_LOGIN_GRACE_TIME", "2s"), ("PASSERELLE_LIMITS_MAX_CONNECTIONS_PER_IP", "1")])
+        .serve();
     // Commands whose replies (~40 MB in all) fill every socket buffer: the
     // server blocks writing them while the client reads nothing.
-    let mut flood = TcpStream::connect(("127.0.0.1", f.ports.explicit)).expect("connect");
+    let mut flood = TcpStream::connect(("127.0.0.1", f.ftps_ports().explicit)).expect("connect");
     flood.set_write_timeout(Some(Duration::from_secs(1))).expect("timeout");
     let lines = b"HELP\r\n".repeat(1 << 20);
     let _ = flood.write_all(&lines);
     // Past the grace time, the connection must be gone and its slot free:
     // the one connection this address may have gets a greeting.
     std::thread::sleep(Duration::from_secs(5));
-    let mut next = TcpStream::connect(("127.0.0.1", f.ports.explicit)).expect("connect");
+    let mut next = TcpStream::connect(("127.0.0.1", f.ftps_ports().explicit)).expect("connect");
     next.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     let mut greeting = [0u8; 3];
     let read = next.read_exact(&mut greeting);
@@ -98,11 +97,11 @@ fn a_client_that_never_reads_its_replies_is_dropped_at_the_login_grace_time() {
 
 #[test]
 fn abor_during_stor_and_writes_to_the_outbox_commit_nothing() {
-    let mut f = FtpsFixture::start("acme", "alice", PASSWORD);
-    let outbox = f.inbox().with_file_name("outbox");
+    let mut f = start();
+    let outbox = f.outbox("acme");
     std::fs::write(outbox.join("receipt.json"), "{}").expect("receipt");
-    std::fs::write(f.inbox().join("mine.csv.part"), "a;b\n").expect("inbox file");
-    let report = alice(&f).script(json!({"ops": [
+    std::fs::write(f.inbox("acme").join("mine.csv.part"), "a;b\n").expect("inbox file");
+    let report = f.ftps("alice").script(json!({"ops": [
         {"op": "abort_put", "remote": "/inbox/aborted.csv", "data": "employee;salary\n"},
         {"op": "put", "remote": "/outbox/planted.csv", "data": "a;b\n"},
         {"op": "put", "remote": "/inbox", "data": "a;b\n"},
@@ -119,7 +118,7 @@ fn abor_during_stor_and_writes_to_the_outbox_commit_nothing() {
     assert_eq!(results[0]["value"]["codes"], json!([426, 226]), "{report}");
     let codes: Vec<i64> = results[1..].iter().map(|r| r["code"].as_i64().unwrap_or(0)).collect();
     assert_eq!(codes, [550, 550, 550, 550, 350, 550, 350, 550, 200], "{report}");
-    assert_eq!(f.inbox_names(), ["mine.csv.part"], "an upload was left behind");
+    assert_eq!(entry_names(&f.inbox("acme")), ["mine.csv.part"], "an upload was left behind");
     let mut outbox_names: Vec<_> =
         std::fs::read_dir(&outbox).expect("outbox").map(|e| e.expect("entry").file_name()).collect();
     outbox_names.sort();
@@ -133,13 +132,13 @@ fn abor_during_stor_and_writes_to_the_outbox_commit_nothing() {
 #[test]
 fn no_password_reaches_the_logs_even_at_trace_level() {
     let wrong = "Wrong-Pelican-Harbour-71";
-    let mut f = FtpsFixture::start_with("acme", "alice", PASSWORD, &[("PASSERELLE_LOG_LEVEL", "trace")]);
+    let mut f = Setup::new().user("acme", "alice", PASSWORD).ftps().envs(&[("PASSERELLE_LOG_LEVEL", "trace")]).serve();
     // In the clear (refused unread), then over TLS: a failure and a success.
-    let mut clear = TcpStream::connect(("127.0.0.1", f.ports.explicit)).expect("connect");
+    let mut clear = TcpStream::connect(("127.0.0.1", f.ftps_ports().explicit)).expect("connect");
     clear.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     clear.write_all(format!("USER alice\r\nPASS {PASSWORD}\r\nQUIT\r\n").as_bytes()).expect("send");
     let _ = clear.read_to_end(&mut Vec::new());
-    let report = alice(&f).script(json!({"mode": "implicit", "login": false, "ops": [
+    let report = f.ftps("alice").script(json!({"mode": "implicit", "login": false, "ops": [
         {"op": "raw", "line": "USER alice"},
         {"op": "raw", "line": format!("PASS {wrong}")},
         {"op": "raw", "line": "USER alice"},

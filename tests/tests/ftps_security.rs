@@ -12,24 +12,21 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use passerelle_tests::{
-    FtpsFixture, FtpsUser, Outcome, audit_rows, bounded, on_path, random_file, run_command, wait_for, wait_for_audit,
+    Fixture, Outcome, Setup, audit_rows, bounded, entry_names, on_path, random_file, run_command, wait_for,
+    wait_for_audit,
 };
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "Quartz-Lantern-Velvet-93";
 
-fn start() -> FtpsFixture {
-    FtpsFixture::start("acme", "alice", PASSWORD)
-}
-
-fn alice(f: &FtpsFixture) -> FtpsUser {
-    f.user("alice", PASSWORD)
+fn start() -> Fixture {
+    Setup::new().user("acme", "alice", PASSWORD).ftps().serve()
 }
 
 /// The server is up, did not panic and still serves a login.
-fn assert_healthy(f: &mut FtpsFixture) {
+fn assert_healthy(f: &mut Fixture) {
     assert!(f.server.is_running(), "the server died:\n{}", f.server.output());
-    let report = alice(f).script(json!({"ops": [{"op": "raw", "line": "NOOP"}]}));
+    let report = f.ftps("alice").script(json!({"ops": [{"op": "raw", "line": "NOOP"}]}));
     assert_eq!(report["auth"], "ok", "no login afterwards: {report}");
     assert!(!f.server.output().contains("panicked"), "the server panicked:\n{}", f.server.output());
 }
@@ -53,7 +50,7 @@ fn handshake_done(out: &Outcome) -> bool {
 #[test]
 fn only_tls_1_2_with_ecdhe_aead_and_extended_master_secret() {
     let f = start();
-    for (port, explicit) in [(f.ports.implicit, false), (f.ports.explicit, true)] {
+    for (port, explicit) in [(f.ftps_ports().implicit, false), (f.ftps_ports().explicit, true)] {
         let ok = s_client(port, explicit, &["-tls1_2"]);
         assert!(handshake_done(&ok), "TLS 1.2 must work on {port}: {}\n{}", ok.stdout, ok.stderr);
         assert!(ok.stdout.contains("Extended master secret: yes"), "{}", ok.stdout);
@@ -76,7 +73,7 @@ fn only_tls_1_2_with_ecdhe_aead_and_extended_master_secret() {
 fn testssl_shows_only_tls_1_2_and_ecdhe_aead_suites_on_both_ports() {
     assert!(on_path("testssl"), "testssl (Debian package testssl.sh) must be installed (scripts/test installs it)");
     let f = start();
-    let scans = [(f.ports.implicit, None), (f.ports.explicit, Some("ftp"))];
+    let scans = [(f.ftps_ports().implicit, None), (f.ftps_ports().explicit, Some("ftp"))];
     let handles: Vec<_> = scans
         .into_iter()
         .map(|(port, starttls)| {
@@ -161,7 +158,7 @@ impl Clear {
 #[test]
 fn before_auth_tls_only_feat_auth_help_noop_quit_and_no_password_is_read() {
     let f = start();
-    let mut clear = Clear::connect(f.ports.explicit);
+    let mut clear = Clear::connect(f.ftps_ports().explicit);
     assert!(clear.send(b"USER alice").starts_with("530"));
     assert!(clear.send(format!("PASS {PASSWORD}").as_bytes()).starts_with("530"));
     for verb in ["PASV", "EPSV", "LIST", "RETR /inbox/x", "STOR /inbox/x", "PBSZ 0", "PROT P", "CWD /inbox"] {
@@ -179,7 +176,12 @@ fn before_auth_tls_only_feat_auth_help_noop_quit_and_no_password_is_read() {
     // curl without TLS: refused, nothing transferred.
     let out = Outcome::from(
         bounded("curl", 30)
-            .args(["-sS", "-u", &format!("alice:{PASSWORD}"), &format!("ftp://127.0.0.1:{}/inbox/", f.ports.explicit)])
+            .args([
+                "-sS",
+                "-u",
+                &format!("alice:{PASSWORD}"),
+                &format!("ftp://127.0.0.1:{}/inbox/", f.ftps_ports().explicit),
+            ])
             .output()
             .expect("curl"),
     );
@@ -189,7 +191,7 @@ fn before_auth_tls_only_feat_auth_help_noop_quit_and_no_password_is_read() {
 #[test]
 fn prot_c_ccc_and_active_mode_are_refused_and_curl_ftp_ssl_control_moves_no_data() {
     let f = start();
-    let alice = alice(&f);
+    let alice = f.ftps("alice");
     let report = alice.script(json!({"mode": "implicit", "ops": [
         {"op": "raw", "line": "PROT C"},
         {"op": "raw", "line": "PROT S"},
@@ -211,13 +213,13 @@ fn prot_c_ccc_and_active_mode_are_refused_and_curl_ftp_ssl_control_moves_no_data
     assert!(!out.success(), "a PROT C upload must fail: {}", out.stdout);
     let out = alice.curl(&["--ftp-ssl-control", "{explicit}/inbox/"]);
     assert!(!out.success(), "a PROT C listing must fail: {}", out.stdout);
-    assert!(f.inbox_names().is_empty(), "{:?}", f.inbox_names());
+    assert!(entry_names(&f.inbox("acme")).is_empty(), "{:?}", entry_names(&f.inbox("acme")));
 }
 
 #[test]
 fn data_connections_from_another_address_in_clear_or_without_session_reuse_are_refused() {
     let mut f = start();
-    let alice = alice(&f);
+    let alice = f.ftps("alice");
     // From another address: closed at once, and the port waits on for the
     // client (30 s) before the transfer fails.
     let report = alice.script(json!({"data_source": "127.0.0.2", "timeout": 45, "ops": [
@@ -253,7 +255,7 @@ fn data_connections_from_another_address_in_clear_or_without_session_reuse_are_r
         assert_eq!(results[2]["ok"], false, "{what}: listing sent: {report}");
         assert_eq!(results[3]["code"], 200, "{what}: the control connection goes on: {report}");
     }
-    assert!(f.inbox_names().is_empty(), "{:?}", f.inbox_names());
+    assert!(entry_names(&f.inbox("acme")).is_empty(), "{:?}", entry_names(&f.inbox("acme")));
     // The same client resuming from the right address works.
     let report = alice.script(json!({"ops": [{"op": "put", "remote": "/inbox/ok.csv", "data": "a;b\n"}]}));
     assert_eq!(report["results"][0]["code"], 226, "{report}");
@@ -264,14 +266,14 @@ fn data_connections_from_another_address_in_clear_or_without_session_reuse_are_r
 fn malformed_and_100_kb_command_lines_get_an_error_not_a_crash() {
     let mut f = start();
     // Before TLS.
-    let mut clear = Clear::connect(f.ports.explicit);
+    let mut clear = Clear::connect(f.ftps_ports().explicit);
     assert!(clear.send(&vec![b'A'; 100 * 1024]).starts_with("500"));
     assert!(clear.send(b"\x16\x03\x01\x00\xff").starts_with("500"));
     assert!(clear.send(b"NOOP").starts_with("200"), "the connection survives");
     drop(clear);
     // After login.
     let long = format!("RETR /inbox/{}", "x".repeat(100 * 1024));
-    let report = alice(&f).script(json!({"ops": [
+    let report = f.ftps("alice").script(json!({"ops": [
         {"op": "raw", "line": long},
         {"op": "raw", "line": {"hex": "ff00fe2f2e2e"}},
         {"op": "raw", "line": "STOR"},
@@ -294,7 +296,7 @@ fn malformed_and_100_kb_command_lines_get_an_error_not_a_crash() {
 #[test]
 fn a_client_killed_mid_upload_leaves_no_file_and_no_upload_event() {
     let mut f = start();
-    let alice = alice(&f);
+    let alice = f.ftps("alice");
     let local = f.p.scratch().join("big.csv");
     random_file(&local, 8 * 1024 * 1024);
     let mut curl = Command::new("curl")
@@ -302,13 +304,13 @@ fn a_client_killed_mid_upload_leaves_no_file_and_no_upload_event() {
         .arg(&alice.cert)
         .args(["-u", &format!("alice:{PASSWORD}"), "-T"])
         .arg(&local)
-        .arg(format!("ftps://127.0.0.1:{}/inbox/big.csv", f.ports.implicit))
+        .arg(format!("ftps://127.0.0.1:{}/inbox/big.csv", f.ftps_ports().implicit))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("curl");
     // Wait until bytes flow (the hidden temporary grows), then kill the client.
-    let inbox = f.p.data_dir().join("tenants/acme/inbox");
+    let inbox = f.inbox("acme");
     let started = wait_for(Duration::from_secs(20), || {
         let entries = std::fs::read_dir(&inbox).ok()?;
         entries.flatten().find(|e| e.metadata().is_ok_and(|m| m.len() > 0)).map(|_| ())
@@ -324,9 +326,9 @@ fn a_client_killed_mid_upload_leaves_no_file_and_no_upload_event() {
     let row = wait_for_audit(&f.p, "aborted upload", |r| r.action == "upload" && r.outcome == "aborted");
     assert_eq!(row.path, "/inbox/big.csv");
     assert!(
-        wait_for(Duration::from_secs(5), || f.inbox_names().is_empty().then_some(())).is_some(),
+        wait_for(Duration::from_secs(5), || entry_names(&f.inbox("acme")).is_empty().then_some(())).is_some(),
         "{:?}",
-        f.inbox_names()
+        entry_names(&f.inbox("acme"))
     );
     std::thread::sleep(Duration::from_millis(300));
     assert!(f.server.json_events("upload completed").is_empty(), "an interrupted upload emitted an event");
@@ -335,18 +337,17 @@ fn a_client_killed_mid_upload_leaves_no_file_and_no_upload_event() {
 
 #[test]
 fn login_grace_time_and_max_auth_tries_end_the_connection_and_failures_are_audited() {
-    let f = FtpsFixture::start_with(
-        "acme",
-        "alice",
-        PASSWORD,
-        &[("PASSERELLE_LIMITS_LOGIN_GRACE_TIME", "2s"), ("PASSERELLE_LIMITS_MAX_AUTH_TRIES", "2")],
-    );
+    let f = Setup::new()
+        .user("acme", "alice", PASSWORD)
+        .ftps()
+        .envs(&[("PASSERELLE_LIMITS_LOGIN_GRACE_TIME", "2s"), ("PASSERELLE_LIMITS_MAX_AUTH_TRIES", "2")])
+        .serve();
     // Grace time: a client that never logs in is told and dropped.
-    let mut clear = Clear::connect(f.ports.explicit);
+    let mut clear = Clear::connect(f.ftps_ports().explicit);
     std::thread::sleep(Duration::from_secs(3));
     assert!(clear.reply().starts_with("421"), "no 421 after the login grace time");
     // Max auth tries: the second failure on one connection ends it.
-    let report = alice(&f).script(json!({"mode": "implicit", "login": false, "ops": [
+    let report = f.ftps("alice").script(json!({"mode": "implicit", "login": false, "ops": [
         {"op": "raw", "line": "USER alice"},
         {"op": "raw", "line": "PASS Wrong-Pelican-Harbour-71"},
         {"op": "raw", "line": "USER alice"},

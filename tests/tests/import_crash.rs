@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use passerelle_tests::{Outcome, Passerelle, free_port, sqlite3, wait_for};
+use passerelle_tests::{Fixture, Outcome, Setup, free_port, sqlite3, wait_for};
 use rustix::process::Signal;
 use serde_json::Value;
 
@@ -51,43 +51,36 @@ fn ledger_csv(path: &Path, rows: u64) {
     out.flush().unwrap();
 }
 
-fn installation(p: &mut Passerelle) {
-    p.set_env("PASSERELLE_LOG_FORMAT", "json");
-    p.tenant_with_user("acme", "alice", PASSWORD);
-    let out = p.run_with_stdin(&["profile", "set", "acme", "-"], APPEND);
-    assert!(out.success(), "profile set: {}", out.stderr);
-}
-
-fn jobs(p: &Passerelle) -> Vec<Value> {
-    let out = p.ok(&["import", "list", "--json"]);
-    serde_json::from_str::<Value>(&out).unwrap().as_array().unwrap().clone()
+/// Tenant `acme` with user `alice` and the [`APPEND`] profile, configured with `env`.
+fn installation(env: &[(&str, &str)]) -> Setup {
+    Setup::new().envs(env).user("acme", "alice", PASSWORD).profile("acme", APPEND)
 }
 
 /// Waits until the only job is in `status`; returns it.
-fn wait_for_status(p: &Passerelle, status: &str, timeout: Duration) -> Value {
-    wait_for(timeout, || jobs(p).into_iter().find(|job| job["status"] == status))
-        .unwrap_or_else(|| panic!("no job reached {status}: {:?}", jobs(p)))
+fn wait_for_status(f: &Fixture, status: &str, timeout: Duration) -> Value {
+    wait_for(timeout, || f.jobs().into_iter().find(|job| job["status"] == status))
+        .unwrap_or_else(|| panic!("no job reached {status}: {:?}", f.jobs()))
 }
 
 /// Drops `file` into acme's inbox the way another program would: written
 /// under a temporary name, then renamed into place.
-fn drop_in_inbox(p: &Passerelle, file: &Path, name: &str) {
-    let inbox = p.data_dir().join("tenants/acme/inbox");
+fn drop_in_inbox(f: &Fixture, file: &Path, name: &str) {
+    let inbox = f.inbox("acme");
     std::fs::copy(file, inbox.join(format!("{name}.part"))).unwrap();
     std::fs::rename(inbox.join(format!("{name}.part")), inbox.join(name)).unwrap();
 }
 
-fn wait_for_receipt(p: &Passerelle, name: &str, timeout: Duration) -> Value {
-    let path = p.data_dir().join(format!("tenants/acme/outbox/{name}.result.json"));
+fn wait_for_receipt(f: &Fixture, name: &str, timeout: Duration) -> Value {
+    let path = f.outbox("acme").join(format!("{name}.result.json"));
     wait_for(timeout, || std::fs::read(&path).ok())
         .map(|bytes| serde_json::from_slice(&bytes).unwrap())
-        .unwrap_or_else(|| panic!("no receipt for {name}: {:?}", jobs(p)))
+        .unwrap_or_else(|| panic!("no receipt for {name}: {:?}", f.jobs()))
 }
 
 /// Rows of the ledger table and how many distinct imports wrote them.
-fn sqlite_ledger(p: &Passerelle) -> (u64, u64, u64) {
+fn sqlite_ledger(f: &Fixture) -> (u64, u64, u64) {
     let out = sqlite3(
-        &p.data_dir().join("tenant-db/acme.db"),
+        &f.p.layout().tenant_db("acme"),
         "SELECT count(*), count(DISTINCT entry), count(DISTINCT _import_id) FROM ledger",
     );
     let numbers: Vec<u64> = out.trim().split('|').map(|n| n.parse().unwrap()).collect();
@@ -98,31 +91,29 @@ fn sqlite_ledger(p: &Passerelle) -> (u64, u64, u64) {
 /// and checks the job ends imported with every row exactly once.
 fn killed_while(status: &str) {
     const ROWS: u64 = 300_000;
-    let mut p = Passerelle::new();
-    installation(&mut p);
-    let file = p.scratch().join("ledger.csv");
+    let setup = installation(&[]);
+    let file = setup.p.scratch().join("ledger.csv");
     ledger_csv(&file, ROWS);
-    let server = p.serve(&[]);
-    drop_in_inbox(&p, &file, "ledger.csv");
-    let job = wait_for_status(&p, status, Duration::from_secs(60));
-    let killed = server.stop_with(Signal::KILL);
+    let mut f = setup.serve();
+    drop_in_inbox(&f, &file, "ledger.csv");
+    let job = wait_for_status(&f, status, Duration::from_secs(60));
+    let killed = f.server.stop_with(Signal::KILL);
     assert!(!killed.success());
     // Nothing was committed by the killed job.
-    assert!(!p.data_dir().join("tenants/acme/outbox/ledger.csv.result.json").exists());
+    assert!(!f.outbox("acme").join("ledger.csv.result.json").exists());
 
-    let server = p.serve(&[]);
-    let receipt = wait_for_receipt(&p, "ledger.csv", Duration::from_secs(120));
+    f.server = f.p.serve(&[]);
+    let receipt = wait_for_receipt(&f, "ledger.csv", Duration::from_secs(120));
     assert_eq!(receipt["status"], "imported", "{receipt}");
     assert_eq!(receipt["import_id"], job["id"], "the same job resumed");
     assert_eq!(receipt["rows"], ROWS);
-    assert_eq!(sqlite_ledger(&p), (ROWS, ROWS, 1), "every row exactly once");
-    assert_eq!(jobs(&p).len(), 1, "one job, resumed, not a second one");
+    assert_eq!(sqlite_ledger(&f), (ROWS, ROWS, 1), "every row exactly once");
+    assert_eq!(f.jobs().len(), 1, "one job, resumed, not a second one");
 
     // The same file dropped again after the restart is a duplicate.
-    drop_in_inbox(&p, &file, "again.csv");
-    assert_eq!(wait_for_receipt(&p, "again.csv", Duration::from_secs(60))["status"], "duplicate");
-    assert_eq!(sqlite_ledger(&p).0, ROWS);
-    drop(server);
+    drop_in_inbox(&f, &file, "again.csv");
+    assert_eq!(wait_for_receipt(&f, "again.csv", Duration::from_secs(60))["status"], "duplicate");
+    assert_eq!(sqlite_ledger(&f).0, ROWS);
 }
 
 #[test]
@@ -214,24 +205,23 @@ impl Drop for Cluster {
 #[test]
 fn postgresql_stopped_during_an_import_the_job_waits_and_completes_once_it_is_back() {
     let cluster = Cluster::create();
-    let mut p = Passerelle::new();
-    p.set_env("PASSERELLE_TENANT_DB_BACKEND", "postgres");
-    p.set_env("PASSERELLE_TENANT_DB_ADMIN_URL", &cluster.admin_url());
-    installation(&mut p);
-    let file = p.scratch().join("ledger.csv");
+    let admin_url = cluster.admin_url();
+    let setup =
+        installation(&[("PASSERELLE_TENANT_DB_BACKEND", "postgres"), ("PASSERELLE_TENANT_DB_ADMIN_URL", &admin_url)]);
+    let file = setup.p.scratch().join("ledger.csv");
     ledger_csv(&file, 1_000);
-    let server = p.serve(&[]);
+    let f = setup.serve();
 
     cluster.stop();
-    drop_in_inbox(&p, &file, "ledger.csv");
-    let waiting = wait_for_status(&p, "waiting-retry", Duration::from_secs(60));
+    drop_in_inbox(&f, &file, "ledger.csv");
+    let waiting = wait_for_status(&f, "waiting-retry", Duration::from_secs(60));
     assert!(waiting["error"].as_str().unwrap().contains("unavailable"), "{waiting}");
     assert!(waiting["attempts"].as_i64().unwrap() >= 1, "{waiting}");
-    let listed = p.ok(&["import", "list", "--status", "waiting-retry"]);
+    let listed = f.p.ok(&["import", "list", "--status", "waiting-retry"]);
     assert!(listed.contains("ledger.csv"), "{listed}");
 
     cluster.start();
-    let receipt = wait_for_receipt(&p, "ledger.csv", Duration::from_secs(120));
+    let receipt = wait_for_receipt(&f, "ledger.csv", Duration::from_secs(120));
     assert_eq!(receipt["status"], "imported", "{receipt}");
     assert_eq!(receipt["rows"], 1_000);
     let acme = format!("postgres://postgres@127.0.0.1:{}/passerelle_acme", cluster.port);
@@ -242,5 +232,4 @@ fn postgresql_stopped_during_an_import_the_job_waits_and_completes_once_it_is_ba
             .unwrap(),
     );
     assert_eq!(out.stdout.trim(), "1000|1000", "{}", out.stderr);
-    drop(server);
 }

@@ -6,12 +6,15 @@
 
 use std::path::Path;
 
-use passerelle_tests::{ImportInstallation, Passerelle, psql, sqlite3, with_database};
+use passerelle_tests::{Fixture, Passerelle, Setup, psql, sqlite3, with_database};
 use serde_json::Value;
 
 /// The demo tenant's profile (`serve --demo`): employees/*.csv, upsert by
 /// employee_id, `;`/`,` detected, dates %d/%m/%Y, decimals with `,`.
 const PROFILE: &str = passerelle_tests::DEMO_PROFILE;
+
+/// The users log in with their keys.
+const PASSWORD: &str = "Quartz-Lantern-Velvet-93";
 
 const GOOD: &str = "employee_id;email;hired_on;salary\n\
                     1;ada@example.com;10/12/2025;4200,50\n\
@@ -19,13 +22,17 @@ const GOOD: &str = "employee_id;email;hired_on;salary\n\
                     3;;01/01/2026;\n";
 
 /// A running server whose tenants have the demo profile and an `employees` inbox directory.
-fn installation(p: Passerelle, tenants: &[(&str, &str)]) -> ImportInstallation {
-    ImportInstallation::start(p, tenants, Some(PROFILE), &["employees"])
+fn installation(p: Passerelle, tenants: &[(&str, &str)]) -> Fixture {
+    let mut setup = Setup::on(p);
+    for (tenant, login) in tenants {
+        setup = setup.user(tenant, login, PASSWORD).profile(tenant, PROFILE).inbox_dirs(tenant, &["employees"]);
+    }
+    setup.serve()
 }
 
 fn sqlite_rows(p: &Passerelle, tenant: &str) -> String {
     sqlite3(
-        &p.data_dir().join("tenant-db").join(format!("{tenant}.db")),
+        &p.layout().tenant_db(tenant),
         "SELECT employee_id, email, hired_on, salary FROM employees ORDER BY employee_id",
     )
 }
@@ -38,7 +45,7 @@ fn files_under(dir: &Path) -> Vec<String> {
 fn an_sftp_upload_becomes_rows_and_a_receipt_on_sqlite() {
     let app = installation(Passerelle::new(), &[("acme", "alice"), ("globex", "gina")]);
     app.upload("alice", "employees/2026-11.csv", GOOD.as_bytes());
-    let receipt = app.receipt("acme", "alice", "employees/2026-11.csv");
+    let receipt = app.receipt("alice", "employees/2026-11.csv");
     assert_eq!(receipt["status"], "imported", "{receipt}");
     assert_eq!(receipt["file"], "employees/2026-11.csv");
     assert_eq!(receipt["profile"], "employees");
@@ -52,19 +59,19 @@ fn an_sftp_upload_becomes_rows_and_a_receipt_on_sqlite() {
     );
     // The original left the inbox for the archive (outside every tenant tree).
     assert_eq!(files_under(&app.inbox("acme")), ["employees"]);
-    let archived = app.p.data_dir().join("archive/acme").join(&import_id);
+    let archived = app.p.layout().archive("acme").join(&import_id);
     assert_eq!(std::fs::read(&archived).unwrap(), GOOD.as_bytes());
 
     // The same content again: a duplicate, nothing loaded twice.
     app.upload("alice", "employees/again.csv", GOOD.as_bytes());
-    let receipt = app.receipt("acme", "alice", "employees/again.csv");
+    let receipt = app.receipt("alice", "employees/again.csv");
     assert_eq!(receipt["status"], "duplicate", "{receipt}");
     assert_eq!(receipt["duplicate_of"], import_id.as_str());
     assert_eq!(receipt["rows"], 0);
     assert_eq!(sqlite_rows(&app.p, "acme").lines().count(), 3);
 
     // Another tenant's database never saw any of it.
-    let globex = app.p.data_dir().join("tenant-db/globex.db");
+    let globex = app.p.layout().tenant_db("globex");
     assert_eq!(sqlite3(&globex, "SELECT count(*) FROM sqlite_master WHERE name = 'employees'"), "0\n");
 
     let jobs = app.jobs();
@@ -94,7 +101,7 @@ fn an_sftp_upload_becomes_rows_in_the_tenants_postgresql_database() {
     let prefix = p.pg_prefix().unwrap();
     let app = installation(p, &[("acme", "alice"), ("globex", "gina")]);
     app.upload("alice", "employees/2026-11.csv", GOOD.as_bytes());
-    let receipt = app.receipt("acme", "alice", "employees/2026-11.csv");
+    let receipt = app.receipt("alice", "employees/2026-11.csv");
     assert_eq!(receipt["status"], "imported", "{receipt}");
     assert_eq!(receipt["rows"], 3);
     let acme = with_database(&passerelle_tests::pg_admin_url(), &format!("{prefix}acme"));
@@ -114,11 +121,11 @@ fn a_file_placed_in_the_inbox_by_other_means_is_taken_and_temporaries_are_not() 
     std::fs::write(inbox.join("copied.csv.part"), GOOD).unwrap();
     std::fs::write(inbox.join(".hidden.csv"), GOOD).unwrap();
     std::fs::write(inbox.join("copied.csv"), GOOD).unwrap();
-    let receipt = app.receipt("acme", "alice", "employees/copied.csv");
+    let receipt = app.receipt("alice", "employees/copied.csv");
     assert_eq!(receipt["status"], "imported", "{receipt}");
     // A client-side rename into place (WinSCP's way) is taken as well.
     std::fs::rename(inbox.join("copied.csv.part"), inbox.join("renamed.csv")).unwrap();
-    let receipt = app.receipt("acme", "alice", "employees/renamed.csv");
+    let receipt = app.receipt("alice", "employees/renamed.csv");
     assert_eq!(receipt["status"], "duplicate", "{receipt}");
     assert!(inbox.join(".hidden.csv").exists(), "dot-files are never taken");
     drop(app.server);

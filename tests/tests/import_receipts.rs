@@ -28,8 +28,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use passerelle_tests::{DEMO_PROFILE, ImportInstallation, Passerelle, sha256sum, sqlite3};
+use passerelle_tests::{DEMO_PROFILE, Fixture, Setup, sha256sum, sqlite3};
 use serde_json::{Value, json};
+
+/// The users log in with their keys.
+const PASSWORD: &str = "Quartz-Lantern-Velvet-93";
 
 /// The header of the demo profile's `employees/*.csv` files.
 const HEADER: &str = "employee_id;email;hired_on;salary\n";
@@ -77,7 +80,7 @@ impl Bad {
     /// A file matched by the demo profile (`employees`), whose first error is
     /// about the whole file or a line, not a column; the only error.
     fn new(path: &'static str, content: impl Into<Vec<u8>>, line: Option<u64>, message: &str) -> Self {
-        Bad {
+        Self {
             path,
             content: content.into(),
             profile: Some("employees"),
@@ -102,8 +105,8 @@ impl Bad {
     }
 }
 
-/// The corpus of small bad files; each loads nothing.
-fn bad_files() -> Vec<Bad> {
+/// 64 KiB of random bytes, refused at their first control byte.
+fn random_bad_file() -> Bad {
     let random = pseudo_random_bytes(64 << 10);
     let (offset, byte) = random
         .iter()
@@ -112,6 +115,16 @@ fn bad_files() -> Vec<Bad> {
         .map(|(at, &b)| (at, b))
         .expect("a control byte in 64 KiB of random bytes");
     let random_line = 1 + random[..offset].iter().filter(|&&b| b == b'\n').count() as u64;
+    Bad::new(
+        "employees/random.csv",
+        random,
+        Some(random_line),
+        &format!("binary content: byte 0x{byte:02X} at offset {offset}; a CSV file is text"),
+    )
+}
+
+/// The corpus of small bad files; each loads nothing.
+fn bad_files() -> Vec<Bad> {
     let mut mixed_encodings = b"id,note\n1,caf\xC3\xA9 cr\xC3\xA8me\n".to_vec();
     mixed_encodings.extend_from_slice(b"2,caf\xE9\n");
     let mut too_big = b"id,note\n".to_vec();
@@ -155,12 +168,7 @@ fn bad_files() -> Vec<Bad> {
             None,
             "binary content: the file is a PNG image, not CSV text",
         ),
-        Bad::new(
-            "employees/random.csv",
-            random,
-            Some(random_line),
-            &format!("binary content: byte 0x{byte:02X} at offset {offset}; a CSV file is text"),
-        ),
+        random_bad_file(),
         Bad::new(
             "strict/latin1.csv",
             &b"id,note\n1,plain\n2,caf\xE9\n"[..],
@@ -201,7 +209,7 @@ fn pseudo_random_bytes(len: usize) -> Vec<u8> {
 }
 
 /// Writes `content` into the scratch directory and returns its path.
-fn local_file(app: &ImportInstallation, name: &str, content: &[u8]) -> PathBuf {
+fn local_file(app: &Fixture, name: &str, content: &[u8]) -> PathBuf {
     let path = app.p.scratch().join("corpus").join(name.replace('/', "-"));
     std::fs::create_dir_all(path.parent().expect("parent")).expect("corpus dir");
     std::fs::write(&path, content).expect("write corpus file");
@@ -209,9 +217,9 @@ fn local_file(app: &ImportInstallation, name: &str, content: &[u8]) -> PathBuf {
 }
 
 /// The rows `import_id` loaded into `table`, as JSON arrays of `columns`, in file order.
-fn loaded(app: &ImportInstallation, tenant: &str, table: &str, import_id: &str, columns: &str) -> Value {
+fn loaded(app: &Fixture, tenant: &str, table: &str, import_id: &str, columns: &str) -> Value {
     let out = sqlite3(
-        &app.tenant_db(tenant),
+        &app.p.layout().tenant_db(tenant),
         &format!(
             "SELECT json_group_array(json_array({columns})) FROM \
              (SELECT * FROM {table} WHERE _import_id = '{import_id}' ORDER BY _line)"
@@ -259,11 +267,43 @@ fn check_rejected(receipt: &Value, bad: &Bad, local: &Path) -> String {
 }
 
 /// A running server with tenant `acme`, user `alice`, the demo profile and [`notes_profiles`].
-fn acme() -> ImportInstallation {
+fn acme() -> Fixture {
     let profiles = format!("{DEMO_PROFILE}{}", notes_profiles());
     let dirs = ["employees", "notes", "strict", "small", "other"];
-    ImportInstallation::start(Passerelle::new(), &[("acme", "alice")], Some(&profiles), &dirs)
+    Setup::new().user("acme", "alice", PASSWORD).profile("acme", &profiles).inbox_dirs("acme", &dirs).serve()
 }
+
+/// The borderline files that must be imported: `(path, content, profile, rows)`.
+const GOOD: [(&str, &[u8], &str, u64); 5] = [
+    (
+        "employees/good.csv",
+        b"employee_id;email;hired_on;salary\n1;ada@example.com;10/12/2025;4200,50\n",
+        "employees",
+        1,
+    ),
+    (
+        // CRLF, then LF, a blank CRLF line, and no line end at the end.
+        "employees/mixed-line-ends.csv",
+        b"employee_id;email;hired_on;salary\r\n10;crlf@example.com;01/01/2026;1\n\
+          11;lf@example.com;02/01/2026;2\r\n\r\n12;last@example.com;03/01/2026;3",
+        "employees",
+        3,
+    ),
+    (
+        "employees/bom.csv",
+        "\u{feff}employee_id;email;hired_on;salary\r\n20;zoë@example.com;04/01/2026;5,5\r\n".as_bytes(),
+        "employees",
+        1,
+    ),
+    (
+        "notes/multiline.csv",
+        b"id,note\n1,\"first line\nsecond line\"\n2,\"a \"\"quoted\"\" word, a comma\r\nand a CRLF\"\n3,plain\n",
+        "notes",
+        3,
+    ),
+    // Windows-1252: 0xEB is ë, 0x80 €, 0x96 an en dash, 0xE9 é.
+    ("notes/windows-1252.csv", b"id,note\n1,Zo\xEB\n2,\x80 42 \x96 caf\xE9\n", "notes", 2),
+];
 
 #[test]
 fn every_bad_file_gets_a_precise_receipt_and_loads_nothing_while_good_ones_load() {
@@ -271,48 +311,40 @@ fn every_bad_file_gets_a_precise_receipt_and_loads_nothing_while_good_ones_load(
     let started = Instant::now();
 
     // The good files, then the bad ones, in one SFTP session.
-    let good: [(&str, &[u8]); 5] = [
-        ("employees/good.csv", b"employee_id;email;hired_on;salary\n1;ada@example.com;10/12/2025;4200,50\n"),
-        (
-            // CRLF, then LF, a blank CRLF line, and no line end at the end.
-            "employees/mixed-line-ends.csv",
-            b"employee_id;email;hired_on;salary\r\n10;crlf@example.com;01/01/2026;1\n\
-              11;lf@example.com;02/01/2026;2\r\n\r\n12;last@example.com;03/01/2026;3",
-        ),
-        (
-            "employees/bom.csv",
-            "\u{feff}employee_id;email;hired_on;salary\r\n20;zoë@example.com;04/01/2026;5,5\r\n".as_bytes(),
-        ),
-        (
-            "notes/multiline.csv",
-            b"id,note\n1,\"first line\nsecond line\"\n2,\"a \"\"quoted\"\" word, a comma\r\nand a CRLF\"\n3,plain\n",
-        ),
-        // Windows-1252: 0xEB is ë, 0x80 €, 0x96 an en dash, 0xE9 é.
-        ("notes/windows-1252.csv", b"id,note\n1,Zo\xEB\n2,\x80 42 \x96 caf\xE9\n"),
-    ];
     let bad = bad_files();
     let mut locals: Vec<(PathBuf, &str)> =
-        good.iter().map(|(path, content)| (local_file(&app, path, content), *path)).collect();
+        GOOD.iter().map(|(path, content, ..)| (local_file(&app, path, content), *path)).collect();
     locals.extend(bad.iter().map(|b| (local_file(&app, b.path, &b.content), b.path)));
     let batch: Vec<(&Path, &str)> = locals.iter().map(|(local, path)| (local.as_path(), *path)).collect();
     app.upload_files("alice", &batch);
     let local = |path: &str| locals.iter().find(|(_, p)| *p == path).map(|(l, _)| l.clone()).expect("local file");
 
-    let receipt = |path: &str| app.receipt("acme", "alice", path);
-    let good_ids: Vec<String> = [
-        ("employees/good.csv", "employees", 1),
-        ("employees/mixed-line-ends.csv", "employees", 3),
-        ("employees/bom.csv", "employees", 1),
-        ("notes/multiline.csv", "notes", 3),
-        ("notes/windows-1252.csv", "notes", 2),
-    ]
-    .iter()
-    .map(|(path, profile, rows)| check_imported(&receipt(path), path, &local(path), profile, *rows))
-    .collect();
+    let good_ids: Vec<String> = GOOD
+        .iter()
+        .map(|(path, _, profile, rows)| check_imported(&app.receipt("alice", path), path, &local(path), profile, *rows))
+        .collect();
+    check_good_rows(&app, &good_ids);
 
+    let mut rejected_ids = Vec::new();
+    for b in &bad {
+        rejected_ids.push(check_rejected(&app.receipt("alice", b.path), b, &local(b.path)));
+    }
+    let small_phase = started.elapsed();
+    rejected_ids.push(huge_line_is_refused_quickly(&app, small_phase));
+    check_nothing_rejected_loaded(&app, &rejected_ids);
+    // The catalog agrees with the receipts.
+    let jobs = app.jobs();
+    let count = |status: &str| jobs.iter().filter(|j| j["status"] == status).count();
+    assert_eq!((count("imported"), count("rejected")), (GOOD.len(), bad.len() + 1), "{jobs:#?}");
+    check_still_importing(&mut app);
+    eprintln!("whole corpus test: {:.1?}", started.elapsed());
+}
+
+/// The rows of the good files (import ids `good_ids`, in [`GOOD`]'s order), as written.
+fn check_good_rows(app: &Fixture, good_ids: &[String]) {
     // CRLF and LF end records alike; `_line` is the physical line, blank lines counted.
     assert_eq!(
-        loaded(&app, "acme", "employees", &good_ids[1], "employee_id, _line, email, hired_on, salary"),
+        loaded(app, "acme", "employees", &good_ids[1], "employee_id, _line, email, hired_on, salary"),
         json!([
             [10, 2, "crlf@example.com", "2026-01-01", "1"],
             [11, 3, "lf@example.com", "2026-01-02", "2"],
@@ -321,28 +353,25 @@ fn every_bad_file_gets_a_precise_receipt_and_loads_nothing_while_good_ones_load(
     );
     // The byte-order mark is not part of the first column's name.
     assert_eq!(
-        loaded(&app, "acme", "employees", &good_ids[2], "employee_id, email, salary"),
+        loaded(app, "acme", "employees", &good_ids[2], "employee_id, email, salary"),
         json!([[20, "zoë@example.com", "5.5"]])
     );
     // Newlines inside quotes are data, kept as written (LF or CRLF).
     assert_eq!(
-        loaded(&app, "acme", "notes", &good_ids[3], "id, _line, note"),
+        loaded(app, "acme", "notes", &good_ids[3], "id, _line, note"),
         json!([[1, 2, "first line\nsecond line"], [2, 4, "a \"quoted\" word, a comma\r\nand a CRLF"], [3, 6, "plain"]])
     );
     // Windows-1252 is converted: the database holds UTF-8.
     assert_eq!(
-        loaded(&app, "acme", "notes", &good_ids[4], "id, note, hex(note)"),
+        loaded(app, "acme", "notes", &good_ids[4], "id, note, hex(note)"),
         json!([[1, "Zoë", "5A6FC3AB"], [2, "€ 42 – café", "E282AC20343220E2809320636166C3A9"]])
     );
+}
 
-    let mut rejected_ids = Vec::new();
-    for b in &bad {
-        rejected_ids.push(check_rejected(&receipt(b.path), b, &local(b.path)));
-    }
-    let small_phase = started.elapsed();
-
-    // A single line of 100 MiB: refused on its length, quickly, and the
-    // server's memory does not grow by anything like the file's size.
+/// A single line of 100 MiB: refused on its length, quickly, and the
+/// server's memory does not grow by anything like the file's size. Returns
+/// the rejected import's id.
+fn huge_line_is_refused_quickly(app: &Fixture, small_phase: Duration) -> String {
     let huge = app.p.scratch().join("huge-line.csv");
     {
         use std::io::Write as _;
@@ -364,7 +393,7 @@ fn every_bad_file_gets_a_precise_receipt_and_loads_nothing_while_good_ones_load(
         "record longer than 16 MiB; the file is not CSV or a quote is not closed",
     );
     let verdict_started = Instant::now();
-    rejected_ids.push(check_rejected(&receipt(huge_bad.path), &huge_bad, &huge));
+    let id = check_rejected(&app.receipt("alice", huge_bad.path), &huge_bad, &huge);
     let verdict_took = verdict_started.elapsed();
     let memory_growth = app.server.peak_rss_kib().saturating_sub(memory_before);
     eprintln!(
@@ -373,45 +402,43 @@ fn every_bad_file_gets_a_precise_receipt_and_loads_nothing_while_good_ones_load(
     );
     assert!(verdict_took < Duration::from_secs(20), "the verdict took {verdict_took:?}");
     assert!(memory_growth < HUGE_LINE_MEMORY_KIB, "server peak RSS grew by {memory_growth} KiB");
+    id
+}
 
-    // Not one row from a rejected file, in either table; only the good rows.
+/// Not one row from a rejected file (import ids `rejected_ids`), in either
+/// table; only the good rows. Every original left the inbox.
+fn check_nothing_rejected_loaded(app: &Fixture, rejected_ids: &[String]) {
+    let tenant_db = app.p.layout().tenant_db("acme");
     for table in ["employees", "notes"] {
-        for id in &rejected_ids {
-            let count =
-                sqlite3(&app.tenant_db("acme"), &format!("SELECT count(*) FROM {table} WHERE _import_id = '{id}'"));
+        for id in rejected_ids {
+            let count = sqlite3(&tenant_db, &format!("SELECT count(*) FROM {table} WHERE _import_id = '{id}'"));
             assert_eq!(count, "0\n", "rows of rejected import {id} in {table}");
         }
     }
     assert_eq!(
-        sqlite3(
-            &app.tenant_db("acme"),
-            "SELECT group_concat(employee_id) FROM (SELECT employee_id FROM employees ORDER BY 1)"
-        ),
+        sqlite3(&tenant_db, "SELECT group_concat(employee_id) FROM (SELECT employee_id FROM employees ORDER BY 1)"),
         "1,10,11,12,20\n"
     );
-    assert_eq!(sqlite3(&app.tenant_db("acme"), "SELECT count(*) FROM notes"), "5\n");
-    // Every original left the inbox; the catalog agrees with the receipts.
+    assert_eq!(sqlite3(&tenant_db, "SELECT count(*) FROM notes"), "5\n");
     let left: Vec<PathBuf> = passerelle_tests::tree(&app.inbox("acme"))
         .into_iter()
         .filter(|p| app.inbox("acme").join(p).is_file())
         .collect();
     assert!(left.is_empty(), "left in the inbox: {left:?}");
-    let jobs = app.jobs();
-    let count = |status: &str| jobs.iter().filter(|j| j["status"] == status).count();
-    assert_eq!((count("imported"), count("rejected")), (good.len(), bad.len() + 1), "{jobs:#?}");
+}
 
-    // Still healthy: a last good file is imported.
+/// Still healthy: a last good file is imported.
+fn check_still_importing(app: &mut Fixture) {
     assert!(app.server.is_running(), "the server died");
     let last = b"employee_id;email;hired_on;salary\n99;last@example.org;31/12/2026;1,25\n";
     app.upload("alice", "employees/last.csv", last);
-    let receipt = app.receipt("acme", "alice", "employees/last.csv");
-    let last_local = local_file(&app, "last.csv", last);
+    let receipt = app.receipt("alice", "employees/last.csv");
+    let last_local = local_file(app, "last.csv", last);
     let id = check_imported(&receipt, "employees/last.csv", &last_local, "employees", 1);
     assert_eq!(
-        loaded(&app, "acme", "employees", &id, "employee_id, email, hired_on, salary"),
+        loaded(app, "acme", "employees", &id, "employee_id, email, hired_on, salary"),
         json!([[99, "last@example.org", "2026-12-31", "1.25"]])
     );
-    eprintln!("whole corpus test: {:.1?}", started.elapsed());
 }
 
 /// The payroll file of tenant `initech`, which has no profile at first.
@@ -421,11 +448,11 @@ const PAYROLL: &[u8] = b"employee_id;email;hired_on;salary\n1;ivan@example.com;0
 /// uploads [`PAYROLL`] as `payroll/2026-11.csv`, checks that it is rejected
 /// for want of a profile and archived, then gives the tenant a profile for
 /// `payroll/*.csv`. Returns the server, the local copy, the receipt and the job id.
-fn payroll_rejected_then_profile_set() -> (ImportInstallation, PathBuf, Value, String) {
-    let app = ImportInstallation::start(Passerelle::new(), &[("initech", "ivan")], None, &["payroll"]);
+fn payroll_rejected_then_profile_set() -> (Fixture, PathBuf, Value, String) {
+    let app = Setup::new().user("initech", "ivan", PASSWORD).inbox_dirs("initech", &["payroll"]).serve();
     let local = local_file(&app, "payroll.csv", PAYROLL);
     app.upload_files("ivan", &[(&local, "payroll/2026-11.csv")]);
-    let receipt = app.receipt("initech", "ivan", "payroll/2026-11.csv");
+    let receipt = app.receipt("ivan", "payroll/2026-11.csv");
     let no_profile = Bad {
         path: "payroll/2026-11.csv",
         content: PAYROLL.to_vec(),
@@ -444,8 +471,8 @@ fn payroll_rejected_then_profile_set() -> (ImportInstallation, PathBuf, Value, S
 }
 
 /// Where tenant `initech`'s original of job `id` is archived.
-fn archived(app: &ImportInstallation, id: &str) -> PathBuf {
-    app.p.data_dir().join("archive/initech").join(id)
+fn archived(app: &Fixture, id: &str) -> PathBuf {
+    app.p.layout().archive("initech").join(id)
 }
 
 #[test]
@@ -455,7 +482,7 @@ fn import_retry_runs_a_file_rejected_for_want_of_a_profile_once_the_profile_exis
     assert!(out.contains("runs again from the archived original"), "{out}");
 
     // The receipt is rewritten for the same job, now imported.
-    let second = app.receipt("initech", "ivan", "payroll/2026-11.csv");
+    let second = app.receipt("ivan", "payroll/2026-11.csv");
     assert_eq!(check_imported(&second, "payroll/2026-11.csv", &local, "employees", 2), id);
     assert_eq!(second["received_at"], first["received_at"], "the job keeps its arrival time");
     assert!(second["finished_at"].as_str() > first["finished_at"].as_str(), "{first:#}\n{second:#}");
@@ -465,7 +492,7 @@ fn import_retry_runs_a_file_rejected_for_want_of_a_profile_once_the_profile_exis
     );
     // The original is back in the archive, nothing is left in the spool.
     assert_eq!(std::fs::read(archived(&app, &id)).expect("archived original after the retry"), PAYROLL);
-    assert!(passerelle_tests::tree(&app.p.data_dir().join("spool/initech")).is_empty());
+    assert!(passerelle_tests::tree(&app.p.layout().spool("initech")).is_empty());
     let job: Value = serde_json::from_str(&app.p.ok(&["import", "show", &id, "--json"])).expect("import show JSON");
     assert_eq!((&job["status"], &job["rows_loaded"], &job["error"]), (&json!("imported"), &json!(2), &json!(null)));
 
@@ -499,7 +526,7 @@ fn import_retry_runs_the_archived_original_not_a_file_being_written_at_the_same_
     writer.flush().expect("flush");
 
     app.p.ok(&["import", "retry", &id]);
-    let receipt = app.receipt("initech", "ivan", "payroll/2026-11.csv");
+    let receipt = app.receipt("ivan", "payroll/2026-11.csv");
     check_imported(&receipt, "payroll/2026-11.csv", &local, "employees", 2);
     assert_eq!(
         loaded(&app, "initech", "employees", &id, "employee_id, email"),
@@ -511,7 +538,7 @@ fn import_retry_runs_the_archived_original_not_a_file_being_written_at_the_same_
     // The file being written is taken once it is complete, as a job of its own.
     writer.write_all(&newer[40..]).expect("write the rest");
     drop(writer);
-    let receipt = app.receipt("initech", "ivan", "payroll/2026-11.csv");
+    let receipt = app.receipt("ivan", "payroll/2026-11.csv");
     let newer_local = local_file(&app, "newer.csv", newer);
     let newer_id = check_imported(&receipt, "payroll/2026-11.csv", &newer_local, "employees", 1);
     assert_ne!(newer_id, id);
@@ -541,13 +568,13 @@ fn classic_mac_line_ends_are_numbered_like_the_lines_of_the_file() {
     let good_local = local_file(&app, "employees/mac-ok.csv", good);
     app.upload_files("alice", &[(&bad_local, bad.path), (&good_local, "employees/mac-ok.csv")]);
     let id = check_imported(
-        &app.receipt("acme", "alice", "employees/mac-ok.csv"),
+        &app.receipt("alice", "employees/mac-ok.csv"),
         "employees/mac-ok.csv",
         &good_local,
         "employees",
         2,
     );
-    check_rejected(&app.receipt("acme", "alice", bad.path), &bad, &bad_local);
+    check_rejected(&app.receipt("alice", bad.path), &bad, &bad_local);
     assert_eq!(loaded(&app, "acme", "employees", &id, "employee_id, _line"), json!([[70, 2], [71, 3]]));
 }
 
@@ -577,12 +604,12 @@ fn an_upload_cut_short_by_a_power_loss_is_refused_not_imported() {
          file reached the disk); upload it again",
     );
     let damaged_local = local_file(&app, damaged.path, &damaged.content);
-    let refused = check_rejected(&app.receipt("acme", "alice", damaged.path), &damaged, &damaged_local);
+    let refused = check_rejected(&app.receipt("alice", damaged.path), &damaged, &damaged_local);
 
     let unsealed_local = local_file(&app, "employees/unsealed.csv", cut.as_bytes());
     std::fs::copy(&unsealed_local, dir.join("unsealed.csv.tmp")).expect("another program's file");
     std::fs::rename(dir.join("unsealed.csv.tmp"), dir.join("unsealed.csv")).expect("its final name");
-    let receipt = app.receipt("acme", "alice", "employees/unsealed.csv");
+    let receipt = app.receipt("alice", "employees/unsealed.csv");
     let id = check_imported(&receipt, "employees/unsealed.csv", &unsealed_local, "employees", 1);
     assert_eq!(loaded(&app, "acme", "employees", &id, "employee_id"), json!([[80]]));
     assert_eq!(loaded(&app, "acme", "employees", &refused, "employee_id"), json!([]));
@@ -602,5 +629,5 @@ fn bytes_that_are_neither_utf8_nor_windows_1252_are_refused() {
         .of_profile(Some("notes"));
     let local = local_file(&app, bad.path, &bad.content);
     app.upload_files("alice", &[(&local, bad.path)]);
-    check_rejected(&app.receipt("acme", "alice", bad.path), &bad, &local);
+    check_rejected(&app.receipt("alice", bad.path), &bad, &local);
 }

@@ -76,8 +76,8 @@ fn catalog_is_in_postgresql() {
     assert_eq!(psql(&catalog, "SELECT login, tenant FROM users"), "alice|a\n");
     let hash = psql(&catalog, "SELECT password_hash FROM users WHERE login = 'alice'");
     assert!(hash.starts_with("$argon2id$"), "{hash}");
-    assert!(!p.data_dir().join("catalog.db").exists(), "no SQLite catalog next to it");
-    assert!(!p.data_dir().join("tenant-db").exists(), "no SQLite tenant databases either");
+    assert!(!p.layout().catalog_db().exists(), "no SQLite catalog next to it");
+    assert!(!p.layout().tenant_dbs().exists(), "no SQLite tenant databases either");
 }
 
 #[test]
@@ -103,7 +103,7 @@ fn tenant_remove_purge_drops_database_and_role() {
 
     assert!(!exists("pg_database", &db_a), "database {db_a} dropped");
     assert!(!exists("pg_roles", &role_a), "role {role_a} dropped");
-    assert!(!p.data_dir().join("tenants/a").exists());
+    assert!(!p.layout().tenant_root("a").exists());
     let catalog = p.pg_catalog_url().unwrap();
     assert_eq!(psql(&catalog, "SELECT name FROM tenants"), "b\n");
     assert_eq!(psql(&catalog, "SELECT count(*) FROM users"), "0\n");

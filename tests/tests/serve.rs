@@ -19,7 +19,7 @@ fn installation() -> Passerelle {
 }
 
 /// Stops the server with `signal` and checks that it exits 0, promptly.
-fn stop(server: Server, signal: Signal) {
+fn stop(mut server: Server, signal: Signal) {
     let started = Instant::now();
     let status: ExitStatus = server.stop_with(signal);
     assert!(status.success(), "exit after {signal:?}: {status:?}");
@@ -40,7 +40,7 @@ fn announced_password(line: &str) -> Option<String> {
 }
 
 fn demo_password_hash(p: &Passerelle) -> String {
-    sqlite3(&p.data_dir().join("catalog.db"), "SELECT password_hash FROM users WHERE login = 'demo'")
+    sqlite3(&p.layout().catalog_db(), "SELECT password_hash FROM users WHERE login = 'demo'")
 }
 
 #[test]
@@ -60,7 +60,7 @@ fn demo_prints_its_password_exactly_once() {
         .unwrap_or_else(|| panic!("no demo user: {users}"));
     assert_eq!(demo["tenant"], "demo");
     assert_eq!(demo["has_password"], true);
-    assert!(p.data_dir().join("tenants/demo/inbox").is_dir());
+    assert!(p.layout().inbox("demo").is_dir());
     assert!(demo_password_hash(&p).starts_with("$argon2id$"));
 
     let output = server.output();
@@ -143,7 +143,7 @@ fn host_keys_are_private_and_hostkey_show_matches_ssh_keygen_and_openssl() {
     let log = server.output();
     stop(server, Signal::TERM);
 
-    let hostkeys = p.data_dir().join("hostkeys");
+    let hostkeys = p.layout().host_keys();
     assert_eq!(mode(&hostkeys) & 0o077, 0, "hostkeys/ is private");
     let ed25519 = hostkeys.join("ssh_host_ed25519_key.pub");
     assert!(ed25519.is_file(), "{} exists", ed25519.display());
@@ -155,15 +155,14 @@ fn host_keys_are_private_and_hostkey_show_matches_ssh_keygen_and_openssl() {
             assert_eq!(mode(&path), 0o600, "{}", path.display());
         }
     }
-    let tls = p.data_dir().join("tls");
-    assert_eq!(mode(&tls.join("key.pem")), 0o600, "TLS private key");
+    assert_eq!(mode(&p.layout().tls_key()), 0o600, "TLS private key");
 
     let show = p.ok(&["hostkey", "show"]);
     let ed25519_line = ssh_keygen_lf(&ed25519);
     let ed25519_fingerprint = ed25519_line.split_whitespace().nth(1).unwrap();
     assert!(show.contains(ed25519_line.trim()), "hostkey show:\n{show}\nssh-keygen -lf:\n{ed25519_line}");
     assert!(log.contains(ed25519_fingerprint), "serve logs the host key:\n{log}");
-    let tls_fingerprint = openssl_fingerprint(&tls.join("cert.pem"));
+    let tls_fingerprint = openssl_fingerprint(&p.layout().tls_cert());
     assert!(
         show.lines().any(|l| l.contains("tls") && l.contains(&tls_fingerprint)),
         "hostkey show:\n{show}\nopenssl: {tls_fingerprint}"
@@ -179,15 +178,15 @@ fn host_keys_are_private_and_hostkey_show_matches_ssh_keygen_and_openssl() {
 fn hostkey_show_before_the_first_start_gives_the_keys_serve_uses() {
     let p = installation();
     let before = p.ok(&["hostkey", "show"]);
-    let ed25519 = p.data_dir().join("hostkeys/ssh_host_ed25519_key.pub");
+    let ed25519 = p.layout().host_keys().join("ssh_host_ed25519_key.pub");
     let key_before = std::fs::read(&ed25519).unwrap();
-    let cert_before = std::fs::read(p.data_dir().join("tls/cert.pem")).unwrap();
+    let cert_before = std::fs::read(p.layout().tls_cert()).unwrap();
 
     let server = p.serve(&[]);
     stop(server, Signal::TERM);
 
     assert_eq!(std::fs::read(&ed25519).unwrap(), key_before);
-    assert_eq!(std::fs::read(p.data_dir().join("tls/cert.pem")).unwrap(), cert_before);
+    assert_eq!(std::fs::read(p.layout().tls_cert()).unwrap(), cert_before);
     assert_eq!(p.ok(&["hostkey", "show"]), before);
 }
 

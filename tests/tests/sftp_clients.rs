@@ -21,8 +21,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use passerelle_tests::{
-    AuditRow, IMPORT_VERDICT, Passerelle, Server, SftpUser, audit_rows, bounded, field, free_port, on_path,
-    random_file, run_command, sftp_installation, sha256sum, wait_for, wait_for_audit,
+    AuditRow, Fixture, IMPORT_VERDICT, Setup, SftpUser, audit_rows, bounded, field, free_port, on_path, random_file,
+    run_command, sha256sum, wait_for, wait_for_audit,
 };
 use serde_json::{Value, json};
 
@@ -30,53 +30,12 @@ const PASSWORD: &str = "Quartz-Lantern-Velvet-93";
 const WRONG_PASSWORD: &str = "Wrong-Pelican-Harbour-71";
 
 /// A running server with tenant `acme` and user `alice` (password and key).
-struct Fixture {
-    // Declared first: the server stops before the data directory goes away.
-    server: Server,
-    p: Passerelle,
-    key: PathBuf,
+fn start() -> Fixture {
+    start_with(&[])
 }
 
-impl Fixture {
-    fn start() -> Self {
-        Self::start_with(&[])
-    }
-
-    fn start_with(env: &[(&str, &str)]) -> Self {
-        let (mut p, key) = sftp_installation("acme", "alice", PASSWORD);
-        for (name, value) in env {
-            p.set_env(name, value);
-        }
-        let server = p.serve(&[]);
-        Self { server, p, key }
-    }
-
-    fn port(&self) -> u16 {
-        self.p.sftp_port()
-    }
-
-    /// A scratch directory of its own for one part of a test.
-    fn work(&self, name: &str) -> PathBuf {
-        let dir = self.p.scratch().join(name);
-        std::fs::create_dir_all(&dir).expect("work dir");
-        dir
-    }
-
-    fn key_user(&self) -> SftpUser {
-        SftpUser::with_key(self.port(), "alice", &self.key, &self.work("key-user"))
-    }
-
-    fn password_user(&self) -> SftpUser {
-        SftpUser::with_password(self.port(), "alice", PASSWORD, &self.work("password-user"))
-    }
-
-    fn tenant_dir(&self) -> PathBuf {
-        self.p.data_dir().join("tenants/acme")
-    }
-
-    fn inbox(&self) -> PathBuf {
-        self.tenant_dir().join("inbox")
-    }
+fn start_with(env: &[(&str, &str)]) -> Fixture {
+    Setup::new().user("acme", "alice", PASSWORD).envs(env).serve()
 }
 
 fn read(path: &Path) -> Vec<u8> {
@@ -133,7 +92,7 @@ fn batch_round_trip(f: &Fixture, user: &SftpUser, tag: &str) -> PathBuf {
         out.stdout
     );
     assert_eq!(read(&download), read(&upload), "downloaded bytes differ from uploaded bytes");
-    let inbox = f.inbox();
+    let inbox = f.inbox("acme");
     assert!(!inbox.join(format!("{tag}.bin.part")).exists(), "rename left the old name");
     assert_eq!(read(&inbox.join(format!("{tag}-renamed.tmp"))), read(&upload));
     assert_eq!(read(&inbox.join(format!("{tag}-dir/inner.bin.part"))), read(&upload));
@@ -154,8 +113,8 @@ fn batch_round_trip(f: &Fixture, user: &SftpUser, tag: &str) -> PathBuf {
 
 #[test]
 fn sftp_batch_with_key_puts_lists_gets_renames_deletes_and_is_audited() {
-    let mut f = Fixture::start();
-    let upload = batch_round_trip(&f, &f.key_user(), "keyed");
+    let mut f = start();
+    let upload = batch_round_trip(&f, &f.sftp("alice"), "keyed");
 
     // The upload-completed event: right path, size and SHA-256 (computed by the server while streaming).
     let event = f.server.wait_for_upload_completed("/inbox/keyed.bin.part", Duration::from_secs(10));
@@ -193,17 +152,18 @@ fn sftp_batch_with_key_puts_lists_gets_renames_deletes_and_is_audited() {
     let work = f.work("keyed-import");
     let csv = work.join("keyed.csv");
     std::fs::write(&csv, "id;name\n1;Zoë\n").expect("csv");
-    let out = f.key_user().sftp_batch(&format!("put {} /inbox/keyed.csv\n", csv.display()));
+    let out = f.sftp("alice").sftp_batch(&format!("put {} /inbox/keyed.csv\n", csv.display()));
     assert_success("sftp put of keyed.csv", &out);
     f.server.wait_for_upload_completed("/inbox/keyed.csv", Duration::from_secs(10));
-    let on_disk = f.tenant_dir().join("outbox/keyed.csv.result.json");
+    let on_disk = f.outbox("acme").join("keyed.csv.result.json");
     wait_for(IMPORT_VERDICT, || on_disk.exists().then_some(()))
         .unwrap_or_else(|| panic!("no receipt for /inbox/keyed.csv; jobs: {}", f.p.ok(&["import", "list"])));
     let got = work.join("keyed.csv.result.json");
-    let out = f.key_user().sftp_batch(&format!("ls -1 /inbox\nget /outbox/keyed.csv.result.json {}\n", got.display()));
+    let out =
+        f.sftp("alice").sftp_batch(&format!("ls -1 /inbox\nget /outbox/keyed.csv.result.json {}\n", got.display()));
     assert_success("sftp ls /inbox + get of the receipt", &out);
     assert!(!listing(&out.stdout).iter().any(|l| l.ends_with("keyed.csv")), "keyed.csv still listed:\n{}", out.stdout);
-    assert!(!f.inbox().join("keyed.csv").exists(), "keyed.csv is still in /inbox");
+    assert!(!f.inbox("acme").join("keyed.csv").exists(), "keyed.csv is still in /inbox");
     let receipt: Value = serde_json::from_slice(&read(&got)).expect("receipt JSON");
     assert_eq!(receipt["file"], "keyed.csv", "{receipt:#}");
     assert_eq!(receipt["status"], "rejected", "{receipt:#}");
@@ -214,8 +174,8 @@ fn sftp_batch_with_key_puts_lists_gets_renames_deletes_and_is_audited() {
 
 #[test]
 fn sftp_batch_with_password_puts_lists_gets_renames_deletes() {
-    let mut f = Fixture::start();
-    batch_round_trip(&f, &f.password_user(), "pw");
+    let mut f = start();
+    batch_round_trip(&f, &f.sftp_with_password("alice"), "pw");
     let login = wait_for_audit(&f.p, "password login", |r| r.action == "login" && r.outcome == "ok");
     assert!(login.detail.contains("password"), "{login:?}");
     assert!(!format!("{:?}", audit_rows(&f.p)).contains(PASSWORD), "a password reached the audit trail");
@@ -224,8 +184,8 @@ fn sftp_batch_with_password_puts_lists_gets_renames_deletes() {
 
 #[test]
 fn scp_in_sftp_mode_uploads_and_downloads_with_key_and_password() {
-    let f = Fixture::start();
-    for (tag, user) in [("scp-key", f.key_user()), ("scp-pw", f.password_user())] {
+    let f = start();
+    for (tag, user) in [("scp-key", f.sftp("alice")), ("scp-pw", f.sftp_with_password("alice"))] {
         let work = f.work(tag);
         let upload = work.join("up.bin");
         let download = work.join("down.bin");
@@ -233,7 +193,7 @@ fn scp_in_sftp_mode_uploads_and_downloads_with_key_and_password() {
         let remote = format!("{{remote}}:/inbox/{tag}.bin.part");
         let out = user.scp(&[&upload.display().to_string(), &remote]);
         assert_success(&format!("scp upload ({tag})"), &out);
-        assert_eq!(read(&f.inbox().join(format!("{tag}.bin.part"))), read(&upload));
+        assert_eq!(read(&f.inbox("acme").join(format!("{tag}.bin.part"))), read(&upload));
         let out = user.scp(&[&remote, &download.display().to_string()]);
         assert_success(&format!("scp download ({tag})"), &out);
         assert_eq!(read(&download), read(&upload));
@@ -242,8 +202,8 @@ fn scp_in_sftp_mode_uploads_and_downloads_with_key_and_password() {
 
 #[test]
 fn legacy_scp_is_refused_with_a_message_naming_sftp() {
-    let f = Fixture::start();
-    let user = f.key_user();
+    let f = start();
+    let user = f.sftp("alice");
     let work = f.work("legacy");
     let upload = work.join("up.bin");
     random_file(&upload, 1000);
@@ -251,15 +211,15 @@ fn legacy_scp_is_refused_with_a_message_naming_sftp() {
     let out = user.scp(&["-O", &upload.display().to_string(), "{remote}:/inbox/legacy.bin.part"]);
     assert_failure("scp -O upload", &out);
     assert!(out.stderr.to_lowercase().contains("sftp"), "the refusal should say to use SFTP; stderr:\n{}", out.stderr);
-    assert!(!f.inbox().join("legacy.bin.part").exists());
+    assert!(!f.inbox("acme").join("legacy.bin.part").exists());
 
-    std::fs::write(f.inbox().join("present.txt.part"), "present").expect("plant a file");
+    std::fs::write(f.inbox("acme").join("present.txt.part"), "present").expect("plant a file");
     let target = work.join("present.txt");
     let out = user.scp(&["-O", "{remote}:/inbox/present.txt.part", &target.display().to_string()]);
     assert_failure("scp -O download", &out);
     assert!(out.stderr.to_lowercase().contains("sftp"), "stderr:\n{}", out.stderr);
     assert!(!target.exists(), "legacy scp download produced a file");
-    assert_eq!(read(&f.inbox().join("present.txt.part")), b"present", "the planted file is still there");
+    assert_eq!(read(&f.inbox("acme").join("present.txt.part")), b"present", "the planted file is still there");
 }
 
 /// `ssh` with the user's options, bounded to `secs` seconds, stdin empty.
@@ -282,8 +242,8 @@ fn assert_never_reached(target: &std::net::TcpListener, what: &str) {
 
 #[test]
 fn shell_exec_and_forwarding_are_refused() {
-    let f = Fixture::start();
-    let user = f.key_user();
+    let f = start();
+    let user = f.sftp("alice");
     let dest = user.destination();
 
     let out = ssh_for(&user, 20, &[&dest, "ls", "/"]);
@@ -337,20 +297,20 @@ fn shell_exec_and_forwarding_are_refused() {
 /// and says so at key exchange rather than later.
 #[test]
 fn curl_with_libssh2_1_10_is_refused_at_key_exchange_by_default() {
-    let f = Fixture::start();
+    let f = start();
     let upload = f.work("curl-default").join("up.bin");
     random_file(&upload, 1000);
-    let out = f.key_user().curl(&["-T", &upload.display().to_string(), "{url}/inbox/curl-default.bin.part"]);
+    let out = f.sftp("alice").curl(&["-T", &upload.display().to_string(), "{url}/inbox/curl-default.bin.part"]);
     assert_failure("curl against the default algorithms", &out);
     assert!(out.stderr.contains("exchange encryption keys"), "{}", out.stderr);
-    assert!(!f.inbox().join("curl-default.bin.part").exists());
+    assert!(!f.inbox("acme").join("curl-default.bin.part").exists());
 }
 
 /// With `sftp.libssh2_compat = true` curl works end to end.
 #[test]
 fn curl_sftp_uploads_lists_downloads_renames_deletes_with_key_and_password() {
-    let f = Fixture::start_with(&[("PASSERELLE_SFTP_LIBSSH2_COMPAT", "true")]);
-    for (tag, user) in [("curl-key", f.key_user()), ("curl-pw", f.password_user())] {
+    let f = start_with(&[("PASSERELLE_SFTP_LIBSSH2_COMPAT", "true")]);
+    for (tag, user) in [("curl-key", f.sftp("alice")), ("curl-pw", f.sftp_with_password("alice"))] {
         let work = f.work(tag);
         let upload = work.join("up.bin");
         let download = work.join("down.bin");
@@ -359,7 +319,7 @@ fn curl_sftp_uploads_lists_downloads_renames_deletes_with_key_and_password() {
 
         let out = user.curl(&["-T", &upload.display().to_string(), &file_url]);
         assert_success(&format!("curl upload ({tag})"), &out);
-        assert_eq!(read(&f.inbox().join(format!("{tag}.bin.part"))), read(&upload));
+        assert_eq!(read(&f.inbox("acme").join(format!("{tag}.bin.part"))), read(&upload));
 
         let out = user.curl(&["{url}/inbox/"]);
         assert_success(&format!("curl list ({tag})"), &out);
@@ -374,15 +334,15 @@ fn curl_sftp_uploads_lists_downloads_renames_deletes_with_key_and_password() {
         let out = user.curl(&["-Q", &rename, "-Q", &mkdir, "{url}/inbox/"]);
         assert_success(&format!("curl rename + mkdir ({tag})"), &out);
         assert!(out.stdout.contains(&format!("{tag}-renamed.tmp")), "{}", out.stdout);
-        assert!(f.inbox().join(format!("{tag}-dir")).is_dir());
-        assert!(!f.inbox().join(format!("{tag}.bin.part")).exists());
+        assert!(f.inbox("acme").join(format!("{tag}-dir")).is_dir());
+        assert!(!f.inbox("acme").join(format!("{tag}.bin.part")).exists());
 
         let rmdir = format!("rmdir /inbox/{tag}-dir");
         let rm = format!("rm /inbox/{tag}-renamed.tmp");
         let out = user.curl(&["-Q", &rmdir, "-Q", &rm, "{url}/inbox/"]);
         assert_success(&format!("curl rmdir + rm ({tag})"), &out);
-        assert!(!f.inbox().join(format!("{tag}-dir")).exists());
-        assert!(!f.inbox().join(format!("{tag}-renamed.tmp")).exists());
+        assert!(!f.inbox("acme").join(format!("{tag}-dir")).exists());
+        assert!(!f.inbox("acme").join(format!("{tag}-renamed.tmp")).exists());
     }
 }
 
@@ -444,29 +404,29 @@ fn paramiko_round_trip(f: &Fixture, user: &SftpUser, tag: &str) {
         assert!(!names.contains(&json!(format!("{tag}-{refused}"))), "{refused} exists: {names:?}");
     }
     assert!(!r[19]["value"].as_array().expect("names").iter().any(|n| n.as_str().is_some_and(|n| n.starts_with(tag))));
-    let links: Vec<_> = passerelle_tests::tree(&f.tenant_dir())
+    let links: Vec<_> = passerelle_tests::tree(&f.tenant_root("acme"))
         .into_iter()
-        .filter(|e| std::fs::symlink_metadata(f.tenant_dir().join(e)).is_ok_and(|m| m.file_type().is_symlink()))
+        .filter(|e| std::fs::symlink_metadata(f.tenant_root("acme").join(e)).is_ok_and(|m| m.file_type().is_symlink()))
         .collect();
     assert!(links.is_empty(), "symlinks in the tenant tree: {links:?}");
 }
 
 #[test]
 fn paramiko_with_password_and_key_does_every_operation_and_cannot_make_links() {
-    let f = Fixture::start();
-    paramiko_round_trip(&f, &f.password_user(), "pmk-pw");
-    paramiko_round_trip(&f, &f.key_user(), "pmk-key");
+    let f = start();
+    paramiko_round_trip(&f, &f.sftp_with_password("alice"), "pmk-pw");
+    paramiko_round_trip(&f, &f.sftp("alice"), "pmk-key");
 }
 
 /// paramiko's `put` pipelines its writes (over 100 in flight) and `get` prefetches.
 #[test]
 fn paramiko_puts_and_gets_a_sixteen_mib_file() {
-    let f = Fixture::start();
+    let f = start();
     let work = f.work("pmk-big");
     let upload = work.join("big.bin");
     let back = work.join("back.bin");
     random_file(&upload, 16 * 1024 * 1024);
-    let report = f.key_user().paramiko_plan(json!({
+    let report = f.sftp("alice").paramiko_plan(json!({
         "op_timeout": 10,
         "ops": [
             {"op": "put", "local": upload.display().to_string(), "remote": "/inbox/pmk-big.bin.part"},
@@ -481,10 +441,10 @@ fn paramiko_puts_and_gets_a_sixteen_mib_file() {
 
 #[test]
 fn wrong_password_and_unknown_user_get_the_same_answer() {
-    let f = Fixture::start();
+    let f = start();
     let work = f.work("denied");
-    let wrong = SftpUser::with_password(f.port(), "alice", WRONG_PASSWORD, &work);
-    let unknown = SftpUser::with_password(f.port(), "mallory", WRONG_PASSWORD, &work);
+    let wrong = SftpUser::with_password(f.p.sftp_port(), "alice", WRONG_PASSWORD, &work);
+    let unknown = SftpUser::with_password(f.p.sftp_port(), "mallory", WRONG_PASSWORD, &work);
     let a = wrong.sftp_batch("ls /inbox\n");
     let b = unknown.sftp_batch("ls /inbox\n");
     assert_failure("sftp with a wrong password", &a);
@@ -502,9 +462,9 @@ fn wrong_password_and_unknown_user_get_the_same_answer() {
     assert_eq!(wrong["auth"], "failed", "{wrong}");
     assert_eq!(unknown_pw["auth"], "failed", "{unknown_pw}");
     assert_eq!(wrong["error"], unknown_pw["error"]);
-    let unknown_key = SftpUser::with_key(f.port(), "mallory", &f.key, &work).paramiko(json!([]));
+    let unknown_key = SftpUser::with_key(f.p.sftp_port(), "mallory", &f.key("alice"), &work).paramiko(json!([]));
     assert_eq!(unknown_key["auth"], "failed", "{unknown_key}");
-    let key_out = SftpUser::with_key(f.port(), "mallory", &f.key, &work).sftp_batch("ls\n");
+    let key_out = SftpUser::with_key(f.p.sftp_port(), "mallory", &f.key("alice"), &work).sftp_batch("ls\n");
     assert_failure("sftp with someone else's key", &key_out);
 
     // The real reasons are in the audit trail only.
@@ -519,26 +479,26 @@ fn wrong_password_and_unknown_user_get_the_same_answer() {
 
 #[test]
 fn a_locked_user_can_log_in_neither_with_key_nor_with_password() {
-    let f = Fixture::start();
+    let f = start();
     f.p.ok(&["user", "lock", "alice"]);
-    let out = f.key_user().sftp_batch("ls /inbox\n");
+    let out = f.sftp("alice").sftp_batch("ls /inbox\n");
     assert_failure("sftp with key while locked", &out);
-    let out = f.password_user().sftp_batch("ls /inbox\n");
+    let out = f.sftp_with_password("alice").sftp_batch("ls /inbox\n");
     assert_failure("sftp with password while locked", &out);
-    assert_eq!(f.password_user().paramiko(json!([]))["auth"], "failed");
-    assert_eq!(f.key_user().paramiko(json!([]))["auth"], "failed");
+    assert_eq!(f.sftp_with_password("alice").paramiko(json!([]))["auth"], "failed");
+    assert_eq!(f.sftp("alice").paramiko(json!([]))["auth"], "failed");
     wait_for_audit(&f.p, "locked", |r| r.action == "login" && r.outcome == "failed" && r.detail.contains("locked"));
 
     f.p.ok(&["user", "unlock", "alice"]);
-    let out = f.key_user().sftp_batch("ls /inbox\n");
+    let out = f.sftp("alice").sftp_batch("ls /inbox\n");
     assert_success("sftp after unlock", &out);
 }
 
 #[test]
 fn writes_outside_inbox_are_refused_and_outbox_is_readable() {
-    let f = Fixture::start();
-    std::fs::write(f.tenant_dir().join("outbox/result.csv"), "id,status\n1,ok\n").expect("plant outbox file");
-    let before = passerelle_tests::tree(&f.tenant_dir());
+    let f = start();
+    std::fs::write(f.outbox("acme").join("result.csv"), "id,status\n1,ok\n").expect("plant outbox file");
+    let before = passerelle_tests::tree(&f.tenant_root("acme"));
     let work = f.work("outside");
     let local = work.join("x.csv");
     std::fs::write(&local, "a,b\n").expect("local file");
@@ -558,7 +518,7 @@ fn writes_outside_inbox_are_refused_and_outbox_is_readable() {
         {"op": "get", "remote": "/outbox/result.csv", "local": got.display().to_string()},
         {"op": "listdir", "path": "/"},
     ]);
-    let r = results(&f.key_user().paramiko(ops));
+    let r = results(&f.sftp("alice").paramiko(ops));
     for (i, result) in r.iter().enumerate().take(10) {
         assert_eq!(result["ok"], false, "operation {i} should be refused: {result}");
     }
@@ -567,31 +527,31 @@ fn writes_outside_inbox_are_refused_and_outbox_is_readable() {
     let root = r[11]["value"].as_array().expect("names");
     assert!(root.contains(&json!("inbox")) && root.contains(&json!("outbox")), "{root:?}");
 
-    let out = f.key_user().sftp_batch(&format!("put {l} /outbox/y.csv\n"));
+    let out = f.sftp("alice").sftp_batch(&format!("put {l} /outbox/y.csv\n"));
     assert_failure("sftp put into /outbox", &out);
-    let out = f.key_user().sftp_batch(&format!("put {l} /y.csv\n"));
+    let out = f.sftp("alice").sftp_batch(&format!("put {l} /y.csv\n"));
     assert_failure("sftp put into /", &out);
 
-    assert_eq!(passerelle_tests::tree(&f.tenant_dir()), before, "the tenant tree changed");
-    assert_eq!(read(&f.tenant_dir().join("outbox/result.csv")), b"id,status\n1,ok\n");
+    assert_eq!(passerelle_tests::tree(&f.tenant_root("acme")), before, "the tenant tree changed");
+    assert_eq!(read(&f.outbox("acme").join("result.csv")), b"id,status\n1,ok\n");
 }
 
 #[test]
 fn a_fifty_mib_file_round_trips_with_the_same_sha256() {
-    let mut f = Fixture::start();
+    let mut f = start();
     let work = f.work("big");
     let upload = work.join("big.bin");
     let download = work.join("big-back.bin");
     random_file(&upload, 50 * 1024 * 1024);
     let started = std::time::Instant::now();
-    let out = f.key_user().sftp_batch(&format!(
+    let out = f.sftp("alice").sftp_batch(&format!(
         "put {} /inbox/big.bin.part\nget /inbox/big.bin.part {}\n",
         upload.display(),
         download.display()
     ));
     assert_success("50 MiB put + get (bounded to 60 s)", &out);
     let want = sha256sum(&upload);
-    assert_eq!(sha256sum(&f.inbox().join("big.bin.part")), want);
+    assert_eq!(sha256sum(&f.inbox("acme").join("big.bin.part")), want);
     assert_eq!(sha256sum(&download), want);
     let event = f.server.wait_for_upload_completed("/inbox/big.bin.part", Duration::from_secs(10));
     assert_eq!(field(&event, "sha256"), Some(want.as_str()));
@@ -605,15 +565,23 @@ fn rclone_lists_uploads_downloads_and_deletes_when_installed() {
         eprintln!("rclone is not installed: skipped");
         return;
     }
-    let f = Fixture::start();
+    let f = start();
     let work = f.work("rclone");
     let upload = work.join("up.bin");
     random_file(&upload, 100_000);
     let obscured = run_command(Command::new("rclone").args(["obscure", PASSWORD]), b"");
     assert_success("rclone obscure", &obscured);
     let remotes = [
-        format!(":sftp,host=127.0.0.1,port={},user=alice,key_file={},shell_type=none:", f.port(), f.key.display()),
-        format!(":sftp,host=127.0.0.1,port={},user=alice,pass={},shell_type=none:", f.port(), obscured.stdout.trim()),
+        format!(
+            ":sftp,host=127.0.0.1,port={},user=alice,key_file={},shell_type=none:",
+            f.p.sftp_port(),
+            f.key("alice").display()
+        ),
+        format!(
+            ":sftp,host=127.0.0.1,port={},user=alice,pass={},shell_type=none:",
+            f.p.sftp_port(),
+            obscured.stdout.trim()
+        ),
     ];
     for (i, remote) in remotes.iter().enumerate() {
         let rclone = |args: &[&str]| {
@@ -624,7 +592,7 @@ fn rclone_lists_uploads_downloads_and_deletes_when_installed() {
         let name = format!("rclone-{i}.bin.part");
         let out = rclone(&["copyto", &upload.display().to_string(), &format!("{remote}/inbox/{name}")]);
         assert_success("rclone copyto (upload)", &out);
-        assert_eq!(read(&f.inbox().join(&name)), read(&upload));
+        assert_eq!(read(&f.inbox("acme").join(&name)), read(&upload));
         let out = rclone(&["lsf", &format!("{remote}/inbox")]);
         assert_success("rclone lsf", &out);
         assert!(out.stdout.lines().any(|l| l == name), "{}", out.stdout);
@@ -636,24 +604,24 @@ fn rclone_lists_uploads_downloads_and_deletes_when_installed() {
         assert_success("rclone moveto (rename)", &out);
         let out = rclone(&["mkdir", &format!("{remote}/inbox/dir-{i}")]);
         assert_success("rclone mkdir", &out);
-        assert!(f.inbox().join(format!("dir-{i}")).is_dir());
+        assert!(f.inbox("acme").join(format!("dir-{i}")).is_dir());
         let out = rclone(&["rmdir", &format!("{remote}/inbox/dir-{i}")]);
         assert_success("rclone rmdir", &out);
         let out = rclone(&["deletefile", &format!("{remote}/inbox/moved-{name}")]);
         assert_success("rclone deletefile", &out);
-        assert!(!f.inbox().join(format!("moved-{name}")).exists());
-        assert!(!f.inbox().join(format!("dir-{i}")).exists());
+        assert!(!f.inbox("acme").join(format!("moved-{name}")).exists());
+        assert!(!f.inbox("acme").join(format!("dir-{i}")).exists());
     }
 }
 
 /// A second key for the same user works too (keys are looked up per login).
 #[test]
 fn a_second_registered_key_logs_in() {
-    let f = Fixture::start();
+    let f = start();
     std::fs::create_dir_all(f.p.scratch().join("second")).expect("dir");
     let public = passerelle_tests::ssh_keygen(&f.p.scratch().join("second"), "id_second", "ecdsa", None, "second");
     f.p.ok(&["key", "add", "alice", &public.display().to_string()]);
     let private = f.p.scratch().join("second/id_second");
-    let out = SftpUser::with_key(f.port(), "alice", &private, &f.work("second-user")).sftp_batch("ls /inbox\n");
+    let out = SftpUser::with_key(f.p.sftp_port(), "alice", &private, &f.work("second-user")).sftp_batch("ls /inbox\n");
     assert_success("sftp with a second (ECDSA) key", &out);
 }

@@ -19,7 +19,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use passerelle_tests::{Passerelle, Server, SftpUser, add_user_key, sftp_installation, tree};
+use passerelle_tests::{Fixture, Setup, SftpUser, tree};
 use serde_json::{Value, json};
 
 const ALICE_PASSWORD: &str = "Quartz-Lantern-Velvet-93";
@@ -48,10 +48,7 @@ const FOREIGN_NAMES: &[&str] = &[
 ];
 
 struct World {
-    server: Server,
-    p: Passerelle,
-    alice_key: PathBuf,
-    bob_key: PathBuf,
+    f: Fixture,
     /// A directory outside every tenant tree, with `secret.txt`.
     outside: tempfile::TempDir,
     /// Markers whose presence in anything alice reads is a leak.
@@ -69,22 +66,20 @@ struct World {
 impl World {
     fn start() -> Self {
         let tag = format!("{:016x}", rand::random::<u64>());
-        let (p, alice_key) = sftp_installation("acme", "alice", ALICE_PASSWORD);
-        p.tenant_with_user("globex", "bob", BOB_PASSWORD);
-        let bob_key = add_user_key(&p, "bob");
+        let setup = Setup::new().user("acme", "alice", ALICE_PASSWORD).user("globex", "bob", BOB_PASSWORD);
+        let layout = setup.p.layout();
         let outside = tempfile::Builder::new().prefix("passerelle-hostile-").tempdir_in("/tmp").expect("outside dir");
         let outside_secret = format!("OUTSIDE-SECRET-{tag}");
         std::fs::write(outside.path().join("secret.txt"), &outside_secret).expect("outside secret");
 
-        let tenants = p.data_dir().join("tenants");
         let globex_secret = format!("GLOBEX-SECRET-{tag}");
         // `.part` names: the import pipeline leaves them in the inboxes.
         let globex_file = format!("globex-only-{tag}.csv.part");
         let acme_file = format!("acme-own-{tag}.csv.part");
         let planted = vec![
-            (tenants.join("globex/inbox/secret.csv.part"), globex_secret.clone()),
-            (tenants.join("globex/inbox").join(&globex_file), globex_secret.clone()),
-            (tenants.join("acme/inbox").join(&acme_file), format!("ACME-DATA-{tag}")),
+            (layout.inbox("globex").join("secret.csv.part"), globex_secret.clone()),
+            (layout.inbox("globex").join(&globex_file), globex_secret.clone()),
+            (layout.inbox("acme").join(&acme_file), format!("ACME-DATA-{tag}")),
         ];
         let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
         for (path, content) in &planted {
@@ -94,7 +89,7 @@ impl World {
         }
 
         // Symlinks planted on disk (by someone with shell access, or a race) pointing outside.
-        let inbox = tenants.join("acme/inbox");
+        let inbox = layout.inbox("acme");
         let link = |target: &Path, name: &str| {
             std::os::unix::fs::symlink(target, inbox.join(name)).expect("plant symlink");
         };
@@ -104,12 +99,8 @@ impl World {
         link(Path::new("../.."), "up");
         link(Path::new("../../globex/inbox"), "to-globex");
 
-        let server = p.serve(&[]);
         Self {
-            server,
-            p,
-            alice_key,
-            bob_key,
+            f: setup.serve(),
             outside,
             markers: vec![outside_secret, globex_secret, "root:x:0:0".into()],
             write_marker: format!("HOSTILE-WRITE-{tag}"),
@@ -120,21 +111,11 @@ impl World {
     }
 
     fn alice(&self) -> SftpUser {
-        SftpUser::with_key(self.p.sftp_port(), "alice", &self.alice_key, &self.work("alice"))
+        self.f.sftp("alice")
     }
 
     fn bob(&self) -> SftpUser {
-        SftpUser::with_key(self.p.sftp_port(), "bob", &self.bob_key, &self.work("bob"))
-    }
-
-    fn work(&self, name: &str) -> PathBuf {
-        let dir = self.p.scratch().join(name);
-        std::fs::create_dir_all(&dir).expect("work dir");
-        dir
-    }
-
-    fn tenants(&self) -> PathBuf {
-        self.p.data_dir().join("tenants")
+        self.f.sftp("bob")
     }
 
     /// `outside` as a client would spell it through enough `..` to reach `/` of the host.
@@ -240,7 +221,7 @@ fn hostile_read_paths(world: &World) -> Vec<Value> {
 #[test]
 fn reads_lists_and_stats_never_leave_the_tenant_root() {
     let world = World::start();
-    let download = world.work("downloads").join("got");
+    let download = world.f.work("downloads").join("got");
     let mut ops = Vec::new();
     for path in hostile_read_paths(&world) {
         ops.push((json!({"op": "read", "remote": path}), Must::Fail));
@@ -278,7 +259,7 @@ fn reads_lists_and_stats_never_leave_the_tenant_root() {
             let path = result["value"].as_str().unwrap_or_default();
             assert!(path.starts_with('/') && !path.contains(".."), "realpath {op} → {path}");
             // Never the host path of the tree.
-            let host = world.p.data_dir().display().to_string();
+            let host = world.f.p.data_dir().display().to_string();
             assert!(!path.contains(&host) && !path.contains("passerelle-test"), "realpath {op} → {path}");
         }
     }
@@ -289,15 +270,10 @@ fn reads_lists_and_stats_never_leave_the_tenant_root() {
     assert_server_healthy(world);
 }
 
-/// Writes, mkdirs, renames and removes aimed outside acme's tree.
-#[test]
-fn writes_never_leave_the_tenant_root() {
-    let world = World::start();
-    let globex_before = snapshot(&world.tenants().join("globex"));
-    let local = world.work("writes").join("payload.txt");
-    std::fs::write(&local, &world.write_marker).expect("payload");
-    let l = local.display().to_string();
-    let etc_probe = format!("/etc/passerelle-hostile-{:08x}", rand::random::<u32>());
+/// Writes (of the local file `local` and of the write marker), mkdirs,
+/// renames, removals and links aimed outside acme's tree; `etc_probe` is a
+/// host path that must never come to exist.
+fn hostile_write_ops(world: &World, local: &str, etc_probe: &str) -> Vec<(Value, Must)> {
     let targets = vec![
         (json!("../w1"), Must::Fail),
         (json!("/../w2"), Must::Fail),
@@ -306,7 +282,7 @@ fn writes_never_leave_the_tenant_root() {
         (json!("/inbox/../../../w5"), Must::Fail),
         (json!(world.outside_via_dots("/inbox/") + "/w6"), Must::Fail),
         (json!(format!("{}/w7", world.outside.path().display())), Must::Fail),
-        (json!(etc_probe.clone()), Must::Fail),
+        (json!(etc_probe), Must::Fail),
         (json!("/../globex/inbox/w8"), Must::Fail),
         (json!("/../../tenants/globex/inbox/w9"), Must::Fail),
         (json!("/inbox/evil_out/w10"), Must::Fail),
@@ -323,7 +299,7 @@ fn writes_never_leave_the_tenant_root() {
     ];
     let mut ops = Vec::new();
     for (path, must) in &targets {
-        ops.push((json!({"op": "put", "local": l, "remote": path}), *must));
+        ops.push((json!({"op": "put", "local": local, "remote": path}), *must));
         ops.push((json!({"op": "write", "remote": path, "data": world.write_marker}), *must));
     }
     for dir in [
@@ -361,6 +337,19 @@ fn writes_never_leave_the_tenant_root() {
         ops.push((json!({"op": "symlink", "target": target, "path": path}), Must::Fail));
         ops.push((json!({"op": "hardlink", "from": "/inbox/secret", "to": path}), Must::Fail));
     }
+    ops
+}
+
+/// Writes, mkdirs, renames and removes aimed outside acme's tree.
+#[test]
+fn writes_never_leave_the_tenant_root() {
+    let world = World::start();
+    let globex_before = snapshot(&world.f.tenant_root("globex"));
+    let local = world.f.work("writes").join("payload.txt");
+    std::fs::write(&local, &world.write_marker).expect("payload");
+    let l = local.display().to_string();
+    let etc_probe = format!("/etc/passerelle-hostile-{:08x}", rand::random::<u32>());
+    let ops = hostile_write_ops(&world, &l, &etc_probe);
     let report = world.alice().paramiko(Value::Array(ops.iter().map(|(op, _)| op.clone()).collect()));
     assert_eq!(report["auth"], "ok", "{report}");
     let results = report["results"].as_array().expect("results");
@@ -373,8 +362,8 @@ fn writes_never_leave_the_tenant_root() {
     assert_eq!(tree(world.outside.path()), vec![PathBuf::from("secret.txt")], "the outside directory changed");
     assert_eq!(std::fs::read_to_string(world.outside.path().join("secret.txt")).expect("secret"), world.markers[0]);
     assert!(!Path::new(&etc_probe).exists(), "{etc_probe} was created on the host");
-    assert_eq!(snapshot(&world.tenants().join("globex")), globex_before, "globex's tree changed");
-    assert!(world.tenants().join("acme/inbox").join(&world.acme_file).exists(), "acme's file moved away");
+    assert_eq!(snapshot(&world.f.tenant_root("globex")), globex_before, "globex's tree changed");
+    assert!(world.f.inbox("acme").join(&world.acme_file).exists(), "acme's file moved away");
     assert_nothing_written_outside_acme(&world);
     assert_server_healthy(world);
 }
@@ -384,7 +373,7 @@ fn writes_never_leave_the_tenant_root() {
 #[test]
 fn openssh_sftp_cannot_climb_out_either() {
     let world = World::start();
-    let work = world.work("openssh");
+    let work = world.f.work("openssh");
     let payload = work.join("payload.txt");
     std::fs::write(&payload, &world.write_marker).expect("payload");
     let w = work.display();
@@ -509,8 +498,8 @@ fn snapshot(root: &Path) -> Vec<(PathBuf, String)> {
 /// create, exists outside acme's tree: in the data directory, the outside
 /// directory, or at the host locations a broken resolution would reach.
 fn assert_nothing_written_outside_acme(world: &World) {
-    let data = world.p.data_dir();
-    let acme = Path::new("tenants/acme");
+    let data = world.f.p.data_dir();
+    let acme = world.f.tenant_root("acme");
     let probe_names: Vec<String> = (1..=17)
         .map(|n| format!("w{n}"))
         .chain((1..=6).map(|n| format!("d{n}")))
@@ -519,7 +508,7 @@ fn assert_nothing_written_outside_acme(world: &World) {
     for rel in tree(&data) {
         let full = data.join(&rel);
         let name = rel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if rel.starts_with(acme) {
+        if full.starts_with(&acme) {
             continue;
         }
         assert!(!probe_names.contains(&name), "{} was created outside acme's tree", full.display());
@@ -545,8 +534,8 @@ fn assert_nothing_written_outside_acme(world: &World) {
         }
     }
     // Files alice could legitimately create inside acme's tree stay there.
-    for rel in tree(&data.join("tenants/acme")) {
-        let full = data.join("tenants/acme").join(&rel);
+    for rel in tree(&acme) {
+        let full = acme.join(&rel);
         assert!(
             !std::fs::symlink_metadata(&full).is_ok_and(|m| m.file_type().is_symlink())
                 || ["inbox/evil", "inbox/evil_out", "inbox/secret", "inbox/up", "inbox/to-globex"]
@@ -560,7 +549,7 @@ fn assert_nothing_written_outside_acme(world: &World) {
 /// The server is still running, did not panic, and still serves a login;
 /// the planted files are all still in place, unchanged.
 fn assert_server_healthy(mut world: World) {
-    assert!(world.server.is_running(), "the server died:\n{}", world.server.output());
+    assert!(world.f.server.is_running(), "the server died:\n{}", world.f.server.output());
     for (path, content) in &world.planted {
         let now = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("planted {}: {e}", path.display()));
         assert_eq!(&now, content, "planted {} changed", path.display());
@@ -569,6 +558,6 @@ fn assert_server_healthy(mut world: World) {
     assert_eq!(report["auth"], "ok", "no login after the hostile session: {report}");
     assert_eq!(report["results"][0]["ok"], true, "{report}");
     std::thread::sleep(Duration::from_millis(200));
-    let output = world.server.output();
+    let output = world.f.server.output();
     assert!(!output.contains("panicked"), "the server panicked:\n{output}");
 }

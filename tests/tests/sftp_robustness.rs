@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use passerelle_tests::{Passerelle, Server, SftpUser, random_file, sftp_installation, tree, wait_for, wait_for_audit};
+use passerelle_tests::{Fixture, Setup, SftpUser, random_file, tree, wait_for, wait_for_audit};
 use serde_json::json;
 
 const PASSWORD: &str = "Quartz-Lantern-Velvet-93";
@@ -25,96 +25,72 @@ const PASSWORD: &str = "Quartz-Lantern-Velvet-93";
 /// Prefix of the server's temporary upload files.
 const TEMP_PREFIX: &str = ".passerelle-upload-";
 
-struct Fixture {
-    server: Server,
-    p: Passerelle,
-    key: PathBuf,
+/// Tenant `acme`, user `alice` (key), and `env`.
+fn start_with(env: &[(&str, &str)]) -> Fixture {
+    Setup::new().user("acme", "alice", PASSWORD).envs(env).serve()
 }
 
-impl Fixture {
-    fn start_with(env: &[(&str, &str)]) -> Self {
-        let (mut p, key) = sftp_installation("acme", "alice", PASSWORD);
-        for (name, value) in env {
-            p.set_env(name, value);
-        }
-        let server = p.serve(&[]);
-        Self { server, p, key }
-    }
+/// Entries of the tenant tree that look like the server's temporary upload files.
+fn temp_files(f: &Fixture) -> Vec<PathBuf> {
+    tree(&f.tenant_root("acme"))
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(TEMP_PREFIX)))
+        .collect()
+}
 
-    fn user(&self) -> SftpUser {
-        let scratch = self.p.scratch().join("client");
-        std::fs::create_dir_all(&scratch).expect("scratch");
-        SftpUser::with_key(self.p.sftp_port(), "alice", &self.key, &scratch)
-    }
+/// After an interrupted upload of `path` (`/inbox/...`): no event, no
+/// file under its final name and no import job for it (the pipeline would
+/// have taken a file that appeared there), no temporary file, "aborted"
+/// in the audit trail, and a new client can log in and upload.
+fn assert_upload_discarded(f: &mut Fixture, path: &str) {
+    let final_name = f.tenant_root("acme").join(path.trim_start_matches('/'));
+    wait_for_audit(&f.p, "aborted upload", |r| r.action == "upload" && r.outcome == "aborted" && r.path == path);
+    // Give a wrongly finishing upload the time to show up.
+    std::thread::sleep(Duration::from_secs(2));
+    let completed: Vec<_> = f
+        .server
+        .json_events("upload completed")
+        .into_iter()
+        .filter(|e| passerelle_tests::field(e, "path") == Some(path))
+        .collect();
+    assert!(completed.is_empty(), "an interrupted upload was reported completed: {completed:?}");
+    assert!(!final_name.exists(), "{} exists after an interrupted upload", final_name.display());
+    let jobs = f.p.ok(&["import", "list", "--json"]);
+    let jobs: serde_json::Value = serde_json::from_str(&jobs).expect("import list JSON");
+    let inbox_path = path.trim_start_matches("/inbox/");
+    assert!(
+        !jobs.as_array().expect("jobs").iter().any(|j| j["path"] == inbox_path),
+        "the pipeline took an interrupted upload of {path}: {jobs:#}"
+    );
+    let left = wait_for(Duration::from_secs(10), || {
+        let temps = temp_files(f);
+        temps.is_empty().then_some(())
+    });
+    assert!(left.is_some(), "temporary upload files left behind: {:?}", temp_files(f));
+    assert!(
+        !passerelle_tests::audit_rows(&f.p).iter().any(|r| r.action == "upload" && r.outcome == "ok" && r.path == path),
+        "the audit trail has a successful upload of {path}"
+    );
+    assert_still_serving(f);
+}
 
-    fn tenant_dir(&self) -> PathBuf {
-        self.p.data_dir().join("tenants/acme")
-    }
-
-    /// Entries of the tenant tree that look like the server's temporary upload files.
-    fn temp_files(&self) -> Vec<PathBuf> {
-        tree(&self.tenant_dir())
-            .into_iter()
-            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(TEMP_PREFIX)))
-            .collect()
-    }
-
-    /// After an interrupted upload of `path` (`/inbox/...`): no event, no
-    /// file under its final name and no import job for it (the pipeline would
-    /// have taken a file that appeared there), no temporary file, "aborted"
-    /// in the audit trail, and a new client can log in and upload.
-    fn assert_upload_discarded(&mut self, path: &str) {
-        let final_name = self.tenant_dir().join(path.trim_start_matches('/'));
-        wait_for_audit(&self.p, "aborted upload", |r| r.action == "upload" && r.outcome == "aborted" && r.path == path);
-        // Give a wrongly finishing upload the time to show up.
-        std::thread::sleep(Duration::from_secs(2));
-        let completed: Vec<_> = self
-            .server
-            .json_events("upload completed")
-            .into_iter()
-            .filter(|e| passerelle_tests::field(e, "path") == Some(path))
-            .collect();
-        assert!(completed.is_empty(), "an interrupted upload was reported completed: {completed:?}");
-        assert!(!final_name.exists(), "{} exists after an interrupted upload", final_name.display());
-        let jobs = self.p.ok(&["import", "list", "--json"]);
-        let jobs: serde_json::Value = serde_json::from_str(&jobs).expect("import list JSON");
-        let inbox_path = path.trim_start_matches("/inbox/");
-        assert!(
-            !jobs.as_array().expect("jobs").iter().any(|j| j["path"] == inbox_path),
-            "the pipeline took an interrupted upload of {path}: {jobs:#}"
-        );
-        let left = wait_for(Duration::from_secs(10), || {
-            let temps = self.temp_files();
-            temps.is_empty().then_some(())
-        });
-        assert!(left.is_some(), "temporary upload files left behind: {:?}", self.temp_files());
-        assert!(
-            !passerelle_tests::audit_rows(&self.p)
-                .iter()
-                .any(|r| r.action == "upload" && r.outcome == "ok" && r.path == path),
-            "the audit trail has a successful upload of {path}"
-        );
-        self.assert_still_serving();
-    }
-
-    fn assert_still_serving(&mut self) {
-        assert!(self.server.is_running(), "the server died:\n{}", self.server.output());
-        let small = self.p.scratch().join("after.txt");
-        std::fs::write(&small, "still here\n").expect("small file");
-        let out = self.user().sftp_batch(&format!("put {} /inbox/after.txt\nls /inbox\n", small.display()));
-        assert!(out.success(), "no upload after the incident: {}\n{}", out.stdout, out.stderr);
-        self.server.wait_for_upload_completed("/inbox/after.txt", Duration::from_secs(10));
-        let output = self.server.output();
-        assert!(!output.contains("panicked"), "the server panicked:\n{output}");
-    }
+fn assert_still_serving(f: &mut Fixture) {
+    assert!(f.server.is_running(), "the server died:\n{}", f.server.output());
+    let small = f.p.scratch().join("after.txt");
+    std::fs::write(&small, "still here\n").expect("small file");
+    let out = f.sftp("alice").sftp_batch(&format!("put {} /inbox/after.txt\nls /inbox\n", small.display()));
+    assert!(out.success(), "no upload after the incident: {}\n{}", out.stdout, out.stderr);
+    f.server.wait_for_upload_completed("/inbox/after.txt", Duration::from_secs(10));
+    let output = f.server.output();
+    assert!(!output.contains("panicked"), "the server panicked:\n{output}");
 }
 
 #[test]
 fn killing_sftp_mid_upload_leaves_no_file_no_event_and_a_healthy_server() {
-    let mut f = Fixture::start_with(&[]);
+    let mut f = start_with(&[]);
     let local = f.p.scratch().join("big.bin");
     random_file(&local, 64 * 1024 * 1024);
-    let user = f.user();
+    let user = f.sftp("alice");
     let batch = f.p.scratch().join("batch");
     std::fs::write(&batch, format!("put {} /inbox/big.bin\n", local.display())).expect("batch");
     // 40 Mbit/s: the upload takes ~13 s, so it is surely running when killed.
@@ -129,11 +105,11 @@ fn killing_sftp_mid_upload_leaves_no_file_no_event_and_a_healthy_server() {
         .process_group(0);
     let mut sftp = command.spawn().expect("sftp");
     let started = Instant::now();
-    let final_name = f.tenant_dir().join("inbox/big.bin");
+    let final_name = f.inbox("acme").join("big.bin");
     let mut saw_temp = false;
     while started.elapsed() < Duration::from_millis(1500) {
         assert!(!final_name.exists(), "a file being written is visible under its final name");
-        saw_temp |= !f.temp_files().is_empty();
+        saw_temp |= !temp_files(&f).is_empty();
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(sftp.try_wait().expect("try_wait").is_none(), "the upload ended before the kill");
@@ -141,23 +117,24 @@ fn killing_sftp_mid_upload_leaves_no_file_no_event_and_a_healthy_server() {
     rustix::process::kill_process_group(pid, rustix::process::Signal::KILL).expect("kill sftp and ssh");
     let _ = sftp.wait();
     eprintln!("killed after {:?}; temporary file seen while uploading: {saw_temp}", started.elapsed());
-    f.assert_upload_discarded("/inbox/big.bin");
+    assert_upload_discarded(&mut f, "/inbox/big.bin");
 }
 
 #[test]
 fn cutting_the_connection_mid_upload_leaves_no_file_no_event_and_a_healthy_server() {
-    let mut f = Fixture::start_with(&[]);
+    let mut f = start_with(&[]);
     // paramiko writes 8 MiB without closing the file, then resets the TCP connection.
-    let report =
-        f.user().paramiko(json!([{"op": "write_then_cut", "remote": "/inbox/cut.bin", "bytes": 8 * 1024 * 1024}]));
+    let report = f
+        .sftp("alice")
+        .paramiko(json!([{"op": "write_then_cut", "remote": "/inbox/cut.bin", "bytes": 8 * 1024 * 1024}]));
     assert_eq!(report["auth"], "ok", "{report}");
     assert_eq!(report["results"][0]["ok"], true, "{report}");
-    f.assert_upload_discarded("/inbox/cut.bin");
+    assert_upload_discarded(&mut f, "/inbox/cut.bin");
 }
 
 #[test]
 fn too_many_failed_logins_close_the_connection() {
-    let f = Fixture::start_with(&[]);
+    let f = start_with(&[]);
     let scratch = f.p.scratch();
     // OpenSSH's ssh, offering a wrong password up to 10 times on one connection;
     // the askpass script counts how often it was asked.
@@ -225,7 +202,7 @@ fn connect(port: u16) -> TcpStream {
 
 #[test]
 fn a_silent_client_is_disconnected_after_the_login_grace_time() {
-    let mut f = Fixture::start_with(&[("PASSERELLE_LIMITS_LOGIN_GRACE_TIME", "2s")]);
+    let mut f = start_with(&[("PASSERELLE_LIMITS_LOGIN_GRACE_TIME", "2s")]);
     let port = f.p.sftp_port();
     let silent = std::thread::spawn(move || {
         let started = Instant::now();
@@ -244,15 +221,14 @@ fn a_silent_client_is_disconnected_after_the_login_grace_time() {
         assert!(after >= Duration::from_millis(1500), "{what}: closed after {after:?}, before the grace time");
         assert!(after <= Duration::from_secs(5), "{what}: closed only after {after:?}");
     }
-    f.assert_still_serving();
+    assert_still_serving(&mut f);
 }
 
 #[test]
 fn garbage_instead_of_ssh_does_not_hurt_the_server() {
     // The defender would (rightly) ban 127.0.0.1 for this garbage and then
     // refuse the check that the server still serves; tests/defence.rs covers it.
-    let mut f =
-        Fixture::start_with(&[("PASSERELLE_LIMITS_LOGIN_GRACE_TIME", "3s"), ("PASSERELLE_DEFENDER_ENABLED", "false")]);
+    let mut f = start_with(&[("PASSERELLE_LIMITS_LOGIN_GRACE_TIME", "3s"), ("PASSERELLE_DEFENDER_ENABLED", "false")]);
     let port = f.p.sftp_port();
     let mut random = vec![0u8; 64 * 1024];
     std::fs::File::open("/dev/urandom").expect("urandom").read_exact(&mut random).expect("random");
@@ -290,5 +266,5 @@ fn garbage_instead_of_ssh_does_not_hurt_the_server() {
         let (what, closed) = handle.join().expect("thread");
         assert!(closed.is_some(), "{what}: the server kept the connection open for 10 s");
     }
-    f.assert_still_serving();
+    assert_still_serving(&mut f);
 }

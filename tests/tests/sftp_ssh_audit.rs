@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use passerelle_tests::{Passerelle, bounded, free_port, run_command, venv_tool};
+use passerelle_tests::{Setup, bounded, run_command, venv_tool};
 
 #[test]
 fn ssh_audit_reports_no_failure_on_the_default_configuration() {
@@ -19,15 +19,10 @@ fn ssh_audit_reports_no_failure_with_libssh2_compat_on() {
 }
 
 fn audit_with(env: &[(&str, &str)]) {
-    let mut p = Passerelle::new();
-    for (name, value) in env {
-        p.set_env(name, value);
-    }
-    p.set_env("PASSERELLE_ADMIN_LISTEN", &format!("127.0.0.1:{}", free_port()));
-    let mut server = p.serve(&[]);
+    let mut f = Setup::new().envs(env).serve();
     let program = venv_tool("ssh-audit", "ssh-audit");
     let mut command = bounded(&program, 60);
-    command.env("NO_COLOR", "1").args(["-n", "-t", "10", "-p", &p.sftp_port().to_string(), "127.0.0.1"]);
+    command.env("NO_COLOR", "1").args(["-n", "-t", "10", "-p", &f.p.sftp_port().to_string(), "127.0.0.1"]);
     let out = run_command(&mut command, b"");
     let report = format!("ssh-audit exit {}:\n{}\n{}", out.code, out.stdout, out.stderr);
     assert!(out.code != 124 && out.code != 137, "ssh-audit timed out:\n{report}");
@@ -42,5 +37,5 @@ fn audit_with(env: &[(&str, &str)]) {
     // Warnings are allowed by the issue, but shown.
     eprintln!("{report}");
     std::thread::sleep(Duration::from_millis(100));
-    assert!(!server.output().contains("panicked"), "the server panicked:\n{}", server.output());
+    assert!(!f.server.output().contains("panicked"), "the server panicked:\n{}", f.server.output());
 }

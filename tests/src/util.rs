@@ -1,0 +1,71 @@
+//! Small helpers: ports, files, trees and polling.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A loopback TCP port that was free a moment ago. The kernel hands out
+/// ephemeral ports in sequence, so parallel tests do not collide in practice.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local_addr").port()
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or `None` after `timeout`.
+pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Writes `size` random bytes to `path`.
+pub fn random_file(path: &Path, size: u64) {
+    use std::io::Read as _;
+    let mut source = std::fs::File::open("/dev/urandom").expect("/dev/urandom").take(size);
+    let mut file = std::fs::File::create(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let copied = std::io::copy(&mut source, &mut file).expect("copy random bytes");
+    assert_eq!(copied, size);
+}
+
+/// The permission bits (`0o777` part) of a file or directory.
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).mode() & 0o777
+}
+
+/// The names in directory `dir` (not below it), sorted.
+pub fn entry_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Every entry under `root` (files, directories and symlinks, which are not
+/// followed), as paths relative to `root`, sorted.
+pub fn tree(root: &Path) -> Vec<PathBuf> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.map_while(Result::ok) {
+            let path = entry.path();
+            out.push(path.strip_prefix(root).expect("under root").to_path_buf());
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                walk(root, &path, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
