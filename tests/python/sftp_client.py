@@ -22,7 +22,8 @@ Report:
 Operations: put, get, read, write, listdir, stat, lstat, rename,
 posix_rename, remove, mkdir, rmdir, symlink, hardlink, readlink, realpath,
 chmod, statvfs, write_then_cut (writes `bytes` bytes to `remote` and then
-resets the TCP connection without closing the file; the script ends there).
+resets the TCP connection without closing the file; the script ends there),
+read_then_cut (the same after reading `bytes` bytes of `remote`).
 """
 
 import hashlib
@@ -134,6 +135,14 @@ def run_op(sftp, transport, op):
             f.write(chunk[:n])
             left -= n
         f.flush()
+        cut_connection(transport)
+        return None
+    if kind == "read_then_cut":
+        # Not pipelined either: the server has sent these bytes before the cut.
+        f = sftp.open(path_arg(op["remote"]), "rb")
+        left = op["bytes"]
+        while left > 0:
+            left -= len(f.read(min(left, 32768)))
         cut_connection(transport)
         return None
     raise ValueError("unknown op " + kind)
@@ -257,7 +266,7 @@ def main():
             entry["error"] = type(e).__name__ + ": " + str(e)
             entry["trace"] = traceback.format_exc(limit=3)
         report["results"].append(entry)
-        if op["op"] == "write_then_cut":
+        if op["op"] in ("write_then_cut", "read_then_cut"):
             print(json.dumps(report), flush=True)
             os._exit(0)
         if not transport.is_active():

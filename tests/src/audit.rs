@@ -12,6 +12,8 @@ const AUDIT_DELAY: Duration = Duration::from_secs(10);
 /// One row of the audit trail.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditRow {
+    /// `sftp`, `ftps`, `cli`, ...
+    pub protocol: String,
     /// `login`, `upload`, `download`, `rename`, ...
     pub action: String,
     /// `ok`, `failed`, `aborted`, ...
@@ -28,7 +30,7 @@ pub struct AuditRow {
 pub fn audit_rows(p: &Passerelle) -> Vec<AuditRow> {
     let out = sqlite3(
         &p.layout().catalog_db(),
-        "SELECT json_object('action', action, 'outcome', outcome, 'path', coalesce(path, ''), \
+        "SELECT json_object('protocol', protocol, 'action', action, 'outcome', outcome, 'path', coalesce(path, ''), \
          'bytes', bytes, 'detail', coalesce(detail, '')) FROM audit_events ORDER BY id",
     );
     out.lines()
@@ -36,6 +38,7 @@ pub fn audit_rows(p: &Passerelle) -> Vec<AuditRow> {
         .map(|line| {
             let v: serde_json::Value = serde_json::from_str(line).expect("audit row as JSON");
             AuditRow {
+                protocol: v["protocol"].as_str().unwrap_or_default().to_owned(),
                 action: v["action"].as_str().unwrap_or_default().to_owned(),
                 outcome: v["outcome"].as_str().unwrap_or_default().to_owned(),
                 path: v["path"].as_str().unwrap_or_default().to_owned(),
