@@ -1,5 +1,6 @@
 //! The passerelle catalog: the one place that knows tenants, users, SSH
-//! public keys, password hashes, locks, bans, import jobs and the audit trail.
+//! public keys, password hashes, locks, bans, import jobs and the audit trail,
+//! and the change marker through which admin changes reach live sessions.
 //!
 //! ```text
 //!  admin CLI ──┐                        ┌── SQLite  <data_dir>/catalog.db (WAL)
@@ -18,15 +19,18 @@
 //! Non-features: no SQL text is ever assembled from input; password hashes
 //! and tenant database credentials never leave through list/show types.
 
+mod access;
 mod audit;
 mod bans;
 mod error;
 mod jobs;
 mod names;
+mod retention;
 mod store;
 mod tenants;
 mod users;
 
+pub use access::Access;
 pub use audit::{AuditEvent, AuditFilter};
 pub use bans::Ban;
 pub use error::{CatalogError, NameError};

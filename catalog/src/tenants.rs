@@ -5,6 +5,7 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::access::bump_revision;
 use crate::error::CatalogError;
 use crate::names::TenantName;
 use crate::store::{Catalog, now_ms};
@@ -90,6 +91,7 @@ impl Catalog {
                 .execute(&mut *tx)
                 .await?;
         }
+        bump_revision(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -135,10 +137,13 @@ impl Catalog {
 
     /// Deletes the tenant with its users and keys (audit events are kept).
     pub async fn remove_tenant(&self, name: &TenantName) -> Result<(), CatalogError> {
-        let done = sqlx::query("DELETE FROM tenants WHERE name = $1").bind(name.as_str()).execute(&self.pool).await?;
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("DELETE FROM tenants WHERE name = $1").bind(name.as_str()).execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
             return Err(CatalogError::NotFound(format!("tenant {name}")));
         }
+        bump_revision(&mut tx).await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -5,6 +5,7 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::access::bump_revision;
 use crate::error::CatalogError;
 use crate::names::{Login, TenantName};
 use crate::store::{Catalog, now_ms};
@@ -146,6 +147,7 @@ impl Catalog {
                 .execute(&mut *tx)
                 .await?;
         }
+        bump_revision(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -174,12 +176,12 @@ impl Catalog {
 
     /// Removes a user and their keys.
     pub async fn remove_user(&self, login: &Login) -> Result<(), CatalogError> {
-        self.update_user(login, sqlx::query("DELETE FROM users WHERE login = $1").bind(login.as_str())).await
+        self.withdraw(login, sqlx::query("DELETE FROM users WHERE login = $1").bind(login.as_str())).await
     }
 
     /// Replaces the user's password hash.
     pub async fn set_password_hash(&self, login: &Login, hash: &str) -> Result<(), CatalogError> {
-        self.update_user(
+        self.withdraw(
             login,
             sqlx::query("UPDATE users SET password_hash = $2 WHERE login = $1").bind(login.as_str()).bind(hash),
         )
@@ -199,7 +201,7 @@ impl Catalog {
     /// Locks (`true`) or unlocks (`false`) the user. Unlocking also lifts a
     /// temporary lock from failed logins.
     pub async fn set_admin_lock(&self, login: &Login, locked: bool) -> Result<(), CatalogError> {
-        self.update_user(
+        self.withdraw(
             login,
             sqlx::query("UPDATE users SET admin_locked = $2, locked_until = NULL WHERE login = $1")
                 .bind(login.as_str())
@@ -248,14 +250,17 @@ impl Catalog {
 
     /// Removes one key of a user, by fingerprint.
     pub async fn remove_key(&self, login: &Login, fingerprint: &str) -> Result<(), CatalogError> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query("DELETE FROM ssh_keys WHERE login = $1 AND fingerprint = $2")
             .bind(login.as_str())
             .bind(fingerprint)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(CatalogError::NotFound(format!("key {fingerprint} of {login}")));
         }
+        bump_revision(&mut tx).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -267,6 +272,22 @@ impl Catalog {
         if query.execute(&self.pool).await?.rows_affected() == 0 {
             return Err(CatalogError::NotFound(format!("login {login}")));
         }
+        Ok(())
+    }
+
+    /// Runs a change of `login` that may withdraw its right to stay logged
+    /// in, with the change marker, in one transaction.
+    async fn withdraw(
+        &self,
+        login: &Login,
+        query: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> Result<(), CatalogError> {
+        let mut tx = self.pool.begin().await?;
+        if query.execute(&mut *tx).await?.rows_affected() == 0 {
+            return Err(CatalogError::NotFound(format!("login {login}")));
+        }
+        bump_revision(&mut tx).await?;
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -46,7 +46,7 @@ mod validate;
 pub use crate::error::ConfigError;
 pub use crate::load::Sources;
 pub use crate::model::{
-    AccountLockConfig, AdminConfig, ArchiveConfig, CatalogConfig, Config, DefenderConfig, FtpsConfig, LimitsConfig,
+    AccountLockConfig, AdminConfig, ArchiveConfig, AuditConfig, CatalogConfig, Config, DefenderConfig, FtpsConfig, LimitsConfig,
     LogConfig, LogFormat, MaxStartups, ProxyProtocolConfig, SftpConfig, TenantDbBackend, TenantDbConfig, TlsVersion,
     UploadsConfig,
 };

@@ -29,6 +29,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Retention of encrypted archives of imported files.
     pub archive: ArchiveConfig,
+    /// Retention of the audit trail and of finished import jobs.
+    pub audit: AuditConfig,
     /// Logging.
     pub log: LogConfig,
     /// Limits that protect the front-ends from abuse.
@@ -186,6 +188,13 @@ pub struct ArchiveConfig {
     pub retention_days: u32,
 }
 
+/// `[audit]`: retention of the audit trail and of finished import jobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// Days audit events and finished import jobs are kept, 1 to 36500.
+    pub retention_days: u32,
+}
+
 /// `[log]`: logging.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
@@ -259,6 +268,9 @@ pub struct DefenderConfig {
     pub score_wrong_password: u32,
     /// Score of a connection or session refused by a limit.
     pub score_limit_exceeded: u32,
+    /// Score of a connection turned away at connect by `limits.max_startups`
+    /// or `limits.max_connections`.
+    pub score_refused_connection: u32,
     /// Score of a protocol violation before login.
     pub score_protocol_abuse: u32,
     /// Scores older than this are forgotten (over zero).

@@ -17,6 +17,7 @@ pub(crate) struct Raw {
     pub(crate) tenant_db: RawTenantDb,
     pub(crate) admin: RawAdmin,
     pub(crate) archive: RawArchive,
+    pub(crate) audit: RawAudit,
     pub(crate) log: RawLog,
     pub(crate) limits: RawLimits,
     pub(crate) uploads: RawUploads,
@@ -33,6 +34,7 @@ pub(crate) struct RawDefender {
     pub(crate) score_invalid_user: u32,
     pub(crate) score_wrong_password: u32,
     pub(crate) score_limit_exceeded: u32,
+    pub(crate) score_refused_connection: u32,
     pub(crate) score_protocol_abuse: u32,
     pub(crate) observation_time: String,
     pub(crate) ban_time: String,
@@ -103,6 +105,12 @@ pub(crate) struct RawAdmin {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawArchive {
+    pub(crate) retention_days: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAudit {
     pub(crate) retention_days: u32,
 }
 

@@ -123,6 +123,11 @@ pub(crate) const SECTIONS: &[(&str, &str)] = &[
     ("tenant_db", "Tenant databases: each tenant gets its own database and database account."),
     ("admin", "Admin HTTP endpoint: GET /healthz and GET /metrics (Prometheus)."),
     ("archive", "Encrypted archives of imported files."),
+    (
+        "audit",
+        "Retention of the audit trail and of finished import jobs in the catalog. The server deletes what is \
+         older, in small batches (at start and hourly) that never hold up transfers.",
+    ),
     ("log", "Logging."),
     ("limits", "Limits protecting the SFTP and FTPS front-ends."),
     (
@@ -325,6 +330,17 @@ pub(crate) const KEYS: &[KeyDef] = &[
         effective: |c| integer(c.archive.retention_days),
     },
     KeyDef {
+        section: "audit",
+        name: "retention_days",
+        kind: Kind::Integer,
+        default: Default::Value("400"),
+        secret: false,
+        doc: "Days audit events, and import jobs after their verdict (imported, rejected, duplicate), are \
+              kept, 1 to 36500; jobs still under way or waiting are never deleted. The default keeps a year \
+              of traceability with a margin.",
+        effective: |c| integer(c.audit.retention_days),
+    },
+    KeyDef {
         section: "log",
         name: "format",
         kind: Kind::Choice(&["text", "json"]),
@@ -458,6 +474,17 @@ pub(crate) const KEYS: &[KeyDef] = &[
         doc: "Score of a connection refused by limits.max_connections_per_ip or a login refused by \
               limits.max_sessions_per_user.",
         effective: |c| integer(c.defender.score_limit_exceeded),
+    },
+    KeyDef {
+        section: "defender",
+        name: "score_refused_connection",
+        kind: Kind::Integer,
+        default: Default::Value("1"),
+        secret: false,
+        doc: "Score of a connection turned away at connect by limits.max_startups or limits.max_connections \
+              (limits.max_connections_per_ip scores defender.score_limit_exceeded). Repeated refusals from one \
+              address are written to the audit trail and the log once, then counted in one summary per minute.",
+        effective: |c| integer(c.defender.score_refused_connection),
     },
     KeyDef {
         section: "defender",

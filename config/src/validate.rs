@@ -8,12 +8,12 @@ use std::time::Duration;
 use crate::duration;
 use crate::error::ConfigError;
 use crate::model::{
-    AccountLockConfig, AdminConfig, ArchiveConfig, CatalogConfig, Config, DefenderConfig, FtpsConfig, LimitsConfig,
+    AccountLockConfig, AdminConfig, ArchiveConfig, AuditConfig, CatalogConfig, Config, DefenderConfig, FtpsConfig, LimitsConfig,
     LogConfig, LogFormat, MaxStartups, ProxyProtocolConfig, SftpConfig, TenantDbBackend, TenantDbConfig, TlsVersion,
     UploadsConfig, is_postgres_url, scheme,
 };
 use crate::raw::{
-    Raw, RawAccountLock, RawArchive, RawCatalog, RawDefender, RawFtps, RawLimits, RawLog, RawProxyProtocol, RawTenantDb,
+    Raw, RawAccountLock, RawArchive, RawAudit, RawCatalog, RawDefender, RawFtps, RawLimits, RawLog, RawProxyProtocol, RawTenantDb,
 };
 use crate::schema::{self, Default};
 
@@ -33,6 +33,7 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
     let proxy_protocol = proxy_protocol(raw.proxy_protocol)?;
     let ftps = ftps(raw.ftps, &data_dir)?;
     let archive = archive(raw.archive)?;
+    let audit = audit(raw.audit)?;
     let limits = limits(raw.limits, login_grace_time)?;
     Ok(Config {
         sftp: SftpConfig { listen: raw.sftp.listen, libssh2_compat: raw.sftp.libssh2_compat },
@@ -41,6 +42,7 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
         tenant_db,
         admin: AdminConfig { listen: raw.admin.listen },
         archive,
+        audit,
         log,
         limits,
         uploads: UploadsConfig { fsync: raw.uploads.fsync },
@@ -167,6 +169,11 @@ fn defender(defender: RawDefender) -> Result<DefenderConfig, ConfigError> {
         score_invalid_user: in_range("defender.score_invalid_user", defender.score_invalid_user, 0..=1000)?,
         score_wrong_password: in_range("defender.score_wrong_password", defender.score_wrong_password, 0..=1000)?,
         score_limit_exceeded: in_range("defender.score_limit_exceeded", defender.score_limit_exceeded, 0..=1000)?,
+        score_refused_connection: in_range(
+            "defender.score_refused_connection",
+            defender.score_refused_connection,
+            0..=1000,
+        )?,
         score_protocol_abuse: in_range("defender.score_protocol_abuse", defender.score_protocol_abuse, 0..=1000)?,
         observation_time: parse_duration("defender.observation_time", &defender.observation_time)?,
         ban_time,
@@ -208,6 +215,10 @@ fn ftps(ftps: RawFtps, data_dir: &Path) -> Result<FtpsConfig, ConfigError> {
 /// `[archive]`.
 fn archive(archive: RawArchive) -> Result<ArchiveConfig, ConfigError> {
     Ok(ArchiveConfig { retention_days: in_range("archive.retention_days", archive.retention_days, 1..=3650)? })
+}
+
+fn audit(audit: RawAudit) -> Result<AuditConfig, ConfigError> {
+    Ok(AuditConfig { retention_days: in_range("audit.retention_days", audit.retention_days, 1..=36500)? })
 }
 
 /// The `<data_dir>` template of a key whose default depends on `data_dir`.

@@ -15,6 +15,11 @@ use passerelle_keys::AuthorizedKey;
 use crate::data_dir::DataDir;
 use crate::error::{CliError, usage};
 
+/// How long `tenant remove` lets running servers end the tenant's live
+/// sessions before it takes the tree apart: they check the catalog every
+/// second.
+const SESSIONS_END: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// An opened configuration, data directory and catalog, acting for one administrator.
 pub(crate) struct Admin {
     pub(crate) config: Config,
@@ -76,9 +81,15 @@ impl Admin {
         if self.catalog.tenant(name).await?.is_none() {
             return Err(usage(format!("tenant {name} not found")));
         }
-        // Lock users out first, so nobody writes while the tenant is taken apart.
-        for user in self.catalog.users(Some(name)).await? {
+        // Lock users out first, so nobody writes while the tenant is taken
+        // apart, and let every node end their live sessions (saying why).
+        self.catalog.mark_tenant_removing(name).await?;
+        let users = self.catalog.users(Some(name)).await?;
+        for user in &users {
             self.catalog.set_admin_lock(&Login::parse(&user.login)?, true).await?;
+        }
+        if !users.is_empty() {
+            tokio::time::sleep(SESSIONS_END).await;
         }
         let database = self.catalog.tenant_database(name).await?;
         self.provisioner.destroy(&database).await.with_context(|| format!("tenant {name}"))?;

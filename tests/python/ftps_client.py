@@ -29,6 +29,10 @@ Operations (paths are strings, or {"hex": "..."} for raw bytes, sent as is):
                                 data ports: first a full handshake on one (its session is kept), then
                                 a resumption of that session on the next, during RETR P
                                 -> value: {"codes": [first, second], "stolen": bytes it received}
+    {"op": "wait_reply", "ready_file": F, "timeout": 10}  creates the local file F, then waits,
+                                idle, for a reply the server sends unasked (421 when it ends the
+                                session) -> value: {"closed_at": Unix time in seconds} or
+                                {"silent": true} when nothing came within the timeout
 
 Report:
     {"greeting": "...", "auth": "ok" | "failed" | "error", "error": "...",
@@ -41,6 +45,7 @@ import socket
 import ssl
 import struct
 import sys
+import time
 import traceback
 
 
@@ -284,6 +289,16 @@ def run_op(client, op):
         code, final = client.reply()
         lines = [l for l in content.decode("utf-8", "replace").split("\r\n") if l]
         return {"ok": code == 226, "code": code, "reply": text + "\n" + final, "value": lines}
+    if kind == "wait_reply":
+        with open(op["ready_file"], "w") as ready:
+            ready.write("connected\n")
+        client.sock.settimeout(op.get("timeout", 10))
+        try:
+            code, text = client.reply()
+        except (socket.timeout, TimeoutError):
+            client.sock.settimeout(client.timeout)
+            return {"ok": True, "code": 0, "reply": "", "value": {"silent": True}}
+        return {"ok": code < 400, "code": code, "reply": text, "value": {"closed_at": time.time()}}
     raise ValueError(f"unknown op {kind}")
 
 

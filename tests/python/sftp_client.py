@@ -23,7 +23,11 @@ Operations: put, get, read, write, listdir, stat, lstat, rename,
 posix_rename, remove, mkdir, rmdir, symlink, hardlink, readlink, realpath,
 chmod, statvfs, write_then_cut (writes `bytes` bytes to `remote` and then
 resets the TCP connection without closing the file; the script ends there),
-read_then_cut (the same after reading `bytes` bytes of `remote`).
+read_then_cut (the same after reading `bytes` bytes of `remote`),
+wait_closed (creates the local file `ready_file` once the SFTP session is up,
+then stays connected and idle until the server ends the connection or
+`timeout` seconds pass; value: {"closed": bool, "closed_at": Unix time in
+seconds, when closed}).
 """
 
 import hashlib
@@ -32,6 +36,7 @@ import os
 import socket
 import struct
 import sys
+import time
 import traceback
 
 import paramiko
@@ -145,6 +150,15 @@ def run_op(sftp, transport, op):
             left -= len(f.read(min(left, 32768)))
         cut_connection(transport)
         return None
+    if kind == "wait_closed":
+        with open(op["ready_file"], "w") as ready:
+            ready.write("connected\n")
+        deadline = time.monotonic() + op.get("timeout", 10)
+        while transport.is_active() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if transport.is_active():
+            return {"closed": False}
+        return {"closed": True, "closed_at": time.time()}
     raise ValueError("unknown op " + kind)
 
 

@@ -11,6 +11,8 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
 use super::Protocol;
+use super::grants::Grant;
+use super::refusals::Summary;
 use super::metrics::Metrics;
 
 /// Most events written in one transaction.
@@ -135,6 +137,36 @@ impl Auditor {
             protocol: protocol.as_str().into(),
             action: "connect".into(),
             outcome: "refused".into(),
+            detail: Some(reason.to_owned()),
+            ..AuditEvent::default()
+        });
+    }
+
+    /// Repeated refusals of a source, counted over a window (see `refusals`).
+    pub(super) fn refusals(&self, summary: &Summary) {
+        self.record(AuditEvent {
+            actor: "-".into(),
+            ip: summary.ip.map(|ip| ip.to_string()),
+            protocol: summary.protocol.map_or("-", Protocol::as_str).into(),
+            action: "connect".into(),
+            outcome: "refused".into(),
+            detail: Some(summary.text.clone()),
+            ..AuditEvent::default()
+        });
+    }
+
+    /// A live session ended by an administrator's change (its logout
+    /// follows when the front-end has closed it).
+    pub(super) fn session_ended(&self, grant: &Grant, reason: &str, lasted: Duration) {
+        self.record(AuditEvent {
+            actor: grant.login.to_string(),
+            tenant: Some(grant.tenant.to_string()),
+            login: Some(grant.login.to_string()),
+            ip: Some(grant.peer.ip().to_string()),
+            protocol: grant.protocol.as_str().into(),
+            action: "session-ended".into(),
+            outcome: "ended".into(),
+            duration_ms: Some(i64::try_from(lasted.as_millis()).unwrap_or(i64::MAX)),
             detail: Some(reason.to_owned()),
             ..AuditEvent::default()
         });

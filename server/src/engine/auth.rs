@@ -14,6 +14,7 @@ use passerelle_keys::AuthorizedKey;
 use russh::keys::PublicKey;
 
 use super::fs::TenantFs;
+use super::grants::{Credential, Grant};
 use super::session::Session;
 use super::{Engine, Offence, Protocol, Tripwire};
 
@@ -85,14 +86,20 @@ impl LoginAttempts {
             Credentials::Password(_) => "password".to_owned(),
             Credentials::PublicKey(key) => format!("publickey {}", key.fingerprint(Default::default())),
         };
+        // Read before the checks: a change committed during them moves it
+        // past this, and the session is checked again (see `grants`).
+        let revision = engine.inner.catalog.revision().await.unwrap_or(i64::MIN);
         match engine.check(login, credentials, peer).await {
-            Ok((tenant, login)) => match engine.open_session(tenant.clone(), login.clone(), peer, protocol) {
-                Ok(session) => {
-                    engine.inner.audit.login(peer, protocol, Some(&tenant), login.as_str(), "ok", &method);
-                    Ok(session)
+            Ok((tenant, login, credential)) => {
+                let grant = Grant { tenant: tenant.clone(), login: login.clone(), peer, protocol, credential, revision };
+                match engine.open_session(grant) {
+                    Ok(session) => {
+                        engine.inner.audit.login(peer, protocol, Some(&tenant), login.as_str(), "ok", &method);
+                        Ok(session)
+                    }
+                    Err(reason) => self.fail(Some(&tenant), login.as_str(), reason, &method, started).await,
                 }
-                Err(reason) => self.fail(Some(&tenant), login.as_str(), reason, &method, started).await,
-            },
+            }
             Err((tenant, reason)) => self.fail(tenant.as_ref(), login, reason, &method, started).await,
         }
     }
@@ -170,13 +177,14 @@ impl Engine {
         self.authorized_keys(&login).await.iter().any(|k| k.matches(key))
     }
 
-    /// The checks proper. Returns the tenant and login, or why not.
+    /// The checks proper. Returns the tenant, the login and what it
+    /// authenticated with, or why not.
     async fn check(
         &self,
         raw_login: &str,
         credentials: Credentials<'_>,
         peer: SocketAddr,
-    ) -> Result<(TenantName, Login), (Option<TenantName>, Reason)> {
+    ) -> Result<(TenantName, Login, Credential), (Option<TenantName>, Reason)> {
         let catalog = &self.inner.catalog;
         let user = match Login::parse(raw_login) {
             Ok(login) => catalog.user(&login).await.ok().flatten().map(|user| (login, user)),
@@ -190,45 +198,44 @@ impl Engine {
         };
         let tenant = TenantName::parse(&user.tenant).map_err(|_| (None, Reason::TenantUnavailable))?;
         let fail = |reason| (Some(tenant.clone()), reason);
-        let credentials_ok = match credentials {
+        let credential = match credentials {
             Credentials::Password(password) => {
                 let hash = catalog.password_hash(&login).await.ok().flatten();
-                verify(hash, password.to_owned()).await
+                let stamp = hash.as_deref().map(Credential::password);
+                if verify(hash, password.to_owned()).await { stamp } else { None }
             }
-            Credentials::PublicKey(key) => self.authorized_keys(&login).await.iter().any(|k| k.matches(key)),
+            Credentials::PublicKey(key) => {
+                self.authorized_keys(&login).await.iter().find(|k| k.matches(key)).map(|k| Credential::Key(k.fingerprint()))
+            }
         };
         if user.lock_state(passerelle_catalog::now_ms()) != LockState::Unlocked {
             return Err(fail(Reason::Locked));
         }
-        if !credentials_ok {
+        let Some(credential) = credential else {
             return Err(fail(match credentials {
                 Credentials::Password(_) => Reason::WrongPassword,
                 Credentials::PublicKey(_) => Reason::UnknownKey,
             }));
-        }
+        };
         let allowed = match catalog.tenant(&tenant).await {
             Ok(Some(t)) => t.allowed_ips,
             _ => return Err(fail(Reason::TenantUnavailable)),
         };
-        let admits = |allowed: &[String]| allowed.is_empty() || allowed.iter().any(|net| net_contains(net, peer));
-        if !admits(&allowed) || !admits(&user.allowed_ips) {
+        if !admits(&allowed, peer) || !admits(&user.allowed_ips, peer) {
             return Err(fail(Reason::DeniedIp));
         }
-        Ok((tenant, login))
+        Ok((tenant, login, credential))
     }
 
-    fn open_session(
-        &self,
-        tenant: TenantName,
-        login: Login,
-        peer: SocketAddr,
-        protocol: Protocol,
-    ) -> Result<Session, Reason> {
-        let permit = self.inner.limits.open_session(login.as_str()).map_err(|_| Reason::TooManySessions)?;
-        let fs = TenantFs::open(&self.inner.data_dir.tenant_root(&tenant))
+    /// Opens the session `grant` allows, registered so that an
+    /// administrator's change can end it.
+    fn open_session(&self, grant: Grant) -> Result<Session, Reason> {
+        let permit = self.inner.limits.open_session(grant.login.as_str()).map_err(|_| Reason::TooManySessions)?;
+        let fs = TenantFs::open(&self.inner.data_dir.tenant_root(&grant.tenant))
             .map_err(|_| Reason::TenantUnavailable)?
             .with_durable_commits(self.inner.config.uploads.fsync);
-        Ok(Session::new(self.clone(), tenant, login, peer, protocol, fs, permit))
+        let registration = self.inner.grants.register(grant.clone());
+        Ok(Session::new(self.clone(), &grant, fs, permit, registration))
     }
 
     async fn authorized_keys(&self, login: &Login) -> Vec<AuthorizedKey> {
@@ -250,6 +257,11 @@ async fn verify(hash: Option<String>, password: String) -> bool {
 /// Spends the time of a real verification for a login that does not exist.
 async fn burn_verification(password: String) {
     verify(None, password).await;
+}
+
+/// Whether an allowlist admits `peer` (an empty one admits any address).
+pub(super) fn admits(allowed: &[String], peer: SocketAddr) -> bool {
+    allowed.is_empty() || allowed.iter().any(|net| net_contains(net, peer))
 }
 
 fn net_contains(cidr: &str, peer: SocketAddr) -> bool {

@@ -43,6 +43,9 @@ pub(crate) enum Offence {
     WrongPassword,
     /// A connection or session refused by a limit.
     LimitExceeded,
+    /// A connection turned away at connect by `limits.max_startups` or
+    /// `limits.max_connections`.
+    RefusedConnection,
     /// A protocol violation before login.
     ProtocolAbuse,
 }
@@ -53,6 +56,7 @@ impl Offence {
             Self::InvalidUser => "invalid user",
             Self::WrongPassword => "failed login",
             Self::LimitExceeded => "limit exceeded",
+            Self::RefusedConnection => "refused connection",
             Self::ProtocolAbuse => "protocol abuse",
         }
     }
@@ -149,6 +153,7 @@ impl Defender {
             Offence::InvalidUser => self.config.score_invalid_user,
             Offence::WrongPassword => self.config.score_wrong_password,
             Offence::LimitExceeded => self.config.score_limit_exceeded,
+            Offence::RefusedConnection => self.config.score_refused_connection,
             Offence::ProtocolAbuse => self.config.score_protocol_abuse,
         };
         if !self.config.enabled || points == 0 || self.is_safe(ip) || self.is_banned(ip) {

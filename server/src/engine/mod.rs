@@ -10,6 +10,7 @@
 //!         │      │          │            same answer for every failure)
 //!         │      │          ├─ fs       (TenantFs: chrooted, cap-std)
 //!         │      │          ├─ limits   (connections per IP, startups, sessions per user)
+//!         │      │          ├─ grants   (live sessions, ended when an admin change withdraws them)
 //!         │   Session       ├─ audit    (catalog + tracing)
 //!         │                 └─ uploads  (upload-completed events → import pipeline)
 //! ```
@@ -22,10 +23,13 @@ mod audit;
 mod auth;
 mod defender;
 pub(crate) mod fs;
+mod grants;
 mod limits;
 mod listeners;
 mod metrics;
 mod proxy;
+mod refusals;
+mod retention;
 mod session;
 mod uploads;
 
@@ -37,10 +41,11 @@ use std::time::Instant;
 use passerelle_catalog::{Catalog, Login, TenantName};
 use passerelle_config::Config;
 use tokio::net::TcpStream;
-use tracing::{debug, warn};
+use tracing::warn;
 
 pub(crate) use auth::{Credentials, LoginAttempts, LoginRefused};
 pub(crate) use defender::{Offence, Tripwire};
+pub(crate) use grants::Ending;
 pub(crate) use limits::ConnectionPermit;
 use limits::Refusal;
 pub(crate) use listeners::{Alive, Incoming, Listeners};
@@ -50,7 +55,7 @@ pub(crate) use session::{DownloadEnd, IncomingFile, OutgoingFile, Overwrite, Ses
 use crate::data_dir::DataDir;
 
 /// Which front-end a connection came through.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Protocol {
     /// SSH File Transfer Protocol.
     Sftp,
@@ -83,6 +88,10 @@ struct Inner {
     uploads: uploads::UploadEvents,
     defender: Arc<defender::Defender>,
     metrics: Arc<metrics::Metrics>,
+    /// Live sessions and what their right to stay connected rests on.
+    grants: Arc<grants::Registry>,
+    /// Refused connections, counted per source between summaries.
+    refusals: refusals::Refusals,
     /// Per login: times of its recent failed logins (account locks).
     failures: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
@@ -106,19 +115,23 @@ impl Engine {
         let metrics = Arc::new(metrics::Metrics::new());
         let audit = audit::Auditor::new(catalog.clone(), Arc::clone(&metrics));
         let defender = defender::Defender::new(config.defender.clone(), catalog.clone());
-        Self {
-            inner: Arc::new(Inner {
-                catalog,
-                config,
-                data_dir,
-                limits,
-                audit,
-                uploads: uploads::UploadEvents::new(),
-                defender,
-                metrics,
-                failures: Mutex::default(),
-            }),
-        }
+        let inner = Arc::new(Inner {
+            catalog,
+            config,
+            data_dir,
+            limits,
+            audit,
+            uploads: uploads::UploadEvents::new(),
+            defender,
+            metrics,
+            grants: Arc::default(),
+            refusals: refusals::Refusals::default(),
+            failures: Mutex::default(),
+        });
+        tokio::spawn(grants::watch_catalog(Arc::downgrade(&inner)));
+        tokio::spawn(refusals::summarise(Arc::downgrade(&inner)));
+        tokio::spawn(retention::prune(Arc::downgrade(&inner)));
+        Self { inner }
     }
 
     /// Loads the bans in force from the catalog; called once before the
@@ -149,8 +162,7 @@ impl Engine {
                 }
                 Err(e) => {
                     // Not scored: banning a trusted proxy would ban every client behind it.
-                    warn!(proxy = %peer, error = %e, "{}: connection from a trusted proxy dropped", protocol.as_str());
-                    self.inner.audit.connection_refused(peer, protocol, &e.to_string());
+                    self.refused(peer, protocol, &format!("bad PROXY header from a trusted proxy: {e}"));
                     return None;
                 }
             }
@@ -158,18 +170,35 @@ impl Engine {
             ClientStream::direct(stream, tripwire.clone())
         };
         if self.inner.defender.is_banned(peer.ip()) {
-            debug!(peer = %peer, "{}: banned address dropped", protocol.as_str());
+            // Not scored: the address is banned already.
+            self.refused(peer, protocol, "banned");
             return None;
         }
         match self.inner.limits.admit(peer.ip()) {
             Ok(permit) => Some(Accepted { stream, peer, permit, tripwire }),
             Err(refusal) => {
-                self.inner.audit.connection_refused(peer, protocol, &refusal.to_string());
-                if matches!(refusal, Refusal::TooManyFromAddress) {
-                    self.offence(peer, Offence::LimitExceeded);
-                }
+                self.refused(peer, protocol, &refusal.to_string());
+                let offence = match refusal {
+                    Refusal::TooManyFromAddress => Offence::LimitExceeded,
+                    Refusal::TooManyConnections | Refusal::StartupDropped => Offence::RefusedConnection,
+                };
+                self.offence(peer, offence);
                 None
             }
+        }
+    }
+
+    /// Records a refused connection: in full when it is the first of its
+    /// source and reason for a while, else only counted (see `refusals`).
+    fn refused(&self, peer: SocketAddr, protocol: Protocol, reason: &str) {
+        if self.inner.refusals.first(peer.ip(), protocol, reason) {
+            warn!(
+                peer = %peer,
+                reason,
+                "{}: connection refused (repeats from this address are counted for a minute, then summarised)",
+                protocol.as_str()
+            );
+            self.inner.audit.connection_refused(peer, protocol, reason);
         }
     }
 
@@ -249,6 +278,7 @@ impl Engine {
     /// shutdown, after the front-ends closed their sessions, so the last
     /// logouts reach the catalog before it closes.
     pub(crate) async fn flush_audit(&self) {
+        refusals::write(&self.inner, true);
         self.inner.audit.flush().await;
     }
 }

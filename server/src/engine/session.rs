@@ -13,6 +13,7 @@ use passerelle_catalog::{AuditEvent, Login, TenantName};
 use passerelle_tree::{Sha256, UploadCompleted};
 
 use super::fs::{FileReader, FileStat, FsError, FsStats, TenantFs, TenantPath, Upload};
+use super::grants::{Ending, Grant, Registration};
 use super::limits::SessionPermit;
 use super::{Engine, Protocol};
 
@@ -144,24 +145,42 @@ pub(crate) struct Session {
     fs: TenantFs,
     started: Instant,
     _permit: SessionPermit,
+    /// In the engine's registry of live sessions while the session lives.
+    registration: Registration,
 }
 
 impl Session {
+    /// The session `grant` allows, over the tenant's filesystem.
     pub(super) fn new(
         engine: Engine,
-        tenant: TenantName,
-        login: Login,
-        peer: SocketAddr,
-        protocol: Protocol,
+        grant: &Grant,
         fs: TenantFs,
         permit: SessionPermit,
+        registration: Registration,
     ) -> Self {
-        Self { engine, tenant, login, peer, protocol, fs, started: Instant::now(), _permit: permit }
+        Self {
+            engine,
+            tenant: grant.tenant.clone(),
+            login: grant.login.clone(),
+            peer: grant.peer,
+            protocol: grant.protocol,
+            fs,
+            started: Instant::now(),
+            _permit: permit,
+            registration,
+        }
     }
 
     /// The user's login.
     pub(crate) fn login(&self) -> &Login {
         &self.login
+    }
+
+    /// Fires when an administrator's change (lock, removal, password, key,
+    /// allowlist) ends the session: the front-end then tells the client why
+    /// and closes the connection.
+    pub(crate) fn ending(&self) -> Ending {
+        self.registration.ending()
     }
 
     /// Turns a client's raw path into a path of the tenant's tree, relative

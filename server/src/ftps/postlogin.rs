@@ -18,7 +18,7 @@ use super::passive::{PassivePort, pasv_address};
 use super::reply::{Reply, fs_reply, quoted};
 use super::transfer::{self, DataSide, Job};
 use crate::engine::fs::{FileStat, FsError, TenantPath};
-use crate::engine::{Overwrite, Session};
+use crate::engine::{Ending, Overwrite, Session};
 
 /// Longest a filesystem command may take before it is answered with a
 /// failure (transfers have their own stall timeout instead).
@@ -64,15 +64,17 @@ impl<'a> FtpSession<'a> {
         }
     }
 
-    /// Serves commands until QUIT, disconnection, idle timeout or shutdown.
+    /// Serves commands until QUIT, disconnection, idle timeout, shutdown,
+    /// or an administrator's change that ends the session.
     pub(super) async fn run(mut self, control: &mut Control) {
         let idle = self.ctx.engine.config().limits.idle_timeout;
         let mut stop = self.ctx.stop.clone();
+        let mut ending = self.session.ending();
         let mut pending = None;
         loop {
             let line = match pending.take() {
                 Some(bytes) => Line::Command(bytes),
-                None => match next_line(control, &mut stop, idle).await {
+                None => match next_line(control, &mut stop, &mut ending, idle).await {
                     Some(line) => line,
                     None => return,
                 },
@@ -336,12 +338,22 @@ impl<'a> FtpSession<'a> {
 }
 
 /// The next line within the idle timeout; `None` once the connection ends
-/// (with a 421 at the idle timeout and at shutdown).
-async fn next_line(control: &mut Control, stop: &mut watch::Receiver<bool>, idle: Duration) -> Option<Line> {
+/// (with a 421 at the idle timeout, at shutdown, and when an
+/// administrator's change ends the session).
+async fn next_line(
+    control: &mut Control,
+    stop: &mut watch::Receiver<bool>,
+    ending: &mut Ending,
+    idle: Duration,
+) -> Option<Line> {
     let next = tokio::select! {
         next = tokio::time::timeout(idle, control.next()) => next,
         _ = stop.changed() => {
             control.last_reply(Reply::new(421, "server shutting down")).await;
+            return None;
+        }
+        reason = ending.ended() => {
+            control.last_reply(Reply::new(421, reason)).await;
             return None;
         }
     };

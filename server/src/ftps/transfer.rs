@@ -1,5 +1,6 @@
 //! Transfers over a checked data connection (`data.rs`), with the control
-//! connection watched meanwhile so that ABOR is served.
+//! connection watched meanwhile so that ABOR is served, and the session's
+//! end signal so that an administrator's change cuts a transfer too.
 //!
 //! An upload is committed only when the client ended the data connection
 //! with a TLS close_notify: rustls reports a clean end of stream only then,
@@ -24,7 +25,7 @@ use super::passive::PassivePort;
 use super::reply::{Reply, fs_reply};
 use super::tls::SessionTls;
 use crate::engine::fs::FsError;
-use crate::engine::{DownloadEnd, IncomingFile, OutgoingFile, Session};
+use crate::engine::{DownloadEnd, Ending, IncomingFile, OutgoingFile, Session};
 
 /// Bytes moved per step (the largest read the tenant filesystem serves).
 const CHUNK: usize = 256 * 1024;
@@ -110,17 +111,21 @@ enum Watched<T> {
     Aborted,
     /// The control connection is gone.
     Gone,
+    /// An administrator's change ended the session; what to tell the client.
+    Ended(String),
 }
 
 /// Runs `work` while reading the control connection: ABOR cancels it, one
-/// other command is kept for afterwards (bounded: no more is read until then).
-async fn watch<T>(control: &mut Control, work: impl Future<Output = T>) -> Watched<T> {
+/// other command is kept for afterwards (bounded: no more is read until
+/// then); the session's end cancels it too.
+async fn watch<T>(control: &mut Control, mut ending: Ending, work: impl Future<Output = T>) -> Watched<T> {
     tokio::pin!(work);
     let mut pending = None;
     loop {
         let line = tokio::select! {
             out = &mut work => return Watched::Done(out, pending),
             line = control.next(), if pending.is_none() => line,
+            reason = ending.ended() => return Watched::Ended(reason),
         };
         match line {
             Ok(Line::Command(bytes)) => {
@@ -151,7 +156,7 @@ pub(super) async fn run(session: &Session, control: &mut Control, data: DataSide
     match job {
         Job::Upload(file) => upload(session, control, &data, file).await,
         Job::Download { file, offset } => download(session, control, &data, &file, offset).await,
-        Job::Listing { text } => send_listing(control, &data, &text).await,
+        Job::Listing { text } => send_listing(control, session.ending(), &data, &text).await,
     }
 }
 
@@ -161,7 +166,7 @@ async fn upload(session: &Session, control: &mut Control, data: &DataSide<'_>, f
         let mut stream = connect(data).await?;
         receive(&mut stream, &file, data.stall).await
     };
-    let watched = watch(control, work).await;
+    let watched = watch(control, session.ending(), work).await;
     let moved = file.received();
     let watched = match watched {
         Watched::Done(Ok(()), pending) => {
@@ -187,7 +192,7 @@ async fn download(
         let mut stream = connect(data).await?;
         send_file(&mut stream, file, offset, data.stall).await
     };
-    let watched = watch(control, work).await;
+    let watched = watch(control, session.ending(), work).await;
     let end = match &watched {
         Watched::Done(Ok(()), _) => DownloadEnd::Completed,
         _ => DownloadEnd::Interrupted,
@@ -197,13 +202,13 @@ async fn download(
 }
 
 /// LIST, NLST, MLSD: the prepared listing, then close_notify.
-async fn send_listing(control: &mut Control, data: &DataSide<'_>, text: &[u8]) -> Next {
+async fn send_listing(control: &mut Control, ending: Ending, data: &DataSide<'_>, text: &[u8]) -> Next {
     let work = async {
         let mut stream = connect(data).await?;
         write(&mut stream, text, data.stall).await?;
         close(&mut stream, data.stall).await
     };
-    let watched = watch(control, work).await;
+    let watched = watch(control, ending, work).await;
     conclude(control, watched, Reply::new(226, "listing sent")).await
 }
 
@@ -214,6 +219,12 @@ async fn conclude(control: &mut Control, watched: Watched<Result<(), TransferErr
         Watched::Done(result, pending) => finish(control, result.map_or_else(|e| e.reply(), |()| done), pending).await,
         Watched::Aborted => aborted(control).await,
         Watched::Gone => Next::Close,
+        Watched::Ended(reason) => {
+            // The transfer's own end first (RFC 959: 426), then the session's.
+            let _ = control.reply(Reply::new(426, "transfer aborted")).await;
+            control.last_reply(Reply::new(421, reason)).await;
+            Next::Close
+        }
     }
 }
 

@@ -4,7 +4,8 @@
 //! ```text
 //!  TCP accept ─► Engine::accept ─► GraceStream ─► russh session ─► ssh::Connection
 //!                 (PROXY header,    (login grace    (kex, auth)     auth via Engine,
-//!                  bans, limits)     time)                          refuses all but sftp
+//!                  bans, limits)     time)          disconnected    refuses all but sftp
+//!                                                   when the session's Ending fires
 //!                                                                        │
 //!                                        dispatch::run ◄─────────────────┘
 //!                                        (framing, in-flight window, barriers)
@@ -34,9 +35,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use russh::Disconnect;
+use tokio::sync::oneshot;
 use tracing::debug;
 
-use crate::engine::{Accepted, Engine, Incoming, Listeners, Offence, Protocol};
+use crate::engine::{Accepted, Ending, Engine, Incoming, Listeners, Offence, Protocol};
 
 /// How long a disconnected session may take to wind down at shutdown
 /// (uploads in progress recorded as aborted, the logout recorded).
@@ -79,7 +81,16 @@ async fn connection(incoming: Incoming, engine: Engine, config: Arc<russh::serve
         Box::pin(async move { engine.banned(peer).await })
     };
     let stream = grace::GraceStream::new(stream, grace_time, logged_in.clone(), tripwire.clone(), banned);
-    let handler = ssh::Connection::new(engine.clone(), peer, logged_in.clone(), permit, alive, tripwire.clone());
+    // The handler hands over the session's end signal once the user logs in.
+    let (ending_to, ending) = oneshot::channel::<Ending>();
+    let ended = async move {
+        match ending.await {
+            Ok(mut ending) => ending.ended().await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    let handler =
+        ssh::Connection::new(engine.clone(), peer, logged_in.clone(), permit, alive, tripwire.clone(), ending_to);
     // Whatever broke the protocol before login is scored once, when the connection ends.
     let score_abuse = |error: Option<&russh::Error>| {
         let abuse = tripwire.tripped().is_some() || error.is_some_and(|e| !logged_in.get() && is_abuse(e));
@@ -97,6 +108,7 @@ async fn connection(incoming: Incoming, engine: Engine, config: Arc<russh::serve
     };
     let handle = session.handle();
     tokio::pin!(session);
+    tokio::pin!(ended);
     tokio::select! {
         result = &mut session => {
             if let Err(e) = &result {
@@ -108,6 +120,11 @@ async fn connection(incoming: Incoming, engine: Engine, config: Arc<russh::serve
             let _ = handle
                 .disconnect(Disconnect::ByApplication, "server shutting down".into(), String::new())
                 .await;
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, session).await;
+        }
+        reason = &mut ended => {
+            debug!(peer = %peer, reason = %reason, "ssh: session ended by an administrator's change");
+            let _ = handle.disconnect(Disconnect::ByApplication, reason, String::new()).await;
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, session).await;
         }
     }

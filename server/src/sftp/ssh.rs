@@ -13,11 +13,14 @@ use std::time::Duration;
 use russh::keys::{Algorithm, EcdsaCurve, HashAlg};
 use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session as SshSession, VerifiedPublicKey};
 use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet, Preferred, cipher, compression, kex, mac};
+use tokio::sync::oneshot;
 use tracing::{debug, info};
 
 use super::dispatch;
 use super::grace::LoginFlag;
-use crate::engine::{Alive, ConnectionPermit, Credentials, Engine, LoginAttempts, Protocol, Session, Tripwire};
+use crate::engine::{
+    Alive, ConnectionPermit, Credentials, Ending, Engine, LoginAttempts, Protocol, Session, Tripwire,
+};
 
 /// Session channels one connection may have open at once (OpenSSH clients
 /// use one); each SFTP channel has its own in-flight window.
@@ -117,6 +120,9 @@ pub(super) struct Connection {
     alive: Alive,
     permit: ConnectionPermit,
     logins: LoginAttempts,
+    /// Where the session's end signal goes at login (the connection task
+    /// disconnects the client when it fires).
+    ending: Option<oneshot::Sender<Ending>>,
 }
 
 impl Connection {
@@ -127,6 +133,7 @@ impl Connection {
         permit: ConnectionPermit,
         alive: Alive,
         tripwire: Tripwire,
+        ending: oneshot::Sender<Ending>,
     ) -> Self {
         let logins = LoginAttempts::new(engine.clone(), peer, Protocol::Sftp, tripwire);
         Self {
@@ -139,6 +146,7 @@ impl Connection {
             alive,
             permit,
             logins,
+            ending: Some(ending),
         }
     }
 
@@ -147,6 +155,9 @@ impl Connection {
         // attempt limit then ends the connection.
         match self.logins.attempt(user, credentials).await {
             Ok(session) => {
+                if let Some(ending) = self.ending.take() {
+                    let _ = ending.send(session.ending());
+                }
                 self.session = Some(Arc::new(session));
                 self.logged_in.set();
                 self.permit.logged_in();
