@@ -71,8 +71,7 @@ impl Catalog {
             password_hash: row.try_get("password_hash")?,
             key_fingerprints: column("SELECT fingerprint FROM ssh_keys WHERE login = $1", login.to_string()).await?,
             user_allowed_ips: column("SELECT cidr FROM user_allowed_ips WHERE login = $1", login.to_string()).await?,
-            tenant_allowed_ips: column("SELECT cidr FROM tenant_allowed_ips WHERE tenant = $1", tenant.clone())
-                .await?,
+            tenant_allowed_ips: column("SELECT cidr FROM tenant_allowed_ips WHERE tenant = $1", tenant.clone()).await?,
             tenant,
         }))
     }
@@ -80,8 +79,10 @@ impl Catalog {
     /// Marks the tenant as being removed (its live sessions end, saying so).
     pub async fn mark_tenant_removing(&self, name: &TenantName) -> Result<(), CatalogError> {
         let mut tx = self.pool.begin().await?;
-        let done =
-            sqlx::query("UPDATE tenants SET removing = 1 WHERE name = $1").bind(name.as_str()).execute(&mut *tx).await?;
+        let done = sqlx::query("UPDATE tenants SET removing = 1 WHERE name = $1")
+            .bind(name.as_str())
+            .execute(&mut *tx)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(CatalogError::NotFound(format!("tenant {name}")));
         }

@@ -8,12 +8,13 @@ use std::time::Duration;
 use crate::duration;
 use crate::error::ConfigError;
 use crate::model::{
-    AccountLockConfig, AdminConfig, ArchiveConfig, AuditConfig, CatalogConfig, Config, DefenderConfig, FtpsConfig, LimitsConfig,
-    LogConfig, LogFormat, MaxStartups, ProxyProtocolConfig, SftpConfig, TenantDbBackend, TenantDbConfig, TlsVersion,
-    UploadsConfig, is_postgres_url, scheme,
+    AccountLockConfig, AdminConfig, ArchiveConfig, AuditConfig, CatalogConfig, Config, DefenderConfig, FtpsConfig,
+    LimitsConfig, LogConfig, LogFormat, MaxStartups, ProxyProtocolConfig, SftpConfig, TenantDbBackend, TenantDbConfig,
+    TlsVersion, UploadsConfig, is_postgres_url, scheme,
 };
 use crate::raw::{
-    Raw, RawAccountLock, RawArchive, RawAudit, RawCatalog, RawDefender, RawFtps, RawLimits, RawLog, RawProxyProtocol, RawTenantDb,
+    Raw, RawAccountLock, RawArchive, RawAudit, RawCatalog, RawDefender, RawFtps, RawLimits, RawLog, RawProxyProtocol,
+    RawTenantDb,
 };
 use crate::schema::{self, Default};
 

@@ -12,8 +12,8 @@ use tracing::{info, warn};
 
 use super::Protocol;
 use super::grants::Grant;
-use super::refusals::Summary;
 use super::metrics::Metrics;
+use super::refusals::Summary;
 
 /// Most events written in one transaction.
 const BATCH: usize = 256;

@@ -91,7 +91,8 @@ impl LoginAttempts {
         let revision = engine.inner.catalog.revision().await.unwrap_or(i64::MIN);
         match engine.check(login, credentials, peer).await {
             Ok((tenant, login, credential)) => {
-                let grant = Grant { tenant: tenant.clone(), login: login.clone(), peer, protocol, credential, revision };
+                let grant =
+                    Grant { tenant: tenant.clone(), login: login.clone(), peer, protocol, credential, revision };
                 match engine.open_session(grant) {
                     Ok(session) => {
                         engine.inner.audit.login(peer, protocol, Some(&tenant), login.as_str(), "ok", &method);
@@ -204,9 +205,12 @@ impl Engine {
                 let stamp = hash.as_deref().map(Credential::password);
                 if verify(hash, password.to_owned()).await { stamp } else { None }
             }
-            Credentials::PublicKey(key) => {
-                self.authorized_keys(&login).await.iter().find(|k| k.matches(key)).map(|k| Credential::Key(k.fingerprint()))
-            }
+            Credentials::PublicKey(key) => self
+                .authorized_keys(&login)
+                .await
+                .iter()
+                .find(|k| k.matches(key))
+                .map(|k| Credential::Key(k.fingerprint())),
         };
         if user.lock_state(passerelle_catalog::now_ms()) != LockState::Unlocked {
             return Err(fail(Reason::Locked));

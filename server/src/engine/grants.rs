@@ -191,7 +191,8 @@ impl Ending {
     /// Resolves, with the sentence to tell the client, once the session has
     /// been ended; never otherwise. Cancel-safe.
     pub(crate) async fn ended(&mut self) -> String {
-        let reason = self.0.wait_for(Option::is_some).await.ok().and_then(|reason| reason.as_deref().map(str::to_owned));
+        let reason =
+            self.0.wait_for(Option::is_some).await.ok().and_then(|reason| reason.as_deref().map(str::to_owned));
         match reason {
             Some(reason) => format!("session ended: {reason}"),
             // The session is gone: nothing will end it any more.

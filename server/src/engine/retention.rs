@@ -33,7 +33,10 @@ pub(super) async fn prune(engine: Weak<Inner>) {
         match prune_once(&catalog, before).await {
             Ok((0, 0)) => {}
             Ok((events, jobs)) => {
-                info!(events, jobs, days, "retention: deleted audit events and finished import jobs older than the retention");
+                info!(
+                    events,
+                    jobs, days, "retention: deleted audit events and finished import jobs older than the retention"
+                );
             }
             Err(e) => warn!(error = %e, "retention: cannot prune the catalog; trying again in an hour"),
         }

@@ -18,9 +18,7 @@ use tracing::{debug, info};
 
 use super::dispatch;
 use super::grace::LoginFlag;
-use crate::engine::{
-    Alive, ConnectionPermit, Credentials, Ending, Engine, LoginAttempts, Protocol, Session, Tripwire,
-};
+use crate::engine::{Alive, ConnectionPermit, Credentials, Ending, Engine, LoginAttempts, Protocol, Session, Tripwire};
 
 /// Session channels one connection may have open at once (OpenSSH clients
 /// use one); each SFTP channel has its own in-flight window.
