@@ -32,8 +32,13 @@ async fn exercise(catalog: Catalog) {
     audit_trail(&catalog).await;
     access_rules_and_bans(&catalog, &acme, &alice).await;
     import_profiles_and_jobs(&catalog, &acme).await;
+    live_session_access(&catalog, &acme, &alice).await;
+    retention(&catalog).await;
 
+    let before = catalog.revision().await.unwrap();
     catalog.remove_tenant(&acme).await.unwrap();
+    assert!(catalog.revision().await.unwrap() > before, "a tenant's removal moves the revision");
+    assert!(catalog.access(&alice).await.unwrap().is_none());
     assert!(catalog.user(&alice).await.unwrap().is_none(), "users go with their tenant");
     assert!(catalog.import_profiles(&acme).await.unwrap().is_none(), "profiles go with their tenant");
     catalog.close().await;
@@ -162,6 +167,56 @@ async fn import_profiles_and_jobs(catalog: &Catalog, acme: &TenantName) {
     let newest = catalog.import_jobs(&JobFilter { limit: Some(1), ..Default::default() }).await.unwrap();
     assert_eq!(newest[0].id, "job-2");
     assert_eq!(catalog.import_jobs(&JobFilter::default()).await.unwrap().len(), 2);
+}
+
+/// What live sessions rest on, and the revision that tells nodes to look again.
+async fn live_session_access(catalog: &Catalog, acme: &TenantName, alice: &Login) {
+    let access = catalog.access(alice).await.unwrap().expect("alice exists");
+    assert_eq!(access.tenant, "acme");
+    assert!(access.admin_locked && !access.tenant_removing);
+    assert_eq!(access.password_hash.as_deref(), Some("$argon2id$fake"));
+    assert!(access.key_fingerprints.is_empty());
+    assert_eq!(access.tenant_allowed_ips, ["192.0.2.0/24"]);
+    assert_eq!(access.user_allowed_ips, ["2001:db8::/32"]);
+    let mut revision = catalog.revision().await.unwrap();
+    let mut moved = async |what: &str| {
+        let now = catalog.revision().await.unwrap();
+        assert!(now > revision, "{what} moves the revision");
+        revision = now;
+    };
+    catalog.set_admin_lock(alice, false).await.unwrap();
+    moved("user unlock").await;
+    catalog.set_password_hash(alice, "$argon2id$other").await.unwrap();
+    moved("user passwd").await;
+    catalog.add_key(alice, "SHA256:k", "ssh-ed25519 AAAA alice").await.unwrap();
+    catalog.remove_key(alice, "SHA256:k").await.unwrap();
+    moved("key remove").await;
+    catalog.set_user_allowed_ips(alice, &[]).await.unwrap();
+    moved("user allow-ip").await;
+    catalog.set_tenant_allowed_ips(acme, &[]).await.unwrap();
+    moved("tenant allow-ip").await;
+    catalog.mark_tenant_removing(acme).await.unwrap();
+    moved("tenant remove").await;
+    assert!(catalog.access(alice).await.unwrap().unwrap().tenant_removing);
+    let unchanged = catalog.revision().await.unwrap();
+    catalog.lock_until(alice, 43).await.unwrap();
+    assert_eq!(catalog.revision().await.unwrap(), unchanged, "a temporary lock ends no session");
+}
+
+/// Old audit events and finished jobs go, batch by batch; open jobs stay.
+async fn retention(catalog: &Catalog) {
+    let bob = AuditFilter { login: Some("bob".into()), limit: 1000, ..Default::default() };
+    // The burst of `audit_trail` happened at 1,000,000 + i ms.
+    assert_eq!(catalog.prune_audit_events(1_000_250, 100).await.unwrap(), 100);
+    assert_eq!(catalog.prune_audit_events(1_000_250, 1000).await.unwrap(), 150);
+    assert_eq!(catalog.prune_audit_events(1_000_250, 1000).await.unwrap(), 0);
+    let kept = catalog.audit_events(&bob).await.unwrap();
+    assert_eq!((kept.len(), kept[0].at), (350, Some(1_000_250)));
+    // job-1 is imported, job-2 only received: only the verdict goes.
+    let tomorrow = passerelle_catalog::now_ms() + 24 * 3600 * 1000;
+    assert_eq!(catalog.prune_import_jobs(tomorrow, 1000).await.unwrap(), 1);
+    assert!(catalog.import_job("job-1").await.unwrap().is_none());
+    assert!(catalog.import_job("job-2").await.unwrap().is_some(), "a job without its verdict is kept");
 }
 
 #[tokio::test]
