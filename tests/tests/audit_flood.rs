@@ -42,11 +42,11 @@ fn a_flood_of_refused_connections_makes_one_row_and_one_summary() {
     assert!(refused.len() <= 3, "a flood makes a few rows, not one per connection: {refused:#?}");
     let reason = "too many connections from this address";
     let first = refused.iter().filter(|r| r.detail == reason).count();
-    let suffix = format!(" more connections from 127.0.0.1 refused in the last ");
+    let suffix = " more connections from 127.0.0.1 refused in the last ";
     let counted: u64 = refused
         .iter()
         .filter(|r| r.detail.ends_with(&format!(" s: {reason}")))
-        .filter_map(|r| r.detail.split_once(&suffix))
+        .filter_map(|r| r.detail.split_once(suffix))
         .map(|(count, _)| count.replace(',', "").parse::<u64>().expect("a count"))
         .sum();
     assert_eq!((first, first as u64 + counted), (1, 200), "{refused:#?}");
