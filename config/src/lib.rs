@@ -41,6 +41,7 @@ mod raw;
 mod redact;
 mod render;
 mod schema;
+mod size;
 mod validate;
 
 pub use crate::error::ConfigError;
@@ -48,6 +49,7 @@ pub use crate::load::Sources;
 pub use crate::model::{
     AccountLockConfig, AdminConfig, ArchiveConfig, CatalogConfig, Config, DefenderConfig, FtpsConfig, LimitsConfig,
     LogConfig, LogFormat, MaxStartups, ProxyProtocolConfig, SftpConfig, TenantDbBackend, TenantDbConfig, TlsVersion,
-    UploadsConfig,
+    QuotasConfig, UploadsConfig,
 };
+pub use crate::size::ByteSize;
 pub use crate::render::{example_toml, reference_markdown};

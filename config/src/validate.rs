@@ -10,11 +10,13 @@ use crate::error::ConfigError;
 use crate::model::{
     AccountLockConfig, AdminConfig, ArchiveConfig, CatalogConfig, Config, DefenderConfig, FtpsConfig, LimitsConfig,
     LogConfig, LogFormat, MaxStartups, ProxyProtocolConfig, SftpConfig, TenantDbBackend, TenantDbConfig, TlsVersion,
-    UploadsConfig, is_postgres_url, scheme,
+    QuotasConfig, UploadsConfig, is_postgres_url, scheme,
 };
 use crate::raw::{
-    Raw, RawAccountLock, RawArchive, RawCatalog, RawDefender, RawFtps, RawLimits, RawLog, RawProxyProtocol, RawTenantDb,
+    Raw, RawAccountLock, RawArchive, RawCatalog, RawDefender, RawFtps, RawLimits, RawLog, RawProxyProtocol, RawQuotas,
+    RawTenantDb,
 };
+use crate::size::ByteSize;
 use crate::schema::{self, Default};
 
 /// Checks every key and resolves the defaults that depend on `data_dir`.
@@ -34,6 +36,7 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
     let ftps = ftps(raw.ftps, &data_dir)?;
     let archive = archive(raw.archive)?;
     let limits = limits(raw.limits, login_grace_time)?;
+    let quotas = quotas(raw.quotas)?;
     Ok(Config {
         sftp: SftpConfig { listen: raw.sftp.listen, libssh2_compat: raw.sftp.libssh2_compat },
         ftps,
@@ -44,6 +47,7 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
         log,
         limits,
         uploads: UploadsConfig { fsync: raw.uploads.fsync },
+        quotas,
         defender,
         account_lock,
         proxy_protocol,
@@ -203,6 +207,18 @@ fn ftps(ftps: RawFtps, data_dir: &Path) -> Result<FtpsConfig, ConfigError> {
         tls_versions: parse_tls_versions(&ftps.tls_versions)?,
         require_session_reuse: ftps.require_session_reuse,
     })
+}
+
+/// `[quotas]`: both optional; a size of at least one byte, at least one file.
+fn quotas(quotas: RawQuotas) -> Result<QuotasConfig, ConfigError> {
+    let bytes = quotas
+        .bytes
+        .map(|text| ByteSize::parse(&text).map_err(|message| ConfigError::invalid("quotas.bytes", message)))
+        .transpose()?;
+    if quotas.files == Some(0) {
+        return Err(ConfigError::invalid("quotas.files", "must be at least 1 (leave it unset for no limit)"));
+    }
+    Ok(QuotasConfig { bytes, files: quotas.files })
 }
 
 /// `[archive]`.

@@ -10,6 +10,7 @@
 //!         │      │          │            same answer for every failure)
 //!         │      │          ├─ fs       (TenantFs: chrooted, cap-std)
 //!         │      │          ├─ limits   (connections per IP, startups, sessions per user)
+//!         │      │          ├─ quota    (per-tenant bytes and files, reserved as uploads grow)
 //!         │   Session       ├─ audit    (catalog + tracing)
 //!         │                 └─ uploads  (upload-completed events → import pipeline)
 //! ```
@@ -26,6 +27,7 @@ mod limits;
 mod listeners;
 mod metrics;
 mod proxy;
+mod quota;
 mod session;
 mod uploads;
 
@@ -83,6 +85,7 @@ struct Inner {
     uploads: uploads::UploadEvents,
     defender: Arc<defender::Defender>,
     metrics: Arc<metrics::Metrics>,
+    quotas: Arc<quota::Quotas>,
     /// Per login: times of its recent failed logins (account locks).
     failures: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
@@ -106,6 +109,7 @@ impl Engine {
         let metrics = Arc::new(metrics::Metrics::new());
         let audit = audit::Auditor::new(catalog.clone(), Arc::clone(&metrics));
         let defender = defender::Defender::new(config.defender.clone(), catalog.clone());
+        let quotas = quota::Quotas::new(catalog.clone(), data_dir.clone(), config.quotas);
         Self {
             inner: Arc::new(Inner {
                 catalog,
@@ -116,6 +120,7 @@ impl Engine {
                 uploads: uploads::UploadEvents::new(),
                 defender,
                 metrics,
+                quotas,
                 failures: Mutex::default(),
             }),
         }
