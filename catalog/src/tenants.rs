@@ -179,11 +179,13 @@ impl Catalog {
 
     /// One tenant, or `None`.
     pub async fn tenant(&self, name: &TenantName) -> Result<Option<Tenant>, CatalogError> {
-        let row = sqlx::query("SELECT name, created_at, db_backend, db_name, db_role, quota_bytes, quota_files FROM tenants \
-             WHERE name = $1")
-            .bind(name.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT name, created_at, db_backend, db_name, db_role, quota_bytes, quota_files FROM tenants \
+             WHERE name = $1",
+        )
+        .bind(name.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
         match row {
             Some(row) => Ok(Some(self.tenant_from_row(&row).await?)),
             None => Ok(None),

@@ -48,8 +48,8 @@ pub use crate::error::ConfigError;
 pub use crate::load::Sources;
 pub use crate::model::{
     AccountLockConfig, AdminConfig, ArchiveConfig, CatalogConfig, Config, DefenderConfig, FtpsConfig, LimitsConfig,
-    LogConfig, LogFormat, MaxStartups, ProxyProtocolConfig, SftpConfig, TenantDbBackend, TenantDbConfig, TlsVersion,
-    QuotasConfig, UploadsConfig,
+    LogConfig, LogFormat, MaxStartups, ProxyProtocolConfig, QuotasConfig, SftpConfig, TenantDbBackend, TenantDbConfig,
+    TlsVersion, UploadsConfig,
 };
-pub use crate::size::ByteSize;
 pub use crate::render::{example_toml, reference_markdown};
+pub use crate::size::ByteSize;

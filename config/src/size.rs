@@ -32,7 +32,8 @@ impl ByteSize {
     /// Zero is refused.
     pub fn parse(text: &str) -> Result<Self, String> {
         let trimmed = text.trim();
-        let bad = || format!("expected a size such as \"10 GiB\", \"500 MiB\" or a number of bytes (got \"{trimmed}\")");
+        let bad =
+            || format!("expected a size such as \"10 GiB\", \"500 MiB\" or a number of bytes (got \"{trimmed}\")");
         let digits = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
         let (number, unit) = trimmed.split_at(digits);
         let number: u64 = number.parse().map_err(|_| bad())?;

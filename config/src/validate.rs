@@ -9,15 +9,15 @@ use crate::duration;
 use crate::error::ConfigError;
 use crate::model::{
     AccountLockConfig, AdminConfig, ArchiveConfig, CatalogConfig, Config, DefenderConfig, FtpsConfig, LimitsConfig,
-    LogConfig, LogFormat, MaxStartups, ProxyProtocolConfig, SftpConfig, TenantDbBackend, TenantDbConfig, TlsVersion,
-    QuotasConfig, UploadsConfig, is_postgres_url, scheme,
+    LogConfig, LogFormat, MaxStartups, ProxyProtocolConfig, QuotasConfig, SftpConfig, TenantDbBackend, TenantDbConfig,
+    TlsVersion, UploadsConfig, is_postgres_url, scheme,
 };
 use crate::raw::{
     Raw, RawAccountLock, RawArchive, RawCatalog, RawDefender, RawFtps, RawLimits, RawLog, RawProxyProtocol, RawQuotas,
     RawTenantDb,
 };
-use crate::size::ByteSize;
 use crate::schema::{self, Default};
+use crate::size::ByteSize;
 
 /// Checks every key and resolves the defaults that depend on `data_dir`.
 ///

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use passerelle_tests::{Fixture, Passerelle, SftpUser, Setup, entry_names, random_file, wait_for, wait_for_audit};
+use passerelle_tests::{Fixture, Passerelle, Setup, SftpUser, entry_names, random_file, wait_for, wait_for_audit};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "Quartz-Lantern-Velvet-93";

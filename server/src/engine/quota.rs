@@ -74,7 +74,12 @@ impl Quotas {
         usage
             .measured
             .get_or_try_init(|| async {
-                let quota = self.catalog.tenant(tenant).await.map_err(|e| FsError::Io(std::io::Error::other(e)))?.map(|t| t.quota);
+                let quota = self
+                    .catalog
+                    .tenant(tenant)
+                    .await
+                    .map_err(|e| FsError::Io(std::io::Error::other(e)))?
+                    .map(|t| t.quota);
                 usage.set_limits(quota.unwrap_or_default(), self.defaults);
                 self.measure(&usage).await
             })
@@ -168,10 +173,7 @@ struct Delta {
 
 impl Delta {
     fn since(self, before: Self) -> Self {
-        Self {
-            added: self.added.wrapping_sub(before.added),
-            removed: self.removed.wrapping_sub(before.removed),
-        }
+        Self { added: self.added.wrapping_sub(before.added), removed: self.removed.wrapping_sub(before.removed) }
     }
 
     fn apply(self, to: u64) -> u64 {
@@ -253,8 +255,10 @@ impl TenantUsage {
 
     /// Bytes and files in use now, uploads in progress included.
     fn used(&self) -> (u64, u64) {
-        let bytes = self.settled_bytes.load(Ordering::Relaxed).saturating_add(self.reserved_bytes.load(Ordering::Relaxed));
-        let files = self.settled_files.load(Ordering::Relaxed).saturating_add(self.reserved_files.load(Ordering::Relaxed));
+        let bytes =
+            self.settled_bytes.load(Ordering::Relaxed).saturating_add(self.reserved_bytes.load(Ordering::Relaxed));
+        let files =
+            self.settled_files.load(Ordering::Relaxed).saturating_add(self.reserved_files.load(Ordering::Relaxed));
         (bytes, files)
     }
 
