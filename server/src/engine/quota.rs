@@ -87,6 +87,13 @@ impl Quotas {
         Ok(usage)
     }
 
+    /// The tracker of `tenant` if some session measured it already (no
+    /// measure is started for a lookup).
+    pub(super) fn measured(&self, tenant: &TenantName) -> Option<Arc<TenantUsage>> {
+        let tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
+        tenants.get(tenant.as_str()).filter(|usage| usage.measured.initialized()).cloned()
+    }
+
     /// Measures a tenant's usage again and makes it the settled usage,
     /// keeping the engine's own changes made while the walk ran.
     async fn measure(&self, usage: &TenantUsage) -> Result<(), FsError> {

@@ -250,13 +250,14 @@ impl Session {
     /// Removes a file; its size leaves the tenant's quota at once when a
     /// limit applies (otherwise at the next measure).
     pub(crate) async fn remove(&self, path: &TenantPath) -> Result<(), FsError> {
-        let limited = self.quota.get().filter(|usage| usage.is_limited());
+        let tracked = self.quota.get().cloned().or_else(|| self.engine.inner.quotas.measured(&self.tenant));
+        let limited = tracked.filter(|usage| usage.is_limited());
         let size = match limited {
             Some(_) => self.fs.stat(path).await.ok().filter(|stat| !stat.is_dir).map(|stat| stat.size),
             None => None,
         };
         let result = self.fs.remove_file(path).await;
-        if let (Ok(()), Some(usage), Some(size)) = (&result, limited, size) {
+        if let (Ok(()), Some(usage), Some(size)) = (&result, &limited, size) {
             usage.apply(0, 0, size, 1);
         }
         self.record(Action::Delete, path, result.as_ref().map(|_| ()), None, None);
