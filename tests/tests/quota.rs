@@ -81,15 +81,27 @@ fn uploads_over_the_quota_are_refused_over_sftp_and_ftps_and_leave_nothing() {
     let out = alice.sftp_batch(&format!("put {} /inbox/big2.csv\n", big.display()));
     assert!(!out.success(), "OpenSSH sftp put over the quota: {}", out.stdout);
 
-    // curl over FTPS: 552.
+    // Over FTPS: 552 with the same sentence; curl reads it as "exceeded
+    // storage allocation".
     let ftps = f.ftps("alice");
     let out = ftps.curl(&["-T", &big.display().to_string(), "{explicit}/inbox/big3.csv"]);
-    assert!(!out.success(), "curl over the quota: {}", out.stderr);
+    assert_eq!(out.code, 70, "curl over the quota: {}", out.stderr);
+    let report = ftps.script(json!({"ops": [{"op": "put", "remote": "/inbox/big4.csv", "data": data}]}));
+    let refused = &report["results"][0];
+    assert_eq!(refused["code"], 552, "{report}");
+    let reply = refused["reply"].as_str().unwrap_or_default();
+    assert!(reply.contains("552 quota exceeded: tenant acme uses ") && reply.ends_with(" of 64 KiB"), "{report}");
 
     // Nothing of them is left, nothing was imported, and the refusals are audited.
     wait_for(REREAD, || (inbox(&f) == ["small.part"]).then_some(()))
         .unwrap_or_else(|| panic!("inbox after refusals: {:?}", inbox(&f)));
-    for (protocol, path) in [("sftp", "/inbox/big.csv"), ("sftp", "/inbox/big2.csv"), ("ftps", "/inbox/big3.csv")] {
+    let refused = [
+        ("sftp", "/inbox/big.csv"),
+        ("sftp", "/inbox/big2.csv"),
+        ("ftps", "/inbox/big3.csv"),
+        ("ftps", "/inbox/big4.csv"),
+    ];
+    for (protocol, path) in refused {
         let row = wait_for_audit(&f.p, path, |r| r.action == "upload" && r.path == path && r.protocol == protocol);
         assert_eq!(row.outcome, "failed", "{row:?}");
         assert!(row.detail.starts_with("quota exceeded: tenant acme uses "), "{row:?}");
