@@ -66,7 +66,7 @@ fn uploads_over_the_quota_are_refused_over_sftp_and_ftps_and_leave_nothing() {
     assert_eq!(set.trim(), "tenant acme: quota bytes 64 KiB (tenant override), files unlimited");
     wait_for_df_size(&alice, 64);
     let (_, available) = df(&alice, false);
-    assert!(available < 64 && available >= 60, "df shows what is left of the quota: {available} KiB");
+    assert!((60..64).contains(&available), "df shows what is left of the quota: {available} KiB");
 
     // paramiko: the refusal names the tenant, its usage and the limit. (Its
     // `put` pipelines writes and ignores their errors and a failed close:
