@@ -54,8 +54,8 @@ impl Usage {
 /// Measures `tenant`'s tree, spool and archive. Blocking (a walk of every
 /// directory): the server calls it on the blocking pool. Directories that do
 /// not exist count as empty, and entries that vanish during the walk (the
-/// import pipeline moves files) are skipped; symlinks are neither followed
-/// nor counted.
+/// import pipeline moves files) are skipped; symlinks met in a listing are
+/// neither followed nor counted.
 pub(crate) fn tenant_usage(data_dir: &DataDir, tenant: &TenantName) -> io::Result<Usage> {
     let mut usage = Usage::default();
     let mut pending: Vec<PathBuf> =

@@ -324,8 +324,10 @@ impl TenantUsage {
         }
         let limit_files = self.limit_files.load(Ordering::Relaxed);
         if limit_files != UNLIMITED {
+            let left = limit_files.saturating_sub(files);
+            // A filesystem without an inode table (btrfs) reports none at all.
+            disk.files_free = if disk.files == 0 { left } else { left.min(disk.files_free) };
             disk.files = limit_files;
-            disk.files_free = limit_files.saturating_sub(files).min(disk.files_free);
         }
         disk
     }
@@ -420,17 +422,21 @@ mod tests {
         usage.reserve_replacement().grow_to(1 << 40).unwrap();
     }
 
-    #[test]
-    fn df_shows_the_quota_but_never_more_than_the_disk() {
-        let disk = FsStats {
-            block_size: 4096,
+    fn disk_of(block_size: u64) -> FsStats {
+        FsStats {
+            block_size,
             blocks: 1 << 20,
             blocks_free: 1 << 10,
             blocks_available: 1 << 10,
             files: 1 << 20,
             files_free: 1 << 19,
             name_max: 255,
-        };
+        }
+    }
+
+    #[test]
+    fn df_shows_the_quota_but_never_more_than_the_disk() {
+        let disk = disk_of(4096);
         assert_eq!(tracker(None, None).as_filesystem(disk.clone()).blocks, 1 << 20, "no quota: the disk");
         let usage = tracker(Some(4096 * 100), Some(10));
         usage.apply(4096 * 40, 3, 0, 0);
@@ -439,5 +445,7 @@ mod tests {
         assert_eq!((df.files, df.files_free), (10, 7));
         let roomy = tracker(Some(1 << 40), None).as_filesystem(disk);
         assert_eq!((roomy.blocks, roomy.blocks_free), ((1 << 40) / 4096, 1 << 10));
+        let no_inode_table = FsStats { files: 0, files_free: 0, ..disk_of(4096) };
+        assert_eq!(tracker(None, Some(10)).as_filesystem(no_inode_table).files_free, 10);
     }
 }
