@@ -37,5 +37,5 @@ pub use error::{CatalogError, NameError};
 pub use jobs::{ImportJob, JobFilter, JobStatus};
 pub use names::{Login, TenantName};
 pub use store::{Backend, Catalog, now_ms};
-pub use tenants::{Tenant, TenantDatabase};
+pub use tenants::{Tenant, TenantDatabase, TenantQuota};
 pub use users::{LockState, StoredKey, User};

@@ -38,6 +38,33 @@ pub struct Tenant {
     pub database_name: String,
     /// Database role, when the backend has roles.
     pub database_role: Option<String>,
+    /// The tenant's own quota, overriding the configured defaults.
+    pub quota: TenantQuota,
+}
+
+/// A tenant's quota override; `None` in a field: the configuration's `[quotas]` default applies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TenantQuota {
+    /// Bytes the tenant may store.
+    pub bytes: Option<u64>,
+    /// Regular files the tenant may store.
+    pub files: Option<u64>,
+}
+
+impl TenantQuota {
+    fn from_row(row: &AnyRow) -> Result<Self, CatalogError> {
+        let read = |column: &str| -> Result<Option<u64>, CatalogError> {
+            let value: Option<i64> = row.try_get(column)?;
+            value.map(|v| u64::try_from(v).map_err(|_| CatalogError::Corrupt(format!("{column} {v}")))).transpose()
+        };
+        Ok(Self { bytes: read("quota_bytes")?, files: read("quota_files")? })
+    }
+}
+
+/// A quota as the catalog stores it: BIGINT, so anything beyond `i64::MAX`
+/// (8 EiB) is kept as `i64::MAX`, which no tenant reaches either.
+fn stored(value: Option<u64>) -> Option<i64> {
+    value.map(|v| i64::try_from(v).unwrap_or(i64::MAX))
 }
 
 impl Catalog {
@@ -96,9 +123,53 @@ impl Catalog {
         Ok(())
     }
 
+    /// Sets a tenant's quota override: a `Some` field replaces that part of
+    /// the override, a `None` field keeps it as it is.
+    pub async fn set_tenant_quota(
+        &self,
+        name: &TenantName,
+        bytes: Option<u64>,
+        files: Option<u64>,
+    ) -> Result<(), CatalogError> {
+        let done = sqlx::query(
+            "UPDATE tenants SET quota_bytes = COALESCE($2, quota_bytes), quota_files = COALESCE($3, quota_files) \
+             WHERE name = $1",
+        )
+        .bind(name.as_str())
+        .bind(stored(bytes))
+        .bind(stored(files))
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(CatalogError::NotFound(format!("tenant {name}")));
+        }
+        Ok(())
+    }
+
+    /// Removes a tenant's quota override: the configured defaults apply again.
+    pub async fn clear_tenant_quota(&self, name: &TenantName) -> Result<(), CatalogError> {
+        let done = sqlx::query("UPDATE tenants SET quota_bytes = NULL, quota_files = NULL WHERE name = $1")
+            .bind(name.as_str())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(CatalogError::NotFound(format!("tenant {name}")));
+        }
+        Ok(())
+    }
+
+    /// Every tenant's quota override, by tenant name, in one query (what a
+    /// running server re-reads every few seconds).
+    pub async fn tenant_quotas(&self) -> Result<Vec<(String, TenantQuota)>, CatalogError> {
+        let rows = sqlx::query("SELECT name, quota_bytes, quota_files FROM tenants ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|row| Ok((row.try_get("name")?, TenantQuota::from_row(row)?))).collect()
+    }
+
     /// Every tenant, by name.
     pub async fn tenants(&self) -> Result<Vec<Tenant>, CatalogError> {
-        let rows = sqlx::query("SELECT name, created_at, db_backend, db_name, db_role FROM tenants ORDER BY name")
+        let rows = sqlx::query("SELECT name, created_at, db_backend, db_name, db_role, quota_bytes, quota_files FROM tenants ORDER BY name")
             .fetch_all(&self.pool)
             .await?;
         let mut tenants = Vec::with_capacity(rows.len());
@@ -110,10 +181,13 @@ impl Catalog {
 
     /// One tenant, or `None`.
     pub async fn tenant(&self, name: &TenantName) -> Result<Option<Tenant>, CatalogError> {
-        let row = sqlx::query("SELECT name, created_at, db_backend, db_name, db_role FROM tenants WHERE name = $1")
-            .bind(name.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT name, created_at, db_backend, db_name, db_role, quota_bytes, quota_files FROM tenants \
+             WHERE name = $1",
+        )
+        .bind(name.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
         match row {
             Some(row) => Ok(Some(self.tenant_from_row(&row).await?)),
             None => Ok(None),
@@ -163,6 +237,7 @@ impl Catalog {
             database_backend: row.try_get("db_backend")?,
             database_name: row.try_get("db_name")?,
             database_role: row.try_get("db_role")?,
+            quota: TenantQuota::from_row(row)?,
         })
     }
 }

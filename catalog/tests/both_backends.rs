@@ -2,7 +2,7 @@
 
 use passerelle_catalog::{
     AuditEvent, AuditFilter, Ban, Catalog, CatalogError, ImportJob, JobFilter, JobStatus, Login, TenantDatabase,
-    TenantName,
+    TenantName, TenantQuota,
 };
 
 /// PostgreSQL server used by the tests; its absence is a failure, never a skip.
@@ -34,6 +34,7 @@ async fn exercise(catalog: Catalog) {
     import_profiles_and_jobs(&catalog, &acme).await;
     live_session_access(&catalog, &acme, &alice).await;
     retention(&catalog).await;
+    quotas(&catalog, &acme).await;
 
     let before = catalog.revision().await.unwrap();
     catalog.remove_tenant(&acme).await.unwrap();
@@ -139,6 +140,27 @@ async fn access_rules_and_bans(catalog: &Catalog, acme: &TenantName, alice: &Log
     catalog.remove_ban("192.0.2.1").await.unwrap();
     assert!(matches!(catalog.remove_ban("192.0.2.1").await, Err(CatalogError::NotFound(_))));
     assert_eq!(catalog.ban_offences("192.0.2.1").await.unwrap(), 0);
+}
+
+async fn quotas(catalog: &Catalog, acme: &TenantName) {
+    let quota = |catalog: &Catalog| {
+        let catalog = catalog.clone();
+        let acme = acme.clone();
+        async move { catalog.tenant(&acme).await.unwrap().unwrap().quota }
+    };
+    assert_eq!(quota(catalog).await, TenantQuota::default(), "no override at first");
+    catalog.set_tenant_quota(acme, Some(10 << 30), None).await.unwrap();
+    catalog.set_tenant_quota(acme, None, Some(10_000)).await.unwrap();
+    let both = TenantQuota { bytes: Some(10 << 30), files: Some(10_000) };
+    assert_eq!(quota(catalog).await, both, "each part is kept when the other is set");
+    catalog.set_tenant_quota(acme, Some(u64::MAX), None).await.unwrap();
+    assert_eq!(quota(catalog).await.bytes, Some(i64::MAX as u64), "beyond BIGINT is kept as its largest value");
+    assert_eq!(catalog.tenant_quotas().await.unwrap()[0].0, "acme");
+    catalog.clear_tenant_quota(acme).await.unwrap();
+    assert_eq!(quota(catalog).await, TenantQuota::default());
+    let ghost = TenantName::parse("ghost").unwrap();
+    assert!(matches!(catalog.set_tenant_quota(&ghost, Some(1), None).await, Err(CatalogError::NotFound(_))));
+    assert!(matches!(catalog.clear_tenant_quota(&ghost).await, Err(CatalogError::NotFound(_))));
 }
 
 async fn import_profiles_and_jobs(catalog: &Catalog, acme: &TenantName) {

@@ -41,13 +41,16 @@ mod raw;
 mod redact;
 mod render;
 mod schema;
+mod size;
 mod validate;
 
 pub use crate::error::ConfigError;
 pub use crate::load::Sources;
 pub use crate::model::{
     AccountLockConfig, AdminConfig, ArchiveConfig, AuditConfig, CatalogConfig, Config, DefenderConfig, FtpsConfig,
-    LimitsConfig, LogConfig, LogFormat, MaxStartups, ProxyProtocolConfig, SftpConfig, TenantDbBackend, TenantDbConfig,
+    LimitsConfig, LogConfig, LogFormat, MaxStartups, ProxyProtocolConfig, QuotasConfig, SftpConfig, TenantDbBackend,
+    TenantDbConfig,
     TlsVersion, UploadsConfig,
 };
 pub use crate::render::{example_toml, reference_markdown};
+pub use crate::size::ByteSize;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::redact::redact_url;
+use crate::size::ByteSize;
 
 /// The effective configuration: defaults, file, environment and flags merged, checked and resolved.
 ///
@@ -37,6 +38,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// How completed uploads are stored.
     pub uploads: UploadsConfig,
+    /// Default per-tenant quotas.
+    pub quotas: QuotasConfig,
     /// Scores and bans of source addresses.
     pub defender: DefenderConfig,
     /// Temporary locks of logins after failed logins.
@@ -310,6 +313,16 @@ pub struct UploadsConfig {
     /// is told it completed, so even a power loss cannot lose an
     /// acknowledged file (off by default, as in OpenSSH).
     pub fsync: bool,
+}
+
+/// `[quotas]`: what a tenant may store when the catalog holds no override for it
+/// (`passerelle tenant quota`). `None`: unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QuotasConfig {
+    /// Bytes a tenant may store (its tree, spool and archive).
+    pub bytes: Option<ByteSize>,
+    /// Regular files a tenant may store (at least 1).
+    pub files: Option<u64>,
 }
 
 /// Whether `url` uses the `postgres:` or `postgresql:` scheme.

@@ -21,6 +21,7 @@ pub(crate) struct Raw {
     pub(crate) log: RawLog,
     pub(crate) limits: RawLimits,
     pub(crate) uploads: RawUploads,
+    pub(crate) quotas: RawQuotas,
     pub(crate) defender: RawDefender,
     pub(crate) account_lock: RawAccountLock,
     pub(crate) proxy_protocol: RawProxyProtocol,
@@ -61,6 +62,13 @@ pub(crate) struct RawProxyProtocol {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawUploads {
     pub(crate) fsync: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawQuotas {
+    pub(crate) bytes: Option<String>,
+    pub(crate) files: Option<u64>,
 }
 
 #[derive(Deserialize)]

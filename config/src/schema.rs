@@ -28,6 +28,8 @@ pub(crate) enum Kind {
     PortRange,
     /// `"30s"`, `"15m"`, `"2h"`, `"500ms"`.
     Duration,
+    /// `"10 GiB"`, `"500 MiB"`, `"500MB"` or a number of bytes (TOML string).
+    Size,
     /// A list of TLS versions.
     TlsVersions,
     /// A list of IP networks in CIDR notation (a bare address means just that address).
@@ -49,6 +51,7 @@ impl Kind {
             Self::AddressList => "list of addresses".into(),
             Self::PortRange => "port range".into(),
             Self::Duration => "duration".into(),
+            Self::Size => "size".into(),
             Self::TlsVersions => "list of TLS versions".into(),
             Self::NetworkList => "list of CIDR networks".into(),
             Self::Choice(choices) => choices.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(" | "),
@@ -149,6 +152,13 @@ pub(crate) const SECTIONS: &[(&str, &str)] = &[
          allowlists, audit); any other source is served directly, and refused if it sends a PROXY header.",
     ),
     ("uploads", "How completed uploads are stored."),
+    (
+        "quotas",
+        "Default per-tenant quotas: what each tenant may store, counting its inbox and outbox, the files \
+         its import jobs hold and its archived originals. `passerelle tenant quota NAME` overrides them \
+         for one tenant. An upload that would go over is refused while it is sent, and nothing of it is \
+         kept; the server sees changed quotas within a few seconds.",
+    ),
 ];
 
 fn string(s: impl Into<String>) -> Option<Value> {
@@ -595,6 +605,26 @@ pub(crate) const KEYS: &[KeyDef] = &[
               (it no longer matches the SHA-256 sealed on it at upload) instead of importing it. A \
               client's fsync@openssh.com always flushes its upload.",
         effective: |c| Some(Value::Boolean(c.uploads.fsync)),
+    },
+    KeyDef {
+        section: "quotas",
+        name: "bytes",
+        kind: Kind::Size,
+        default: Default::Unset { example: r#""10 GiB""# },
+        secret: false,
+        doc: "Bytes each tenant may store (apparent file sizes), e.g. \"10 GiB\" or \"500 MiB\" (KiB, MiB, \
+              GiB, TiB are powers of 1024; KB, MB, GB, TB powers of 1000); unset: unlimited. SFTP `df` \
+              shows it as the size of the disk.",
+        effective: |c| c.quotas.bytes.and_then(|size| string(size.to_string())),
+    },
+    KeyDef {
+        section: "quotas",
+        name: "files",
+        kind: Kind::Integer,
+        default: Default::Unset { example: "10000" },
+        secret: false,
+        doc: "Files each tenant may store, at least 1; unset: unlimited. Creating a file beyond it is refused.",
+        effective: |c| c.quotas.files.map(|n| Value::Integer(i64::try_from(n).unwrap_or(i64::MAX))),
     },
 ];
 

@@ -9,14 +9,16 @@ use crate::duration;
 use crate::error::ConfigError;
 use crate::model::{
     AccountLockConfig, AdminConfig, ArchiveConfig, AuditConfig, CatalogConfig, Config, DefenderConfig, FtpsConfig,
-    LimitsConfig, LogConfig, LogFormat, MaxStartups, ProxyProtocolConfig, SftpConfig, TenantDbBackend, TenantDbConfig,
-    TlsVersion, UploadsConfig, is_postgres_url, scheme,
+    LimitsConfig, LogConfig, LogFormat, MaxStartups, ProxyProtocolConfig, QuotasConfig, SftpConfig, TenantDbBackend,
+    TenantDbConfig, TlsVersion, UploadsConfig, is_postgres_url, scheme,
 };
 use crate::raw::{
     Raw, RawAccountLock, RawArchive, RawAudit, RawCatalog, RawDefender, RawFtps, RawLimits, RawLog, RawProxyProtocol,
+    RawQuotas,
     RawTenantDb,
 };
 use crate::schema::{self, Default};
+use crate::size::ByteSize;
 
 /// Checks every key and resolves the defaults that depend on `data_dir`.
 ///
@@ -36,6 +38,7 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
     let archive = archive(raw.archive)?;
     let audit = audit(raw.audit)?;
     let limits = limits(raw.limits, login_grace_time)?;
+    let quotas = quotas(raw.quotas)?;
     Ok(Config {
         sftp: SftpConfig { listen: raw.sftp.listen, libssh2_compat: raw.sftp.libssh2_compat },
         ftps,
@@ -47,6 +50,7 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
         log,
         limits,
         uploads: UploadsConfig { fsync: raw.uploads.fsync },
+        quotas,
         defender,
         account_lock,
         proxy_protocol,
@@ -211,6 +215,18 @@ fn ftps(ftps: RawFtps, data_dir: &Path) -> Result<FtpsConfig, ConfigError> {
         tls_versions: parse_tls_versions(&ftps.tls_versions)?,
         require_session_reuse: ftps.require_session_reuse,
     })
+}
+
+/// `[quotas]`: both optional; a size of at least one byte, at least one file.
+fn quotas(quotas: RawQuotas) -> Result<QuotasConfig, ConfigError> {
+    let bytes = quotas
+        .bytes
+        .map(|text| ByteSize::parse(&text).map_err(|message| ConfigError::invalid("quotas.bytes", message)))
+        .transpose()?;
+    if quotas.files == Some(0) {
+        return Err(ConfigError::invalid("quotas.files", "must be at least 1 (leave it unset for no limit)"));
+    }
+    Ok(QuotasConfig { bytes, files: quotas.files })
 }
 
 /// `[archive]`.

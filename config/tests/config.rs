@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use passerelle_config::{
-    Config, ConfigError, LogFormat, Sources, TenantDbBackend, TlsVersion, example_toml, reference_markdown,
+    ByteSize, Config, ConfigError, LogFormat, QuotasConfig, Sources, TenantDbBackend, TlsVersion, example_toml,
+    reference_markdown,
 };
 
 const EXAMPLE: &str = "passerelle.example.toml";
@@ -76,6 +77,7 @@ fn defaults_are_the_documented_interface_values() {
     assert_eq!(c.limits.max_sessions_per_user, 10);
     assert_eq!(c.limits.max_connections_per_ip, 20);
     assert_eq!(c.limits.max_connections, 500);
+    assert_eq!(c.quotas, QuotasConfig { bytes: None, files: None }, "no quota unless configured");
 }
 
 #[test]
@@ -146,6 +148,19 @@ fn values_out_of_range_are_refused_naming_the_key() {
     assert!(refusal("[catalog]\nurl = \"mysql://db/x\"\n").starts_with("config: catalog.url: "));
     assert!(refusal("[log]\nformat = \"xml\"\n").starts_with("config: log.format: "));
     assert!(refusal("[log]\nlevel = \" \"\n").starts_with("config: log.level: "));
+}
+
+#[test]
+fn quotas_take_sizes_and_file_counts_from_the_file_and_the_environment() {
+    let c = load_with("[quotas]\nbytes = \"10 GiB\"\nfiles = 10000\n", &[]).unwrap();
+    assert_eq!(c.quotas, QuotasConfig { bytes: ByteSize::from_bytes(10 << 30), files: Some(10_000) });
+    assert!(c.to_redacted_toml().contains("[quotas]\nbytes = \"10 GiB\"\nfiles = 10000\n"));
+    let c = load_with("", &[("PASSERELLE_QUOTAS_BYTES", "500MB"), ("PASSERELLE_QUOTAS_FILES", "7")]).unwrap();
+    assert_eq!(c.quotas, QuotasConfig { bytes: ByteSize::from_bytes(500_000_000), files: Some(7) });
+    assert!(refusal("[quotas]\nbytes = \"lots\"\n").starts_with("config: quotas.bytes: expected a size such as"));
+    assert_eq!(refusal("[quotas]\nbytes = \"0\"\n"), "config: quotas.bytes: must be at least 1 byte");
+    assert!(refusal("[quotas]\nfiles = 0\n").starts_with("config: quotas.files: must be at least 1"));
+    assert!(refusal("[quotas]\nfiles = -1\n").starts_with("config: quotas.files"));
 }
 
 #[test]

@@ -157,6 +157,21 @@ pub(crate) struct AllowIpChange {
     pub(crate) clear: bool,
 }
 
+/// `--bytes SIZE --files N | --clear` of `tenant quota`.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = true)]
+pub(crate) struct QuotaChange {
+    /// Bytes the tenant may store: "10 GiB", "500 MiB", "500MB" or a number of bytes.
+    #[arg(long, value_name = "SIZE", conflicts_with = "clear")]
+    pub(crate) bytes: Option<String>,
+    /// Files the tenant may store, at least 1.
+    #[arg(long, value_name = "N", conflicts_with = "clear")]
+    pub(crate) files: Option<u64>,
+    /// Remove the tenant's own quota: the `[quotas]` defaults of the configuration apply again.
+    #[arg(long)]
+    pub(crate) clear: bool,
+}
+
 /// `--json` for list and show verbs.
 #[derive(Debug, Args)]
 pub(crate) struct JsonFlag {
@@ -192,9 +207,16 @@ pub(crate) enum TenantCommand {
         #[command(flatten)]
         change: AllowIpChange,
     },
+    /// Set a tenant's own quota (either limit or both), or `--clear` it to apply the `[quotas]` defaults again.
+    Quota {
+        /// Tenant name.
+        name: String,
+        #[command(flatten)]
+        change: QuotaChange,
+    },
     /// List tenants.
     List(JsonFlag),
-    /// Show one tenant.
+    /// Show one tenant, with what it stores and its quota.
     Show {
         /// Tenant name.
         name: String,

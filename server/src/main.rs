@@ -19,6 +19,7 @@ mod output;
 mod pipeline;
 mod serve;
 mod sftp;
+mod usage;
 
 fn main() -> ExitCode {
     // Everything passerelle creates (catalog, databases, keys, uploads) is

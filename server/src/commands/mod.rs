@@ -7,6 +7,7 @@ mod hostkey;
 mod import;
 mod key;
 mod profile;
+mod quota;
 mod tenant;
 mod user;
 

@@ -1,10 +1,10 @@
-//! `tenant add/list/show/remove`.
+//! `tenant add/allow-ip/quota/list/show/remove`.
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 
 use passerelle_catalog::{Tenant, TenantName};
 
-use super::parse_networks;
+use super::{parse_networks, quota};
 use crate::admin::Admin;
 use crate::cli::TenantCommand;
 use crate::error::{CliError, usage};
@@ -30,6 +30,7 @@ pub(super) async fn run(admin: &Admin, command: TenantCommand) -> Result<(), Cli
             admin.audit("tenant_allow_ip", Some(&name), None, Some(shown.clone())).await?;
             println!("tenant {name}: allowed ips {shown}");
         }
+        TenantCommand::Quota { name, change } => quota::set(admin, &name, change).await?,
         TenantCommand::List(flag) => {
             let tenants = admin.catalog.tenants().await?;
             if flag.json {
@@ -42,7 +43,7 @@ pub(super) async fn run(admin: &Admin, command: TenantCommand) -> Result<(), Cli
             let name = TenantName::parse(&name)?;
             let tenant = admin.catalog.tenant(&name).await?.ok_or_else(|| usage(format!("tenant {name} not found")))?;
             if json.json {
-                return output::json(&tenant);
+                return quota::show_json(admin, &name, &tenant);
             }
             println!("tenant:      {}", tenant.name);
             println!("created:     {}", output::timestamp(tenant.created_at));
@@ -52,6 +53,9 @@ pub(super) async fn run(admin: &Admin, command: TenantCommand) -> Result<(), Cli
             }
             println!("allowed ips: {}", allowed_ips(&tenant));
             println!("users:       {}", admin.catalog.users(Some(&name)).await?.len());
+            for line in quota::show_lines(admin, &name, &tenant)? {
+                println!("{line}");
+            }
         }
         TenantCommand::Remove { name, purge, yes } => {
             let name = TenantName::parse(&name)?;

@@ -11,6 +11,7 @@
 //!         │      │          ├─ fs       (TenantFs: chrooted, cap-std)
 //!         │      │          ├─ limits   (connections per IP, startups, sessions per user)
 //!         │      │          ├─ grants   (live sessions, ended when an admin change withdraws them)
+//!         │      │          ├─ quota    (per-tenant bytes and files, reserved as uploads grow)
 //!         │   Session       ├─ audit    (catalog + tracing)
 //!         │                 └─ uploads  (upload-completed events → import pipeline)
 //! ```
@@ -28,6 +29,7 @@ mod limits;
 mod listeners;
 mod metrics;
 mod proxy;
+mod quota;
 mod refusals;
 mod retention;
 mod session;
@@ -92,6 +94,8 @@ struct Inner {
     grants: Arc<grants::Registry>,
     /// Refused connections, counted per source between summaries.
     refusals: refusals::Refusals,
+    /// Per-tenant quota trackers.
+    quotas: Arc<quota::Quotas>,
     /// Per login: times of its recent failed logins (account locks).
     failures: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
@@ -115,6 +119,7 @@ impl Engine {
         let metrics = Arc::new(metrics::Metrics::new());
         let audit = audit::Auditor::new(catalog.clone(), Arc::clone(&metrics));
         let defender = defender::Defender::new(config.defender.clone(), catalog.clone());
+        let quotas = quota::Quotas::new(catalog.clone(), data_dir.clone(), config.quotas);
         let inner = Arc::new(Inner {
             catalog,
             config,
@@ -124,6 +129,7 @@ impl Engine {
             uploads: uploads::UploadEvents::new(),
             defender,
             metrics,
+            quotas,
             grants: Arc::default(),
             refusals: refusals::Refusals::default(),
             failures: Mutex::default(),

@@ -6,15 +6,18 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use passerelle_catalog::{AuditEvent, Login, TenantName};
 use passerelle_tree::{Sha256, UploadCompleted};
+use tokio::sync::OnceCell;
 
 use super::fs::{FileReader, FileStat, FsError, FsStats, TenantFs, TenantPath, Upload};
 use super::grants::{Ending, Grant, Registration};
 use super::limits::SessionPermit;
+use super::quota::{Reservation, TenantUsage};
 use super::{Engine, Protocol};
 
 /// What a user did, as the audit trail names it.
@@ -66,11 +69,16 @@ pub(crate) enum Overwrite {
 }
 
 /// An upload under way: the tenant filesystem's atomic upload, with the
-/// bytes received and the time taken for the audit trail.
+/// bytes received and the time taken for the audit trail, and what it holds
+/// of the tenant's quota.
 pub(crate) struct IncomingFile {
     upload: Upload,
     received: AtomicU64,
     started: Instant,
+    reservation: Reservation,
+    /// Set when a write went over the quota: the upload can no longer
+    /// complete, and every later write is refused with the same sentence.
+    refusal: OnceLock<String>,
 }
 
 impl IncomingFile {
@@ -79,12 +87,29 @@ impl IncomingFile {
         self.upload.path()
     }
 
-    /// Writes `data` at `offset` (see [`Upload::write_at`]).
+    /// Writes `data` at `offset` (see [`Upload::write_at`]), within the
+    /// tenant's quota.
     pub(crate) async fn write_at(&self, offset: u64, data: Bytes) -> Result<(), FsError> {
         let len = data.len() as u64;
+        self.within_quota(offset, len)?;
         self.upload.write_at(offset, data).await?;
         self.received.fetch_add(len, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Reserves the tenant's quota up to the end of a write, before it
+    /// lands: a refusal sticks to the upload. Writes the filesystem refuses
+    /// anyway (empty, beyond the largest offset) reserve nothing.
+    fn within_quota(&self, offset: u64, len: u64) -> Result<(), FsError> {
+        if let Some(refusal) = self.refusal.get() {
+            return Err(FsError::QuotaExceeded(refusal.clone()));
+        }
+        let Some(end) = offset.checked_add(len).filter(|end| len > 0 && i64::try_from(*end).is_ok()) else {
+            return Ok(());
+        };
+        self.reservation.grow_to(end).inspect_err(|refused| {
+            let _ = self.refusal.set(refused.to_string());
+        })
     }
 
     /// Attributes of what was written so far.
@@ -144,6 +169,8 @@ pub(crate) struct Session {
     protocol: Protocol,
     fs: TenantFs,
     started: Instant,
+    /// The tenant's quota tracker, once an operation needed it.
+    quota: OnceCell<Arc<TenantUsage>>,
     _permit: SessionPermit,
     /// In the engine's registry of live sessions while the session lives.
     registration: Registration,
@@ -166,9 +193,15 @@ impl Session {
             protocol: grant.protocol,
             fs,
             started: Instant::now(),
+            quota: OnceCell::new(),
             _permit: permit,
             registration,
         }
+    }
+
+    /// The tenant's quota tracker (measured on first use).
+    async fn quota(&self) -> Result<&Arc<TenantUsage>, FsError> {
+        self.quota.get_or_try_init(|| self.engine.inner.quotas.tenant(&self.tenant)).await
     }
 
     /// The user's login.
@@ -202,9 +235,11 @@ impl Session {
         self.fs.read_dir(path).await
     }
 
-    /// Space and inodes of the filesystem holding `path` (not audited).
+    /// Space and inodes of the filesystem holding `path`, or of the
+    /// tenant's quota where it has one (not audited).
     pub(crate) async fn statvfs(&self, path: &TenantPath) -> Result<FsStats, FsError> {
-        self.fs.statvfs(path).await
+        let disk = self.fs.statvfs(path).await?;
+        Ok(self.quota().await?.as_filesystem(disk))
     }
 
     /// Creates a directory.
@@ -221,9 +256,19 @@ impl Session {
         result
     }
 
-    /// Removes a file.
+    /// Removes a file; its size leaves the tenant's quota at once when a
+    /// limit applies (otherwise at the next measure).
     pub(crate) async fn remove(&self, path: &TenantPath) -> Result<(), FsError> {
+        let tracked = self.quota.get().cloned().or_else(|| self.engine.inner.quotas.measured(&self.tenant));
+        let limited = tracked.filter(|usage| usage.is_limited());
+        let size = match limited {
+            Some(_) => self.fs.stat(path).await.ok().filter(|stat| !stat.is_dir).map(|stat| stat.size),
+            None => None,
+        };
         let result = self.fs.remove_file(path).await;
+        if let (Ok(()), Some(usage), Some(size)) = (&result, &limited, size) {
+            usage.apply(0, 0, size, 1);
+        }
         self.record(Action::Delete, path, result.as_ref().map(|_| ()), None, None);
         result
     }
@@ -257,25 +302,51 @@ impl Session {
         result
     }
 
-    /// Starts an atomic upload to `path`; a refusal is audited. With
-    /// `exclusive`, an existing file is `AlreadyExists`.
+    /// Starts an atomic upload to `path`, within the tenant's file quota; a
+    /// refusal is audited. With `exclusive`, an existing file is `AlreadyExists`.
     pub(crate) async fn create_upload(&self, path: &TenantPath, exclusive: bool) -> Result<IncomingFile, FsError> {
-        match self.fs.create_upload(path, exclusive).await {
-            Ok(upload) => Ok(IncomingFile { upload, received: AtomicU64::new(0), started: Instant::now() }),
-            Err(e) => {
-                self.record(Action::Upload, path, Err(&e), None, None);
-                Err(e)
-            }
+        let started = async {
+            let upload = self.fs.create_upload(path, exclusive).await?;
+            let reservation = self.reserve_file(path).await?;
+            Ok(IncomingFile {
+                upload,
+                received: AtomicU64::new(0),
+                started: Instant::now(),
+                reservation,
+                refusal: OnceLock::new(),
+            })
+        };
+        started.await.inspect_err(|e| self.record(Action::Upload, path, Err(e), None, None))
+    }
+
+    /// One more file of the tenant's quota for an upload to `path`; at the
+    /// limit, an upload that replaces an existing file may still go ahead.
+    async fn reserve_file(&self, path: &TenantPath) -> Result<Reservation, FsError> {
+        let usage = self.quota().await?;
+        match usage.reserve_file() {
+            Ok(reservation) => Ok(reservation),
+            Err(refused) => match self.fs.stat(path).await {
+                Ok(stat) if !stat.is_dir => Ok(usage.reserve_replacement()),
+                _ => Err(refused),
+            },
         }
     }
 
     /// Finishes an upload: the file appears under its final name, the upload
     /// is audited and the upload-completed event is emitted, in that order.
     pub(crate) async fn complete_upload(&self, file: IncomingFile) -> Result<(), FsError> {
-        let IncomingFile { upload, started, .. } = file;
+        let IncomingFile { upload, started, reservation, refusal, received } = file;
         let path = upload.path().clone();
+        if let Some(refusal) = refusal.into_inner() {
+            // Dropping the upload removes its temporary, and the reservation goes with it.
+            let refused = FsError::QuotaExceeded(refusal);
+            self.record(Action::Upload, &path, Err(&refused), Some(received.into_inner()), Some(started.elapsed()));
+            return Err(refused);
+        }
+        let replaced = self.replaced_size(&reservation, &path).await;
         match upload.commit().await {
             Ok(done) => {
+                reservation.commit(done.size, replaced);
                 self.record(Action::Upload, &done.path, Ok(()), Some(done.size), Some(started.elapsed()));
                 // Uploads are only ever created strictly below `/inbox`.
                 if let Some(path) = done.path.inbox_path() {
@@ -296,16 +367,29 @@ impl Session {
         }
     }
 
-    /// Records an upload that was interrupted. It is discarded: its
-    /// temporary goes when the last reference to `file` is dropped, nothing
-    /// appears in the tree and no upload-completed event is emitted.
+    /// The size of the file an upload to `path` replaces, when the tenant
+    /// has a quota to keep exact (one lookup per upload, not per write).
+    async fn replaced_size(&self, reservation: &Reservation, path: &TenantPath) -> Option<u64> {
+        if !reservation.usage().is_limited() {
+            return None;
+        }
+        self.fs.stat(path).await.ok().filter(|stat| !stat.is_dir).map(|stat| stat.size)
+    }
+
+    /// Records an upload that was interrupted, or refused by the quota. It
+    /// is discarded: its temporary goes when the last reference to `file` is
+    /// dropped, nothing appears in the tree and no upload-completed event is
+    /// emitted.
     pub(crate) fn abandon_upload(&self, file: &IncomingFile) {
-        let detail = "interrupted before completion; discarded".to_owned();
+        let (outcome, detail) = match file.refusal.get() {
+            Some(refusal) => ("failed", refusal.clone()),
+            None => ("aborted", "interrupted before completion; discarded".to_owned()),
+        };
         let path = file.path().to_client_string();
         self.audit(
             Action::Upload,
             Some(path),
-            "aborted",
+            outcome,
             Some(file.received()),
             Some(file.started.elapsed()),
             Some(detail),

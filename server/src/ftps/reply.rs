@@ -63,6 +63,7 @@ pub(crate) fn fs_reply(e: &FsError) -> Reply {
     let code = match e {
         FsError::InvalidPath(_) => 553,
         FsError::NoSpace => 452,
+        FsError::QuotaExceeded(_) => 552,
         FsError::Io(_) => 451,
         _ => 550,
     };

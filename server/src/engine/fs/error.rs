@@ -40,6 +40,10 @@ pub(crate) enum FsError {
     /// The disk or the quota is full.
     #[error("no space left on device")]
     NoSpace,
+    /// The tenant's quota refuses the operation; the sentence names the
+    /// tenant, its usage and the limit.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// Anything else; logged by the caller, shown to clients as a failure.
     #[error("i/o error: {0}")]
     Io(io::Error),

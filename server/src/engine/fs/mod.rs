@@ -66,7 +66,7 @@ pub(crate) use error::FsError;
 pub(crate) use long_name::unix_seconds;
 #[cfg(test)]
 use path::Area;
-pub(crate) use path::TenantPath;
+pub(crate) use path::{TenantPath, UPLOAD_TEMP_PREFIX};
 pub(crate) use reader::FileReader;
 pub(crate) use stat::{FileStat, FsStats};
 pub(crate) use upload::Upload;
