@@ -41,6 +41,7 @@ mod raw;
 mod redact;
 mod render;
 mod schema;
+mod size;
 mod validate;
 
 pub use crate::error::ConfigError;
@@ -51,3 +52,4 @@ pub use crate::model::{
     UploadsConfig,
 };
 pub use crate::render::{example_toml, reference_markdown};
+pub use crate::size::ByteSize;

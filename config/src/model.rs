@@ -298,6 +298,10 @@ pub struct UploadsConfig {
     /// is told it completed, so even a power loss cannot lose an
     /// acknowledged file (off by default, as in OpenSSH).
     pub fsync: bool,
+    /// Free space kept on the filesystem of `data_dir` for the catalog and
+    /// the import pipeline's job states: uploads are refused once free
+    /// space would fall below it. Zero turns the reserve off.
+    pub min_free_space: crate::ByteSize,
 }
 
 /// Whether `url` uses the `postgres:` or `postgresql:` scheme.

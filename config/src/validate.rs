@@ -13,9 +13,11 @@ use crate::model::{
     UploadsConfig, is_postgres_url, scheme,
 };
 use crate::raw::{
-    Raw, RawAccountLock, RawArchive, RawCatalog, RawDefender, RawFtps, RawLimits, RawLog, RawProxyProtocol, RawTenantDb,
+    Raw, RawAccountLock, RawArchive, RawCatalog, RawDefender, RawFtps, RawLimits, RawLog, RawProxyProtocol,
+    RawTenantDb, RawUploads,
 };
 use crate::schema::{self, Default};
+use crate::size;
 
 /// Checks every key and resolves the defaults that depend on `data_dir`.
 ///
@@ -43,7 +45,7 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
         archive,
         log,
         limits,
-        uploads: UploadsConfig { fsync: raw.uploads.fsync },
+        uploads: uploads(raw.uploads)?,
         defender,
         account_lock,
         proxy_protocol,
@@ -206,6 +208,12 @@ fn ftps(ftps: RawFtps, data_dir: &Path) -> Result<FtpsConfig, ConfigError> {
 }
 
 /// `[archive]`.
+fn uploads(uploads: RawUploads) -> Result<UploadsConfig, ConfigError> {
+    let min_free_space =
+        size::parse(&uploads.min_free_space).map_err(|e| ConfigError::invalid("uploads.min_free_space", e))?;
+    Ok(UploadsConfig { fsync: uploads.fsync, min_free_space })
+}
+
 fn archive(archive: RawArchive) -> Result<ArchiveConfig, ConfigError> {
     Ok(ArchiveConfig { retention_days: in_range("archive.retention_days", archive.retention_days, 1..=3650)? })
 }

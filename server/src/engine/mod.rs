@@ -11,6 +11,7 @@
 //!         │      │          ├─ fs       (TenantFs: chrooted, cap-std)
 //!         │      │          ├─ limits   (connections per IP, startups, sessions per user)
 //!         │   Session       ├─ audit    (catalog + tracing)
+//!         │                 ├─ space    (data_dir's free space: uploads stop at the reserve)
 //!         │                 └─ uploads  (upload-completed events → import pipeline)
 //! ```
 //!
@@ -36,6 +37,7 @@ use std::time::Instant;
 
 use passerelle_catalog::{Catalog, Login, TenantName};
 use passerelle_config::Config;
+use passerelle_tree::{DiskSpace, LowSpace};
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
@@ -83,6 +85,8 @@ struct Inner {
     uploads: uploads::UploadEvents,
     defender: Arc<defender::Defender>,
     metrics: Arc<metrics::Metrics>,
+    /// Free space under `data_dir`, against `uploads.min_free_space`.
+    space: DiskSpace,
     /// Per login: times of its recent failed logins (account locks).
     failures: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
@@ -106,6 +110,7 @@ impl Engine {
         let metrics = Arc::new(metrics::Metrics::new());
         let audit = audit::Auditor::new(catalog.clone(), Arc::clone(&metrics));
         let defender = defender::Defender::new(config.defender.clone(), catalog.clone());
+        let space = DiskSpace::new(data_dir.root(), config.uploads.min_free_space.bytes());
         Self {
             inner: Arc::new(Inner {
                 catalog,
@@ -116,6 +121,7 @@ impl Engine {
                 uploads: uploads::UploadEvents::new(),
                 defender,
                 metrics,
+                space,
                 failures: Mutex::default(),
             }),
         }
@@ -238,6 +244,18 @@ impl Engine {
     /// Whether the catalog answers.
     pub(crate) async fn healthy(&self) -> bool {
         self.inner.catalog.import_job_counts().await.is_ok()
+    }
+
+    /// The data directory's free space and its reserve, shared with the
+    /// import pipeline.
+    pub(crate) fn disk_space(&self) -> DiskSpace {
+        self.inner.space.clone()
+    }
+
+    /// Measures the data directory's free space now: [`LowSpace`] when it
+    /// is below the reserve (uploads are refused meanwhile).
+    pub(crate) fn low_space(&self) -> Option<LowSpace> {
+        self.inner.space.check().err()
     }
 
     /// Upload-completed events from now on (the import pipeline listens).

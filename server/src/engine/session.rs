@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use passerelle_catalog::{AuditEvent, Login, TenantName};
-use passerelle_tree::{Sha256, UploadCompleted};
+use passerelle_tree::{DiskSpace, Sha256, UploadCompleted};
 
 use super::fs::{FileReader, FileStat, FsError, FsStats, TenantFs, TenantPath, Upload};
 use super::limits::SessionPermit;
@@ -68,6 +68,8 @@ pub(crate) enum Overwrite {
 /// bytes received and the time taken for the audit trail.
 pub(crate) struct IncomingFile {
     upload: Upload,
+    /// The data directory's free space: every write must leave the reserve.
+    space: DiskSpace,
     received: AtomicU64,
     started: Instant,
 }
@@ -81,6 +83,7 @@ impl IncomingFile {
     /// Writes `data` at `offset` (see [`Upload::write_at`]).
     pub(crate) async fn write_at(&self, offset: u64, data: Bytes) -> Result<(), FsError> {
         let len = data.len() as u64;
+        self.space.admit(len).map_err(|low| self.upload.fail(FsError::LowSpace(low)))?;
         self.upload.write_at(offset, data).await?;
         self.received.fetch_add(len, Ordering::Relaxed);
         Ok(())
@@ -241,8 +244,13 @@ impl Session {
     /// Starts an atomic upload to `path`; a refusal is audited. With
     /// `exclusive`, an existing file is `AlreadyExists`.
     pub(crate) async fn create_upload(&self, path: &TenantPath, exclusive: bool) -> Result<IncomingFile, FsError> {
-        match self.fs.create_upload(path, exclusive).await {
-            Ok(upload) => Ok(IncomingFile { upload, received: AtomicU64::new(0), started: Instant::now() }),
+        let space = self.engine.disk_space();
+        let created = match space.admit(0) {
+            Ok(()) => self.fs.create_upload(path, exclusive).await,
+            Err(low) => Err(FsError::LowSpace(low)),
+        };
+        match created {
+            Ok(upload) => Ok(IncomingFile { upload, space, received: AtomicU64::new(0), started: Instant::now() }),
             Err(e) => {
                 self.record(Action::Upload, path, Err(&e), None, None);
                 Err(e)
@@ -277,16 +285,21 @@ impl Session {
         }
     }
 
-    /// Records an upload that was interrupted. It is discarded: its
+    /// Records an upload that was interrupted, or that failed (a write was
+    /// refused) and the front-end gave up on. It is discarded: its
     /// temporary goes when the last reference to `file` is dropped, nothing
     /// appears in the tree and no upload-completed event is emitted.
     pub(crate) fn abandon_upload(&self, file: &IncomingFile) {
-        let detail = "interrupted before completion; discarded".to_owned();
+        // A write that failed (a full disk) is why the front-end gave up.
+        let (outcome, detail) = match file.upload.failure() {
+            Some(error) => ("failed", error),
+            None => ("aborted", "interrupted before completion; discarded".to_owned()),
+        };
         let path = file.path().to_client_string();
         self.audit(
             Action::Upload,
             Some(path),
-            "aborted",
+            outcome,
             Some(file.received()),
             Some(file.started.elapsed()),
             Some(detail),
