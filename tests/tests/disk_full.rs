@@ -44,7 +44,8 @@ fn free_bytes(dir: &Path) -> u64 {
     vfs.f_bavail * vfs.f_frsize
 }
 
-/// Writes `size` bytes of real data (tmpfs keeps no holes) to `path`.
+/// Writes `size` bytes of real data (tmpfs keeps no holes) to `path`, or
+/// as many as fit.
 fn ballast(path: &Path, size: u64) {
     use std::io::Write as _;
     let mut file = std::fs::File::create(path).expect("ballast");
@@ -52,9 +53,18 @@ fn ballast(path: &Path, size: u64) {
     let mut left = size;
     while left > 0 {
         let n = left.min(chunk.len() as u64);
-        file.write_all(&chunk[..usize::try_from(n).expect("a chunk")]).expect("write the ballast");
-        left -= n;
+        match file.write_all(&chunk[..usize::try_from(n).expect("a chunk")]) {
+            Ok(()) => left -= n,
+            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => return,
+            Err(e) => panic!("writing the ballast: {e}"),
+        }
     }
+}
+
+/// A paramiko upload of `local` to `remote` whose refusal shows the
+/// server's text at the write it refused.
+fn filler_put(local: &Path, remote: &str) -> serde_json::Value {
+    json!({"op": "put", "pipelined": false, "local": local.display().to_string(), "remote": remote})
 }
 
 /// Upload temporaries left in a directory.
@@ -96,9 +106,7 @@ fn a_full_data_dir_refuses_uploads_clearly_keeps_serving_and_resumes_imports() {
     // The filler uploads until it is refused, mid-transfer.
     let filler_file = f.work("filler").join("filler.bin");
     random_file(&filler_file, FILLER_MIB << 20);
-    let puts: Vec<_> = (0..FILLERS)
-        .map(|i| json!({"op": "put", "local": filler_file.display().to_string(), "remote": format!("/inbox/fill-{i}.tmp")}))
-        .collect();
+    let puts: Vec<_> = (0..FILLERS).map(|i| filler_put(&filler_file, &format!("/inbox/fill-{i}.tmp"))).collect();
     let report = f.sftp("filler").paramiko(json!(puts));
     let results = report["results"].as_array().expect("results");
     let stored = results.iter().take_while(|r| r["ok"] == true).count();
@@ -164,4 +172,55 @@ fn a_full_data_dir_refuses_uploads_clearly_keeps_serving_and_resumes_imports() {
         .unwrap_or_else(|| panic!("health still degraded: {:?}", healthz(&f)));
     let out = f.sftp("filler").sftp_batch(&format!("put {} /inbox/again.tmp\n", csv.display()));
     assert!(out.success(), "upload once space is back: {}", out.stderr);
+}
+
+#[test]
+fn without_a_reserve_a_disk_that_is_really_full_refuses_uploads_and_keeps_the_audit_trail() {
+    let mut f = Setup::on(Passerelle::on_small_disk(16))
+        .envs(&[("PASSERELLE_UPLOADS_MIN_FREE_SPACE", "0")])
+        .user("bulk", "filler", PASSWORD)
+        .user("acme", "alice", PASSWORD)
+        .serve();
+    let kept = f.work("alice").join("kept.bin");
+    random_file(&kept, 256 << 10);
+    let alice = f.sftp("alice");
+    let out = alice.sftp_batch(&format!("put {} /inbox/kept.tmp\n", kept.display()));
+    assert!(out.success(), "upload before the disk fills: {}", out.stderr);
+
+    // The filesystem itself says no (ENOSPC): refused, nothing left.
+    let filler_file = f.work("filler").join("filler.bin");
+    random_file(&filler_file, FILLER_MIB << 20);
+    let puts: Vec<_> = (0..FILLERS).map(|i| filler_put(&filler_file, &format!("/inbox/fill-{i}.tmp"))).collect();
+    let report = f.sftp("filler").paramiko(json!(puts));
+    let results = report["results"].as_array().expect("results");
+    let stored = results.iter().take_while(|r| r["ok"] == true).count();
+    assert!(stored >= 1 && stored < FILLERS, "the filler should be refused after a few files: {report}");
+    assert_eq!(
+        results[stored]["error"].as_str().unwrap_or_default(),
+        "no space left on the server's disk: upload refused; try again later",
+        "{report}"
+    );
+    let bulk_inbox = f.inbox("bulk");
+    assert_eq!(temporaries(&bulk_inbox), Vec::<String>::new());
+    let fillers: Vec<String> = (0..stored).map(|i| format!("fill-{i}.tmp")).collect();
+    assert_eq!(entry_names(&bulk_inbox), fillers);
+
+    // Full to the last byte: logins and downloads still work, and what the
+    // audit trail cannot store yet is stored once there is room.
+    let ballast_file = f.p.data_dir().join("ballast");
+    ballast(&ballast_file, u64::MAX);
+    let back = f.work("alice").join("kept.back");
+    let out = alice.sftp_batch(&format!("get /inbox/kept.tmp {}\n", back.display()));
+    assert!(out.success(), "download on a full disk: {}", out.stderr);
+    assert_eq!(sha256sum(&back), sha256sum(&kept));
+    assert!(f.server.is_running(), "the server survived a full disk");
+    std::fs::remove_file(&ballast_file).expect("free the disk");
+    wait_for_audit(&f.p, "the download made on a full disk", |r| {
+        r.action == "download" && r.outcome == "ok" && r.path == "/inbox/kept.tmp"
+    });
+    let out = f.sftp("filler").sftp_batch(&format!("put {} /inbox/again.tmp\n", kept.display()));
+    assert!(out.success(), "upload once space is back: {}", out.stderr);
+    for name in &fillers {
+        assert_eq!(sha256sum(&bulk_inbox.join(name)), sha256sum(&filler_file), "{name}");
+    }
 }
