@@ -67,6 +67,27 @@ fn filler_put(local: &Path, remote: &str) -> serde_json::Value {
     json!({"op": "put", "pipelined": false, "local": local.display().to_string(), "remote": remote})
 }
 
+/// User `filler` uploads files until one is refused mid-transfer; checks
+/// that nothing partial is left (no temporary, only the acknowledged files,
+/// whole) and returns those files' names and the refusal's text.
+fn fill_until_refused(f: &Fixture) -> (Vec<String>, String) {
+    let filler_file = f.work("filler").join("filler.bin");
+    random_file(&filler_file, FILLER_MIB << 20);
+    let puts: Vec<_> = (0..FILLERS).map(|i| filler_put(&filler_file, &format!("/inbox/fill-{i}.tmp"))).collect();
+    let report = f.sftp("filler").paramiko(json!(puts));
+    let results = report["results"].as_array().expect("results");
+    let stored = results.iter().take_while(|r| r["ok"] == true).count();
+    assert!((1..FILLERS).contains(&stored), "the filler should be refused after a few files: {report}");
+    let bulk_inbox = f.inbox("bulk");
+    assert_eq!(temporaries(&bulk_inbox), Vec::<String>::new());
+    let fillers: Vec<String> = (0..stored).map(|i| format!("fill-{i}.tmp")).collect();
+    assert_eq!(entry_names(&bulk_inbox), fillers);
+    for name in &fillers {
+        assert_eq!(sha256sum(&bulk_inbox.join(name)), sha256sum(&filler_file), "{name}");
+    }
+    (fillers, results[stored]["error"].as_str().unwrap_or_default().to_owned())
+}
+
 /// Upload temporaries left in a directory.
 fn temporaries(dir: &Path) -> Vec<String> {
     entry_names(dir).into_iter().filter(|name| name.starts_with(".passerelle-upload-")).collect()
@@ -104,26 +125,11 @@ fn a_full_data_dir_refuses_uploads_clearly_keeps_serving_and_resumes_imports() {
     assert!(out.success(), "uploads before the disk fills: {}", out.stderr);
 
     // The filler uploads until it is refused, mid-transfer.
-    let filler_file = f.work("filler").join("filler.bin");
-    random_file(&filler_file, FILLER_MIB << 20);
-    let puts: Vec<_> = (0..FILLERS).map(|i| filler_put(&filler_file, &format!("/inbox/fill-{i}.tmp"))).collect();
-    let report = f.sftp("filler").paramiko(json!(puts));
-    let results = report["results"].as_array().expect("results");
-    let stored = results.iter().take_while(|r| r["ok"] == true).count();
-    assert!(stored >= 1 && stored < FILLERS, "the filler should be refused after a few files: {report}");
-    let refusal = results[stored]["error"].as_str().unwrap_or_default();
+    let (fillers, refusal) = fill_until_refused(&f);
     assert!(
         refusal.starts_with("the server is low on disk space (") && refusal.contains("reserve 8 MiB): upload refused"),
         "refusal: {refusal:?}"
     );
-    // Nothing partial: no temporary, and only the acknowledged files.
-    let bulk_inbox = f.inbox("bulk");
-    assert_eq!(temporaries(&bulk_inbox), Vec::<String>::new());
-    let fillers: Vec<String> = (0..stored).map(|i| format!("fill-{i}.tmp")).collect();
-    assert_eq!(entry_names(&bulk_inbox), fillers);
-    for name in &fillers {
-        assert_eq!(sha256sum(&bulk_inbox.join(name)), sha256sum(&filler_file), "{name}");
-    }
     assert!(free_bytes(&f.p.data_dir()) >= RESERVE - (1 << 20), "the reserve held");
     wait_for_audit(&f.p, "the refused upload", |r| {
         r.action == "upload" && r.outcome == "failed" && r.detail.contains("low on disk space")
@@ -187,23 +193,9 @@ fn without_a_reserve_a_disk_that_is_really_full_refuses_uploads_and_keeps_the_au
     let out = alice.sftp_batch(&format!("put {} /inbox/kept.tmp\n", kept.display()));
     assert!(out.success(), "upload before the disk fills: {}", out.stderr);
 
-    // The filesystem itself says no (ENOSPC): refused, nothing left.
-    let filler_file = f.work("filler").join("filler.bin");
-    random_file(&filler_file, FILLER_MIB << 20);
-    let puts: Vec<_> = (0..FILLERS).map(|i| filler_put(&filler_file, &format!("/inbox/fill-{i}.tmp"))).collect();
-    let report = f.sftp("filler").paramiko(json!(puts));
-    let results = report["results"].as_array().expect("results");
-    let stored = results.iter().take_while(|r| r["ok"] == true).count();
-    assert!(stored >= 1 && stored < FILLERS, "the filler should be refused after a few files: {report}");
-    assert_eq!(
-        results[stored]["error"].as_str().unwrap_or_default(),
-        "no space left on the server's disk: upload refused; try again later",
-        "{report}"
-    );
-    let bulk_inbox = f.inbox("bulk");
-    assert_eq!(temporaries(&bulk_inbox), Vec::<String>::new());
-    let fillers: Vec<String> = (0..stored).map(|i| format!("fill-{i}.tmp")).collect();
-    assert_eq!(entry_names(&bulk_inbox), fillers);
+    // The filesystem itself says no (ENOSPC).
+    let (fillers, refusal) = fill_until_refused(&f);
+    assert_eq!(refusal, "no space left on the server's disk: upload refused; try again later");
 
     // Full to the last byte: logins and downloads still work, and what the
     // audit trail cannot store yet is stored once there is room.
@@ -221,6 +213,6 @@ fn without_a_reserve_a_disk_that_is_really_full_refuses_uploads_and_keeps_the_au
     let out = f.sftp("filler").sftp_batch(&format!("put {} /inbox/again.tmp\n", kept.display()));
     assert!(out.success(), "upload once space is back: {}", out.stderr);
     for name in &fillers {
-        assert_eq!(sha256sum(&bulk_inbox.join(name)), sha256sum(&filler_file), "{name}");
+        assert_eq!(std::fs::metadata(f.inbox("bulk").join(name)).expect("filler").len(), FILLER_MIB << 20);
     }
 }
