@@ -28,7 +28,7 @@ pub enum JobStatus {
     Validating,
     /// The rows are being written to the tenant's database.
     Loading,
-    /// The tenant's database was unreachable; the load is tried again later.
+    /// The tenant's database was unreachable, or the disk full; the job is tried again later.
     WaitingRetry,
     /// Every row is in the tenant's database (terminal).
     Imported,

@@ -313,6 +313,10 @@ pub struct UploadsConfig {
     /// is told it completed, so even a power loss cannot lose an
     /// acknowledged file (off by default, as in OpenSSH).
     pub fsync: bool,
+    /// Free space kept on the filesystem of `data_dir` for the catalog and
+    /// the import pipeline's job states: uploads are refused once free
+    /// space would fall below it. Zero turns the reserve off.
+    pub min_free_space: ByteSize,
 }
 
 /// `[quotas]`: what a tenant may store when the catalog holds no override for it

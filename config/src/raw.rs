@@ -62,6 +62,7 @@ pub(crate) struct RawProxyProtocol {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawUploads {
     pub(crate) fsync: bool,
+    pub(crate) min_free_space: String,
 }
 
 #[derive(Deserialize)]

@@ -151,7 +151,7 @@ pub(crate) const SECTIONS: &[(&str, &str)] = &[
          must start with a PROXY header, whose source address is then the client's address everywhere (bans, \
          allowlists, audit); any other source is served directly, and refused if it sends a PROXY header.",
     ),
-    ("uploads", "How completed uploads are stored."),
+    ("uploads", "How completed uploads are stored, and when the disk is too full to take more."),
     (
         "quotas",
         "Default per-tenant quotas: what each tenant may store, counting its inbox and outbox, the files \
@@ -605,6 +605,20 @@ pub(crate) const KEYS: &[KeyDef] = &[
               (it no longer matches the SHA-256 sealed on it at upload) instead of importing it. A \
               client's fsync@openssh.com always flushes its upload.",
         effective: |c| Some(Value::Boolean(c.uploads.fsync)),
+    },
+    KeyDef {
+        section: "uploads",
+        name: "min_free_space",
+        kind: Kind::Size,
+        default: Default::Value(r#""256 MiB""#),
+        secret: false,
+        doc: "Free space kept on the filesystem of data_dir, so that the catalog (audit trail, import job \
+              states) and the import pipeline always have room: an upload is refused (SFTP failure, FTPS \
+              452, its temporary removed) once it would leave less than this free, and an import waits in \
+              waiting-retry until there is more. Logins and downloads go on, and GET /healthz reports the \
+              condition. A size: \"256 MiB\", \"1GiB\", \"500MB\" (KiB, MiB, GiB, TiB are powers of 1024; \
+              KB, MB, GB, TB powers of 1000) or a number of bytes; \"0\" turns the reserve off.",
+        effective: |c| string(c.uploads.min_free_space.to_string()),
     },
     KeyDef {
         section: "quotas",

@@ -2,12 +2,12 @@
 
 use std::fmt;
 
-/// A size in bytes, at least one byte: what `quotas.bytes` holds.
+/// A number of bytes read from the configuration or the command line.
 ///
 /// `Display` writes it exactly, in the largest binary unit that divides it (`"10 GiB"`, else a plain
 /// number of bytes), so that what `config show` prints reads back as the same size;
-/// [`ByteSize::human`] rounds down for people.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// [`ByteSize::human`] rounds down for people. Zero is a size too: each key says what it means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct ByteSize(u64);
 
 /// Binary and decimal units, matched whole and case-insensitively.
@@ -27,9 +27,13 @@ const UNITS: [(&str, u64); 9] = [
 const BINARY: [(&str, u64); 4] = [("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
 
 impl ByteSize {
+    /// A size of `bytes` bytes.
+    pub const fn new(bytes: u64) -> Self {
+        Self(bytes)
+    }
+
     /// Parses `"10 GiB"`, `"500MB"`, `"10KiB"`, `"4096"`: a whole number, then an optional unit
     /// (case-insensitive; KiB/MiB/GiB/TiB are powers of 1024, KB/MB/GB/TB powers of 1000, B bytes).
-    /// Zero is refused.
     pub fn parse(text: &str) -> Result<Self, String> {
         let trimmed = text.trim();
         let bad =
@@ -43,25 +47,16 @@ impl ByteSize {
         } else {
             UNITS.iter().find(|(suffix, _)| *suffix == unit).map(|(_, factor)| *factor).ok_or_else(bad)?
         };
-        let bytes = number.checked_mul(factor).ok_or_else(|| format!("size \"{trimmed}\" is too large"))?;
-        if bytes == 0 {
-            return Err("must be at least 1 byte".to_owned());
-        }
-        Ok(Self(bytes))
-    }
-
-    /// A size of `bytes` (at least one), or `None` for zero.
-    pub fn from_bytes(bytes: u64) -> Option<Self> {
-        (bytes > 0).then_some(Self(bytes))
+        number.checked_mul(factor).map(Self).ok_or_else(|| format!("size \"{trimmed}\" is too large"))
     }
 
     /// The number of bytes.
-    pub fn bytes(self) -> u64 {
+    pub const fn bytes(self) -> u64 {
         self.0
     }
 
     /// `bytes` for people: `"9.8 GiB"`, rounded down to a tenth of the largest binary unit it reaches
-    /// (so a quota is never shown as reached before it is), `"512 bytes"` below 1 KiB.
+    /// (so a limit is never shown as reached before it is), `"512 bytes"` below 1 KiB.
     pub fn human(bytes: u64) -> String {
         for (unit, factor) in BINARY {
             if bytes >= factor {
@@ -77,7 +72,7 @@ impl ByteSize {
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (unit, factor) in BINARY {
-            if self.0.is_multiple_of(factor) {
+            if self.0 >= factor && self.0.is_multiple_of(factor) {
                 return write!(f, "{} {unit}", self.0 / factor);
             }
         }
@@ -94,28 +89,29 @@ mod tests {
         let parse = |text| ByteSize::parse(text).map(ByteSize::bytes);
         assert_eq!(parse("10 GiB"), Ok(10 << 30));
         assert_eq!(parse("500 MiB"), Ok(500 << 20));
+        assert_eq!(parse("64MiB"), Ok(64 << 20));
         assert_eq!(parse("500MB"), Ok(500_000_000));
         assert_eq!(parse("10 kib"), Ok(10 << 10));
         assert_eq!(parse("123"), Ok(123));
         assert_eq!(parse("12B"), Ok(12));
+        assert_eq!(parse("0"), Ok(0));
     }
 
     #[test]
     fn bad_sizes_are_refused() {
-        for bad in ["", "GiB", "1.5GiB", "-1", "1 GiBs", "1XB", "0", "0 GiB", "99999999999TiB"] {
+        for bad in ["", "GiB", "1.5GiB", "-1", "1 GiBs", "1XB", "99999999999TiB"] {
             assert!(ByteSize::parse(bad).is_err(), "{bad:?} accepted");
         }
     }
 
     #[test]
     fn display_is_exact_and_reads_back() {
-        for bytes in [1, 1023, 1024, 1536, 3 << 20, 10 << 30, (5 << 40) + 1] {
-            let size = ByteSize::from_bytes(bytes).unwrap();
+        for bytes in [0, 1, 1023, 1024, 1536, 3 << 20, 10 << 30, (5 << 40) + 1] {
+            let size = ByteSize::new(bytes);
             assert_eq!(ByteSize::parse(&size.to_string()), Ok(size), "{size}");
         }
-        assert_eq!(ByteSize::from_bytes(10 << 30).unwrap().to_string(), "10 GiB");
-        assert_eq!(ByteSize::from_bytes(1536).unwrap().to_string(), "1536");
-        assert_eq!(ByteSize::from_bytes(0), None);
+        assert_eq!(ByteSize::new(10 << 30).to_string(), "10 GiB");
+        assert_eq!(ByteSize::new(1536).to_string(), "1536");
     }
 
     #[test]

@@ -14,8 +14,7 @@ use crate::model::{
 };
 use crate::raw::{
     Raw, RawAccountLock, RawArchive, RawAudit, RawCatalog, RawDefender, RawFtps, RawLimits, RawLog, RawProxyProtocol,
-    RawQuotas,
-    RawTenantDb,
+    RawQuotas, RawTenantDb, RawUploads,
 };
 use crate::schema::{self, Default};
 use crate::size::ByteSize;
@@ -49,7 +48,7 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
         audit,
         log,
         limits,
-        uploads: UploadsConfig { fsync: raw.uploads.fsync },
+        uploads: uploads(raw.uploads)?,
         quotas,
         defender,
         account_lock,
@@ -223,10 +222,20 @@ fn quotas(quotas: RawQuotas) -> Result<QuotasConfig, ConfigError> {
         .bytes
         .map(|text| ByteSize::parse(&text).map_err(|message| ConfigError::invalid("quotas.bytes", message)))
         .transpose()?;
+    if bytes.is_some_and(|size| size.bytes() == 0) {
+        return Err(ConfigError::invalid("quotas.bytes", "must be at least 1 byte (leave it unset for no limit)"));
+    }
     if quotas.files == Some(0) {
         return Err(ConfigError::invalid("quotas.files", "must be at least 1 (leave it unset for no limit)"));
     }
     Ok(QuotasConfig { bytes, files: quotas.files })
+}
+
+/// `[uploads]`.
+fn uploads(uploads: RawUploads) -> Result<UploadsConfig, ConfigError> {
+    let min_free_space =
+        ByteSize::parse(&uploads.min_free_space).map_err(|e| ConfigError::invalid("uploads.min_free_space", e))?;
+    Ok(UploadsConfig { fsync: uploads.fsync, min_free_space })
 }
 
 /// `[archive]`.

@@ -153,12 +153,12 @@ fn values_out_of_range_are_refused_naming_the_key() {
 #[test]
 fn quotas_take_sizes_and_file_counts_from_the_file_and_the_environment() {
     let c = load_with("[quotas]\nbytes = \"10 GiB\"\nfiles = 10000\n", &[]).unwrap();
-    assert_eq!(c.quotas, QuotasConfig { bytes: ByteSize::from_bytes(10 << 30), files: Some(10_000) });
+    assert_eq!(c.quotas, QuotasConfig { bytes: Some(ByteSize::new(10 << 30)), files: Some(10_000) });
     assert!(c.to_redacted_toml().contains("[quotas]\nbytes = \"10 GiB\"\nfiles = 10000\n"));
     let c = load_with("", &[("PASSERELLE_QUOTAS_BYTES", "500MB"), ("PASSERELLE_QUOTAS_FILES", "7")]).unwrap();
-    assert_eq!(c.quotas, QuotasConfig { bytes: ByteSize::from_bytes(500_000_000), files: Some(7) });
+    assert_eq!(c.quotas, QuotasConfig { bytes: Some(ByteSize::new(500_000_000)), files: Some(7) });
     assert!(refusal("[quotas]\nbytes = \"lots\"\n").starts_with("config: quotas.bytes: expected a size such as"));
-    assert_eq!(refusal("[quotas]\nbytes = \"0\"\n"), "config: quotas.bytes: must be at least 1 byte");
+    assert!(refusal("[quotas]\nbytes = \"0\"\n").starts_with("config: quotas.bytes: must be at least 1 byte"));
     assert!(refusal("[quotas]\nfiles = 0\n").starts_with("config: quotas.files: must be at least 1"));
     assert!(refusal("[quotas]\nfiles = -1\n").starts_with("config: quotas.files"));
 }

@@ -1,5 +1,6 @@
 //! The admin HTTP endpoint on `admin.listen`: `GET /healthz` (200 when the
-//! catalog answers, 503 otherwise) and `GET /metrics` (Prometheus text).
+//! catalog answers, 503 otherwise; the body says when the disk is low on
+//! space) and `GET /metrics` (Prometheus text).
 //! Plain HTTP/1.1 on a private address: it serves numbers, never tenant
 //! data, names or secrets, and accepts nothing but these two GETs.
 
@@ -92,13 +93,7 @@ async fn serve(listener: TcpListener, engine: Engine, mut stopped: watch::Receiv
 
 async fn respond(engine: Engine, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let response = match (request.method(), request.uri().path()) {
-        (&Method::GET, "/healthz") => {
-            if tokio::time::timeout(HEALTH_TIMEOUT, engine.healthy()).await.unwrap_or(false) {
-                text(StatusCode::OK, "ok\n".into())
-            } else {
-                text(StatusCode::SERVICE_UNAVAILABLE, "catalog unreachable\n".into())
-            }
-        }
+        (&Method::GET, "/healthz") => health(&engine).await,
         (&Method::GET, "/metrics") => {
             let mut response = text(StatusCode::OK, engine.metrics().await);
             response.headers_mut().insert(
@@ -111,6 +106,22 @@ async fn respond(engine: Engine, request: Request<Incoming>) -> Result<Response<
         _ => text(StatusCode::NOT_FOUND, "not found: GET /healthz or /metrics\n".into()),
     };
     Ok(response)
+}
+
+/// 503 when the catalog does not answer: nothing works without it. A disk
+/// low on space is reported but stays 200: logins, downloads and imports
+/// already received go on, and taking every node of a shared data directory
+/// out of a load balancer at once would stop those too.
+async fn health(engine: &Engine) -> Response<Full<Bytes>> {
+    if !tokio::time::timeout(HEALTH_TIMEOUT, engine.healthy()).await.unwrap_or(false) {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "catalog unreachable\n".into());
+    }
+    match engine.low_space() {
+        None => text(StatusCode::OK, "ok\n".into()),
+        Some(low) => {
+            text(StatusCode::OK, format!("degraded: {low}; uploads are refused, logins and downloads go on\n"))
+        }
+    }
 }
 
 fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {

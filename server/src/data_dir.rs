@@ -49,6 +49,11 @@ impl DataDir {
         Ok(Self { root: root.to_path_buf() })
     }
 
+    /// The directory itself (its filesystem's free space is watched).
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// Where SSH host keys live.
     pub(crate) fn host_keys(&self) -> PathBuf {
         self.root.join("hostkeys")

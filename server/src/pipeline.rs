@@ -64,9 +64,10 @@ pub(crate) async fn start(engine: &Engine, data_dir: &DataDir) -> anyhow::Result
     let retention = Duration::from_secs(u64::from(engine.config().archive.retention_days) * 86_400);
     let catalog_url = engine.config().catalog.url.clone();
     let layout = data_dir.import_layout();
+    let space = engine.disk_space();
     let started = runtime.spawn(async move {
         let catalog = Catalog::open(&catalog_url).await?;
-        anyhow::Ok(Pipeline::start(catalog, layout, retention).await?)
+        anyhow::Ok(Pipeline::start(catalog, layout, retention, space).await?)
     });
     let runtime = PipelineRuntime(Some(runtime));
     let pipeline = started.await??;

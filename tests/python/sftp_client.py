@@ -19,7 +19,8 @@ Report:
      "results": [{"op": "...", "ok": true, "value": ...} |
                  {"op": "...", "ok": false, "error": "...", "errno": N}]}
 
-Operations: put, get, read, write, listdir, stat, lstat, rename,
+Operations: put ("pipelined": false acknowledges each write before the
+next), get, read, write, listdir, stat, lstat, rename,
 posix_rename, remove, mkdir, rmdir, symlink, hardlink, readlink, realpath,
 chmod, statvfs, write_then_cut (writes `bytes` bytes to `remote` and then
 resets the TCP connection without closing the file; the script ends there),
@@ -78,9 +79,20 @@ def cut_connection(transport):
 
 def run_op(sftp, transport, op):
     kind = op["op"]
-    if kind == "put":
+    if kind == "put" and op.get("pipelined", True):
         attrs = sftp.put(op["local"], path_arg(op["remote"]))
         return stat_value(attrs)
+    if kind == "put":
+        # Each write acknowledged before the next: a refused write raises
+        # with the server's text (paramiko's close ignores errors, so a
+        # pipelined put may only see the file missing afterwards).
+        with open(op["local"], "rb") as src, sftp.open(path_arg(op["remote"]), "wb") as f:
+            while True:
+                chunk = src.read(32768)
+                if not chunk:
+                    break
+                f.write(chunk)
+        return stat_value(sftp.stat(path_arg(op["remote"])))
     if kind == "get":
         sftp.get(path_arg(op["remote"]), op["local"])
         return os.path.getsize(op["local"])

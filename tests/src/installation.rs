@@ -9,6 +9,7 @@ use crate::ftps::FtpsPorts;
 use crate::layout::DataLayout;
 use crate::postgres::PgNamespace;
 use crate::server::Server;
+use crate::small_disk::SmallDisk;
 use crate::tools::Outcome;
 use crate::util::free_port;
 
@@ -34,6 +35,9 @@ pub fn binary() -> &'static Path {
 /// PostgreSQL, its own catalog database and tenant-database name prefix, so
 /// that tests run in parallel without seeing each other.
 pub struct Passerelle {
+    /// A filesystem of its own for the data directory, if any: declared
+    /// first, so it is unmounted before `dir` is removed.
+    disk: Option<SmallDisk>,
     dir: tempfile::TempDir,
     sftp_port: u16,
     admin_port: u16,
@@ -55,7 +59,17 @@ impl Passerelle {
             ("PASSERELLE_FTPS_EXPLICIT_LISTEN".into(), String::new()),
             ("PASSERELLE_FTPS_IMPLICIT_LISTEN".into(), String::new()),
         ];
-        Self { dir, sftp_port, admin_port, env, postgres: None }
+        Self { disk: None, dir, sftp_port, admin_port, env, postgres: None }
+    }
+
+    /// An installation on the embedded default whose data directory is a
+    /// tmpfs of `size_mib` MiB of its own, catalog included, for tests that
+    /// fill it (root only: they fail otherwise). It is unmounted when the
+    /// installation is dropped, after the server stopped.
+    pub fn on_small_disk(size_mib: u32) -> Self {
+        let mut installation = Self::new();
+        installation.disk = Some(SmallDisk::mount(&installation.data_dir(), size_mib));
+        installation
     }
 
     /// An installation whose catalog and tenant databases live in PostgreSQL.

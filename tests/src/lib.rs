@@ -21,6 +21,7 @@ mod layout;
 mod postgres;
 mod server;
 mod sftp;
+mod small_disk;
 mod tools;
 mod util;
 

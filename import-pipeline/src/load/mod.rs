@@ -134,13 +134,16 @@ fn is_unavailable(error: &sqlx::Error) -> bool {
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
             if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
-                // SQLite: BUSY (5) and LOCKED (6), with their extended codes.
-                code.parse::<u32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
+                // SQLite: BUSY (5), LOCKED (6) and FULL (13: its disk is),
+                // with their extended codes.
+                code.parse::<u32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 13))
             } else {
                 // PostgreSQL: class 08 connection exception, 57P01-57P03
                 // (shutdown, crash shutdown, cannot connect now), 53300 too
-                // many connections, 40001/40P01 serialization failure, deadlock.
-                code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300" | "40001" | "40P01")
+                // many connections, 53100 disk full, 40001/40P01 serialization
+                // failure, deadlock.
+                code.starts_with("08")
+                    || matches!(&*code, "57P01" | "57P02" | "57P03" | "53100" | "53300" | "40001" | "40P01")
             }
         }
         _ => false,

@@ -10,6 +10,11 @@
 //!    file, which must match its upload seal if it has one), same content
 //!    imported before (duplicate), then the load in one transaction;
 //! 4. receipt, verdict in the catalog, original archived.
+//!
+//! A job waits (`waiting-retry`) for what time may bring back: its tenant
+//! database, or room on the data directory's disk. It starts only while
+//! free space is above the reserve (`uploads.min_free_space`), and a disk
+//! that fills anyway (a tenant database, a receipt) makes it wait too.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -18,7 +23,7 @@ use std::time::Duration;
 
 use aws_lc_rs::digest;
 use passerelle_catalog::{AuditEvent, Catalog, CatalogError, ImportJob, JobStatus, TenantName, now_ms};
-use passerelle_tree::sealed_sha256;
+use passerelle_tree::{DiskSpace, sealed_sha256};
 use tracing::{info, warn};
 
 use super::RunnerError;
@@ -74,14 +79,17 @@ impl Verdict {
 pub(crate) struct JobContext<'a> {
     pub(crate) catalog: &'a Catalog,
     pub(crate) layout: &'a Layout,
+    /// The data directory's free space and its reserve.
+    pub(crate) space: &'a DiskSpace,
 }
 
 /// Why a job goes no further in this run.
 enum Stop {
     /// The job has its verdict.
     Verdict(Verdict),
-    /// The tenant database is unreachable: the job waits, then is tried again.
-    Wait(LoadError),
+    /// The tenant database is unreachable or the disk full: the job waits
+    /// (for the reason given), then is tried again.
+    Wait(String),
     /// The runner failed (catalog, files): the job stays where it was recorded last.
     Failed(RunnerError),
 }
@@ -94,13 +102,13 @@ impl Stop {
 
     /// A database error ends the job unless waiting may help.
     fn database(error: LoadError) -> Self {
-        if error.is_retryable() { Self::Wait(error) } else { Self::Verdict(database_refused(&error)) }
+        if error.is_retryable() { Self::Wait(error.to_string()) } else { Self::Verdict(database_refused(&error)) }
     }
 }
 
 impl From<RunnerError> for Stop {
     fn from(error: RunnerError) -> Self {
-        Self::Failed(error)
+        if error.is_storage_full() { Self::Wait(error.to_string()) } else { Self::Failed(error) }
     }
 }
 
@@ -116,7 +124,7 @@ pub(crate) async fn run(ctx: &JobContext<'_>, mut job: ImportJob) -> Result<(), 
     let tenant = TenantName::parse(&job.tenant)?;
     let verdict = match import(ctx, &tenant, &mut job).await {
         Ok(verdict) | Err(Stop::Verdict(verdict)) => verdict,
-        Err(Stop::Wait(error)) => return wait(ctx, job, &error).await,
+        Err(Stop::Wait(reason)) => return wait(ctx, job, &reason).await,
         Err(Stop::Failed(error)) => return Err(error),
     };
     finish(ctx, &tenant, job, verdict).await
@@ -124,6 +132,9 @@ pub(crate) async fn run(ctx: &JobContext<'_>, mut job: ImportJob) -> Result<(), 
 
 /// The steps of the module documentation, from where `job` stands.
 async fn import(ctx: &JobContext<'_>, tenant: &TenantName, job: &mut ImportJob) -> Result<Verdict, Stop> {
+    // What the import writes (rows, receipt) must not eat the reserve kept
+    // for the catalog.
+    ctx.space.check().map_err(|low| Stop::Wait(format!("the server is {low}")))?;
     let spooled = ctx.layout.spool_dir(tenant).join(&job.id);
     if !spooled.exists() && !find_file(ctx, tenant, job)? {
         return Ok(Verdict::refused("the file was removed before it could be imported"));
@@ -292,15 +303,16 @@ pub(crate) async fn audit(ctx: &JobContext<'_>, job: &ImportJob, detail: Option<
     }
 }
 
-/// The database was unreachable: the job waits, then is tried again.
-async fn wait(ctx: &JobContext<'_>, mut job: ImportJob, error: &LoadError) -> Result<(), RunnerError> {
+/// The database was unreachable or the disk full: the job waits, then is
+/// tried again.
+async fn wait(ctx: &JobContext<'_>, mut job: ImportJob, error: &str) -> Result<(), RunnerError> {
     job.attempts += 1;
     let exponent = u32::try_from(job.attempts - 1).unwrap_or(u32::MAX).min(16);
     let delay = FIRST_RETRY.saturating_mul(1 << exponent).min(MAX_RETRY);
     job.next_try_at = Some(now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
-    job.error = Some(error.to_string());
+    job.error = Some(error.to_owned());
     warn!(job = %job.id, tenant = %job.tenant, attempts = job.attempts, retry_in_s = delay.as_secs(), error = %error,
-          "import waits for its database");
+          "import waits for its database or for disk space");
     let detail = format!("attempt {} failed, next try in {} s: {error}", job.attempts, delay.as_secs());
     transition(ctx, &mut job, JobStatus::WaitingRetry, Some(detail)).await
 }
@@ -343,7 +355,11 @@ async fn finish(
         error_count,
         errors,
     };
-    write_receipt(ctx, tenant, &written)?;
+    if let Err(e) = write_receipt(ctx, tenant, &written) {
+        // The verdict is found again at the next try (a committed load from
+        // the ledger), and the receipt written then.
+        return if e.is_storage_full() { wait(ctx, job, &e.to_string()).await } else { Err(e) };
+    }
     job.rows_loaded = Some(i64::try_from(rows).unwrap_or(i64::MAX));
     job.next_try_at = None;
     job.finished_at = Some(finished_at);

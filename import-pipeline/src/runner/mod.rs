@@ -25,6 +25,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use passerelle_catalog::{Catalog, CatalogError, JobStatus, TenantName, now_ms};
+use passerelle_tree::DiskSpace;
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -69,6 +70,13 @@ pub enum RunnerError {
     Watch(#[from] notify::Error),
 }
 
+impl RunnerError {
+    /// Whether a file operation failed for want of disk space.
+    pub(crate) fn is_storage_full(&self) -> bool {
+        matches!(self, Self::Io(_, e) if passerelle_tree::is_storage_full(e))
+    }
+}
+
 /// The running import pipeline.
 pub struct Pipeline {
     arrivals: mpsc::Sender<Arrival>,
@@ -81,7 +89,13 @@ impl Pipeline {
     /// archived yet), starts the inbox watcher, then runs jobs until
     /// [`Pipeline::shutdown`].
     /// Archived originals are deleted `archive_retention` after their job ended.
-    pub async fn start(catalog: Catalog, layout: Layout, archive_retention: Duration) -> Result<Self, RunnerError> {
+    /// Jobs start only while `space` is above its reserve.
+    pub async fn start(
+        catalog: Catalog,
+        layout: Layout,
+        archive_retention: Duration,
+        space: DiskSpace,
+    ) -> Result<Self, RunnerError> {
         archive_leftovers(&catalog, &layout).await?;
         let (arrivals, arrival_receiver) = mpsc::channel(4096);
         let (seen_sender, seen) = mpsc::channel(4096);
@@ -91,6 +105,7 @@ impl Pipeline {
             catalog,
             layout,
             archive_retention,
+            space,
             pending: HashMap::new(),
             running: JoinSet::new(),
             busy: HashMap::new(),
@@ -159,6 +174,7 @@ struct Runner {
     catalog: Catalog,
     layout: Layout,
     archive_retention: Duration,
+    space: DiskSpace,
     /// Files announced or found, and when to look at them again.
     pending: HashMap<Arrival, Instant>,
     running: JoinSet<()>,
@@ -246,7 +262,8 @@ impl Runner {
             match intake::claim(&self.catalog, &self.layout, &arrival, QUIET).await {
                 Ok(Claim::Taken(job)) => {
                     info!(job = %job.id, tenant = %job.tenant, path = %job.path, "import job received");
-                    job::audit(&job::JobContext { catalog: &self.catalog, layout: &self.layout }, &job, None).await;
+                    let ctx = job::JobContext { catalog: &self.catalog, layout: &self.layout, space: &self.space };
+                    job::audit(&ctx, &job, None).await;
                     startable |= self.busy.len() < WORKERS && !self.busy.values().any(|tenant| *tenant == job.tenant);
                 }
                 Ok(Claim::NotYet(wait)) => {
@@ -312,9 +329,12 @@ impl Runner {
             let tenant = job.tenant.clone();
             let catalog = self.catalog.clone();
             let layout = self.layout.clone();
+            let space = self.space.clone();
             let handle = self.running.spawn(async move {
                 let id = job.id.clone();
-                if let Err(e) = job::run(&job::JobContext { catalog: &catalog, layout: &layout }, job).await {
+                if let Err(e) =
+                    job::run(&job::JobContext { catalog: &catalog, layout: &layout, space: &space }, job).await
+                {
                     warn!(job = %id, error = %e, "import job interrupted; tried again shortly");
                 }
             });

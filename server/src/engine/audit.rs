@@ -22,11 +22,71 @@ const BATCH: usize = 256;
 /// per file. Events are already in the log; a flush does not wait.
 const LINGER: Duration = Duration::from_millis(100);
 
+/// How long events the catalog refused wait before they are tried again.
+const RETRY: Duration = Duration::from_secs(1);
+/// Most events kept for a catalog that refuses them (a full disk, a
+/// database away); beyond, the oldest go (they are in the log already).
+const MAX_UNSTORED: usize = 100_000;
+
 /// What the writer task receives.
 enum Message {
     Event(Box<AuditEvent>),
     /// Answered once every event sent before it is stored.
     Flush(oneshot::Sender<()>),
+}
+
+/// The writer task: stores events in order, in batches. Events the catalog
+/// refuses are kept and stored with the next batch, or after [`RETRY`]:
+/// a catalog that cannot write for a while (its disk full) delays the
+/// trail, it neither loses it nor holds up a login.
+async fn write_events(catalog: Catalog, mut receiver: mpsc::UnboundedReceiver<Message>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut unstored: Vec<AuditEvent> = Vec::new();
+    loop {
+        let received = if unstored.is_empty() {
+            receiver.recv_many(&mut batch, BATCH).await
+        } else {
+            tokio::time::timeout(RETRY, receiver.recv_many(&mut batch, BATCH)).await.unwrap_or(usize::MAX)
+        };
+        if received == 0 {
+            break;
+        }
+        // Whatever queues up while the last batch is written, or within
+        // LINGER of its first event, is stored at once (all or none).
+        // Asleep rather than waiting on the channel: events sent meanwhile
+        // do not wake this task one by one.
+        if received != usize::MAX && batch.len() < BATCH && !batch.iter().any(|m| matches!(m, Message::Flush(_))) {
+            tokio::time::sleep(LINGER).await;
+            while batch.len() < BATCH
+                && let Ok(message) = receiver.try_recv()
+            {
+                batch.push(message);
+            }
+        }
+        let mut events = std::mem::take(&mut unstored);
+        let mut flushed = Vec::new();
+        for message in batch.drain(..) {
+            match message {
+                Message::Event(event) => events.push(*event),
+                Message::Flush(done) => flushed.push(done),
+            }
+        }
+        if !events.is_empty()
+            && let Err(e) = catalog.record_all(&events).await
+        {
+            warn!(error = %e, events = events.len(), "audit events not stored in the catalog yet; tried again in 1 s");
+            let excess = events.len().saturating_sub(MAX_UNSTORED);
+            if excess > 0 {
+                warn!(dropped = excess, "audit events dropped from the catalog's backlog (they are in the log)");
+            }
+            unstored = events.split_off(excess);
+        }
+        // A flush waits for what could be stored: at shutdown, a catalog
+        // that refuses events must not hold the server up.
+        for done in flushed {
+            let _ = done.send(());
+        }
+    }
 }
 
 /// Hands audit events to the catalog writer.
@@ -38,40 +98,8 @@ pub(super) struct Auditor {
 impl Auditor {
     /// Starts the writer task on the current runtime.
     pub(super) fn new(catalog: Catalog, metrics: Arc<Metrics>) -> Self {
-        let (sender, mut receiver) = mpsc::unbounded_channel::<Message>();
-        tokio::spawn(async move {
-            // Whatever queues up while the last batch is written, or within
-            // LINGER of its first event, is stored at once (all or none).
-            let mut batch = Vec::with_capacity(BATCH);
-            while receiver.recv_many(&mut batch, BATCH).await > 0 {
-                // Asleep rather than waiting on the channel: events sent
-                // meanwhile do not wake this task one by one.
-                if batch.len() < BATCH && !batch.iter().any(|m| matches!(m, Message::Flush(_))) {
-                    tokio::time::sleep(LINGER).await;
-                    while batch.len() < BATCH
-                        && let Ok(message) = receiver.try_recv()
-                    {
-                        batch.push(message);
-                    }
-                }
-                let mut events = Vec::with_capacity(batch.len());
-                let mut flushed = Vec::new();
-                for message in batch.drain(..) {
-                    match message {
-                        Message::Event(event) => events.push(*event),
-                        Message::Flush(done) => flushed.push(done),
-                    }
-                }
-                if !events.is_empty()
-                    && let Err(e) = catalog.record_all(&events).await
-                {
-                    warn!(error = %e, events = events.len(), "audit events not stored in the catalog");
-                }
-                for done in flushed {
-                    let _ = done.send(());
-                }
-            }
-        });
+        let (sender, receiver) = mpsc::unbounded_channel::<Message>();
+        tokio::spawn(write_events(catalog, receiver));
         Self { sender, metrics }
     }
 

@@ -13,6 +13,7 @@
 //!         │      │          ├─ grants   (live sessions, ended when an admin change withdraws them)
 //!         │      │          ├─ quota    (per-tenant bytes and files, reserved as uploads grow)
 //!         │   Session       ├─ audit    (catalog + tracing)
+//!         │                 ├─ space    (data_dir's free space: uploads stop at the reserve)
 //!         │                 └─ uploads  (upload-completed events → import pipeline)
 //! ```
 //!
@@ -42,6 +43,7 @@ use std::time::Instant;
 
 use passerelle_catalog::{Catalog, Login, TenantName};
 use passerelle_config::Config;
+use passerelle_tree::{DiskSpace, LowSpace};
 use tokio::net::TcpStream;
 use tracing::warn;
 
@@ -96,6 +98,8 @@ struct Inner {
     refusals: refusals::Refusals,
     /// Per-tenant quota trackers.
     quotas: Arc<quota::Quotas>,
+    /// Free space under `data_dir`, against `uploads.min_free_space`.
+    space: DiskSpace,
     /// Per login: times of its recent failed logins (account locks).
     failures: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
@@ -120,6 +124,7 @@ impl Engine {
         let audit = audit::Auditor::new(catalog.clone(), Arc::clone(&metrics));
         let defender = defender::Defender::new(config.defender.clone(), catalog.clone());
         let quotas = quota::Quotas::new(catalog.clone(), data_dir.clone(), config.quotas);
+        let space = DiskSpace::new(data_dir.root(), config.uploads.min_free_space.bytes());
         let inner = Arc::new(Inner {
             catalog,
             config,
@@ -130,6 +135,7 @@ impl Engine {
             defender,
             metrics,
             quotas,
+            space,
             grants: Arc::default(),
             refusals: refusals::Refusals::default(),
             failures: Mutex::default(),
@@ -273,6 +279,18 @@ impl Engine {
     /// Whether the catalog answers.
     pub(crate) async fn healthy(&self) -> bool {
         self.inner.catalog.import_job_counts().await.is_ok()
+    }
+
+    /// The data directory's free space and its reserve, shared with the
+    /// import pipeline.
+    pub(crate) fn disk_space(&self) -> DiskSpace {
+        self.inner.space.clone()
+    }
+
+    /// Measures the data directory's free space now: [`LowSpace`] when it
+    /// is below the reserve (uploads are refused meanwhile).
+    pub(crate) fn low_space(&self) -> Option<LowSpace> {
+        self.inner.space.check().err()
     }
 
     /// Upload-completed events from now on (the import pipeline listens).

@@ -6,12 +6,12 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use passerelle_catalog::{AuditEvent, Login, TenantName};
-use passerelle_tree::{Sha256, UploadCompleted};
+use passerelle_tree::{DiskSpace, Sha256, UploadCompleted};
 use tokio::sync::OnceCell;
 
 use super::fs::{FileReader, FileStat, FsError, FsStats, TenantFs, TenantPath, Upload};
@@ -73,12 +73,11 @@ pub(crate) enum Overwrite {
 /// of the tenant's quota.
 pub(crate) struct IncomingFile {
     upload: Upload,
+    /// The data directory's free space: every write must leave the reserve.
+    space: DiskSpace,
     received: AtomicU64,
     started: Instant,
     reservation: Reservation,
-    /// Set when a write went over the quota: the upload can no longer
-    /// complete, and every later write is refused with the same sentence.
-    refusal: OnceLock<String>,
 }
 
 impl IncomingFile {
@@ -91,25 +90,21 @@ impl IncomingFile {
     /// tenant's quota.
     pub(crate) async fn write_at(&self, offset: u64, data: Bytes) -> Result<(), FsError> {
         let len = data.len() as u64;
-        self.within_quota(offset, len)?;
+        self.space.admit(len).map_err(|low| self.upload.fail(FsError::LowSpace(low)))?;
+        self.within_quota(offset, len).map_err(|refused| self.upload.fail(refused))?;
         self.upload.write_at(offset, data).await?;
         self.received.fetch_add(len, Ordering::Relaxed);
         Ok(())
     }
 
     /// Reserves the tenant's quota up to the end of a write, before it
-    /// lands: a refusal sticks to the upload. Writes the filesystem refuses
-    /// anyway (empty, beyond the largest offset) reserve nothing.
+    /// lands (a refusal then fails the whole upload). Writes the filesystem
+    /// refuses anyway (empty, beyond the largest offset) reserve nothing.
     fn within_quota(&self, offset: u64, len: u64) -> Result<(), FsError> {
-        if let Some(refusal) = self.refusal.get() {
-            return Err(FsError::QuotaExceeded(refusal.clone()));
-        }
         let Some(end) = offset.checked_add(len).filter(|end| len > 0 && i64::try_from(*end).is_ok()) else {
             return Ok(());
         };
-        self.reservation.grow_to(end).inspect_err(|refused| {
-            let _ = self.refusal.set(refused.to_string());
-        })
+        self.reservation.grow_to(end)
     }
 
     /// Attributes of what was written so far.
@@ -305,15 +300,17 @@ impl Session {
     /// Starts an atomic upload to `path`, within the tenant's file quota; a
     /// refusal is audited. With `exclusive`, an existing file is `AlreadyExists`.
     pub(crate) async fn create_upload(&self, path: &TenantPath, exclusive: bool) -> Result<IncomingFile, FsError> {
+        let space = self.engine.disk_space();
         let started = async {
+            space.admit(0).map_err(FsError::LowSpace)?;
             let upload = self.fs.create_upload(path, exclusive).await?;
             let reservation = self.reserve_file(path).await?;
             Ok(IncomingFile {
                 upload,
+                space,
                 received: AtomicU64::new(0),
                 started: Instant::now(),
                 reservation,
-                refusal: OnceLock::new(),
             })
         };
         started.await.inspect_err(|e| self.record(Action::Upload, path, Err(e), None, None))
@@ -335,14 +332,8 @@ impl Session {
     /// Finishes an upload: the file appears under its final name, the upload
     /// is audited and the upload-completed event is emitted, in that order.
     pub(crate) async fn complete_upload(&self, file: IncomingFile) -> Result<(), FsError> {
-        let IncomingFile { upload, started, reservation, refusal, received } = file;
+        let IncomingFile { upload, started, reservation, .. } = file;
         let path = upload.path().clone();
-        if let Some(refusal) = refusal.into_inner() {
-            // Dropping the upload removes its temporary, and the reservation goes with it.
-            let refused = FsError::QuotaExceeded(refusal);
-            self.record(Action::Upload, &path, Err(&refused), Some(received.into_inner()), Some(started.elapsed()));
-            return Err(refused);
-        }
         let replaced = self.replaced_size(&reservation, &path).await;
         match upload.commit().await {
             Ok(done) => {
@@ -376,13 +367,14 @@ impl Session {
         self.fs.stat(path).await.ok().filter(|stat| !stat.is_dir).map(|stat| stat.size)
     }
 
-    /// Records an upload that was interrupted, or refused by the quota. It
-    /// is discarded: its temporary goes when the last reference to `file` is
-    /// dropped, nothing appears in the tree and no upload-completed event is
-    /// emitted.
+    /// Records an upload that was interrupted, or that failed (a write was
+    /// refused) and the front-end gave up on. It is discarded: its
+    /// temporary goes when the last reference to `file` is dropped, nothing
+    /// appears in the tree and no upload-completed event is emitted.
     pub(crate) fn abandon_upload(&self, file: &IncomingFile) {
-        let (outcome, detail) = match file.refusal.get() {
-            Some(refusal) => ("failed", refusal.clone()),
+        // A write that failed (a full disk, the quota, a bound) is why the front-end gave up.
+        let (outcome, detail) = match file.upload.failure() {
+            Some(error) => ("failed", error),
             None => ("aborted", "interrupted before completion; discarded".to_owned()),
         };
         let path = file.path().to_client_string();

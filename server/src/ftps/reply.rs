@@ -62,7 +62,8 @@ pub(crate) fn quoted(path: &str) -> String {
 pub(crate) fn fs_reply(e: &FsError) -> Reply {
     let code = match e {
         FsError::InvalidPath(_) => 553,
-        FsError::NoSpace => 452,
+        // RFC 959: "insufficient storage space in system".
+        FsError::NoSpace | FsError::LowSpace(_) => 452,
         FsError::QuotaExceeded(_) => 552,
         FsError::Io(_) => 451,
         _ => 550,

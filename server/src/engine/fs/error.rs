@@ -37,13 +37,18 @@ pub(crate) enum FsError {
     /// The request is well-formed but not something this server does.
     #[error("not supported: {0}")]
     Unsupported(&'static str),
-    /// The disk or the quota is full.
-    #[error("no space left on device")]
+    /// The filesystem under the data directory is full (ENOSPC), or a
+    /// filesystem quota of the server's account is (EDQUOT).
+    #[error("no space left on the server's disk: upload refused; try again later")]
     NoSpace,
     /// The tenant's quota refuses the operation; the sentence names the
     /// tenant, its usage and the limit.
     #[error("{0}")]
     QuotaExceeded(String),
+    /// Writing would leave less free space than the reserve kept for the
+    /// catalog (`uploads.min_free_space`).
+    #[error("the server is {0}: upload refused; try again later")]
+    LowSpace(passerelle_tree::LowSpace),
     /// Anything else; logged by the caller, shown to clients as a failure.
     #[error("i/o error: {0}")]
     Io(io::Error),
@@ -60,6 +65,27 @@ impl FsError {
                 format!("i/o error ({})", err.kind())
             }
             other => other.to_string(),
+        }
+    }
+}
+
+impl FsError {
+    /// The same error again, for every later request on an upload that
+    /// failed (an operating-system error keeps its kind and text).
+    pub(crate) fn duplicate(&self) -> Self {
+        match self {
+            Self::NotFound => Self::NotFound,
+            Self::PermissionDenied => Self::PermissionDenied,
+            Self::AlreadyExists => Self::AlreadyExists,
+            Self::NotADirectory => Self::NotADirectory,
+            Self::IsADirectory => Self::IsADirectory,
+            Self::DirectoryNotEmpty => Self::DirectoryNotEmpty,
+            Self::InvalidPath(why) => Self::InvalidPath(why),
+            Self::Unsupported(why) => Self::Unsupported(why),
+            Self::NoSpace => Self::NoSpace,
+            Self::LowSpace(low) => Self::LowSpace(*low),
+            Self::QuotaExceeded(sentence) => Self::QuotaExceeded(sentence.clone()),
+            Self::Io(err) => Self::Io(io::Error::new(err.kind(), err.to_string())),
         }
     }
 }
@@ -87,6 +113,7 @@ impl From<io::Error> for FsError {
         // No errno: cap-std's own refusals ("a path led outside of the
         // filesystem") carry only a kind.
         match err.kind() {
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => Self::NoSpace,
             io::ErrorKind::NotFound => Self::NotFound,
             io::ErrorKind::PermissionDenied => Self::PermissionDenied,
             io::ErrorKind::AlreadyExists => Self::AlreadyExists,
@@ -123,6 +150,21 @@ mod tests {
         assert!(matches!(map(Errno::NOSPC), FsError::NoSpace));
         assert!(matches!(map(Errno::DQUOT), FsError::NoSpace));
         assert!(matches!(map(Errno::IO), FsError::Io(_)));
+    }
+
+    #[test]
+    fn a_full_disk_is_told_in_one_sentence() {
+        assert_eq!(
+            map(Errno::NOSPC).client_text(),
+            "no space left on the server's disk: upload refused; try again later"
+        );
+        let low = FsError::LowSpace(passerelle_tree::LowSpace { free: 12 << 20, reserve: 256 << 20 });
+        assert_eq!(
+            low.duplicate().client_text(),
+            "the server is low on disk space (12 MiB free, reserve 256 MiB): upload refused; try again later"
+        );
+        let kind_only = io::Error::new(io::ErrorKind::StorageFull, "full");
+        assert!(matches!(FsError::from(kind_only), FsError::NoSpace));
     }
 
     #[test]

@@ -398,6 +398,24 @@ async fn abort_and_drop_leave_nothing() {
 }
 
 #[tokio::test]
+async fn a_failed_write_ends_the_upload_at_once() {
+    let fx = Fixture::new();
+    let inbox = fx.root().join("inbox");
+    let upload = fx.fs.create_upload(&fx.path("/inbox/full.csv"), false).await.unwrap();
+    upload.write_at(0, Bytes::from(vec![7; 100_000])).await.unwrap();
+    let low = passerelle_tree::LowSpace { free: 1 << 20, reserve: 8 << 20 };
+    let refused = upload.fail(FsError::LowSpace(low));
+    // Gone while the client still holds its handle: the space is back now.
+    assert!(Fixture::disk_names(&inbox).is_empty(), "the temporary went with the refused write");
+    assert_eq!(upload.failure().as_deref(), Some(refused.to_string().as_str()));
+    let later = upload.write_at(100_000, Bytes::from_static(b"more")).await.unwrap_err();
+    assert!(matches!(later, FsError::LowSpace(l) if l == low), "{later}");
+    let commit = upload.commit().await.unwrap_err();
+    assert!(matches!(commit, FsError::LowSpace(_)), "{commit}");
+    assert!(Fixture::disk_names(&inbox).is_empty(), "nothing published");
+}
+
+#[tokio::test]
 async fn readers_never_see_a_partial_upload() {
     let fx = Fixture::new();
     let target = fx.path("/inbox/final.csv");

@@ -6,7 +6,10 @@
 //! step, so the target name only ever shows a complete file — which is what
 //! lets the import pipeline take any file it sees under a final name. Anything
 //! that does not commit (abort, error, dropped connection) removes the
-//! temporary.
+//! temporary. A write that fails ends the upload there: its data goes at
+//! once (a full disk gets its space back without waiting for the client to
+//! close), and every later write and the commit fail the same way, so a
+//! file with a gap in it is never published.
 //!
 //! Whether the commit also waits for the disk is the durability choice:
 //! `uploads.fsync`, or a client's `fsync@openssh.com`, flushes data and
@@ -78,6 +81,8 @@ struct Staged {
     flush_requested: AtomicBool,
     /// Set once the temporary is gone (renamed by commit, or removed).
     done: AtomicBool,
+    /// Why the upload failed, once a write did (see [`Staged::fail`]).
+    failed: Mutex<Option<FsError>>,
 }
 
 impl std::fmt::Debug for Staged {
@@ -101,9 +106,41 @@ impl Drop for Staged {
 impl Staged {
     /// Writes a piece and feeds it to the digest.
     fn write_at(&self, offset: u64, data: Bytes) -> Result<(), FsError> {
-        self.file.write_all_at(&data, offset)?;
+        self.ensure_intact()?;
+        if let Err(err) = self.file.write_all_at(&data, offset) {
+            return Err(self.fail(err.into()));
+        }
         self.hasher.lock().unwrap_or_else(PoisonError::into_inner).feed(offset, data);
         Ok(())
+    }
+
+    /// The error the upload failed with, again, if it did.
+    fn ensure_intact(&self) -> Result<(), FsError> {
+        match &*self.failed.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some(error) => Err(error.duplicate()),
+            None => Ok(()),
+        }
+    }
+
+    /// Ends the upload with `error`: the temporary is emptied and removed
+    /// now (the space it held is back even while the client keeps its
+    /// handle open), and later writes and the commit fail with the same
+    /// error. A write already under way may still land in the unlinked
+    /// file; its space comes back when the upload is dropped.
+    fn fail(&self, error: FsError) -> FsError {
+        let mut failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
+        if failed.is_none() {
+            if let Err(err) = self.file.set_len(0) {
+                tracing::debug!(temp = %self.temp_name, error = %err, "could not empty a failed upload");
+            }
+            if !self.done.swap(true, Ordering::AcqRel)
+                && let Err(err) = self.dir.remove_file(&self.temp_name)
+            {
+                tracing::warn!(temp = %self.temp_name, error = %err, "could not remove a failed upload");
+            }
+            *failed = Some(error.duplicate());
+        }
+        error
     }
 
     /// Stores the digest on the file; `false` (logged) where the filesystem
@@ -147,6 +184,7 @@ pub(super) fn start(dir: Dir, path: TenantPath, exclusive: bool, durable: bool) 
                     hasher: Mutex::new(StreamHasher::new()),
                     flush_requested: AtomicBool::new(false),
                     done: AtomicBool::new(false),
+                    failed: Mutex::new(None),
                 };
                 return Ok(Upload {
                     path,
@@ -193,6 +231,17 @@ impl Upload {
         if in_place { write() } else { blocking(write).await }
     }
 
+    /// Ends the upload with `error` (see the module documentation), for a
+    /// write refused before it reached the file; returns `error`.
+    pub(crate) fn fail(&self, error: FsError) -> FsError {
+        self.staged.fail(error)
+    }
+
+    /// The error the upload failed with, if a write failed.
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.staged.ensure_intact().err().map(|e| e.to_string())
+    }
+
     /// Attributes of the data written so far.
     pub(crate) async fn stat(&self) -> Result<FileStat, FsError> {
         Ok(FileStat::from_std(&self.staged.file.metadata()?))
@@ -204,7 +253,9 @@ impl Upload {
     pub(crate) async fn sync(&self) -> Result<(), FsError> {
         let staged = Arc::clone(&self.staged);
         staged.flush_requested.store(true, Ordering::Release);
-        blocking(move || Ok(staged.file.sync_data()?)).await
+        // A full disk may only show now (delayed allocation): the upload then
+        // fails as a write would.
+        blocking(move || staged.file.sync_data().map_err(|err| staged.fail(err.into()))).await
     }
 
     /// Makes the upload visible under its path: digest, seal, rename (without
@@ -214,6 +265,7 @@ impl Upload {
     pub(crate) async fn commit(self) -> Result<CommittedUpload, FsError> {
         let gate = Arc::clone(&self.gate).write_owned().await;
         let Self { path, exclusive, durable, staged, gate: _ } = self;
+        staged.ensure_intact()?;
         let size = staged.file.metadata()?.len();
         let mut flush = durable || staged.flush_requested.load(Ordering::Acquire);
         let streamed = staged.hasher.lock().unwrap_or_else(PoisonError::into_inner).finish(size);
