@@ -41,13 +41,14 @@ mod raw;
 mod redact;
 mod render;
 mod schema;
+mod size;
 mod validate;
 
 pub use crate::error::ConfigError;
 pub use crate::load::Sources;
 pub use crate::model::{
-    AccountLockConfig, AdminConfig, ArchiveConfig, CatalogConfig, Config, DefenderConfig, FtpsConfig, LimitsConfig,
-    LogConfig, LogFormat, MaxStartups, ProxyProtocolConfig, SftpConfig, TenantDbBackend, TenantDbConfig, TlsVersion,
-    UploadsConfig,
+    AccountLockConfig, AdminConfig, ArchiveConfig, ByteSize, CatalogConfig, Config, DefenderConfig, FtpsConfig,
+    LimitsConfig, LogConfig, LogFormat, MaxStartups, ProxyProtocolConfig, SftpConfig, TenantDbBackend, TenantDbConfig,
+    TlsVersion, UploadsConfig,
 };
 pub use crate::render::{example_toml, reference_markdown};

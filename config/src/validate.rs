@@ -8,14 +8,16 @@ use std::time::Duration;
 use crate::duration;
 use crate::error::ConfigError;
 use crate::model::{
-    AccountLockConfig, AdminConfig, ArchiveConfig, CatalogConfig, Config, DefenderConfig, FtpsConfig, LimitsConfig,
-    LogConfig, LogFormat, MaxStartups, ProxyProtocolConfig, SftpConfig, TenantDbBackend, TenantDbConfig, TlsVersion,
-    UploadsConfig, is_postgres_url, scheme,
+    AccountLockConfig, AdminConfig, ArchiveConfig, ByteSize, CatalogConfig, Config, DefenderConfig, FtpsConfig,
+    LimitsConfig, LogConfig, LogFormat, MaxStartups, ProxyProtocolConfig, SftpConfig, TenantDbBackend, TenantDbConfig,
+    TlsVersion, UploadsConfig, is_postgres_url, scheme,
 };
 use crate::raw::{
-    Raw, RawAccountLock, RawArchive, RawCatalog, RawDefender, RawFtps, RawLimits, RawLog, RawProxyProtocol, RawTenantDb,
+    Raw, RawAccountLock, RawArchive, RawCatalog, RawDefender, RawFtps, RawLimits, RawLog, RawProxyProtocol,
+    RawTenantDb, RawUploads,
 };
 use crate::schema::{self, Default};
+use crate::size;
 
 /// Checks every key and resolves the defaults that depend on `data_dir`.
 ///
@@ -34,6 +36,7 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
     let ftps = ftps(raw.ftps, &data_dir)?;
     let archive = archive(raw.archive)?;
     let limits = limits(raw.limits, login_grace_time)?;
+    let uploads = uploads(raw.uploads)?;
     Ok(Config {
         sftp: SftpConfig { listen: raw.sftp.listen, libssh2_compat: raw.sftp.libssh2_compat },
         ftps,
@@ -43,7 +46,7 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
         archive,
         log,
         limits,
-        uploads: UploadsConfig { fsync: raw.uploads.fsync },
+        uploads,
         defender,
         account_lock,
         proxy_protocol,
@@ -145,7 +148,28 @@ fn limits(limits: RawLimits, login_grace_time: Duration) -> Result<LimitsConfig,
         max_connections_per_ip: at_least_one("limits.max_connections_per_ip", limits.max_connections_per_ip)?,
         max_connections: at_least_one("limits.max_connections", limits.max_connections)?,
         max_startups: parse_max_startups(&limits.max_startups)?,
+        max_open_files_per_session: at_least_one(
+            "limits.max_open_files_per_session",
+            limits.max_open_files_per_session,
+        )?,
+        max_open_files_per_user: at_least_one("limits.max_open_files_per_user", limits.max_open_files_per_user)?,
+        max_buffered_bytes_per_session: parse_size(
+            "limits.max_buffered_bytes_per_session",
+            &limits.max_buffered_bytes_per_session,
+        )?,
     })
+}
+
+/// `[uploads]`: `max_file_size` is over zero (an upload always has a bound) and a valid file offset.
+fn uploads(uploads: RawUploads) -> Result<UploadsConfig, ConfigError> {
+    let max_file_size = parse_size("uploads.max_file_size", &uploads.max_file_size)?;
+    if max_file_size.bytes() == 0 || i64::try_from(max_file_size.bytes()).is_err() {
+        return Err(ConfigError::invalid(
+            "uploads.max_file_size",
+            format!("must be over zero and below 8 EiB (got \"{}\")", uploads.max_file_size),
+        ));
+    }
+    Ok(UploadsConfig { fsync: uploads.fsync, max_file_size })
 }
 
 /// `[defender]`: `max_ban_time` is at least `ban_time`.
@@ -243,6 +267,11 @@ fn parse_duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
 }
 
 /// CIDR networks; a bare address is a network of one. Host bits are cleared.
+/// A byte size, refused with a message naming `key`.
+fn parse_size(key: &str, text: &str) -> Result<ByteSize, ConfigError> {
+    size::parse(text).map_err(|message| ConfigError::invalid(key, message))
+}
+
 fn parse_networks(key: &str, items: &[String]) -> Result<Vec<ipnet::IpNet>, ConfigError> {
     items
         .iter()

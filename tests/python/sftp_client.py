@@ -23,7 +23,13 @@ Operations: put, get, read, write, listdir, stat, lstat, rename,
 posix_rename, remove, mkdir, rmdir, symlink, hardlink, readlink, realpath,
 chmod, statvfs, write_then_cut (writes `bytes` bytes to `remote` and then
 resets the TCP connection without closing the file; the script ends there),
-read_then_cut (the same after reading `bytes` bytes of `remote`).
+read_then_cut (the same after reading `bytes` bytes of `remote`),
+sparse_write (opens `remote` for writing, writes one byte at `offset`, closes;
+reports each step's error and the seconds taken), open_many (opens `remote`
+for reading `count` times, keeping every handle, until the server refuses;
+reports how many opened and the refusal, then, if `ready_file` is given,
+creates it and waits up to 60 s for `release_file`, then closes `close` of
+the handles and opens one more).
 """
 
 import hashlib
@@ -32,6 +38,7 @@ import os
 import socket
 import struct
 import sys
+import time
 import traceback
 
 import paramiko
@@ -69,6 +76,55 @@ def cut_connection(transport):
     except OSError:
         pass
     sock.close()
+
+
+def sparse_write(sftp, op):
+    """One byte far beyond the start of an empty file, then CLOSE."""
+    started = time.monotonic()
+    report = {}
+    f = sftp.open(path_arg(op["remote"]), "wb")
+    f.set_pipelined(False)
+    try:
+        f.seek(op["offset"])
+        f.write(b"x")
+        f.flush()
+        report["write"] = "ok"
+    except IOError as e:
+        report["write"] = str(e)
+    try:
+        f.close()
+        report["close"] = "ok"
+    except IOError as e:
+        report["close"] = str(e)
+    report["seconds"] = time.monotonic() - started
+    return report
+
+
+def open_many(sftp, op):
+    """Opens one file for reading again and again, holding every handle."""
+    handles = []
+    report = {"refused": None}
+    for _ in range(op["count"]):
+        try:
+            handles.append(sftp.open(path_arg(op["remote"]), "rb"))
+        except IOError as e:
+            report["refused"] = str(e)
+            break
+    report["opened"] = len(handles)
+    if "ready_file" in op:
+        with open(op["ready_file"], "w", encoding="utf-8") as ready:
+            ready.write(str(len(handles)))
+        deadline = time.monotonic() + 60
+        while not os.path.exists(op["release_file"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    for f in handles[:op.get("close", 0)]:
+        f.close()
+    try:
+        sftp.open(path_arg(op["remote"]), "rb").close()
+        report["after_close"] = "ok"
+    except IOError as e:
+        report["after_close"] = str(e)
+    return report
 
 
 def run_op(sftp, transport, op):
@@ -124,6 +180,10 @@ def run_op(sftp, transport, op):
         return None
     if kind == "statvfs":
         return extended(sftp, "statvfs@openssh.com", path_arg(op["path"]))
+    if kind == "sparse_write":
+        return sparse_write(sftp, op)
+    if kind == "open_many":
+        return open_many(sftp, op)
     if kind == "write_then_cut":
         # Not pipelined: each write is acknowledged, so the server has surely
         # received the bytes before the cut.

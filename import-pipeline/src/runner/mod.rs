@@ -25,6 +25,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use passerelle_catalog::{Catalog, CatalogError, JobStatus, TenantName, now_ms};
+use passerelle_config::ByteSize;
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -81,7 +82,14 @@ impl Pipeline {
     /// archived yet), starts the inbox watcher, then runs jobs until
     /// [`Pipeline::shutdown`].
     /// Archived originals are deleted `archive_retention` after their job ended.
-    pub async fn start(catalog: Catalog, layout: Layout, archive_retention: Duration) -> Result<Self, RunnerError> {
+    /// A file larger than `max_file_size` (`uploads.max_file_size`) is
+    /// refused without being read.
+    pub async fn start(
+        catalog: Catalog,
+        layout: Layout,
+        archive_retention: Duration,
+        max_file_size: ByteSize,
+    ) -> Result<Self, RunnerError> {
         archive_leftovers(&catalog, &layout).await?;
         let (arrivals, arrival_receiver) = mpsc::channel(4096);
         let (seen_sender, seen) = mpsc::channel(4096);
@@ -91,6 +99,7 @@ impl Pipeline {
             catalog,
             layout,
             archive_retention,
+            max_file_size,
             pending: HashMap::new(),
             running: JoinSet::new(),
             busy: HashMap::new(),
@@ -159,6 +168,8 @@ struct Runner {
     catalog: Catalog,
     layout: Layout,
     archive_retention: Duration,
+    /// Larger files are refused unread.
+    max_file_size: ByteSize,
     /// Files announced or found, and when to look at them again.
     pending: HashMap<Arrival, Instant>,
     running: JoinSet<()>,
@@ -246,7 +257,12 @@ impl Runner {
             match intake::claim(&self.catalog, &self.layout, &arrival, QUIET).await {
                 Ok(Claim::Taken(job)) => {
                     info!(job = %job.id, tenant = %job.tenant, path = %job.path, "import job received");
-                    job::audit(&job::JobContext { catalog: &self.catalog, layout: &self.layout }, &job, None).await;
+                    let ctx = job::JobContext {
+                        catalog: &self.catalog,
+                        layout: &self.layout,
+                        max_file_size: self.max_file_size,
+                    };
+                    job::audit(&ctx, &job, None).await;
                     startable |= self.busy.len() < WORKERS && !self.busy.values().any(|tenant| *tenant == job.tenant);
                 }
                 Ok(Claim::NotYet(wait)) => {
@@ -312,9 +328,11 @@ impl Runner {
             let tenant = job.tenant.clone();
             let catalog = self.catalog.clone();
             let layout = self.layout.clone();
+            let max_file_size = self.max_file_size;
             let handle = self.running.spawn(async move {
                 let id = job.id.clone();
-                if let Err(e) = job::run(&job::JobContext { catalog: &catalog, layout: &layout }, job).await {
+                let ctx = job::JobContext { catalog: &catalog, layout: &layout, max_file_size };
+                if let Err(e) = job::run(&ctx, job).await {
                     warn!(job = %id, error = %e, "import job interrupted; tried again shortly");
                 }
             });

@@ -9,7 +9,8 @@
 //!         │      │          ├─ auth     (catalog, argon2id, allowlists, account locks,
 //!         │      │          │            same answer for every failure)
 //!         │      │          ├─ fs       (TenantFs: chrooted, cap-std)
-//!         │      │          ├─ limits   (connections per IP, startups, sessions per user)
+//!         │      │          ├─ limits   (connections per IP, startups, sessions per user,
+//!         │      │          │            open files per session, per user, in all)
 //!         │   Session       ├─ audit    (catalog + tracing)
 //!         │                 └─ uploads  (upload-completed events → import pipeline)
 //! ```
@@ -25,6 +26,7 @@ pub(crate) mod fs;
 mod limits;
 mod listeners;
 mod metrics;
+mod nofile;
 mod proxy;
 mod session;
 mod uploads;
@@ -44,8 +46,9 @@ pub(crate) use defender::{Offence, Tripwire};
 pub(crate) use limits::ConnectionPermit;
 use limits::Refusal;
 pub(crate) use listeners::{Alive, Incoming, Listeners};
+pub(crate) use nofile::raise as raise_open_file_limit;
 pub(crate) use proxy::ClientStream;
-pub(crate) use session::{DownloadEnd, IncomingFile, OutgoingFile, Overwrite, Session};
+pub(crate) use session::{DirListing, DownloadEnd, IncomingFile, OutgoingFile, Overwrite, Session};
 
 use crate::data_dir::DataDir;
 
@@ -102,7 +105,7 @@ pub(crate) struct Accepted {
 impl Engine {
     /// Builds the engine over an opened catalog and data directory.
     pub(crate) fn new(config: Arc<Config>, catalog: Catalog, data_dir: DataDir) -> Self {
-        let limits = limits::Limits::new(&config.limits);
+        let limits = limits::Limits::new(&config.limits, nofile::client_share());
         let metrics = Arc::new(metrics::Metrics::new());
         let audit = audit::Auditor::new(catalog.clone(), Arc::clone(&metrics));
         let defender = defender::Defender::new(config.defender.clone(), catalog.clone());

@@ -5,15 +5,16 @@
 //! protocol it came through.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use passerelle_catalog::{AuditEvent, Login, TenantName};
 use passerelle_tree::{Sha256, UploadCompleted};
 
-use super::fs::{FileReader, FileStat, FsError, FsStats, TenantFs, TenantPath, Upload};
-use super::limits::SessionPermit;
+use super::fs::{DirCursor, FileReader, FileStat, FsError, FsStats, TenantFs, TenantPath, Upload, UploadBounds};
+use super::limits::{FilePermit, SessionPermit};
 use super::{Engine, Protocol};
 
 /// What a user did, as the audit trail names it.
@@ -70,6 +71,7 @@ pub(crate) struct IncomingFile {
     upload: Upload,
     received: AtomicU64,
     started: Instant,
+    _permit: FilePermit,
 }
 
 impl IncomingFile {
@@ -109,6 +111,7 @@ pub(crate) struct OutgoingFile {
     path: TenantPath,
     sent: AtomicU64,
     started: Instant,
+    _permit: FilePermit,
 }
 
 impl OutgoingFile {
@@ -134,6 +137,20 @@ impl OutgoingFile {
     }
 }
 
+/// A directory open for listing.
+pub(crate) struct DirListing {
+    cursor: DirCursor,
+    _permit: FilePermit,
+}
+
+impl DirListing {
+    /// The next entries (at most 100, sorted by name within the batch);
+    /// empty at the end.
+    pub(crate) async fn next_batch(&self) -> Result<Vec<(String, FileStat)>, FsError> {
+        self.cursor.next_batch().await
+    }
+}
+
 /// A logged-in user. Dropping it records the logout.
 pub(crate) struct Session {
     engine: Engine,
@@ -142,6 +159,10 @@ pub(crate) struct Session {
     peer: SocketAddr,
     protocol: Protocol,
     fs: TenantFs,
+    /// What this session's uploads are held to (its own buffer budget).
+    bounds: UploadBounds,
+    /// Files and directories this session holds open (see `limits.rs`).
+    open_files: Arc<AtomicU32>,
     started: Instant,
     _permit: SessionPermit,
 }
@@ -156,7 +177,31 @@ impl Session {
         fs: TenantFs,
         permit: SessionPermit,
     ) -> Self {
-        Self { engine, tenant, login, peer, protocol, fs, started: Instant::now(), _permit: permit }
+        let config = engine.config();
+        let bounds = UploadBounds::new(config.uploads.max_file_size, config.limits.max_buffered_bytes_per_session);
+        Self {
+            engine,
+            tenant,
+            login,
+            peer,
+            protocol,
+            fs,
+            bounds,
+            open_files: Arc::default(),
+            started: Instant::now(),
+            _permit: permit,
+        }
+    }
+
+    /// `limits.max_open_files_per_session`, as SFTP's `limits@openssh.com`
+    /// advertises it.
+    pub(crate) fn max_open_files(&self) -> u32 {
+        self.engine.inner.limits.max_open_per_session()
+    }
+
+    /// A slot for one more open file or directory.
+    fn open_file(&self) -> Result<FilePermit, FsError> {
+        Ok(self.engine.inner.limits.open_file(self.login.as_str(), &self.open_files)?)
     }
 
     /// The user's login.
@@ -178,9 +223,10 @@ impl Session {
         self.fs.stat(path).await
     }
 
-    /// The entries of a directory (a lookup: not audited).
-    pub(crate) async fn read_dir(&self, path: &TenantPath) -> Result<Vec<(String, FileStat)>, FsError> {
-        self.fs.read_dir(path).await
+    /// Opens a directory to list it in batches (a lookup: not audited).
+    pub(crate) async fn open_dir(&self, path: &TenantPath) -> Result<DirListing, FsError> {
+        let permit = self.open_file()?;
+        Ok(DirListing { cursor: self.fs.open_dir(path).await?, _permit: permit })
     }
 
     /// Space and inodes of the filesystem holding `path` (not audited).
@@ -241,8 +287,14 @@ impl Session {
     /// Starts an atomic upload to `path`; a refusal is audited. With
     /// `exclusive`, an existing file is `AlreadyExists`.
     pub(crate) async fn create_upload(&self, path: &TenantPath, exclusive: bool) -> Result<IncomingFile, FsError> {
-        match self.fs.create_upload(path, exclusive).await {
-            Ok(upload) => Ok(IncomingFile { upload, received: AtomicU64::new(0), started: Instant::now() }),
+        let opened = match self.open_file() {
+            Ok(permit) => self.fs.create_upload(path, exclusive, &self.bounds).await.map(|upload| (upload, permit)),
+            Err(e) => Err(e),
+        };
+        match opened {
+            Ok((upload, permit)) => {
+                Ok(IncomingFile { upload, received: AtomicU64::new(0), started: Instant::now(), _permit: permit })
+            }
             Err(e) => {
                 self.record(Action::Upload, path, Err(&e), None, None);
                 Err(e)
@@ -281,7 +333,10 @@ impl Session {
     /// temporary goes when the last reference to `file` is dropped, nothing
     /// appears in the tree and no upload-completed event is emitted.
     pub(crate) fn abandon_upload(&self, file: &IncomingFile) {
-        let detail = "interrupted before completion; discarded".to_owned();
+        let detail = match file.upload.refusal() {
+            Some(refused) => format!("{refused}; discarded"),
+            None => "interrupted before completion; discarded".to_owned(),
+        };
         let path = file.path().to_client_string();
         self.audit(
             Action::Upload,
@@ -295,10 +350,18 @@ impl Session {
 
     /// Opens a file for download; a refusal is audited.
     pub(crate) async fn open_download(&self, path: &TenantPath) -> Result<OutgoingFile, FsError> {
-        match self.fs.open_read(path).await {
-            Ok(reader) => {
-                Ok(OutgoingFile { reader, path: path.clone(), sent: AtomicU64::new(0), started: Instant::now() })
-            }
+        let opened = match self.open_file() {
+            Ok(permit) => self.fs.open_read(path).await.map(|reader| (reader, permit)),
+            Err(e) => Err(e),
+        };
+        match opened {
+            Ok((reader, permit)) => Ok(OutgoingFile {
+                reader,
+                path: path.clone(),
+                sent: AtomicU64::new(0),
+                started: Instant::now(),
+                _permit: permit,
+            }),
             Err(e) => {
                 self.record(Action::Download, path, Err(&e), None, None);
                 Err(e)

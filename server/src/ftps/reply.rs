@@ -63,6 +63,10 @@ pub(crate) fn fs_reply(e: &FsError) -> Reply {
     let code = match e {
         FsError::InvalidPath(_) => 553,
         FsError::NoSpace => 452,
+        // Exceeded storage allocation (RFC 959), as for a quota.
+        FsError::WriteRefused(_) => 552,
+        // Transient: the client may try again once other transfers ended.
+        FsError::TooManyOpen(_) => 450,
         FsError::Io(_) => 451,
         _ => 550,
     };

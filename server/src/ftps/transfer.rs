@@ -20,6 +20,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use super::channel::{Context, Control, Malformed, Next};
 use super::data::{self, DataError, DataStream};
 use super::line::{Command, Line};
+use super::listing::Listing;
 use super::passive::PassivePort;
 use super::reply::{Reply, fs_reply};
 use super::tls::SessionTls;
@@ -44,11 +45,8 @@ pub(super) enum Job {
         /// First byte sent.
         offset: u64,
     },
-    /// LIST, NLST, MLSD.
-    Listing {
-        /// The listing, CRLF-terminated lines.
-        text: Vec<u8>,
-    },
+    /// LIST, NLST, MLSD: sent a batch at a time.
+    Listing(Listing),
 }
 
 /// The passive port and the checks its connection must pass.
@@ -151,7 +149,7 @@ pub(super) async fn run(session: &Session, control: &mut Control, data: DataSide
     match job {
         Job::Upload(file) => upload(session, control, &data, file).await,
         Job::Download { file, offset } => download(session, control, &data, &file, offset).await,
-        Job::Listing { text } => send_listing(control, &data, &text).await,
+        Job::Listing(listing) => send_listing(session, control, &data, listing).await,
     }
 }
 
@@ -196,11 +194,17 @@ async fn download(
     conclude(control, watched, Reply::new(226, "transfer complete")).await
 }
 
-/// LIST, NLST, MLSD: the prepared listing, then close_notify.
-async fn send_listing(control: &mut Control, data: &DataSide<'_>, text: &[u8]) -> Next {
+/// LIST, NLST, MLSD: the listing batch by batch, then close_notify.
+async fn send_listing(session: &Session, control: &mut Control, data: &DataSide<'_>, mut listing: Listing) -> Next {
     let work = async {
         let mut stream = connect(data).await?;
-        write(&mut stream, text, data.stall).await?;
+        loop {
+            let text = listing.next_text(session).await?;
+            if text.is_empty() {
+                break;
+            }
+            write(&mut stream, &text, data.stall).await?;
+        }
         close(&mut stream, data.stall).await
     };
     let watched = watch(control, work).await;

@@ -16,24 +16,29 @@
 //! filesystem cannot keep the seal, the upload is flushed.
 //!
 //! ```text
-//!  write_at ──► pwrite(temp) ──► StreamHasher        (&self; blocking pool beyond the first 32 KiB)
+//!  write_at ──► bounds ──► pwrite(temp) ──► StreamHasher   (&self; blocking pool beyond the first 32 KiB)
 //!  commit   ──► wait for writes ─► digest ─► seal ─► [fsync] ─► rename(temp, target) ─► [fsync(dir)]
 //!              (in place; blocking pool to re-read a file for its digest or to flush)
 //!  drop     ──► unlink(temp)     (unless committed)
 //! ```
+//!
+//! A write that breaks the upload's bounds (`bounds.rs`: its size, a gap
+//! before it) spoils the upload: it and every later write are refused with
+//! the same sentence, and so is the commit, which removes the temporary.
 
 use std::io;
 use std::os::unix::fs::FileExt as _;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use bytes::Bytes;
 use cap_std::fs::Dir;
 use rustix::fs::RenameFlags;
 use tokio::sync::RwLock;
 
+use super::bounds::{UploadBounds, check_gap, check_size};
 use super::digest::StreamHasher;
-use super::error::FsError;
+use super::error::{FsError, WriteRefused};
 use super::path::{TenantPath, UPLOAD_TEMP_PREFIX};
 use super::reader::MAX_READ;
 use super::stat::FileStat;
@@ -74,6 +79,13 @@ struct Staged {
     temp_name: String,
     file: std::fs::File,
     hasher: Mutex<StreamHasher>,
+    /// The hasher's frontier after the last write, read without its lock by
+    /// the next write's gap check.
+    frontier: AtomicU64,
+    /// `uploads.max_file_size`.
+    max_size: passerelle_config::ByteSize,
+    /// The first refused write, which spoiled the upload.
+    refused: OnceLock<WriteRefused>,
     /// Set when the client asked for a flush: the commit then flushes too.
     flush_requested: AtomicBool,
     /// Set once the temporary is gone (renamed by commit, or removed).
@@ -99,10 +111,23 @@ impl Drop for Staged {
 }
 
 impl Staged {
+    /// Refuses a write from `offset` to `end` that breaks the upload's
+    /// bounds, and then every write after it.
+    fn admit(&self, offset: u64, end: u64) -> Result<(), WriteRefused> {
+        if let Some(refused) = self.refused.get() {
+            return Err(*refused);
+        }
+        let checked =
+            check_size(end, self.max_size).and_then(|()| check_gap(offset, self.frontier.load(Ordering::Acquire)));
+        checked.map_err(|refused| *self.refused.get_or_init(|| refused))
+    }
+
     /// Writes a piece and feeds it to the digest.
     fn write_at(&self, offset: u64, data: Bytes) -> Result<(), FsError> {
         self.file.write_all_at(&data, offset)?;
-        self.hasher.lock().unwrap_or_else(PoisonError::into_inner).feed(offset, data);
+        let mut hasher = self.hasher.lock().unwrap_or_else(PoisonError::into_inner);
+        hasher.feed(offset, data);
+        self.frontier.store(hasher.frontier(), Ordering::Release);
         Ok(())
     }
 
@@ -127,8 +152,14 @@ impl Staged {
     }
 }
 
-/// Creates the temporary for an upload to `name` in `dir`.
-pub(super) fn start(dir: Dir, path: TenantPath, exclusive: bool, durable: bool) -> Result<Upload, FsError> {
+/// Creates the temporary for an upload to `path` in `dir`, held to `bounds`.
+pub(super) fn start(
+    dir: Dir,
+    path: TenantPath,
+    exclusive: bool,
+    durable: bool,
+    bounds: &UploadBounds,
+) -> Result<Upload, FsError> {
     use cap_std::fs::{OpenOptions, OpenOptionsExt as _};
 
     let mut options = OpenOptions::new();
@@ -144,7 +175,10 @@ pub(super) fn start(dir: Dir, path: TenantPath, exclusive: bool, durable: bool) 
                     dir,
                     temp_name,
                     file: file.into_std(),
-                    hasher: Mutex::new(StreamHasher::new()),
+                    hasher: Mutex::new(StreamHasher::new(Arc::clone(&bounds.buffered))),
+                    frontier: AtomicU64::new(0),
+                    max_size: bounds.max_file_size,
+                    refused: OnceLock::new(),
                     flush_requested: AtomicBool::new(false),
                     done: AtomicBool::new(false),
                 };
@@ -176,21 +210,27 @@ impl Upload {
     }
 
     /// Writes `data` at `offset`. Pieces may arrive in any order and
-    /// concurrently; holes read as zeros, as in any sparse file.
+    /// concurrently, within the upload's bounds (module documentation).
     pub(crate) async fn write_at(&self, offset: u64, data: Bytes) -> Result<(), FsError> {
-        check_offset(offset, data.len())?;
+        let end = check_offset(offset, data.len())?;
         if data.is_empty() {
             return Ok(());
         }
+        self.staged.admit(offset, end)?;
         let guard = Arc::clone(&self.gate).read_owned().await;
         let staged = Arc::clone(&self.staged);
-        let in_place = offset + data.len() as u64 <= SMALL_FILE as u64;
+        let in_place = end <= SMALL_FILE as u64;
         let write = move || {
             staged.write_at(offset, data)?;
             drop(guard);
             Ok(())
         };
         if in_place { write() } else { blocking(write).await }
+    }
+
+    /// The write that spoiled this upload, if one did.
+    pub(crate) fn refusal(&self) -> Option<WriteRefused> {
+        self.staged.refused.get().copied()
     }
 
     /// Attributes of the data written so far.
@@ -214,6 +254,9 @@ impl Upload {
     pub(crate) async fn commit(self) -> Result<CommittedUpload, FsError> {
         let gate = Arc::clone(&self.gate).write_owned().await;
         let Self { path, exclusive, durable, staged, gate: _ } = self;
+        if let Some(refused) = staged.refused.get() {
+            return Err((*refused).into());
+        }
         let size = staged.file.metadata()?.len();
         let mut flush = durable || staged.flush_requested.load(Ordering::Acquire);
         let streamed = staged.hasher.lock().unwrap_or_else(PoisonError::into_inner).finish(size);
