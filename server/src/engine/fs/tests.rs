@@ -554,3 +554,29 @@ async fn after_a_rewrite_writes_may_still_go_one_window_beyond_the_furthest() {
     upload.write_at(100 + digest::WINDOW, Bytes::from_static(b"z")).await.unwrap();
     assert_err!(upload.write_at(2 * digest::WINDOW + 102, Bytes::from_static(b"z")).await, FsError::WriteRefused(_));
 }
+
+#[tokio::test]
+async fn directories_are_listed_in_batches() {
+    let fx = Fixture::new();
+    std::fs::create_dir(fx.root().join("inbox/many")).unwrap();
+    for i in 0..(2 * cursor::BATCH + 7) {
+        std::fs::write(fx.root().join(format!("inbox/many/f{i:04}")), b"").unwrap();
+    }
+    std::fs::write(fx.root().join("inbox/many/.passerelle-upload-00"), b"").unwrap();
+    let cursor = fx.fs.open_dir(&fx.path("/inbox/many")).await.unwrap();
+    let mut sizes = Vec::new();
+    let mut names = Vec::new();
+    loop {
+        let batch = cursor.next_batch().await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        sizes.push(batch.len());
+        names.extend(batch.into_iter().map(|(name, _)| name));
+    }
+    assert_eq!(sizes, [cursor::BATCH, cursor::BATCH, 7]);
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 2 * cursor::BATCH + 7, "every file once, no temporary");
+    assert!(cursor.next_batch().await.unwrap().is_empty(), "the end stays the end");
+}
