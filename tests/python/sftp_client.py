@@ -24,8 +24,9 @@ posix_rename, remove, mkdir, rmdir, symlink, hardlink, readlink, realpath,
 chmod, statvfs, write_then_cut (writes `bytes` bytes to `remote` and then
 resets the TCP connection without closing the file; the script ends there),
 read_then_cut (the same after reading `bytes` bytes of `remote`),
-sparse_write (opens `remote` for writing, writes one byte at `offset`, closes;
-reports each step's error and the seconds taken), open_many (opens `remote`
+sparse_write (opens `remote` for writing, writes `size` bytes (default 1)
+from `offset` in 32 KiB pieces, each acknowledged, then closes; reports the
+first write error, the close's and the seconds taken), open_many (opens `remote`
 for reading `count` times, keeping every handle, until the server refuses;
 reports how many opened and the refusal, then, if `ready_file` is given,
 creates it and waits up to 60 s for `release_file`, then closes `close` of
@@ -42,7 +43,7 @@ import time
 import traceback
 
 import paramiko
-from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY
+from paramiko.sftp import CMD_CLOSE, CMD_EXTENDED, CMD_EXTENDED_REPLY
 
 
 def path_arg(value):
@@ -79,20 +80,26 @@ def cut_connection(transport):
 
 
 def sparse_write(sftp, op):
-    """One byte far beyond the start of an empty file, then CLOSE."""
+    """`size` bytes from `offset` (one far beyond the start makes a sparse file), then CLOSE."""
     started = time.monotonic()
     report = {}
     f = sftp.open(path_arg(op["remote"]), "wb")
     f.set_pipelined(False)
     try:
         f.seek(op["offset"])
-        f.write(b"x")
-        f.flush()
+        left = op.get("size", 1)
+        while left > 0:
+            n = min(left, 32768)
+            f.write(b"x" * n)
+            f.flush()
+            left -= n
         report["write"] = "ok"
     except IOError as e:
         report["write"] = str(e)
     try:
-        f.close()
+        # paramiko's close() swallows the server's answer: CLOSE sent here.
+        f._closed = True
+        sftp._request(CMD_CLOSE, f.handle)
         report["close"] = "ok"
     except IOError as e:
         report["close"] = str(e)

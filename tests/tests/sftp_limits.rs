@@ -16,9 +16,12 @@ const PASSWORD: &str = "Quartz-Lantern-Velvet-93";
 /// Prefix of the server's temporary upload files.
 const TEMP_PREFIX: &str = ".passerelle-upload-";
 
-/// Tenant `acme` with users `alice` and `bob`, FTPS on, and `env`.
+/// User `alice` of tenant `acme`, user `bob` of tenant `globex` (with a
+/// file `/outbox/seed.txt`), FTPS on, and `env`.
 fn start_with(env: &[(&str, &str)]) -> Fixture {
-    Setup::new().user("acme", "alice", PASSWORD).user("acme", "bob", PASSWORD).ftps().envs(env).serve()
+    let f = Setup::new().user("acme", "alice", PASSWORD).user("globex", "bob", PASSWORD).ftps().envs(env).serve();
+    std::fs::write(f.outbox("globex").join("seed.txt"), "seed\n").expect("seed");
+    f
 }
 
 /// Every entry of the tenant's inbox (temporaries included).
@@ -45,7 +48,6 @@ fn assert_other_user_served(f: &Fixture, name: &str) {
 #[test]
 fn a_sparse_sftp_write_is_refused_at_once_and_leaves_nothing() {
     let f = start_with(&[]);
-    std::fs::write(f.outbox("acme").join("seed.txt"), "seed\n").expect("seed");
     let started = Instant::now();
     let report = f.sftp("alice").paramiko(json!([
         {"op": "sparse_write", "remote": "/inbox/sparse.bin", "offset": 64u64 << 30},
@@ -97,12 +99,11 @@ fn an_ftps_upload_over_the_size_bound_gets_552_and_leaves_nothing() {
     let small = f.p.scratch().join("small.bin");
     random_file(&small, 512 * 1024);
     let report = f.sftp("alice").paramiko(json!([
-        {"op": "put", "local": local.display().to_string(), "remote": "/inbox/big.bin"},
+        {"op": "sparse_write", "remote": "/inbox/big.bin", "offset": 0, "size": 3 * 1024 * 1024},
         {"op": "put", "local": small.display().to_string(), "remote": "/inbox/small.bin"},
     ]));
-    assert_eq!(report["results"][0]["ok"], false, "{report}");
-    let error = report["results"][0]["error"].as_str().unwrap_or_default();
-    assert!(error.contains(sentence), "paramiko: {report}");
+    assert_eq!(report["results"][0]["value"]["write"], sentence, "{report}");
+    assert_eq!(report["results"][0]["value"]["close"], sentence, "{report}");
     assert_eq!(report["results"][1]["ok"], true, "{report}");
     assert!(!f.inbox("acme").join("big.bin").exists());
 }

@@ -30,6 +30,11 @@ use crate::engine::{DownloadEnd, IncomingFile, OutgoingFile, Session};
 /// Bytes moved per step (the largest read the tenant filesystem serves).
 const CHUNK: usize = 256 * 1024;
 
+/// Most bytes read and discarded after a refused upload (see [`drain`]).
+const DRAIN_MAX: usize = 64 * 1024 * 1024;
+/// Longest time spent discarding them.
+const DRAIN_TIME: Duration = Duration::from_secs(5);
+
 /// How long the client has to open the data connection after the 150 reply.
 const DATA_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -256,13 +261,34 @@ async fn receive(stream: &mut DataStream, file: &IncomingFile, stall: Duration) 
     while !current.is_empty() {
         let len = current.len() as u64;
         let (written, next) = tokio::join!(file.write_at(offset, current), fill(stream, stall));
-        written?;
+        if let Err(e) = written {
+            drain(stream).await;
+            return Err(e.into());
+        }
         offset += len;
         current = next?;
     }
     // Our own close_notify; the upload is complete whatever happens to it.
     let _ = close(stream, Duration::from_secs(2)).await;
     Ok(())
+}
+
+/// After a refused upload, reads (and discards) what the client still sends,
+/// for a little while: a client that finishes sending then reads the
+/// refusal on the control connection, where a reset of the data connection
+/// under its feet would hide it. One that sends more is cut off.
+async fn drain(stream: &mut DataStream) {
+    let mut buf = vec![0; CHUNK];
+    let mut left = DRAIN_MAX;
+    let discard = async {
+        while left > 0 {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, discard).await;
 }
 
 /// The next chunk of the stream, shorter only where it ends; empty only at a
