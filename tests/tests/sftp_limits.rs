@@ -162,3 +162,21 @@ fn a_directory_of_thousands_of_files_is_listed_in_full() {
     assert!(out.success(), "{}", out.stderr);
     assert_eq!(out.stdout.lines().filter(|l| l.contains(" file-")).count(), 5000, "LIST");
 }
+
+#[test]
+fn the_pipeline_refuses_a_file_over_the_bound_without_reading_it() {
+    let f = start_with(&[("PASSERELLE_UPLOADS_MAX_FILE_SIZE", "1 KiB")]);
+    // Placed in the inbox by other means than an upload, which the bound would have stopped.
+    std::fs::write(f.inbox("acme").join("huge.csv"), vec![b'x'; 4096]).expect("file");
+    let job = wait_for(Duration::from_secs(30), || {
+        let out = f.p.ok(&["import", "list", "--json"]);
+        let jobs: serde_json::Value = serde_json::from_str(&out).expect("import list JSON");
+        jobs.as_array().expect("jobs").iter().find(|j| j["path"] == "huge.csv" && j["status"] == "rejected").cloned()
+    });
+    let job = job.unwrap_or_else(|| panic!("no rejected job: {}", f.p.ok(&["import", "list"])));
+    let shown = f.p.ok(&["import", "show", job["id"].as_str().expect("id")]);
+    assert!(
+        shown.contains("file too large: 4096 bytes, over the 1 KiB limit (uploads.max_file_size)"),
+        "{shown}"
+    );
+}
