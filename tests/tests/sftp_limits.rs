@@ -175,8 +175,5 @@ fn the_pipeline_refuses_a_file_over_the_bound_without_reading_it() {
     });
     let job = job.unwrap_or_else(|| panic!("no rejected job: {}", f.p.ok(&["import", "list"])));
     let shown = f.p.ok(&["import", "show", job["id"].as_str().expect("id")]);
-    assert!(
-        shown.contains("file too large: 4096 bytes, over the 1 KiB limit (uploads.max_file_size)"),
-        "{shown}"
-    );
+    assert!(shown.contains("file too large: 4096 bytes, over the 1 KiB limit (uploads.max_file_size)"), "{shown}");
 }
