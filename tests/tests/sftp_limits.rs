@@ -2,8 +2,9 @@
 //! at once (no huge file for the digest to read), an upload over
 //! `uploads.max_file_size` is refused over SFTP and FTPS with the same
 //! sentence, open files are bounded per session and per user with a clear
-//! refusal while other users carry on, and a directory of thousands of
-//! entries is listed in full (streamed in batches by the server).
+//! refusal while other users carry on, a directory of thousands of entries
+//! is listed in full (streamed in batches by the server), and the import
+//! pipeline refuses a file over the bound without reading it.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -140,7 +141,9 @@ fn open_files_are_bounded_per_session_and_per_user_while_others_are_served() {
 
 #[test]
 fn a_directory_of_thousands_of_files_is_listed_in_full() {
-    let f = start_with(&[]);
+    let mut f = start_with(&[]);
+    // The server raised its open-file limit at start, and said so.
+    f.server.wait_for_line("open-file limit", Duration::from_secs(5));
     let dir = f.outbox("acme").join("many");
     std::fs::create_dir(&dir).expect("dir");
     for i in 0..5000 {
