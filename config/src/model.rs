@@ -243,6 +243,12 @@ pub struct LimitsConfig {
     pub max_connections: u32,
     /// Random early drop of connections not yet logged in.
     pub max_startups: MaxStartups,
+    /// Files and directories one session may hold open at once, over all its channels (at least 1).
+    pub max_open_files_per_session: u32,
+    /// Files and directories one user may hold open at once, over all its sessions on this node (at least 1).
+    pub max_open_files_per_user: u32,
+    /// Bytes of out-of-order upload data one session may hold back for the streaming digest.
+    pub max_buffered_bytes_per_session: ByteSize,
 }
 
 /// OpenSSH's MaxStartups `start:rate:full`: with `n` connections not yet
@@ -313,6 +319,8 @@ pub struct UploadsConfig {
     /// is told it completed, so even a power loss cannot lose an
     /// acknowledged file (off by default, as in OpenSSH).
     pub fsync: bool,
+    /// Largest file an upload may make (over zero); a write beyond it is refused.
+    pub max_file_size: ByteSize,
     /// Free space kept on the filesystem of `data_dir` for the catalog and
     /// the import pipeline's job states: uploads are refused once free
     /// space would fall below it. Zero turns the reserve off.

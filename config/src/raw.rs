@@ -62,6 +62,7 @@ pub(crate) struct RawProxyProtocol {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawUploads {
     pub(crate) fsync: bool,
+    pub(crate) max_file_size: String,
     pub(crate) min_free_space: String,
 }
 
@@ -140,4 +141,7 @@ pub(crate) struct RawLimits {
     pub(crate) max_connections_per_ip: u32,
     pub(crate) max_connections: u32,
     pub(crate) max_startups: String,
+    pub(crate) max_open_files_per_session: u32,
+    pub(crate) max_open_files_per_user: u32,
+    pub(crate) max_buffered_bytes_per_session: String,
 }

@@ -173,6 +173,10 @@ fn duration(d: std::time::Duration) -> Option<Value> {
     string(duration::format(d))
 }
 
+fn size(s: crate::ByteSize) -> Option<Value> {
+    string(s.to_string())
+}
+
 fn integer(n: u32) -> Option<Value> {
     Some(Value::Integer(n.into()))
 }
@@ -438,6 +442,42 @@ pub(crate) const KEYS: &[KeyDef] = &[
         },
     },
     KeyDef {
+        section: "limits",
+        name: "max_open_files_per_session",
+        kind: Kind::Integer,
+        default: Default::Value("256"),
+        secret: false,
+        doc: "Files and directories one session may hold open at once (uploads, downloads, listings), over \
+              all its SFTP channels, at least 1; advertised to SFTP clients through limits@openssh.com. An \
+              open beyond it is refused with \"too many open files in this session (limit N)\".",
+        effective: |c| integer(c.limits.max_open_files_per_session),
+    },
+    KeyDef {
+        section: "limits",
+        name: "max_open_files_per_user",
+        kind: Kind::Integer,
+        default: Default::Value("1024"),
+        secret: false,
+        doc: "Files and directories one user may hold open at once over all its sessions on this node, at \
+              least 1. Whatever these limits say, the server keeps 256 descriptors of its open-file limit \
+              (raised to the hard limit at start) for the catalog and the listeners, and refuses opens \
+              beyond the rest with \"server busy: too many open files (limit N)\".",
+        effective: |c| integer(c.limits.max_open_files_per_user),
+    },
+    KeyDef {
+        section: "limits",
+        name: "max_buffered_bytes_per_session",
+        kind: Kind::Size,
+        default: Default::Value(r#""64 MiB""#),
+        secret: false,
+        doc: "Upload data one session may hold in memory while the SHA-256 of its uploads is computed on \
+              the fly: pieces that arrive ahead of a gap (pipelining clients) wait there until the gap \
+              closes, at most 16 MiB per upload. Once the session holds this much, further early pieces \
+              are not kept: the upload still succeeds, and its digest is computed by reading the finished \
+              file once more (bounded by uploads.max_file_size).",
+        effective: |c| size(c.limits.max_buffered_bytes_per_session),
+    },
+    KeyDef {
         section: "defender",
         name: "enabled",
         kind: Kind::Bool,
@@ -605,6 +645,20 @@ pub(crate) const KEYS: &[KeyDef] = &[
               (it no longer matches the SHA-256 sealed on it at upload) instead of importing it. A \
               client's fsync@openssh.com always flushes its upload.",
         effective: |c| Some(Value::Boolean(c.uploads.fsync)),
+    },
+    KeyDef {
+        section: "uploads",
+        name: "max_file_size",
+        kind: Kind::Size,
+        default: Default::Value(r#""4 GiB""#),
+        secret: false,
+        doc: "Largest file an upload may make, over zero (there is no \"unlimited\": every upload, and every \
+              digest or validation pass over it, stays within this bound). A write that would end beyond it \
+              is refused with \"file too large: uploads are limited to 4 GiB (uploads.max_file_size)\" \
+              (SFTP failure, FTPS 552) and the upload discarded; the import pipeline refuses a larger file \
+              found in an inbox without reading it. Writes must also arrive roughly in order: one that \
+              would leave a gap of more than 16 MiB before it (a sparse file) is refused.",
+        effective: |c| size(c.uploads.max_file_size),
     },
     KeyDef {
         section: "uploads",

@@ -38,6 +38,7 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
     let audit = audit(raw.audit)?;
     let limits = limits(raw.limits, login_grace_time)?;
     let quotas = quotas(raw.quotas)?;
+    let uploads = uploads(raw.uploads)?;
     Ok(Config {
         sftp: SftpConfig { listen: raw.sftp.listen, libssh2_compat: raw.sftp.libssh2_compat },
         ftps,
@@ -48,7 +49,7 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
         audit,
         log,
         limits,
-        uploads: uploads(raw.uploads)?,
+        uploads,
         quotas,
         defender,
         account_lock,
@@ -151,7 +152,29 @@ fn limits(limits: RawLimits, login_grace_time: Duration) -> Result<LimitsConfig,
         max_connections_per_ip: at_least_one("limits.max_connections_per_ip", limits.max_connections_per_ip)?,
         max_connections: at_least_one("limits.max_connections", limits.max_connections)?,
         max_startups: parse_max_startups(&limits.max_startups)?,
+        max_open_files_per_session: at_least_one(
+            "limits.max_open_files_per_session",
+            limits.max_open_files_per_session,
+        )?,
+        max_open_files_per_user: at_least_one("limits.max_open_files_per_user", limits.max_open_files_per_user)?,
+        max_buffered_bytes_per_session: parse_size(
+            "limits.max_buffered_bytes_per_session",
+            &limits.max_buffered_bytes_per_session,
+        )?,
     })
+}
+
+/// `[uploads]`: `max_file_size` is over zero (an upload always has a bound) and a valid file offset.
+fn uploads(uploads: RawUploads) -> Result<UploadsConfig, ConfigError> {
+    let max_file_size = parse_size("uploads.max_file_size", &uploads.max_file_size)?;
+    if max_file_size.bytes() == 0 || i64::try_from(max_file_size.bytes()).is_err() {
+        return Err(ConfigError::invalid(
+            "uploads.max_file_size",
+            format!("must be over zero and below 8 EiB (got \"{}\")", uploads.max_file_size),
+        ));
+    }
+    let min_free_space = parse_size("uploads.min_free_space", &uploads.min_free_space)?;
+    Ok(UploadsConfig { fsync: uploads.fsync, max_file_size, min_free_space })
 }
 
 /// `[defender]`: `max_ban_time` is at least `ban_time`.
@@ -218,10 +241,7 @@ fn ftps(ftps: RawFtps, data_dir: &Path) -> Result<FtpsConfig, ConfigError> {
 
 /// `[quotas]`: both optional; a size of at least one byte, at least one file.
 fn quotas(quotas: RawQuotas) -> Result<QuotasConfig, ConfigError> {
-    let bytes = quotas
-        .bytes
-        .map(|text| ByteSize::parse(&text).map_err(|message| ConfigError::invalid("quotas.bytes", message)))
-        .transpose()?;
+    let bytes = quotas.bytes.map(|text| parse_size("quotas.bytes", &text)).transpose()?;
     if bytes.is_some_and(|size| size.bytes() == 0) {
         return Err(ConfigError::invalid("quotas.bytes", "must be at least 1 byte (leave it unset for no limit)"));
     }
@@ -229,13 +249,6 @@ fn quotas(quotas: RawQuotas) -> Result<QuotasConfig, ConfigError> {
         return Err(ConfigError::invalid("quotas.files", "must be at least 1 (leave it unset for no limit)"));
     }
     Ok(QuotasConfig { bytes, files: quotas.files })
-}
-
-/// `[uploads]`.
-fn uploads(uploads: RawUploads) -> Result<UploadsConfig, ConfigError> {
-    let min_free_space =
-        ByteSize::parse(&uploads.min_free_space).map_err(|e| ConfigError::invalid("uploads.min_free_space", e))?;
-    Ok(UploadsConfig { fsync: uploads.fsync, min_free_space })
 }
 
 /// `[archive]`.
@@ -280,6 +293,11 @@ fn parse_duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
 }
 
 /// CIDR networks; a bare address is a network of one. Host bits are cleared.
+/// A byte size, refused with a message naming `key`.
+fn parse_size(key: &str, text: &str) -> Result<ByteSize, ConfigError> {
+    ByteSize::parse(text).map_err(|message| ConfigError::invalid(key, message))
+}
+
 fn parse_networks(key: &str, items: &[String]) -> Result<Vec<ipnet::IpNet>, ConfigError> {
     items
         .iter()

@@ -148,6 +148,17 @@ fn values_out_of_range_are_refused_naming_the_key() {
     assert!(refusal("[catalog]\nurl = \"mysql://db/x\"\n").starts_with("config: catalog.url: "));
     assert!(refusal("[log]\nformat = \"xml\"\n").starts_with("config: log.format: "));
     assert!(refusal("[log]\nlevel = \" \"\n").starts_with("config: log.level: "));
+    assert_eq!(
+        refusal("[uploads]\nmax_file_size = \"0 B\"\n"),
+        "config: uploads.max_file_size: must be over zero and below 8 EiB (got \"0 B\")"
+    );
+    assert!(refusal("[uploads]\nmax_file_size = \"4 gigs\"\n").contains("expected a size such as \"10 GiB\""));
+    assert!(
+        refusal("[limits]\nmax_open_files_per_session = 0\n")
+            .starts_with("config: limits.max_open_files_per_session: ")
+    );
+    let c = load_with("[uploads]\nmax_file_size = \"512MiB\"\n", &[]).unwrap();
+    assert_eq!(c.uploads.max_file_size.bytes(), 512 << 20);
 }
 
 #[test]

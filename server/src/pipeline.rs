@@ -63,11 +63,12 @@ pub(crate) async fn start(engine: &Engine, data_dir: &DataDir) -> anyhow::Result
         .context("cannot start the import pipeline's runtime")?;
     let retention = Duration::from_secs(u64::from(engine.config().archive.retention_days) * 86_400);
     let catalog_url = engine.config().catalog.url.clone();
+    let max_file_size = engine.config().uploads.max_file_size;
     let layout = data_dir.import_layout();
     let space = engine.disk_space();
     let started = runtime.spawn(async move {
         let catalog = Catalog::open(&catalog_url).await?;
-        anyhow::Ok(Pipeline::start(catalog, layout, retention, space).await?)
+        anyhow::Ok(Pipeline::start(catalog, layout, retention, space, max_file_size).await?)
     });
     let runtime = PipelineRuntime(Some(runtime));
     let pipeline = started.await??;

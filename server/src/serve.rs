@@ -62,6 +62,8 @@ pub(crate) async fn run(config: passerelle_config::Config, demo: bool) -> Result
     let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
     discard_interrupted_uploads(&admin).await?;
+    // Before the engine, which shares the limit out.
+    crate::engine::raise_open_file_limit();
     let engine = Engine::new(Arc::new(admin.config.clone()), admin.catalog.clone(), admin.data_dir.clone());
     engine.load_bans().await.context("cannot read the bans from the catalog")?;
     // Before the listeners: no upload-completed event may go unheard.

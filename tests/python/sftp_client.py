@@ -28,7 +28,13 @@ read_then_cut (the same after reading `bytes` bytes of `remote`),
 wait_closed (creates the local file `ready_file` once the SFTP session is up,
 then stays connected and idle until the server ends the connection or
 `timeout` seconds pass; value: {"closed": bool, "closed_at": Unix time in
-seconds, when closed}).
+seconds, when closed}), sparse_write (opens `remote` for writing, writes `size` bytes (default 1)
+from `offset` in 32 KiB pieces, each acknowledged, then closes; reports the
+first write error, the close's and the seconds taken), open_many (opens `remote`
+for reading `count` times, keeping every handle, until the server refuses;
+reports how many opened and the refusal, then, if `ready_file` is given,
+creates it and waits up to 60 s for `release_file`, then closes `close` of
+the handles and opens one more).
 """
 
 import hashlib
@@ -41,7 +47,7 @@ import time
 import traceback
 
 import paramiko
-from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY
+from paramiko.sftp import CMD_CLOSE, CMD_EXTENDED, CMD_EXTENDED_REPLY
 
 
 def path_arg(value):
@@ -75,6 +81,61 @@ def cut_connection(transport):
     except OSError:
         pass
     sock.close()
+
+
+def sparse_write(sftp, op):
+    """`size` bytes from `offset` (one far beyond the start makes a sparse file), then CLOSE."""
+    started = time.monotonic()
+    report = {}
+    f = sftp.open(path_arg(op["remote"]), "wb")
+    f.set_pipelined(False)
+    try:
+        f.seek(op["offset"])
+        left = op.get("size", 1)
+        while left > 0:
+            n = min(left, 32768)
+            f.write(b"x" * n)
+            f.flush()
+            left -= n
+        report["write"] = "ok"
+    except IOError as e:
+        report["write"] = str(e)
+    try:
+        # paramiko's close() swallows the server's answer: CLOSE sent here.
+        f._closed = True
+        sftp._request(CMD_CLOSE, f.handle)
+        report["close"] = "ok"
+    except IOError as e:
+        report["close"] = str(e)
+    report["seconds"] = time.monotonic() - started
+    return report
+
+
+def open_many(sftp, op):
+    """Opens one file for reading again and again, holding every handle."""
+    handles = []
+    report = {"refused": None}
+    for _ in range(op["count"]):
+        try:
+            handles.append(sftp.open(path_arg(op["remote"]), "rb"))
+        except IOError as e:
+            report["refused"] = str(e)
+            break
+    report["opened"] = len(handles)
+    if "ready_file" in op:
+        with open(op["ready_file"], "w", encoding="utf-8") as ready:
+            ready.write(str(len(handles)))
+        deadline = time.monotonic() + 60
+        while not os.path.exists(op["release_file"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    for f in handles[:op.get("close", 0)]:
+        f.close()
+    try:
+        sftp.open(path_arg(op["remote"]), "rb").close()
+        report["after_close"] = "ok"
+    except IOError as e:
+        report["after_close"] = str(e)
+    return report
 
 
 def run_op(sftp, transport, op):
@@ -141,6 +202,10 @@ def run_op(sftp, transport, op):
         return None
     if kind == "statvfs":
         return extended(sftp, "statvfs@openssh.com", path_arg(op["path"]))
+    if kind == "sparse_write":
+        return sparse_write(sftp, op)
+    if kind == "open_many":
+        return open_many(sftp, op)
     if kind == "write_then_cut":
         # Not pipelined: each write is acknowledged, so the server has surely
         # received the bytes before the cut.

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use aws_lc_rs::digest;
 use passerelle_catalog::{AuditEvent, Catalog, CatalogError, ImportJob, JobStatus, TenantName, now_ms};
+use passerelle_config::ByteSize;
 use passerelle_tree::{DiskSpace, sealed_sha256};
 use tracing::{info, warn};
 
@@ -81,6 +82,8 @@ pub(crate) struct JobContext<'a> {
     pub(crate) layout: &'a Layout,
     /// The data directory's free space and its reserve.
     pub(crate) space: &'a DiskSpace,
+    /// `uploads.max_file_size`: no pass over a file reads more.
+    pub(crate) max_file_size: ByteSize,
 }
 
 /// Why a job goes no further in this run.
@@ -138,6 +141,14 @@ async fn import(ctx: &JobContext<'_>, tenant: &TenantName, job: &mut ImportJob) 
     let spooled = ctx.layout.spool_dir(tenant).join(&job.id);
     if !spooled.exists() && !find_file(ctx, tenant, job)? {
         return Ok(Verdict::refused("the file was removed before it could be imported"));
+    }
+    let size =
+        std::fs::metadata(&spooled).map_err(|e| RunnerError::Io(format!("reading job {}'s file", job.id), e))?.len();
+    if size > ctx.max_file_size.bytes() {
+        // Placed in the inbox by other means than an upload, which could not
+        // have grown so large: refused unread.
+        job.bytes = Some(i64::try_from(size).unwrap_or(i64::MAX));
+        return Ok(Verdict::refused(too_large(size, ctx.max_file_size)));
     }
     let database = ctx.catalog.tenant_database(tenant).await?;
     if matches!(job.status, JobStatus::Loading | JobStatus::WaitingRetry)
@@ -246,6 +257,11 @@ fn find_file(ctx: &JobContext<'_>, tenant: &TenantName, job: &ImportJob) -> Resu
         && intake::take(ctx.layout, tenant, &job.path, &job.id).map_err(|e| RunnerError::Io(context(), e))?)
 }
 
+/// Why a file over `uploads.max_file_size` is refused.
+fn too_large(size: u64, max: ByteSize) -> String {
+    format!("file too large: {size} bytes, over the {max} limit (uploads.max_file_size)")
+}
+
 fn database_refused(error: &LoadError) -> Verdict {
     Verdict::refused(format!("the tenant database refused the import: {error}"))
 }
@@ -327,7 +343,9 @@ async fn finish(
     // Refused before (or stopped early in) validation: the receipt still
     // names the content.
     let spooled = ctx.layout.spool_dir(tenant).join(&job.id);
-    if job.sha256.is_none() && spooled.exists() {
+    // A file over the bound is not read, not even for its digest.
+    let within_bound = std::fs::metadata(&spooled).is_ok_and(|meta| meta.len() <= ctx.max_file_size.bytes());
+    if job.sha256.is_none() && within_bound {
         let (sha256, bytes) = tokio::task::spawn_blocking(move || digest_file(&spooled))
             .await
             .map_err(|e| RunnerError::Io("digesting the file".into(), io::Error::other(e)))?

@@ -25,6 +25,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use passerelle_catalog::{Catalog, CatalogError, JobStatus, TenantName, now_ms};
+use passerelle_config::ByteSize;
 use passerelle_tree::DiskSpace;
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
@@ -90,11 +91,14 @@ impl Pipeline {
     /// [`Pipeline::shutdown`].
     /// Archived originals are deleted `archive_retention` after their job ended.
     /// Jobs start only while `space` is above its reserve.
+    /// A file larger than `max_file_size` (`uploads.max_file_size`) is
+    /// refused without being read.
     pub async fn start(
         catalog: Catalog,
         layout: Layout,
         archive_retention: Duration,
         space: DiskSpace,
+        max_file_size: ByteSize,
     ) -> Result<Self, RunnerError> {
         archive_leftovers(&catalog, &layout).await?;
         let (arrivals, arrival_receiver) = mpsc::channel(4096);
@@ -106,6 +110,7 @@ impl Pipeline {
             layout,
             archive_retention,
             space,
+            max_file_size,
             pending: HashMap::new(),
             running: JoinSet::new(),
             busy: HashMap::new(),
@@ -174,7 +179,10 @@ struct Runner {
     catalog: Catalog,
     layout: Layout,
     archive_retention: Duration,
+    /// Jobs start only while it is above its reserve.
     space: DiskSpace,
+    /// Larger files are refused unread.
+    max_file_size: ByteSize,
     /// Files announced or found, and when to look at them again.
     pending: HashMap<Arrival, Instant>,
     running: JoinSet<()>,
@@ -262,7 +270,12 @@ impl Runner {
             match intake::claim(&self.catalog, &self.layout, &arrival, QUIET).await {
                 Ok(Claim::Taken(job)) => {
                     info!(job = %job.id, tenant = %job.tenant, path = %job.path, "import job received");
-                    let ctx = job::JobContext { catalog: &self.catalog, layout: &self.layout, space: &self.space };
+                    let ctx = job::JobContext {
+                        catalog: &self.catalog,
+                        layout: &self.layout,
+                        space: &self.space,
+                        max_file_size: self.max_file_size,
+                    };
                     job::audit(&ctx, &job, None).await;
                     startable |= self.busy.len() < WORKERS && !self.busy.values().any(|tenant| *tenant == job.tenant);
                 }
@@ -330,11 +343,11 @@ impl Runner {
             let catalog = self.catalog.clone();
             let layout = self.layout.clone();
             let space = self.space.clone();
+            let max_file_size = self.max_file_size;
             let handle = self.running.spawn(async move {
                 let id = job.id.clone();
-                if let Err(e) =
-                    job::run(&job::JobContext { catalog: &catalog, layout: &layout, space: &space }, job).await
-                {
+                let ctx = job::JobContext { catalog: &catalog, layout: &layout, space: &space, max_file_size };
+                if let Err(e) = job::run(&ctx, job).await {
                     warn!(job = %id, error = %e, "import job interrupted; tried again shortly");
                 }
             });

@@ -1,5 +1,13 @@
-//! Connection and session limits. Permits are RAII guards: a connection or
-//! session that ends, however it ends, gives its slot back.
+//! Connection, session and open-file limits. Permits are RAII guards: a
+//! connection, session or open file that ends, however it ends, gives its
+//! slot back.
+//!
+//! Open files (uploads, downloads, directory listings) are counted three
+//! ways: per session (`limits.max_open_files_per_session`, over all its SFTP
+//! channels), per user over its sessions on this node
+//! (`limits.max_open_files_per_user`), and in all, against the process's
+//! share of its open-file limit (`nofile.rs`), so that clients can never
+//! take the descriptors the catalog and the listeners need.
 //!
 //! Connections not yet logged in ("startups") are also counted, and new ones
 //! dropped at random past `limits.max_startups` (OpenSSH's MaxStartups
@@ -10,6 +18,8 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::fs::TooManyOpen;
 use std::sync::{Arc, Mutex};
 
 use passerelle_config::{LimitsConfig, MaxStartups};
@@ -37,6 +47,12 @@ pub(super) struct Limits {
     connections: Arc<Counter<IpAddr>>,
     sessions: Arc<Counter<String>>,
     startups: Arc<AtomicU32>,
+    max_open_per_session: u32,
+    max_open_per_user: u32,
+    /// The process's share of its open-file limit for clients' files.
+    max_open_total: u32,
+    /// Open files, per login and in all.
+    open_files: Arc<Counter<String>>,
 }
 
 /// Counts holders per key, plus a total.
@@ -124,8 +140,24 @@ impl Drop for SessionPermit {
     }
 }
 
+/// Held for as long as one file or directory is open for a client.
+pub(crate) struct FilePermit {
+    users: Arc<Counter<String>>,
+    login: String,
+    session: Arc<AtomicU32>,
+}
+
+impl Drop for FilePermit {
+    fn drop(&mut self) {
+        self.session.fetch_sub(1, Ordering::AcqRel);
+        self.users.release(&self.login);
+    }
+}
+
 impl Limits {
-    pub(super) fn new(config: &LimitsConfig) -> Self {
+    /// The limits of `config`, with `max_open_total` files open for clients
+    /// at most (see `nofile.rs`).
+    pub(super) fn new(config: &LimitsConfig, max_open_total: u32) -> Self {
         Self {
             max_connections: config.max_connections,
             max_per_ip: config.max_connections_per_ip,
@@ -134,6 +166,38 @@ impl Limits {
             connections: Arc::new(Counter::new()),
             sessions: Arc::new(Counter::new()),
             startups: Arc::default(),
+            max_open_per_session: config.max_open_files_per_session,
+            max_open_per_user: config.max_open_files_per_user,
+            max_open_total,
+            open_files: Arc::new(Counter::new()),
+        }
+    }
+
+    /// `limits.max_open_files_per_session`.
+    pub(super) fn max_open_per_session(&self) -> u32 {
+        self.max_open_per_session
+    }
+
+    /// A slot for one more open file of `login`, in the session whose open
+    /// files `session` counts.
+    pub(super) fn open_file(&self, login: &str, session: &Arc<AtomicU32>) -> Result<FilePermit, TooManyOpen> {
+        let taken = session.fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+            (open < self.max_open_per_session).then_some(open + 1)
+        });
+        if taken.is_err() {
+            return Err(TooManyOpen::Session(self.max_open_per_session));
+        }
+        let login = login.to_owned();
+        match self.open_files.acquire(&login, self.max_open_total, self.max_open_per_user) {
+            Ok(()) => Ok(FilePermit { users: Arc::clone(&self.open_files), login, session: Arc::clone(session) }),
+            Err(full) => {
+                session.fetch_sub(1, Ordering::AcqRel);
+                Err(if full {
+                    TooManyOpen::Server(self.max_open_total)
+                } else {
+                    TooManyOpen::User { login, limit: self.max_open_per_user }
+                })
+            }
         }
     }
 
@@ -190,5 +254,39 @@ mod tests {
         assert!((0..1000).all(|_| drops(limit, 100)));
         let dropped = (0..10_000).filter(|_| drops(limit, 10)).count();
         assert!((2_500..3_500).contains(&dropped), "about 30 % dropped at start, got {dropped}");
+    }
+
+    fn limits(per_session: u32, per_user: u32, total: u32) -> Limits {
+        let config = LimitsConfig {
+            login_grace_time: std::time::Duration::from_secs(30),
+            max_auth_tries: 6,
+            idle_timeout: std::time::Duration::from_secs(900),
+            max_sessions_per_user: 10,
+            max_connections_per_ip: 20,
+            max_connections: 500,
+            max_startups: MaxStartups { start: 10, rate: 30, full: 100 },
+            max_open_files_per_session: per_session,
+            max_open_files_per_user: per_user,
+            max_buffered_bytes_per_session: passerelle_config::ByteSize::new(64 << 20),
+        };
+        Limits::new(&config, total)
+    }
+
+    #[test]
+    fn open_files_are_bounded_per_session_per_user_and_in_all() {
+        let limits = limits(2, 3, 4);
+        let (first, second) = (Arc::default(), Arc::default());
+        let a = limits.open_file("ada", &first).unwrap();
+        let _b = limits.open_file("ada", &first).unwrap();
+        assert_eq!(limits.open_file("ada", &first).err(), Some(TooManyOpen::Session(2)));
+        let _c = limits.open_file("ada", &second).unwrap();
+        let refused = limits.open_file("ada", &second).err().unwrap();
+        assert_eq!(refused.to_string(), "too many open files for user ada (limit 3)");
+        assert_eq!(second.load(Ordering::Acquire), 1, "a refusal gives the session's slot back");
+        let _d = limits.open_file("bob", &Arc::default()).unwrap();
+        assert_eq!(limits.open_file("eve", &Arc::default()).err(), Some(TooManyOpen::Server(4)));
+        drop(a);
+        assert_eq!(first.load(Ordering::Acquire), 1);
+        let _e = limits.open_file("ada", &first).unwrap();
     }
 }

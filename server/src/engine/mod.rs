@@ -9,7 +9,8 @@
 //!         │      │          ├─ auth     (catalog, argon2id, allowlists, account locks,
 //!         │      │          │            same answer for every failure)
 //!         │      │          ├─ fs       (TenantFs: chrooted, cap-std)
-//!         │      │          ├─ limits   (connections per IP, startups, sessions per user)
+//!         │      │          ├─ limits   (connections per IP, startups, sessions per user,
+//!         │      │          │            open files per session, per user, in all)
 //!         │      │          ├─ grants   (live sessions, ended when an admin change withdraws them)
 //!         │      │          ├─ quota    (per-tenant bytes and files, reserved as uploads grow)
 //!         │   Session       ├─ audit    (catalog + tracing)
@@ -29,6 +30,7 @@ mod grants;
 mod limits;
 mod listeners;
 mod metrics;
+mod nofile;
 mod proxy;
 mod quota;
 mod refusals;
@@ -53,8 +55,9 @@ pub(crate) use grants::Ending;
 pub(crate) use limits::ConnectionPermit;
 use limits::Refusal;
 pub(crate) use listeners::{Alive, Incoming, Listeners};
+pub(crate) use nofile::raise as raise_open_file_limit;
 pub(crate) use proxy::ClientStream;
-pub(crate) use session::{DownloadEnd, IncomingFile, OutgoingFile, Overwrite, Session};
+pub(crate) use session::{DirListing, DownloadEnd, IncomingFile, OutgoingFile, Overwrite, Session};
 
 use crate::data_dir::DataDir;
 
@@ -119,7 +122,7 @@ pub(crate) struct Accepted {
 impl Engine {
     /// Builds the engine over an opened catalog and data directory.
     pub(crate) fn new(config: Arc<Config>, catalog: Catalog, data_dir: DataDir) -> Self {
-        let limits = limits::Limits::new(&config.limits);
+        let limits = limits::Limits::new(&config.limits, nofile::client_share());
         let metrics = Arc::new(metrics::Metrics::new());
         let audit = audit::Auditor::new(catalog.clone(), Arc::clone(&metrics));
         let defender = defender::Defender::new(config.defender.clone(), catalog.clone());

@@ -5,8 +5,8 @@
 //! protocol it came through.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -14,9 +14,9 @@ use passerelle_catalog::{AuditEvent, Login, TenantName};
 use passerelle_tree::{DiskSpace, Sha256, UploadCompleted};
 use tokio::sync::OnceCell;
 
-use super::fs::{FileReader, FileStat, FsError, FsStats, TenantFs, TenantPath, Upload};
+use super::fs::{DirCursor, FileReader, FileStat, FsError, FsStats, TenantFs, TenantPath, Upload, UploadBounds};
 use super::grants::{Ending, Grant, Registration};
-use super::limits::SessionPermit;
+use super::limits::{FilePermit, SessionPermit};
 use super::quota::{Reservation, TenantUsage};
 use super::{Engine, Protocol};
 
@@ -78,6 +78,8 @@ pub(crate) struct IncomingFile {
     received: AtomicU64,
     started: Instant,
     reservation: Reservation,
+    /// A slot among the open files of the session and the user.
+    _permit: FilePermit,
 }
 
 impl IncomingFile {
@@ -130,6 +132,7 @@ pub(crate) struct OutgoingFile {
     path: TenantPath,
     sent: AtomicU64,
     started: Instant,
+    _permit: FilePermit,
 }
 
 impl OutgoingFile {
@@ -155,6 +158,20 @@ impl OutgoingFile {
     }
 }
 
+/// A directory open for listing.
+pub(crate) struct DirListing {
+    cursor: DirCursor,
+    _permit: FilePermit,
+}
+
+impl DirListing {
+    /// The next entries (at most 100, sorted by name within the batch);
+    /// empty at the end.
+    pub(crate) async fn next_batch(&self) -> Result<Vec<(String, FileStat)>, FsError> {
+        self.cursor.next_batch().await
+    }
+}
+
 /// A logged-in user. Dropping it records the logout.
 pub(crate) struct Session {
     engine: Engine,
@@ -163,6 +180,10 @@ pub(crate) struct Session {
     peer: SocketAddr,
     protocol: Protocol,
     fs: TenantFs,
+    /// What this session's uploads are held to (its own buffer budget).
+    bounds: UploadBounds,
+    /// Files and directories this session holds open (see `limits.rs`).
+    open_files: Arc<AtomicU32>,
     started: Instant,
     /// The tenant's quota tracker, once an operation needed it.
     quota: OnceCell<Arc<TenantUsage>>,
@@ -180,6 +201,8 @@ impl Session {
         permit: SessionPermit,
         registration: Registration,
     ) -> Self {
+        let config = engine.config();
+        let bounds = UploadBounds::new(config.uploads.max_file_size, config.limits.max_buffered_bytes_per_session);
         Self {
             engine,
             tenant: grant.tenant.clone(),
@@ -187,6 +210,8 @@ impl Session {
             peer: grant.peer,
             protocol: grant.protocol,
             fs,
+            bounds,
+            open_files: Arc::default(),
             started: Instant::now(),
             quota: OnceCell::new(),
             _permit: permit,
@@ -197,6 +222,17 @@ impl Session {
     /// The tenant's quota tracker (measured on first use).
     async fn quota(&self) -> Result<&Arc<TenantUsage>, FsError> {
         self.quota.get_or_try_init(|| self.engine.inner.quotas.tenant(&self.tenant)).await
+    }
+
+    /// `limits.max_open_files_per_session`, as SFTP's `limits@openssh.com`
+    /// advertises it.
+    pub(crate) fn max_open_files(&self) -> u32 {
+        self.engine.inner.limits.max_open_per_session()
+    }
+
+    /// A slot for one more open file or directory.
+    fn open_file(&self) -> Result<FilePermit, FsError> {
+        Ok(self.engine.inner.limits.open_file(self.login.as_str(), &self.open_files)?)
     }
 
     /// The user's login.
@@ -225,9 +261,10 @@ impl Session {
         self.fs.stat(path).await
     }
 
-    /// The entries of a directory (a lookup: not audited).
-    pub(crate) async fn read_dir(&self, path: &TenantPath) -> Result<Vec<(String, FileStat)>, FsError> {
-        self.fs.read_dir(path).await
+    /// Opens a directory to list it in batches (a lookup: not audited).
+    pub(crate) async fn open_dir(&self, path: &TenantPath) -> Result<DirListing, FsError> {
+        let permit = self.open_file()?;
+        Ok(DirListing { cursor: self.fs.open_dir(path).await?, _permit: permit })
     }
 
     /// Space and inodes of the filesystem holding `path`, or of the
@@ -303,10 +340,12 @@ impl Session {
         let space = self.engine.disk_space();
         let started = async {
             space.admit(0).map_err(FsError::LowSpace)?;
-            let upload = self.fs.create_upload(path, exclusive).await?;
+            let permit = self.open_file()?;
+            let upload = self.fs.create_upload(path, exclusive, &self.bounds).await?;
             let reservation = self.reserve_file(path).await?;
             Ok(IncomingFile {
                 upload,
+                _permit: permit,
                 space,
                 received: AtomicU64::new(0),
                 started: Instant::now(),
@@ -390,10 +429,18 @@ impl Session {
 
     /// Opens a file for download; a refusal is audited.
     pub(crate) async fn open_download(&self, path: &TenantPath) -> Result<OutgoingFile, FsError> {
-        match self.fs.open_read(path).await {
-            Ok(reader) => {
-                Ok(OutgoingFile { reader, path: path.clone(), sent: AtomicU64::new(0), started: Instant::now() })
-            }
+        let opened = match self.open_file() {
+            Ok(permit) => self.fs.open_read(path).await.map(|reader| (reader, permit)),
+            Err(e) => Err(e),
+        };
+        match opened {
+            Ok((reader, permit)) => Ok(OutgoingFile {
+                reader,
+                path: path.clone(),
+                sent: AtomicU64::new(0),
+                started: Instant::now(),
+                _permit: permit,
+            }),
             Err(e) => {
                 self.record(Action::Download, path, Err(&e), None, None);
                 Err(e)

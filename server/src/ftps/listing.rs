@@ -1,12 +1,13 @@
 //! How files look to FTP clients: `LIST` lines (the `ls -l` layout shared
 //! with SFTP long names, which every FTP client parses), `NLST` names, and
 //! the machine-readable facts of `MLSD`/`MLST` (RFC 3659); and the listing
-//! of a path in any of these formats, read through the engine's session.
+//! of a path in any of these formats, read through the engine's session a
+//! batch at a time, so that a huge directory is never held whole.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::engine::Session;
 use crate::engine::fs::{FileStat, FsError, TenantPath};
+use crate::engine::{DirListing, Session};
 
 /// Which listing a command wants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,47 +52,70 @@ pub(crate) fn facts(name: &str, stat: &FileStat, path: &TenantPath) -> String {
     format!("type={kind};size={};modify={};perm={perm}; {name}", stat.size, timeval(stat.modified))
 }
 
-/// The lines of a listing of `path` (a directory, or a single file for LIST
-/// and NLST).
-pub(crate) async fn listing_lines(
-    session: &Session,
-    path: &TenantPath,
-    kind: ListKind,
-) -> Result<Vec<String>, FsError> {
-    let stat = session.stat(path).await?;
-    let now = SystemTime::now();
-    let owner = session.login().as_str();
-    if !stat.is_dir {
-        let name = path.file_name().unwrap_or_default();
-        return match kind {
-            ListKind::List => Ok(vec![list_line(name, &stat, owner, now)]),
-            ListKind::Nlst => Ok(vec![name.to_owned()]),
-            ListKind::Mlsd => Err(FsError::NotADirectory),
-        };
-    }
-    let entries = session.read_dir(path).await?;
-    let mut lines = Vec::with_capacity(entries.len());
-    for (name, stat) in &entries {
-        lines.push(match kind {
-            ListKind::List => list_line(name, stat, owner, now),
-            ListKind::Nlst => name.clone(),
-            ListKind::Mlsd => {
-                let child = session.resolve(path, name.as_bytes())?;
-                facts(name, stat, &child)
-            }
-        });
-    }
-    Ok(lines)
+/// A listing in progress: a directory read batch by batch, or the one line
+/// of a file.
+pub(crate) enum Listing {
+    /// LIST or NLST of a file: its line, until taken.
+    Single(Option<String>),
+    /// A directory, read through the engine a batch at a time.
+    Dir {
+        /// The open directory.
+        listing: DirListing,
+        /// Its path (MLSD facts depend on it).
+        path: TenantPath,
+        /// The format.
+        kind: ListKind,
+    },
 }
 
-/// A listing as the data connection carries it: CRLF-terminated lines.
-pub(crate) async fn listing_text(session: &Session, path: &TenantPath, kind: ListKind) -> Result<Vec<u8>, FsError> {
-    let mut text = String::new();
-    for line in listing_lines(session, path, kind).await? {
-        text.push_str(&line);
-        text.push_str("\r\n");
+impl Listing {
+    /// Starts the listing of `path` (a directory, or a single file for LIST
+    /// and NLST).
+    pub(crate) async fn open(session: &Session, path: &TenantPath, kind: ListKind) -> Result<Self, FsError> {
+        let stat = session.stat(path).await?;
+        if stat.is_dir {
+            let listing = session.open_dir(path).await?;
+            return Ok(Self::Dir { listing, path: path.clone(), kind });
+        }
+        let name = path.file_name().unwrap_or_default();
+        match kind {
+            ListKind::List => {
+                Ok(Self::Single(Some(list_line(name, &stat, session.login().as_str(), SystemTime::now()))))
+            }
+            ListKind::Nlst => Ok(Self::Single(Some(name.to_owned()))),
+            ListKind::Mlsd => Err(FsError::NotADirectory),
+        }
     }
-    Ok(text.into_bytes())
+
+    /// The next lines; empty at the end.
+    pub(crate) async fn next_lines(&mut self, session: &Session) -> Result<Vec<String>, FsError> {
+        let (listing, path, kind) = match self {
+            Self::Single(line) => return Ok(line.take().into_iter().collect()),
+            Self::Dir { listing, path, kind } => (listing, path, *kind),
+        };
+        let now = SystemTime::now();
+        let owner = session.login().as_str();
+        let mut lines = Vec::new();
+        for (name, stat) in listing.next_batch().await? {
+            lines.push(match kind {
+                ListKind::List => list_line(&name, &stat, owner, now),
+                ListKind::Nlst => name,
+                ListKind::Mlsd => facts(&name, &stat, &session.resolve(path, name.as_bytes())?),
+            });
+        }
+        Ok(lines)
+    }
+
+    /// The next lines as the data connection carries them (CRLF-terminated);
+    /// empty at the end.
+    pub(crate) async fn next_text(&mut self, session: &Session) -> Result<Vec<u8>, FsError> {
+        let mut text = String::new();
+        for line in self.next_lines(session).await? {
+            text.push_str(&line);
+            text.push_str("\r\n");
+        }
+        Ok(text.into_bytes())
+    }
 }
 
 /// The path of `LIST -la /x` and the like: `ls` options are skipped, as

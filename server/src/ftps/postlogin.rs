@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use super::channel::{Context, Control, Input, Next};
 use super::common::{self, Protection};
 use super::line::{Command, Line};
-use super::listing::{self, ListKind};
+use super::listing::{self, ListKind, Listing};
 use super::passive::{PassivePort, pasv_address};
 use super::reply::{Reply, fs_reply, quoted};
 use super::transfer::{self, DataSide, Job};
@@ -24,6 +24,9 @@ use crate::engine::{Ending, Overwrite, Session};
 /// failure (transfers have their own stall timeout instead).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Most entries a `STAT path` reply lists (it is built whole in memory).
+const MAX_STAT_LINES: usize = 10_000;
+/// Why an upload cannot resume.
 const NO_RESUME: &str = "uploads are atomic; append/resume of uploads is not supported";
 
 /// The FTP state of a logged-in connection, over its engine [`Session`].
@@ -217,7 +220,21 @@ impl<'a> FtpSession<'a> {
     /// `STAT path`: the `LIST` of the path, on the control connection.
     async fn status_of(&self, raw: &[u8]) -> Result<Reply, Reply> {
         let path = self.resolve(raw)?;
-        let lines = listing::listing_lines(&self.session, &path, ListKind::List).await?;
+        let mut listing = Listing::open(&self.session, &path, ListKind::List).await?;
+        let mut lines = Vec::new();
+        loop {
+            let batch = listing.next_lines(&self.session).await?;
+            if batch.is_empty() {
+                break;
+            }
+            lines.extend(batch);
+            // The reply is built whole in memory: a huge directory is cut
+            // short here, and listed in full over a data connection.
+            if lines.len() >= MAX_STAT_LINES {
+                lines.push(format!("(first {} entries only; LIST or MLSD lists all)", lines.len()));
+                break;
+            }
+        }
         Ok(Reply::multi(213, "Status follows", lines, "End"))
     }
 
@@ -331,7 +348,7 @@ impl<'a> FtpSession<'a> {
                     "NLST" => ListKind::Nlst,
                     _ => ListKind::Mlsd,
                 };
-                Ok(Job::Listing { text: listing::listing_text(&self.session, &path, kind).await? })
+                Ok(Job::Listing(Listing::open(&self.session, &path, kind).await?))
             }
         }
     }

@@ -65,6 +65,9 @@ pub(crate) fn fs_reply(e: &FsError) -> Reply {
         // RFC 959: "insufficient storage space in system".
         FsError::NoSpace | FsError::LowSpace(_) => 452,
         FsError::QuotaExceeded(_) => 552,
+        FsError::WriteRefused(_) => 552,
+        // Transient: the client may try again once other transfers ended.
+        FsError::TooManyOpen(_) => 450,
         FsError::Io(_) => 451,
         _ => 550,
     };

@@ -21,6 +21,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use super::channel::{Context, Control, Malformed, Next};
 use super::data::{self, DataError, DataStream};
 use super::line::{Command, Line};
+use super::listing::Listing;
 use super::passive::PassivePort;
 use super::reply::{Reply, fs_reply};
 use super::tls::SessionTls;
@@ -29,6 +30,11 @@ use crate::engine::{DownloadEnd, Ending, IncomingFile, OutgoingFile, Session};
 
 /// Bytes moved per step (the largest read the tenant filesystem serves).
 const CHUNK: usize = 256 * 1024;
+
+/// Most bytes read and discarded after a refused upload (see [`drain`]).
+const DRAIN_MAX: usize = 64 * 1024 * 1024;
+/// Longest time spent discarding them.
+const DRAIN_TIME: Duration = Duration::from_secs(5);
 
 /// How long the client has to open the data connection after the 150 reply.
 const DATA_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -45,11 +51,8 @@ pub(super) enum Job {
         /// First byte sent.
         offset: u64,
     },
-    /// LIST, NLST, MLSD.
-    Listing {
-        /// The listing, CRLF-terminated lines.
-        text: Vec<u8>,
-    },
+    /// LIST, NLST, MLSD: sent a batch at a time.
+    Listing(Listing),
 }
 
 /// The passive port and the checks its connection must pass.
@@ -156,7 +159,7 @@ pub(super) async fn run(session: &Session, control: &mut Control, data: DataSide
     match job {
         Job::Upload(file) => upload(session, control, &data, file).await,
         Job::Download { file, offset } => download(session, control, &data, &file, offset).await,
-        Job::Listing { text } => send_listing(control, session.ending(), &data, &text).await,
+        Job::Listing(listing) => send_listing(session, control, &data, listing).await,
     }
 }
 
@@ -201,14 +204,20 @@ async fn download(
     conclude(control, watched, Reply::new(226, "transfer complete")).await
 }
 
-/// LIST, NLST, MLSD: the prepared listing, then close_notify.
-async fn send_listing(control: &mut Control, ending: Ending, data: &DataSide<'_>, text: &[u8]) -> Next {
+/// LIST, NLST, MLSD: the listing batch by batch, then close_notify.
+async fn send_listing(session: &Session, control: &mut Control, data: &DataSide<'_>, mut listing: Listing) -> Next {
     let work = async {
         let mut stream = connect(data).await?;
-        write(&mut stream, text, data.stall).await?;
+        loop {
+            let text = listing.next_text(session).await?;
+            if text.is_empty() {
+                break;
+            }
+            write(&mut stream, &text, data.stall).await?;
+        }
         close(&mut stream, data.stall).await
     };
-    let watched = watch(control, ending, work).await;
+    let watched = watch(control, session.ending(), work).await;
     conclude(control, watched, Reply::new(226, "listing sent")).await
 }
 
@@ -263,13 +272,34 @@ async fn receive(stream: &mut DataStream, file: &IncomingFile, stall: Duration) 
     while !current.is_empty() {
         let len = current.len() as u64;
         let (written, next) = tokio::join!(file.write_at(offset, current), fill(stream, stall));
-        written?;
+        if let Err(e) = written {
+            drain(stream).await;
+            return Err(e.into());
+        }
         offset += len;
         current = next?;
     }
     // Our own close_notify; the upload is complete whatever happens to it.
     let _ = close(stream, Duration::from_secs(2)).await;
     Ok(())
+}
+
+/// After a refused upload, reads (and discards) what the client still sends,
+/// for a little while: a client that finishes sending then reads the
+/// refusal on the control connection, where a reset of the data connection
+/// under its feet would hide it. One that sends more is cut off.
+async fn drain(stream: &mut DataStream) {
+    let mut buf = vec![0; CHUNK];
+    let mut left = DRAIN_MAX;
+    let discard = async {
+        while left > 0 {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, discard).await;
 }
 
 /// The next chunk of the stream, shorter only where it ends; empty only at a

@@ -17,14 +17,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::codec::{self, Attrs, NameEntry, Request, StatusCode, open_flags};
 use super::listing::{self, system_time};
-use crate::engine::fs::{FileStat, FsError, TenantPath};
-use crate::engine::{DownloadEnd, IncomingFile, OutgoingFile, Overwrite, Session};
-
-/// Open handles (files and directories) one SFTP session may hold, as
-/// advertised through `limits@openssh.com`.
-pub(super) const MAX_HANDLES: usize = 256;
-/// Directory entries per READDIR reply (OpenSSH sends 100).
-const READDIR_BATCH: usize = 100;
+use crate::engine::fs::{FsError, TenantPath};
+use crate::engine::{DirListing, DownloadEnd, IncomingFile, OutgoingFile, Overwrite, Session};
 
 const NO_SYMLINKS: &str = "symlinks are not supported";
 const NO_RESUME: &str = "resume/append is not supported; uploads are atomic";
@@ -54,8 +48,8 @@ struct WriteHandle {
 
 struct DirHandle {
     path: TenantPath,
-    /// Entries not yet sent, in reverse order (popped from the end).
-    pending: Mutex<Option<Vec<(String, FileStat)>>>,
+    /// Read one batch per READDIR, never whole.
+    listing: DirListing,
 }
 
 /// One SFTP session's state: the engine session and the open handles.
@@ -109,7 +103,7 @@ impl Sftp {
             Request::SetStat { id, path, attrs } => self.setstat(id, &path, &attrs).await,
             Request::FSetStat { id, handle, attrs } => self.fsetstat(id, &handle, &attrs).await,
             Request::OpenDir { id, path } => self.opendir(id, &path).await,
-            Request::ReadDir { id, handle } => self.readdir(id, &handle),
+            Request::ReadDir { id, handle } => self.readdir(id, &handle).await,
             Request::Remove { id, path } => self.remove(id, &path).await,
             Request::MkDir { id, path } => self.mkdir(id, &path).await,
             Request::RmDir { id, path } => self.rmdir(id, &path).await,
@@ -132,24 +126,16 @@ impl Sftp {
         self.handles.lock().unwrap_or_else(PoisonError::into_inner).get(handle).cloned()
     }
 
+    /// Registers an open file or directory; the engine bounded how many a
+    /// session holds when it opened them.
     fn insert(&self, id: u32, open: Open) -> Response {
         let mut handles = self.handles.lock().unwrap_or_else(PoisonError::into_inner);
-        if handles.len() >= MAX_HANDLES {
-            return codec::status(id, StatusCode::Failure, "too many open handles");
-        }
         let key = Bytes::from(self.next_handle.fetch_add(1, Ordering::Relaxed).to_string());
         handles.insert(key.clone(), Arc::new(open));
         codec::handle(id, &key)
     }
 
-    fn has_room(&self) -> bool {
-        self.handles.lock().unwrap_or_else(PoisonError::into_inner).len() < MAX_HANDLES
-    }
-
     async fn open(&self, id: u32, raw: &[u8], flags: u32) -> Response {
-        if !self.has_room() {
-            return codec::status(id, StatusCode::Failure, "too many open handles");
-        }
         let path = match self.resolve(raw) {
             Ok(path) => path,
             Err(e) => return fs_status(id, &e),
@@ -296,36 +282,22 @@ impl Sftp {
     }
 
     async fn opendir(&self, id: u32, raw: &[u8]) -> Response {
-        if !self.has_room() {
-            return codec::status(id, StatusCode::Failure, "too many open handles");
-        }
         let path = match self.resolve(raw) {
             Ok(path) => path,
             Err(e) => return fs_status(id, &e),
         };
-        match self.session.read_dir(&path).await {
-            Ok(mut entries) => {
-                entries.reverse();
-                self.insert(id, Open::Dir(DirHandle { path, pending: Mutex::new(Some(entries)) }))
-            }
+        match self.session.open_dir(&path).await {
+            Ok(listing) => self.insert(id, Open::Dir(DirHandle { path, listing })),
             Err(e) => fs_status(id, &e),
         }
     }
 
-    fn readdir(&self, id: u32, handle: &[u8]) -> Response {
+    async fn readdir(&self, id: u32, handle: &[u8]) -> Response {
         let Some(open) = self.handle_of(handle) else { return bad_handle(id) };
         let Open::Dir(h) = &*open else { return bad_handle(id) };
-        let batch: Vec<(String, FileStat)> = {
-            let mut pending = h.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            let Some(entries) = pending.as_mut() else {
-                return codec::status(id, StatusCode::Eof, "end of directory");
-            };
-            let take = entries.len().min(READDIR_BATCH);
-            let batch = entries.split_off(entries.len() - take).into_iter().rev().collect();
-            if entries.is_empty() {
-                *pending = None;
-            }
-            batch
+        let batch = match h.listing.next_batch().await {
+            Ok(batch) => batch,
+            Err(e) => return fs_status(id, &e),
         };
         if batch.is_empty() {
             return codec::status(id, StatusCode::Eof, "end of directory");
@@ -432,7 +404,7 @@ impl Sftp {
                 body.put_u64(u64::from(codec::MAX_PACKET));
                 body.put_u64(u64::from(codec::MAX_DATA));
                 body.put_u64(u64::from(codec::MAX_DATA));
-                body.put_u64(MAX_HANDLES as u64);
+                body.put_u64(u64::from(self.session.max_open_files()));
                 extended_reply(id, &body)
             }
             _ => codec::status(id, StatusCode::OpUnsupported, "unsupported extension"),

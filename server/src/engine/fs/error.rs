@@ -7,6 +7,7 @@
 
 use std::io;
 
+use passerelle_config::ByteSize;
 use rustix::io::Errno;
 
 /// Why a filesystem operation failed.
@@ -49,9 +50,53 @@ pub(crate) enum FsError {
     /// catalog (`uploads.min_free_space`).
     #[error("the server is {0}: upload refused; try again later")]
     LowSpace(passerelle_tree::LowSpace),
+    /// An upload's write broke one of its bounds; the upload cannot complete.
+    #[error(transparent)]
+    WriteRefused(#[from] WriteRefused),
+    /// Opening one more file or directory would break a limit on open files.
+    #[error(transparent)]
+    TooManyOpen(#[from] TooManyOpen),
     /// Anything else; logged by the caller, shown to clients as a failure.
     #[error("i/o error: {0}")]
     Io(io::Error),
+}
+
+/// Why a write to an upload was refused. Once refused, the upload is
+/// spoiled: later writes and the commit give the same answer, so that nothing
+/// with a hole in it is ever published.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum WriteRefused {
+    /// The write would end beyond `uploads.max_file_size`.
+    #[error("file too large: uploads are limited to {0} (uploads.max_file_size)")]
+    TooLarge(ByteSize),
+    /// The write starts further beyond the bytes received in order than the
+    /// streaming digest can hold back: it would make a sparse file.
+    #[error("write at offset {offset} leaves a gap: writes must arrive in order (at most {window} ahead)")]
+    Gap {
+        /// Where the refused write started.
+        offset: u64,
+        /// How far ahead of the bytes received in order a write may start.
+        window: ByteSize,
+    },
+}
+
+/// Which limit on open files an open would break.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum TooManyOpen {
+    /// `limits.max_open_files_per_session`.
+    #[error("too many open files in this session (limit {0})")]
+    Session(u32),
+    /// `limits.max_open_files_per_user`, over the user's sessions on this node.
+    #[error("too many open files for user {login} (limit {limit})")]
+    User {
+        /// The user.
+        login: String,
+        /// The limit.
+        limit: u32,
+    },
+    /// The process's own share of its open-file limit (see `engine::nofile`).
+    #[error("server busy: too many open files (limit {0})")]
+    Server(u32),
 }
 
 impl FsError {
@@ -85,6 +130,8 @@ impl FsError {
             Self::NoSpace => Self::NoSpace,
             Self::LowSpace(low) => Self::LowSpace(*low),
             Self::QuotaExceeded(sentence) => Self::QuotaExceeded(sentence.clone()),
+            Self::WriteRefused(refused) => Self::WriteRefused(*refused),
+            Self::TooManyOpen(too_many) => Self::TooManyOpen(too_many.clone()),
             Self::Io(err) => Self::Io(io::Error::new(err.kind(), err.to_string())),
         }
     }

@@ -30,18 +30,20 @@
 //!
 //! Where the work runs: an operation that is a few system calls on metadata
 //! the kernel holds in memory (resolving, stat, open, create, mkdir, rename,
-//! remove, sealing and renaming a finished upload), writes within an
+//! remove, opening a directory to list it, sealing and renaming a finished upload), writes within an
 //! upload's first [`SMALL_FILE`] bytes and reading a file of at most that size
 //! run in place, on the runtime thread serving the request: a trip to tokio's blocking pool and back costs two thread
 //! switches, more than those calls themselves, and a client moving many small
 //! files waits for every one of them. Work whose length grows with the data
-//! or waits for the disk — reads and writes beyond that, listing a directory,
+//! or waits for the disk — reads and writes beyond that, each batch of a listing,
 //! re-reading a file for its digest, flushes, the sweep of stale uploads —
 //! runs on the blocking pool, so a large transfer never holds a runtime
 //! thread. (This assumes a local data directory, like any file server that
 //! stats and opens files on its event loop: on a network filesystem that
 //! hangs, the runtime threads would hang with it.)
 
+mod bounds;
+mod cursor;
 mod digest;
 mod error;
 mod long_name;
@@ -62,7 +64,9 @@ use std::time::{Duration, SystemTime};
 use cap_fs_ext::{DirExt as _, FollowSymlinks, OpenOptionsFollowExt as _, OpenOptionsSyncExt as _};
 use cap_std::fs::{Dir, OpenOptions};
 
-pub(crate) use error::FsError;
+pub(crate) use bounds::UploadBounds;
+pub(crate) use cursor::DirCursor;
+pub(crate) use error::{FsError, TooManyOpen};
 pub(crate) use long_name::unix_seconds;
 #[cfg(test)]
 use path::Area;
@@ -92,10 +96,11 @@ where
     tokio::task::spawn_blocking(work).await?
 }
 
-/// Refuses offsets that the kernel would reject (`off_t` is signed).
-fn check_offset(offset: u64, len: usize) -> Result<(), FsError> {
+/// Refuses offsets that the kernel would reject (`off_t` is signed);
+/// returns where the piece ends.
+fn check_offset(offset: u64, len: usize) -> Result<u64, FsError> {
     match offset.checked_add(len as u64) {
-        Some(end) if i64::try_from(end).is_ok() => Ok(()),
+        Some(end) if i64::try_from(end).is_ok() => Ok(end),
         _ => Err(FsError::Unsupported("offset beyond the largest file size")),
     }
 }
@@ -142,46 +147,27 @@ impl TenantFs {
         Ok(FileStat::from_cap(&walk::plain_metadata(&dir, name)?))
     }
 
-    /// The entries of a directory, sorted by name, without `.` and `..`.
-    ///
-    /// Only regular files and directories are listed: symlinks, special
-    /// files, names that are not UTF-8 or hold control characters, and
-    /// uploads in progress are left out, since no operation would accept
-    /// them. The root lists only `inbox` and `outbox`.
+    /// Opens a directory for listing in batches (see `cursor.rs` for what
+    /// is listed).
+    pub(crate) async fn open_dir(&self, path: &TenantPath) -> Result<DirCursor, FsError> {
+        ensure_visible(path)?;
+        DirCursor::new(walk::open_dir(&self.root, path.components())?, path.is_root())
+    }
+
+    /// The whole listing of a directory, sorted by name (tests).
+    #[cfg(test)]
     pub(crate) async fn read_dir(&self, path: &TenantPath) -> Result<Vec<(String, FileStat)>, FsError> {
-        let (root, path) = (Arc::clone(&self.root), path.clone());
-        blocking(move || {
-            ensure_visible(&path)?;
-            let dir = walk::open_dir(&root, path.components())?;
-            let mut entries = Vec::new();
-            for entry in dir.entries()? {
-                let entry = entry?;
-                let Ok(name) = entry.file_name().into_string() else {
-                    continue;
-                };
-                if !path::is_listable_name(&name) {
-                    continue;
-                }
-                if path.is_root() && !matches!(name.as_str(), "inbox" | "outbox") {
-                    continue;
-                }
-                // Both from the entry itself, neither follows a symlink.
-                let file_type = entry.file_type()?;
-                if !(file_type.is_file() || file_type.is_dir()) {
-                    continue;
-                }
-                let meta = match walk::plain_metadata(&dir, &name) {
-                    Ok(meta) => meta,
-                    // Removed or swapped for a symlink since readdir.
-                    Err(FsError::NotFound | FsError::PermissionDenied) => continue,
-                    Err(err) => return Err(err),
-                };
-                entries.push((name, FileStat::from_cap(&meta)));
+        let cursor = self.open_dir(path).await?;
+        let mut entries = Vec::new();
+        loop {
+            let batch = cursor.next_batch().await?;
+            if batch.is_empty() {
+                break;
             }
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            Ok(entries)
-        })
-        .await
+            entries.extend(batch);
+        }
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(entries)
     }
 
     /// Opens a regular file for reading (`IsADirectory` for a directory,
@@ -208,9 +194,14 @@ impl TenantFs {
     }
 
     /// Starts an atomic upload to `path` (strictly below `/inbox`, parent
-    /// must exist). With `exclusive`, an existing target is `AlreadyExists`,
-    /// now and again at commit; otherwise commit replaces it.
-    pub(crate) async fn create_upload(&self, path: &TenantPath, exclusive: bool) -> Result<Upload, FsError> {
+    /// must exist), held to `bounds`. With `exclusive`, an existing target is
+    /// `AlreadyExists`, now and again at commit; otherwise commit replaces it.
+    pub(crate) async fn create_upload(
+        &self,
+        path: &TenantPath,
+        exclusive: bool,
+        bounds: &UploadBounds,
+    ) -> Result<Upload, FsError> {
         ensure_writable(path)?;
         let (dir, name) = walk::open_parent(&self.root, path)?;
         match walk::plain_metadata_if_exists(&dir, name)? {
@@ -218,7 +209,7 @@ impl TenantFs {
             Some(_) if exclusive => return Err(FsError::AlreadyExists),
             _ => {}
         }
-        upload::start(dir, path.clone(), exclusive, self.durable)
+        upload::start(dir, path.clone(), exclusive, self.durable, bounds)
     }
 
     /// Creates a directory (strictly below `/inbox`).

@@ -10,6 +10,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use bytes::Bytes;
 
 use super::digest::sha256_of;
+use super::error::WriteRefused;
 use super::upload::CommittedUpload;
 use super::*;
 
@@ -70,10 +71,15 @@ impl Fixture {
     }
 
     async fn upload(&self, raw: &str, data: &[u8]) -> Result<CommittedUpload, FsError> {
-        let upload = self.fs.create_upload(&self.path(raw), false).await?;
+        let upload = self.fs.create_upload(&self.path(raw), false, &bounds()).await?;
         upload.write_at(0, Bytes::copy_from_slice(data)).await?;
         upload.commit().await
     }
+}
+
+/// The configuration's default upload bounds: 4 GiB per file, 64 MiB held back.
+fn bounds() -> UploadBounds {
+    UploadBounds::new(passerelle_config::ByteSize::new(4 << 30), passerelle_config::ByteSize::new(64 << 20))
 }
 
 impl Drop for Fixture {
@@ -116,7 +122,7 @@ async fn hostile_paths_stay_inside_the_tenant() {
             assert_err!(fs.stat(&path).await, FsError::NotFound);
             assert_err!(fs.open_read(&path).await, FsError::NotFound);
             assert_err!(fs.read_dir(&path).await, FsError::NotFound);
-            assert_err!(fs.create_upload(&path, false).await, FsError::PermissionDenied);
+            assert_err!(fs.create_upload(&path, false, &bounds()).await, FsError::PermissionDenied);
         }
     }
     // The tenant root on disk holds more than the client may see.
@@ -157,8 +163,8 @@ async fn symlink_to_a_file_outside_is_never_followed() {
     let link = fx.path("/inbox/link");
     assert_err!(fx.fs.stat(&link).await, FsError::PermissionDenied);
     assert_err!(fx.fs.open_read(&link).await, FsError::PermissionDenied);
-    assert_err!(fx.fs.create_upload(&link, false).await, FsError::PermissionDenied);
-    assert_err!(fx.fs.create_upload(&link, true).await, FsError::PermissionDenied);
+    assert_err!(fx.fs.create_upload(&link, false, &bounds()).await, FsError::PermissionDenied);
+    assert_err!(fx.fs.create_upload(&link, true, &bounds()).await, FsError::PermissionDenied);
     assert_err!(fx.fs.set_times(&link, UNIX_EPOCH, UNIX_EPOCH).await, FsError::PermissionDenied);
     assert_err!(fx.fs.remove_file(&link).await, FsError::PermissionDenied);
     assert_err!(fx.fs.rename(&link, &fx.path("/inbox/moved")).await, FsError::PermissionDenied);
@@ -174,7 +180,7 @@ async fn symlink_to_a_file_outside_is_never_followed() {
 async fn symlink_to_a_directory_outside_is_never_followed() {
     let fx = Fixture::new();
     symlink(fx.outside(), fx.root().join("inbox/evil")).unwrap();
-    assert_err!(fx.fs.create_upload(&fx.path("/inbox/evil/x"), false).await, FsError::PermissionDenied);
+    assert_err!(fx.fs.create_upload(&fx.path("/inbox/evil/x"), false, &bounds()).await, FsError::PermissionDenied);
     assert_err!(fx.fs.mkdir(&fx.path("/inbox/evil/d")).await, FsError::PermissionDenied);
     assert_err!(fx.fs.read_dir(&fx.path("/inbox/evil")).await, FsError::PermissionDenied);
     assert_err!(fx.fs.stat(&fx.path("/inbox/evil/secret.txt")).await, FsError::PermissionDenied);
@@ -199,7 +205,7 @@ async fn symlinks_pointing_inside_are_refused_too() {
     symlink(fx.root().join("outbox"), fx.root().join("inbox/to-outbox")).unwrap();
     assert_err!(fx.fs.stat(&fx.path("/inbox/alias/data.csv")).await, FsError::PermissionDenied);
     assert_err!(fx.fs.open_read(&fx.path("/inbox/data-link.csv")).await, FsError::PermissionDenied);
-    assert_err!(fx.fs.create_upload(&fx.path("/inbox/to-outbox/x"), false).await, FsError::PermissionDenied);
+    assert_err!(fx.fs.create_upload(&fx.path("/inbox/to-outbox/x"), false, &bounds()).await, FsError::PermissionDenied);
     let names: Vec<String> = fx.fs.read_dir(&fx.path("/inbox")).await.unwrap().into_iter().map(|e| e.0).collect();
     assert_eq!(names, ["real"]);
     assert!(fx.fs.open_read(&fx.path("/inbox/real/data.csv")).await.is_ok());
@@ -212,7 +218,7 @@ async fn writes_outside_the_inbox_are_refused() {
     std::fs::write(fx.root().join("inbox/mine.csv"), b"1").unwrap();
     for raw in ["/x", "/inbox", "/outbox", "/outbox/x", "/outbox/receipt.json"] {
         let path = fx.path(raw);
-        assert_err!(fx.fs.create_upload(&path, false).await, FsError::PermissionDenied);
+        assert_err!(fx.fs.create_upload(&path, false, &bounds()).await, FsError::PermissionDenied);
         assert_err!(fx.fs.mkdir(&path).await, FsError::PermissionDenied);
         assert_err!(fx.fs.rmdir(&path).await, FsError::PermissionDenied);
         assert_err!(fx.fs.remove_file(&path).await, FsError::PermissionDenied);
@@ -309,7 +315,7 @@ async fn a_small_file_reads_as_it_was_when_opened() {
 async fn out_of_order_upload_digest_matches_the_file() {
     let fx = Fixture::new();
     let data: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_be_bytes()).collect();
-    let upload = Arc::new(fx.fs.create_upload(&fx.path("/inbox/data.bin"), true).await.unwrap());
+    let upload = Arc::new(fx.fs.create_upload(&fx.path("/inbox/data.bin"), true, &bounds()).await.unwrap());
     let chunk = 32 * 1024;
     let mut order: Vec<usize> = (0..data.len().div_ceil(chunk)).collect();
     // Deliver each group of eight pieces backwards, all concurrently.
@@ -344,7 +350,7 @@ async fn out_of_order_upload_digest_matches_the_file() {
 #[tokio::test]
 async fn rewritten_upload_is_rehashed_from_disk() {
     let fx = Fixture::new();
-    let upload = fx.fs.create_upload(&fx.path("/inbox/r.txt"), false).await.unwrap();
+    let upload = fx.fs.create_upload(&fx.path("/inbox/r.txt"), false, &bounds()).await.unwrap();
     upload.write_at(0, Bytes::from_static(b"hello world")).await.unwrap();
     upload.write_at(0, Bytes::from_static(b"HELLO")).await.unwrap();
     upload.write_at(20, Bytes::from_static(b"!")).await.unwrap();
@@ -362,11 +368,11 @@ async fn uploads_committed_without_a_flush_are_sealed() {
     let fx = Fixture::new();
     let fs = fx.fs.clone().with_durable_commits(false);
     // A small file whose digest streamed in commits in place...
-    let upload = fs.create_upload(&fx.path("/inbox/small.csv"), false).await.unwrap();
+    let upload = fs.create_upload(&fx.path("/inbox/small.csv"), false, &bounds()).await.unwrap();
     upload.write_at(0, Bytes::from_static(b"id;name\n1;Ada\n")).await.unwrap();
     let small = upload.commit().await.unwrap();
     // ...a larger, rewritten one is re-read for its digest on the blocking pool.
-    let upload = fs.create_upload(&fx.path("/inbox/large.bin"), false).await.unwrap();
+    let upload = fs.create_upload(&fx.path("/inbox/large.bin"), false, &bounds()).await.unwrap();
     upload.write_at(0, vec![7; 100_000].into()).await.unwrap();
     upload.write_at(0, Bytes::from_static(b"X")).await.unwrap();
     let large = upload.commit().await.unwrap();
@@ -384,14 +390,14 @@ async fn uploads_committed_without_a_flush_are_sealed() {
 #[tokio::test]
 async fn abort_and_drop_leave_nothing() {
     let fx = Fixture::new();
-    let upload = fx.fs.create_upload(&fx.path("/inbox/a.csv"), false).await.unwrap();
+    let upload = fx.fs.create_upload(&fx.path("/inbox/a.csv"), false, &bounds()).await.unwrap();
     upload.write_at(0, Bytes::from_static(b"partial")).await.unwrap();
     assert_eq!(Fixture::disk_names(&fx.root().join("inbox")).len(), 1, "the temporary exists");
     assert!(fx.fs.read_dir(&fx.path("/inbox")).await.unwrap().is_empty(), "but is not listed");
     upload.abort().await;
     assert!(Fixture::disk_names(&fx.root().join("inbox")).is_empty());
 
-    let upload = fx.fs.create_upload(&fx.path("/inbox/b.csv"), false).await.unwrap();
+    let upload = fx.fs.create_upload(&fx.path("/inbox/b.csv"), false, &bounds()).await.unwrap();
     upload.write_at(0, Bytes::from_static(b"partial")).await.unwrap();
     drop(upload);
     assert!(Fixture::disk_names(&fx.root().join("inbox")).is_empty());
@@ -401,7 +407,7 @@ async fn abort_and_drop_leave_nothing() {
 async fn a_failed_write_ends_the_upload_at_once() {
     let fx = Fixture::new();
     let inbox = fx.root().join("inbox");
-    let upload = fx.fs.create_upload(&fx.path("/inbox/full.csv"), false).await.unwrap();
+    let upload = fx.fs.create_upload(&fx.path("/inbox/full.csv"), false, &bounds()).await.unwrap();
     upload.write_at(0, Bytes::from(vec![7; 100_000])).await.unwrap();
     let low = passerelle_tree::LowSpace { free: 1 << 20, reserve: 8 << 20 };
     let refused = upload.fail(FsError::LowSpace(low));
@@ -419,7 +425,7 @@ async fn a_failed_write_ends_the_upload_at_once() {
 async fn readers_never_see_a_partial_upload() {
     let fx = Fixture::new();
     let target = fx.path("/inbox/final.csv");
-    let upload = fx.fs.create_upload(&target, false).await.unwrap();
+    let upload = fx.fs.create_upload(&target, false, &bounds()).await.unwrap();
     let fs = fx.fs.clone();
     let watched = target.clone();
     let watcher = tokio::spawn(async move {
@@ -445,10 +451,10 @@ async fn readers_never_see_a_partial_upload() {
 async fn exclusive_upload_never_replaces() {
     let fx = Fixture::new();
     fx.upload("/inbox/a.csv", b"first").await.unwrap();
-    assert_err!(fx.fs.create_upload(&fx.path("/inbox/a.csv"), true).await, FsError::AlreadyExists);
+    assert_err!(fx.fs.create_upload(&fx.path("/inbox/a.csv"), true, &bounds()).await, FsError::AlreadyExists);
 
     // The target appearing while the upload runs is caught at commit.
-    let upload = fx.fs.create_upload(&fx.path("/inbox/b.csv"), true).await.unwrap();
+    let upload = fx.fs.create_upload(&fx.path("/inbox/b.csv"), true, &bounds()).await.unwrap();
     upload.write_at(0, Bytes::from_static(b"mine")).await.unwrap();
     fx.upload("/inbox/b.csv", b"theirs").await.unwrap();
     assert_err!(upload.commit().await, FsError::AlreadyExists);
@@ -463,13 +469,13 @@ async fn exclusive_upload_never_replaces() {
 #[tokio::test]
 async fn uploads_need_a_parent_and_refuse_directories() {
     let fx = Fixture::new();
-    assert_err!(fx.fs.create_upload(&fx.path("/inbox/missing/a.csv"), false).await, FsError::NotFound);
+    assert_err!(fx.fs.create_upload(&fx.path("/inbox/missing/a.csv"), false, &bounds()).await, FsError::NotFound);
     fx.fs.mkdir(&fx.path("/inbox/d")).await.unwrap();
-    assert_err!(fx.fs.create_upload(&fx.path("/inbox/d"), false).await, FsError::IsADirectory);
+    assert_err!(fx.fs.create_upload(&fx.path("/inbox/d"), false, &bounds()).await, FsError::IsADirectory);
     std::fs::write(fx.root().join("inbox/file"), b"").unwrap();
-    assert_err!(fx.fs.create_upload(&fx.path("/inbox/file/a.csv"), false).await, FsError::NotADirectory);
+    assert_err!(fx.fs.create_upload(&fx.path("/inbox/file/a.csv"), false, &bounds()).await, FsError::NotADirectory);
     // A directory appearing under the name before commit is not replaced.
-    let upload = fx.fs.create_upload(&fx.path("/inbox/late"), false).await.unwrap();
+    let upload = fx.fs.create_upload(&fx.path("/inbox/late"), false, &bounds()).await.unwrap();
     std::fs::create_dir(fx.root().join("inbox/late")).unwrap();
     assert!(upload.commit().await.is_err());
     assert_eq!(Fixture::disk_names(&fx.root().join("inbox")), ["d", "file", "late"]);
@@ -486,7 +492,7 @@ async fn special_files_are_neither_listed_nor_opened() {
     // Must not hang waiting for a writer.
     let opened = tokio::time::timeout(Duration::from_secs(5), fx.fs.open_read(&pipe)).await.unwrap();
     assert_err!(opened, FsError::PermissionDenied);
-    assert_err!(fx.fs.create_upload(&pipe, false).await, FsError::PermissionDenied);
+    assert_err!(fx.fs.create_upload(&pipe, false, &bounds()).await, FsError::PermissionDenied);
     assert_err!(fx.fs.remove_file(&pipe).await, FsError::PermissionDenied);
 }
 
@@ -500,7 +506,7 @@ async fn stale_upload_temporaries_are_swept() {
     std::fs::File::options().write(true).open(&stale).unwrap().set_times(old).unwrap();
     symlink(fx.outside(), fx.root().join("inbox/evil")).unwrap();
     std::fs::write(fx.outside().join(".passerelle-upload-ffff"), b"not ours").unwrap();
-    let live = fx.fs.create_upload(&fx.path("/inbox/live.csv"), false).await.unwrap();
+    let live = fx.fs.create_upload(&fx.path("/inbox/live.csv"), false, &bounds()).await.unwrap();
     live.write_at(0, Bytes::from_static(b"in progress")).await.unwrap();
 
     assert_eq!(fx.fs.remove_stale_uploads(Duration::from_secs(3600)).await.unwrap(), 1);
@@ -508,4 +514,83 @@ async fn stale_upload_temporaries_are_swept() {
     assert!(fx.outside().join(".passerelle-upload-ffff").exists());
     live.commit().await.unwrap();
     assert_eq!(Fixture::disk_names(&fx.root().join("inbox")), ["evil", "live.csv", "sub"]);
+}
+
+#[tokio::test]
+async fn a_sparse_write_is_refused_and_spoils_the_upload() {
+    let fx = Fixture::new();
+    let upload = fx.fs.create_upload(&fx.path("/inbox/sparse.bin"), false, &bounds()).await.unwrap();
+    upload.write_at(0, Bytes::from_static(b"head")).await.unwrap();
+    let started = std::time::Instant::now();
+    let refused = upload.write_at(4 + digest::WINDOW + 1, Bytes::from_static(b"x")).await.unwrap_err();
+    assert!(matches!(refused, FsError::WriteRefused(WriteRefused::Gap { .. })), "{refused}");
+    assert!(refused.client_text().contains("leaves a gap"), "{refused}");
+    // Spoiled: even a write in order is refused now, and so is the commit.
+    assert_err!(upload.write_at(4, Bytes::from_static(b"more")).await, FsError::WriteRefused(_));
+    let gap =
+        WriteRefused::Gap { offset: 4 + digest::WINDOW + 1, window: passerelle_config::ByteSize::new(digest::WINDOW) };
+    assert_eq!(upload.failure(), Some(gap.to_string()));
+    assert_err!(upload.commit().await, FsError::WriteRefused(_));
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(Fixture::disk_names(&fx.root().join("inbox")).is_empty(), "no file, no temporary");
+}
+
+#[tokio::test]
+async fn writes_beyond_the_size_bound_are_refused() {
+    let fx = Fixture::new();
+    let small = UploadBounds::new(passerelle_config::ByteSize::new(10), passerelle_config::ByteSize::new(64 << 20));
+    let upload = fx.fs.create_upload(&fx.path("/inbox/ten.bin"), false, &small).await.unwrap();
+    upload.write_at(0, vec![1; 10].into()).await.unwrap();
+    let refused = upload.write_at(10, Bytes::from_static(b"!")).await.unwrap_err();
+    assert_eq!(refused.client_text(), "file too large: uploads are limited to 10 B (uploads.max_file_size)");
+    assert_err!(upload.commit().await, FsError::WriteRefused(WriteRefused::TooLarge(_)));
+    assert!(Fixture::disk_names(&fx.root().join("inbox")).is_empty());
+
+    // Exactly at the bound is fine; far beyond is refused before any gap check.
+    let upload = fx.fs.create_upload(&fx.path("/inbox/ten.bin"), false, &small).await.unwrap();
+    assert_err!(
+        upload.write_at(1 << 36, Bytes::from_static(b"x")).await,
+        FsError::WriteRefused(WriteRefused::TooLarge(_))
+    );
+    let upload = fx.fs.create_upload(&fx.path("/inbox/ten.bin"), false, &small).await.unwrap();
+    upload.write_at(5, vec![2; 5].into()).await.unwrap();
+    upload.write_at(0, vec![1; 5].into()).await.unwrap();
+    assert_eq!(upload.commit().await.unwrap().size, 10);
+}
+
+#[tokio::test]
+async fn after_a_rewrite_writes_may_still_go_one_window_beyond_the_furthest() {
+    let fx = Fixture::new();
+    let upload = fx.fs.create_upload(&fx.path("/inbox/rewritten.bin"), false, &bounds()).await.unwrap();
+    upload.write_at(0, vec![1; 100].into()).await.unwrap();
+    upload.write_at(0, vec![2; 10].into()).await.unwrap();
+    assert!(!upload.is_streaming_digest());
+    upload.write_at(100 + digest::WINDOW, Bytes::from_static(b"z")).await.unwrap();
+    assert_err!(upload.write_at(2 * digest::WINDOW + 102, Bytes::from_static(b"z")).await, FsError::WriteRefused(_));
+}
+
+#[tokio::test]
+async fn directories_are_listed_in_batches() {
+    let fx = Fixture::new();
+    std::fs::create_dir(fx.root().join("inbox/many")).unwrap();
+    for i in 0..(2 * cursor::BATCH + 7) {
+        std::fs::write(fx.root().join(format!("inbox/many/f{i:04}")), b"").unwrap();
+    }
+    std::fs::write(fx.root().join("inbox/many/.passerelle-upload-00"), b"").unwrap();
+    let cursor = fx.fs.open_dir(&fx.path("/inbox/many")).await.unwrap();
+    let mut sizes = Vec::new();
+    let mut names = Vec::new();
+    loop {
+        let batch = cursor.next_batch().await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        sizes.push(batch.len());
+        names.extend(batch.into_iter().map(|(name, _)| name));
+    }
+    assert_eq!(sizes, [cursor::BATCH, cursor::BATCH, 7]);
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 2 * cursor::BATCH + 7, "every file once, no temporary");
+    assert!(cursor.next_batch().await.unwrap().is_empty(), "the end stays the end");
 }

@@ -19,15 +19,18 @@
 //! filesystem cannot keep the seal, the upload is flushed.
 //!
 //! ```text
-//!  write_at ──► pwrite(temp) ──► StreamHasher        (&self; blocking pool beyond the first 32 KiB)
+//!  write_at ──► bounds ──► pwrite(temp) ──► StreamHasher   (&self; blocking pool beyond the first 32 KiB)
 //!  commit   ──► wait for writes ─► digest ─► seal ─► [fsync] ─► rename(temp, target) ─► [fsync(dir)]
 //!              (in place; blocking pool to re-read a file for its digest or to flush)
 //!  drop     ──► unlink(temp)     (unless committed)
 //! ```
+//!
+//! A write that breaks the upload's bounds (`bounds.rs`: its size, a gap
+//! before it) fails the upload the same way.
 
 use std::io;
 use std::os::unix::fs::FileExt as _;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
@@ -35,6 +38,7 @@ use cap_std::fs::Dir;
 use rustix::fs::RenameFlags;
 use tokio::sync::RwLock;
 
+use super::bounds::{UploadBounds, check_gap, check_size};
 use super::digest::StreamHasher;
 use super::error::FsError;
 use super::path::{TenantPath, UPLOAD_TEMP_PREFIX};
@@ -77,6 +81,11 @@ struct Staged {
     temp_name: String,
     file: std::fs::File,
     hasher: Mutex<StreamHasher>,
+    /// The hasher's frontier after the last write, read without its lock by
+    /// the next write's gap check.
+    frontier: AtomicU64,
+    /// `uploads.max_file_size`.
+    max_size: passerelle_config::ByteSize,
     /// Set when the client asked for a flush: the commit then flushes too.
     flush_requested: AtomicBool,
     /// Set once the temporary is gone (renamed by commit, or removed).
@@ -104,13 +113,24 @@ impl Drop for Staged {
 }
 
 impl Staged {
+    /// Refuses a write from `offset` to `end` that breaks the upload's
+    /// bounds: the upload then fails (see [`Staged::fail`]).
+    fn admit(&self, offset: u64, end: u64) -> Result<(), FsError> {
+        self.ensure_intact()?;
+        check_size(end, self.max_size)
+            .and_then(|()| check_gap(offset, self.frontier.load(Ordering::Acquire)))
+            .map_err(|refused| self.fail(refused.into()))
+    }
+
     /// Writes a piece and feeds it to the digest.
     fn write_at(&self, offset: u64, data: Bytes) -> Result<(), FsError> {
         self.ensure_intact()?;
         if let Err(err) = self.file.write_all_at(&data, offset) {
             return Err(self.fail(err.into()));
         }
-        self.hasher.lock().unwrap_or_else(PoisonError::into_inner).feed(offset, data);
+        let mut hasher = self.hasher.lock().unwrap_or_else(PoisonError::into_inner);
+        hasher.feed(offset, data);
+        self.frontier.store(hasher.frontier(), Ordering::Release);
         Ok(())
     }
 
@@ -164,8 +184,14 @@ impl Staged {
     }
 }
 
-/// Creates the temporary for an upload to `name` in `dir`.
-pub(super) fn start(dir: Dir, path: TenantPath, exclusive: bool, durable: bool) -> Result<Upload, FsError> {
+/// Creates the temporary for an upload to `path` in `dir`, held to `bounds`.
+pub(super) fn start(
+    dir: Dir,
+    path: TenantPath,
+    exclusive: bool,
+    durable: bool,
+    bounds: &UploadBounds,
+) -> Result<Upload, FsError> {
     use cap_std::fs::{OpenOptions, OpenOptionsExt as _};
 
     let mut options = OpenOptions::new();
@@ -181,7 +207,9 @@ pub(super) fn start(dir: Dir, path: TenantPath, exclusive: bool, durable: bool) 
                     dir,
                     temp_name,
                     file: file.into_std(),
-                    hasher: Mutex::new(StreamHasher::new()),
+                    hasher: Mutex::new(StreamHasher::new(Arc::clone(&bounds.buffered))),
+                    frontier: AtomicU64::new(0),
+                    max_size: bounds.max_file_size,
                     flush_requested: AtomicBool::new(false),
                     done: AtomicBool::new(false),
                     failed: Mutex::new(None),
@@ -214,15 +242,16 @@ impl Upload {
     }
 
     /// Writes `data` at `offset`. Pieces may arrive in any order and
-    /// concurrently; holes read as zeros, as in any sparse file.
+    /// concurrently, within the upload's bounds (module documentation).
     pub(crate) async fn write_at(&self, offset: u64, data: Bytes) -> Result<(), FsError> {
-        check_offset(offset, data.len())?;
+        let end = check_offset(offset, data.len())?;
         if data.is_empty() {
             return Ok(());
         }
+        self.staged.admit(offset, end)?;
         let guard = Arc::clone(&self.gate).read_owned().await;
         let staged = Arc::clone(&self.staged);
-        let in_place = offset + data.len() as u64 <= SMALL_FILE as u64;
+        let in_place = end <= SMALL_FILE as u64;
         let write = move || {
             staged.write_at(offset, data)?;
             drop(guard);
