@@ -4,8 +4,8 @@ use std::fmt;
 
 /// A number of bytes read from the configuration or the command line.
 ///
-/// `Display` writes it exactly, in the largest binary unit that divides it (`"10 GiB"`, else a plain
-/// number of bytes), so that what `config show` prints reads back as the same size;
+/// `Display` writes it exactly, in the largest binary unit that divides it (`"10 GiB"`, else in
+/// bytes: `"1500 B"`), so that what `config show` prints reads back as the same size;
 /// [`ByteSize::human`] rounds down for people. Zero is a size too: each key says what it means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct ByteSize(u64);
@@ -76,7 +76,7 @@ impl fmt::Display for ByteSize {
                 return write!(f, "{} {unit}", self.0 / factor);
             }
         }
-        write!(f, "{}", self.0)
+        write!(f, "{} B", self.0)
     }
 }
 
@@ -111,7 +111,8 @@ mod tests {
             assert_eq!(ByteSize::parse(&size.to_string()), Ok(size), "{size}");
         }
         assert_eq!(ByteSize::new(10 << 30).to_string(), "10 GiB");
-        assert_eq!(ByteSize::new(1536).to_string(), "1536");
+        assert_eq!(ByteSize::new(1536).to_string(), "1536 B");
+        assert_eq!(ByteSize::new(0).to_string(), "0 B");
     }
 
     #[test]

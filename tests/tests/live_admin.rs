@@ -3,7 +3,7 @@
 //! in with a password), allowlist changes and `tenant remove --purge` end
 //! the sessions they concern within 2 s of the change, over SFTP (paramiko
 //! sees the connection closed) and FTPS (an unasked 421 saying why), with a
-//! `session-ended` row in the audit trail; everyone else's sessions go on.
+//! `session_end` row in the audit trail; everyone else's sessions go on.
 
 use std::path::PathBuf;
 use std::thread::JoinHandle;
@@ -87,10 +87,10 @@ fn assert_untouched(report: &Value, what: &str) {
     assert_eq!(report["results"][1]["ok"], true, "{what}: the session no longer works: {report:#}");
 }
 
-/// The audit trail has the `session-ended` row of `login` with `reason`.
+/// The audit trail has the `session_end` row of `login` with `reason`.
 fn assert_audited(f: &Fixture, protocol: &str, reason: &str) {
-    wait_for_audit(&f.p, &format!("session-ended ({reason})"), |r| {
-        r.action == "session-ended" && r.protocol == protocol && r.detail == reason
+    wait_for_audit(&f.p, &format!("session_end ({reason})"), |r| {
+        r.action == "session_end" && r.protocol == protocol && r.detail == reason
     });
 }
 

@@ -192,7 +192,7 @@ impl Auditor {
             login: Some(grant.login.to_string()),
             ip: Some(grant.peer.ip().to_string()),
             protocol: grant.protocol.as_str().into(),
-            action: "session-ended".into(),
+            action: "session_end".into(),
             outcome: "ended".into(),
             duration_ms: Some(i64::try_from(lasted.as_millis()).unwrap_or(i64::MAX)),
             detail: Some(reason.to_owned()),

@@ -8,7 +8,7 @@
 //!  every 1 s: catalog revision moved past a session's? ─► Catalog::access(login)
 //!             ─► still admitted? yes: note the revision
 //!                                no:  Ending fires (the front-end says why and
-//!                                     closes), `session-ended` audited
+//!                                     closes), `session_end` audited
 //! ```
 //!
 //! The catalog is the channel between the CLI and every node: each change
