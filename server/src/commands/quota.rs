@@ -99,6 +99,9 @@ pub(super) async fn set(admin: &Admin, name: &str, change: QuotaChange) -> Resul
             .as_deref()
             .map(|text| ByteSize::parse(text).map_err(|e| usage(format!("--bytes: {e}"))))
             .transpose()?;
+        if bytes.is_some_and(|size| size.bytes() == 0) {
+            return Err(usage("--bytes: must be at least 1 byte (--clear removes the tenant's own quota)"));
+        }
         if change.files == Some(0) {
             return Err(usage("--files: must be at least 1 (--clear removes the tenant's own quota)"));
         }
