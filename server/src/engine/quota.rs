@@ -7,6 +7,7 @@
 //!  commit    ──► reservation becomes stored ┘  (drop: the reservation is released)
 //!  every 2 s ──► overrides re-read from the catalog (one query for every tenant)
 //!  every 30 s ─► usage re-measured, catching what the import pipeline changed
+//!                (only for tenants with a limit: an unlimited one is never walked)
 //! ```
 //!
 //! A tenant's usage is what its files take (settled, from the last
@@ -81,7 +82,9 @@ impl Quotas {
                     .map_err(|e| FsError::Io(std::io::Error::other(e)))?
                     .map(|t| t.quota);
                 usage.set_limits(quota.unwrap_or_default(), self.defaults);
-                self.measure(&usage).await
+                // Without a limit nothing reads the usage: the walk waits
+                // until a quota is set (see `reread`).
+                if usage.is_limited() { self.measure(&usage).await } else { Ok(()) }
             })
             .await?;
         Ok(usage)
@@ -110,13 +113,27 @@ impl Quotas {
         Ok(())
     }
 
-    /// Re-reads every override; drops the trackers of removed tenants.
+    /// Re-reads every override; drops the trackers of removed tenants, and
+    /// measures at once a tenant that just got its first limit.
     async fn reread(&self) -> Result<(), passerelle_catalog::CatalogError> {
         let overrides: HashMap<String, TenantQuota> = self.catalog.tenant_quotas().await?.into_iter().collect();
-        let mut tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
-        tenants.retain(|name, _| overrides.contains_key(name));
-        for (name, usage) in tenants.iter() {
-            usage.set_limits(overrides.get(name).copied().unwrap_or_default(), self.defaults);
+        let newly_limited: Vec<Arc<TenantUsage>> = {
+            let mut tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
+            tenants.retain(|name, _| overrides.contains_key(name));
+            tenants
+                .iter()
+                .filter(|(name, usage)| {
+                    let was_limited = usage.is_limited();
+                    usage.set_limits(overrides.get(*name).copied().unwrap_or_default(), self.defaults);
+                    !was_limited && usage.is_limited() && usage.measured.initialized()
+                })
+                .map(|(_, usage)| Arc::clone(usage))
+                .collect()
+        };
+        for usage in newly_limited {
+            if let Err(err) = self.measure(&usage).await {
+                warn!(tenant = %usage.tenant, error = %err, "quota: cannot measure the tenant's usage");
+            }
         }
         Ok(())
     }
@@ -125,7 +142,8 @@ impl Quotas {
     async fn measure_all(&self) {
         let tenants: Vec<Arc<TenantUsage>> =
             self.tenants.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
-        for usage in tenants.iter().filter(|u| u.measured.initialized()) {
+        // A tenant without a limit is not walked: nothing reads its usage.
+        for usage in tenants.iter().filter(|u| u.measured.initialized() && u.is_limited()) {
             if let Err(err) = self.measure(usage).await {
                 warn!(tenant = %usage.tenant, error = %err, "quota: cannot measure the tenant's usage");
             }
