@@ -12,17 +12,15 @@
 
 mod datefmt;
 mod raw;
-mod size;
 
 use std::collections::HashSet;
 use std::fmt;
 
 use globset::{GlobBuilder, GlobMatcher};
+use passerelle_config::ByteSize;
 use thiserror::Error;
 
 pub use datefmt::DateFormat;
-
-pub(crate) use size::format as format_size;
 
 /// `max_bytes` when a profile does not set it.
 pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
@@ -316,7 +314,10 @@ fn check_table(table: &str) -> Result<(), String> {
 fn parse_max_bytes(value: Option<&toml::Value>) -> Result<u64, String> {
     match value {
         None => Ok(DEFAULT_MAX_BYTES),
-        Some(toml::Value::String(text)) => size::parse(text),
+        Some(toml::Value::String(text)) => match ByteSize::parse(text)?.bytes() {
+            0 => Err("must be at least 1 byte".to_owned()),
+            bytes => Ok(bytes),
+        },
         Some(toml::Value::Integer(n)) if *n > 0 => Ok(u64::try_from(*n).unwrap_or(u64::MAX)),
         Some(other) => Err(format!("expected a size such as \"1GiB\" or a positive number of bytes, got {other}")),
     }

@@ -377,3 +377,20 @@ fn profiles_parse_through_from_str() {
     assert_eq!(profiles.iter().count(), 1);
     assert_eq!((&profiles).into_iter().next().unwrap().name(), "employees");
 }
+
+#[test]
+fn max_bytes_reads_sizes_as_the_configuration_does() {
+    for (written, bytes) in [("\"500MB\"", 500_000_000), ("\"10 kib\"", 10 << 10), ("4096", 4096)] {
+        let profiles = Profiles::parse(&with(&format!("max_bytes = {written}"), ONE_COLUMN)).unwrap();
+        assert_eq!(profiles.get("p").unwrap().max_bytes(), bytes, "{written}");
+    }
+    for (written, message) in [
+        ("\"0\"", "must be at least 1 byte"),
+        ("\"1.5GiB\"", "expected a size such as \"10 GiB\", \"500 MiB\" or a number of bytes (got \"1.5GiB\")"),
+        ("\"99999999999TiB\"", "size \"99999999999TiB\" is too large"),
+    ] {
+        let error = refused(&with(&format!("max_bytes = {written}"), ONE_COLUMN));
+        assert_eq!(error.location(), "profile \"p\", key max_bytes");
+        assert_eq!(error.message(), message);
+    }
+}

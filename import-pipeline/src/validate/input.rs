@@ -4,9 +4,9 @@
 use std::io::{self, Read};
 
 use aws_lc_rs::digest;
+use passerelle_config::ByteSize;
 
 use super::Fault;
-use crate::profile::format_size;
 
 /// Bytes read from the file at a time.
 const CHUNK_BYTES: usize = 64 << 10;
@@ -117,7 +117,7 @@ impl<R: Read> Input<R> {
         if self.bytes > self.max_bytes {
             return Ok(Err(Fault::whole_file(format!(
                 "the file is larger than max_bytes = {} ({} bytes); nothing beyond it was read",
-                format_size(self.max_bytes),
+                ByteSize::new(self.max_bytes),
                 self.max_bytes
             ))));
         }
