@@ -4,12 +4,13 @@ use passerelle_config::Config;
 
 use crate::cli::ConfigCommand;
 use crate::error::CliError;
+use crate::output::{self, say};
 
 pub(super) fn run(config: &Config, command: &ConfigCommand) -> Result<(), CliError> {
     match command {
         // Loading already refused anything wrong; reaching here means it is valid.
-        ConfigCommand::Check => println!("configuration OK"),
-        ConfigCommand::Show => print!("{}", config.to_redacted_toml()),
+        ConfigCommand::Check => say!("configuration OK"),
+        ConfigCommand::Show => output::lines(&config.to_redacted_toml()),
     }
     Ok(())
 }

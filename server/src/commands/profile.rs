@@ -12,7 +12,7 @@ use super::{existing_tenant, read_input};
 use crate::admin::Admin;
 use crate::cli::ProfileCommand;
 use crate::error::{CliError, usage};
-use crate::output;
+use crate::output::{self, say};
 
 /// The columns of `profile list`.
 const LIST_HEADER: [&str; 10] =
@@ -62,7 +62,7 @@ pub(super) async fn run(admin: &Admin, command: ProfileCommand) -> Result<(), Cl
             let detail = if names.is_empty() { "no profiles".to_owned() } else { names.join(",") };
             admin.audit("profile_set", Some(&tenant), None, Some(detail)).await?;
             if profiles.is_empty() {
-                println!("tenant {tenant}: no import profiles; every file dropped in /inbox is rejected");
+                say!("tenant {tenant}: no import profiles; every file dropped in /inbox is rejected");
                 return Ok(());
             }
             let rows: Vec<Vec<String>> = profiles
@@ -88,7 +88,7 @@ pub(super) async fn run(admin: &Admin, command: ProfileCommand) -> Result<(), Cl
         ProfileCommand::Show { tenant } => {
             let tenant = existing_tenant(admin, &tenant).await?;
             if let Some(text) = admin.catalog.import_profiles(&tenant).await? {
-                print!("{text}");
+                output::lines(&text);
             }
         }
     }
