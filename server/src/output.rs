@@ -3,7 +3,9 @@
 //! Every line of text for people goes through [`table`] or [`say!`], which
 //! show control and format characters escaped (see [`crate::escape`]): a
 //! login name or file name chosen by a client cannot drive the operator's
-//! terminal. JSON is exact: serde escapes control characters itself.
+//! terminal. JSON is exact: serde escapes control characters itself. The
+//! TOML documents that `profile show` and `config show` print stay
+//! verbatim: TOML allows no C0 control character (but tab) nor DEL in them.
 
 use std::fmt;
 
@@ -24,13 +26,6 @@ pub(crate) use say;
 /// Prints `text` as one line, escaped; see [`say!`].
 pub(crate) fn line(text: fmt::Arguments<'_>) {
     println!("{}", Escaped(&text.to_string()));
-}
-
-/// Prints each line of `text` (a document such as a TOML file), escaped.
-pub(crate) fn lines(text: &str) {
-    for each in text.lines() {
-        line(format_args!("{each}"));
-    }
 }
 
 /// Prints `value` as pretty JSON on standard output.

@@ -4,13 +4,14 @@ use passerelle_config::Config;
 
 use crate::cli::ConfigCommand;
 use crate::error::CliError;
-use crate::output::{self, say};
+use crate::output::say;
 
 pub(super) fn run(config: &Config, command: &ConfigCommand) -> Result<(), CliError> {
     match command {
         // Loading already refused anything wrong; reaching here means it is valid.
         ConfigCommand::Check => say!("configuration OK"),
-        ConfigCommand::Show => output::lines(&config.to_redacted_toml()),
+        // Serialised TOML: verbatim, it has no C0 control character but tab.
+        ConfigCommand::Show => print!("{}", config.to_redacted_toml()),
     }
     Ok(())
 }

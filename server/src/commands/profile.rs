@@ -87,8 +87,10 @@ pub(super) async fn run(admin: &Admin, command: ProfileCommand) -> Result<(), Cl
         }
         ProfileCommand::Show { tenant } => {
             let tenant = existing_tenant(admin, &tenant).await?;
+            // Verbatim, as the administrator wrote it (and TOML, which it was
+            // parsed as, allows no C0 control character but tab in it).
             if let Some(text) = admin.catalog.import_profiles(&tenant).await? {
-                output::lines(&text);
+                print!("{text}");
             }
         }
     }
@@ -114,7 +116,8 @@ fn row(profile: &ListedProfile<'_>) -> Vec<String> {
         profile.mode.clone(),
         if profile.key.is_empty() { "-".to_owned() } else { profile.key.join(",") },
         profile.columns.to_string(),
-        profile.delimiter.escape_default().to_string(),
+        // A tab shows as `\t`: the table escapes it.
+        profile.delimiter.clone(),
         profile.encoding.to_owned(),
         if profile.header { "yes" } else { "no" }.to_owned(),
         profile.max_bytes.to_string(),
