@@ -75,6 +75,10 @@ pub struct FtpsConfig {
     pub tls_versions: Vec<TlsVersion>,
     /// Whether data connections must resume the TLS session of their control connection.
     pub require_session_reuse: bool,
+    /// Passive data ports one user may hold at once over all its sessions, at least 1.
+    pub max_passive_ports_per_user: u32,
+    /// How long a passive data port waits for the transfer that uses it before it is closed; over zero.
+    pub passive_idle_timeout: Duration,
 }
 
 /// A TLS protocol version that passerelle is willing to speak.

@@ -90,6 +90,8 @@ pub(crate) struct RawFtps {
     pub(crate) key: Option<PathBuf>,
     pub(crate) tls_versions: Vec<String>,
     pub(crate) require_session_reuse: bool,
+    pub(crate) max_passive_ports_per_user: u32,
+    pub(crate) passive_idle_timeout: String,
 }
 
 #[derive(Deserialize)]

@@ -286,6 +286,27 @@ pub(crate) const KEYS: &[KeyDef] = &[
         effective: |c| Some(Value::Boolean(c.ftps.require_session_reuse)),
     },
     KeyDef {
+        section: "ftps",
+        name: "max_passive_ports_per_user",
+        kind: Kind::Integer,
+        default: Default::Value("4"),
+        secret: false,
+        doc: "Passive data ports (PASV, EPSV) one user may hold at once over all its sessions on this node, at \
+              least 1; a session holds one at a time. Beyond it PASV and EPSV get 425 \"too many passive data \
+              ports held by this user (limit N)\"; see ftps.passive_idle_timeout.",
+        effective: |c| integer(c.ftps.max_passive_ports_per_user),
+    },
+    KeyDef {
+        section: "ftps",
+        name: "passive_idle_timeout",
+        kind: Kind::Duration,
+        default: Default::Value(r#""30s""#),
+        secret: false,
+        doc: "A passive data port that no transfer command used for this long is closed and given back to \
+              the pool (the client's next PASV or EPSV opens another); over zero.",
+        effective: |c| string(duration::format(c.ftps.passive_idle_timeout)),
+    },
+    KeyDef {
         section: "catalog",
         name: "url",
         kind: Kind::Url,

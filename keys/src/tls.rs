@@ -68,6 +68,14 @@ impl TlsIdentity {
                 return Err(KeyError::TlsPairIncomplete { present: key.to_path_buf(), missing: cert.to_path_buf() });
             }
         }
+        Self::load(cert, key)
+    }
+
+    /// Loads an existing certificate and key with every check of
+    /// [`TlsIdentity::load_or_generate`] (a private, regular key file; an
+    /// unencrypted ECDSA or RSA >= 2048 key matching the leaf certificate),
+    /// never generating anything: what a reload of the files runs.
+    pub fn load(cert: &Path, key: &Path) -> Result<Self, KeyError> {
         load(cert, key)
     }
 

@@ -13,6 +13,7 @@ mod commands;
 mod data_dir;
 mod engine;
 mod error;
+mod escape;
 mod ftps;
 mod logging;
 mod output;
@@ -36,7 +37,7 @@ fn main() -> ExitCode {
     match runtime.block_on(commands::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("passerelle: {err}");
+            eprintln!("passerelle: {}", escape::Escaped(&err.to_string()));
             ExitCode::from(err.exit_code())
         }
     }

@@ -1,8 +1,32 @@
 //! Printing results: aligned text for people, JSON for scripts.
+//!
+//! Every line of text for people goes through [`table`] or [`say!`], which
+//! show control and format characters escaped (see [`crate::escape`]): a
+//! login name or file name chosen by a client cannot drive the operator's
+//! terminal. JSON is exact: serde escapes control characters itself. The
+//! TOML documents that `profile show` and `config show` print stay
+//! verbatim: TOML allows no C0 control character (but tab) nor DEL in them.
+
+use std::fmt;
 
 use serde::Serialize;
 
 use crate::error::CliError;
+use crate::escape::{Escaped, escape};
+
+/// Prints one line for people, its control and format characters escaped;
+/// `say!("user {login} created")` as `println!` takes its arguments.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::output::line(format_args!($($arg)*))
+    };
+}
+pub(crate) use say;
+
+/// Prints `text` as one line, escaped; see [`say!`].
+pub(crate) fn line(text: fmt::Arguments<'_>) {
+    println!("{}", Escaped(&text.to_string()));
+}
 
 /// Prints `value` as pretty JSON on standard output.
 pub(crate) fn json(value: &impl Serialize) -> Result<(), CliError> {
@@ -11,8 +35,10 @@ pub(crate) fn json(value: &impl Serialize) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Prints rows as columns aligned under `header`.
+/// Prints rows as columns aligned under `header`, each cell escaped.
 pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) {
+    let rows: Vec<Vec<String>> = rows.iter().map(|row| row.iter().map(|cell| escape(cell)).collect()).collect();
+    let rows = rows.as_slice();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {

@@ -17,6 +17,7 @@ use crate::engine::fs::TenantFs;
 use crate::error::CliError;
 use crate::ftps::FtpsServer;
 use crate::logging;
+use crate::output::say;
 use crate::pipeline;
 use crate::sftp::SftpServer;
 
@@ -103,7 +104,7 @@ async fn create_demo(admin: &Admin) -> Result<(), CliError> {
     admin.catalog.set_import_profiles(&tenant, DEMO_PROFILE).await?;
     let employees = admin.data_dir.tenant_root(&tenant).join("inbox").join("employees");
     std::fs::create_dir_all(&employees).with_context(|| format!("cannot create {}", employees.display()))?;
-    println!("demo tenant created: login {DEMO}, password {password} (shown once)");
-    println!("demo import profile: drop CSV files in /inbox/employees/; receipts appear in /outbox/employees/");
+    say!("demo tenant created: login {DEMO}, password {password} (shown once)");
+    say!("demo import profile: drop CSV files in /inbox/employees/; receipts appear in /outbox/employees/");
     Ok(())
 }

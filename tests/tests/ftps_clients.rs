@@ -5,6 +5,7 @@
 //! event of every committed upload; REST for downloads; APPE and REST before
 //! STOR refused, since uploads are atomic.
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -217,14 +218,7 @@ fn sighup_reloads_the_certificate_and_keeps_the_old_one_if_the_new_is_broken() {
     let (cert, key) = (f.p.layout().tls_cert(), f.p.layout().tls_key());
     let first = served_fingerprint(f.ftps_ports().implicit);
     assert_eq!(first, file_fingerprint(&cert));
-    let mut req = bounded("openssl", 30);
-    req.args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2"])
-        .args(["-subj", "/CN=renewed", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert);
-    let out = run_command(&mut req, b"");
-    assert!(out.success(), "openssl req: {}", out.stderr);
+    renew_pair(&cert, &key, "renewed");
     f.server.signal(rustix::process::Signal::HUP);
     f.server.wait_for_line("certificate reloaded", Duration::from_secs(10));
     let renewed = served_fingerprint(f.ftps_ports().implicit);
@@ -244,6 +238,37 @@ fn sighup_reloads_the_certificate_and_keeps_the_old_one_if_the_new_is_broken() {
     assert_eq!(served_fingerprint(f.ftps_ports().implicit), renewed);
     let out = f.ftps("alice").curl(&["-k", "--list-only", "{implicit}/inbox/"]);
     assert!(out.success(), "still serving: {}", out.stderr);
+}
+
+/// A new self-signed pair for 127.0.0.1 written over `cert` and `key`.
+fn renew_pair(cert: &Path, key: &Path, name: &str) {
+    let mut req = bounded("openssl", 30);
+    req.args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2"])
+        .args(["-subj", &format!("/CN={name}"), "-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(key)
+        .arg("-out")
+        .arg(cert);
+    let out = run_command(&mut req, b"");
+    assert!(out.success(), "openssl req: {}", out.stderr);
+}
+
+#[test]
+fn sighup_checks_the_key_file_as_at_start() {
+    let mut f = start();
+    let (cert, key) = (f.p.layout().tls_cert(), f.p.layout().tls_key());
+    let first = served_fingerprint(f.ftps_ports().implicit);
+    // A renewed pair whose key file others can read: refused, and said why.
+    renew_pair(&cert, &key, "renewed");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod 644");
+    f.server.signal(rustix::process::Signal::HUP);
+    let refused = f.server.wait_for_line("certificate not reloaded", Duration::from_secs(10));
+    assert!(refused.contains("0644") && refused.contains("chmod 600"), "{refused}");
+    assert_eq!(served_fingerprint(f.ftps_ports().implicit), first, "the old certificate must stay in use");
+    // Permissions fixed: the next SIGHUP serves the new pair.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+    f.server.signal(rustix::process::Signal::HUP);
+    f.server.wait_for_line("certificate reloaded", Duration::from_secs(10));
+    assert_eq!(served_fingerprint(f.ftps_ports().implicit), file_fingerprint(&cert));
 }
 
 #[test]

@@ -361,3 +361,45 @@ fn login_grace_time_and_max_auth_tries_end_the_connection_and_failures_are_audit
     let row = wait_for_audit(&f.p, "failed ftps login", |r| r.action == "login" && r.outcome == "failed");
     assert!(row.detail.contains("wrong_password"), "{row:?}");
 }
+
+#[test]
+fn passive_ports_are_capped_per_user_and_released_when_unused() {
+    let f = Setup::new()
+        .user("acme", "alice", PASSWORD)
+        .user("globex", "bob", PASSWORD)
+        .ftps()
+        .envs(&[("PASSERELLE_FTPS_MAX_PASSIVE_PORTS_PER_USER", "2"), ("PASSERELLE_FTPS_PASSIVE_IDLE_TIMEOUT", "3s")])
+        .serve();
+    let epsv = |login: &str| {
+        let report = f.ftps(login).script(json!({"ops": [{"op": "raw", "line": "EPSV"}]}));
+        report["results"][0].clone()
+    };
+    // Two sessions of alice take a port each and sit on it, never connecting.
+    let ready: Vec<_> = (0..2).map(|i| f.work("holders").join(format!("ready-{i}"))).collect();
+    let holders: Vec<_> = ready
+        .iter()
+        .map(|file| {
+            let alice = f.ftps("alice");
+            let plan = json!({"ops": [
+                {"op": "raw", "line": "EPSV"},
+                {"op": "wait_reply", "ready_file": file, "timeout": 6},
+            ]});
+            std::thread::spawn(move || alice.script(plan))
+        })
+        .collect();
+    let all_ready = wait_for(Duration::from_secs(20), || ready.iter().all(|r| r.exists()).then_some(()));
+    assert!(all_ready.is_some(), "the holding sessions did not log in");
+    // A third session of alice is refused a port, with the limit named; bob is not held up.
+    let refused = epsv("alice");
+    assert_eq!(refused["code"], 425, "{refused}");
+    let text = refused["reply"].as_str().unwrap_or_default();
+    assert!(text.contains("too many passive data ports") && text.contains("limit 2"), "{refused}");
+    assert_eq!(epsv("bob")["code"], 229, "another user still gets a port");
+    // Unused for passive_idle_timeout, the holders' ports go back: alice gets one again.
+    let freed = wait_for(Duration::from_secs(10), || (epsv("alice")["code"] == 229).then_some(()));
+    assert!(freed.is_some(), "alice's idle ports were never released");
+    for holder in holders {
+        let report = holder.join().expect("holder thread");
+        assert_eq!(report["results"][0]["code"], 229, "{report}");
+    }
+}

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use crate::admin::Admin;
 use crate::cli::BanCommand;
 use crate::error::{CliError, usage};
-use crate::output;
+use crate::output::{self, say};
 
 pub(super) async fn run(admin: &Admin, command: BanCommand) -> Result<(), CliError> {
     match command {
@@ -34,7 +34,7 @@ pub(super) async fn run(admin: &Admin, command: BanCommand) -> Result<(), CliErr
             let ip = parsed.to_canonical().to_string();
             admin.catalog.remove_ban(&ip).await?;
             admin.audit("ban_remove", None, None, Some(ip.clone())).await?;
-            println!("ban of {ip} removed");
+            say!("ban of {ip} removed");
         }
     }
     Ok(())

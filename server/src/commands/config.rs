@@ -4,11 +4,13 @@ use passerelle_config::Config;
 
 use crate::cli::ConfigCommand;
 use crate::error::CliError;
+use crate::output::say;
 
 pub(super) fn run(config: &Config, command: &ConfigCommand) -> Result<(), CliError> {
     match command {
         // Loading already refused anything wrong; reaching here means it is valid.
-        ConfigCommand::Check => println!("configuration OK"),
+        ConfigCommand::Check => say!("configuration OK"),
+        // Serialised TOML: verbatim, it has no C0 control character but tab.
         ConfigCommand::Show => print!("{}", config.to_redacted_toml()),
     }
     Ok(())

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::cli::HostkeyCommand;
 use crate::data_dir::DataDir;
 use crate::error::CliError;
-use crate::output;
+use crate::output::{self, say};
 
 /// One key as `--json` shows it; `line` is what `ssh-keygen -lf` prints.
 #[derive(Serialize)]
@@ -45,7 +45,7 @@ pub(super) fn run(config: &Config, command: &HostkeyCommand) -> Result<(), CliEr
         return output::json(&all);
     }
     for f in &all {
-        println!("{}: {}", f.kind, f.line);
+        say!("{}: {}", f.kind, f.line);
     }
     Ok(())
 }

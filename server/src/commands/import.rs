@@ -9,7 +9,7 @@ use super::existing_tenant;
 use crate::admin::Admin;
 use crate::cli::{ImportCommand, ImportListArgs};
 use crate::error::{CliError, usage};
-use crate::output;
+use crate::output::{self, say};
 
 /// How much of a job's error `import list` shows; `import show` shows it all.
 const LISTED_ERROR_CHARS: usize = 60;
@@ -86,7 +86,7 @@ pub(super) async fn run(admin: &Admin, command: ImportCommand) -> Result<(), Cli
                 JobStatus::Rejected => "runs again from the archived original with the current profiles",
                 _ => "is tried again now",
             };
-            println!("job {id} ({} of tenant {tenant}) {what}", job.path);
+            say!("job {id} ({} of tenant {tenant}) {what}", job.path);
         }
     }
     Ok(())
@@ -140,22 +140,28 @@ fn row(job: &ImportJob) -> Vec<String> {
 fn show(job: &ImportJob) {
     let number = |n: Option<i64>| n.map_or_else(|| "-".into(), |n| n.to_string());
     let time = |t: Option<i64>| t.map_or_else(|| "-".into(), output::timestamp);
-    println!("job:       {}", job.id);
-    println!("tenant:    {}", job.tenant);
-    println!("path:      {}", job.path);
-    println!("status:    {}", job.status);
+    say!("job:       {}", job.id);
+    say!("tenant:    {}", job.tenant);
+    say!("path:      {}", job.path);
+    say!("status:    {}", job.status);
     if job.status == JobStatus::WaitingRetry {
-        println!("next try:  {}", time(job.next_try_at));
+        say!("next try:  {}", time(job.next_try_at));
     }
-    println!("profile:   {}", dash(job.profile.as_deref()));
-    println!("sha256:    {}", dash(job.sha256.as_deref()));
-    println!("bytes:     {}", number(job.bytes));
-    println!("rows:      {}", number(job.rows_loaded));
-    println!("attempts:  {}", job.attempts);
-    println!("received:  {}", output::timestamp(job.received_at));
-    println!("updated:   {}", output::timestamp(job.updated_at));
-    println!("finished:  {}", time(job.finished_at));
-    println!("error:     {}", dash(job.error.as_deref()).replace('\n', "\n           "));
+    say!("profile:   {}", dash(job.profile.as_deref()));
+    say!("sha256:    {}", dash(job.sha256.as_deref()));
+    say!("bytes:     {}", number(job.bytes));
+    say!("rows:      {}", number(job.rows_loaded));
+    say!("attempts:  {}", job.attempts);
+    say!("received:  {}", output::timestamp(job.received_at));
+    say!("updated:   {}", output::timestamp(job.updated_at));
+    say!("finished:  {}", time(job.finished_at));
+    // A multi-line error shows as lines under its first, each escaped.
+    let error = dash(job.error.as_deref());
+    let mut error_lines = error.lines();
+    say!("error:     {}", error_lines.next().unwrap_or_default());
+    for more in error_lines {
+        say!("           {more}");
+    }
 }
 
 fn dash(value: Option<&str>) -> String {

@@ -9,7 +9,7 @@ use super::user::tenant_of;
 use crate::admin::Admin;
 use crate::cli::KeyCommand;
 use crate::error::{CliError, usage};
-use crate::output;
+use crate::output::{self, say};
 
 #[derive(Serialize)]
 struct ListedKey {
@@ -34,7 +34,7 @@ pub(super) async fn run(admin: &Admin, command: KeyCommand) -> Result<(), CliErr
             for key in &keys {
                 admin.catalog.add_key(&login, &key.fingerprint(), &key.to_openssh()).await?;
                 admin.audit("key_add", Some(&tenant), Some(&login), Some(key.fingerprint())).await?;
-                println!("{}", key.ssh_keygen_line());
+                say!("{}", key.ssh_keygen_line());
             }
         }
         KeyCommand::List { login, json } => {
@@ -61,7 +61,7 @@ pub(super) async fn run(admin: &Admin, command: KeyCommand) -> Result<(), CliErr
                 return output::json(&rows);
             }
             for (parsed, _) in &listed {
-                println!("{}", parsed.ssh_keygen_line());
+                say!("{}", parsed.ssh_keygen_line());
             }
         }
         KeyCommand::Remove { login, fingerprint } => {
@@ -69,7 +69,7 @@ pub(super) async fn run(admin: &Admin, command: KeyCommand) -> Result<(), CliErr
             let tenant = tenant_of(admin, &login).await?;
             admin.catalog.remove_key(&login, &fingerprint).await?;
             admin.audit("key_remove", Some(&tenant), Some(&login), Some(fingerprint.clone())).await?;
-            println!("key {fingerprint} removed from {login}");
+            say!("key {fingerprint} removed from {login}");
         }
     }
     Ok(())

@@ -12,7 +12,7 @@ use super::{existing_tenant, read_input};
 use crate::admin::Admin;
 use crate::cli::ProfileCommand;
 use crate::error::{CliError, usage};
-use crate::output;
+use crate::output::{self, say};
 
 /// The columns of `profile list`.
 const LIST_HEADER: [&str; 10] =
@@ -62,7 +62,7 @@ pub(super) async fn run(admin: &Admin, command: ProfileCommand) -> Result<(), Cl
             let detail = if names.is_empty() { "no profiles".to_owned() } else { names.join(",") };
             admin.audit("profile_set", Some(&tenant), None, Some(detail)).await?;
             if profiles.is_empty() {
-                println!("tenant {tenant}: no import profiles; every file dropped in /inbox is rejected");
+                say!("tenant {tenant}: no import profiles; every file dropped in /inbox is rejected");
                 return Ok(());
             }
             let rows: Vec<Vec<String>> = profiles
@@ -87,6 +87,8 @@ pub(super) async fn run(admin: &Admin, command: ProfileCommand) -> Result<(), Cl
         }
         ProfileCommand::Show { tenant } => {
             let tenant = existing_tenant(admin, &tenant).await?;
+            // Verbatim, as the administrator wrote it (and TOML, which it was
+            // parsed as, allows no C0 control character but tab in it).
             if let Some(text) = admin.catalog.import_profiles(&tenant).await? {
                 print!("{text}");
             }
@@ -114,7 +116,8 @@ fn row(profile: &ListedProfile<'_>) -> Vec<String> {
         profile.mode.clone(),
         if profile.key.is_empty() { "-".to_owned() } else { profile.key.join(",") },
         profile.columns.to_string(),
-        profile.delimiter.escape_default().to_string(),
+        // A tab shows as `\t`: the table escapes it.
+        profile.delimiter.clone(),
         profile.encoding.to_owned(),
         if profile.header { "yes" } else { "no" }.to_owned(),
         profile.max_bytes.to_string(),

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::admin::Admin;
 use crate::cli::QuotaChange;
 use crate::error::{CliError, usage};
+use crate::output::say;
 use crate::usage::{Usage, tenant_usage};
 
 /// Where a limit comes from.
@@ -114,7 +115,7 @@ pub(super) async fn set(admin: &Admin, name: &str, change: QuotaChange) -> Resul
     admin.audit("tenant_quota", Some(&name), None, Some(detail)).await?;
     let tenant = admin.catalog.tenant(&name).await?.ok_or_else(|| usage(format!("tenant {name} not found")))?;
     let limits = Limits::of(tenant.quota, admin.config.quotas);
-    println!(
+    say!(
         "tenant {name}: quota bytes {}, files {}",
         limits.bytes.label(ByteSize::human),
         limits.files.label(|n| n.to_string())

@@ -8,7 +8,7 @@ use super::{parse_networks, quota};
 use crate::admin::Admin;
 use crate::cli::TenantCommand;
 use crate::error::{CliError, usage};
-use crate::output;
+use crate::output::{self, say};
 
 pub(super) async fn run(admin: &Admin, command: TenantCommand) -> Result<(), CliError> {
     match command {
@@ -16,7 +16,7 @@ pub(super) async fn run(admin: &Admin, command: TenantCommand) -> Result<(), Cli
             let name = TenantName::parse(&name)?;
             let allowed = parse_networks("--allow-ip", &allow_ip)?;
             admin.add_tenant(&name, &allowed).await?;
-            println!("tenant {name} created");
+            say!("tenant {name} created");
         }
         TenantCommand::AllowIp { name, change } => {
             let name = TenantName::parse(&name)?;
@@ -28,7 +28,7 @@ pub(super) async fn run(admin: &Admin, command: TenantCommand) -> Result<(), Cli
                 allowed.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
             };
             admin.audit("tenant_allow_ip", Some(&name), None, Some(shown.clone())).await?;
-            println!("tenant {name}: allowed ips {shown}");
+            say!("tenant {name}: allowed ips {shown}");
         }
         TenantCommand::Quota { name, change } => quota::set(admin, &name, change).await?,
         TenantCommand::List(flag) => {
@@ -45,16 +45,16 @@ pub(super) async fn run(admin: &Admin, command: TenantCommand) -> Result<(), Cli
             if json.json {
                 return quota::show_json(admin, &name, &tenant);
             }
-            println!("tenant:      {}", tenant.name);
-            println!("created:     {}", output::timestamp(tenant.created_at));
-            println!("database:    {} {}", tenant.database_backend, tenant.database_name);
+            say!("tenant:      {}", tenant.name);
+            say!("created:     {}", output::timestamp(tenant.created_at));
+            say!("database:    {} {}", tenant.database_backend, tenant.database_name);
             if let Some(role) = &tenant.database_role {
-                println!("db account:  {role}");
+                say!("db account:  {role}");
             }
-            println!("allowed ips: {}", allowed_ips(&tenant));
-            println!("users:       {}", admin.catalog.users(Some(&name)).await?.len());
+            say!("allowed ips: {}", allowed_ips(&tenant));
+            say!("users:       {}", admin.catalog.users(Some(&name)).await?.len());
             for line in quota::show_lines(admin, &name, &tenant)? {
-                println!("{line}");
+                say!("{line}");
             }
         }
         TenantCommand::Remove { name, purge, yes } => {
@@ -68,7 +68,7 @@ pub(super) async fn run(admin: &Admin, command: TenantCommand) -> Result<(), Cli
                 confirm(&name)?;
             }
             admin.remove_tenant(&name).await?;
-            println!("tenant {name} removed");
+            say!("tenant {name} removed");
         }
     }
     Ok(())

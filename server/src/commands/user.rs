@@ -6,7 +6,7 @@ use super::{parse_networks, password_from_stdin, read_keys};
 use crate::admin::Admin;
 use crate::cli::UserCommand;
 use crate::error::{CliError, usage};
-use crate::output;
+use crate::output::{self, say};
 
 pub(super) async fn run(admin: &Admin, command: UserCommand) -> Result<(), CliError> {
     match command {
@@ -21,7 +21,7 @@ pub(super) async fn run(admin: &Admin, command: UserCommand) -> Result<(), CliEr
             }
             let password = if password_stdin { Some(password_from_stdin()?) } else { None };
             admin.add_user(&tenant, &login, password.as_deref(), &parsed, &allowed).await?;
-            println!("user {login} created in tenant {tenant}");
+            say!("user {login} created in tenant {tenant}");
         }
         UserCommand::AllowIp { login, change } => {
             let login = Login::parse(&login)?;
@@ -34,7 +34,7 @@ pub(super) async fn run(admin: &Admin, command: UserCommand) -> Result<(), CliEr
                 allowed.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
             };
             admin.audit("user_allow_ip", Some(&tenant), Some(&login), Some(shown.clone())).await?;
-            println!("user {login}: allowed ips {shown}");
+            say!("user {login}: allowed ips {shown}");
         }
         UserCommand::List { tenant, json } => {
             let tenant = tenant.as_deref().map(TenantName::parse).transpose()?;
@@ -72,7 +72,7 @@ pub(super) async fn run(admin: &Admin, command: UserCommand) -> Result<(), CliEr
             let tenant = tenant_of(admin, &login).await?;
             admin.catalog.remove_user(&login).await?;
             admin.audit("user_remove", Some(&tenant), Some(&login), None).await?;
-            println!("user {login} removed");
+            say!("user {login} removed");
         }
         UserCommand::Passwd { login, password_stdin: _ } => {
             let login = Login::parse(&login)?;
@@ -80,7 +80,7 @@ pub(super) async fn run(admin: &Admin, command: UserCommand) -> Result<(), CliEr
             let hash = admin.checked_hash(&password_from_stdin()?, &tenant, &login)?;
             admin.catalog.set_password_hash(&login, &hash).await?;
             admin.audit("user_passwd", Some(&tenant), Some(&login), None).await?;
-            println!("password of {login} changed");
+            say!("password of {login} changed");
         }
         UserCommand::Lock { login } => set_lock(admin, &login, true).await?,
         UserCommand::Unlock { login } => set_lock(admin, &login, false).await?,
@@ -94,7 +94,7 @@ async fn set_lock(admin: &Admin, login: &str, locked: bool) -> Result<(), CliErr
     admin.catalog.set_admin_lock(&login, locked).await?;
     let action = if locked { "user_lock" } else { "user_unlock" };
     admin.audit(action, Some(&tenant), Some(&login), None).await?;
-    println!("user {login} {}", if locked { "locked" } else { "unlocked" });
+    say!("user {login} {}", if locked { "locked" } else { "unlocked" });
     Ok(())
 }
 

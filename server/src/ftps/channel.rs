@@ -5,6 +5,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
@@ -13,6 +14,7 @@ use tokio::time::Instant;
 use tokio_rustls::server::TlsStream;
 
 use super::line::{Command, Line, LineReader};
+use super::passive::PortLeases;
 use super::reply::Reply;
 use super::tls::SessionTls;
 use crate::engine::{ClientStream, Engine, Tripwire};
@@ -28,6 +30,8 @@ pub(super) struct Context {
     pub(super) peer: SocketAddr,
     /// The address the client reached us at: passive ports open there.
     pub(super) local_ip: IpAddr,
+    /// The passive ports each user holds, shared by every connection.
+    pub(super) ports: Arc<PortLeases>,
     /// This connection's TLS (and its private session cache).
     pub(super) tls: SessionTls,
     /// Set when the client broke the protocol.

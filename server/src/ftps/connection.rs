@@ -1,20 +1,23 @@
 //! One control connection from admission to its end: the states of
 //! `prelogin` then `postlogin`, in that order, over one command channel.
 
+use std::sync::Arc;
+
 use tokio::time::Instant;
 use tracing::debug;
 
 use super::channel::Context;
+use super::passive::PortLeases;
 use super::postlogin::FtpSession;
 use super::prelogin::{self, Mode};
 use super::tls::TlsPolicy;
 use crate::engine::{Accepted, ClientStream, ConnectionPermit, Engine, Incoming, Offence};
 
 /// Serves one admitted control connection.
-pub(super) async fn serve(incoming: Incoming, engine: Engine, policy: TlsPolicy, mode: Mode) {
+pub(super) async fn serve(incoming: Incoming, engine: Engine, policy: TlsPolicy, ports: Arc<PortLeases>, mode: Mode) {
     let Incoming { accepted: Accepted { stream, peer, permit, tripwire }, local, stop, alive } = incoming;
     let local_ip = local.ip().to_canonical();
-    let ctx = Context { engine, peer, local_ip, tls: policy.session(), tripwire, stop };
+    let ctx = Context { engine, peer, local_ip, ports, tls: policy.session(), tripwire, stop };
     run(ctx, stream, mode, permit).await;
     drop(alive);
 }

@@ -67,6 +67,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use passive::PortLeases;
 use prelogin::Mode;
 use tls::{CertStore, TlsPolicy};
 
@@ -84,14 +85,15 @@ impl FtpsServer {
         let config = &engine.config().ftps;
         let certs = Arc::new(CertStore::load(&config.cert, &config.key).context("FTPS certificate")?);
         let policy = TlsPolicy::new(config, Arc::clone(&certs)).context("FTPS TLS policy")?;
+        let ports = Arc::new(PortLeases::default());
         let mut listeners = Listeners::new(engine.clone(), Protocol::Ftps);
         let listens = config.explicit_listen.iter().map(|a| (*a, Mode::Explicit));
         for (addr, mode) in listens.chain(config.implicit_listen.iter().map(|a| (*a, Mode::Implicit))) {
             let name = if mode == Mode::Explicit { "explicit" } else { "implicit" };
-            let (engine, policy) = (engine.clone(), policy.clone());
+            let (engine, policy, ports) = (engine.clone(), policy.clone(), Arc::clone(&ports));
             listeners
                 .listen(addr, Some(name), move |incoming| {
-                    connection::serve(incoming, engine.clone(), policy.clone(), mode)
+                    connection::serve(incoming, engine.clone(), policy.clone(), Arc::clone(&ports), mode)
                 })
                 .await?;
         }

@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::channel::{Context, Control, Input, Next};
 use super::common::{self, Protection};
@@ -71,16 +72,26 @@ impl<'a> FtpSession<'a> {
     /// or an administrator's change that ends the session.
     pub(super) async fn run(mut self, control: &mut Control) {
         let idle = self.ctx.engine.config().limits.idle_timeout;
+        let port_idle = self.ctx.engine.config().ftps.passive_idle_timeout;
         let mut stop = self.ctx.stop.clone();
         let mut ending = self.session.ending();
         let mut pending = None;
+        let mut idle_deadline = Instant::now() + idle;
         loop {
             let line = match pending.take() {
                 Some(bytes) => Line::Command(bytes),
-                None => match next_line(control, &mut stop, &mut ending, idle).await {
-                    Some(line) => line,
-                    None => return,
-                },
+                None => {
+                    let port_deadline = self.passive.as_ref().map(|port| port.opened() + port_idle);
+                    match next_line(control, &mut stop, &mut ending, idle_deadline, port_deadline).await {
+                        Waited::Line(line) => line,
+                        // Unused: back to the pool, for this user and others.
+                        Waited::PortIdle => {
+                            self.passive = None;
+                            continue;
+                        }
+                        Waited::End => return,
+                    }
+                }
             };
             // Malformed lines are answered but, once logged in, not abuse.
             let next = match Input::parse(line) {
@@ -93,6 +104,7 @@ impl<'a> FtpSession<'a> {
                 Next::Pending(bytes) => pending = Some(bytes),
                 Next::Close => return,
             }
+            idle_deadline = Instant::now() + idle;
         }
     }
 
@@ -284,7 +296,12 @@ impl<'a> FtpSession<'a> {
         if !epsv && pasv_address(ip, 0).is_none() {
             return Reply::new(425, "PASV needs IPv4; use EPSV");
         }
-        let port = match PassivePort::open(ip, &self.ctx.engine.config().ftps.passive_ports).await {
+        let ftps = &self.ctx.engine.config().ftps;
+        let limit = ftps.max_passive_ports_per_user;
+        let Some(lease) = self.ctx.ports.take(self.session.login().as_str(), limit) else {
+            return Reply::new(425, format!("too many passive data ports held by this user (limit {limit})"));
+        };
+        let port = match PassivePort::open(ip, &ftps.passive_ports, lease).await {
             Ok(port) => port,
             Err(e) => {
                 tracing::warn!(error = %e, "ftps: no passive port");
@@ -354,32 +371,52 @@ impl<'a> FtpSession<'a> {
     }
 }
 
-/// The next line within the idle timeout; `None` once the connection ends
-/// (with a 421 at the idle timeout, at shutdown, and when an
-/// administrator's change ends the session).
+/// What waiting for the next command gave.
+enum Waited {
+    /// A line to serve.
+    Line(Line),
+    /// The passive port waited `ftps.passive_idle_timeout` for a transfer in vain.
+    PortIdle,
+    /// The session is over (its last reply, if any, sent).
+    End,
+}
+
+/// The next command line, unless the session ends first (idle past
+/// `idle_deadline`, shutdown, an administrator's change) or the passive
+/// port reaches `port_deadline`.
 async fn next_line(
     control: &mut Control,
     stop: &mut watch::Receiver<bool>,
     ending: &mut Ending,
-    idle: Duration,
-) -> Option<Line> {
+    idle_deadline: Instant,
+    port_deadline: Option<Instant>,
+) -> Waited {
+    let port_idle = async move {
+        match port_deadline {
+            Some(deadline) => tokio::time::sleep_until(deadline).await,
+            None => std::future::pending().await,
+        }
+    };
+    // `control.next()` keeps what it read when dropped: a line cut by the
+    // port's deadline is read whole by the next call.
     let next = tokio::select! {
-        next = tokio::time::timeout(idle, control.next()) => next,
+        next = tokio::time::timeout_at(idle_deadline, control.next()) => next,
+        () = port_idle => return Waited::PortIdle,
         _ = stop.changed() => {
             control.last_reply(Reply::new(421, "server shutting down")).await;
-            return None;
+            return Waited::End;
         }
         reason = ending.ended() => {
             control.last_reply(Reply::new(421, reason)).await;
-            return None;
+            return Waited::End;
         }
     };
     match next {
-        Ok(Ok(line)) => Some(line),
-        Ok(Err(_)) => None,
+        Ok(Ok(line)) => Waited::Line(line),
+        Ok(Err(_)) => Waited::End,
         Err(_) => {
             control.last_reply(Reply::new(421, "idle timeout")).await;
-            None
+            Waited::End
         }
     }
 }

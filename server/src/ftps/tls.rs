@@ -19,12 +19,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use passerelle_config::{FtpsConfig, TlsVersion};
+use passerelle_keys::{KeyError, TlsIdentity};
 use rustls::crypto::{CryptoProvider, aws_lc_rs};
 use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache, StoresServerSessions};
 use rustls::sign::CertifiedKey;
 use rustls::{HandshakeKind, ServerConfig, SupportedProtocolVersion};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use secrecy::ExposeSecret as _;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
@@ -36,7 +38,12 @@ const SESSIONS_PER_CONTROL: usize = 8;
 /// Why the TLS setup failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum TlsError {
-    /// The certificate or key file cannot be read or parsed.
+    /// The certificate or key file fails the checks made at start (a key
+    /// file others can read, a symlink, a short RSA key, a pair that does
+    /// not match...).
+    #[error(transparent)]
+    Identity(#[from] KeyError),
+    /// The checked PEM text is not what rustls reads.
     #[error("{path}: {message}")]
     Pem {
         /// The file.
@@ -59,13 +66,15 @@ pub(crate) struct CertStore {
 }
 
 impl CertStore {
-    /// Loads `cert` and `key` (PEM); they must match.
+    /// Loads `cert` and `key` (PEM) with the checks of
+    /// [`TlsIdentity::load`]: they must match, the key file must be private.
     pub(crate) fn load(cert: &Path, key: &Path) -> Result<Self, TlsError> {
         let current = RwLock::new(Arc::new(read_pair(cert, key)?));
         Ok(Self { cert: cert.to_owned(), key: key.to_owned(), current })
     }
 
-    /// Reads the files again; on error the certificate in use stays.
+    /// Reads and checks the files again, as at start; on error the
+    /// certificate in use stays.
     pub(crate) fn reload(&self) -> Result<(), TlsError> {
         let pair = Arc::new(read_pair(&self.cert, &self.key)?);
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = pair;
@@ -79,16 +88,15 @@ impl ResolvesServerCert for CertStore {
     }
 }
 
+/// The pair after every check of the keys crate, in rustls' form.
 fn read_pair(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
+    let identity = TlsIdentity::load(cert, key)?;
     let pem = |path: &Path, message: String| TlsError::Pem { path: path.to_owned(), message };
-    let chain = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| pem(cert, e.to_string()))?
+    let chain = CertificateDer::pem_slice_iter(identity.cert_pem().as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| pem(cert, e.to_string()))?;
-    if chain.is_empty() {
-        return Err(pem(cert, "no certificate in the file".into()));
-    }
-    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| pem(key, e.to_string()))?;
+    let private = PrivateKeyDer::from_pem_slice(identity.key_pem().expose_secret().as_bytes())
+        .map_err(|e| pem(key, e.to_string()))?;
     Ok(CertifiedKey::from_der(chain, private, &provider())?)
 }
 
