@@ -87,13 +87,12 @@ impl Catalog {
     /// Lifts the ban of `ip` (an address or a network, as stored) and
     /// forgets its offences.
     pub async fn remove_ban(&self, ip: &str) -> Result<(), CatalogError> {
-        let done = sqlx::query(
-            "UPDATE bans SET expires_at = 0, offences = 0, updated_at = $2 WHERE ip = $1 AND offences > 0",
-        )
-        .bind(ip)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
+        let done =
+            sqlx::query("UPDATE bans SET expires_at = 0, offences = 0, updated_at = $2 WHERE ip = $1 AND offences > 0")
+                .bind(ip)
+                .bind(now_ms())
+                .execute(&self.pool)
+                .await?;
         if done.rows_affected() == 0 {
             return Err(CatalogError::NotFound(format!("ban of {ip}")));
         }

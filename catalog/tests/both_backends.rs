@@ -140,7 +140,8 @@ async fn access_rules_and_bans(catalog: &Catalog, acme: &TenantName, alice: &Log
     assert!(catalog.active_bans(i64::MAX).await.unwrap().is_empty());
     let network = Ban { ip: "2001:db8:1:2::/64".into(), ..ban.clone() };
     catalog.upsert_ban(&network).await.unwrap();
-    let mut changed: Vec<String> = catalog.bans_updated_since(before).await.unwrap().into_iter().map(|b| b.ip).collect();
+    let mut changed: Vec<String> =
+        catalog.bans_updated_since(before).await.unwrap().into_iter().map(|b| b.ip).collect();
     changed.sort();
     assert_eq!(changed, ["192.0.2.1", "2001:db8:1:2::/64"]);
     assert!(catalog.bans_updated_since(i64::MAX).await.unwrap().is_empty());

@@ -220,8 +220,7 @@ fn defender(defender: RawDefender) -> Result<DefenderConfig, ConfigError> {
         ban_time_increment: in_range("defender.ban_time_increment", defender.ban_time_increment, 0..=1000)?,
         max_ban_time,
         safe_list: parse_networks("defender.safe_list", &defender.safe_list)?,
-        ipv6_prefix: u8::try_from(in_range("defender.ipv6_prefix", defender.ipv6_prefix, 32..=128)?)
-            .unwrap_or(128),
+        ipv6_prefix: u8::try_from(in_range("defender.ipv6_prefix", defender.ipv6_prefix, 32..=128)?).unwrap_or(128),
         entries_soft_limit,
         entries_hard_limit: defender.entries_hard_limit,
     })

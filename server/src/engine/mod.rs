@@ -62,8 +62,8 @@ use limits::Refusal;
 pub(crate) use listeners::{Alive, Incoming, Listeners};
 pub(crate) use nofile::raise as raise_open_file_limit;
 pub(crate) use proxy::ClientStream;
-pub(crate) use source::{BanTarget, parse_network};
 pub(crate) use session::{DirListing, DownloadEnd, IncomingFile, OutgoingFile, Overwrite, Session};
+pub(crate) use source::{BanTarget, parse_network};
 
 use crate::data_dir::DataDir;
 

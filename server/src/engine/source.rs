@@ -59,14 +59,16 @@ pub(crate) fn parse_network(text: &str) -> Option<IpNet> {
         return Some(IpNet::from(ip.to_canonical()));
     }
     let net = text.parse::<IpNet>().ok()?;
-    Some(match net {
-        IpNet::V6(v6) => match v6.addr().to_ipv4_mapped() {
-            Some(v4) => IpNet::V4(Ipv4Net::new(v4, v6.prefix_len().saturating_sub(96)).ok()?),
-            None => net,
-        },
-        IpNet::V4(_) => net,
-    }
-    .trunc())
+    Some(
+        match net {
+            IpNet::V6(v6) => match v6.addr().to_ipv4_mapped() {
+                Some(v4) => IpNet::V4(Ipv4Net::new(v4, v6.prefix_len().saturating_sub(96)).ok()?),
+                None => net,
+            },
+            IpNet::V4(_) => net,
+        }
+        .trunc(),
+    )
 }
 
 /// What `ban add/remove` acts on: an address or a network, as typed.
