@@ -644,8 +644,8 @@ pub(crate) const KEYS: &[KeyDef] = &[
         default: Default::Value("150000"),
         secret: false,
         doc: "Most sources each table in memory (scores, bans, connection rates) holds; more than \
-              defender.entries_soft_limit. Bans dropped from memory stay in the catalog and are read back \
-              within a minute.",
+              defender.entries_soft_limit. Scores and rate buckets touched longest ago are dropped first, \
+              bans ending soonest first (they stay in the catalog).",
         effective: |c| integer(c.defender.entries_hard_limit),
     },
     KeyDef {

@@ -67,6 +67,10 @@ pub(crate) use source::{BanTarget, parse_network};
 
 use crate::data_dir::DataDir;
 
+/// The SSH identification line (without its CRLF): sent by the SFTP
+/// front-end, and to a trusted proxy's health checks.
+pub(crate) const SSH_ID: &str = "SSH-2.0-passerelle";
+
 /// Which front-end a connection came through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Protocol {
@@ -329,11 +333,11 @@ impl Engine {
 /// is scored or audited. SFTP sends its identification line, FTPS a `421`
 /// line, and the connection is closed.
 async fn health_check(mut stream: TcpStream, proxy: SocketAddr, protocol: Protocol) {
-    let reply: &[u8] = match protocol {
-        Protocol::Sftp => b"SSH-2.0-passerelle\r\n",
-        Protocol::Ftps => b"421 Health check answered: no login without a client address (PROXY LOCAL).\r\n",
+    let reply = match protocol {
+        Protocol::Sftp => format!("{SSH_ID}\r\n"),
+        Protocol::Ftps => "421 Health check answered: no login without a client address (PROXY LOCAL).\r\n".into(),
     };
-    let _ = stream.write_all(reply).await;
+    let _ = stream.write_all(reply.as_bytes()).await;
     let _ = stream.shutdown().await;
     debug!(proxy = %proxy, "{}: health check of a trusted proxy answered", protocol.as_str());
 }
