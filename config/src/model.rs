@@ -237,7 +237,8 @@ pub struct LimitsConfig {
     pub idle_timeout: Duration,
     /// Concurrent sessions of one user (at least 1).
     pub max_sessions_per_user: u32,
-    /// Concurrent connections from one IP address, logged in or not (at least 1).
+    /// Concurrent connections from one source (an IPv4 address or an IPv6
+    /// network of `defender.ipv6_prefix`), logged in or not (at least 1).
     pub max_connections_per_ip: u32,
     /// Concurrent connections over all front-ends (at least 1).
     pub max_connections: u32,

@@ -414,8 +414,9 @@ pub(crate) const KEYS: &[KeyDef] = &[
         kind: Kind::Integer,
         default: Default::Value("20"),
         secret: false,
-        doc: "Concurrent connections allowed from one IP address, logged in or not, at least 1. \
-              Going over it counts as an exceeded limit for the defender.",
+        doc: "Concurrent connections allowed from one source, logged in or not, at least 1: an IPv4 \
+              address, or an IPv6 network of defender.ipv6_prefix bits. Going over it counts as an exceeded \
+              limit for the defender.",
         effective: |c| integer(c.limits.max_connections_per_ip),
     },
     KeyDef {

@@ -163,15 +163,32 @@ for answer in sorted(answers):
     print(repr(answer))
 "#;
 
+/// What `count` health checks on `port` received, one line per distinct answer.
+fn health_checks(port: u16, count: u32) -> String {
+    let mut checks = bounded(python(), 30);
+    checks.arg("-c").arg(HEALTH_CHECKS).args([port.to_string(), count.to_string()]);
+    let out = run_command(&mut checks, b"");
+    assert!(out.success(), "health checks: {}", out.stderr);
+    out.stdout.trim().to_owned()
+}
+
 #[test]
 fn proxy_health_checks_get_no_authentication_and_never_ban_the_proxy() {
     // A rate that health checks alone would exceed if they were counted.
-    let f = start(&[("PASSERELLE_LIMITS_CONNECTION_BURST", "5"), ("PASSERELLE_DEFENDER_THRESHOLD", "3")]);
-    let mut checks = bounded(python(), 30);
-    checks.arg("-c").arg(HEALTH_CHECKS).args([f.p.sftp_port().to_string(), "40".into()]);
-    let out = run_command(&mut checks, b"");
-    assert!(out.success(), "health checks: {}", out.stderr);
-    assert_eq!(out.stdout.trim(), r"b'SSH-2.0-passerelle\r\n'", "the identification line, then closed");
+    let f = Setup::new()
+        .user("acme", "alice", PASSWORD)
+        .ftps()
+        .envs(&[
+            ("PASSERELLE_PROXY_PROTOCOL_TRUSTED_PROXIES", "127.0.0.6/32"),
+            ("PASSERELLE_LIMITS_CONNECTION_BURST", "5"),
+            ("PASSERELLE_DEFENDER_THRESHOLD", "3"),
+        ])
+        .serve();
+    assert_eq!(health_checks(f.p.sftp_port(), 40), r"b'SSH-2.0-passerelle\r\n'", "the identification line only");
+    assert_eq!(
+        health_checks(f.ftps_ports().explicit, 10),
+        r"b'421 Health check answered: no login without a client address (PROXY LOCAL).\r\n'"
+    );
     assert!(bans(&f).is_empty(), "{:?}", bans(&f));
     let report = via_proxy(&f, "alice", PASSWORD, "2001:db8:1:2::1");
     assert_eq!(report["auth"], "ok", "clients behind the proxy still log in: {report}");
