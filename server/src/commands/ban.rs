@@ -1,6 +1,6 @@
 //! `ban list/add/remove`: the defender's bans, as stored in the catalog.
 //! A ban is an address or a network (`2001:db8:1:2::/64`); the server
-//! banishes IPv6 sources by `defender.ipv6_prefix` network.
+//! bans IPv6 sources as networks of `defender.ipv6_prefix` bits.
 
 use ipnet::IpNet;
 use passerelle_catalog::{Ban, CatalogError, now_ms};
