@@ -132,14 +132,28 @@ async fn access_rules_and_bans(catalog: &Catalog, acme: &TenantName, alice: &Log
     assert_eq!(catalog.user(alice).await.unwrap().unwrap().locked_until, Some(42));
 
     let ban = Ban { ip: "192.0.2.1".into(), banned_at: 1, expires_at: i64::MAX, offences: 1, reason: "test".into() };
+    let before = passerelle_catalog::now_ms() - 1;
     catalog.upsert_ban(&ban).await.unwrap();
     catalog.upsert_ban(&Ban { offences: 2, ..ban.clone() }).await.unwrap();
     assert_eq!(catalog.ban_offences("192.0.2.1").await.unwrap(), 2);
     assert_eq!(catalog.active_bans(0).await.unwrap().len(), 1);
     assert!(catalog.active_bans(i64::MAX).await.unwrap().is_empty());
+    let network = Ban { ip: "2001:db8:1:2::/64".into(), ..ban.clone() };
+    catalog.upsert_ban(&network).await.unwrap();
+    let mut changed: Vec<String> =
+        catalog.bans_updated_since(before).await.unwrap().into_iter().map(|b| b.ip).collect();
+    changed.sort();
+    assert_eq!(changed, ["192.0.2.1", "2001:db8:1:2::/64"]);
+    assert!(catalog.bans_updated_since(i64::MAX).await.unwrap().is_empty());
     catalog.remove_ban("192.0.2.1").await.unwrap();
     assert!(matches!(catalog.remove_ban("192.0.2.1").await, Err(CatalogError::NotFound(_))));
     assert_eq!(catalog.ban_offences("192.0.2.1").await.unwrap(), 0);
+    let removed = catalog.bans_updated_since(before).await.unwrap();
+    let tombstone = removed.iter().find(|b| b.ip == "192.0.2.1").expect("a removal is read incrementally");
+    assert_eq!((tombstone.expires_at, tombstone.offences), (0, 0));
+    assert_eq!(catalog.active_bans(0).await.unwrap(), [network]);
+    assert_eq!(catalog.prune_bans(passerelle_catalog::now_ms() - 60_000).await.unwrap(), 0, "a fresh tombstone stays");
+    catalog.remove_ban("2001:db8:1:2::/64").await.unwrap();
 }
 
 async fn quotas(catalog: &Catalog, acme: &TenantName) {

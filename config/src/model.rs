@@ -241,12 +241,17 @@ pub struct LimitsConfig {
     pub idle_timeout: Duration,
     /// Concurrent sessions of one user (at least 1).
     pub max_sessions_per_user: u32,
-    /// Concurrent connections from one IP address, logged in or not (at least 1).
+    /// Concurrent connections from one source (an IPv4 address or an IPv6
+    /// network of `defender.ipv6_prefix`), logged in or not (at least 1).
     pub max_connections_per_ip: u32,
     /// Concurrent connections over all front-ends (at least 1).
     pub max_connections: u32,
     /// Random early drop of connections not yet logged in.
     pub max_startups: MaxStartups,
+    /// New connections one source may open per second, on average (at least 1).
+    pub connection_rate: u32,
+    /// New connections one source may open at once before `connection_rate` applies (at least 1).
+    pub connection_burst: u32,
     /// Files and directories one session may hold open at once, over all its channels (at least 1).
     pub max_open_files_per_session: u32,
     /// Files and directories one user may hold open at once, over all its sessions on this node (at least 1).
@@ -296,6 +301,15 @@ pub struct DefenderConfig {
     pub max_ban_time: Duration,
     /// Networks never scored nor banned (truncated to their prefix).
     pub safe_list: Vec<ipnet::IpNet>,
+    /// Length of the prefix that makes one IPv6 source: scores, bans and
+    /// per-source limits apply to the whole network (32 to 128).
+    pub ipv6_prefix: u8,
+    /// Sources a table (scores, bans in memory, connection rates) is cut
+    /// back to when it reaches `entries_hard_limit` (at least 1).
+    pub entries_soft_limit: u32,
+    /// Sources a table may hold; reaching it drops the oldest entries down
+    /// to `entries_soft_limit` (over `entries_soft_limit`).
+    pub entries_hard_limit: u32,
 }
 
 /// `[account_lock]`: temporary locks after failed logins.

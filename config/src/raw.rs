@@ -42,6 +42,9 @@ pub(crate) struct RawDefender {
     pub(crate) ban_time_increment: u32,
     pub(crate) max_ban_time: String,
     pub(crate) safe_list: Vec<String>,
+    pub(crate) ipv6_prefix: u32,
+    pub(crate) entries_soft_limit: u32,
+    pub(crate) entries_hard_limit: u32,
 }
 
 #[derive(Deserialize)]
@@ -143,6 +146,8 @@ pub(crate) struct RawLimits {
     pub(crate) max_connections_per_ip: u32,
     pub(crate) max_connections: u32,
     pub(crate) max_startups: String,
+    pub(crate) connection_rate: u32,
+    pub(crate) connection_burst: u32,
     pub(crate) max_open_files_per_session: u32,
     pub(crate) max_open_files_per_user: u32,
     pub(crate) max_buffered_bytes_per_session: String,

@@ -435,8 +435,9 @@ pub(crate) const KEYS: &[KeyDef] = &[
         kind: Kind::Integer,
         default: Default::Value("20"),
         secret: false,
-        doc: "Concurrent connections allowed from one IP address, logged in or not, at least 1. \
-              Going over it counts as an exceeded limit for the defender.",
+        doc: "Concurrent connections allowed from one source, logged in or not, at least 1: an IPv4 \
+              address, or an IPv6 network of defender.ipv6_prefix bits. Going over it counts as an exceeded \
+              limit for the defender.",
         effective: |c| integer(c.limits.max_connections_per_ip),
     },
     KeyDef {
@@ -461,6 +462,28 @@ pub(crate) const KEYS: &[KeyDef] = &[
             let s = &c.limits.max_startups;
             string(format!("{}:{}:{}", s.start, s.rate, s.full))
         },
+    },
+    KeyDef {
+        section: "limits",
+        name: "connection_rate",
+        kind: Kind::Integer,
+        default: Default::Value("10"),
+        secret: false,
+        doc: "New connections one source (see defender.ipv6_prefix) may open per second on average, 1 to \
+              100000; there is no \"off\": set a large value to loosen it. Checked at accept, before any \
+              key exchange or TLS work (after the PROXY header of a trusted proxy): a connection over the \
+              rate is closed at once and scores defender.score_refused_connection.",
+        effective: |c| integer(c.limits.connection_rate),
+    },
+    KeyDef {
+        section: "limits",
+        name: "connection_burst",
+        kind: Kind::Integer,
+        default: Default::Value("20"),
+        secret: false,
+        doc: "New connections one source may open at once before limits.connection_rate applies (the \
+              token bucket's size), 1 to 100000.",
+        effective: |c| integer(c.limits.connection_burst),
     },
     KeyDef {
         section: "limits",
@@ -613,6 +636,39 @@ pub(crate) const KEYS: &[KeyDef] = &[
         doc: "Networks (CIDR) that are never scored nor banned, e.g. a monitoring host. Their logins are \
               still checked and audited.",
         effective: |c| strings(&c.defender.safe_list),
+    },
+    KeyDef {
+        section: "defender",
+        name: "ipv6_prefix",
+        kind: Kind::Integer,
+        default: Default::Value("64"),
+        secret: false,
+        doc: "IPv6 sources are counted by network of this prefix length, 32 to 128: scores, bans, \
+              limits.max_connections_per_ip and limits.connection_rate apply to the whole /64 (by default), \
+              since one client usually holds all of it and can rotate its address at will. IPv4 sources \
+              (IPv4-mapped IPv6 included) are counted by address.",
+        effective: |c| integer(c.defender.ipv6_prefix.into()),
+    },
+    KeyDef {
+        section: "defender",
+        name: "entries_soft_limit",
+        kind: Kind::Integer,
+        default: Default::Value("100000"),
+        secret: false,
+        doc: "Sources each table in memory (scores, bans, connection rates) is cut back to when it reaches \
+              defender.entries_hard_limit, dropping the oldest entries first; at least 1.",
+        effective: |c| integer(c.defender.entries_soft_limit),
+    },
+    KeyDef {
+        section: "defender",
+        name: "entries_hard_limit",
+        kind: Kind::Integer,
+        default: Default::Value("150000"),
+        secret: false,
+        doc: "Most sources each table in memory (scores, bans, connection rates) holds; more than \
+              defender.entries_soft_limit. Scores and rate buckets touched longest ago are dropped first, \
+              bans ending soonest first (they stay in the catalog).",
+        effective: |c| integer(c.defender.entries_hard_limit),
     },
     KeyDef {
         section: "account_lock",

@@ -152,6 +152,8 @@ fn limits(limits: RawLimits, login_grace_time: Duration) -> Result<LimitsConfig,
         max_connections_per_ip: at_least_one("limits.max_connections_per_ip", limits.max_connections_per_ip)?,
         max_connections: at_least_one("limits.max_connections", limits.max_connections)?,
         max_startups: parse_max_startups(&limits.max_startups)?,
+        connection_rate: in_range("limits.connection_rate", limits.connection_rate, 1..=100_000)?,
+        connection_burst: in_range("limits.connection_burst", limits.connection_burst, 1..=100_000)?,
         max_open_files_per_session: at_least_one(
             "limits.max_open_files_per_session",
             limits.max_open_files_per_session,
@@ -177,8 +179,19 @@ fn uploads(uploads: RawUploads) -> Result<UploadsConfig, ConfigError> {
     Ok(UploadsConfig { fsync: uploads.fsync, max_file_size, min_free_space })
 }
 
-/// `[defender]`: `max_ban_time` is at least `ban_time`.
+/// `[defender]`: `max_ban_time` is at least `ban_time`, `entries_hard_limit`
+/// over `entries_soft_limit`.
 fn defender(defender: RawDefender) -> Result<DefenderConfig, ConfigError> {
+    let entries_soft_limit = at_least_one("defender.entries_soft_limit", defender.entries_soft_limit)?;
+    if defender.entries_hard_limit <= entries_soft_limit {
+        return Err(ConfigError::invalid(
+            "defender.entries_hard_limit",
+            format!(
+                "must be more than defender.entries_soft_limit (got {} <= {entries_soft_limit})",
+                defender.entries_hard_limit
+            ),
+        ));
+    }
     let ban_time = parse_duration("defender.ban_time", &defender.ban_time)?;
     let max_ban_time = parse_duration("defender.max_ban_time", &defender.max_ban_time)?;
     if max_ban_time < ban_time {
@@ -207,6 +220,9 @@ fn defender(defender: RawDefender) -> Result<DefenderConfig, ConfigError> {
         ban_time_increment: in_range("defender.ban_time_increment", defender.ban_time_increment, 0..=1000)?,
         max_ban_time,
         safe_list: parse_networks("defender.safe_list", &defender.safe_list)?,
+        ipv6_prefix: u8::try_from(in_range("defender.ipv6_prefix", defender.ipv6_prefix, 32..=128)?).unwrap_or(128),
+        entries_soft_limit,
+        entries_hard_limit: defender.entries_hard_limit,
     })
 }
 

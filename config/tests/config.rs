@@ -270,3 +270,30 @@ fn redacted_toml_hides_passwords_and_reloads_to_the_same_config() {
     let defaults = Config::load(Sources::default()).unwrap();
     assert_eq!(load_with(&defaults.to_redacted_toml(), &[]).unwrap(), defaults);
 }
+
+#[test]
+fn sources_and_connection_rates_are_bounded() {
+    let c = load_with("", &[]).unwrap();
+    assert_eq!(
+        (c.defender.ipv6_prefix, c.defender.entries_soft_limit, c.defender.entries_hard_limit),
+        (64, 100_000, 150_000)
+    );
+    assert_eq!((c.limits.connection_rate, c.limits.connection_burst), (10, 20));
+    assert_eq!(
+        refusal("[defender]\nipv6_prefix = 16\n"),
+        "config: defender.ipv6_prefix: must be between 32 and 128 (got 16)"
+    );
+    assert!(refusal("[defender]\nipv6_prefix = 129\n").contains("must be between 32 and 128 (got 129)"));
+    assert_eq!(
+        refusal("[defender]\nentries_soft_limit = 10\nentries_hard_limit = 10\n"),
+        "config: defender.entries_hard_limit: must be more than defender.entries_soft_limit (got 10 <= 10)"
+    );
+    assert!(
+        refusal("[defender]\nentries_soft_limit = 0\n").starts_with("config: defender.entries_soft_limit: must be")
+    );
+    assert_eq!(
+        refusal("[limits]\nconnection_rate = 0\n"),
+        "config: limits.connection_rate: must be between 1 and 100000 (got 0)"
+    );
+    assert!(refusal("[limits]\nconnection_burst = 0\n").starts_with("config: limits.connection_burst: must be"));
+}

@@ -42,7 +42,7 @@ pub(crate) enum Command {
     /// Show the server's own keys.
     #[command(subcommand)]
     Hostkey(HostkeyCommand),
-    /// Source addresses banned by the defender.
+    /// Sources (addresses, IPv6 networks) banned by the defender.
     #[command(subcommand)]
     Ban(BanCommand),
     /// Print the audit trail, oldest first (the newest `--limit` events).
@@ -119,9 +119,15 @@ pub(crate) struct ImportListArgs {
 pub(crate) enum BanCommand {
     /// List the bans in force.
     List(JsonFlag),
-    /// Lift the ban of an address and forget its offences (the server sees it within a second or two).
+    /// Ban an address or a network for defender.ban_time (the server sees it within a second or two).
+    Add {
+        /// IPv4 or IPv6 address, or network in CIDR notation (`2001:db8:1:2::/64`).
+        ip: String,
+    },
+    /// Lift the ban of an address or network and forget its offences (the server sees it within a second
+    /// or two). An IPv6 address also lifts the ban of its defender.ipv6_prefix network.
     Remove {
-        /// IPv4 or IPv6 address.
+        /// IPv4 or IPv6 address, or network in CIDR notation (`2001:db8:1:2::/64`).
         ip: String,
     },
 }

@@ -28,7 +28,13 @@ time.sleep(2)
 fn a_flood_of_refused_connections_makes_one_row_and_one_summary() {
     let mut f = Setup::new()
         .user("acme", "alice", PASSWORD)
-        .envs(&[("PASSERELLE_LIMITS_MAX_CONNECTIONS_PER_IP", "2"), ("PASSERELLE_DEFENDER_THRESHOLD", "1000")])
+        .envs(&[
+            ("PASSERELLE_LIMITS_MAX_CONNECTIONS_PER_IP", "2"),
+            ("PASSERELLE_DEFENDER_THRESHOLD", "1000"),
+            // Every connection of the flood reaches the per-address limit.
+            ("PASSERELLE_LIMITS_CONNECTION_RATE", "100000"),
+            ("PASSERELLE_LIMITS_CONNECTION_BURST", "100000"),
+        ])
         .serve();
     let mut flood = bounded(python(), 60);
     flood.arg("-c").arg(FLOOD).args([f.p.sftp_port().to_string(), "2".into(), "200".into()]);

@@ -72,7 +72,13 @@ fn only_tls_1_2_with_ecdhe_aead_and_extended_master_secret() {
 #[test]
 fn testssl_shows_only_tls_1_2_and_ecdhe_aead_suites_on_both_ports() {
     assert!(on_path("testssl"), "testssl (Debian package testssl.sh) must be installed (scripts/test installs it)");
-    let f = start();
+    // A scan opens hundreds of connections a second from one address: over
+    // limits.connection_rate, most would be closed at accept.
+    let f = Setup::new()
+        .user("acme", "alice", PASSWORD)
+        .ftps()
+        .envs(&[("PASSERELLE_LIMITS_CONNECTION_RATE", "100000"), ("PASSERELLE_LIMITS_CONNECTION_BURST", "100000")])
+        .serve();
     let scans = [(f.ftps_ports().implicit, None), (f.ftps_ports().explicit, Some("ftp"))];
     let handles: Vec<_> = scans
         .into_iter()

@@ -228,7 +228,13 @@ fn a_silent_client_is_disconnected_after_the_login_grace_time() {
 fn garbage_instead_of_ssh_does_not_hurt_the_server() {
     // The defender would (rightly) ban 127.0.0.1 for this garbage and then
     // refuse the check that the server still serves; tests/defence.rs covers it.
-    let mut f = start_with(&[("PASSERELLE_LIMITS_LOGIN_GRACE_TIME", "3s"), ("PASSERELLE_DEFENDER_ENABLED", "false")]);
+    // The burst of connections below reaches the SSH layer: limits.connection_rate
+    // would close most of it at accept (tests/defence_sources.rs covers that).
+    let mut f = start_with(&[
+        ("PASSERELLE_LIMITS_LOGIN_GRACE_TIME", "3s"),
+        ("PASSERELLE_DEFENDER_ENABLED", "false"),
+        ("PASSERELLE_LIMITS_CONNECTION_BURST", "100"),
+    ]);
     let port = f.p.sftp_port();
     let mut random = vec![0u8; 64 * 1024];
     std::fs::File::open("/dev/urandom").expect("urandom").read_exact(&mut random).expect("random");

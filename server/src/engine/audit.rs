@@ -174,7 +174,7 @@ impl Auditor {
     pub(super) fn refusals(&self, summary: &Summary) {
         self.record(AuditEvent {
             actor: "-".into(),
-            ip: summary.ip.map(|ip| ip.to_string()),
+            ip: summary.source.map(|source| source.to_string()),
             protocol: summary.protocol.map_or("-", Protocol::as_str).into(),
             action: "connect".into(),
             outcome: "refused".into(),

@@ -1,38 +1,52 @@
-//! The defender, shared by every front-end: a score per source address for
-//! failed logins, exceeded limits and protocol abuse, and bans for the
-//! addresses whose score reaches the threshold within the observation time.
+//! The defender, shared by every front-end: a score per source (an IPv4
+//! address or an IPv6 network, see `source`) for failed logins, exceeded
+//! limits and protocol abuse, and bans for the sources whose score reaches
+//! the threshold within the observation time.
 //!
 //! ```text
 //!  offence ─► score (memory, per node) ─► threshold ─► ban (catalog) ──┐
 //!                                                                        │
-//!  accept ─► is_banned? ◄── active bans (memory) ◄── refreshed every 1 s ┘
-//!             (dropped, before any protocol work)       (CLI, other nodes, restarts)
+//!  accept ─► is_banned? ◄── bans (memory) ◄── changes read every 1 s,  ──┘
+//!             (dropped, before any protocol work)  all bans every 60 s
+//!                                                  (CLI, other nodes, restarts)
 //! ```
 //!
-//! Each new ban of an address lasts `ban_time_increment` percent longer than
-//! the previous one, up to `max_ban_time`; the catalog keeps the count of
+//! Bans are networks: the defender bans sources, an operator may ban any
+//! network; an address is looked up at each prefix length in use. Each new
+//! ban of a source lasts `ban_time_increment` percent longer than the
+//! previous one, up to `max_ban_time`; the catalog keeps the count of
 //! offences after a ban ends (`ban remove` forgets it). Addresses in
-//! `safe_list` are never scored.
+//! `safe_list` are never scored nor banned. Scores and bans in memory are
+//! bounded by `entries_soft_limit`/`entries_hard_limit`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
+use ipnet::IpNet;
 use passerelle_catalog::{Ban, Catalog, now_ms};
 use passerelle_config::DefenderConfig;
 use tracing::warn;
 
-/// How often the active bans are read from the catalog: `ban remove` and
-/// the bans of other nodes take effect within this time.
+use super::source::{Aggregation, Capped, Source, parse_network};
+
+/// How often the bans changed in the catalog are read: `ban remove` and the
+/// bans of other nodes take effect within this time.
 const REFRESH: Duration = Duration::from_secs(1);
+
+/// Every this many reads of the changes, all the active bans are read
+/// instead (bans dropped by the table's cap come back, expired ones go).
+const FULL_READ_EVERY: u64 = 60;
+
+/// How far before its previous read a read of the changes looks back: rows
+/// are stamped by the writer's clock when written, and committed a little
+/// later, maybe on another node whose clock is a little off.
+const CHANGES_OVERLAP_MS: i64 = 10_000;
 
 /// Bans that ended this long ago are deleted from the catalog (their
 /// offences are forgotten).
 const FORGET_AFTER_MS: i64 = 30 * 24 * 3600 * 1000;
-
-/// Most addresses scored at once; past it, the stalest are forgotten first.
-const MAX_TRACKED: usize = 100_000;
 
 /// What an address did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,49 +97,126 @@ impl Tripwire {
 pub(super) struct Defender {
     config: DefenderConfig,
     catalog: Catalog,
-    /// Per address: (when, score) of each offence in the observation window.
-    scores: Mutex<HashMap<IpAddr, Vec<(Instant, u32)>>>,
+    aggregation: Aggregation,
+    capped: Capped,
+    /// Per source: (when, score) of each offence in the observation window.
+    scores: Mutex<HashMap<Source, Vec<(Instant, u32)>>>,
     bans: Mutex<Bans>,
     /// Bumped whenever the set of bans may have grown, so that connections
-    /// not yet logged in from a newly banned address can be cut.
+    /// not yet logged in from a newly banned source can be cut.
     changed: tokio::sync::watch::Sender<u64>,
 }
 
-#[derive(Default)]
+/// The bans in memory.
 struct Bans {
-    /// Address → end of its ban, Unix milliseconds.
-    until: HashMap<IpAddr, i64>,
-    /// Banned here, not yet stored: kept across refreshes until stored.
-    pending: HashSet<IpAddr>,
+    /// Network → end of its ban, Unix milliseconds.
+    until: HashMap<IpNet, i64>,
+    /// Banned here, not yet stored: kept across reads until stored.
+    pending: HashSet<IpNet>,
+    /// How many networks of `until` have each (IPv6?, prefix length): an
+    /// address is looked up once per entry.
+    lengths: BTreeMap<(bool, u8), usize>,
+    /// When the catalog was last read (Unix milliseconds, this node's
+    /// clock); `None` until the first read of all the bans.
+    read_at: Option<i64>,
+    capped: Capped,
+}
+
+impl Bans {
+    fn new(capped: Capped) -> Self {
+        Self { until: HashMap::new(), pending: HashSet::new(), lengths: BTreeMap::new(), read_at: None, capped }
+    }
+
+    /// When the ban covering `ip` ends, if any.
+    fn end(&self, ip: IpAddr) -> Option<i64> {
+        let v6 = ip.is_ipv6();
+        self.lengths
+            .keys()
+            .filter(|(family, _)| *family == v6)
+            .filter_map(|&(_, len)| IpNet::new(ip, len).ok())
+            .filter_map(|net| self.until.get(&net.trunc()).copied())
+            .max()
+    }
+
+    /// Bans `net` until `end`; `true` when it was not banned before.
+    fn insert(&mut self, net: IpNet, end: i64) -> bool {
+        if let Some(until) = self.until.get_mut(&net) {
+            *until = end;
+            return false;
+        }
+        let before = self.until.len();
+        // The bans ending soonest make room first.
+        self.capped.make_room(&mut self.until, |&until| until);
+        if self.until.len() < before {
+            self.count_lengths();
+        }
+        self.until.insert(net, end);
+        *self.lengths.entry(key(net)).or_default() += 1;
+        true
+    }
+
+    fn remove(&mut self, net: IpNet) {
+        if self.until.remove(&net).is_some()
+            && let Some(count) = self.lengths.get_mut(&key(net))
+        {
+            *count -= 1;
+            if *count == 0 {
+                self.lengths.remove(&key(net));
+            }
+        }
+    }
+
+    fn count_lengths(&mut self) {
+        self.lengths.clear();
+        for net in self.until.keys() {
+            *self.lengths.entry(key(*net)).or_default() += 1;
+        }
+    }
+}
+
+fn key(net: IpNet) -> (bool, u8) {
+    (matches!(net, IpNet::V6(_)), net.prefix_len())
 }
 
 /// A ban just decided, to be stored and audited.
 pub(super) struct NewBan {
-    pub(super) ip: IpAddr,
+    pub(super) source: Source,
     pub(super) score: u32,
     pub(super) offence: Offence,
 }
 
 impl Defender {
     pub(super) fn new(config: DefenderConfig, catalog: Catalog) -> Arc<Self> {
+        let capped = Capped::new(&config);
         let defender = Arc::new(Self {
+            aggregation: Aggregation::new(config.ipv6_prefix),
+            capped,
             config,
             catalog,
             scores: Mutex::default(),
-            bans: Mutex::default(),
+            bans: Mutex::new(Bans::new(capped)),
             changed: tokio::sync::watch::Sender::new(0),
         });
         tokio::spawn(refresh_loop(Arc::downgrade(&defender)));
         defender
     }
 
-    /// Whether `ip` is banned now.
-    pub(super) fn is_banned(&self, ip: IpAddr) -> bool {
-        let bans = self.bans.lock().unwrap_or_else(PoisonError::into_inner);
-        bans.until.get(&ip).is_some_and(|&until| until > now_ms())
+    /// The source `ip` is counted as.
+    pub(super) fn source(&self, ip: IpAddr) -> Source {
+        self.aggregation.source(ip)
     }
 
-    /// How many addresses are banned now.
+    /// Whether `ip` is banned now (as an address or in a banned network).
+    pub(super) fn is_banned(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        if self.is_safe(ip) {
+            return false;
+        }
+        let bans = self.bans.lock().unwrap_or_else(PoisonError::into_inner);
+        bans.end(ip).is_some_and(|until| until > now_ms())
+    }
+
+    /// How many sources are banned now.
     pub(super) fn active_bans(&self) -> usize {
         let now = now_ms();
         let bans = self.bans.lock().unwrap_or_else(PoisonError::into_inner);
@@ -146,8 +237,8 @@ impl Defender {
         self.config.safe_list.iter().any(|net| net.contains(&ip))
     }
 
-    /// Adds the offence's score to `ip`; returns the ban when the threshold
-    /// is reached (the address is then banned in memory at once).
+    /// Adds the offence's score to the source of `ip`; returns the ban when
+    /// the threshold is reached (the source is then banned in memory at once).
     pub(super) fn score(&self, ip: IpAddr, offence: Offence) -> Option<NewBan> {
         let points = match offence {
             Offence::InvalidUser => self.config.score_invalid_user,
@@ -156,48 +247,47 @@ impl Defender {
             Offence::RefusedConnection => self.config.score_refused_connection,
             Offence::ProtocolAbuse => self.config.score_protocol_abuse,
         };
+        let ip = ip.to_canonical();
         if !self.config.enabled || points == 0 || self.is_safe(ip) || self.is_banned(ip) {
             return None;
         }
-        let now = Instant::now();
-        let window = self.config.observation_time;
-        let total = {
-            let mut scores = self.scores.lock().unwrap_or_else(PoisonError::into_inner);
-            if scores.len() >= MAX_TRACKED && !scores.contains_key(&ip) {
-                scores.retain(|_, events| events.last().is_some_and(|(at, _)| now.duration_since(*at) < window));
-                if scores.len() >= MAX_TRACKED {
-                    let stalest =
-                        scores.iter().min_by_key(|(_, events)| events.last().map(|(at, _)| *at)).map(|(k, _)| *k);
-                    if let Some(stalest) = stalest {
-                        scores.remove(&stalest);
-                    }
-                }
-            }
-            let events = scores.entry(ip).or_default();
-            events.retain(|(at, _)| now.duration_since(*at) < window);
-            events.push((now, points));
-            let total: u32 = events.iter().map(|(_, p)| *p).sum();
-            if total >= self.config.threshold {
-                scores.remove(&ip);
-            }
-            total
-        };
+        let source = self.source(ip);
+        let total = self.add(source, points);
         if total < self.config.threshold {
             return None;
         }
         let mut bans = self.bans.lock().unwrap_or_else(PoisonError::into_inner);
-        let until = now_ms().saturating_add(millis(self.config.ban_time));
-        bans.until.insert(ip, until);
-        bans.pending.insert(ip);
+        bans.insert(source.network(), now_ms().saturating_add(millis(self.config.ban_time)));
+        bans.pending.insert(source.network());
         drop(bans);
         self.changed.send_modify(|generation| *generation += 1);
-        Some(NewBan { ip, score: total, offence })
+        Some(NewBan { source, score: total, offence })
+    }
+
+    /// Adds `points` to the score of `source` in the observation window and
+    /// returns its total (forgotten once it reaches the threshold).
+    fn add(&self, source: Source, points: u32) -> u32 {
+        let now = Instant::now();
+        let window = self.config.observation_time;
+        let mut scores = self.scores.lock().unwrap_or_else(PoisonError::into_inner);
+        if !scores.contains_key(&source) {
+            // The sources that offended longest ago make room first.
+            self.capped.make_room(&mut scores, |events| events.last().map(|(at, _)| *at));
+        }
+        let events = scores.entry(source).or_default();
+        events.retain(|(at, _)| now.duration_since(*at) < window);
+        events.push((now, points));
+        let total: u32 = events.iter().map(|(_, p)| *p).sum();
+        if total >= self.config.threshold {
+            scores.remove(&source);
+        }
+        total
     }
 
     /// Stores a ban decided by [`Defender::score`], longer for a repeat
     /// offender, and returns it as stored.
     pub(super) async fn store(&self, ban: &NewBan) -> Result<Ban, passerelle_catalog::CatalogError> {
-        let ip = ban.ip.to_string();
+        let ip = ban.source.to_string();
         let stored = async {
             let offences = self.catalog.ban_offences(&ip).await?.saturating_add(1);
             let now = now_ms();
@@ -213,14 +303,14 @@ impl Defender {
         }
         .await;
         let mut bans = self.bans.lock().unwrap_or_else(PoisonError::into_inner);
-        bans.pending.remove(&ban.ip);
+        bans.pending.remove(&ban.source.network());
         if let Ok(record) = &stored {
-            bans.until.insert(ban.ip, record.expires_at);
+            bans.insert(ban.source.network(), record.expires_at);
         }
         stored
     }
 
-    /// Length in milliseconds of the `offences`-th ban of an address.
+    /// Length in milliseconds of the `offences`-th ban of a source.
     fn ban_length(&self, offences: i64) -> i64 {
         let base = millis(self.config.ban_time) as f64;
         let growth = 1.0 + f64::from(self.config.ban_time_increment) / 100.0;
@@ -230,20 +320,47 @@ impl Defender {
         if length.is_finite() && length < max as f64 { length as i64 } else { max }
     }
 
-    /// Replaces the bans in memory with those in the catalog (plus the ones
-    /// decided here and not stored yet).
+    /// Replaces the bans in memory with the active ones in the catalog
+    /// (plus the ones decided here and not stored yet).
     pub(super) async fn refresh(&self) -> Result<(), passerelle_catalog::CatalogError> {
-        let active = self.catalog.active_bans(now_ms()).await?;
+        let read_at = now_ms();
+        let active = self.catalog.active_bans(read_at).await?;
         let mut bans = self.bans.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut until: HashMap<IpAddr, i64> =
-            active.iter().filter_map(|ban| Some((ban.ip.parse().ok()?, ban.expires_at))).collect();
-        for ip in &bans.pending {
-            if let Some(&end) = bans.until.get(ip) {
-                until.insert(*ip, end);
+        let kept: Vec<(IpNet, i64)> =
+            bans.pending.iter().filter_map(|net| Some((*net, *bans.until.get(net)?))).collect();
+        let before: HashSet<IpNet> = bans.until.drain().map(|(net, _)| net).collect();
+        bans.lengths.clear();
+        let mut grew = false;
+        for (net, end) in active.iter().filter_map(|ban| Some((parse_network(&ban.ip)?, ban.expires_at))).chain(kept) {
+            bans.insert(net, end);
+            grew |= !before.contains(&net);
+        }
+        bans.read_at = Some(read_at);
+        drop(bans);
+        if grew {
+            self.changed.send_modify(|generation| *generation += 1);
+        }
+        Ok(())
+    }
+
+    /// Applies the bans written (added, renewed, removed) since the
+    /// previous read; reads them all when there was none.
+    async fn refresh_changes(&self) -> Result<(), passerelle_catalog::CatalogError> {
+        let previous = self.bans.lock().unwrap_or_else(PoisonError::into_inner).read_at;
+        let Some(previous) = previous else { return self.refresh().await };
+        let read_at = now_ms();
+        let changes = self.catalog.bans_updated_since(previous.saturating_sub(CHANGES_OVERLAP_MS)).await?;
+        let mut bans = self.bans.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut grew = false;
+        for ban in &changes {
+            let Some(net) = parse_network(&ban.ip) else { continue };
+            if ban.expires_at > read_at {
+                grew |= bans.insert(net, ban.expires_at);
+            } else if !bans.pending.contains(&net) {
+                bans.remove(net);
             }
         }
-        let grew = until.keys().any(|ip| !bans.until.contains_key(ip));
-        bans.until = until;
+        bans.read_at = Some(read_at);
         drop(bans);
         if grew {
             self.changed.send_modify(|generation| *generation += 1);
@@ -257,10 +374,15 @@ async fn refresh_loop(defender: Weak<Defender>) {
     loop {
         tokio::time::sleep(REFRESH).await;
         let Some(defender) = defender.upgrade() else { return };
-        if let Err(e) = defender.refresh().await {
+        ticks += 1;
+        let read = if ticks.is_multiple_of(FULL_READ_EVERY) {
+            defender.refresh().await
+        } else {
+            defender.refresh_changes().await
+        };
+        if let Err(e) = read {
             warn!(error = %e, "defender: cannot read the bans from the catalog");
         }
-        ticks += 1;
         if ticks.is_multiple_of(3600)
             && let Err(e) = defender.catalog.prune_bans(now_ms().saturating_sub(FORGET_AFTER_MS)).await
         {
@@ -313,15 +435,52 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn removed_bans_are_lifted_by_the_refresh() {
+    async fn removed_bans_are_lifted_by_the_next_read_of_the_changes() {
         let (d, _dir) = defender(|c| c.threshold = 1).await;
         let ip: IpAddr = "2001:db8::1".parse().unwrap();
         let ban = d.score(ip, Offence::InvalidUser).unwrap();
-        d.store(&ban).await.unwrap();
+        let stored = d.store(&ban).await.unwrap();
+        assert_eq!(stored.ip, "2001:db8::/64");
         d.refresh().await.unwrap();
         assert!(d.is_banned(ip));
-        d.catalog.remove_ban("2001:db8::1").await.unwrap();
-        d.refresh().await.unwrap();
+        d.catalog.remove_ban("2001:db8::/64").await.unwrap();
+        d.refresh_changes().await.unwrap();
         assert!(!d.is_banned(ip));
+        d.catalog.upsert_ban(&Ban { ip: "198.51.100.0/24".into(), ..stored }).await.unwrap();
+        d.refresh_changes().await.unwrap();
+        assert!(d.is_banned("198.51.100.77".parse().unwrap()), "an operator's network ban covers its addresses");
+        assert!(!d.is_banned("198.51.101.1".parse().unwrap()));
+    }
+
+    #[tokio::test]
+    async fn rotating_through_a_64_is_one_source() {
+        let (d, _dir) = defender(|_| {}).await;
+        let ban = (1..=15u16)
+            .find_map(|n| d.score(IpAddr::from([0x2001, 0xdb8, 1, 2, 0, 0, 0, n]), Offence::WrongPassword))
+            .expect("15 points over the /64 ban it");
+        assert_eq!(ban.source.to_string(), "2001:db8:1:2::/64");
+        assert!(d.is_banned("2001:db8:1:2:abcd::1".parse().unwrap()));
+        assert!(!d.is_banned("2001:db8:1:3::1".parse().unwrap()), "another /64 is another source");
+    }
+
+    #[tokio::test]
+    async fn scores_and_bans_in_memory_are_capped() {
+        let (d, _dir) = defender(|c| {
+            c.threshold = 2;
+            c.entries_soft_limit = 10;
+            c.entries_hard_limit = 20;
+        })
+        .await;
+        for n in 0..1000u32 {
+            assert!(d.score(IpAddr::from(n.to_be_bytes()), Offence::WrongPassword).is_none());
+        }
+        assert!(d.scores.lock().unwrap().len() < 20);
+        for n in 1000..2000u32 {
+            let ip = IpAddr::from(n.to_be_bytes());
+            assert!(d.score(ip, Offence::WrongPassword).is_none());
+            d.score(ip, Offence::WrongPassword).expect("the second point bans");
+        }
+        assert!(d.bans.lock().unwrap().until.len() < 20);
+        assert!(d.is_banned(IpAddr::from(1999u32.to_be_bytes())), "the newest bans are kept");
     }
 }

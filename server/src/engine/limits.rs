@@ -13,14 +13,19 @@
 //! dropped at random past `limits.max_startups` (OpenSSH's MaxStartups
 //! `start:rate:full`), so that a flood of idle connections cannot keep
 //! legitimate clients out: the flood is thinned before it fills the server.
+//!
+//! Connections are counted per source (an IPv4 address or an IPv6 network,
+//! see `source`), and each source's new connections go through its token
+//! bucket first (`rate`).
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::fs::TooManyOpen;
-use std::sync::{Arc, Mutex};
+use super::rate::ConnectionRate;
+use super::source::{Capped, Source};
 
 use passerelle_config::{LimitsConfig, MaxStartups};
 
@@ -30,12 +35,20 @@ pub(crate) enum Refusal {
     /// `limits.max_connections` reached.
     #[error("too many connections")]
     TooManyConnections,
-    /// `limits.max_connections_per_ip` reached for this address.
+    /// `limits.max_connections_per_ip` reached for this source.
     #[error("too many connections from this address")]
     TooManyFromAddress,
     /// Dropped by `limits.max_startups`.
     #[error("too many connections not yet logged in")]
     StartupDropped,
+    /// The source's bucket of `limits.connection_rate` is empty.
+    #[error("new connections over limits.connection_rate ({rate} per second, limits.connection_burst {burst})")]
+    RateExceeded {
+        /// `limits.connection_rate`.
+        rate: u32,
+        /// `limits.connection_burst`.
+        burst: u32,
+    },
 }
 
 /// Counters shared by every front-end.
@@ -44,7 +57,8 @@ pub(super) struct Limits {
     max_per_ip: u32,
     max_per_user: u32,
     max_startups: MaxStartups,
-    connections: Arc<Counter<IpAddr>>,
+    rate: ConnectionRate,
+    connections: Arc<Counter<Source>>,
     sessions: Arc<Counter<String>>,
     startups: Arc<AtomicU32>,
     max_open_per_session: u32,
@@ -101,8 +115,8 @@ impl<K: Eq + Hash + Clone> Counter<K> {
 
 /// Held for the lifetime of one connection.
 pub(crate) struct ConnectionPermit {
-    counter: Arc<Counter<IpAddr>>,
-    ip: IpAddr,
+    counter: Arc<Counter<Source>>,
+    source: Source,
     startup: Option<Startup>,
 }
 
@@ -115,7 +129,7 @@ impl ConnectionPermit {
 
 impl Drop for ConnectionPermit {
     fn drop(&mut self) {
-        self.counter.release(&self.ip);
+        self.counter.release(&self.source);
     }
 }
 
@@ -156,13 +170,15 @@ impl Drop for FilePermit {
 
 impl Limits {
     /// The limits of `config`, with `max_open_total` files open for clients
-    /// at most (see `nofile.rs`).
-    pub(super) fn new(config: &LimitsConfig, max_open_total: u32) -> Self {
+    /// at most (see `nofile.rs`) and the table of connection rates bounded
+    /// by `capped`.
+    pub(super) fn new(config: &LimitsConfig, capped: Capped, max_open_total: u32) -> Self {
         Self {
             max_connections: config.max_connections,
             max_per_ip: config.max_connections_per_ip,
             max_per_user: config.max_sessions_per_user,
             max_startups: config.max_startups,
+            rate: ConnectionRate::new(config.connection_rate, config.connection_burst, capped),
             connections: Arc::new(Counter::new()),
             sessions: Arc::new(Counter::new()),
             startups: Arc::default(),
@@ -201,14 +217,20 @@ impl Limits {
         }
     }
 
-    pub(super) fn admit(&self, ip: IpAddr) -> Result<ConnectionPermit, Refusal> {
+    /// Admits one new connection of `source`: within its connection rate,
+    /// `limits.max_startups` and the connection limits.
+    pub(super) fn admit(&self, source: Source) -> Result<ConnectionPermit, Refusal> {
+        if !self.rate.take(source) {
+            let (rate, burst) = self.rate.limits();
+            return Err(Refusal::RateExceeded { rate, burst });
+        }
         let startups = self.startups.fetch_add(1, Ordering::AcqRel);
         let startup = Startup(Arc::clone(&self.startups));
         if drops(self.max_startups, startups) {
             return Err(Refusal::StartupDropped);
         }
-        match self.connections.acquire(&ip, self.max_connections, self.max_per_ip) {
-            Ok(()) => Ok(ConnectionPermit { counter: Arc::clone(&self.connections), ip, startup: Some(startup) }),
+        match self.connections.acquire(&source, self.max_connections, self.max_per_ip) {
+            Ok(()) => Ok(ConnectionPermit { counter: Arc::clone(&self.connections), source, startup: Some(startup) }),
             Err(true) => Err(Refusal::TooManyConnections),
             Err(false) => Err(Refusal::TooManyFromAddress),
         }
@@ -265,11 +287,14 @@ mod tests {
             max_connections_per_ip: 20,
             max_connections: 500,
             max_startups: MaxStartups { start: 10, rate: 30, full: 100 },
+            connection_rate: 10,
+            connection_burst: 20,
             max_open_files_per_session: per_session,
             max_open_files_per_user: per_user,
             max_buffered_bytes_per_session: passerelle_config::ByteSize::new(64 << 20),
         };
-        Limits::new(&config, total)
+        let defaults = passerelle_config::Config::load(Default::default()).unwrap();
+        Limits::new(&config, Capped::new(&defaults.defender), total)
     }
 
     #[test]

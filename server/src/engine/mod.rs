@@ -5,12 +5,13 @@
 //!
 //! ```text
 //!   SFTP ─┐                 ┌─ proxy    (PROXY protocol v1/v2 from trusted proxies)
-//!   FTPS ─┼──► Engine ──────┼─ defender (scores, bans: dropped at accept)
+//!   FTPS ─┼──► Engine ──────┼─ source   (IPv4 address or IPv6 /64: what is scored and limited)
+//!         │      │          ├─ defender (scores, bans: dropped at accept)
 //!         │      │          ├─ auth     (catalog, argon2id, allowlists, account locks,
 //!         │      │          │            same answer for every failure)
 //!         │      │          ├─ fs       (TenantFs: chrooted, cap-std)
-//!         │      │          ├─ limits   (connections per IP, startups, sessions per user,
-//!         │      │          │            open files per session, per user, in all)
+//!         │      │          ├─ limits   (connection rate and connections per source, startups,
+//!         │      │          │            sessions per user, open files per session, per user, in all)
 //!         │      │          ├─ grants   (live sessions, ended when an admin change withdraws them)
 //!         │      │          ├─ quota    (per-tenant bytes and files, reserved as uploads grow)
 //!         │   Session       ├─ audit    (catalog + tracing)
@@ -19,8 +20,9 @@
 //! ```
 //!
 //! A front-end hands every accepted TCP connection to [`Engine::accept`],
-//! which reads a PROXY header when the peer is a trusted proxy, drops banned
-//! addresses and applies the connection limits, before any protocol work.
+//! which reads a PROXY header when the peer is a trusted proxy (answering a
+//! proxy's own health check itself), drops banned sources and applies the
+//! connection rate and limits, before any protocol work.
 
 mod audit;
 mod auth;
@@ -33,9 +35,11 @@ mod metrics;
 mod nofile;
 mod proxy;
 mod quota;
+mod rate;
 mod refusals;
 mod retention;
 mod session;
+mod source;
 mod uploads;
 
 use std::collections::{HashMap, VecDeque};
@@ -46,8 +50,9 @@ use std::time::Instant;
 use passerelle_catalog::{Catalog, Login, TenantName};
 use passerelle_config::Config;
 use passerelle_tree::{DiskSpace, LowSpace};
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
-use tracing::warn;
+use tracing::{debug, warn};
 
 pub(crate) use auth::{Credentials, LoginAttempts, LoginRefused};
 pub(crate) use defender::{Offence, Tripwire};
@@ -58,8 +63,13 @@ pub(crate) use listeners::{Alive, Incoming, Listeners};
 pub(crate) use nofile::raise as raise_open_file_limit;
 pub(crate) use proxy::ClientStream;
 pub(crate) use session::{DirListing, DownloadEnd, IncomingFile, OutgoingFile, Overwrite, Session};
+pub(crate) use source::{BanTarget, parse_network};
 
 use crate::data_dir::DataDir;
+
+/// The SSH identification line (without its CRLF): sent by the SFTP
+/// front-end, and to a trusted proxy's health checks.
+pub(crate) const SSH_ID: &str = "SSH-2.0-passerelle";
 
 /// Which front-end a connection came through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -122,7 +132,8 @@ pub(crate) struct Accepted {
 impl Engine {
     /// Builds the engine over an opened catalog and data directory.
     pub(crate) fn new(config: Arc<Config>, catalog: Catalog, data_dir: DataDir) -> Self {
-        let limits = limits::Limits::new(&config.limits, nofile::client_share());
+        let capped = source::Capped::new(&config.defender);
+        let limits = limits::Limits::new(&config.limits, capped, nofile::client_share());
         let metrics = Arc::new(metrics::Metrics::new());
         let audit = audit::Auditor::new(catalog.clone(), Arc::clone(&metrics));
         let defender = defender::Defender::new(config.defender.clone(), catalog.clone());
@@ -162,18 +173,21 @@ impl Engine {
     }
 
     /// Takes a freshly accepted TCP connection: reads the PROXY header of a
-    /// trusted proxy, then drops banned addresses and applies the connection
-    /// limits. `None`: the connection is dropped (closing the socket).
+    /// trusted proxy, then drops banned sources and applies the connection
+    /// rate and limits. `None`: the connection is dropped (closing the socket).
     pub(crate) async fn accept(&self, mut stream: TcpStream, peer: SocketAddr, protocol: Protocol) -> Option<Accepted> {
         let mut peer = proxy::canonical(peer);
         let tripwire = Tripwire::default();
         let trusted = &self.inner.config.proxy_protocol.trusted_proxies;
         let stream = if trusted.iter().any(|net| net.contains(&peer.ip())) {
             match proxy::read_header(&mut stream).await {
-                Ok((source, rest)) => {
-                    // A proxy's own health check has no client: it is the client.
-                    peer = source.unwrap_or(peer);
+                Ok((Some(source), rest)) => {
+                    peer = source;
                     ClientStream::proxied(stream, rest, tripwire.clone())
+                }
+                Ok((None, _)) => {
+                    health_check(stream, peer, protocol).await;
+                    return None;
                 }
                 Err(e) => {
                     // Not scored: banning a trusted proxy would ban every client behind it.
@@ -185,17 +199,19 @@ impl Engine {
             ClientStream::direct(stream, tripwire.clone())
         };
         if self.inner.defender.is_banned(peer.ip()) {
-            // Not scored: the address is banned already.
+            // Not scored: the source is banned already.
             self.refused(peer, protocol, "banned");
             return None;
         }
-        match self.inner.limits.admit(peer.ip()) {
+        match self.inner.limits.admit(self.inner.defender.source(peer.ip())) {
             Ok(permit) => Some(Accepted { stream, peer, permit, tripwire }),
             Err(refusal) => {
                 self.refused(peer, protocol, &refusal.to_string());
                 let offence = match refusal {
                     Refusal::TooManyFromAddress => Offence::LimitExceeded,
-                    Refusal::TooManyConnections | Refusal::StartupDropped => Offence::RefusedConnection,
+                    Refusal::TooManyConnections | Refusal::StartupDropped | Refusal::RateExceeded { .. } => {
+                        Offence::RefusedConnection
+                    }
                 };
                 self.offence(peer, offence);
                 None
@@ -206,11 +222,11 @@ impl Engine {
     /// Records a refused connection: in full when it is the first of its
     /// source and reason for a while, else only counted (see `refusals`).
     fn refused(&self, peer: SocketAddr, protocol: Protocol, reason: &str) {
-        if self.inner.refusals.first(peer.ip(), protocol, reason) {
+        if self.inner.refusals.first(self.inner.defender.source(peer.ip()), protocol, reason) {
             warn!(
                 peer = %peer,
                 reason,
-                "{}: connection refused (repeats from this address are counted for a minute, then summarised)",
+                "{}: connection refused (repeats from this source are counted for a minute, then summarised)",
                 protocol.as_str()
             );
             self.inner.audit.connection_refused(peer, protocol, reason);
@@ -223,15 +239,17 @@ impl Engine {
         self.inner.defender.banned(peer.ip()).await;
     }
 
-    /// Scores an offence of `peer`; bans it (in the catalog, audited) when
-    /// its score reaches the threshold.
+    /// Scores an offence of `peer`'s source; bans the source (in the
+    /// catalog, audited) when its score reaches the threshold.
     pub(crate) fn offence(&self, peer: SocketAddr, offence: Offence) {
         let Some(ban) = self.inner.defender.score(peer.ip(), offence) else { return };
         let engine = self.clone();
         tokio::spawn(async move {
             match engine.inner.defender.store(&ban).await {
                 Ok(stored) => engine.inner.audit.ban(&stored),
-                Err(e) => warn!(ip = %ban.ip, error = %e, "defender: ban not stored in the catalog (kept in memory)"),
+                Err(e) => {
+                    warn!(source = %ban.source, error = %e, "defender: ban not stored in the catalog (kept in memory)");
+                }
             }
         });
     }
@@ -308,4 +326,18 @@ impl Engine {
         refusals::write(&self.inner, true);
         self.inner.audit.flush().await;
     }
+}
+
+/// Answers a trusted proxy's own health check (PROXY v1 `UNKNOWN`, v2
+/// `LOCAL`): there is no client, so no authentication is offered and nothing
+/// is scored or audited. SFTP sends its identification line, FTPS a `421`
+/// line, and the connection is closed.
+async fn health_check(mut stream: TcpStream, proxy: SocketAddr, protocol: Protocol) {
+    let reply = match protocol {
+        Protocol::Sftp => format!("{SSH_ID}\r\n"),
+        Protocol::Ftps => "421 Health check answered: no login without a client address (PROXY LOCAL).\r\n".into(),
+    };
+    let _ = stream.write_all(reply.as_bytes()).await;
+    let _ = stream.shutdown().await;
+    debug!(proxy = %proxy, "{}: health check of a trusted proxy answered", protocol.as_str());
 }

@@ -4,7 +4,7 @@
 //! one summary row says how many there were.
 //!
 //! ```text
-//!  refusal ─► count(ip, protocol, reason) ─ first in window? ─► audit row + warning
+//!  refusal ─► count(source, protocol, reason) ─ first in window? ─► audit row + warning
 //!                                          └ repeat ──────────► counted
 //!  every 5 s (and at shutdown) ─► windows over ─► "1,233 more connections from
 //!                                                  203.0.113.9 refused in the last 60 s: banned"
@@ -14,12 +14,12 @@
 //! ones are counted together in one tally, summarised the same way.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use tracing::warn;
 
+use super::source::Source;
 use super::{Inner, Protocol};
 
 /// How long repeats of a first refusal are only counted.
@@ -32,7 +32,7 @@ const SWEEP: Duration = Duration::from_secs(5);
 const MAX_SOURCES: usize = 10_000;
 
 /// Which refusals one tally counts.
-type Key = (IpAddr, Protocol, String);
+type Key = (Source, Protocol, String);
 
 /// Repeats counted since a first refusal.
 #[derive(Clone, Copy)]
@@ -57,7 +57,7 @@ struct State {
 /// What one window of repeats amounts to.
 pub(super) struct Summary {
     /// The source; `None` for the sources past [`MAX_SOURCES`].
-    pub(super) ip: Option<IpAddr>,
+    pub(super) source: Option<Source>,
     /// The front-end; `None` for the sources past [`MAX_SOURCES`].
     pub(super) protocol: Option<Protocol>,
     /// The one-sentence summary, for the audit trail and the log.
@@ -67,10 +67,10 @@ pub(super) struct Summary {
 impl Refusals {
     /// Counts a refusal; `true` when it is the first of its source, protocol
     /// and reason in the window, and is to be written in full.
-    pub(super) fn first(&self, ip: IpAddr, protocol: Protocol, reason: &str) -> bool {
+    pub(super) fn first(&self, source: Source, protocol: Protocol, reason: &str) -> bool {
         let now = Instant::now();
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let key = (ip, protocol, reason.to_owned());
+        let key = (source, protocol, reason.to_owned());
         if let Some(tally) = state.sources.get_mut(&key) {
             tally.repeats += 1;
             return false;
@@ -90,18 +90,18 @@ impl Refusals {
         let over = |tally: &Tally| all || now.duration_since(tally.since) >= WINDOW;
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let mut summaries = Vec::new();
-        state.sources.retain(|(ip, protocol, reason), tally| {
+        state.sources.retain(|(source, protocol, reason), tally| {
             if !over(tally) {
                 return true;
             }
             if tally.repeats > 0 {
                 let text = format!(
-                    "{} more connection{} from {ip} refused in the last {} s: {reason}",
+                    "{} more connection{} from {source} refused in the last {} s: {reason}",
                     thousands(tally.repeats),
                     if tally.repeats == 1 { "" } else { "s" },
                     now.duration_since(tally.since).as_secs(),
                 );
-                summaries.push(Summary { ip: Some(*ip), protocol: Some(*protocol), text });
+                summaries.push(Summary { source: Some(*source), protocol: Some(*protocol), text });
             }
             false
         });
@@ -113,7 +113,7 @@ impl Refusals {
                 now.duration_since(tally.since).as_secs(),
                 thousands(MAX_SOURCES as u64),
             );
-            summaries.push(Summary { ip: None, protocol: None, text });
+            summaries.push(Summary { source: None, protocol: None, text });
         }
         summaries
     }
@@ -133,7 +133,7 @@ pub(super) async fn summarise(engine: Weak<Inner>) {
 /// shutdown) to the log and the audit trail.
 pub(super) fn write(inner: &Inner, all: bool) {
     for summary in inner.refusals.take_summaries(all) {
-        warn!(peer = ?summary.ip, "{}", summary.text);
+        warn!(peer = summary.source.map(|source| source.to_string()), "{}", summary.text);
         inner.audit.refusals(&summary);
     }
 }
@@ -154,11 +154,12 @@ fn thousands(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::source::Aggregation;
 
     #[test]
     fn repeats_are_counted_and_summarised_once() {
         let refusals = Refusals::default();
-        let ip: IpAddr = "203.0.113.9".parse().unwrap();
+        let ip = Aggregation::new(64).source("203.0.113.9".parse().unwrap());
         assert!(refusals.first(ip, Protocol::Sftp, "banned"));
         for _ in 0..1233 {
             assert!(!refusals.first(ip, Protocol::Sftp, "banned"));
@@ -175,7 +176,8 @@ mod tests {
     fn sources_past_the_cap_are_counted_together() {
         let refusals = Refusals::default();
         for n in 0..MAX_SOURCES as u32 + 5 {
-            refusals.first(IpAddr::from(n.to_be_bytes()), Protocol::Sftp, "too many connections");
+            let source = Aggregation::new(64).source(std::net::IpAddr::from(n.to_be_bytes()));
+            refusals.first(source, Protocol::Sftp, "too many connections");
         }
         let summaries = refusals.take_summaries(true);
         assert_eq!(summaries.len(), 1);

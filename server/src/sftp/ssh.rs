@@ -71,7 +71,7 @@ pub(super) fn preferred(libssh2_compat: bool) -> Preferred {
 pub(super) fn config(engine: &Engine, keys: Vec<russh::keys::PrivateKey>) -> russh::server::Config {
     let limits = &engine.config().limits;
     russh::server::Config {
-        server_id: russh::SshId::Standard(Cow::Borrowed("SSH-2.0-passerelle")),
+        server_id: russh::SshId::Standard(Cow::Borrowed(crate::engine::SSH_ID)),
         methods: methods(),
         // The engine delays every failed login itself; this floor covers the
         // key probes that never reach it. The first "none" probe is free.
