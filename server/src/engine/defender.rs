@@ -37,10 +37,8 @@ const MAX_TRACKED: usize = 100_000;
 /// What an address did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Offence {
-    /// A login for a user that does not exist.
-    InvalidUser,
-    /// A failed login of an existing user.
-    WrongPassword,
+    /// A failed login, whether the user exists or not.
+    FailedLogin,
     /// A connection or session refused by a limit.
     LimitExceeded,
     /// A connection turned away at connect by `limits.max_startups` or
@@ -53,8 +51,7 @@ pub(crate) enum Offence {
 impl Offence {
     fn as_str(self) -> &'static str {
         match self {
-            Self::InvalidUser => "invalid user",
-            Self::WrongPassword => "failed login",
+            Self::FailedLogin => "failed login",
             Self::LimitExceeded => "limit exceeded",
             Self::RefusedConnection => "refused connection",
             Self::ProtocolAbuse => "protocol abuse",
@@ -150,8 +147,9 @@ impl Defender {
     /// is reached (the address is then banned in memory at once).
     pub(super) fn score(&self, ip: IpAddr, offence: Offence) -> Option<NewBan> {
         let points = match offence {
-            Offence::InvalidUser => self.config.score_invalid_user,
-            Offence::WrongPassword => self.config.score_wrong_password,
+            // The higher of the two: a different score for unknown logins
+            // would tell, through the time a ban takes, which logins exist.
+            Offence::FailedLogin => self.config.score_invalid_user.max(self.config.score_wrong_password),
             Offence::LimitExceeded => self.config.score_limit_exceeded,
             Offence::RefusedConnection => self.config.score_refused_connection,
             Offence::ProtocolAbuse => self.config.score_protocol_abuse,
@@ -289,10 +287,10 @@ mod tests {
     async fn the_threshold_bans_and_repeat_offences_ban_longer() {
         let (d, _dir) = defender(|_| {}).await;
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        for _ in 0..14 {
-            assert!(d.score(ip, Offence::WrongPassword).is_none());
+        for _ in 0..7 {
+            assert!(d.score(ip, Offence::FailedLogin).is_none());
         }
-        let ban = d.score(ip, Offence::WrongPassword).expect("15th point bans");
+        let ban = d.score(ip, Offence::FailedLogin).expect("8th failed login, 16th point, bans");
         assert!(d.is_banned(ip));
         let first = d.store(&ban).await.unwrap();
         assert_eq!(first.offences, 1);
@@ -316,7 +314,7 @@ mod tests {
     async fn removed_bans_are_lifted_by_the_refresh() {
         let (d, _dir) = defender(|c| c.threshold = 1).await;
         let ip: IpAddr = "2001:db8::1".parse().unwrap();
-        let ban = d.score(ip, Offence::InvalidUser).unwrap();
+        let ban = d.score(ip, Offence::FailedLogin).unwrap();
         d.store(&ban).await.unwrap();
         d.refresh().await.unwrap();
         assert!(d.is_banned(ip));
