@@ -95,10 +95,12 @@ impl Catalog {
 
     /// Forgets the failed logins counted for `login` (after a successful login).
     pub async fn clear_login_failures(&self, login: &Login) -> Result<(), CatalogError> {
-        sqlx::query("UPDATE users SET failed_logins = 0, failures_since = NULL WHERE login = $1 AND failed_logins <> 0")
-            .bind(login.as_str())
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE users SET failed_logins = 0, failures_since = NULL WHERE login = $1 AND failed_logins <> 0",
+        )
+        .bind(login.as_str())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 }

@@ -193,10 +193,12 @@ impl Catalog {
     pub async fn set_admin_lock(&self, login: &Login, locked: bool) -> Result<(), CatalogError> {
         self.withdraw(
             login,
-            sqlx::query("UPDATE users SET admin_locked = $2, locked_until = NULL, failed_logins = 0, failures_since = NULL \
-                 WHERE login = $1")
-                .bind(login.as_str())
-                .bind(i64::from(locked)),
+            sqlx::query(
+                "UPDATE users SET admin_locked = $2, locked_until = NULL, failed_logins = 0, failures_since = NULL \
+                 WHERE login = $1",
+            )
+            .bind(login.as_str())
+            .bind(i64::from(locked)),
         )
         .await
     }

@@ -1,8 +1,8 @@
 //! The catalog behaves the same on SQLite and on PostgreSQL.
 
 use passerelle_catalog::{
-    AuditEvent, AuditFilter, Ban, Catalog, CatalogError, FailureCount, ImportJob, JobFilter, JobStatus, LockPolicy, Login,
-    TenantDatabase, TenantName, TenantQuota,
+    AuditEvent, AuditFilter, Ban, Catalog, CatalogError, FailureCount, ImportJob, JobFilter, JobStatus, LockPolicy,
+    Login, TenantDatabase, TenantName, TenantQuota,
 };
 
 /// PostgreSQL server used by the tests; its absence is a failure, never a skip.
@@ -175,7 +175,11 @@ async fn login_failures(catalog: &Catalog, alice: &Login) {
     let counts = failures.join_all().await;
     let locks = counts.iter().filter(|c| matches!(c, FailureCount::Locked(_))).count();
     let counted = counts.iter().filter(|c| matches!(c, FailureCount::Counted(_))).count();
-    assert_eq!((locks, counted), (1, 9), "40 parallel failures, threshold 10: the 10th locks, later ones are not counted");
+    assert_eq!(
+        (locks, counted),
+        (1, 9),
+        "40 parallel failures, threshold 10: the 10th locks, later ones are not counted"
+    );
     let ghost = Login::parse("ghost").unwrap();
     assert_eq!(catalog.count_login_failure(&ghost, policy, 0).await.unwrap(), FailureCount::NotCounted);
     // As `tenants_users_and_keys` left it.

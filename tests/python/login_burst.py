@@ -5,7 +5,8 @@ Reads one JSON plan on standard input and prints one JSON report on standard
 output.
 
 Plan:
-    {"port": 2222, "user": "alice", "password": "...",
+    {"port": 2222, "users": ["alice", ...] (connections are spread over these),
+     "password": "...",
      "sources": ["127.0.0.30", ...] (connections are spread over these),
      "connections": 200, "timeout": 30}
 
@@ -24,7 +25,7 @@ import time
 import paramiko
 
 
-def attempt(plan, source, barrier, outcomes, lock):
+def attempt(plan, user, source, barrier, outcomes, lock):
     timeout = plan.get("timeout", 30)
     outcome = "rejected"
     transport = None
@@ -35,7 +36,7 @@ def attempt(plan, source, barrier, outcomes, lock):
         transport.banner_timeout = timeout
         transport.auth_timeout = timeout
         transport.start_client(timeout=timeout)
-        transport.auth_password(plan["user"], plan["password"])
+        transport.auth_password(user, plan["password"])
         outcome = "accepted"
     except paramiko.AuthenticationException:
         outcome = "rejected"
@@ -51,12 +52,12 @@ def attempt(plan, source, barrier, outcomes, lock):
 def main():
     plan = json.load(sys.stdin)
     count = plan["connections"]
-    sources = plan["sources"]
+    sources, users = plan["sources"], plan["users"]
     barrier = threading.Barrier(count)
     outcomes = {}
     lock = threading.Lock()
     threads = [
-        threading.Thread(target=attempt, args=(plan, sources[i % len(sources)], barrier, outcomes, lock), daemon=True)
+        threading.Thread(target=attempt, args=(plan, users[i % len(users)], sources[i % len(sources)], barrier, outcomes, lock), daemon=True)
         for i in range(count)
     ]
     start = time.time()

@@ -91,7 +91,7 @@ pub fn python() -> PathBuf {
 }
 
 /// Runs `tests/python/login_burst.py` (paramiko): `plan["connections"]`
-/// password logins at once, spread over `plan["sources"]`; returns its
+/// password logins at once, spread over `plan["users"]` and `plan["sources"]`; returns its
 /// report (outcomes counted, wall time).
 pub fn login_burst(plan: &serde_json::Value) -> serde_json::Value {
     python_report(python(), "login_burst.py", plan, "login burst")

@@ -257,7 +257,12 @@ impl Engine {
     }
 
     /// The user `raw_login` names, its tenant and whether `peer` is admitted.
-    async fn account(&self, raw_login: &str, credentials: Credentials<'_>, peer: SocketAddr) -> Result<Account, Failure> {
+    async fn account(
+        &self,
+        raw_login: &str,
+        credentials: Credentials<'_>,
+        peer: SocketAddr,
+    ) -> Result<Account, Failure> {
         let catalog = &self.inner.catalog;
         let found = match Login::parse(raw_login) {
             Ok(login) => catalog.user(&login).await.map_err(|_| (None, Reason::CatalogError))?.map(|u| (login, u)),
@@ -265,7 +270,11 @@ impl Engine {
         };
         let Some((login, user)) = found else {
             if let Credentials::Password(password) = credentials {
-                self.inner.password_checks.verify(None, password.to_owned()).await.map_err(|Busy| (None, Reason::Busy))?;
+                self.inner
+                    .password_checks
+                    .verify(None, password.to_owned())
+                    .await
+                    .map_err(|Busy| (None, Reason::Busy))?;
             }
             return Err((None, Reason::UnknownUser));
         };
