@@ -184,7 +184,7 @@ fn a_burst_of_password_logins_is_bounded_and_key_logins_stay_fast() {
     let (out, took) = key_login;
     assert!(out.success(), "alice's key login during the burst: {}", out.stderr);
     assert!(took < Duration::from_secs(2), "alice's key login took {took:?}");
-    assert!(peak >= 1.0 && peak <= 2.0, "password checks in flight peaked at {peak} (bound 2)");
+    assert!((1.0..=2.0).contains(&peak), "password checks in flight peaked at {peak} (bound 2)");
     assert_eq!(report["outcomes"]["rejected"], 200, "every attempt gets the wrong-password answer: {report}");
     let refused = sample(&metrics(admin), "passerelle_password_checks_refused_total").unwrap_or(0.0);
     assert!(refused > 0.0, "the queue overflowed and refused checks");
