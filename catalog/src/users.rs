@@ -188,24 +188,17 @@ impl Catalog {
         .await
     }
 
-    /// Locks the user temporarily, until `until` (Unix milliseconds), after
-    /// too many failed logins; `user unlock` lifts it earlier.
-    pub async fn lock_until(&self, login: &Login, until: i64) -> Result<(), CatalogError> {
-        self.update_user(
-            login,
-            sqlx::query("UPDATE users SET locked_until = $2 WHERE login = $1").bind(login.as_str()).bind(until),
-        )
-        .await
-    }
-
-    /// Locks (`true`) or unlocks (`false`) the user. Unlocking also lifts a
-    /// temporary lock from failed logins.
+    /// Locks (`true`) or unlocks (`false`) the user. Either also lifts a
+    /// temporary lock from failed logins and forgets the failures counted.
     pub async fn set_admin_lock(&self, login: &Login, locked: bool) -> Result<(), CatalogError> {
         self.withdraw(
             login,
-            sqlx::query("UPDATE users SET admin_locked = $2, locked_until = NULL WHERE login = $1")
-                .bind(login.as_str())
-                .bind(i64::from(locked)),
+            sqlx::query(
+                "UPDATE users SET admin_locked = $2, locked_until = NULL, failed_logins = 0, failures_since = NULL \
+                 WHERE login = $1",
+            )
+            .bind(login.as_str())
+            .bind(i64::from(locked)),
         )
         .await
     }
@@ -261,17 +254,6 @@ impl Catalog {
         }
         bump_revision(&mut tx).await?;
         tx.commit().await?;
-        Ok(())
-    }
-
-    async fn update_user(
-        &self,
-        login: &Login,
-        query: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
-    ) -> Result<(), CatalogError> {
-        if query.execute(&self.pool).await?.rows_affected() == 0 {
-            return Err(CatalogError::NotFound(format!("login {login}")));
-        }
         Ok(())
     }
 

@@ -1,8 +1,8 @@
 //! The catalog behaves the same on SQLite and on PostgreSQL.
 
 use passerelle_catalog::{
-    AuditEvent, AuditFilter, Ban, Catalog, CatalogError, ImportJob, JobFilter, JobStatus, Login, TenantDatabase,
-    TenantName, TenantQuota,
+    AuditEvent, AuditFilter, Ban, Catalog, CatalogError, FailureCount, ImportJob, JobFilter, JobStatus, LockPolicy,
+    Login, TenantDatabase, TenantName, TenantQuota,
 };
 
 /// PostgreSQL server used by the tests; its absence is a failure, never a skip.
@@ -31,6 +31,7 @@ async fn exercise(catalog: Catalog) {
     tenants_users_and_keys(&catalog, &acme, &alice).await;
     audit_trail(&catalog).await;
     access_rules_and_bans(&catalog, &acme, &alice).await;
+    login_failures(&catalog, &alice).await;
     import_profiles_and_jobs(&catalog, &acme).await;
     live_session_access(&catalog, &acme, &alice).await;
     retention(&catalog).await;
@@ -128,8 +129,6 @@ async fn access_rules_and_bans(catalog: &Catalog, acme: &TenantName, alice: &Log
     catalog.set_user_allowed_ips(alice, &["2001:db8::/32".parse().unwrap()]).await.unwrap();
     assert_eq!(catalog.tenant(acme).await.unwrap().unwrap().allowed_ips, ["192.0.2.0/24"]);
     assert_eq!(catalog.user(alice).await.unwrap().unwrap().allowed_ips, ["2001:db8::/32"]);
-    catalog.lock_until(alice, 42).await.unwrap();
-    assert_eq!(catalog.user(alice).await.unwrap().unwrap().locked_until, Some(42));
 
     let ban = Ban { ip: "192.0.2.1".into(), banned_at: 1, expires_at: i64::MAX, offences: 1, reason: "test".into() };
     let before = passerelle_catalog::now_ms() - 1;
@@ -154,6 +153,51 @@ async fn access_rules_and_bans(catalog: &Catalog, acme: &TenantName, alice: &Log
     assert_eq!(catalog.active_bans(0).await.unwrap(), [network]);
     assert_eq!(catalog.prune_bans(passerelle_catalog::now_ms() - 60_000).await.unwrap(), 0, "a fresh tombstone stays");
     catalog.remove_ban("2001:db8:1:2::/64").await.unwrap();
+}
+
+/// Failed logins are counted atomically: of many parallel failures exactly
+/// one reaches the threshold and locks; the window, a lock, a success and
+/// `user unlock` each start the count again.
+async fn login_failures(catalog: &Catalog, alice: &Login) {
+    catalog.set_admin_lock(alice, false).await.unwrap();
+    let policy = LockPolicy { max_failures: 3, window_ms: 1_000, lock_ms: 5_000 };
+    let count = |now| catalog.count_login_failure(alice, policy, now);
+    assert_eq!(count(100).await.unwrap(), FailureCount::Counted(1));
+    assert_eq!(count(200).await.unwrap(), FailureCount::Counted(2));
+    assert_eq!(count(1_200).await.unwrap(), FailureCount::Counted(1), "the window opened at 100 has passed");
+    assert_eq!(count(1_300).await.unwrap(), FailureCount::Counted(2));
+    catalog.clear_login_failures(alice).await.unwrap();
+    assert_eq!(count(1_400).await.unwrap(), FailureCount::Counted(1), "a successful login clears the count");
+    assert_eq!(count(1_500).await.unwrap(), FailureCount::Counted(2));
+    assert_eq!(count(1_600).await.unwrap(), FailureCount::Locked(6_600));
+    assert_eq!(catalog.user(alice).await.unwrap().unwrap().locked_until, Some(6_600));
+    assert_eq!(count(1_700).await.unwrap(), FailureCount::NotCounted, "failures during a lock are not counted");
+    assert_eq!(count(6_600).await.unwrap(), FailureCount::Counted(1), "the lock ended: a new count starts");
+    catalog.set_admin_lock(alice, true).await.unwrap();
+    assert_eq!(count(6_700).await.unwrap(), FailureCount::NotCounted, "nor during an administrator's lock");
+    catalog.set_admin_lock(alice, false).await.unwrap();
+    assert_eq!(catalog.user(alice).await.unwrap().unwrap().locked_until, None);
+    assert_eq!(count(1_800).await.unwrap(), FailureCount::Counted(1), "user unlock clears the count");
+    catalog.clear_login_failures(alice).await.unwrap();
+
+    let parallel = LockPolicy { max_failures: 10, window_ms: 60_000, lock_ms: 60_000 };
+    let mut failures = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let (catalog, alice) = (catalog.clone(), alice.clone());
+        failures.spawn(async move { catalog.count_login_failure(&alice, parallel, 10_000).await.unwrap() });
+    }
+    let counts = failures.join_all().await;
+    let locks = counts.iter().filter(|c| matches!(c, FailureCount::Locked(_))).count();
+    let counted = counts.iter().filter(|c| matches!(c, FailureCount::Counted(_))).count();
+    assert_eq!(
+        (locks, counted),
+        (1, 9),
+        "40 parallel failures, threshold 10: the 10th locks, later ones are not counted"
+    );
+    let ghost = Login::parse("ghost").unwrap();
+    assert_eq!(catalog.count_login_failure(&ghost, policy, 0).await.unwrap(), FailureCount::NotCounted);
+    // As `tenants_users_and_keys` left it.
+    catalog.set_admin_lock(alice, true).await.unwrap();
 }
 
 async fn quotas(catalog: &Catalog, acme: &TenantName) {
@@ -235,7 +279,8 @@ async fn live_session_access(catalog: &Catalog, acme: &TenantName, alice: &Login
     moved("tenant remove").await;
     assert!(catalog.access(alice).await.unwrap().unwrap().tenant_removing);
     let unchanged = catalog.revision().await.unwrap();
-    catalog.lock_until(alice, 43).await.unwrap();
+    let lock_at_once = LockPolicy { max_failures: 1, window_ms: 1_000, lock_ms: 43 };
+    assert_eq!(catalog.count_login_failure(alice, lock_at_once, 0).await.unwrap(), FailureCount::Locked(43));
     assert_eq!(catalog.revision().await.unwrap(), unchanged, "a temporary lock ends no session");
 }
 

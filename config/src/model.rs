@@ -258,6 +258,8 @@ pub struct LimitsConfig {
     pub max_open_files_per_user: u32,
     /// Bytes of out-of-order upload data one session may hold back for the streaming digest.
     pub max_buffered_bytes_per_session: ByteSize,
+    /// Password verifications run at once before login (1 to 1024; unset: the number of cores).
+    pub max_concurrent_password_checks: u32,
 }
 
 /// OpenSSH's MaxStartups `start:rate:full`: with `n` connections not yet
@@ -280,9 +282,11 @@ pub struct DefenderConfig {
     pub enabled: bool,
     /// Score at which an address is banned (at least 1).
     pub threshold: u32,
-    /// Score of a login for a user that does not exist.
+    /// Score of a login for a user that does not exist; every failed login
+    /// scores the higher of this and `score_wrong_password`.
     pub score_invalid_user: u32,
-    /// Score of a failed login of an existing user.
+    /// Score of a failed login of an existing user; every failed login
+    /// scores the higher of this and `score_invalid_user`.
     pub score_wrong_password: u32,
     /// Score of a connection or session refused by a limit.
     pub score_limit_exceeded: u32,

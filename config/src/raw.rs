@@ -151,4 +151,5 @@ pub(crate) struct RawLimits {
     pub(crate) max_open_files_per_session: u32,
     pub(crate) max_open_files_per_user: u32,
     pub(crate) max_buffered_bytes_per_session: String,
+    pub(crate) max_concurrent_password_checks: Option<u32>,
 }

@@ -522,6 +522,19 @@ pub(crate) const KEYS: &[KeyDef] = &[
         effective: |c| size(c.limits.max_buffered_bytes_per_session),
     },
     KeyDef {
+        section: "limits",
+        name: "max_concurrent_password_checks",
+        kind: Kind::Integer,
+        default: Default::Unset { example: "4" },
+        secret: false,
+        doc: "Password verifications (argon2id, tens of milliseconds of a core and its memory each) run at \
+              once before login, over all front-ends, unknown logins' decoy verifications included; at least \
+              1, at most 1024; unset: the number of CPU cores. A check waits at most 1s for its turn, in \
+              arrival order; then the login fails with the same answer and delay as a wrong password, is \
+              audited as password_checks_busy and scored as an exceeded limit.",
+        effective: |c| integer(c.limits.max_concurrent_password_checks),
+    },
+    KeyDef {
         section: "defender",
         name: "enabled",
         kind: Kind::Bool,
@@ -546,17 +559,20 @@ pub(crate) const KEYS: &[KeyDef] = &[
         kind: Kind::Integer,
         default: Default::Value("2"),
         secret: false,
-        doc: "Score of a login attempt for a user that does not exist.",
+        doc: "Score of a failed login; every failed login, whether the user exists or not, scores the \
+              higher of defender.score_invalid_user and defender.score_wrong_password, so that the time a \
+              ban takes does not tell which logins exist (the audit trail keeps the difference).",
         effective: |c| integer(c.defender.score_invalid_user),
     },
     KeyDef {
         section: "defender",
         name: "score_wrong_password",
         kind: Kind::Integer,
-        default: Default::Value("1"),
+        default: Default::Value("2"),
         secret: false,
-        doc: "Score of a failed login of an existing user: wrong password, unknown key, locked account, \
-              address outside the allowlists.",
+        doc: "Score of a failed login of an existing user (wrong password, unknown key, locked account, \
+              address outside the allowlists); every failed login scores the higher of this and \
+              defender.score_invalid_user.",
         effective: |c| integer(c.defender.score_wrong_password),
     },
     KeyDef {

@@ -163,6 +163,12 @@ fn limits(limits: RawLimits, login_grace_time: Duration) -> Result<LimitsConfig,
             "limits.max_buffered_bytes_per_session",
             &limits.max_buffered_bytes_per_session,
         )?,
+        max_concurrent_password_checks: match limits.max_concurrent_password_checks {
+            Some(bound) => in_range("limits.max_concurrent_password_checks", bound, 1..=1024)?,
+            None => {
+                std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(1024).min(1024))
+            }
+        },
     })
 }
 

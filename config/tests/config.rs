@@ -77,6 +77,12 @@ fn defaults_are_the_documented_interface_values() {
     assert_eq!(c.limits.max_sessions_per_user, 10);
     assert_eq!(c.limits.max_connections_per_ip, 20);
     assert_eq!(c.limits.max_connections, 500);
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(
+        usize::try_from(c.limits.max_concurrent_password_checks).unwrap(),
+        cores,
+        "as many password checks as cores"
+    );
     assert_eq!(c.quotas, QuotasConfig { bytes: None, files: None }, "no quota unless configured");
 }
 
@@ -144,6 +150,10 @@ fn values_out_of_range_are_refused_naming_the_key() {
     assert!(refusal("[limits]\nlogin_grace_time = \"11m\"\n").starts_with("config: limits.login_grace_time: "));
     assert!(refusal("[limits]\nidle_timeout = \"0s\"\n").starts_with("config: limits.idle_timeout: "));
     assert!(refusal("[limits]\nmax_auth_tries = 21\n").starts_with("config: limits.max_auth_tries: "));
+    assert_eq!(
+        refusal("[limits]\nmax_concurrent_password_checks = 0\n"),
+        "config: limits.max_concurrent_password_checks: must be between 1 and 1024 (got 0)"
+    );
     assert!(refusal("[tenant_db]\nname_prefix = \"Bad-\"\n").starts_with("config: tenant_db.name_prefix: "));
     assert!(refusal("[catalog]\nurl = \"mysql://db/x\"\n").starts_with("config: catalog.url: "));
     assert!(refusal("[log]\nformat = \"xml\"\n").starts_with("config: log.format: "));

@@ -34,5 +34,7 @@ pub use layout::DataLayout;
 pub use postgres::{pg_admin_url, pg_url_as, psql, psql_result, with_database};
 pub use server::{Server, field};
 pub use sftp::{ClientAuth, SftpUser, ssh_keygen, ssh_keygen_lf};
-pub use tools::{CLIENT_TIMEOUT_SECS, Outcome, bounded, on_path, python, run_command, sha256sum, sqlite3, venv_tool};
+pub use tools::{
+    CLIENT_TIMEOUT_SECS, Outcome, bounded, login_burst, on_path, python, run_command, sha256sum, sqlite3, venv_tool,
+};
 pub use util::{entry_names, free_port, mode, random_file, tree, wait_for};

@@ -90,6 +90,13 @@ pub fn python() -> PathBuf {
     venv_tool("python", "python3")
 }
 
+/// Runs `tests/python/login_burst.py` (paramiko): `plan["connections"]`
+/// password logins at once, spread over `plan["users"]` and `plan["sources"]`; returns its
+/// report (outcomes counted, wall time).
+pub fn login_burst(plan: &serde_json::Value) -> serde_json::Value {
+    python_report(python(), "login_burst.py", plan, "login burst")
+}
+
 /// A script of `tests/python/`.
 fn python_script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("python").join(name)

@@ -1,10 +1,21 @@
 //! Authentication against the catalog. Every failure looks the same to the
 //! client (same answer, same minimum delay, an argon2 verification even for
-//! unknown users); the real reason goes to the audit trail only. Every
-//! failure is scored by the defender; credential failures of an existing
-//! user count towards its account lock. A login must come from an address
+//! unknown users, the same score whether the login exists or not); the real
+//! reason goes to the audit trail only. A login must come from an address
 //! that both the tenant's and the user's allowlists admit (an empty list
 //! admits any).
+//!
+//! ```text
+//!  user? ─► tenant? ─► credential checked ─► admitted? ─► locked? ─► matches? ─► session
+//!  (catalog errors: refused, neither scored nor counted)
+//! ```
+//!
+//! Who pays for a failure: the source is always scored (that is how an
+//! attacker gets banned); the account's lock counts only a wrong credential
+//! of a method the account has, from an address its allowlists admit. So
+//! nobody outside the allowlists, and nobody guessing passwords of a
+//! key-only account, can lock a user out. Key probes before a signature
+//! (every key of an agent is offered in turn) are neither scored nor counted.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -15,6 +26,7 @@ use russh::keys::PublicKey;
 
 use super::fs::TenantFs;
 use super::grants::{Credential, Grant};
+use super::password_checks::Busy;
 use super::session::Session;
 use super::{Engine, Offence, Protocol, Tripwire};
 
@@ -123,7 +135,7 @@ impl LoginAttempts {
         if let Some(offence) = reason.offence() {
             engine.offence(peer, offence);
         }
-        if let (Some(tenant), Reason::WrongPassword | Reason::UnknownKey) = (tenant, reason)
+        if let (Some(tenant), true) = (tenant, reason.counts_toward_lock())
             && let Ok(login) = Login::parse(login)
         {
             engine.count_failure(tenant, &login, peer, protocol).await;
@@ -137,23 +149,46 @@ impl LoginAttempts {
 #[derive(Clone, Copy, Debug)]
 enum Reason {
     UnknownUser,
+    /// A wrong password of an account that has one, from an admitted address.
     WrongPassword,
+    /// A key that is not the account's, the account having keys, from an admitted address.
     UnknownKey,
+    /// A password for an account without one (key-only).
+    NoPassword,
+    /// A key for an account without keys (password-only).
+    NoKeys,
     Locked,
     DeniedIp,
+    /// No password verification slot within the queue's wait.
+    Busy,
     TooManySessions,
     TenantUnavailable,
+    /// The catalog did not answer: our fault, not the client's.
+    CatalogError,
 }
 
 impl Reason {
-    /// How the defender scores it.
+    /// How the defender scores it. Every failed login scores the same,
+    /// whether the login exists or not: ban timing must not tell.
     fn offence(self) -> Option<Offence> {
         match self {
-            Self::UnknownUser => Some(Offence::InvalidUser),
-            Self::WrongPassword | Self::UnknownKey | Self::Locked | Self::DeniedIp => Some(Offence::WrongPassword),
-            Self::TooManySessions => Some(Offence::LimitExceeded),
-            Self::TenantUnavailable => None,
+            Self::UnknownUser
+            | Self::WrongPassword
+            | Self::UnknownKey
+            | Self::NoPassword
+            | Self::NoKeys
+            | Self::Locked
+            | Self::DeniedIp => Some(Offence::FailedLogin),
+            Self::Busy | Self::TooManySessions => Some(Offence::LimitExceeded),
+            Self::TenantUnavailable | Self::CatalogError => None,
         }
+    }
+
+    /// Whether it counts toward the account's lock: only a wrong credential
+    /// of a method the account has, from an address its allowlists admit
+    /// (the checks only give these reasons then).
+    fn counts_toward_lock(self) -> bool {
+        matches!(self, Self::WrongPassword | Self::UnknownKey)
     }
 
     fn as_str(self) -> &'static str {
@@ -161,74 +196,121 @@ impl Reason {
             Self::UnknownUser => "unknown_user",
             Self::WrongPassword => "wrong_password",
             Self::UnknownKey => "unknown_key",
+            Self::NoPassword => "no_password",
+            Self::NoKeys => "no_keys",
             Self::Locked => "locked",
             Self::DeniedIp => "denied_ip",
+            Self::Busy => "password_checks_busy",
             Self::TooManySessions => "too_many_sessions",
             Self::TenantUnavailable => "tenant_unavailable",
+            Self::CatalogError => "catalog_error",
         }
     }
 }
 
+/// A login whose user exists, with its tenant and whether the connection's
+/// address is one both allowlists admit.
+struct Account {
+    login: Login,
+    tenant: TenantName,
+    admitted: bool,
+}
+
+/// A failed check: the tenant when known, and why.
+type Failure = (Option<TenantName>, Reason);
+
 impl Engine {
     /// Whether `key` is one of `login`'s authorised keys: answers the
     /// "would this key do?" query of SSH public-key authentication, before
-    /// any signature. Not a login; not audited.
+    /// any signature. Not a login; not audited, scored nor counted.
     pub(crate) async fn key_is_authorized(&self, login: &str, key: &PublicKey) -> bool {
         let Ok(login) = Login::parse(login) else { return false };
-        self.authorized_keys(&login).await.iter().any(|k| k.matches(key))
+        self.authorized_keys(&login).await.unwrap_or_default().iter().any(|k| k.matches(key))
     }
 
     /// The checks proper. Returns the tenant, the login and what it
-    /// authenticated with, or why not.
+    /// authenticated with, or why not. The credential is checked before
+    /// the allowlists and the lock, so that every failure costs the same time.
     async fn check(
         &self,
         raw_login: &str,
         credentials: Credentials<'_>,
         peer: SocketAddr,
-    ) -> Result<(TenantName, Login, Credential), (Option<TenantName>, Reason)> {
+    ) -> Result<(TenantName, Login, Credential), Failure> {
+        let Account { login, tenant, admitted } = self.account(raw_login, credentials, peer).await?;
+        let fail = |reason| (Some(tenant.clone()), reason);
+        let credential = self.credential(&login, credentials).await;
+        if let Err(reason @ (Reason::CatalogError | Reason::Busy)) = credential {
+            return Err(fail(reason));
+        }
+        if !admitted {
+            return Err(fail(Reason::DeniedIp));
+        }
+        // Read after the verification, which may have waited: a lock set
+        // meanwhile by parallel failures applies to this attempt too.
+        let user = self.inner.catalog.user(&login).await.map_err(|_| fail(Reason::CatalogError))?;
+        if user.is_none_or(|user| user.lock_state(passerelle_catalog::now_ms()) != LockState::Unlocked) {
+            return Err(fail(Reason::Locked));
+        }
+        let credential = credential.map_err(fail)?;
+        Ok((tenant, login, credential))
+    }
+
+    /// The user `raw_login` names, its tenant and whether `peer` is admitted.
+    async fn account(
+        &self,
+        raw_login: &str,
+        credentials: Credentials<'_>,
+        peer: SocketAddr,
+    ) -> Result<Account, Failure> {
         let catalog = &self.inner.catalog;
-        let user = match Login::parse(raw_login) {
-            Ok(login) => catalog.user(&login).await.ok().flatten().map(|user| (login, user)),
+        let found = match Login::parse(raw_login) {
+            Ok(login) => catalog.user(&login).await.map_err(|_| (None, Reason::CatalogError))?.map(|u| (login, u)),
             Err(_) => None,
         };
-        let Some((login, user)) = user else {
+        let Some((login, user)) = found else {
             if let Credentials::Password(password) = credentials {
-                burn_verification(password.to_owned()).await;
+                self.inner
+                    .password_checks
+                    .verify(None, password.to_owned())
+                    .await
+                    .map_err(|Busy| (None, Reason::Busy))?;
             }
             return Err((None, Reason::UnknownUser));
         };
         let tenant = TenantName::parse(&user.tenant).map_err(|_| (None, Reason::TenantUnavailable))?;
-        let fail = |reason| (Some(tenant.clone()), reason);
-        let credential = match credentials {
-            Credentials::Password(password) => {
-                let hash = catalog.password_hash(&login).await.ok().flatten();
-                let stamp = hash.as_deref().map(Credential::password);
-                if verify(hash, password.to_owned()).await { stamp } else { None }
-            }
-            Credentials::PublicKey(key) => self
-                .authorized_keys(&login)
-                .await
-                .iter()
-                .find(|k| k.matches(key))
-                .map(|k| Credential::Key(k.fingerprint())),
-        };
-        if user.lock_state(passerelle_catalog::now_ms()) != LockState::Unlocked {
-            return Err(fail(Reason::Locked));
-        }
-        let Some(credential) = credential else {
-            return Err(fail(match credentials {
-                Credentials::Password(_) => Reason::WrongPassword,
-                Credentials::PublicKey(_) => Reason::UnknownKey,
-            }));
-        };
         let allowed = match catalog.tenant(&tenant).await {
             Ok(Some(t)) => t.allowed_ips,
-            _ => return Err(fail(Reason::TenantUnavailable)),
+            Ok(None) => return Err((Some(tenant), Reason::TenantUnavailable)),
+            Err(_) => return Err((Some(tenant), Reason::CatalogError)),
         };
-        if !admits(&allowed, peer) || !admits(&user.allowed_ips, peer) {
-            return Err(fail(Reason::DeniedIp));
+        let admitted = admits(&allowed, peer) && admits(&user.allowed_ips, peer);
+        Ok(Account { login, tenant, admitted })
+    }
+
+    /// What `credentials` authenticate `login` with, or why they do not.
+    async fn credential(&self, login: &Login, credentials: Credentials<'_>) -> Result<Credential, Reason> {
+        match credentials {
+            Credentials::Password(password) => {
+                let hash = self.inner.catalog.password_hash(login).await.map_err(|_| Reason::CatalogError)?;
+                let stamp = hash.as_deref().map(Credential::password);
+                let matched =
+                    self.inner.password_checks.verify(hash, password.to_owned()).await.map_err(|Busy| Reason::Busy)?;
+                match stamp {
+                    Some(stamp) if matched => Ok(stamp),
+                    Some(_) => Err(Reason::WrongPassword),
+                    None => Err(Reason::NoPassword),
+                }
+            }
+            Credentials::PublicKey(key) => {
+                let keys = self.authorized_keys(login).await.map_err(|_| Reason::CatalogError)?;
+                match keys.iter().find(|k| k.matches(key)) {
+                    Some(k) => Ok(Credential::Key(k.fingerprint())),
+                    None if keys.is_empty() => Err(Reason::NoKeys),
+                    None => Err(Reason::UnknownKey),
+                }
+            }
         }
-        Ok((tenant, login, credential))
     }
 
     /// Opens the session `grant` allows, registered so that an
@@ -242,25 +324,15 @@ impl Engine {
         Ok(Session::new(self.clone(), &grant, fs, permit, registration))
     }
 
-    async fn authorized_keys(&self, login: &Login) -> Vec<AuthorizedKey> {
-        let stored = self.inner.catalog.keys(login).await.unwrap_or_default();
-        stored.iter().filter_map(|k| AuthorizedKey::parse(&k.public_key).ok()).collect()
+    /// The user's keys that parse (a user removed meanwhile has none).
+    async fn authorized_keys(&self, login: &Login) -> Result<Vec<AuthorizedKey>, passerelle_catalog::CatalogError> {
+        let stored = match self.inner.catalog.keys(login).await {
+            Ok(stored) => stored,
+            Err(passerelle_catalog::CatalogError::NotFound(_)) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        Ok(stored.iter().filter_map(|k| AuthorizedKey::parse(&k.public_key).ok()).collect())
     }
-}
-
-/// argon2 is CPU-bound for tens of milliseconds: run it off the async workers.
-async fn verify(hash: Option<String>, password: String) -> bool {
-    tokio::task::spawn_blocking(move || match hash {
-        Some(hash) => passerelle_keys::verify_password(&hash, &password),
-        None => passerelle_keys::dummy_verify(&password),
-    })
-    .await
-    .unwrap_or(false)
-}
-
-/// Spends the time of a real verification for a login that does not exist.
-async fn burn_verification(password: String) {
-    verify(None, password).await;
 }
 
 /// Whether an allowlist admits `peer` (an empty one admits any address).

@@ -51,10 +51,8 @@ const FORGET_AFTER_MS: i64 = 30 * 24 * 3600 * 1000;
 /// What an address did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Offence {
-    /// A login for a user that does not exist.
-    InvalidUser,
-    /// A failed login of an existing user.
-    WrongPassword,
+    /// A failed login, whether the user exists or not.
+    FailedLogin,
     /// A connection or session refused by a limit.
     LimitExceeded,
     /// A connection turned away at connect by `limits.max_startups` or
@@ -67,8 +65,7 @@ pub(crate) enum Offence {
 impl Offence {
     fn as_str(self) -> &'static str {
         match self {
-            Self::InvalidUser => "invalid user",
-            Self::WrongPassword => "failed login",
+            Self::FailedLogin => "failed login",
             Self::LimitExceeded => "limit exceeded",
             Self::RefusedConnection => "refused connection",
             Self::ProtocolAbuse => "protocol abuse",
@@ -241,8 +238,9 @@ impl Defender {
     /// the threshold is reached (the source is then banned in memory at once).
     pub(super) fn score(&self, ip: IpAddr, offence: Offence) -> Option<NewBan> {
         let points = match offence {
-            Offence::InvalidUser => self.config.score_invalid_user,
-            Offence::WrongPassword => self.config.score_wrong_password,
+            // The higher of the two: a different score for unknown logins
+            // would tell, through the time a ban takes, which logins exist.
+            Offence::FailedLogin => self.config.score_invalid_user.max(self.config.score_wrong_password),
             Offence::LimitExceeded => self.config.score_limit_exceeded,
             Offence::RefusedConnection => self.config.score_refused_connection,
             Offence::ProtocolAbuse => self.config.score_protocol_abuse,
@@ -411,10 +409,10 @@ mod tests {
     async fn the_threshold_bans_and_repeat_offences_ban_longer() {
         let (d, _dir) = defender(|_| {}).await;
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        for _ in 0..14 {
-            assert!(d.score(ip, Offence::WrongPassword).is_none());
+        for _ in 0..7 {
+            assert!(d.score(ip, Offence::FailedLogin).is_none());
         }
-        let ban = d.score(ip, Offence::WrongPassword).expect("15th point bans");
+        let ban = d.score(ip, Offence::FailedLogin).expect("8th failed login, 16th point, bans");
         assert!(d.is_banned(ip));
         let first = d.store(&ban).await.unwrap();
         assert_eq!(first.offences, 1);
@@ -438,7 +436,7 @@ mod tests {
     async fn removed_bans_are_lifted_by_the_next_read_of_the_changes() {
         let (d, _dir) = defender(|c| c.threshold = 1).await;
         let ip: IpAddr = "2001:db8::1".parse().unwrap();
-        let ban = d.score(ip, Offence::InvalidUser).unwrap();
+        let ban = d.score(ip, Offence::FailedLogin).unwrap();
         let stored = d.store(&ban).await.unwrap();
         assert_eq!(stored.ip, "2001:db8::/64");
         d.refresh().await.unwrap();
@@ -456,7 +454,7 @@ mod tests {
     async fn rotating_through_a_64_is_one_source() {
         let (d, _dir) = defender(|_| {}).await;
         let ban = (1..=15u16)
-            .find_map(|n| d.score(IpAddr::from([0x2001, 0xdb8, 1, 2, 0, 0, 0, n]), Offence::WrongPassword))
+            .find_map(|n| d.score(IpAddr::from([0x2001, 0xdb8, 1, 2, 0, 0, 0, n]), Offence::FailedLogin))
             .expect("15 points over the /64 ban it");
         assert_eq!(ban.source.to_string(), "2001:db8:1:2::/64");
         assert!(d.is_banned("2001:db8:1:2:abcd::1".parse().unwrap()));
@@ -466,19 +464,20 @@ mod tests {
     #[tokio::test]
     async fn scores_and_bans_in_memory_are_capped() {
         let (d, _dir) = defender(|c| {
-            c.threshold = 2;
+            // Two failed logins: each scores 2 by default.
+            c.threshold = 4;
             c.entries_soft_limit = 10;
             c.entries_hard_limit = 20;
         })
         .await;
         for n in 0..1000u32 {
-            assert!(d.score(IpAddr::from(n.to_be_bytes()), Offence::WrongPassword).is_none());
+            assert!(d.score(IpAddr::from(n.to_be_bytes()), Offence::FailedLogin).is_none());
         }
         assert!(d.scores.lock().unwrap().len() < 20);
         for n in 1000..2000u32 {
             let ip = IpAddr::from(n.to_be_bytes());
-            assert!(d.score(ip, Offence::WrongPassword).is_none());
-            d.score(ip, Offence::WrongPassword).expect("the second point bans");
+            assert!(d.score(ip, Offence::FailedLogin).is_none());
+            d.score(ip, Offence::FailedLogin).expect("the second point bans");
         }
         assert!(d.bans.lock().unwrap().until.len() < 20);
         assert!(d.is_banned(IpAddr::from(1999u32.to_be_bytes())), "the newest bans are kept");

@@ -292,6 +292,7 @@ mod tests {
             max_open_files_per_session: per_session,
             max_open_files_per_user: per_user,
             max_buffered_bytes_per_session: passerelle_config::ByteSize::new(64 << 20),
+            max_concurrent_password_checks: 2,
         };
         let defaults = passerelle_config::Config::load(Default::default()).unwrap();
         Limits::new(&config, Capped::new(&defaults.defender), total)

@@ -44,6 +44,17 @@ pub(crate) struct Metrics {
     bans: Gauge,
     import_jobs: Family<StatusLabels, Gauge>,
     catalog_up: Gauge,
+    password_checks: Gauge,
+    password_checks_refused: Counter,
+}
+
+/// One password verification running; counted out when dropped.
+pub(super) struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// Gauges read at scrape time.
@@ -75,7 +86,41 @@ impl Metrics {
         registry.register("import_jobs", "Import jobs in the catalog, by status", import_jobs.clone());
         let catalog_up = Gauge::default();
         registry.register("catalog_up", "Whether the catalog answered the last scrape", catalog_up.clone());
-        Self { registry, events, bytes, connections, sessions, bans, import_jobs, catalog_up }
+        let password_checks = Gauge::default();
+        registry.register(
+            "password_checks_in_flight",
+            "Password verifications running now (at most limits.max_concurrent_password_checks)",
+            password_checks.clone(),
+        );
+        let password_checks_refused = Counter::default();
+        registry.register(
+            "password_checks_refused",
+            "Password checks refused because every verification slot stayed busy",
+            password_checks_refused.clone(),
+        );
+        Self {
+            registry,
+            events,
+            bytes,
+            connections,
+            sessions,
+            bans,
+            import_jobs,
+            catalog_up,
+            password_checks,
+            password_checks_refused,
+        }
+    }
+
+    /// Counts a password verification in until the returned guard drops.
+    pub(super) fn password_check_started(&self) -> InFlight {
+        self.password_checks.inc();
+        InFlight(self.password_checks.clone())
+    }
+
+    /// Counts a password check refused for want of a verification slot.
+    pub(super) fn password_check_refused(&self) {
+        self.password_checks_refused.inc();
     }
 
     /// Counts one audit event.

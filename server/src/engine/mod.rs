@@ -9,6 +9,7 @@
 //!         │      │          ├─ defender (scores, bans: dropped at accept)
 //!         │      │          ├─ auth     (catalog, argon2id, allowlists, account locks,
 //!         │      │          │            same answer for every failure)
+//!         │      │          ├─ password_checks (argon2 verifications: bounded, queued ≤ 1 s)
 //!         │      │          ├─ fs       (TenantFs: chrooted, cap-std)
 //!         │      │          ├─ limits   (connection rate and connections per source, startups,
 //!         │      │          │            sessions per user, open files per session, per user, in all)
@@ -33,6 +34,7 @@ mod limits;
 mod listeners;
 mod metrics;
 mod nofile;
+mod password_checks;
 mod proxy;
 mod quota;
 mod rate;
@@ -42,12 +44,10 @@ mod session;
 mod source;
 mod uploads;
 
-use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::sync::Arc;
 
-use passerelle_catalog::{Catalog, Login, TenantName};
+use passerelle_catalog::{Catalog, FailureCount, LockPolicy, Login, TenantName};
 use passerelle_config::Config;
 use passerelle_tree::{DiskSpace, LowSpace};
 use tokio::io::AsyncWriteExt as _;
@@ -113,8 +113,8 @@ struct Inner {
     quotas: Arc<quota::Quotas>,
     /// Free space under `data_dir`, against `uploads.min_free_space`.
     space: DiskSpace,
-    /// Per login: times of its recent failed logins (account locks).
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    /// The bound on concurrent argon2 verifications.
+    password_checks: password_checks::PasswordChecks,
 }
 
 /// A connection that passed [`Engine::accept`].
@@ -139,6 +139,8 @@ impl Engine {
         let defender = defender::Defender::new(config.defender.clone(), catalog.clone());
         let quotas = quota::Quotas::new(catalog.clone(), data_dir.clone(), config.quotas);
         let space = DiskSpace::new(data_dir.root(), config.uploads.min_free_space.bytes());
+        let password_checks =
+            password_checks::PasswordChecks::new(config.limits.max_concurrent_password_checks, Arc::clone(&metrics));
         let inner = Arc::new(Inner {
             catalog,
             config,
@@ -152,7 +154,7 @@ impl Engine {
             space,
             grants: Arc::default(),
             refusals: refusals::Refusals::default(),
-            failures: Mutex::default(),
+            password_checks,
         });
         tokio::spawn(grants::watch_catalog(Arc::downgrade(&inner)));
         tokio::spawn(refusals::summarise(Arc::downgrade(&inner)));
@@ -254,37 +256,26 @@ impl Engine {
         });
     }
 
-    /// Counts a failed login of an existing user; locks the login for
-    /// `account_lock.lock_time` when it failed too often, from any source.
+    /// Counts a failed login of an existing user in the catalog; locks the
+    /// login for `account_lock.lock_time` when it failed too often, from
+    /// any source (see `auth` for which failures count).
     async fn count_failure(&self, tenant: &TenantName, login: &Login, peer: SocketAddr, protocol: Protocol) {
         let lock = &self.inner.config.account_lock;
         if lock.max_failures == 0 {
             return;
         }
-        let now = Instant::now();
-        let reached = {
-            let mut failures = self.inner.failures.lock().unwrap_or_else(PoisonError::into_inner);
-            // Bounded by the number of logins: only existing users are counted.
-            failures.retain(|_, times| times.back().is_some_and(|t| now.duration_since(*t) < lock.observation_time));
-            let times = failures.entry(login.to_string()).or_default();
-            times.push_back(now);
-            while times.len() > usize::try_from(lock.max_failures).unwrap_or(usize::MAX) {
-                times.pop_front();
-            }
-            let reached = times.len() >= usize::try_from(lock.max_failures).unwrap_or(usize::MAX);
-            if reached {
-                failures.remove(login.as_str());
-            }
-            reached
+        let millis = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let policy = LockPolicy {
+            max_failures: lock.max_failures,
+            window_ms: millis(lock.observation_time),
+            lock_ms: millis(lock.lock_time),
         };
-        if !reached {
-            return;
-        }
-        let until =
-            passerelle_catalog::now_ms().saturating_add(i64::try_from(lock.lock_time.as_millis()).unwrap_or(i64::MAX));
-        match self.inner.catalog.lock_until(login, until).await {
-            Ok(()) => self.inner.audit.account_locked(peer, protocol, tenant, login.as_str(), lock.max_failures, until),
-            Err(e) => warn!(login = %login, error = %e, "account lock not stored in the catalog"),
+        match self.inner.catalog.count_login_failure(login, policy, passerelle_catalog::now_ms()).await {
+            Ok(FailureCount::Locked(until)) => {
+                self.inner.audit.account_locked(peer, protocol, tenant, login.as_str(), lock.max_failures, until);
+            }
+            Ok(FailureCount::Counted(_) | FailureCount::NotCounted) => {}
+            Err(e) => warn!(login = %login, error = %e, "failed login not counted in the catalog"),
         }
     }
 
