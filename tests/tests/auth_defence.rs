@@ -63,6 +63,9 @@ fn password_guesses_from_outside_the_allowlists_or_against_a_key_only_account_lo
             ("PASSERELLE_ACCOUNT_LOCK_MAX_FAILURES", "4"),
             ("PASSERELLE_ACCOUNT_LOCK_LOCK_TIME", "1h"),
             ("PASSERELLE_LIMITS_MAX_STARTUPS", "100:30:200"),
+            // Bursts from few sources on purpose (the rate per source: defence_sources.rs).
+            ("PASSERELLE_LIMITS_CONNECTION_RATE", "100000"),
+            ("PASSERELLE_LIMITS_CONNECTION_BURST", "100000"),
         ])
         .serve();
     let kara = add_key_only_user(&f);
@@ -107,6 +110,9 @@ fn parallel_wrong_passwords_from_an_admitted_address_lock_at_the_threshold() {
             ("PASSERELLE_DEFENDER_THRESHOLD", "1000"),
             ("PASSERELLE_LIMITS_MAX_CONNECTIONS_PER_IP", "100"),
             ("PASSERELLE_LIMITS_MAX_STARTUPS", "100:30:200"),
+            // Bursts from few sources on purpose (the rate per source: defence_sources.rs).
+            ("PASSERELLE_LIMITS_CONNECTION_RATE", "100000"),
+            ("PASSERELLE_LIMITS_CONNECTION_BURST", "100000"),
         ])
         .serve();
     // Bursts of 30 at once until the lock (on a busy machine part of a burst
@@ -150,6 +156,9 @@ fn a_burst_of_password_logins_is_bounded_and_key_logins_stay_fast() {
             ("PASSERELLE_DEFENDER_THRESHOLD", "1000"),
             ("PASSERELLE_LIMITS_MAX_CONNECTIONS_PER_IP", "300"),
             ("PASSERELLE_LIMITS_MAX_STARTUPS", "300:30:400"),
+            // Bursts from few sources on purpose (the rate per source: defence_sources.rs).
+            ("PASSERELLE_LIMITS_CONNECTION_RATE", "100000"),
+            ("PASSERELLE_LIMITS_CONNECTION_BURST", "100000"),
         ])
         .serve();
     let (admin, port) = (f.p.admin_port(), f.p.sftp_port());
