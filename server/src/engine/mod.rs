@@ -31,7 +31,7 @@ mod limits;
 mod listeners;
 mod metrics;
 mod nofile;
-mod proxy;
+pub(crate) mod proxy;
 mod quota;
 mod refusals;
 mod retention;
