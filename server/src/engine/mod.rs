@@ -35,7 +35,7 @@ mod listeners;
 mod metrics;
 mod nofile;
 mod password_checks;
-mod proxy;
+pub(crate) mod proxy;
 mod quota;
 mod rate;
 mod refusals;

@@ -57,11 +57,15 @@ pub(crate) fn canonical(peer: SocketAddr) -> SocketAddr {
 /// Reads the PROXY header a trusted proxy sends first. Returns the client's
 /// address (`None` for a proxy's own health check: v1 `UNKNOWN`, v2 `LOCAL`
 /// or a non-IP family) and the bytes read past the header.
-pub(crate) async fn read_header(stream: &mut TcpStream) -> Result<(Option<SocketAddr>, Vec<u8>), ProxyError> {
+pub(crate) async fn read_header<S: AsyncRead + Unpin>(
+    stream: &mut S,
+) -> Result<(Option<SocketAddr>, Vec<u8>), ProxyError> {
     tokio::time::timeout(HEADER_TIMEOUT, read_header_untimed(stream)).await.map_err(|_| ProxyError::Timeout)?
 }
 
-async fn read_header_untimed(stream: &mut TcpStream) -> Result<(Option<SocketAddr>, Vec<u8>), ProxyError> {
+async fn read_header_untimed<S: AsyncRead + Unpin>(
+    stream: &mut S,
+) -> Result<(Option<SocketAddr>, Vec<u8>), ProxyError> {
     let mut buf = vec![0u8; MAX_HEADER];
     let mut len = 0;
     loop {

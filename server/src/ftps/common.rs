@@ -8,7 +8,7 @@ use super::reply::Reply;
 
 /// PBSZ/PROT state (RFC 4217 §8, §9): PROT P is the only level accepted.
 #[derive(Clone, Copy, Debug, Default)]
-pub(super) struct Protection {
+pub(crate) struct Protection {
     /// PBSZ 0 was received.
     pbsz: bool,
     /// PROT P was accepted.
@@ -23,7 +23,7 @@ impl Protection {
 }
 
 /// The commands of any state once TLS is up; `None` for others.
-pub(super) fn answer(cmd: &Command, protection: &mut Protection) -> Option<Reply> {
+pub(crate) fn answer(cmd: &Command, protection: &mut Protection) -> Option<Reply> {
     Some(match cmd.verb.as_str() {
         "AUTH" => Reply::new(503, "TLS is already active"),
         "PBSZ" => {

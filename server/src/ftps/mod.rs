@@ -48,10 +48,10 @@
 //! accepted and transfers byte for byte), SITE commands, symlinks.
 
 mod channel;
-mod common;
+pub(crate) mod common;
 mod connection;
 mod data;
-mod line;
+pub(crate) mod line;
 mod listing;
 mod passive;
 mod postlogin;

@@ -11,7 +11,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 /// Largest packet accepted from a client (length field value), as in
 /// OpenSSH's `SFTP_MAX_MSG_LENGTH`: 256 KiB.
-pub(super) const MAX_PACKET: u32 = 256 * 1024;
+pub(crate) const MAX_PACKET: u32 = 256 * 1024;
 /// Largest READ answered and WRITE accepted, as advertised through
 /// `limits@openssh.com` (the packet minus room for headers, like OpenSSH).
 pub(super) const MAX_DATA: u32 = MAX_PACKET - 1024;
@@ -76,7 +76,7 @@ const ATTR_EXTENDED: u32 = 0x8000_0000;
 
 /// File attributes as SFTP v3 carries them; absent fields are `None`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(super) struct Attrs {
+pub(crate) struct Attrs {
     pub(super) size: Option<u64>,
     pub(super) uid_gid: Option<(u32, u32)>,
     pub(super) permissions: Option<u32>,
@@ -86,7 +86,7 @@ pub(super) struct Attrs {
 
 /// A decoded client request. Paths and handles are raw bytes.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Request {
+pub(crate) enum Request {
     Init {
         version: u32,
     },
@@ -186,7 +186,7 @@ pub(super) enum Request {
 /// A packet that cannot be decoded. The session ends on it: a stream whose
 /// framing is in doubt cannot be trusted further.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub(super) enum DecodeError {
+pub(crate) enum DecodeError {
     /// The length field is zero or above [`MAX_PACKET`].
     #[error("packet length {0} out of bounds")]
     Length(u32),
@@ -198,7 +198,7 @@ pub(super) enum DecodeError {
 /// Takes one complete packet off the front of `buf`, or returns `Ok(None)`
 /// when more bytes are needed. The length is checked before anything is
 /// buffered beyond it.
-pub(super) fn split_packet(buf: &mut BytesMut) -> Result<Option<Bytes>, DecodeError> {
+pub(crate) fn split_packet(buf: &mut BytesMut) -> Result<Option<Bytes>, DecodeError> {
     if buf.len() < 4 {
         return Ok(None);
     }
@@ -216,7 +216,7 @@ pub(super) fn split_packet(buf: &mut BytesMut) -> Result<Option<Bytes>, DecodeEr
 }
 
 /// Decodes the body of one packet (type byte onwards).
-pub(super) fn decode(mut body: Bytes) -> Result<Request, DecodeError> {
+pub(crate) fn decode(mut body: Bytes) -> Result<Request, DecodeError> {
     let b = &mut body;
     let kind = get_u8(b)?;
     if kind == kind::INIT {

@@ -24,7 +24,7 @@
 //! chown (accepted and ignored), shells, commands, legacy `scp -O`,
 //! forwarding of any kind.
 
-mod codec;
+pub(crate) mod codec;
 mod dispatch;
 mod grace;
 mod listing;
