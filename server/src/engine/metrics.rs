@@ -28,6 +28,13 @@ struct BytesLabels {
     action: String,
 }
 
+/// Labels of the handshake failure counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HandshakeLabels {
+    protocol: String,
+    reason: String,
+}
+
 /// Labels of the import job gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
@@ -46,6 +53,7 @@ pub(crate) struct Metrics {
     catalog_up: Gauge,
     password_checks: Gauge,
     password_checks_refused: Counter,
+    handshake_failures: Family<HandshakeLabels, Counter>,
 }
 
 /// One password verification running; counted out when dropped.
@@ -98,6 +106,12 @@ impl Metrics {
             "Password checks refused because every verification slot stayed busy",
             password_checks_refused.clone(),
         );
+        let handshake_failures = Family::<HandshakeLabels, Counter>::default();
+        registry.register(
+            "handshake_failures",
+            "TLS and SSH handshakes that failed, by protocol and reason",
+            handshake_failures.clone(),
+        );
         Self {
             registry,
             events,
@@ -109,7 +123,14 @@ impl Metrics {
             catalog_up,
             password_checks,
             password_checks_refused,
+            handshake_failures,
         }
+    }
+
+    /// Counts one failed handshake.
+    pub(super) fn handshake_failure(&self, protocol: &str, reason: &str) {
+        let labels = HandshakeLabels { protocol: protocol.to_owned(), reason: reason.to_owned() };
+        self.handshake_failures.get_or_create(&labels).inc();
     }
 
     /// Counts a password verification in until the returned guard drops.

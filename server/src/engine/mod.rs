@@ -7,6 +7,7 @@
 //!   SFTP ─┐                 ┌─ proxy    (PROXY protocol v1/v2 from trusted proxies)
 //!   FTPS ─┼──► Engine ──────┼─ source   (IPv4 address or IPv6 /64: what is scored and limited)
 //!         │      │          ├─ defender (scores, bans: dropped at accept)
+//!         │      │          ├─ handshake (failed TLS/SSH handshakes: counted, logged, audited)
 //!         │      │          ├─ auth     (catalog, argon2id, allowlists, account locks,
 //!         │      │          │            same answer for every failure)
 //!         │      │          ├─ password_checks (argon2 verifications: bounded, queued ≤ 1 s)
@@ -30,6 +31,7 @@ mod auth;
 mod defender;
 pub(crate) mod fs;
 mod grants;
+mod handshake;
 mod limits;
 mod listeners;
 mod metrics;
@@ -57,6 +59,7 @@ use tracing::{debug, warn};
 pub(crate) use auth::{Credentials, LoginAttempts, LoginRefused};
 pub(crate) use defender::{Offence, Tripwire};
 pub(crate) use grants::Ending;
+pub(crate) use handshake::{HandshakeFailure, HandshakeReason};
 pub(crate) use limits::ConnectionPermit;
 use limits::Refusal;
 pub(crate) use listeners::{Alive, Incoming, Listeners};
@@ -232,6 +235,25 @@ impl Engine {
                 protocol.as_str()
             );
             self.inner.audit.connection_refused(peer, protocol, reason);
+        }
+    }
+
+    /// Records a failed TLS or SSH handshake: counted in `/metrics` by
+    /// protocol and reason; logged and audited in full when it is the first
+    /// of its source and reason for a minute, else only counted (see
+    /// `handshake`).
+    pub(crate) fn handshake_failed(&self, peer: SocketAddr, protocol: Protocol, failure: &HandshakeFailure) {
+        self.inner.metrics.handshake_failure(protocol.as_str(), failure.reason.label());
+        let key = format!("handshake failed ({})", failure.reason);
+        if self.inner.refusals.first(self.inner.defender.source(peer.ip()), protocol, &key) {
+            warn!(
+                peer = %peer,
+                reason = failure.reason.label(),
+                detail = %failure.detail,
+                "{}: handshake failed (repeats from this source are counted for a minute, then summarised)",
+                protocol.as_str()
+            );
+            self.inner.audit.handshake_failed(peer, protocol, failure);
         }
     }
 
