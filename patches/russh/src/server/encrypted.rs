@@ -105,6 +105,22 @@ impl Session {
                 }
                 Ok(())
             }
+            // passerelle patch (patches/russh/PATCH.md): clients such as
+            // paramiko send "ssh-userauth" again before each auth method.
+            // Accept it again, as OpenSSH does, keeping the auth state (and
+            // its rejection count) as it is.
+            (EncryptedState::WaitingAuthRequest(_), Some((&msg::SERVICE_REQUEST, mut r))) => {
+                let request = map_err!(String::decode(&mut r))?;
+                map_err!(ensure_end(&r))?;
+                debug!("request again: {request:?}");
+                if request == "ssh-userauth" {
+                    push_packet!(enc.write, {
+                        enc.write.push(msg::SERVICE_ACCEPT);
+                        map_err!(request.encode(&mut enc.write))?;
+                    });
+                }
+                Ok(())
+            }
             (EncryptedState::WaitingAuthRequest(_), Some((&msg::USERAUTH_REQUEST, mut r))) => {
                 enc.server_read_auth_request(
                     rejection_wait_until,
