@@ -23,6 +23,8 @@ Report:
     {"auth": "ok" | "failed" | "error", "error": "...", "error_type": "...",
      "auth_seconds": 0.4 (from connecting until logged in or refused),
      "auth_steps": ["rejected" | "bad_type:publickey,password" | "ok", ...],
+     "auth_log": ["Trying SSH agent key ...", "Authentication (publickey) failed.", ...]
+         (paramiko's own log lines about authentication, in order),
      "results": [{"op": "...", "ok": true, "value": ...} |
                  {"op": "...", "ok": false, "error": "...", "errno": N}]}
 
@@ -47,6 +49,7 @@ the handles and opens one more).
 
 import hashlib
 import json
+import logging
 import os
 import socket
 import struct
@@ -56,6 +59,20 @@ import traceback
 
 import paramiko
 from paramiko.sftp import CMD_CLOSE, CMD_EXTENDED, CMD_EXTENDED_REPLY
+
+
+class AuthLog(logging.Handler):
+    """Keeps paramiko's log lines about authentication: the keys it tries
+    and each method's outcome."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.lines = []
+
+    def emit(self, record):
+        message = record.getMessage()
+        if message.startswith(("Trying ", "Authentication (")):
+            self.lines.append(message)
 
 
 def path_arg(value):
@@ -342,6 +359,10 @@ def auth_tries(plan, report):
 def main():
     plan = json.load(sys.stdin)
     report = {"results": []}
+    auth_log = AuthLog()
+    logging.getLogger("paramiko").addHandler(auth_log)
+    logging.getLogger("paramiko").setLevel(logging.DEBUG)
+    report["auth_log"] = auth_log.lines
     if plan.get("mode") == "auth_tries":
         try:
             auth_tries(plan, report)

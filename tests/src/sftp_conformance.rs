@@ -50,6 +50,7 @@ impl SftpScenario {
         assert_eq!(report["auth"], "ok", "the client could not log in: {report}");
         let seconds = report["auth_seconds"].as_f64().unwrap_or_else(|| panic!("no auth_seconds: {report}"));
         assert!(seconds < LOGIN_BOUND.as_secs_f64(), "login took {seconds:.1} s: {report}");
+        eprintln!("{}: logged in after {seconds:.2} s", script.file_name());
         let results = report["results"].as_array().unwrap_or_else(|| panic!("no results: {report}"));
         let steps = self.ops.as_array().map_or(0, Vec::len);
         assert_eq!(results.len(), steps, "the client stopped early: {report}");

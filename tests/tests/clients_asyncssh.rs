@@ -1,6 +1,7 @@
 //! asyncssh's SFTP client through the whole conformance scenario (upload,
 //! receipt, listing, download, temporary), checking the server's host key
-//! against the installation's, with a password and with a key.
+//! against the installation's, with a password and with a key; and refusing
+//! a server whose host key is not the one it trusts.
 
 use std::path::PathBuf;
 
@@ -37,4 +38,16 @@ fn asyncssh_with_a_password() {
 fn asyncssh_with_a_key() {
     let f = conformance_setup().serve();
     run_scenario(&f, "asyncssh-key", &f.sftp(CONFORMANCE_LOGIN));
+}
+
+/// The check is real: with another key as the only trusted one, asyncssh
+/// refuses the server before sending any credential.
+#[test]
+fn asyncssh_refuses_a_host_key_it_does_not_trust() {
+    let f = conformance_setup().serve();
+    let dir = f.work("other-host");
+    let other = passerelle_tests::ssh_keygen(&dir, "other_host_key", "ed25519", None, "another host");
+    let report = f.sftp_with_password(CONFORMANCE_LOGIN).asyncssh_plan(json!({"host_keys": [other], "ops": []}));
+    assert_eq!(report["auth"], "error", "{report}");
+    assert!(report["error"].as_str().is_some_and(|e| e.contains("Host key is not trusted")), "{report}");
 }

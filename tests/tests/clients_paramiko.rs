@@ -33,6 +33,19 @@ fn run_scenario(f: &Fixture, client: &str, password: bool, plan: Value) -> Value
     report
 }
 
+/// How often paramiko logged `line` about its authentication.
+fn logged(report: &Value, line: &str) -> usize {
+    report["auth_log"].as_array().map_or(0, |lines| lines.iter().filter(|l| l.as_str() == Some(line)).count())
+}
+
+/// Checks that paramiko tried `keys` keys, each refused, before its password logged in.
+fn assert_keys_then_password(report: &Value, keys: usize) {
+    assert_eq!(logged(report, "Authentication (publickey) failed."), keys, "{report}");
+    assert_eq!(logged(report, "Authentication (password) successful!"), 1, "{report}");
+    let log = report["auth_log"].as_array().unwrap_or_else(|| panic!("no auth_log: {report}"));
+    assert_eq!(log.last().and_then(Value::as_str), Some("Authentication (password) successful!"), "{report}");
+}
+
 /// A valid ed25519 key the server does not know; returns the private key file.
 fn unknown_key(f: &Fixture, name: &str) -> PathBuf {
     let dir = f.work("unknown-keys");
@@ -58,14 +71,18 @@ fn paramiko_with_a_key() {
 fn paramiko_with_a_wrong_key_then_a_password() {
     let f = conformance_setup().serve();
     let key = unknown_key(&f, "id_stranger");
-    run_scenario(&f, "paramiko-wrong-key-password", true, json!({"client": "sshclient", "key_files": [key]}));
+    let report =
+        run_scenario(&f, "paramiko-wrong-key-password", true, json!({"client": "sshclient", "key_files": [key]}));
+    assert_keys_then_password(&report, 1);
 }
 
 #[test]
 fn paramiko_with_two_wrong_keys_then_a_password() {
     let f = conformance_setup().serve();
     let keys = [unknown_key(&f, "id_first"), unknown_key(&f, "id_second")];
-    run_scenario(&f, "paramiko-wrong-keys-password", true, json!({"client": "sshclient", "key_files": keys}));
+    let report =
+        run_scenario(&f, "paramiko-wrong-keys-password", true, json!({"client": "sshclient", "key_files": keys}));
+    assert_keys_then_password(&report, 2);
 }
 
 /// An ssh-agent of the test's own, ended when dropped.
@@ -113,12 +130,17 @@ fn paramiko_with_agent_keys_then_a_password() {
     let f = conformance_setup().serve();
     let keys = [unknown_key(&f, "id_agent_one"), unknown_key(&f, "id_agent_two")];
     let agent = Agent::start(&f.work("agent"), &keys);
-    run_scenario(
+    let report = run_scenario(
         &f,
         "paramiko-agent-password",
         true,
         json!({"client": "sshclient", "allow_agent": true, "agent_socket": agent.socket}),
     );
+    let tried = report["auth_log"].as_array().map_or(0, |lines| {
+        lines.iter().filter_map(Value::as_str).filter(|l| l.starts_with("Trying SSH agent key")).count()
+    });
+    assert_eq!(tried, 2, "paramiko did not try both keys of the agent: {report}");
+    assert_keys_then_password(&report, 2);
 }
 
 /// On one connection: `auth_password` with a wrong password is refused, then
@@ -137,6 +159,8 @@ fn paramiko_with_a_wrong_password_then_a_key() {
         ]}),
     );
     assert_eq!(report["auth_steps"], json!(["rejected", "ok"]), "{report}");
+    assert_eq!(logged(&report, "Authentication (password) failed."), 1, "{report}");
+    assert_eq!(logged(&report, "Authentication (publickey) successful!"), 1, "{report}");
 }
 
 /// On one connection: keyboard-interactive is refused with the methods that
