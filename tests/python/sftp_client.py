@@ -302,24 +302,35 @@ def connect(plan):
     return transport
 
 
+def auth_outcome(attempt):
+    """Runs one authentication call: "ok", "rejected", or
+    "bad_type:<the methods the server allows>"."""
+    try:
+        attempt()
+        return "ok"
+    except paramiko.BadAuthenticationType as e:
+        return "bad_type:" + ",".join(e.allowed_types)
+    except paramiko.AuthenticationException:
+        return "rejected"
+
+
+def auth_step(transport, user, step):
+    if step["method"] == "password":
+        transport.auth_password(user, step["password"])
+    elif step["method"] == "publickey":
+        transport.auth_publickey(user, paramiko.PKey.from_path(step["key"]))
+    else:
+        transport.auth_interactive(user, lambda title, instructions, prompts: [])
+
+
 def auth_steps(transport, plan, report):
     """Several methods on one connection, in turn, as a script falling back
     from one credential to the next does."""
     outcomes = report.setdefault("auth_steps", [])
     for step in plan["auth_steps"]:
-        try:
-            if step["method"] == "password":
-                transport.auth_password(plan["user"], step["password"])
-            elif step["method"] == "publickey":
-                transport.auth_publickey(plan["user"], paramiko.PKey.from_path(step["key"]))
-            else:
-                transport.auth_interactive(plan["user"], lambda title, instructions, prompts: [])
-            outcomes.append("ok")
+        outcomes.append(auth_outcome(lambda: auth_step(transport, plan["user"], step)))
+        if outcomes[-1] == "ok":
             return
-        except paramiko.BadAuthenticationType as e:
-            outcomes.append("bad_type:" + ",".join(e.allowed_types))
-        except paramiko.AuthenticationException:
-            outcomes.append("rejected")
     raise paramiko.AuthenticationException("every step was refused: " + ", ".join(outcomes))
 
 
@@ -339,13 +350,11 @@ def auth_tries(plan, report):
     outcomes = []
     for _ in range(plan.get("attempts", 8)):
         try:
-            transport.auth_password(plan["user"], plan["password"])
-            outcomes.append("accepted")
-            break
-        except paramiko.BadAuthenticationType as e:
-            outcomes.append("bad_type:" + ",".join(e.allowed_types))
-        except paramiko.AuthenticationException:
-            outcomes.append("rejected")
+            outcome = auth_outcome(lambda: transport.auth_password(plan["user"], plan["password"]))
+            if outcome == "ok":
+                outcomes.append("accepted")
+                break
+            outcomes.append(outcome)
         except (paramiko.SSHException, EOFError, OSError) as e:
             outcomes.append("closed:" + type(e).__name__)
             break
