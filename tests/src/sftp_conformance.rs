@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 use crate::conformance::{ClientScript, RECEIPT_POLL_MILLIS, RECEIPT_POLLS};
 use crate::fixture::Fixture;
 
-/// The longest a login may take: well under the 10 s after which paramiko
-/// gives up on an answer that never comes ("Authentication timeout").
+/// The longest a login may take: well under the time after which a client
+/// gives up on an answer that never comes (paramiko's "Authentication
+/// timeout": 10 s in these tests' plans, 30 s by default).
 pub const LOGIN_BOUND: Duration = Duration::from_secs(5);
 
 /// One client's run of the scenario: its operations, and where it leaves the
