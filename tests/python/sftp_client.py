@@ -10,17 +10,27 @@ Plan:
     {"port": 2222, "user": "alice", "password": "..." | "key": "/path/to/key",
      "timeout": 10, "op_timeout": 20, "mode": "sftp" | "auth_tries", "attempts": 8,
      "client": "transport" | "sshclient", "key_files": ["..."],
+     "allow_agent": false, "agent_socket": "/path" (sshclient: the agent's keys first),
+     "auth_steps": [{"method": "password", "password": "..."} |
+                    {"method": "publickey", "key": "..."} |
+                    {"method": "interactive"}, ...]
+         (transport: these methods in turn on one connection, until one logs in),
      "source": "127.0.0.2" (connect from this address),
      "proxy_header": "<hex>" (bytes sent before SSH, e.g. a PROXY protocol header),
      "ops": [{"op": "put", "local": "...", "remote": "..."}, ...]}
 
 Report:
     {"auth": "ok" | "failed" | "error", "error": "...", "error_type": "...",
+     "auth_seconds": 0.4 (from connecting until logged in or refused),
+     "auth_steps": ["rejected" | "bad_type:publickey,password" | "ok", ...],
+     "auth_log": ["Trying SSH agent key ...", "Authentication (publickey) failed.", ...]
+         (paramiko's own log lines about authentication, in order),
      "results": [{"op": "...", "ok": true, "value": ...} |
                  {"op": "...", "ok": false, "error": "...", "errno": N}]}
 
 Operations: put ("pipelined": false acknowledges each write before the
-next), get, read, write, listdir, stat, lstat, rename,
+next), get, read, wait_read (read once `remote` exists, looking for it up
+to `polls` times, `poll_millis` apart), write, listdir, stat, lstat, rename,
 posix_rename, remove, mkdir, rmdir, symlink, hardlink, readlink, realpath,
 chmod, statvfs, write_then_cut (writes `bytes` bytes to `remote` and then
 resets the TCP connection without closing the file; the script ends there),
@@ -39,6 +49,7 @@ the handles and opens one more).
 
 import hashlib
 import json
+import logging
 import os
 import socket
 import struct
@@ -48,6 +59,20 @@ import traceback
 
 import paramiko
 from paramiko.sftp import CMD_CLOSE, CMD_EXTENDED, CMD_EXTENDED_REPLY
+
+
+class AuthLog(logging.Handler):
+    """Keeps paramiko's log lines about authentication: the keys it tries
+    and each method's outcome."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.lines = []
+
+    def emit(self, record):
+        message = record.getMessage()
+        if message.startswith(("Trying ", "Authentication (")):
+            self.lines.append(message)
 
 
 def path_arg(value):
@@ -162,6 +187,14 @@ def run_op(sftp, transport, op):
             data = f.read(op.get("max", 1 << 20))
         return {"len": len(data), "sha256": hashlib.sha256(data).hexdigest(),
                 "text": data[:4096].decode("utf-8", "replace")}
+    if kind == "wait_read":
+        for _ in range(op["polls"]):
+            try:
+                sftp.stat(path_arg(op["remote"]))
+                break
+            except FileNotFoundError:
+                time.sleep(op["poll_millis"] / 1000)
+        return run_op(sftp, transport, {"op": "read", "remote": op["remote"]})
     if kind == "write":
         data = op.get("data", "").encode()
         with sftp.open(path_arg(op["remote"]), "wb") as f:
@@ -244,11 +277,13 @@ def connect_sshclient(plan):
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
     timeout = plan.get("timeout", 10)
+    if "agent_socket" in plan:
+        os.environ["SSH_AUTH_SOCK"] = plan["agent_socket"]
     client.connect(
         "127.0.0.1", plan["port"], plan["user"],
         password=plan.get("password"),
         key_filename=plan.get("key_files"),
-        look_for_keys=False, allow_agent=False,
+        look_for_keys=False, allow_agent=plan.get("allow_agent", False),
         timeout=timeout, banner_timeout=timeout, auth_timeout=plan.get("auth_timeout", 15),
     )
     return client.get_transport()
@@ -267,8 +302,42 @@ def connect(plan):
     return transport
 
 
-def auth(transport, plan):
-    if "key" in plan:
+def auth_outcome(attempt):
+    """Runs one authentication call: "ok", "rejected", or
+    "bad_type:<the methods the server allows>"."""
+    try:
+        attempt()
+        return "ok"
+    except paramiko.BadAuthenticationType as e:
+        return "bad_type:" + ",".join(e.allowed_types)
+    except paramiko.AuthenticationException:
+        return "rejected"
+
+
+def auth_step(transport, user, step):
+    if step["method"] == "password":
+        transport.auth_password(user, step["password"])
+    elif step["method"] == "publickey":
+        transport.auth_publickey(user, paramiko.PKey.from_path(step["key"]))
+    else:
+        transport.auth_interactive(user, lambda title, instructions, prompts: [])
+
+
+def auth_steps(transport, plan, report):
+    """Several methods on one connection, in turn, as a script falling back
+    from one credential to the next does."""
+    outcomes = report.setdefault("auth_steps", [])
+    for step in plan["auth_steps"]:
+        outcomes.append(auth_outcome(lambda: auth_step(transport, plan["user"], step)))
+        if outcomes[-1] == "ok":
+            return
+    raise paramiko.AuthenticationException("every step was refused: " + ", ".join(outcomes))
+
+
+def auth(transport, plan, report):
+    if "auth_steps" in plan:
+        auth_steps(transport, plan, report)
+    elif "key" in plan:
         key = paramiko.PKey.from_path(plan["key"])
         transport.auth_publickey(plan["user"], key)
     else:
@@ -281,13 +350,11 @@ def auth_tries(plan, report):
     outcomes = []
     for _ in range(plan.get("attempts", 8)):
         try:
-            transport.auth_password(plan["user"], plan["password"])
-            outcomes.append("accepted")
-            break
-        except paramiko.BadAuthenticationType as e:
-            outcomes.append("bad_type:" + ",".join(e.allowed_types))
-        except paramiko.AuthenticationException:
-            outcomes.append("rejected")
+            outcome = auth_outcome(lambda: transport.auth_password(plan["user"], plan["password"]))
+            if outcome == "ok":
+                outcomes.append("accepted")
+                break
+            outcomes.append(outcome)
         except (paramiko.SSHException, EOFError, OSError) as e:
             outcomes.append("closed:" + type(e).__name__)
             break
@@ -301,6 +368,10 @@ def auth_tries(plan, report):
 def main():
     plan = json.load(sys.stdin)
     report = {"results": []}
+    auth_log = AuthLog()
+    logging.getLogger("paramiko").addHandler(auth_log)
+    logging.getLogger("paramiko").setLevel(logging.DEBUG)
+    report["auth_log"] = auth_log.lines
     if plan.get("mode") == "auth_tries":
         try:
             auth_tries(plan, report)
@@ -310,14 +381,16 @@ def main():
             report["error_type"] = type(e).__name__
         print(json.dumps(report))
         return
+    started = time.monotonic()
     try:
         if plan.get("client") == "sshclient":
             transport = connect_sshclient(plan)
         else:
             transport = connect(plan)
-            auth(transport, plan)
+            auth(transport, plan, report)
     except paramiko.AuthenticationException as e:
         report["auth"] = "failed"
+        report["auth_seconds"] = time.monotonic() - started
         report["error"] = str(e)
         report["error_type"] = type(e).__name__
         print(json.dumps(report))
@@ -329,6 +402,7 @@ def main():
         print(json.dumps(report))
         return
     report["auth"] = "ok"
+    report["auth_seconds"] = time.monotonic() - started
     try:
         sftp = paramiko.SFTPClient.from_transport(transport)
         # A reply that never comes fails the operation instead of hanging the script.

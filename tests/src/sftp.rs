@@ -177,7 +177,18 @@ impl SftpUser {
 
     /// Like [`SftpUser::paramiko`] with a whole plan (`mode`, `attempts`, `ops`...);
     /// the port, user and credentials are filled in.
-    pub fn paramiko_plan(&self, mut plan: serde_json::Value) -> serde_json::Value {
+    pub fn paramiko_plan(&self, plan: serde_json::Value) -> serde_json::Value {
+        python_report(python(), "sftp_client.py", &self.filled_plan(plan), "paramiko")
+    }
+
+    /// Runs `tests/python/asyncssh_client.py` (asyncssh's SFTP client) with a
+    /// plan of the same form as [`SftpUser::paramiko_plan`]'s, filled in the same way.
+    pub fn asyncssh_plan(&self, plan: serde_json::Value) -> serde_json::Value {
+        python_report(python(), "asyncssh_client.py", &self.filled_plan(plan), "asyncssh")
+    }
+
+    /// `plan` with this user's port, login, source address and credentials.
+    fn filled_plan(&self, mut plan: serde_json::Value) -> serde_json::Value {
         plan["port"] = self.port.into();
         plan["user"] = self.login.clone().into();
         if let Some(source) = &self.source {
@@ -187,7 +198,7 @@ impl SftpUser {
             ClientAuth::Key(key) => plan["key"] = key.display().to_string().into(),
             ClientAuth::Password { password, .. } => plan["password"] = password.clone().into(),
         }
-        python_report(python(), "sftp_client.py", &plan, "paramiko")
+        plan
     }
 }
 

@@ -60,7 +60,8 @@ pub(crate) enum LoginRefused {
 }
 
 /// The logins of one connection. Every failure counts; the
-/// `limits.max_auth_tries`-th trips the connection's tripwire.
+/// `limits.max_auth_tries`-th trips the connection's tripwire, and no
+/// credential is checked after it.
 pub(crate) struct LoginAttempts {
     engine: Engine,
     peer: SocketAddr,
@@ -77,6 +78,12 @@ impl LoginAttempts {
 
     /// Checks credentials and opens a session on the user's tenant tree.
     pub(crate) async fn attempt(&mut self, login: &str, credentials: Credentials<'_>) -> Result<Session, LoginRefused> {
+        // russh's own bound is one attempt more, for the "none" probe
+        // OpenSSH sends first; a client that skips it (paramiko) must not
+        // get that attempt as one more guess.
+        if self.failures >= self.engine.config().limits.max_auth_tries {
+            return Err(LoginRefused::TooManyAttempts);
+        }
         match self.authenticate(login, credentials).await {
             Ok(session) => Ok(session),
             Err(AuthFailure) => {
