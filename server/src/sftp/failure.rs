@@ -109,12 +109,19 @@ fn no_common(kind: &AlgorithmKind, hello: &ClientHello, theirs: &[String]) -> Ha
         AlgorithmKind::Mac => (R::NoCommonMac, "MAC", seen.map(|k| &k.macs)),
         AlgorithmKind::Compression => (R::Other, "compression", seen.map(|k| &k.compression)),
     };
-    let names = names.map_or(theirs, Vec::as_slice);
-    HandshakeFailure::new(reason, format!("no common {what}: client offers {}", offer(names)))
+    let names: Vec<&String> = names.map_or(theirs, Vec::as_slice).iter().filter(|n| !is_marker(n)).collect();
+    HandshakeFailure::new(reason, format!("no common {what}: client offers {}", offer(&names)))
+}
+
+/// Names in the key exchange list that announce an extension rather than
+/// offer an algorithm (RFC 8308 `ext-info-c`, OpenSSH's strict KEX): no use
+/// to an operator choosing what to enable.
+fn is_marker(name: &str) -> bool {
+    name.starts_with("ext-info-") || name.starts_with("kex-strict-")
 }
 
 /// "a only", "a, b, c", "a, b, … and 3 more", "nothing".
-fn offer(names: &[String]) -> String {
+fn offer(names: &[&String]) -> String {
     let mut text = String::new();
     for (i, name) in names.iter().take(NAMES_SHOWN).enumerate() {
         if i > 0 {
@@ -233,7 +240,8 @@ mod tests {
     #[test]
     fn no_common_key_exchange_quotes_the_client() {
         let error = no_common_error(AlgorithmKind::Kex);
-        let failure = classify(&Ending::Error(&error), &with_kexinit(&["diffie-hellman-group14-sha1"]), GRACE).unwrap();
+        let openssh = with_kexinit(&["diffie-hellman-group14-sha1", "ext-info-c", "kex-strict-c-v00@openssh.com"]);
+        let failure = classify(&Ending::Error(&error), &openssh, GRACE).unwrap();
         assert_eq!(failure.reason, HandshakeReason::NoCommonKeyExchange);
         assert_eq!(failure.detail, "no common key exchange: client offers diffie-hellman-group14-sha1 only");
         // Without the observer's copy, russh's.
@@ -257,8 +265,12 @@ mod tests {
     #[test]
     fn long_offers_are_cut_and_escaped() {
         let names: Vec<String> = (0..12).map(|i| format!("algo{i}")).collect();
-        assert_eq!(offer(&names), "algo0, algo1, algo2, algo3, algo4, algo5, algo6, algo7 and 4 more");
-        assert_eq!(offer(&["a\nb".into(), "x".repeat(100)]), format!("a\\nb, {}…", "x".repeat(64)));
+        assert_eq!(
+            offer(&names.iter().collect::<Vec<_>>()),
+            "algo0, algo1, algo2, algo3, algo4, algo5, algo6, algo7 and 4 more"
+        );
+        let odd = ["a\nb".to_owned(), "x".repeat(100)];
+        assert_eq!(offer(&odd.iter().collect::<Vec<_>>()), format!("a\\nb, {}…", "x".repeat(64)));
         assert_eq!(offer(&[]), "nothing");
     }
 
