@@ -118,3 +118,29 @@ fn openssh_refuses_a_server_whose_key_is_not_in_known_hosts() {
     assert!(!out.success(), "a client must not accept an unknown host key: {}", out.stdout);
     assert!(out.stderr.contains("Host key verification failed"), "{}", out.stderr);
 }
+
+/// `hostkey show --known-hosts` only reads: before the first start it
+/// refuses (the data directory is not even created), and it does not guess
+/// a host name for a wildcard listener.
+#[test]
+fn hostkey_show_known_hosts_creates_nothing_and_needs_a_host_for_a_wildcard() {
+    let mut p = passerelle_tests::Passerelle::new();
+    let out = p.run(&["hostkey", "show", "--known-hosts"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("does not exist") && out.stderr.contains("passerelle serve"), "{}", out.stderr);
+    assert!(!p.data_dir().exists(), "hostkey show --known-hosts created the data directory");
+
+    p.ok(&["hostkey", "show"]); // generates the keys, as it always did
+    p.set_env("PASSERELLE_SFTP_LISTEN", "0.0.0.0:22");
+    let out = p.run(&["hostkey", "show", "--known-hosts"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--host"), "{}", out.stderr);
+    let lines = p.ok(&["hostkey", "show", "--known-hosts", "--host", "sftp.example.com", "--host", "192.0.2.7"]);
+    let keys: Vec<&str> = lines.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(keys.len(), 2, "{lines}");
+    assert!(keys.iter().all(|l| l.starts_with("sftp.example.com,192.0.2.7 ssh-")), "{lines}");
+    let json: serde_json::Value =
+        serde_json::from_str(&p.ok(&["hostkey", "show", "--known-hosts", "--host", "h", "--port", "2022", "--json"]))
+            .expect("JSON");
+    assert!(json[0]["known_hosts"].as_str().is_some_and(|l| l.starts_with("[h]:2022 ssh-ed25519 ")), "{json}");
+}

@@ -173,3 +173,19 @@ fn failed_handshakes_are_logged_audited_and_counted_by_reason() {
     assert!(counted.iter().all(|l| !l.contains("127.0.0.1")), "an address in the metric: {counted:#?}");
     assert_eq!(audited(&f).len(), expected.len(), "nothing else audited");
 }
+
+/// With `sftp.libssh2_compat` the server offers AES-CTR, which needs a MAC:
+/// a client whose MACs are all SHA-1 is told so.
+#[test]
+fn no_common_mac_names_the_clients_macs() {
+    let mut f = conformance_setup().envs(&[("PASSERELLE_SFTP_LIBSSH2_COMPAT", "true")]).serve();
+    let out = ssh_with(&f, &["Ciphers=aes128-ctr", "MACs=hmac-sha1,hmac-sha1-etm@openssh.com"]);
+    assert!(!out.success(), "no common MAC must fail");
+    let event = logged(&mut f, "no_common_mac");
+    assert_eq!(
+        field(&event, "detail"),
+        Some("no common MAC: client offers hmac-sha1, hmac-sha1-etm@openssh.com"),
+        "{event}"
+    );
+    assert_eq!(failures(&metrics(&f), "no_common_mac"), 1.0);
+}
