@@ -17,6 +17,8 @@ use super::kexinit::ClientHello;
 use crate::engine::{HandshakeFailure, HandshakeReason};
 use crate::escape::escape;
 
+/// SSH_DISCONNECT_HOST_KEY_NOT_VERIFIABLE (RFC 4253 §11.1).
+const HOST_KEY_NOT_VERIFIABLE: u32 = 9;
 /// How many of the client's names a sentence quotes before "and N more".
 const NAMES_SHOWN: usize = 8;
 /// The longest name quoted (longer ones are cut, with an ellipsis).
@@ -79,10 +81,15 @@ pub(super) fn classify(ending: &Ending<'_>, hello: &ClientHello, grace: Duration
             format!("client broke the key exchange ({error}): {}", progress(hello)),
         ));
     }
-    if let Some(description) = &hello.disconnect {
+    if let Some(disconnect) = &hello.disconnect {
+        let reason = if disconnect.code == HOST_KEY_NOT_VERIFIABLE { R::ClientRejectedServer } else { R::ClientAlert };
         return Some(HandshakeFailure::new(
-            R::ClosedDuringHandshake,
-            format!("client disconnected during the key exchange: \"{}\"", escape(description)),
+            reason,
+            format!(
+                "client disconnected during the key exchange (code {}): \"{}\"",
+                disconnect.code,
+                escape(&disconnect.description)
+            ),
         ));
     }
     let detail = match error {
@@ -298,6 +305,23 @@ mod tests {
         assert_eq!(failure.reason, HandshakeReason::Timeout);
         let silent = ClientHello::default();
         assert_eq!(classify(&Ending::Error(&timeout), &silent, GRACE).unwrap().reason, HandshakeReason::Timeout);
+    }
+
+    #[test]
+    fn a_clients_disconnect_is_quoted() {
+        use crate::sftp::kexinit::Disconnect;
+        for (code, reason) in [(9, HandshakeReason::ClientRejectedServer), (3, HandshakeReason::ClientAlert)] {
+            let hello = ClientHello {
+                disconnect: Some(Disconnect { code, description: "bye\r\n".into() }),
+                ..with_kexinit(&["x"])
+            };
+            let failure = classify(&Ending::Closed, &hello, GRACE).unwrap();
+            assert_eq!(failure.reason, reason);
+            assert_eq!(
+                failure.detail,
+                format!("client disconnected during the key exchange (code {code}): \"bye\\r\\n\"")
+            );
+        }
     }
 
     #[test]

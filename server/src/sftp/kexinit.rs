@@ -55,6 +55,15 @@ pub(crate) struct KexInit {
     pub(crate) compression: Vec<String>,
 }
 
+/// An SSH_MSG_DISCONNECT (RFC 4253 §11.1).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Disconnect {
+    /// The reason code (9: host key not verifiable).
+    pub(crate) code: u32,
+    /// The description (lossy UTF-8, at most 255 bytes of it).
+    pub(crate) description: String,
+}
+
 /// What the client sent before its new keys took effect, as far as it was
 /// seen.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -69,8 +78,8 @@ pub(crate) struct ClientHello {
     /// Whether it sent its key exchange init (the server's reply carries
     /// the host key).
     pub(crate) kex_started: bool,
-    /// The description of an SSH_MSG_DISCONNECT it sent before NEWKEYS.
-    pub(crate) disconnect: Option<String>,
+    /// The SSH_MSG_DISCONNECT it sent before NEWKEYS, if any.
+    pub(crate) disconnect: Option<Disconnect>,
     /// Whether it sent SSH_MSG_NEWKEYS: its side of the key exchange is done.
     pub(crate) newkeys: bool,
 }
@@ -256,13 +265,14 @@ pub(crate) fn parse_kexinit(payload: &[u8]) -> Option<KexInit> {
     Some(KexInit { kex, host_key, ciphers, macs, compression })
 }
 
-/// The description of an SSH_MSG_DISCONNECT payload (RFC 4253 §11.1).
-fn parse_disconnect(payload: &[u8]) -> Option<String> {
+/// An SSH_MSG_DISCONNECT payload; `None` when it is cut short.
+fn parse_disconnect(payload: &[u8]) -> Option<Disconnect> {
     let mut r = Reader(payload);
     r.skip(1)?;
-    r.u32()?; // reason code
+    let code = r.u32()?;
     let description = r.string()?;
-    Some(String::from_utf8_lossy(&description[..description.len().min(MAX_ID_LINE)]).into_owned())
+    let description = String::from_utf8_lossy(&description[..description.len().min(MAX_ID_LINE)]).into_owned();
+    Some(Disconnect { code, description })
 }
 
 /// The observation of one connection, shared between the stream that feeds
@@ -449,7 +459,8 @@ mod tests {
         let mut stream = b"SSH-2.0-x\r\n".to_vec();
         stream.extend(packet(&payload));
         let observer = observe([stream]);
-        assert_eq!(observer.hello().disconnect.as_deref(), Some("no matching cipher"));
+        let disconnect = Disconnect { code: 3, description: "no matching cipher".into() };
+        assert_eq!(observer.hello().disconnect, Some(disconnect));
         assert_eq!(observer.stage, Stage::Done);
     }
 
