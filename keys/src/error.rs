@@ -139,6 +139,13 @@ pub enum KeyError {
         reason: String,
     },
 
+    /// A host key that must exist does not (nothing is generated).
+    #[error("host key {} does not exist; start the server once (`passerelle serve`) to have the host keys generated", .path.display())]
+    MissingHostKey {
+        /// The file.
+        path: PathBuf,
+    },
+
     /// A host key is protected by a passphrase.
     #[error("host key {} is encrypted; remove the passphrase with `ssh-keygen -p -N '' -f {}`", .path.display(), .path.display())]
     EncryptedHostKey {

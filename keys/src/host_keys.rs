@@ -85,6 +85,24 @@ impl HostKeys {
         Ok(Self { keys })
     }
 
+    /// Loads the host keys from `dir`, creating nothing: a missing directory
+    /// or key is an error ([`KeyError::MissingHostKey`]), for the
+    /// administration commands that must not create state.
+    pub fn load(dir: &Path) -> Result<Self, KeyError> {
+        let keys = Kind::ALL
+            .iter()
+            .map(|&kind| {
+                let private = dir.join(kind.file_name());
+                if !exists(&private)? {
+                    return Err(KeyError::MissingHostKey { path: private });
+                }
+                check_private_dir(dir)?;
+                load_private(&private, kind)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { keys })
+    }
+
     /// The private keys, ed25519 first, for russh's server `Config::keys`.
     pub fn keys(&self) -> &[PrivateKey] {
         &self.keys
@@ -96,6 +114,23 @@ impl HostKeys {
     /// and to publish so that users can check the server.
     pub fn fingerprints(&self) -> Vec<(String, String)> {
         self.keys.iter().map(|k| (k.algorithm().as_str().to_owned(), ssh_keygen_line(k.public_key()))).collect()
+    }
+
+    /// For each key, its `known_hosts` line for `hosts` (already written as
+    /// `known_hosts` wants them, such as `[sftp.example.com]:2222`):
+    /// `hosts keytype base64`, without the key's comment.
+    pub fn known_hosts_lines(&self, hosts: &str) -> Result<Vec<String>, KeyError> {
+        self.keys
+            .iter()
+            .map(|k| {
+                let mut public = k.public_key().clone();
+                public.set_comment("");
+                let line = public
+                    .to_openssh()
+                    .map_err(|e| KeyError::Generate { what: "an SSH public key line", reason: e.to_string() })?;
+                Ok(format!("{hosts} {}", line.trim_end()))
+            })
+            .collect()
     }
 }
 

@@ -97,3 +97,29 @@ fn world_writable_directory_is_refused() {
     assert!(matches!(err, KeyError::InsecureDirectory { .. }), "{err}");
     assert!(err.to_string().contains("chmod 700"));
 }
+
+#[test]
+fn load_creates_nothing_and_known_hosts_lines_are_the_public_keys() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("hostkeys");
+    assert!(matches!(HostKeys::load(&dir), Err(KeyError::MissingHostKey { .. })));
+    assert!(!dir.exists(), "load created the directory");
+    let generated = HostKeys::load_or_generate(&dir).unwrap();
+    std::fs::remove_file(dir.join("ssh_host_rsa_key")).unwrap();
+    std::fs::remove_file(dir.join("ssh_host_rsa_key.pub")).unwrap();
+    assert!(
+        matches!(HostKeys::load(&dir), Err(KeyError::MissingHostKey { path }) if path.ends_with("ssh_host_rsa_key"))
+    );
+    assert!(!dir.join("ssh_host_rsa_key").exists(), "load generated a key");
+
+    let keys = HostKeys::load_or_generate(&dir).unwrap();
+    let loaded = HostKeys::load(&dir).unwrap();
+    assert_eq!(loaded.keys(), keys.keys());
+    assert_eq!(loaded.keys()[0], generated.keys()[0]);
+    let lines = loaded.known_hosts_lines("[sftp.example.com]:2222").unwrap();
+    for (line, name) in lines.iter().zip(["ssh_host_ed25519_key.pub", "ssh_host_rsa_key.pub"]) {
+        let public = std::fs::read_to_string(dir.join(name)).unwrap();
+        let key: Vec<&str> = public.split_whitespace().take(2).collect();
+        assert_eq!(line, &format!("[sftp.example.com]:2222 {}", key.join(" ")));
+    }
+}

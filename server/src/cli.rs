@@ -330,6 +330,26 @@ pub(crate) enum KeyCommand {
 /// `hostkey` verbs.
 #[derive(Debug, Subcommand)]
 pub(crate) enum HostkeyCommand {
-    /// Fingerprints of the SSH host keys and of the TLS certificate (generated when absent).
-    Show(JsonFlag),
+    /// Fingerprints of the SSH host keys and of the TLS certificate (generated when absent), or with
+    /// --known-hosts the lines of a client's known_hosts file.
+    Show(HostkeyShowArgs),
+}
+
+/// `hostkey show` options.
+#[derive(Debug, Args)]
+pub(crate) struct HostkeyShowArgs {
+    /// Print a known_hosts line per SSH host key (`[host]:port keytype base64`), ready for clients that
+    /// check host keys strictly, then the TLS certificate's fingerprint as a `#` comment. Creates nothing:
+    /// refused when the host keys do not exist yet.
+    #[arg(long)]
+    pub(crate) known_hosts: bool,
+    /// The name or address clients connect to; repeatable. Default: the host of the first sftp.listen
+    /// address, required when that is a wildcard (0.0.0.0, ::).
+    #[arg(long, value_name = "NAME", requires = "known_hosts")]
+    pub(crate) host: Vec<String>,
+    /// The port clients connect to. Default: the port of the first sftp.listen address.
+    #[arg(long, value_name = "N", requires = "known_hosts")]
+    pub(crate) port: Option<u16>,
+    #[command(flatten)]
+    pub(crate) json: JsonFlag,
 }

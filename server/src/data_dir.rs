@@ -49,6 +49,13 @@ impl DataDir {
         Ok(Self { root: root.to_path_buf() })
     }
 
+    /// The directory at `root` as it is, neither created nor checked: for
+    /// commands that only read what is there (issue #18: administration
+    /// verbs create no state).
+    pub(crate) fn existing(root: &Path) -> Self {
+        Self { root: root.to_path_buf() }
+    }
+
     /// The directory itself (its filesystem's free space is watched).
     pub(crate) fn root(&self) -> &Path {
         &self.root

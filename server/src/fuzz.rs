@@ -24,6 +24,7 @@ use crate::engine::fs::{TenantFs, TenantPath};
 use crate::ftps::common::{Protection, answer};
 use crate::ftps::line::{Command, Line, LineReader, MAX_LINE};
 use crate::sftp::codec::{self, MAX_PACKET};
+use crate::sftp::kexinit::{self, Observer};
 
 /// A fuzz entry point: arbitrary bytes in, a panic only on a bug.
 pub type Target = fn(&[u8]);
@@ -39,6 +40,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("config_toml", config_toml),
     ("import_profile", import_profile),
     ("csv_validate", csv_validate),
+    ("ssh_kexinit", ssh_kexinit),
 ];
 
 /// SFTP: the byte stream of a session, split into packets and decoded as
@@ -50,6 +52,26 @@ pub fn sftp_packets(data: &[u8]) {
         // Every request decodes or fails cleanly; the result is not used.
         let _decoded = codec::decode(body);
     }
+}
+
+/// SSH: what a client sends before its keys are in use (identification
+/// line, plaintext packets), delivered in pieces of a size set by the first
+/// byte; the observer learns the same whatever the split, and keeps no more
+/// than its bound.
+pub fn ssh_kexinit(data: &[u8]) {
+    let Some((&chunk, stream)) = data.split_first() else { return };
+    let mut split = Observer::default();
+    for piece in stream.chunks(usize::from(chunk.max(1))) {
+        split.feed(piece);
+    }
+    let mut whole = Observer::default();
+    whole.feed(stream);
+    assert_eq!(split.hello(), whole.hello(), "the observation depends on how the bytes were split");
+    assert!(whole.hello().first_bytes.len() <= 32);
+    let identification = whole.hello().identification.as_ref().map_or(0, String::len);
+    assert!(identification <= 3 * 255, "an identification line longer than the bound");
+    // A KEXINIT payload alone parses or fails cleanly.
+    let _lists = kexinit::parse_kexinit(stream);
 }
 
 /// FTP control connection: the first byte sets how many bytes each read

@@ -75,3 +75,8 @@ fn import_profile() {
 fn csv_validate() {
     replay("csv_validate");
 }
+
+#[test]
+fn ssh_kexinit() {
+    replay("ssh_kexinit");
+}

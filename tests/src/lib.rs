@@ -39,7 +39,7 @@ pub use installation::{Passerelle, binary};
 pub use layout::DataLayout;
 pub use postgres::{pg_admin_url, pg_url_as, psql, psql_result, with_database};
 pub use server::{Server, field};
-pub use sftp::{ClientAuth, SftpUser, ssh_keygen, ssh_keygen_lf};
+pub use sftp::{ClientAuth, SftpUser, known_hosts_file, ssh_keygen, ssh_keygen_lf};
 pub use sftp_conformance::{LOGIN_BOUND, SftpScenario};
 pub use tools::{
     CLIENT_TIMEOUT_SECS, Outcome, bounded, login_burst, on_path, python, run_command, sha256sum, sqlite3, venv_tool,

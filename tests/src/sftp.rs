@@ -35,13 +35,14 @@ pub struct SftpUser {
     /// The loopback source address to connect from (e.g. `127.0.0.2`); the
     /// kernel's choice when `None`.
     pub source: Option<String>,
+    /// A known_hosts file the server's host key must be in (OpenSSH's
+    /// `StrictHostKeyChecking=yes`); no check when `None`.
+    pub known_hosts: Option<PathBuf>,
 }
 
-/// The `-o` options of every OpenSSH client: bounded, no host key checks, no agent.
-const COMMON_SSH_OPTIONS: [&str; 8] = [
+/// The `-o` options of every OpenSSH client: bounded, no agent.
+const COMMON_SSH_OPTIONS: [&str; 6] = [
     "ConnectTimeout=10",
-    "StrictHostKeyChecking=no",
-    "UserKnownHostsFile=/dev/null",
     "GlobalKnownHostsFile=/dev/null",
     "LogLevel=ERROR",
     "IdentityAgent=none",
@@ -52,7 +53,14 @@ const COMMON_SSH_OPTIONS: [&str; 8] = [
 impl SftpUser {
     /// A user that logs in with the private key `key`.
     pub fn with_key(port: u16, login: &str, key: &Path, scratch: &Path) -> Self {
-        Self { port, login: login.into(), auth: ClientAuth::Key(key.into()), scratch: scratch.into(), source: None }
+        Self {
+            port,
+            login: login.into(),
+            auth: ClientAuth::Key(key.into()),
+            scratch: scratch.into(),
+            source: None,
+            known_hosts: None,
+        }
     }
 
     /// A user that logs in with `password` (an askpass script is written to `scratch`).
@@ -68,6 +76,7 @@ impl SftpUser {
             auth: ClientAuth::Password { password: password.into(), askpass },
             scratch: scratch.into(),
             source: None,
+            known_hosts: None,
         }
     }
 
@@ -77,15 +86,29 @@ impl SftpUser {
         self
     }
 
+    /// The same user, checking the server's host key against `file`
+    /// (OpenSSH: `StrictHostKeyChecking=yes`, `UserKnownHostsFile=file`).
+    pub fn checking_host_key(mut self, file: &Path) -> Self {
+        self.known_hosts = Some(file.into());
+        self
+    }
+
     /// `login@127.0.0.1`.
     pub fn destination(&self) -> String {
         format!("{}@127.0.0.1", self.login)
     }
 
-    /// The `-o` options every OpenSSH client gets: bounded, no host key
-    /// checks, no agent, and only this user's credentials.
+    /// The `-o` options every OpenSSH client gets: bounded, no agent, host
+    /// keys checked only against [`SftpUser::known_hosts`], and only this
+    /// user's credentials.
     pub fn ssh_options(&self) -> Vec<String> {
         let mut options: Vec<String> = COMMON_SSH_OPTIONS.iter().map(ToString::to_string).collect();
+        match &self.known_hosts {
+            Some(file) => {
+                options.extend(["StrictHostKeyChecking=yes".into(), format!("UserKnownHostsFile={}", file.display())])
+            }
+            None => options.extend(["StrictHostKeyChecking=no".into(), "UserKnownHostsFile=/dev/null".into()]),
+        }
         if let Some(source) = &self.source {
             options.push(format!("BindAddress={source}"));
         }
@@ -229,4 +252,19 @@ pub(crate) fn add_user_key(p: &Passerelle, login: &str) -> PathBuf {
     let public = ssh_keygen(&p.scratch(), &format!("id_{login}"), "ed25519", None, &format!("{login}@test"));
     p.ok(&["key", "add", login, &public.display().to_string()]);
     p.scratch().join(format!("id_{login}"))
+}
+
+/// Writes what `passerelle hostkey show --known-hosts` prints (a line per
+/// host key for `[127.0.0.1]:PORT`, then the TLS fingerprint as a comment)
+/// to a file of the scratch directory, as an operator hands it to a
+/// client, and returns the file.
+pub fn known_hosts_file(p: &Passerelle) -> PathBuf {
+    let text = p.ok(&["hostkey", "show", "--known-hosts"]);
+    let host = format!("[127.0.0.1]:{} ", p.sftp_port());
+    let keys = text.lines().filter(|l| l.starts_with(&host)).count();
+    assert_eq!(keys, 2, "one line per host key (ed25519, RSA):\n{text}");
+    assert!(text.lines().all(|l| l.starts_with(&host) || l.starts_with("# ")), "only keys and comments:\n{text}");
+    let file = p.scratch().join(format!("known_hosts-{:08x}", rand::random::<u32>()));
+    std::fs::write(&file, text).expect("write known_hosts");
+    file
 }

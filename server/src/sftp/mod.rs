@@ -2,10 +2,10 @@
 //! `sftp` subsystem, over the engine's sessions and tenant filesystem.
 //!
 //! ```text
-//!  TCP accept ─► Engine::accept ─► GraceStream ─► russh session ─► ssh::Connection
-//!                 (PROXY header,    (login grace    (kex, auth)     auth via Engine,
-//!                  bans, limits)     time)          disconnected    refuses all but sftp
-//!                                                   when the session's Ending fires
+//!  TCP accept ─► Engine::accept ─► Tapped ─► GraceStream ─► russh session ─► ssh::Connection
+//!                 (PROXY header,    (client's (login grace    (kex, auth)     auth via Engine,
+//!                  bans, limits)     KEXINIT)  time)          disconnected    refuses all but sftp
+//!                                                             when the session's Ending fires
 //!                                                                        │
 //!                                        dispatch::run ◄─────────────────┘
 //!                                        (framing, in-flight window, barriers)
@@ -15,6 +15,8 @@
 //!
 //! - `ssh` — algorithms, authentication, channel policy.
 //! - `grace` — the login grace timer, as a stream adapter.
+//! - `kexinit` — what the client sent before its keys were in use;
+//!   `failure` — why a handshake failed, from it and russh's error.
 //! - `dispatch` — the per-channel request loop; `codec` — SFTP v3 wire format.
 //! - `ops` — the operations; `listing` — attributes and times.
 //!
@@ -26,7 +28,9 @@
 
 pub(crate) mod codec;
 mod dispatch;
+mod failure;
 mod grace;
+pub(crate) mod kexinit;
 mod listing;
 mod ops;
 mod ssh;
@@ -39,6 +43,7 @@ use tokio::sync::oneshot;
 use tracing::debug;
 
 use crate::engine::{Accepted, Ending, Engine, Incoming, Listeners, Offence, Protocol};
+use failure::Ending as Ended;
 
 /// How long a disconnected session may take to wind down at shutdown
 /// (uploads in progress recorded as aborted, the logout recorded).
@@ -80,7 +85,10 @@ async fn connection(incoming: Incoming, engine: Engine, config: Arc<russh::serve
         let engine = engine.clone();
         Box::pin(async move { engine.banned(peer).await })
     };
-    let stream = grace::GraceStream::new(stream, grace_time, logged_in.clone(), tripwire.clone(), banned);
+    // The tap is innermost: it must see every byte russh reads, the grace
+    // stream's errors then reach russh as they did without it.
+    let watch = kexinit::KexWatch::default();
+    let stream = grace::GraceStream::new(watch.tap(stream), grace_time, logged_in.clone(), tripwire.clone(), banned);
     // The handler hands over the session's end signal once the user logs in.
     let (ending_to, ending) = oneshot::channel::<Ending>();
     let ended = async move {
@@ -91,18 +99,25 @@ async fn connection(incoming: Incoming, engine: Engine, config: Arc<russh::serve
     };
     let handler =
         ssh::Connection::new(engine.clone(), peer, logged_in.clone(), permit, alive, tripwire.clone(), ending_to);
-    // Whatever broke the protocol before login is scored once, when the connection ends.
-    let score_abuse = |error: Option<&russh::Error>| {
+    // Whatever broke the protocol before login is scored once, when the
+    // connection ends; a key exchange that failed is reported then too.
+    let report = |error: Option<&russh::Error>| {
         let abuse = tripwire.tripped().is_some() || error.is_some_and(|e| !logged_in.get() && is_abuse(e));
         if abuse {
             engine.offence(peer, Offence::ProtocolAbuse);
+        }
+        if !logged_in.get() {
+            let ending = error.map_or(Ended::Closed, Ended::Error);
+            if let Some(failure) = failure::classify(&ending, &watch.hello(), grace_time) {
+                engine.handshake_failed(peer, Protocol::Sftp, &failure);
+            }
         }
     };
     let session = match russh::server::run_stream(config, stream, handler).await {
         Ok(session) => session,
         Err(e) => {
             debug!(peer = %peer, error = %e, "ssh: connection setup failed");
-            score_abuse(Some(&e));
+            report(Some(&e));
             return;
         }
     };
@@ -114,7 +129,7 @@ async fn connection(incoming: Incoming, engine: Engine, config: Arc<russh::serve
             if let Err(e) = &result {
                 debug!(peer = %peer, error = %e, "ssh: connection ended with an error");
             }
-            score_abuse(result.as_ref().err());
+            report(result.as_ref().err());
         }
         _ = stop.changed() => {
             let _ = handle
