@@ -5,15 +5,26 @@
 //!   SSL 3, TLS 1.0 or 1.1 at all.
 //! - Suites: ECDHE with AES-GCM or ChaCha20-Poly1305 only (rustls has no CBC
 //!   and no static RSA key exchange); the server's order wins.
-//! - Groups: X25519, P-256, P-384. Extended master secret is required.
+//! - Groups: X25519, P-256, P-384. Extended master secret required unless
+//!   `ftps.require_extended_master_secret` is off (for Go before 1.21).
 //! - Crypto: aws-lc-rs, the one provider of the whole binary.
-//! - Resumption: stateful session IDs only (no tickets), in a cache private
-//!   to each control connection ([`SessionTls`]): a data connection can
-//!   resume the TLS session of its own control connection and no other.
+//! - Resumption: bound to one control connection ([`SessionTls`]), so that
+//!   a data connection can resume the TLS session of its own control
+//!   connection and no other, by either mechanism clients use:
+//!   - session IDs (OpenSSL, GnuTLS), in a cache private to the control
+//!     connection;
+//!   - session tickets (Go's crypto/tls knows no other), sealed with a key
+//!     of the control connection's own ([`SessionTickets`]), and accepted
+//!     only if the control connection, or a data connection that resumed,
+//!     issued them.
+//!
 //!   Only the control handshake, and data handshakes that resumed, add to
-//!   that cache: a full handshake on a data port (someone else racing the
-//!   client to it) must not leave a session that a later data port accepts.
+//!   what can be resumed: a full handshake on a data port (someone else
+//!   racing the client to it) must not leave a session or a ticket that a
+//!   later data port accepts. Its session is staged and dropped, its ticket
+//!   (if the client asked for one) is never accepted.
 
+use std::collections::VecDeque;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -21,7 +32,9 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use passerelle_config::{FtpsConfig, TlsVersion};
 use passerelle_keys::{KeyError, TlsIdentity};
 use rustls::crypto::{CryptoProvider, aws_lc_rs};
-use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache, StoresServerSessions};
+use rustls::server::{
+    ClientHello, ProducesTickets, ResolvesServerCert, ServerSessionMemoryCache, StoresServerSessions,
+};
 use rustls::sign::CertifiedKey;
 use rustls::{HandshakeKind, ServerConfig, SupportedProtocolVersion};
 use rustls_pki_types::pem::PemObject as _;
@@ -33,6 +46,7 @@ use tokio_rustls::server::TlsStream;
 
 /// Sessions one control connection may keep for its data connections to
 /// resume: its own, plus the TLS 1.3 tickets of resumed data connections.
+/// The same bound holds for the session tickets it accepts.
 const SESSIONS_PER_CONTROL: usize = 8;
 
 /// Why the TLS setup failed.
@@ -143,32 +157,40 @@ impl TlsPolicy {
             .with_protocol_versions(&versions)?
             .with_no_client_auth()
             .with_cert_resolver(certs);
-        base.require_ems = true;
+        base.require_ems = config.require_extended_master_secret;
         base.ignore_client_order = true;
-        // Replaced per control connection; see `session`.
+        // Replaced per control connection, as the ticketer (none here); see
+        // `session`.
         base.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
         Ok(Self { base: Arc::new(base) })
     }
 
-    /// The TLS of one control connection and its data connections.
-    pub(crate) fn session(&self) -> SessionTls {
+    /// The TLS of one control connection and its data connections: a
+    /// session cache and a ticket key of their own.
+    pub(crate) fn session(&self) -> Result<SessionTls, TlsError> {
         let sessions: Arc<dyn StoresServerSessions> = ServerSessionMemoryCache::new(SESSIONS_PER_CONTROL);
+        let tickets = Arc::new(SessionTickets::new()?);
         let mut config = (*self.base).clone();
         config.session_storage = Arc::clone(&sessions);
-        let config = Arc::new(config);
-        SessionTls { control: TlsAcceptor::from(Arc::clone(&config)), config, sessions }
+        let mut control = config.clone();
+        control.ticketer = Arc::new(IssuedTickets { tickets: Arc::clone(&tickets), staged: None });
+        let control = TlsAcceptor::from(Arc::new(control));
+        Ok(SessionTls { control, config: Arc::new(config), sessions, tickets })
     }
 }
 
-/// One control connection's TLS configuration: its session cache is its
-/// own, so a handshake through it that resumes proves it is the same
-/// client as the control connection.
+/// One control connection's TLS configuration: its session cache and its
+/// ticket key are its own, so a handshake through it that resumes proves it
+/// is the same client as the control connection.
 #[derive(Clone)]
 pub(crate) struct SessionTls {
-    /// For the control connection: its session enters the cache.
+    /// For the control connection: its session enters the cache, its ticket
+    /// the accepted tickets.
     control: TlsAcceptor,
+    /// The data connections' configuration, less their staged storage.
     config: Arc<ServerConfig>,
     sessions: Arc<dyn StoresServerSessions>,
+    tickets: Arc<SessionTickets>,
 }
 
 impl SessionTls {
@@ -178,19 +200,118 @@ impl SessionTls {
     }
 
     /// The TLS handshake of a data connection. It may resume a session of the
-    /// cache; what it would store there (a new session, TLS 1.3 tickets) is
-    /// kept only if it resumed, i.e. if its client holds the control
-    /// connection's secrets. Whether it resumed is for the caller to check.
+    /// cache or an accepted ticket; what it would add (a new session, new
+    /// tickets) is kept only if it resumed, i.e. if its client holds the
+    /// control connection's secrets. Whether it resumed is for the caller
+    /// to check.
     pub(crate) async fn accept_data(&self, stream: TcpStream) -> io::Result<TlsStream<TcpStream>> {
         let staged = Arc::new(Staged { sessions: Arc::clone(&self.sessions), puts: Mutex::default() });
+        let tickets = Arc::new(IssuedTickets { tickets: Arc::clone(&self.tickets), staged: Some(Mutex::default()) });
         let mut config = (*self.config).clone();
         let storage: Arc<Staged> = Arc::clone(&staged);
         config.session_storage = storage;
+        let ticketer: Arc<IssuedTickets> = Arc::clone(&tickets);
+        config.ticketer = ticketer;
         let stream = TlsAcceptor::from(Arc::new(config)).accept(stream).await?;
         if stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed) {
             staged.commit();
+            tickets.commit();
         }
         Ok(stream)
+    }
+}
+
+/// The ticket key of one control connection, and the tickets sealed with it
+/// that a data connection may present: those of the control handshake and
+/// of data handshakes that resumed. A ticket sealed for anyone else (a
+/// stranger's full handshake on a data port) opens with the same key but is
+/// not on the list, so it resumes nothing.
+struct SessionTickets {
+    key: Arc<dyn ProducesTickets>,
+    accepted: Mutex<VecDeque<Vec<u8>>>,
+}
+
+impl SessionTickets {
+    /// A fresh random key (rustls' RFC 5077 construction, AES-256 and
+    /// HMAC-SHA256, rotated every 6 hours, the previous key kept as long).
+    fn new() -> Result<Self, TlsError> {
+        Ok(Self { key: aws_lc_rs::Ticketer::new()?, accepted: Mutex::default() })
+    }
+
+    /// Adds `ticket` to the accepted ones, forgetting the oldest beyond the
+    /// bound.
+    fn accept(&self, ticket: Vec<u8>) {
+        let mut accepted = self.accepted.lock().unwrap_or_else(PoisonError::into_inner);
+        if accepted.len() >= SESSIONS_PER_CONTROL {
+            accepted.pop_front();
+        }
+        accepted.push_back(ticket);
+    }
+
+    /// Whether `ticket` was issued to this control connection's client.
+    fn is_accepted(&self, ticket: &[u8]) -> bool {
+        self.accepted.lock().unwrap_or_else(PoisonError::into_inner).iter().any(|t| t == ticket)
+    }
+}
+
+impl std::fmt::Debug for SessionTickets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key stays out of logs.
+        f.debug_struct("SessionTickets").finish_non_exhaustive()
+    }
+}
+
+/// [`SessionTickets`] as one handshake sees them. The control handshake's
+/// tickets are accepted at once (`staged` is `None`); a data handshake's
+/// wait for [`IssuedTickets::commit`], which only a resumed handshake
+/// reaches.
+#[derive(Debug)]
+struct IssuedTickets {
+    tickets: Arc<SessionTickets>,
+    staged: Option<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl IssuedTickets {
+    /// Makes the tickets this handshake issued acceptable.
+    fn commit(&self) {
+        if let Some(staged) = &self.staged {
+            for ticket in std::mem::take(&mut *staged.lock().unwrap_or_else(PoisonError::into_inner)) {
+                self.tickets.accept(ticket);
+            }
+        }
+    }
+}
+
+impl ProducesTickets for IssuedTickets {
+    fn enabled(&self) -> bool {
+        true
+    }
+
+    fn lifetime(&self) -> u32 {
+        self.tickets.key.lifetime()
+    }
+
+    fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
+        let ticket = self.tickets.key.encrypt(plain)?;
+        match &self.staged {
+            None => self.tickets.accept(ticket.clone()),
+            Some(staged) => {
+                let mut staged = staged.lock().unwrap_or_else(PoisonError::into_inner);
+                // One handshake issues one ticket (TLS 1.2) or a couple (TLS 1.3).
+                if staged.len() >= SESSIONS_PER_CONTROL {
+                    return None;
+                }
+                staged.push(ticket.clone());
+            }
+        }
+        Some(ticket)
+    }
+
+    fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
+        if !self.tickets.is_accepted(cipher) {
+            return None;
+        }
+        self.tickets.key.decrypt(cipher)
     }
 }
 
