@@ -21,6 +21,9 @@ use rustls::HandshakeKind;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
+use crate::engine::HandshakeFailure;
+
+use super::handshake;
 use super::passive::PassivePort;
 use super::tls::SessionTls;
 
@@ -35,7 +38,7 @@ pub(crate) enum DataError {
     Timeout,
     /// Not TLS, or a TLS the policy refuses.
     #[error("TLS handshake failed on the data connection: {0}")]
-    Handshake(io::Error),
+    Handshake(HandshakeFailure),
     /// A full handshake where a resumption of the control session was required.
     #[error("data connection did not resume the control connection's TLS session")]
     NotResumed,
@@ -67,7 +70,7 @@ pub(crate) async fn accept(
             }
         };
         let _ = stream.set_nodelay(true);
-        let stream = tls.accept_data(stream).await.map_err(DataError::Handshake)?;
+        let stream = tls.accept_data(stream).await.map_err(|e| DataError::Handshake(handshake::classify(&e)))?;
         let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
         if require_reuse && !resumed {
             return Err(DataError::NotResumed);

@@ -358,7 +358,119 @@ impl StoresServerSessions for Staged {
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv4Addr;
+
+    use rustls::client::Tls12Resumption;
+    use rustls::{ClientConfig, RootCertStore};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpListener;
+    use tokio_rustls::TlsConnector;
+
     use super::*;
+
+    /// A policy over a certificate made for the test, and the certificate.
+    fn policy(dir: &Path, versions: Vec<TlsVersion>) -> (TlsPolicy, CertificateDer<'static>) {
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let identity = TlsIdentity::load_or_generate(&cert, &key).expect("test certificate");
+        let config = FtpsConfig {
+            explicit_listen: Vec::new(),
+            implicit_listen: Vec::new(),
+            passive_ports: 50_000..=50_010,
+            cert: cert.clone(),
+            key: key.clone(),
+            tls_versions: versions,
+            require_session_reuse: true,
+            require_extended_master_secret: true,
+            max_passive_ports_per_user: 1,
+            passive_idle_timeout: std::time::Duration::from_secs(30),
+        };
+        let store = Arc::new(CertStore::load(&cert, &key).expect("store"));
+        let der = CertificateDer::from(identity.cert_der().to_vec());
+        (TlsPolicy::new(&config, store).expect("policy"), der)
+    }
+
+    /// A client with a session cache of its own, trusting `cert`.
+    fn client(cert: &CertificateDer<'static>, tickets: bool) -> TlsConnector {
+        let mut roots = RootCertStore::empty();
+        roots.add(cert.clone()).expect("root");
+        let mut config = ClientConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        if !tickets {
+            config.resumption = config.resumption.tls12_resumption(Tls12Resumption::SessionIdOnly);
+        }
+        TlsConnector::from(Arc::new(config))
+    }
+
+    /// Which side: the control connection, or a data connection of `SessionTls`.
+    enum Side<'a> {
+        Control(&'a SessionTls),
+        Data(&'a SessionTls),
+    }
+
+    /// One handshake of `connector` with `side` over loopback; how the
+    /// server saw it. The server then sends two bytes that the client reads,
+    /// so that TLS 1.3 tickets reach it.
+    async fn handshake(connector: &TlsConnector, side: Side<'_>) -> Option<HandshakeKind> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let client = async {
+            let tcp = TcpStream::connect(addr).await.expect("connect");
+            let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+            let mut tls = connector.connect(name, tcp).await.expect("client handshake");
+            let mut two = [0; 2];
+            tls.read_exact(&mut two).await.expect("read");
+        };
+        let server = async {
+            let (tcp, _) = listener.accept().await.expect("accept");
+            let (kind, mut tls) = match side {
+                Side::Control(session) => {
+                    let mut tls = session.control().accept(tcp).await.expect("control handshake");
+                    tls.write_all(b"ok").await.expect("write");
+                    (tls.get_ref().1.handshake_kind(), None)
+                }
+                Side::Data(session) => {
+                    let tls = session.accept_data(tcp).await.expect("data handshake");
+                    (tls.get_ref().1.handshake_kind(), Some(tls))
+                }
+            };
+            if let Some(tls) = tls.as_mut() {
+                tls.write_all(b"ok").await.expect("write");
+            }
+            kind
+        };
+        let ((), kind) = tokio::join!(client, server);
+        kind
+    }
+
+    #[tokio::test]
+    async fn only_the_control_connections_client_resumes_on_its_data_connections() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for versions in [vec![TlsVersion::Tls12], vec![TlsVersion::Tls13]] {
+            let (policy, cert) = policy(dir.path(), versions.clone());
+            // Tickets (Go, OpenSSL's default), then session IDs only (TLS 1.2).
+            for tickets in [true, false] {
+                let session = policy.session().expect("session");
+                let owner = client(&cert, tickets);
+                assert_eq!(handshake(&owner, Side::Control(&session)).await, Some(HandshakeKind::Full));
+                for transfer in 0..3 {
+                    let kind = handshake(&owner, Side::Data(&session)).await;
+                    assert_eq!(kind, Some(HandshakeKind::Resumed), "{versions:?} tickets {tickets}, data #{transfer}");
+                }
+                // Someone else wins the race to a data port: a full
+                // handshake, which leaves it nothing to resume later.
+                let stranger = client(&cert, tickets);
+                assert_eq!(handshake(&stranger, Side::Data(&session)).await, Some(HandshakeKind::Full));
+                let kind = handshake(&stranger, Side::Data(&session)).await;
+                assert_eq!(kind, Some(HandshakeKind::Full), "{versions:?} tickets {tickets}: stranger resumed");
+                // Nor does the owner's session open another control connection's data ports.
+                let other = policy.session().expect("session");
+                assert_eq!(handshake(&owner, Side::Data(&other)).await, Some(HandshakeKind::Full));
+            }
+        }
+    }
 
     #[test]
     fn the_policy_has_only_ecdhe_aead_suites() {
