@@ -57,6 +57,12 @@ fn from_incompatible(incompatible: &PeerIncompatible) -> HandshakeFailure {
     use HandshakeReason as R;
     let (reason, detail) = match incompatible {
         PeerIncompatible::Tls12NotOffered => (R::NoCommonVersion, "client offered only TLS 1.0/1.1".to_owned()),
+        // rustls looks for this TLS 1.2 extension before it looks at the
+        // version: its absence is how a TLS 1.0/1.1 client shows.
+        PeerIncompatible::SignatureAlgorithmsExtensionRequired => (
+            R::NoCommonVersion,
+            "client offered only TLS 1.0/1.1 (its hello has no signature_algorithms extension)".to_owned(),
+        ),
         PeerIncompatible::Tls12NotOfferedOrEnabled | PeerIncompatible::SupportedVersionsExtensionRequired => (
             R::NoCommonVersion,
             "client offered no TLS version the server allows (see ftps.tls_versions; TLS 1.0/1.1 are never allowed)"
@@ -78,7 +84,7 @@ fn from_incompatible(incompatible: &PeerIncompatible) -> HandshakeFailure {
         | PeerIncompatible::EcPointsExtensionRequired => {
             (R::NoCommonKeyExchange, "client offered no key exchange group among X25519, P-256, P-384".to_owned())
         }
-        PeerIncompatible::NoSignatureSchemesInCommon | PeerIncompatible::SignatureAlgorithmsExtensionRequired => {
+        PeerIncompatible::NoSignatureSchemesInCommon => {
             (R::NoCommonSignature, "client accepts no signature scheme of the server's certificate key".to_owned())
         }
         other => (R::Other, format!("client's TLS is incompatible: {other:?}")),
