@@ -282,3 +282,32 @@ fn python_ftplib_with_the_shipped_example() {
         script.check_server(&f, Path::new(report["downloaded"].as_str().expect("downloaded")));
     }
 }
+
+/// Plain `ftplib.FTP_TLS` (no session reuse): each transfer gets a clean
+/// 425 saying why, no TLS error (`SHUTDOWN_WHILE_IN_INIT` on NLST, a broken
+/// pipe on STOR), and the session goes on.
+#[test]
+fn python_ftplib_without_session_reuse_gets_a_clean_425() {
+    const PLAIN: &str = r#"
+import ftplib, io, ssl, sys
+port, cafile, password = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+ftp = ftplib.FTP_TLS(context=ssl.create_default_context(cafile=cafile), timeout=20)
+ftp.connect("127.0.0.1", port)
+ftp.login("alice", password)
+ftp.prot_p()
+for op in (lambda: ftp.storbinary("STOR /inbox/plain.tmp", io.BytesIO(b"x" * 100000)), lambda: ftp.nlst("/inbox")):
+    try:
+        op()
+        print("accepted")
+    except ftplib.error_temp as e:
+        print(str(e).split(" ")[0])
+print(ftp.voidcmd("NOOP").split(" ")[0])
+ftp.quit()
+"#;
+    let f = conformance_setup().serve();
+    let user = f.ftps(CONFORMANCE_LOGIN);
+    let mut command = bounded(python(), CLIENT_TIMEOUT_SECS);
+    command.args(["-c", PLAIN, &user.ports.explicit.to_string()]).arg(&user.cert).arg(CONFORMANCE_PASSWORD);
+    let out = ok("ftplib without reuse", run_command(&mut command, b""));
+    assert_eq!(out.stdout.split_whitespace().collect::<Vec<_>>(), ["425", "425", "200"], "{}", out.stderr);
+}

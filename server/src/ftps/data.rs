@@ -11,13 +11,15 @@
 //!    control connection ([`SessionTls`]), so a resumed handshake proves the
 //!    data connection comes from the same TLS client; a full handshake, or
 //!    a session of another connection, is refused, and leaves nothing in
-//!    the cache to resume later.
+//!    the cache to resume later. A refused connection is ended with a TLS
+//!    close_notify, so that the client reads the 425 reply, not a TLS error.
 
 use std::io;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use rustls::HandshakeKind;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
@@ -73,10 +75,39 @@ pub(crate) async fn accept(
         let stream = tls.accept_data(stream).await.map_err(|e| DataError::Handshake(handshake::classify(&e)))?;
         let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
         if require_reuse && !resumed {
+            refuse(stream).await;
             return Err(DataError::NotResumed);
         }
         Ok(stream)
     })
     .await
     .unwrap_or(Err(DataError::Timeout))
+}
+
+/// Most bytes of a refused data connection read and discarded.
+const REFUSED_DRAIN_MAX: usize = 1024 * 1024;
+/// Longest time a refused data connection is given to end cleanly.
+const REFUSED_DRAIN_TIME: Duration = Duration::from_secs(2);
+
+/// Ends a data connection whose TLS is up but refused, the TLS way: our
+/// close_notify, then what the client still sends is read and discarded
+/// until its own close_notify (bounded). Dropped at once instead, the
+/// connection ends without close_notify, which OpenSSL 3 takes as a fatal
+/// error: Python's ftplib then fails with `SSL: SHUTDOWN_WHILE_IN_INIT`, and
+/// a client still sending gets a reset, before either reads the 425 reply
+/// that says why.
+async fn refuse(mut stream: DataStream) {
+    let end = async {
+        stream.shutdown().await?;
+        let mut buf = vec![0; 16 * 1024];
+        let mut left = REFUSED_DRAIN_MAX;
+        while left > 0 {
+            match stream.read(&mut buf).await? {
+                0 => break,
+                n => left = left.saturating_sub(n),
+            }
+        }
+        io::Result::Ok(())
+    };
+    let _ = tokio::time::timeout(REFUSED_DRAIN_TIME, end).await;
 }
