@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use tokio::time::Instant;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::channel::Context;
 use super::passive::PortLeases;
@@ -17,15 +17,7 @@ use crate::engine::{Accepted, ClientStream, ConnectionPermit, Engine, Incoming, 
 pub(super) async fn serve(incoming: Incoming, engine: Engine, policy: TlsPolicy, ports: Arc<PortLeases>, mode: Mode) {
     let Incoming { accepted: Accepted { stream, peer, permit, tripwire }, local, stop, alive } = incoming;
     let local_ip = local.ip().to_canonical();
-    let tls = match policy.session() {
-        Ok(tls) => tls,
-        Err(e) => {
-            // Only the system's random source can fail here.
-            warn!(peer = %peer, error = %e, "ftps: no TLS session state for the connection; closed");
-            return;
-        }
-    };
-    let ctx = Context { engine, peer, local_ip, ports, tls, tripwire, stop };
+    let ctx = Context { engine, peer, local_ip, ports, tls: policy.session(), tripwire, stop };
     run(ctx, stream, mode, permit).await;
     drop(alive);
 }

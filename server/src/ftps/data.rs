@@ -75,7 +75,9 @@ pub(crate) async fn accept(
         let stream = tls.accept_data(stream).await.map_err(|e| DataError::Handshake(handshake::classify(&e)))?;
         let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
         if require_reuse && !resumed {
-            refuse(stream).await;
+            // Boxed: only a refused connection pays for its state, not
+            // every connection's task.
+            Box::pin(refuse(stream)).await;
             return Err(DataError::NotResumed);
         }
         Ok(stream)

@@ -13,10 +13,10 @@
 //!   connection and no other, by either mechanism clients use:
 //!   - session IDs (OpenSSL, GnuTLS), in a cache private to the control
 //!     connection;
-//!   - session tickets (Go's crypto/tls knows no other), sealed with a key
-//!     of the control connection's own ([`SessionTickets`]), and accepted
-//!     only if the control connection, or a data connection that resumed,
-//!     issued them.
+//!   - session tickets (Go's crypto/tls knows no other): random names of
+//!     sessions kept by the control connection ([`SessionTickets`]), so
+//!     that only tickets it, or a data connection that resumed, issued
+//!     resume anything.
 //!
 //!   Only the control handshake, and data handshakes that resumed, add to
 //!   what can be resumed: a full handshake on a data port (someone else
@@ -165,27 +165,27 @@ impl TlsPolicy {
         Ok(Self { base: Arc::new(base) })
     }
 
-    /// The TLS of one control connection and its data connections: a
-    /// session cache and a ticket key of their own.
-    pub(crate) fn session(&self) -> Result<SessionTls, TlsError> {
+    /// The TLS of one control connection and its data connections: session
+    /// IDs and tickets of their own.
+    pub(crate) fn session(&self) -> SessionTls {
         let sessions: Arc<dyn StoresServerSessions> = ServerSessionMemoryCache::new(SESSIONS_PER_CONTROL);
-        let tickets = Arc::new(SessionTickets::new()?);
+        let tickets = Arc::new(SessionTickets::default());
         let mut config = (*self.base).clone();
         config.session_storage = Arc::clone(&sessions);
         let mut control = config.clone();
         control.ticketer = Arc::new(IssuedTickets { tickets: Arc::clone(&tickets), staged: None });
         let control = TlsAcceptor::from(Arc::new(control));
-        Ok(SessionTls { control, config: Arc::new(config), sessions, tickets })
+        SessionTls { control, config: Arc::new(config), sessions, tickets }
     }
 }
 
 /// One control connection's TLS configuration: its session cache and its
-/// ticket key are its own, so a handshake through it that resumes proves it
+/// tickets are its own, so a handshake through it that resumes proves it
 /// is the same client as the control connection.
 #[derive(Clone)]
 pub(crate) struct SessionTls {
-    /// For the control connection: its session enters the cache, its ticket
-    /// the accepted tickets.
+    /// For the control connection: its session enters the cache, its
+    /// tickets the kept ones.
     control: TlsAcceptor,
     /// The data connections' configuration, less their staged storage.
     config: Arc<ServerConfig>,
@@ -200,7 +200,7 @@ impl SessionTls {
     }
 
     /// The TLS handshake of a data connection. It may resume a session of the
-    /// cache or an accepted ticket; what it would add (a new session, new
+    /// cache or of a kept ticket; what it would add (a new session, new
     /// tickets) is kept only if it resumed, i.e. if its client holds the
     /// control connection's secrets. Whether it resumed is for the caller
     /// to check.
@@ -221,62 +221,79 @@ impl SessionTls {
     }
 }
 
-/// The ticket key of one control connection, and the tickets sealed with it
-/// that a data connection may present: those of the control handshake and
-/// of data handshakes that resumed. A ticket sealed for anyone else (a
-/// stranger's full handshake on a data port) opens with the same key but is
-/// not on the list, so it resumes nothing.
+/// How long a client may keep a ticket, as a hint: the ticket lives no
+/// longer than its control connection anyway.
+const TICKET_LIFETIME_SECS: u32 = 24 * 3600;
+
+/// A ticket and the session it names.
+type Ticket = (Vec<u8>, Vec<u8>);
+
+/// The session tickets of one control connection. A ticket here is a random
+/// name for a session kept in memory, like a session ID, not the session
+/// sealed with a key: a ticket issued to anyone else (a stranger's full
+/// handshake on a data port) or to another control connection names nothing
+/// here, and there is no key to keep, rotate or leak. The control
+/// handshake's tickets are kept as long as the connection (Python's ftplib
+/// offers that session on every data connection); those of data handshakes
+/// that resumed, the newest few.
+#[derive(Default)]
 struct SessionTickets {
-    key: Arc<dyn ProducesTickets>,
-    accepted: Mutex<VecDeque<Vec<u8>>>,
+    control: Mutex<Vec<Ticket>>,
+    data: Mutex<VecDeque<Ticket>>,
 }
 
 impl SessionTickets {
-    /// A fresh random key (rustls' RFC 5077 construction, AES-256 and
-    /// HMAC-SHA256, rotated every 6 hours, the previous key kept as long).
-    fn new() -> Result<Self, TlsError> {
-        Ok(Self { key: aws_lc_rs::Ticketer::new()?, accepted: Mutex::default() })
-    }
-
-    /// Adds `ticket` to the accepted ones, forgetting the oldest beyond the
-    /// bound.
-    fn accept(&self, ticket: Vec<u8>) {
-        let mut accepted = self.accepted.lock().unwrap_or_else(PoisonError::into_inner);
-        if accepted.len() >= SESSIONS_PER_CONTROL {
-            accepted.pop_front();
+    /// Keeps a ticket of the control handshake (one in TLS 1.2, a couple in
+    /// 1.3); false beyond the bound.
+    fn keep_control(&self, ticket: Ticket) -> bool {
+        let mut control = self.control.lock().unwrap_or_else(PoisonError::into_inner);
+        if control.len() >= SESSIONS_PER_CONTROL {
+            return false;
         }
-        accepted.push_back(ticket);
+        control.push(ticket);
+        true
     }
 
-    /// Whether `ticket` was issued to this control connection's client.
-    fn is_accepted(&self, ticket: &[u8]) -> bool {
-        self.accepted.lock().unwrap_or_else(PoisonError::into_inner).iter().any(|t| t == ticket)
+    /// Keeps a ticket of a resumed data handshake, forgetting the oldest
+    /// beyond the bound.
+    fn keep_data(&self, ticket: Ticket) {
+        let mut data = self.data.lock().unwrap_or_else(PoisonError::into_inner);
+        if data.len() >= SESSIONS_PER_CONTROL {
+            data.pop_front();
+        }
+        data.push_back(ticket);
+    }
+
+    /// The session `ticket` names, if this control connection issued it.
+    fn find(&self, ticket: &[u8]) -> Option<Vec<u8>> {
+        let named = |kept: &Ticket| (kept.0 == ticket).then(|| kept.1.clone());
+        let control = self.control.lock().unwrap_or_else(PoisonError::into_inner).iter().find_map(named);
+        control.or_else(|| self.data.lock().unwrap_or_else(PoisonError::into_inner).iter().find_map(named))
     }
 }
 
 impl std::fmt::Debug for SessionTickets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The key stays out of logs.
+        // The sessions' secrets stay out of logs.
         f.debug_struct("SessionTickets").finish_non_exhaustive()
     }
 }
 
 /// [`SessionTickets`] as one handshake sees them. The control handshake's
-/// tickets are accepted at once (`staged` is `None`); a data handshake's
-/// wait for [`IssuedTickets::commit`], which only a resumed handshake
-/// reaches.
+/// tickets are kept at once (`staged` is `None`); a data handshake's wait
+/// for [`IssuedTickets::commit`], which only a resumed handshake reaches.
 #[derive(Debug)]
 struct IssuedTickets {
     tickets: Arc<SessionTickets>,
-    staged: Option<Mutex<Vec<Vec<u8>>>>,
+    staged: Option<Mutex<Vec<Ticket>>>,
 }
 
 impl IssuedTickets {
-    /// Makes the tickets this handshake issued acceptable.
+    /// Keeps the tickets this handshake issued.
     fn commit(&self) {
         if let Some(staged) = &self.staged {
             for ticket in std::mem::take(&mut *staged.lock().unwrap_or_else(PoisonError::into_inner)) {
-                self.tickets.accept(ticket);
+                self.tickets.keep_data(ticket);
             }
         }
     }
@@ -288,30 +305,29 @@ impl ProducesTickets for IssuedTickets {
     }
 
     fn lifetime(&self) -> u32 {
-        self.tickets.key.lifetime()
+        TICKET_LIFETIME_SECS
     }
 
     fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
-        let ticket = self.tickets.key.encrypt(plain)?;
+        let mut name = vec![0; 32];
+        ::aws_lc_rs::rand::fill(&mut name).ok()?;
+        let ticket = (name.clone(), plain.to_vec());
         match &self.staged {
-            None => self.tickets.accept(ticket.clone()),
+            None => self.tickets.keep_control(ticket).then_some(name),
             Some(staged) => {
                 let mut staged = staged.lock().unwrap_or_else(PoisonError::into_inner);
                 // One handshake issues one ticket (TLS 1.2) or a couple (TLS 1.3).
                 if staged.len() >= SESSIONS_PER_CONTROL {
                     return None;
                 }
-                staged.push(ticket.clone());
+                staged.push(ticket);
+                Some(name)
             }
         }
-        Some(ticket)
     }
 
     fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
-        if !self.tickets.is_accepted(cipher) {
-            return None;
-        }
-        self.tickets.key.decrypt(cipher)
+        self.tickets.find(cipher)
     }
 }
 
@@ -452,7 +468,7 @@ mod tests {
             let (policy, cert) = policy(dir.path(), versions.clone());
             // Tickets (Go, OpenSSL's default), then session IDs only (TLS 1.2).
             for tickets in [true, false] {
-                let session = policy.session().expect("session");
+                let session = policy.session();
                 let owner = client(&cert, tickets);
                 assert_eq!(handshake(&owner, Side::Control(&session)).await, Some(HandshakeKind::Full));
                 for transfer in 0..3 {
@@ -466,7 +482,7 @@ mod tests {
                 let kind = handshake(&stranger, Side::Data(&session)).await;
                 assert_eq!(kind, Some(HandshakeKind::Full), "{versions:?} tickets {tickets}: stranger resumed");
                 // Nor does the owner's session open another control connection's data ports.
-                let other = policy.session().expect("session");
+                let other = policy.session();
                 assert_eq!(handshake(&owner, Side::Data(&other)).await, Some(HandshakeKind::Full));
             }
         }
