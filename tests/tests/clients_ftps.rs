@@ -311,3 +311,33 @@ ftp.quit()
     let out = ok("ftplib without reuse", run_command(&mut command, b""));
     assert_eq!(out.stdout.split_whitespace().collect::<Vec<_>>(), ["425", "425", "200"], "{}", out.stderr);
 }
+
+/// ftplib with the example's subclass offers the control connection's
+/// session on every data connection, however many there are: that session
+/// (ticket or session ID) must outlast the newer ones data connections get.
+#[test]
+fn python_ftplib_resumes_the_control_session_on_many_data_connections() {
+    const MANY: &str = r#"
+import sys
+sys.path.insert(0, sys.argv[4])
+import ftplib_reuse
+port, cafile, password = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+for tickets in (True, False):
+    ftp = ftplib_reuse.connect("127.0.0.1", port, "alice", password, cafile, tickets)
+    for _ in range(20):
+        ftp.nlst("/inbox")
+    ftp.quit()
+print("ok")
+"#;
+    let f = conformance_setup().serve();
+    let user = f.ftps(CONFORMANCE_LOGIN);
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut command = bounded(python(), CLIENT_TIMEOUT_SECS);
+    command
+        .args(["-c", MANY, &user.ports.explicit.to_string()])
+        .arg(&user.cert)
+        .arg(CONFORMANCE_PASSWORD)
+        .arg(&examples);
+    let out = ok("40 listings", run_command(&mut command, b""));
+    assert_eq!(out.stdout.trim(), "ok", "{}", out.stderr);
+}
