@@ -18,7 +18,6 @@ use std::io;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use rustls::HandshakeKind;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
@@ -27,7 +26,7 @@ use crate::engine::HandshakeFailure;
 
 use super::handshake;
 use super::passive::PassivePort;
-use super::tls::SessionTls;
+use super::tls::{DataTls, SessionTls};
 
 /// An established, checked data connection.
 pub(crate) type DataStream = TlsStream<TcpStream>;
@@ -72,9 +71,15 @@ pub(crate) async fn accept(
             }
         };
         let _ = stream.set_nodelay(true);
-        let stream = tls.accept_data(stream).await.map_err(|e| DataError::Handshake(handshake::classify(&e)))?;
-        let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
-        if require_reuse && !resumed {
+        let DataTls { stream, resumed_by } =
+            tls.accept_data(stream).await.map_err(|e| DataError::Handshake(handshake::classify(&e)))?;
+        match resumed_by {
+            Some(by) => {
+                tracing::debug!(client = %client, by = by.as_str(), "ftps: data connection resumed the control session")
+            }
+            None => tracing::debug!(client = %client, "ftps: data connection made a full TLS handshake"),
+        }
+        if require_reuse && resumed_by.is_none() {
             // Boxed: only a refused connection pays for its state, not
             // every connection's task.
             Box::pin(refuse(stream)).await;

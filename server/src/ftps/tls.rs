@@ -27,6 +27,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use passerelle_config::{FtpsConfig, TlsVersion};
@@ -173,7 +174,8 @@ impl TlsPolicy {
         let mut config = (*self.base).clone();
         config.session_storage = Arc::clone(&sessions);
         let mut control = config.clone();
-        control.ticketer = Arc::new(IssuedTickets { tickets: Arc::clone(&tickets), staged: None });
+        control.ticketer =
+            Arc::new(IssuedTickets { tickets: Arc::clone(&tickets), staged: None, found: AtomicBool::new(false) });
         let control = TlsAcceptor::from(Arc::new(control));
         SessionTls { control, config: Arc::new(config), sessions, tickets }
     }
@@ -204,20 +206,60 @@ impl SessionTls {
     /// tickets) is kept only if it resumed, i.e. if its client holds the
     /// control connection's secrets. Whether it resumed is for the caller
     /// to check.
-    pub(crate) async fn accept_data(&self, stream: TcpStream) -> io::Result<TlsStream<TcpStream>> {
-        let staged = Arc::new(Staged { sessions: Arc::clone(&self.sessions), puts: Mutex::default() });
-        let tickets = Arc::new(IssuedTickets { tickets: Arc::clone(&self.tickets), staged: Some(Mutex::default()) });
+    pub(crate) async fn accept_data(&self, stream: TcpStream) -> io::Result<DataTls> {
+        let staged = Arc::new(Staged {
+            sessions: Arc::clone(&self.sessions),
+            puts: Mutex::default(),
+            found: AtomicBool::new(false),
+        });
+        let tickets = Arc::new(IssuedTickets {
+            tickets: Arc::clone(&self.tickets),
+            staged: Some(Mutex::default()),
+            found: AtomicBool::new(false),
+        });
         let mut config = (*self.config).clone();
         let storage: Arc<Staged> = Arc::clone(&staged);
         config.session_storage = storage;
         let ticketer: Arc<IssuedTickets> = Arc::clone(&tickets);
         config.ticketer = ticketer;
         let stream = TlsAcceptor::from(Arc::new(config)).accept(stream).await?;
+        let mut resumed_by = None;
         if stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed) {
             staged.commit();
             tickets.commit();
+            // rustls looks a ticket up first, and a session ID only without one.
+            let by_ticket = tickets.found.load(Ordering::Relaxed);
+            resumed_by = Some(if by_ticket { ResumedBy::Ticket } else { ResumedBy::SessionId });
         }
-        Ok(stream)
+        Ok(DataTls { stream, resumed_by })
+    }
+}
+
+/// A data connection after its TLS handshake.
+pub(crate) struct DataTls {
+    /// The connection.
+    pub(crate) stream: TlsStream<TcpStream>,
+    /// How it resumed the control connection's session; `None` for a full
+    /// handshake.
+    pub(crate) resumed_by: Option<ResumedBy>,
+}
+
+/// How a data connection resumed a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ResumedBy {
+    /// A session ticket (TLS 1.2 or 1.3).
+    Ticket,
+    /// A TLS 1.2 session ID.
+    SessionId,
+}
+
+impl ResumedBy {
+    /// The log's name for it.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Ticket => "ticket",
+            Self::SessionId => "session id",
+        }
     }
 }
 
@@ -286,6 +328,8 @@ impl std::fmt::Debug for SessionTickets {
 struct IssuedTickets {
     tickets: Arc<SessionTickets>,
     staged: Option<Mutex<Vec<Ticket>>>,
+    /// Whether a ticket presented named a session.
+    found: AtomicBool,
 }
 
 impl IssuedTickets {
@@ -327,8 +371,16 @@ impl ProducesTickets for IssuedTickets {
     }
 
     fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
-        self.tickets.find(cipher)
+        found(&self.found, self.tickets.find(cipher))
     }
+}
+
+/// Notes in `flag` that a lookup found a session.
+fn found(flag: &AtomicBool, session: Option<Vec<u8>>) -> Option<Vec<u8>> {
+    if session.is_some() {
+        flag.store(true, Ordering::Relaxed);
+    }
+    session
 }
 
 /// The session cache as one data handshake sees it: lookups go to the
@@ -337,6 +389,8 @@ impl ProducesTickets for IssuedTickets {
 struct Staged {
     sessions: Arc<dyn StoresServerSessions>,
     puts: Mutex<Vec<(Vec<u8>, Vec<u8>)>>,
+    /// Whether a lookup found a session.
+    found: AtomicBool,
 }
 
 impl Staged {
@@ -360,11 +414,11 @@ impl StoresServerSessions for Staged {
     }
 
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.sessions.get(key)
+        found(&self.found, self.sessions.get(key))
     }
 
     fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.sessions.take(key)
+        found(&self.found, self.sessions.take(key))
     }
 
     fn can_cache(&self) -> bool {
@@ -429,7 +483,7 @@ mod tests {
     /// One handshake of `connector` with `side` over loopback; how the
     /// server saw it. The server then sends two bytes that the client reads,
     /// so that TLS 1.3 tickets reach it.
-    async fn handshake(connector: &TlsConnector, side: Side<'_>) -> Option<HandshakeKind> {
+    async fn handshake(connector: &TlsConnector, side: Side<'_>) -> (Option<HandshakeKind>, Option<ResumedBy>) {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let client = async {
@@ -441,49 +495,49 @@ mod tests {
         };
         let server = async {
             let (tcp, _) = listener.accept().await.expect("accept");
-            let (kind, mut tls) = match side {
+            match side {
                 Side::Control(session) => {
                     let mut tls = session.control().accept(tcp).await.expect("control handshake");
                     tls.write_all(b"ok").await.expect("write");
                     (tls.get_ref().1.handshake_kind(), None)
                 }
                 Side::Data(session) => {
-                    let tls = session.accept_data(tcp).await.expect("data handshake");
-                    (tls.get_ref().1.handshake_kind(), Some(tls))
+                    let DataTls { mut stream, resumed_by } = session.accept_data(tcp).await.expect("data handshake");
+                    stream.write_all(b"ok").await.expect("write");
+                    (stream.get_ref().1.handshake_kind(), resumed_by)
                 }
-            };
-            if let Some(tls) = tls.as_mut() {
-                tls.write_all(b"ok").await.expect("write");
             }
-            kind
         };
-        let ((), kind) = tokio::join!(client, server);
-        kind
+        let ((), seen) = tokio::join!(client, server);
+        seen
     }
 
     #[tokio::test]
     async fn only_the_control_connections_client_resumes_on_its_data_connections() {
+        use HandshakeKind::{Full, Resumed};
         let dir = tempfile::tempdir().expect("tempdir");
         for versions in [vec![TlsVersion::Tls12], vec![TlsVersion::Tls13]] {
             let (policy, cert) = policy(dir.path(), versions.clone());
             // Tickets (Go, OpenSSL's default), then session IDs only (TLS 1.2).
             for tickets in [true, false] {
+                let by =
+                    if tickets || versions == [TlsVersion::Tls13] { ResumedBy::Ticket } else { ResumedBy::SessionId };
                 let session = policy.session();
                 let owner = client(&cert, tickets);
-                assert_eq!(handshake(&owner, Side::Control(&session)).await, Some(HandshakeKind::Full));
-                for transfer in 0..3 {
-                    let kind = handshake(&owner, Side::Data(&session)).await;
-                    assert_eq!(kind, Some(HandshakeKind::Resumed), "{versions:?} tickets {tickets}, data #{transfer}");
+                assert_eq!(handshake(&owner, Side::Control(&session)).await, (Some(Full), None));
+                for transfer in 0..12 {
+                    let seen = handshake(&owner, Side::Data(&session)).await;
+                    assert_eq!(seen, (Some(Resumed), Some(by)), "{versions:?} tickets {tickets}, data #{transfer}");
                 }
                 // Someone else wins the race to a data port: a full
                 // handshake, which leaves it nothing to resume later.
                 let stranger = client(&cert, tickets);
-                assert_eq!(handshake(&stranger, Side::Data(&session)).await, Some(HandshakeKind::Full));
-                let kind = handshake(&stranger, Side::Data(&session)).await;
-                assert_eq!(kind, Some(HandshakeKind::Full), "{versions:?} tickets {tickets}: stranger resumed");
+                assert_eq!(handshake(&stranger, Side::Data(&session)).await, (Some(Full), None));
+                let seen = handshake(&stranger, Side::Data(&session)).await;
+                assert_eq!(seen, (Some(Full), None), "{versions:?} tickets {tickets}: stranger resumed");
                 // Nor does the owner's session open another control connection's data ports.
                 let other = policy.session();
-                assert_eq!(handshake(&owner, Side::Data(&other)).await, Some(HandshakeKind::Full));
+                assert_eq!(handshake(&owner, Side::Data(&other)).await, (Some(Full), None));
             }
         }
     }
