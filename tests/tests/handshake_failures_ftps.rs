@@ -1,7 +1,7 @@
 //! Failed FTPS handshakes are visible: each real client that cannot agree
 //! with the server (an old TLS version, a suite the server lacks, no
 //! extended master secret, a certificate it does not trust, plain FTP on the
-//! implicit port) leaves an audit row (action `handshake`) with a reason an
+//! implicit port or on a data connection) leaves an audit row (action `handshake`) with a reason an
 //! operator can act on, a warning in the log, and a count in
 //! `passerelle_handshake_failures_total{protocol="ftps",reason=...}`.
 
@@ -9,6 +9,8 @@ use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
+
+use serde_json::json;
 
 use passerelle_tests::{
     CONFORMANCE_LOGIN, Fixture, Outcome, bounded, conformance_setup, run_command, wait_for, wait_for_audit,
@@ -89,6 +91,14 @@ fn failed_ftps_handshakes_are_audited_logged_and_counted_by_reason() {
     let out = s_client(&f, &["-tls1_2", "-CAfile", &ca, "-verify_return_error"]);
     assert!(!out.success(), "the wrong CA was accepted: {}", out.stdout);
     assert_reported(&mut f, "client_rejected_server", "unknown CA");
+
+    // A logged-in client that opens its data connection without TLS, then
+    // closes it.
+    let report = f.ftps(CONFORMANCE_LOGIN).script(json!({
+        "mode": "explicit", "data_tls": false, "ops": [{"op": "list", "cmd": "NLST", "path": "/inbox"}]
+    }));
+    assert_eq!(report["results"][0]["ok"], false, "{report}");
+    assert_reported(&mut f, "closed_during_handshake", "data connection: client closed the connection during the TLS");
 
     // Plain FTP on the implicit port.
     let mut plain = TcpStream::connect(("127.0.0.1", f.ftps_ports().implicit)).expect("connect");

@@ -72,7 +72,7 @@ pub(crate) async fn accept(
         };
         let _ = stream.set_nodelay(true);
         let DataTls { stream, resumed_by } =
-            tls.accept_data(stream).await.map_err(|e| DataError::Handshake(handshake::classify(&e)))?;
+            tls.accept_data(stream).await.map_err(|e| DataError::Handshake(handshake::classify_data(&e)))?;
         match resumed_by {
             Some(by) => {
                 tracing::debug!(client = %client, by = by.as_str(), "ftps: data connection resumed the control session")

@@ -32,6 +32,12 @@ pub(super) fn classify(error: &io::Error) -> HandshakeFailure {
     }
 }
 
+/// [`classify`] for a data connection, which the sentence says.
+pub(super) fn classify_data(error: &io::Error) -> HandshakeFailure {
+    let failure = classify(error);
+    HandshakeFailure::new(failure.reason, format!("data connection: {}", failure.detail))
+}
+
 /// The failure of the login grace time running out mid-handshake.
 pub(super) fn timeout() -> HandshakeFailure {
     HandshakeFailure::new(HandshakeReason::Timeout, "TLS handshake not finished within the login grace time")
