@@ -207,11 +207,7 @@ impl SessionTls {
     /// control connection's secrets. Whether it resumed is for the caller
     /// to check.
     pub(crate) async fn accept_data(&self, stream: TcpStream) -> io::Result<DataTls> {
-        let staged = Arc::new(Staged {
-            sessions: Arc::clone(&self.sessions),
-            puts: Mutex::default(),
-            found: AtomicBool::new(false),
-        });
+        let staged = Arc::new(Staged { sessions: Arc::clone(&self.sessions), puts: Mutex::default() });
         let tickets = Arc::new(IssuedTickets {
             tickets: Arc::clone(&self.tickets),
             staged: Some(Mutex::default()),
@@ -227,7 +223,8 @@ impl SessionTls {
         if stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed) {
             staged.commit();
             tickets.commit();
-            // rustls looks a ticket up first, and a session ID only without one.
+            // rustls looks a ticket up first, and a session ID only when no
+            // ticket was offered.
             let by_ticket = tickets.found.load(Ordering::Relaxed);
             resumed_by = Some(if by_ticket { ResumedBy::Ticket } else { ResumedBy::SessionId });
         }
@@ -371,16 +368,12 @@ impl ProducesTickets for IssuedTickets {
     }
 
     fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
-        found(&self.found, self.tickets.find(cipher))
+        let session = self.tickets.find(cipher);
+        if session.is_some() {
+            self.found.store(true, Ordering::Relaxed);
+        }
+        session
     }
-}
-
-/// Notes in `flag` that a lookup found a session.
-fn found(flag: &AtomicBool, session: Option<Vec<u8>>) -> Option<Vec<u8>> {
-    if session.is_some() {
-        flag.store(true, Ordering::Relaxed);
-    }
-    session
 }
 
 /// The session cache as one data handshake sees it: lookups go to the
@@ -389,8 +382,6 @@ fn found(flag: &AtomicBool, session: Option<Vec<u8>>) -> Option<Vec<u8>> {
 struct Staged {
     sessions: Arc<dyn StoresServerSessions>,
     puts: Mutex<Vec<(Vec<u8>, Vec<u8>)>>,
-    /// Whether a lookup found a session.
-    found: AtomicBool,
 }
 
 impl Staged {
@@ -414,11 +405,11 @@ impl StoresServerSessions for Staged {
     }
 
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        found(&self.found, self.sessions.get(key))
+        self.sessions.get(key)
     }
 
     fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
-        found(&self.found, self.sessions.take(key))
+        self.sessions.take(key)
     }
 
     fn can_cache(&self) -> bool {
