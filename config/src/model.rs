@@ -75,6 +75,8 @@ pub struct FtpsConfig {
     pub tls_versions: Vec<TlsVersion>,
     /// Whether data connections must resume the TLS session of their control connection.
     pub require_session_reuse: bool,
+    /// Whether TLS 1.2 clients must send the extended master secret extension (RFC 7627).
+    pub require_extended_master_secret: bool,
     /// Passive data ports one user may hold at once over all its sessions, at least 1.
     pub max_passive_ports_per_user: u32,
     /// How long a passive data port waits for the transfer that uses it before it is closed; over zero.

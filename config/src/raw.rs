@@ -93,6 +93,7 @@ pub(crate) struct RawFtps {
     pub(crate) key: Option<PathBuf>,
     pub(crate) tls_versions: Vec<String>,
     pub(crate) require_session_reuse: bool,
+    pub(crate) require_extended_master_secret: bool,
     pub(crate) max_passive_ports_per_user: u32,
     pub(crate) passive_idle_timeout: String,
 }

@@ -287,6 +287,20 @@ pub(crate) const KEYS: &[KeyDef] = &[
     },
     KeyDef {
         section: "ftps",
+        name: "require_extended_master_secret",
+        kind: Kind::Bool,
+        default: Default::Value("true"),
+        secret: false,
+        doc: "Require TLS 1.2 clients to send the extended master secret (RFC 7627), which binds the session \
+              to its own handshake and defeats the triple handshake attack on resumed sessions. Turn it off \
+              only for clients that lack it (Go before 1.21, such as the rclone 1.60 of Debian 12); their \
+              handshakes are otherwise refused with \"client sent no extended master secret\". Sessions made \
+              without it can still be resumed only by data connections of their own control connection. TLS \
+              1.3 always has it.",
+        effective: |c| Some(Value::Boolean(c.ftps.require_extended_master_secret)),
+    },
+    KeyDef {
+        section: "ftps",
         name: "max_passive_ports_per_user",
         kind: Kind::Integer,
         default: Default::Value("4"),

@@ -258,6 +258,7 @@ fn ftps(ftps: RawFtps, data_dir: &Path) -> Result<FtpsConfig, ConfigError> {
         key: ftps.key.unwrap_or_else(|| path_default("ftps", "key", data_dir)),
         tls_versions: parse_tls_versions(&ftps.tls_versions)?,
         require_session_reuse: ftps.require_session_reuse,
+        require_extended_master_secret: ftps.require_extended_master_secret,
         max_passive_ports_per_user: at_least_one("ftps.max_passive_ports_per_user", ftps.max_passive_ports_per_user)?,
         passive_idle_timeout: parse_duration("ftps.passive_idle_timeout", &ftps.passive_idle_timeout)?,
     })

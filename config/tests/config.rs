@@ -62,6 +62,7 @@ fn defaults_are_the_documented_interface_values() {
     assert_eq!(c.ftps.key, Path::new("./passerelle-data").join("tls").join("key.pem"));
     assert_eq!(c.ftps.tls_versions, [TlsVersion::Tls12]);
     assert!(c.ftps.require_session_reuse);
+    assert!(c.ftps.require_extended_master_secret);
     assert_eq!(c.catalog.url, "sqlite://./passerelle-data/catalog.db");
     assert!(!c.catalog.is_postgres());
     assert_eq!(c.tenant_db.backend, TenantDbBackend::Sqlite);

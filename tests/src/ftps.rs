@@ -54,17 +54,26 @@ impl FtpsUser {
     }
 
     /// Runs an lftp script over explicit FTPS (TLS forced on control and data,
-    /// the server certificate trusted); lftp stops at the first failed command.
+    /// the server certificate trusted and verified); lftp stops at the first
+    /// failed command.
     pub fn lftp(&self, script: &str) -> Outcome {
+        self.lftp_at(&format!("-p {} 127.0.0.1", self.ports.explicit), script)
+    }
+
+    /// [`Self::lftp`] over implicit FTPS (`ftps://`).
+    pub fn lftp_implicit(&self, script: &str) -> Outcome {
+        self.lftp_at(&format!("ftps://127.0.0.1:{}", self.ports.implicit), script)
+    }
+
+    fn lftp_at(&self, site: &str, script: &str) -> Outcome {
         let mut command = bounded("lftp", CLIENT_TIMEOUT_SECS);
         let setup = format!(
             "set cmd:fail-exit true; set net:max-retries 1; set net:timeout 10; set ftp:ssl-force true; \
-             set ftp:ssl-protect-data true; set ftp:passive-mode true; set ssl:ca-file {}; \
-             open -u {},{} -p {} 127.0.0.1; {script}",
+             set ftp:ssl-protect-data true; set ftp:passive-mode true; set ssl:verify-certificate yes; \
+             set ssl:ca-file {}; open -u {},{} {site}; {script}",
             self.cert.display(),
             self.login,
             self.password,
-            self.ports.explicit
         );
         command.arg("-c").arg(setup).env("HOME", &self.scratch);
         run_command(&mut command, b"")

@@ -11,18 +11,22 @@
 //!    control connection ([`SessionTls`]), so a resumed handshake proves the
 //!    data connection comes from the same TLS client; a full handshake, or
 //!    a session of another connection, is refused, and leaves nothing in
-//!    the cache to resume later.
+//!    the cache to resume later. A refused connection is ended with a TLS
+//!    close_notify, so that the client reads the 425 reply, not a TLS error.
 
 use std::io;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use rustls::HandshakeKind;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
+use crate::engine::HandshakeFailure;
+
+use super::handshake;
 use super::passive::PassivePort;
-use super::tls::SessionTls;
+use super::tls::{DataTls, SessionTls};
 
 /// An established, checked data connection.
 pub(crate) type DataStream = TlsStream<TcpStream>;
@@ -35,7 +39,7 @@ pub(crate) enum DataError {
     Timeout,
     /// Not TLS, or a TLS the policy refuses.
     #[error("TLS handshake failed on the data connection: {0}")]
-    Handshake(io::Error),
+    Handshake(HandshakeFailure),
     /// A full handshake where a resumption of the control session was required.
     #[error("data connection did not resume the control connection's TLS session")]
     NotResumed,
@@ -67,13 +71,50 @@ pub(crate) async fn accept(
             }
         };
         let _ = stream.set_nodelay(true);
-        let stream = tls.accept_data(stream).await.map_err(DataError::Handshake)?;
-        let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
-        if require_reuse && !resumed {
+        let DataTls { stream, resumed_by } =
+            tls.accept_data(stream).await.map_err(|e| DataError::Handshake(handshake::classify_data(&e)))?;
+        match resumed_by {
+            Some(by) => {
+                tracing::debug!(client = %client, by = by.as_str(), "ftps: data connection resumed the control session")
+            }
+            None => tracing::debug!(client = %client, "ftps: data connection made a full TLS handshake"),
+        }
+        if require_reuse && resumed_by.is_none() {
+            // Boxed: only a refused connection pays for its state, not
+            // every connection's task.
+            Box::pin(refuse(stream)).await;
             return Err(DataError::NotResumed);
         }
         Ok(stream)
     })
     .await
     .unwrap_or(Err(DataError::Timeout))
+}
+
+/// Most bytes of a refused data connection read and discarded.
+const REFUSED_DRAIN_MAX: usize = 1024 * 1024;
+/// Longest time a refused data connection is given to end cleanly.
+const REFUSED_DRAIN_TIME: Duration = Duration::from_secs(2);
+
+/// Ends a data connection whose TLS is up but refused, the TLS way: our
+/// close_notify, then what the client still sends is read and discarded
+/// until its own close_notify (bounded). Dropped at once instead, the
+/// connection ends without close_notify, which OpenSSL 3 takes as a fatal
+/// error: Python's ftplib then fails with `SSL: SHUTDOWN_WHILE_IN_INIT`, and
+/// a client still sending gets a reset, before either reads the 425 reply
+/// that says why.
+async fn refuse(mut stream: DataStream) {
+    let end = async {
+        stream.shutdown().await?;
+        let mut buf = vec![0; 16 * 1024];
+        let mut left = REFUSED_DRAIN_MAX;
+        while left > 0 {
+            match stream.read(&mut buf).await? {
+                0 => break,
+                n => left = left.saturating_sub(n),
+            }
+        }
+        io::Result::Ok(())
+    };
+    let _ = tokio::time::timeout(REFUSED_DRAIN_TIME, end).await;
 }

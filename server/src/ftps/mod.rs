@@ -23,7 +23,8 @@
 //! - `listing` — LIST, NLST, MLSD and MLST formats, and listings.
 //! - `line` — bounded command lines; `reply` — replies, including those to
 //!   filesystem errors.
-//! - `tls` — the TLS policy and the reloadable certificate.
+//! - `tls` — the TLS policy and the reloadable certificate; `handshake` —
+//!   why a TLS handshake failed, for the engine's report.
 //!
 //! Imports between them form no circle: each module below uses only modules
 //! listed after it. The two trust states never use each other, so nothing
@@ -34,12 +35,12 @@
 //! ```text
 //!  connection ─► prelogin, postlogin, channel, tls
 //!  postlogin  ─► transfer, common, channel, listing, passive, line, reply
-//!  prelogin   ─► common, channel, line, reply
+//!  prelogin   ─► common, channel, handshake, line, reply
 //!  transfer   ─► channel, data, passive, line, reply, tls
 //!  common     ─► line, reply
 //!  channel    ─► line, reply, tls
-//!  data       ─► passive, tls
-//!  listing, passive, line, reply, tls: no other module of the front-end
+//!  data       ─► handshake, passive, tls
+//!  listing, passive, line, reply, tls, handshake: no other module of the front-end
 //! ```
 //!
 //! Non-features: plaintext FTP (no PROT C, no CCC, nothing but AUTH/FEAT/
@@ -51,6 +52,7 @@ mod channel;
 pub(crate) mod common;
 mod connection;
 mod data;
+mod handshake;
 pub(crate) mod line;
 mod listing;
 mod passive;

@@ -21,10 +21,10 @@ use std::pin::Pin;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tracing::debug;
 
 use super::channel::{Context, Control, Input, Secure};
 use super::common::{self, Protection};
+use super::handshake;
 use super::line::Command;
 use super::reply::Reply;
 use crate::engine::{ClientStream, Credentials, LoginAttempts, LoginRefused, Protocol, Session};
@@ -156,12 +156,14 @@ async fn handshake(ctx: &Context, stream: ClientStream, deadline: Instant) -> Op
     match tokio::time::timeout_at(deadline, ctx.tls.control().accept(stream)).await {
         Ok(Ok(secure)) => Some(secure),
         Ok(Err(e)) => {
-            // Not scored: an old TLS stack is not an attack, and scanners
-            // probing versions would otherwise ban themselves mid-scan.
-            debug!(peer = %ctx.peer, error = %e, "ftps: TLS handshake failed");
+            // Reported, not scored: an old TLS stack is not an attack, and
+            // scanners probing versions would otherwise ban themselves
+            // mid-scan.
+            ctx.engine.handshake_failed(ctx.peer, Protocol::Ftps, &handshake::classify(&e));
             None
         }
         Err(_) => {
+            ctx.engine.handshake_failed(ctx.peer, Protocol::Ftps, &handshake::timeout());
             ctx.tripwire.trip(GRACE_EXCEEDED);
             None
         }

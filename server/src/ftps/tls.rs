@@ -5,23 +5,37 @@
 //!   SSL 3, TLS 1.0 or 1.1 at all.
 //! - Suites: ECDHE with AES-GCM or ChaCha20-Poly1305 only (rustls has no CBC
 //!   and no static RSA key exchange); the server's order wins.
-//! - Groups: X25519, P-256, P-384. Extended master secret is required.
+//! - Groups: X25519, P-256, P-384. Extended master secret required unless
+//!   `ftps.require_extended_master_secret` is off (for Go before 1.21).
 //! - Crypto: aws-lc-rs, the one provider of the whole binary.
-//! - Resumption: stateful session IDs only (no tickets), in a cache private
-//!   to each control connection ([`SessionTls`]): a data connection can
-//!   resume the TLS session of its own control connection and no other.
+//! - Resumption: bound to one control connection ([`SessionTls`]), so that
+//!   a data connection can resume the TLS session of its own control
+//!   connection and no other, by either mechanism clients use:
+//!   - session IDs (OpenSSL, GnuTLS), in a cache private to the control
+//!     connection;
+//!   - session tickets (Go's crypto/tls knows no other): random names of
+//!     sessions kept by the control connection ([`SessionTickets`]), so
+//!     that only tickets it, or a data connection that resumed, issued
+//!     resume anything.
+//!
 //!   Only the control handshake, and data handshakes that resumed, add to
-//!   that cache: a full handshake on a data port (someone else racing the
-//!   client to it) must not leave a session that a later data port accepts.
+//!   what can be resumed: a full handshake on a data port (someone else
+//!   racing the client to it) must not leave a session or a ticket that a
+//!   later data port accepts. Its session is staged and dropped, its ticket
+//!   (if the client asked for one) is never accepted.
 
+use std::collections::VecDeque;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use passerelle_config::{FtpsConfig, TlsVersion};
 use passerelle_keys::{KeyError, TlsIdentity};
 use rustls::crypto::{CryptoProvider, aws_lc_rs};
-use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache, StoresServerSessions};
+use rustls::server::{
+    ClientHello, ProducesTickets, ResolvesServerCert, ServerSessionMemoryCache, StoresServerSessions,
+};
 use rustls::sign::CertifiedKey;
 use rustls::{HandshakeKind, ServerConfig, SupportedProtocolVersion};
 use rustls_pki_types::pem::PemObject as _;
@@ -33,6 +47,7 @@ use tokio_rustls::server::TlsStream;
 
 /// Sessions one control connection may keep for its data connections to
 /// resume: its own, plus the TLS 1.3 tickets of resumed data connections.
+/// The same bound holds for the session tickets it accepts.
 const SESSIONS_PER_CONTROL: usize = 8;
 
 /// Why the TLS setup failed.
@@ -143,32 +158,41 @@ impl TlsPolicy {
             .with_protocol_versions(&versions)?
             .with_no_client_auth()
             .with_cert_resolver(certs);
-        base.require_ems = true;
+        base.require_ems = config.require_extended_master_secret;
         base.ignore_client_order = true;
-        // Replaced per control connection; see `session`.
+        // Replaced per control connection, as the ticketer (none here); see
+        // `session`.
         base.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
         Ok(Self { base: Arc::new(base) })
     }
 
-    /// The TLS of one control connection and its data connections.
+    /// The TLS of one control connection and its data connections: session
+    /// IDs and tickets of their own.
     pub(crate) fn session(&self) -> SessionTls {
         let sessions: Arc<dyn StoresServerSessions> = ServerSessionMemoryCache::new(SESSIONS_PER_CONTROL);
+        let tickets = Arc::new(SessionTickets::default());
         let mut config = (*self.base).clone();
         config.session_storage = Arc::clone(&sessions);
-        let config = Arc::new(config);
-        SessionTls { control: TlsAcceptor::from(Arc::clone(&config)), config, sessions }
+        let mut control = config.clone();
+        control.ticketer =
+            Arc::new(IssuedTickets { tickets: Arc::clone(&tickets), staged: None, found: AtomicBool::new(false) });
+        let control = TlsAcceptor::from(Arc::new(control));
+        SessionTls { control, config: Arc::new(config), sessions, tickets }
     }
 }
 
-/// One control connection's TLS configuration: its session cache is its
-/// own, so a handshake through it that resumes proves it is the same
-/// client as the control connection.
+/// One control connection's TLS configuration: its session cache and its
+/// tickets are its own, so a handshake through it that resumes proves it
+/// is the same client as the control connection.
 #[derive(Clone)]
 pub(crate) struct SessionTls {
-    /// For the control connection: its session enters the cache.
+    /// For the control connection: its session enters the cache, its
+    /// tickets the kept ones.
     control: TlsAcceptor,
+    /// The data connections' configuration, less their staged storage.
     config: Arc<ServerConfig>,
     sessions: Arc<dyn StoresServerSessions>,
+    tickets: Arc<SessionTickets>,
 }
 
 impl SessionTls {
@@ -178,19 +202,177 @@ impl SessionTls {
     }
 
     /// The TLS handshake of a data connection. It may resume a session of the
-    /// cache; what it would store there (a new session, TLS 1.3 tickets) is
-    /// kept only if it resumed, i.e. if its client holds the control
-    /// connection's secrets. Whether it resumed is for the caller to check.
-    pub(crate) async fn accept_data(&self, stream: TcpStream) -> io::Result<TlsStream<TcpStream>> {
+    /// cache or of a kept ticket; what it would add (a new session, new
+    /// tickets) is kept only if it resumed, i.e. if its client holds the
+    /// control connection's secrets. Whether it resumed is for the caller
+    /// to check.
+    pub(crate) async fn accept_data(&self, stream: TcpStream) -> io::Result<DataTls> {
         let staged = Arc::new(Staged { sessions: Arc::clone(&self.sessions), puts: Mutex::default() });
+        let tickets = Arc::new(IssuedTickets {
+            tickets: Arc::clone(&self.tickets),
+            staged: Some(Mutex::default()),
+            found: AtomicBool::new(false),
+        });
         let mut config = (*self.config).clone();
         let storage: Arc<Staged> = Arc::clone(&staged);
         config.session_storage = storage;
+        let ticketer: Arc<IssuedTickets> = Arc::clone(&tickets);
+        config.ticketer = ticketer;
         let stream = TlsAcceptor::from(Arc::new(config)).accept(stream).await?;
+        let mut resumed_by = None;
         if stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed) {
             staged.commit();
+            tickets.commit();
+            // rustls looks a ticket up first, and a session ID only when no
+            // ticket was offered.
+            let by_ticket = tickets.found.load(Ordering::Relaxed);
+            resumed_by = Some(if by_ticket { ResumedBy::Ticket } else { ResumedBy::SessionId });
         }
-        Ok(stream)
+        Ok(DataTls { stream, resumed_by })
+    }
+}
+
+/// A data connection after its TLS handshake.
+pub(crate) struct DataTls {
+    /// The connection.
+    pub(crate) stream: TlsStream<TcpStream>,
+    /// How it resumed the control connection's session; `None` for a full
+    /// handshake.
+    pub(crate) resumed_by: Option<ResumedBy>,
+}
+
+/// How a data connection resumed a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ResumedBy {
+    /// A session ticket (TLS 1.2 or 1.3).
+    Ticket,
+    /// A TLS 1.2 session ID.
+    SessionId,
+}
+
+impl ResumedBy {
+    /// The log's name for it.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Ticket => "ticket",
+            Self::SessionId => "session id",
+        }
+    }
+}
+
+/// How long a client may keep a ticket, as a hint: the ticket lives no
+/// longer than its control connection anyway.
+const TICKET_LIFETIME_SECS: u32 = 24 * 3600;
+
+/// A ticket and the session it names.
+type Ticket = (Vec<u8>, Vec<u8>);
+
+/// The session tickets of one control connection. A ticket here is a random
+/// name for a session kept in memory, like a session ID, not the session
+/// sealed with a key: a ticket issued to anyone else (a stranger's full
+/// handshake on a data port) or to another control connection names nothing
+/// here, and there is no key to keep, rotate or leak. The control
+/// handshake's tickets are kept as long as the connection (Python's ftplib
+/// offers that session on every data connection); those of data handshakes
+/// that resumed, the newest few.
+#[derive(Default)]
+struct SessionTickets {
+    control: Mutex<Vec<Ticket>>,
+    data: Mutex<VecDeque<Ticket>>,
+}
+
+impl SessionTickets {
+    /// Keeps a ticket of the control handshake (one in TLS 1.2, a couple in
+    /// 1.3); false beyond the bound.
+    fn keep_control(&self, ticket: Ticket) -> bool {
+        let mut control = self.control.lock().unwrap_or_else(PoisonError::into_inner);
+        if control.len() >= SESSIONS_PER_CONTROL {
+            return false;
+        }
+        control.push(ticket);
+        true
+    }
+
+    /// Keeps a ticket of a resumed data handshake, forgetting the oldest
+    /// beyond the bound.
+    fn keep_data(&self, ticket: Ticket) {
+        let mut data = self.data.lock().unwrap_or_else(PoisonError::into_inner);
+        if data.len() >= SESSIONS_PER_CONTROL {
+            data.pop_front();
+        }
+        data.push_back(ticket);
+    }
+
+    /// The session `ticket` names, if this control connection issued it.
+    fn find(&self, ticket: &[u8]) -> Option<Vec<u8>> {
+        let named = |kept: &Ticket| (kept.0 == ticket).then(|| kept.1.clone());
+        let control = self.control.lock().unwrap_or_else(PoisonError::into_inner).iter().find_map(named);
+        control.or_else(|| self.data.lock().unwrap_or_else(PoisonError::into_inner).iter().find_map(named))
+    }
+}
+
+impl std::fmt::Debug for SessionTickets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The sessions' secrets stay out of logs.
+        f.debug_struct("SessionTickets").finish_non_exhaustive()
+    }
+}
+
+/// [`SessionTickets`] as one handshake sees them. The control handshake's
+/// tickets are kept at once (`staged` is `None`); a data handshake's wait
+/// for [`IssuedTickets::commit`], which only a resumed handshake reaches.
+#[derive(Debug)]
+struct IssuedTickets {
+    tickets: Arc<SessionTickets>,
+    staged: Option<Mutex<Vec<Ticket>>>,
+    /// Whether a ticket presented named a session.
+    found: AtomicBool,
+}
+
+impl IssuedTickets {
+    /// Keeps the tickets this handshake issued.
+    fn commit(&self) {
+        if let Some(staged) = &self.staged {
+            for ticket in std::mem::take(&mut *staged.lock().unwrap_or_else(PoisonError::into_inner)) {
+                self.tickets.keep_data(ticket);
+            }
+        }
+    }
+}
+
+impl ProducesTickets for IssuedTickets {
+    fn enabled(&self) -> bool {
+        true
+    }
+
+    fn lifetime(&self) -> u32 {
+        TICKET_LIFETIME_SECS
+    }
+
+    fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
+        let mut name = vec![0; 32];
+        ::aws_lc_rs::rand::fill(&mut name).ok()?;
+        let ticket = (name.clone(), plain.to_vec());
+        match &self.staged {
+            None => self.tickets.keep_control(ticket).then_some(name),
+            Some(staged) => {
+                let mut staged = staged.lock().unwrap_or_else(PoisonError::into_inner);
+                // One handshake issues one ticket (TLS 1.2) or a couple (TLS 1.3).
+                if staged.len() >= SESSIONS_PER_CONTROL {
+                    return None;
+                }
+                staged.push(ticket);
+                Some(name)
+            }
+        }
+    }
+
+    fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
+        let session = self.tickets.find(cipher);
+        if session.is_some() {
+            self.found.store(true, Ordering::Relaxed);
+        }
+        session
     }
 }
 
@@ -237,7 +419,119 @@ impl StoresServerSessions for Staged {
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv4Addr;
+
+    use rustls::client::Tls12Resumption;
+    use rustls::{ClientConfig, RootCertStore};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpListener;
+    use tokio_rustls::TlsConnector;
+
     use super::*;
+
+    /// A policy over a certificate made for the test, and the certificate.
+    fn policy(dir: &Path, versions: Vec<TlsVersion>) -> (TlsPolicy, CertificateDer<'static>) {
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let identity = TlsIdentity::load_or_generate(&cert, &key).expect("test certificate");
+        let config = FtpsConfig {
+            explicit_listen: Vec::new(),
+            implicit_listen: Vec::new(),
+            passive_ports: 50_000..=50_010,
+            cert: cert.clone(),
+            key: key.clone(),
+            tls_versions: versions,
+            require_session_reuse: true,
+            require_extended_master_secret: true,
+            max_passive_ports_per_user: 1,
+            passive_idle_timeout: std::time::Duration::from_secs(30),
+        };
+        let store = Arc::new(CertStore::load(&cert, &key).expect("store"));
+        let der = CertificateDer::from(identity.cert_der().to_vec());
+        (TlsPolicy::new(&config, store).expect("policy"), der)
+    }
+
+    /// A client with a session cache of its own, trusting `cert`.
+    fn client(cert: &CertificateDer<'static>, tickets: bool) -> TlsConnector {
+        let mut roots = RootCertStore::empty();
+        roots.add(cert.clone()).expect("root");
+        let mut config = ClientConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        if !tickets {
+            config.resumption = config.resumption.tls12_resumption(Tls12Resumption::SessionIdOnly);
+        }
+        TlsConnector::from(Arc::new(config))
+    }
+
+    /// Which side: the control connection, or a data connection of `SessionTls`.
+    enum Side<'a> {
+        Control(&'a SessionTls),
+        Data(&'a SessionTls),
+    }
+
+    /// One handshake of `connector` with `side` over loopback; how the
+    /// server saw it. The server then sends two bytes that the client reads,
+    /// so that TLS 1.3 tickets reach it.
+    async fn handshake(connector: &TlsConnector, side: Side<'_>) -> (Option<HandshakeKind>, Option<ResumedBy>) {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let client = async {
+            let tcp = TcpStream::connect(addr).await.expect("connect");
+            let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+            let mut tls = connector.connect(name, tcp).await.expect("client handshake");
+            let mut two = [0; 2];
+            tls.read_exact(&mut two).await.expect("read");
+        };
+        let server = async {
+            let (tcp, _) = listener.accept().await.expect("accept");
+            match side {
+                Side::Control(session) => {
+                    let mut tls = session.control().accept(tcp).await.expect("control handshake");
+                    tls.write_all(b"ok").await.expect("write");
+                    (tls.get_ref().1.handshake_kind(), None)
+                }
+                Side::Data(session) => {
+                    let DataTls { mut stream, resumed_by } = session.accept_data(tcp).await.expect("data handshake");
+                    stream.write_all(b"ok").await.expect("write");
+                    (stream.get_ref().1.handshake_kind(), resumed_by)
+                }
+            }
+        };
+        let ((), seen) = tokio::join!(client, server);
+        seen
+    }
+
+    #[tokio::test]
+    async fn only_the_control_connections_client_resumes_on_its_data_connections() {
+        use HandshakeKind::{Full, Resumed};
+        let dir = tempfile::tempdir().expect("tempdir");
+        for versions in [vec![TlsVersion::Tls12], vec![TlsVersion::Tls13]] {
+            let (policy, cert) = policy(dir.path(), versions.clone());
+            // Tickets (Go, OpenSSL's default), then session IDs only (TLS 1.2).
+            for tickets in [true, false] {
+                let by =
+                    if tickets || versions == [TlsVersion::Tls13] { ResumedBy::Ticket } else { ResumedBy::SessionId };
+                let session = policy.session();
+                let owner = client(&cert, tickets);
+                assert_eq!(handshake(&owner, Side::Control(&session)).await, (Some(Full), None));
+                for transfer in 0..12 {
+                    let seen = handshake(&owner, Side::Data(&session)).await;
+                    assert_eq!(seen, (Some(Resumed), Some(by)), "{versions:?} tickets {tickets}, data #{transfer}");
+                }
+                // Someone else wins the race to a data port: a full
+                // handshake, which leaves it nothing to resume later.
+                let stranger = client(&cert, tickets);
+                assert_eq!(handshake(&stranger, Side::Data(&session)).await, (Some(Full), None));
+                let seen = handshake(&stranger, Side::Data(&session)).await;
+                assert_eq!(seen, (Some(Full), None), "{versions:?} tickets {tickets}: stranger resumed");
+                // Nor does the owner's session open another control connection's data ports.
+                let other = policy.session();
+                assert_eq!(handshake(&owner, Side::Data(&other)).await, (Some(Full), None));
+            }
+        }
+    }
 
     #[test]
     fn the_policy_has_only_ecdhe_aead_suites() {

@@ -12,7 +12,7 @@
 //! network), the next one is filled.
 
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -26,7 +26,7 @@ use super::passive::PassivePort;
 use super::reply::{Reply, fs_reply};
 use super::tls::SessionTls;
 use crate::engine::fs::FsError;
-use crate::engine::{DownloadEnd, Ending, IncomingFile, OutgoingFile, Session};
+use crate::engine::{DownloadEnd, Ending, Engine, IncomingFile, OutgoingFile, Protocol, Session};
 
 /// Bytes moved per step (the largest read the tenant filesystem serves).
 const CHUNK: usize = 256 * 1024;
@@ -61,6 +61,9 @@ pub(super) struct DataSide<'a> {
     port: PassivePort,
     /// The control connection's client address.
     client: IpAddr,
+    /// The control connection's client, where failed data handshakes are reported.
+    peer: SocketAddr,
+    engine: Engine,
     /// The control connection's TLS.
     tls: &'a SessionTls,
     /// `ftps.require_session_reuse`.
@@ -76,6 +79,8 @@ impl<'a> DataSide<'a> {
         Self {
             port,
             client: ctx.peer.ip().to_canonical(),
+            peer: ctx.peer,
+            engine: ctx.engine.clone(),
             tls: &ctx.tls,
             require_reuse: config.ftps.require_session_reuse,
             stall: config.limits.idle_timeout,
@@ -259,8 +264,10 @@ async fn aborted(control: &mut Control) -> Next {
 
 async fn connect(data: &DataSide<'_>) -> Result<DataStream, TransferError> {
     let stream = data::accept(&data.port, data.client, data.tls, data.require_reuse, DATA_CONNECT_TIMEOUT).await;
-    if let Err(e) = &stream {
-        tracing::info!(client = %data.client, error = %e, "ftps: data connection refused");
+    match &stream {
+        Err(DataError::Handshake(failure)) => data.engine.handshake_failed(data.peer, Protocol::Ftps, failure),
+        Err(e) => tracing::info!(client = %data.client, error = %e, "ftps: data connection refused"),
+        Ok(_) => {}
     }
     Ok(stream?)
 }
