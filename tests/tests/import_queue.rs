@@ -4,15 +4,16 @@
 //! stamped in the future are taken, and one tenant's backlog does not hold
 //! back another tenant's files.
 
-use passerelle_tests::{Fixture, Passerelle, Setup, entry_names};
+use std::time::Duration;
+
+use passerelle_tests::{Fixture, Passerelle, Setup, entry_names, wait_for};
+use serde_json::Value;
 
 /// The demo profile: `employees/*.csv`, upsert by `employee_id`.
 const PROFILE: &str = passerelle_tests::DEMO_PROFILE;
 
 /// The users log in with their keys.
 const PASSWORD: &str = "Quartz-Lantern-Velvet-93";
-
-const GOOD: &str = "employee_id;email;hired_on;salary\n1;ada@example.com;10/12/2025;4200,50\n";
 
 /// A running server whose tenants have the demo profile and an `employees` inbox directory.
 fn installation(p: Passerelle, tenants: &[(&str, &str)], env: &[(&str, &str)]) -> Fixture {
@@ -21,6 +22,11 @@ fn installation(p: Passerelle, tenants: &[(&str, &str)], env: &[(&str, &str)]) -
         setup = setup.user(tenant, login, PASSWORD).profile(tenant, PROFILE).inbox_dirs(tenant, &["employees"]);
     }
     setup.serve()
+}
+
+/// The one job of the installation for `path`, as `import list --json` prints it.
+fn job_of(f: &Fixture, path: &str) -> Option<Value> {
+    f.jobs().into_iter().find(|job| job["path"] == path)
 }
 
 /// A CSV of the demo profile whose one row is employee `id` (distinct content, so never a duplicate).
@@ -50,5 +56,37 @@ fn file_names_up_to_255_bytes_get_their_receipts_over_sftp() {
     // Nothing left behind: no temporaries, receipts removed by `receipt`.
     assert_eq!(entry_names(&f.outbox("acme").join("employees")), Vec::<String>::new());
     assert_eq!(entry_names(&f.inbox("acme").join("employees")), Vec::<String>::new());
+    drop(f.server);
+}
+
+#[test]
+fn a_job_that_keeps_failing_backs_off_instead_of_looping_then_finishes_by_itself() {
+    let mut f = installation(Passerelle::new(), &[("acme", "alice")], &[]);
+    // A file where the receipt's folder should be: the load commits, the
+    // receipt cannot be written until an operator removes the file.
+    let blocker = f.outbox("acme").join("employees");
+    std::fs::write(&blocker, "in the way").unwrap();
+    f.upload("alice", "employees/blocked.csv", employee(7).as_bytes());
+    let waiting = wait_for(Duration::from_secs(30), || {
+        job_of(&f, "employees/blocked.csv").filter(|job| job["status"] == "waiting-retry")
+    })
+    .expect("the job waits for its receipt's folder");
+    let first_wait = std::time::Instant::now();
+    assert!(waiting["error"].as_str().unwrap().contains("receipt"), "{waiting}");
+    std::thread::sleep(Duration::from_secs(6));
+    // 1 s, 2 s, 4 s between tries: at most 4 tries in these 6 s (a hot loop makes thousands).
+    let job = job_of(&f, "employees/blocked.csv").unwrap();
+    let attempts = job["attempts"].as_i64().unwrap();
+    assert_eq!(job["status"], "waiting-retry", "{job}");
+    assert!((2..=5).contains(&attempts), "{attempts} attempts in {:?}: {job}", first_wait.elapsed());
+    let waits = f.server.json_events("import waits before its next try").len();
+    assert!(waits <= 5, "{waits} tries logged");
+    assert!(f.server.json_events("import job interrupted; tried again after a pause").is_empty());
+
+    std::fs::remove_file(&blocker).unwrap();
+    let receipt = f.receipt("alice", "employees/blocked.csv");
+    assert_eq!((receipt["status"].as_str(), receipt["rows"].as_i64()), (Some("imported"), Some(1)), "{receipt}");
+    let job = job_of(&f, "employees/blocked.csv").unwrap();
+    assert_eq!((job["status"].as_str(), job["rows_loaded"].as_i64()), (Some("imported"), Some(1)), "{job}");
     drop(f.server);
 }

@@ -22,6 +22,7 @@ mod layout;
 mod receipt;
 
 use std::collections::{HashMap, HashSet};
+use std::io;
 use std::time::{Duration, Instant};
 
 use passerelle_catalog::{Catalog, CatalogError, JobStatus, TenantName, now_ms};
@@ -50,6 +51,11 @@ const QUIET: Duration = Duration::from_secs(2);
 const MAX_PENDING: usize = 100_000;
 /// How often archived originals past their retention are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// First pause of a job whose run failed without recording anything;
+/// doubled after each failure in a row.
+const FIRST_PAUSE: Duration = Duration::from_secs(1);
+/// Longest such pause.
+const MAX_PAUSE: Duration = Duration::from_secs(60);
 /// How long shutdown waits for running jobs before abandoning them (they
 /// are resumed at the next start).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -62,7 +68,7 @@ pub enum RunnerError {
     Catalog(#[from] CatalogError),
     /// A file operation failed.
     #[error("{0}: {1}")]
-    Io(String, #[source] std::io::Error),
+    Io(String, #[source] io::Error),
     /// A job's tenant name is not a valid name (a damaged catalog row).
     #[error(transparent)]
     Name(#[from] passerelle_catalog::NameError),
@@ -75,6 +81,17 @@ impl RunnerError {
     /// Whether a file operation failed for want of disk space.
     pub(crate) fn is_storage_full(&self) -> bool {
         matches!(self, Self::Io(_, e) if passerelle_tree::is_storage_full(e))
+    }
+
+    /// Whether trying again can never help: a name the filesystem refuses,
+    /// a file that vanished, a damaged tenant name. Anything else (the
+    /// catalog, a disk, permissions an operator may fix) may pass.
+    pub(crate) fn is_permanent(&self) -> bool {
+        match self {
+            Self::Name(_) => true,
+            Self::Io(_, e) => matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::InvalidFilename),
+            Self::Catalog(_) | Self::Watch(_) => false,
+        }
     }
 }
 
@@ -114,6 +131,7 @@ impl Pipeline {
             pending: HashMap::new(),
             running: JoinSet::new(),
             busy: HashMap::new(),
+            paused: HashMap::new(),
         };
         let task = tokio::spawn(runner.run(arrival_receiver, seen, stopped, watcher));
         Ok(Self { arrivals, stop, task })
@@ -185,9 +203,13 @@ struct Runner {
     max_file_size: ByteSize,
     /// Files announced or found, and when to look at them again.
     pending: HashMap<Arrival, Instant>,
-    running: JoinSet<()>,
+    /// Running jobs; each task returns its job's id and whether it failed.
+    running: JoinSet<(String, bool)>,
     /// Running jobs' tenants, by task.
     busy: HashMap<tokio::task::Id, String>,
+    /// Jobs whose last run failed without recording anything (the catalog
+    /// failed): how many times in a row, and when they may run again.
+    paused: HashMap<String, (u32, Instant)>,
 }
 
 impl Runner {
@@ -220,8 +242,11 @@ impl Runner {
                     false
                 }
                 Some(done) = self.running.join_next_with_id() => {
-                    let id = match &done {
-                        Ok((id, ())) => *id,
+                    let id = match done {
+                        Ok((id, (job, failed))) => {
+                            self.ran(job, failed);
+                            id
+                        }
                         Err(e) => {
                             warn!(error = %e, "import job task failed");
                             e.id()
@@ -249,6 +274,18 @@ impl Runner {
         if tokio::time::timeout(SHUTDOWN_GRACE, running.join_all()).await.is_err() {
             info!("import jobs still running at shutdown resume at the next start");
         }
+    }
+
+    /// Notes how a job's run ended: a failed run pauses the job, 1 s, 2 s,
+    /// 4 s… up to [`MAX_PAUSE`] after as many failures in a row.
+    fn ran(&mut self, job: String, failed: bool) {
+        if !failed {
+            self.paused.remove(&job);
+            return;
+        }
+        let failures = self.paused.get(&job).map_or(0, |(n, _)| *n).saturating_add(1);
+        let pause = FIRST_PAUSE.saturating_mul(1 << (failures - 1).min(16)).min(MAX_PAUSE);
+        self.paused.insert(job, (failures, Instant::now() + pause));
     }
 
     /// An event about a file: look at it once it has been quiet that long
@@ -339,6 +376,9 @@ impl Runner {
             if job.status == JobStatus::WaitingRetry && job.next_try_at.is_some_and(|at| at > now) {
                 continue;
             }
+            if self.paused.get(&job.id).is_some_and(|(_, until)| *until > Instant::now()) {
+                continue;
+            }
             let tenant = job.tenant.clone();
             let catalog = self.catalog.clone();
             let layout = self.layout.clone();
@@ -347,9 +387,14 @@ impl Runner {
             let handle = self.running.spawn(async move {
                 let id = job.id.clone();
                 let ctx = job::JobContext { catalog: &catalog, layout: &layout, space: &space, max_file_size };
-                if let Err(e) = job::run(&ctx, job).await {
-                    warn!(job = %id, error = %e, "import job interrupted; tried again shortly");
-                }
+                let failed = match job::run(&ctx, job).await {
+                    Ok(()) => false,
+                    Err(e) => {
+                        warn!(job = %id, error = %e, "import job interrupted; tried again after a pause");
+                        true
+                    }
+                };
+                (id, failed)
             });
             self.busy.insert(handle.id(), tenant);
             if self.busy.len() >= WORKERS {
@@ -357,5 +402,23 @@ impl Runner {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_failures_time_cannot_mend_are_permanent() {
+        let io = |kind: io::ErrorKind| RunnerError::Io("writing the receipt".into(), io::Error::from(kind));
+        assert!(io(io::ErrorKind::InvalidFilename).is_permanent(), "ENAMETOOLONG");
+        assert!(RunnerError::Io("x".into(), io::Error::from_raw_os_error(36)).is_permanent(), "ENAMETOOLONG, raw");
+        assert!(io(io::ErrorKind::NotFound).is_permanent(), "a file that vanished");
+        assert!(RunnerError::from(TenantName::parse("../x").unwrap_err()).is_permanent());
+        for kind in [io::ErrorKind::PermissionDenied, io::ErrorKind::NotADirectory, io::ErrorKind::StorageFull] {
+            assert!(!io(kind).is_permanent(), "{kind:?} may pass");
+        }
+        assert!(!RunnerError::Catalog(CatalogError::NotFound("job".into())).is_permanent());
     }
 }
