@@ -90,3 +90,41 @@ fn a_job_that_keeps_failing_backs_off_instead_of_looping_then_finishes_by_itself
     assert_eq!((job["status"].as_str(), job["rows_loaded"].as_i64()), (Some("imported"), Some(1)), "{job}");
     drop(f.server);
 }
+
+#[test]
+fn import_cancel_ends_a_waiting_job_with_a_receipt_and_archives_its_file() {
+    // A reserve no disk has: every job waits for space (uploads are refused,
+    // so the file is placed by another program).
+    let reserve = (1u64 << 50).to_string();
+    let f = installation(Passerelle::new(), &[("acme", "alice")], &[("PASSERELLE_UPLOADS_MIN_FREE_SPACE", &reserve)]);
+    std::fs::write(f.inbox("acme").join("employees/stuck.csv"), employee(3)).unwrap();
+    let job = wait_for(Duration::from_secs(30), || {
+        job_of(&f, "employees/stuck.csv").filter(|job| job["status"] == "waiting-retry")
+    })
+    .expect("the job waits for disk space");
+    let id = job["id"].as_str().unwrap();
+    let out = f.p.ok(&["import", "cancel", id]);
+    assert!(out.contains("cancelled"), "{out}");
+    let receipt = f.receipt("alice", "employees/stuck.csv");
+    assert_eq!(receipt["status"], "rejected", "{receipt}");
+    assert_eq!(receipt["import_id"], id);
+    let message = receipt["errors"][0]["message"].as_str().unwrap();
+    assert!(message.starts_with("cancelled by an administrator (admin:"), "{message}");
+    assert_eq!(receipt["sha256"].as_str().map(str::len), Some(64), "{receipt}");
+    // The original is archived, and the runner leaves the job ended.
+    let archived = f.p.layout().archive("acme").join(id);
+    assert_eq!(std::fs::read_to_string(&archived).unwrap(), employee(3));
+    std::thread::sleep(Duration::from_secs(3));
+    let job = job_of(&f, "employees/stuck.csv").unwrap();
+    assert_eq!((job["status"].as_str(), job["error"].as_str()), (Some("rejected"), Some(message)), "{job}");
+    assert!(!f.outbox("acme").join(f.receipt_path("employees/stuck.csv")).exists(), "no later receipt");
+    assert_refused_cancel(&f, id, "is rejected; nothing to cancel");
+    drop(f.server);
+}
+
+/// `import cancel ID` is refused with exit 2 and `reason` on standard error.
+fn assert_refused_cancel(f: &Fixture, id: &str, reason: &str) {
+    let out = f.p.run(&["import", "cancel", id]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains(reason), "{out:?}");
+}

@@ -127,7 +127,18 @@ impl From<CatalogError> for Stop {
 /// loop). An error (the catalog failed, so not even that could be
 /// recorded) leaves the job where it was recorded last; the runner tries it
 /// again after a pause of its own.
-pub(crate) async fn run(ctx: &JobContext<'_>, mut job: ImportJob) -> Result<(), RunnerError> {
+pub(crate) async fn run(ctx: &JobContext<'_>, job: ImportJob) -> Result<(), RunnerError> {
+    match drive(ctx, job).await {
+        Err(RunnerError::Changed(id)) => {
+            info!(job = %id, "import job ended by an administrator; its run stops");
+            Ok(())
+        }
+        done => done,
+    }
+}
+
+/// [`run`], short of telling a cancelled job apart.
+async fn drive(ctx: &JobContext<'_>, mut job: ImportJob) -> Result<(), RunnerError> {
     let tenant = match TenantName::parse(&job.tenant) {
         Ok(tenant) => tenant,
         // No tree to write a receipt into: the verdict is the catalog's only.
@@ -135,6 +146,7 @@ pub(crate) async fn run(ctx: &JobContext<'_>, mut job: ImportJob) -> Result<(), 
     };
     let verdict = match import(ctx, &tenant, &mut job).await {
         Ok(verdict) | Err(Stop::Verdict(verdict)) => verdict,
+        Err(Stop::Failed(RunnerError::Changed(id))) => return Err(RunnerError::Changed(id)),
         Err(Stop::Wait(reason)) => return wait(ctx, job, &reason).await,
         Err(Stop::Failed(error)) if error.is_permanent() => Verdict::refused(cannot_import(&error)),
         Err(Stop::Failed(error)) => return wait(ctx, job, &error.to_string()).await,
@@ -163,15 +175,15 @@ async fn end_without_receipt(
     let detail = job.error.clone();
     transition(ctx, &mut job, JobStatus::Rejected, detail).await?;
     if let Some(tenant) = tenant {
-        archive_original(ctx, tenant, &job.id);
+        archive_original(ctx.layout, tenant, &job.id);
     }
     Ok(())
 }
 
 /// Moves an ended job's original to the archive, if it is still spooled.
-fn archive_original(ctx: &JobContext<'_>, tenant: &TenantName, job_id: &str) {
-    if ctx.layout.spool_dir(tenant).join(job_id).exists()
-        && let Err(e) = archive::archive(ctx.layout, tenant, job_id)
+pub(super) fn archive_original(layout: &Layout, tenant: &TenantName, job_id: &str) {
+    if layout.spool_dir(tenant).join(job_id).exists()
+        && let Err(e) = archive::archive(layout, tenant, job_id)
     {
         // Left in the spool: archived at the next start.
         warn!(job = %job_id, error = %e, "import: original not archived");
@@ -312,7 +324,7 @@ fn database_refused(error: &LoadError) -> Verdict {
 }
 
 /// SHA-256 (hex) and size of a file, streaming.
-fn digest_file(path: &Path) -> io::Result<(String, u64)> {
+pub(super) fn digest_file(path: &Path) -> io::Result<(String, u64)> {
     let mut file = File::open(path)?;
     let mut context = digest::Context::new(&digest::SHA256);
     let mut buffer = vec![0; 256 * 1024];
@@ -335,9 +347,14 @@ async fn transition(
     status: JobStatus,
     detail: Option<String>,
 ) -> Result<(), RunnerError> {
+    let from = job.status;
     job.status = status;
     job.updated_at = now_ms();
-    ctx.catalog.update_import_job(job).await?;
+    // Only from the status this run recorded last: `import cancel` may have
+    // ended the job meanwhile, and it stays ended.
+    if !ctx.catalog.advance_import_job(job, from).await? {
+        return Err(RunnerError::Changed(job.id.clone()));
+    }
     audit(ctx, job, detail).await;
     Ok(())
 }
@@ -398,6 +415,11 @@ async fn finish(
         job.sha256 = Some(sha256);
         job.bytes = Some(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
+    // A job cancelled meanwhile keeps the receipt `import cancel` wrote.
+    let recorded = ctx.catalog.import_job(&job.id).await?;
+    if recorded.is_none_or(|recorded| recorded.status != job.status) {
+        return Err(RunnerError::Changed(job.id));
+    }
     let finished_at = now_ms();
     let (rows, errors, error_count, duplicate_of) = match &verdict {
         Verdict::Imported { rows } => (*rows, &[][..], 0, None),
@@ -418,7 +440,7 @@ async fn finish(
         error_count,
         errors,
     };
-    if let Err(e) = write_receipt(ctx, tenant, &written) {
+    if let Err(e) = write_receipt(ctx.layout, tenant, &written) {
         if e.is_permanent() {
             return end_without_receipt(ctx, Some(tenant), job, &cannot_import(&e)).await;
         }
@@ -440,12 +462,12 @@ async fn finish(
     };
     transition(ctx, &mut job, status, Some(detail)).await?;
     info!(job = %job.id, tenant = %job.tenant, path = %job.path, status = %status, rows, "import finished");
-    archive_original(ctx, tenant, &job.id);
+    archive_original(ctx.layout, tenant, &job.id);
     Ok(())
 }
 
-fn write_receipt(ctx: &JobContext<'_>, tenant: &TenantName, written: &Receipt<'_>) -> Result<(), RunnerError> {
-    receipt::write(ctx.layout, tenant, written)
+pub(super) fn write_receipt(layout: &Layout, tenant: &TenantName, written: &Receipt<'_>) -> Result<(), RunnerError> {
+    receipt::write(layout, tenant, written)
         .map_err(|e| RunnerError::Io(format!("writing the receipt of /inbox/{}", written.file), e))
 }
 

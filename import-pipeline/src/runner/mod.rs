@@ -16,6 +16,7 @@
 //! crash are picked up without any signal.
 
 mod archive;
+mod cancel;
 mod intake;
 mod job;
 mod layout;
@@ -33,6 +34,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
+pub use cancel::{Cancel, cancel};
 pub use intake::Arrival;
 use intake::Claim;
 pub use layout::Layout;
@@ -72,6 +74,10 @@ pub enum RunnerError {
     /// A job's tenant name is not a valid name (a damaged catalog row).
     #[error(transparent)]
     Name(#[from] passerelle_catalog::NameError),
+    /// The job was moved by someone else meanwhile (`import cancel`): its
+    /// run leaves it as it is.
+    #[error("import job {0} changed meanwhile (cancelled by an administrator?)")]
+    Changed(String),
     /// The inbox watcher could not start.
     #[error("watching the tenant inboxes: {0}")]
     Watch(#[from] notify::Error),
@@ -90,7 +96,7 @@ impl RunnerError {
         match self {
             Self::Name(_) => true,
             Self::Io(_, e) => matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::InvalidFilename),
-            Self::Catalog(_) | Self::Watch(_) => false,
+            Self::Catalog(_) | Self::Changed(_) | Self::Watch(_) => false,
         }
     }
 }
