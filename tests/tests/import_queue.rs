@@ -6,8 +6,10 @@
 
 use std::time::Duration;
 
-use passerelle_tests::{Fixture, Passerelle, Setup, entry_names, wait_for};
-use serde_json::Value;
+use std::time::Instant;
+
+use passerelle_tests::{Fixture, IMPORT_VERDICT, Passerelle, Setup, entry_names, run_command, wait_for};
+use serde_json::{Value, json};
 
 /// The demo profile: `employees/*.csv`, upsert by `employee_id`.
 const PROFILE: &str = passerelle_tests::DEMO_PROFILE;
@@ -71,7 +73,7 @@ fn a_job_that_keeps_failing_backs_off_instead_of_looping_then_finishes_by_itself
         job_of(&f, "employees/blocked.csv").filter(|job| job["status"] == "waiting-retry")
     })
     .expect("the job waits for its receipt's folder");
-    let first_wait = std::time::Instant::now();
+    let first_wait = Instant::now();
     assert!(waiting["error"].as_str().unwrap().contains("receipt"), "{waiting}");
     std::thread::sleep(Duration::from_secs(6));
     // 1 s, 2 s, 4 s between tries: at most 4 tries in these 6 s (a hot loop makes thousands).
@@ -127,4 +129,64 @@ fn assert_refused_cancel(f: &Fixture, id: &str, reason: &str) {
     let out = f.p.run(&["import", "cancel", id]);
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains(reason), "{out:?}");
+}
+
+/// Unix seconds a year from now.
+fn next_year() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    now.as_secs() + 366 * 86_400
+}
+
+#[test]
+fn files_stamped_in_the_future_are_taken_and_imported() {
+    let f = installation(Passerelle::new(), &[("acme", "alice")], &[]);
+    // Placed by another program, then stamped a year ahead with touch(1).
+    let placed = f.inbox("acme").join("employees/touched.csv");
+    std::fs::write(&placed, employee(11)).unwrap();
+    let mut touch = std::process::Command::new("touch");
+    touch.args(["-d", "+1 year"]).arg(&placed);
+    assert!(run_command(&mut touch, b"").success());
+    // Uploaded over SFTP, then stamped a year ahead by the client (paramiko utime).
+    let local = f.work("alice").join("future.csv");
+    std::fs::write(&local, employee(12)).unwrap();
+    let remote = "/inbox/employees/future.csv";
+    let year = next_year();
+    let report = f.sftp("alice").paramiko(json!([
+        {"op": "put", "local": local, "remote": remote},
+        {"op": "utime", "path": remote, "atime": year, "mtime": year},
+    ]));
+    let results = report["results"].as_array().expect("results");
+    assert!(results.iter().all(|r| r["ok"] == true), "{report}");
+    for path in ["employees/touched.csv", "employees/future.csv"] {
+        let receipt = f.receipt("alice", path);
+        assert_eq!((receipt["status"].as_str(), receipt["rows"].as_i64()), (Some("imported"), Some(1)), "{receipt}");
+    }
+    drop(f.server);
+}
+
+#[test]
+fn one_tenants_backlog_does_not_hold_back_another_tenants_first_file() {
+    let f = installation(Passerelle::new(), &[("big", "bob"), ("small", "sam")], &[]);
+    // A backlog placed straight into the inbox: far more than a second of work.
+    let backlog = 1500;
+    let inbox = f.inbox("big").join("employees");
+    for i in 0..backlog {
+        std::fs::write(inbox.join(format!("{i:04}.csv")), employee(i)).unwrap();
+    }
+    // Once the backlog is due (its quiet period over), the other tenant's file arrives.
+    std::thread::sleep(Duration::from_secs(3));
+    let placed = Instant::now();
+    std::fs::write(f.inbox("small").join("employees/first.csv"), employee(1)).unwrap();
+    let receipt = f.outbox("small").join(f.receipt_path("employees/first.csv"));
+    wait_for(IMPORT_VERDICT, || receipt.exists().then_some(())).expect("the small tenant's receipt");
+    let took = placed.elapsed();
+    let big_left = entry_names(&inbox).len()
+        + f.jobs().iter().filter(|j| j["tenant"] == "big" && j["finished_at"].is_null()).count();
+    assert!(big_left > 0, "the backlog was gone before the check: nothing was measured");
+    eprintln!("small tenant's first receipt after {took:?}, {big_left} of the backlog's {backlog} files left");
+    // The 2 s quiet period, at most a second of waiting, and the import itself.
+    assert!(took < Duration::from_millis(4500), "the first file of the small tenant took {took:?}");
+    let receipt: Value = serde_json::from_slice(&std::fs::read(&receipt).unwrap()).unwrap();
+    assert_eq!(receipt["status"], "imported", "{receipt}");
+    drop(f.server);
 }

@@ -20,6 +20,7 @@ mod cancel;
 mod intake;
 mod job;
 mod layout;
+mod queue;
 mod receipt;
 
 use std::collections::{HashMap, HashSet};
@@ -49,8 +50,10 @@ const SCAN_EVERY: Duration = Duration::from_secs(30);
 /// taken: clients set times or re-read right after an upload, and a scan
 /// cannot tell a finished file from one another program still writes.
 const QUIET: Duration = Duration::from_secs(2);
-/// Most files waiting for their quiet period; beyond, the next scan finds them.
-const MAX_PENDING: usize = 100_000;
+/// Longest the intake spends taking files before it lets the runner look
+/// at its other work (events, finished jobs, the scheduler); the files left
+/// are taken right after, round robin as before.
+const CLAIM_BUDGET: Duration = Duration::from_millis(250);
 /// How often archived originals past their retention are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// First pause of a job whose run failed without recording anything;
@@ -134,7 +137,7 @@ impl Pipeline {
             archive_retention,
             space,
             max_file_size,
-            pending: HashMap::new(),
+            pending: queue::IntakeQueue::default(),
             running: JoinSet::new(),
             busy: HashMap::new(),
             paused: HashMap::new(),
@@ -208,7 +211,7 @@ struct Runner {
     /// Larger files are refused unread.
     max_file_size: ByteSize,
     /// Files announced or found, and when to look at them again.
-    pending: HashMap<Arrival, Instant>,
+    pending: queue::IntakeQueue,
     /// Running jobs; each task returns its job's id and whether it failed.
     running: JoinSet<(String, bool)>,
     /// Running jobs' tenants, by task.
@@ -230,6 +233,8 @@ impl Runner {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_scan: Option<Instant> = None;
         let mut last_prune: Option<Instant> = None;
+        // Due files left by the last round of claims: the next round comes at once.
+        let mut backlog = false;
         loop {
             // Reading the open jobs is skipped when nothing can start: a
             // burst of uploads for a busy tenant costs one query per tick,
@@ -262,12 +267,15 @@ impl Runner {
                     true
                 }
                 _ = tick.tick() => true,
+                () = std::future::ready(()), if backlog => false,
             };
             if last_scan.is_none_or(|at| at.elapsed() >= SCAN_EVERY) {
                 self.scan().await;
                 last_scan = Some(Instant::now());
             }
-            schedule |= self.claim_due().await;
+            let (startable, left) = self.claim_due().await;
+            schedule |= startable;
+            backlog = left;
             if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
                 self.prune().await;
                 last_prune = Some(Instant::now());
@@ -297,20 +305,22 @@ impl Runner {
     /// An event about a file: look at it once it has been quiet that long
     /// (a later event about the same file pushes the look back).
     fn announced(&mut self, arrival: Arrival) {
-        if self.pending.len() < MAX_PENDING || self.pending.contains_key(&arrival) {
-            self.pending.insert(arrival, Instant::now() + QUIET);
-        }
+        self.pending.announce(arrival, Instant::now() + QUIET);
     }
 
-    /// Claims every pending file whose time has come; `true` when a job
-    /// that can start now was created.
-    async fn claim_due(&mut self) -> bool {
-        let now = Instant::now();
-        let due: Vec<Arrival> = self.pending.iter().filter(|(_, at)| **at <= now).map(|(a, _)| a.clone()).collect();
+    /// Claims the pending files whose time has come, round robin across
+    /// tenants, for at most [`CLAIM_BUDGET`]. Returns whether a job that can
+    /// start now was created, and whether due files are left.
+    async fn claim_due(&mut self) -> (bool, bool) {
+        let started = Instant::now();
+        let due = self.pending.due(started);
         let mut startable = false;
-        for arrival in due {
-            self.pending.remove(&arrival);
-            match intake::claim(&self.catalog, &self.layout, &arrival, QUIET).await {
+        for (n, arrival) in due.iter().enumerate() {
+            if started.elapsed() >= CLAIM_BUDGET {
+                return (startable, due.len() > n);
+            }
+            let Some(pending) = self.pending.take(arrival) else { continue };
+            match intake::claim(&self.catalog, &self.layout, arrival, QUIET, pending.future_seen).await {
                 Ok(Claim::Taken(job)) => {
                     info!(job = %job.id, tenant = %job.tenant, path = %job.path, "import job received");
                     let ctx = job::JobContext {
@@ -322,14 +332,14 @@ impl Runner {
                     job::audit(&ctx, &job, None).await;
                     startable |= self.busy.len() < WORKERS && !self.busy.values().any(|tenant| *tenant == job.tenant);
                 }
-                Ok(Claim::NotYet(wait)) => {
-                    self.pending.insert(arrival, Instant::now() + wait);
+                Ok(Claim::NotYet(wait, future_seen)) => {
+                    self.pending.defer(arrival.clone(), Instant::now() + wait, future_seen);
                 }
                 Ok(Claim::Nothing) => {}
                 Err(e) => warn!(tenant = %arrival.tenant, path = %arrival.path, error = %e, "import: file not taken"),
             }
         }
-        startable
+        (startable, false)
     }
 
     async fn tenants(&self) -> Option<Vec<TenantName>> {
@@ -361,10 +371,7 @@ impl Runner {
         let found = tokio::task::spawn_blocking(move || intake::scan(&layout, &tenants)).await.unwrap_or_default();
         let now = Instant::now();
         for arrival in found {
-            if self.pending.len() >= MAX_PENDING {
-                break;
-            }
-            self.pending.entry(arrival).or_insert(now);
+            self.pending.found(arrival, now);
         }
     }
 
