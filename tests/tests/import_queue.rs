@@ -190,3 +190,27 @@ fn one_tenants_backlog_does_not_hold_back_another_tenants_first_file() {
     assert_eq!(receipt["status"], "imported", "{receipt}");
     drop(f.server);
 }
+
+#[test]
+fn a_small_file_does_not_wait_behind_another_tenants_big_import() {
+    let f =
+        installation(Passerelle::new(), &[("big", "bob"), ("small", "sam")], &[("PASSERELLE_PIPELINE_WORKERS", "2")]);
+    let shown = f.p.ok(&["config", "show"]);
+    assert!(shown.contains("[pipeline]") && shown.contains("workers = 2"), "{shown}");
+    // Several seconds of loading for the big tenant.
+    let mut big = String::from("employee_id;email;hired_on;salary\n");
+    for i in 0..300_000 {
+        big.push_str(&format!("{i};e{i}@example.com;10/12/2025;4200,50\n"));
+    }
+    std::fs::write(f.inbox("big").join("employees/big.csv"), big).unwrap();
+    wait_for(Duration::from_secs(30), || {
+        job_of(&f, "employees/big.csv").filter(|job| job["status"] == "validating" || job["status"] == "loading")
+    })
+    .expect("the big import runs");
+    std::fs::write(f.inbox("small").join("employees/small.csv"), employee(1)).unwrap();
+    let receipt = f.receipt("sam", "employees/small.csv");
+    assert_eq!(receipt["status"], "imported", "{receipt}");
+    let big_job = job_of(&f, "employees/big.csv").unwrap();
+    assert!(big_job["finished_at"].is_null(), "the big import ended first, nothing was shown: {big_job}");
+    drop(f.server);
+}

@@ -5,7 +5,7 @@
 //!  upload events ──┐
 //!  notify watcher ─┼─► claim: job in catalog, file inbox ─► spool ──► scheduler
 //!  inbox scans ────┘                                                  │ one job per tenant at a time,
-//!                                                                     │ oldest first, WORKERS tenants at once
+//!                                                                     │ oldest first, `workers` tenants at once
 //!                         receipt ◄─ verdict ◄─ load ◄─ validate ◄────┘
 //! ```
 //!
@@ -40,8 +40,6 @@ pub use intake::Arrival;
 use intake::Claim;
 pub use layout::Layout;
 
-/// Tenants whose jobs run at the same time.
-const WORKERS: usize = 4;
 /// How often the scheduler looks at the open jobs.
 const TICK: Duration = Duration::from_secs(1);
 /// How often every inbox is scanned for files no event announced.
@@ -118,13 +116,15 @@ impl Pipeline {
     /// Archived originals are deleted `archive_retention` after their job ended.
     /// Jobs start only while `space` is above its reserve.
     /// A file larger than `max_file_size` (`uploads.max_file_size`) is
-    /// refused without being read.
+    /// refused without being read. Jobs of up to `workers` tenants
+    /// (`pipeline.workers`, at least 1) run at the same time.
     pub async fn start(
         catalog: Catalog,
         layout: Layout,
         archive_retention: Duration,
         space: DiskSpace,
         max_file_size: ByteSize,
+        workers: usize,
     ) -> Result<Self, RunnerError> {
         archive_leftovers(&catalog, &layout).await?;
         let (arrivals, arrival_receiver) = mpsc::channel(4096);
@@ -141,6 +141,7 @@ impl Pipeline {
             running: JoinSet::new(),
             busy: HashMap::new(),
             paused: HashMap::new(),
+            workers: workers.max(1),
         };
         let task = tokio::spawn(runner.run(arrival_receiver, seen, stopped, watcher));
         Ok(Self { arrivals, stop, task })
@@ -219,6 +220,8 @@ struct Runner {
     /// Jobs whose last run failed without recording anything (the catalog
     /// failed): how many times in a row, and when they may run again.
     paused: HashMap<String, (u32, Instant)>,
+    /// Most tenants whose jobs run at once.
+    workers: usize,
 }
 
 impl Runner {
@@ -330,7 +333,8 @@ impl Runner {
                         max_file_size: self.max_file_size,
                     };
                     job::audit(&ctx, &job, None).await;
-                    startable |= self.busy.len() < WORKERS && !self.busy.values().any(|tenant| *tenant == job.tenant);
+                    startable |=
+                        self.busy.len() < self.workers && !self.busy.values().any(|tenant| *tenant == job.tenant);
                 }
                 Ok(Claim::NotYet(wait, future_seen)) => {
                     self.pending.defer(arrival.clone(), Instant::now() + wait, future_seen);
@@ -377,7 +381,7 @@ impl Runner {
 
     /// Starts the oldest open job of each idle tenant, when due.
     async fn schedule(&mut self) -> Result<(), CatalogError> {
-        if self.busy.len() >= WORKERS {
+        if self.busy.len() >= self.workers {
             return Ok(());
         }
         let now = now_ms();
@@ -410,7 +414,7 @@ impl Runner {
                 (id, failed)
             });
             self.busy.insert(handle.id(), tenant);
-            if self.busy.len() >= WORKERS {
+            if self.busy.len() >= self.workers {
                 break;
             }
         }
