@@ -386,7 +386,10 @@ impl Runner {
         }
         let now = now_ms();
         let mut considered = HashSet::new();
-        for job in self.catalog.open_import_jobs().await? {
+        let open = self.catalog.open_import_jobs().await?;
+        // A paused job that ended meanwhile (`import cancel`) is forgotten.
+        self.paused.retain(|id, _| open.iter().any(|job| job.id == *id));
+        for job in open {
             if !considered.insert(job.tenant.clone()) || self.busy.values().any(|t| *t == job.tenant) {
                 continue;
             }
