@@ -7,6 +7,8 @@
 //! written in one transaction that commits or not, and it ends by itself
 //! (imported, or in `waiting-retry`, which can be cancelled).
 
+use std::io;
+
 use passerelle_catalog::{Catalog, ImportJob, JobStatus, TenantName, now_ms};
 use passerelle_config::ByteSize;
 
@@ -59,7 +61,7 @@ pub async fn cancel(
         let path = spooled.clone();
         let (sha256, bytes) = tokio::task::spawn_blocking(move || job::digest_file(&path))
             .await
-            .map_err(|e| RunnerError::Io("digesting the file".into(), std::io::Error::other(e)))?
+            .map_err(|e| RunnerError::Io("digesting the file".into(), io::Error::other(e)))?
             .map_err(|e| RunnerError::Io(format!("reading job {id}'s file"), e))?;
         job.sha256 = Some(sha256);
         job.bytes = Some(i64::try_from(bytes).unwrap_or(i64::MAX));
@@ -79,7 +81,10 @@ pub async fn cancel(
         error_count: 1,
         errors: &errors,
     };
-    job::write_receipt(layout, &tenant, &written)?;
+    // The job is ended already: a receipt that cannot be written is said so.
+    job::write_receipt(layout, &tenant, &written).map_err(|e| {
+        RunnerError::Io(format!("job {id} is cancelled, but its receipt could not be written"), io::Error::other(e))
+    })?;
     job::archive_original(layout, &tenant, &job.id);
     Ok(Cancel::Cancelled(Box::new(finished(&job, &reason))))
 }

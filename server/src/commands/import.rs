@@ -103,7 +103,7 @@ async fn cancel(admin: &Admin, id: &str) -> Result<(), CliError> {
     let max_file_size = admin.config.uploads.max_file_size;
     let outcome = passerelle_import::cancel(&admin.catalog, &layout, max_file_size, id, admin.actor())
         .await
-        .with_context(|| format!("cannot cancel import job {id}"))?;
+        .with_context(|| format!("import cancel {id}"))?;
     let job = match outcome {
         Cancel::Cancelled(job) => job,
         Cancel::NotFound => return Err(usage(format!("import job {id:?} not found"))),
