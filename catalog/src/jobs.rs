@@ -235,6 +235,25 @@ impl Catalog {
         Ok(())
     }
 
+    /// Stores `job` like [`Catalog::update_import_job`], only if the job is
+    /// still in status `from` (what its runner recorded last); returns
+    /// whether it was. `false`: someone else moved it meanwhile (`import
+    /// cancel`), and the runner must leave it alone.
+    pub async fn advance_import_job(&self, job: &ImportJob, from: JobStatus) -> Result<bool, CatalogError> {
+        let done = bind_job(
+            sqlx::query(
+                "UPDATE import_jobs SET sha256 = $4, bytes = $5, profile = $6, status = $7, rows_loaded = $8, \
+                 attempts = $9, next_try_at = $10, error = $11, updated_at = $13, finished_at = $14 \
+                 WHERE id = $1 AND tenant = $2 AND path = $3 AND received_at = $12 AND status = $15",
+            ),
+            job,
+        )
+        .bind(from.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// The job with this id.
     pub async fn import_job(&self, id: &str) -> Result<Option<ImportJob>, CatalogError> {
         let row = sqlx::query(concat!("SELECT ", job_columns!(), " FROM import_jobs WHERE id = $1"))
@@ -347,6 +366,27 @@ impl Catalog {
             _ => return Ok(false),
         };
         let done = sqlx::query(sql).bind(id).bind(now_ms()).execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Ends a job as `rejected` for `reason`, atomically, if it is still in
+    /// status `from`; returns whether it was. Only jobs that wait or have not
+    /// started writing rows (`received`, `validating`, `waiting-retry`) may
+    /// be ended so: any other `from` changes nothing.
+    pub async fn cancel_import_job(&self, id: &str, from: JobStatus, reason: &str) -> Result<bool, CatalogError> {
+        if !matches!(from, JobStatus::Received | JobStatus::Validating | JobStatus::WaitingRetry) {
+            return Ok(false);
+        }
+        let done = sqlx::query(
+            "UPDATE import_jobs SET status = 'rejected', error = $3, next_try_at = NULL, finished_at = $4, \
+             rows_loaded = 0, updated_at = $4 WHERE id = $1 AND status = $2",
+        )
+        .bind(id)
+        .bind(from.as_str())
+        .bind(reason)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 }

@@ -30,6 +30,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Retention of encrypted archives of imported files.
     pub archive: ArchiveConfig,
+    /// How the import pipeline shares its work.
+    pub pipeline: PipelineConfig,
     /// Retention of the audit trail and of finished import jobs.
     pub audit: AuditConfig,
     /// Logging.
@@ -195,6 +197,13 @@ pub struct AdminConfig {
 pub struct ArchiveConfig {
     /// Days an archived file is kept, 1 to 3650.
     pub retention_days: u32,
+}
+
+/// `[pipeline]`: the import pipeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineConfig {
+    /// Tenants whose jobs run at once, 1 to 64 (default: the number of CPU cores).
+    pub workers: u32,
 }
 
 /// `[audit]`: retention of the audit trail and of finished import jobs.

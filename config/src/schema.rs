@@ -126,6 +126,7 @@ pub(crate) const SECTIONS: &[(&str, &str)] = &[
     ("tenant_db", "Tenant databases: each tenant gets its own database and database account."),
     ("admin", "Admin HTTP endpoint: GET /healthz and GET /metrics (Prometheus)."),
     ("archive", "Encrypted archives of imported files."),
+    ("pipeline", "Import pipeline: how many tenants import at once."),
     (
         "audit",
         "Retention of the audit trail and of finished import jobs in the catalog. The server deletes what is \
@@ -377,6 +378,17 @@ pub(crate) const KEYS: &[KeyDef] = &[
         secret: false,
         doc: "Days the archived original of an import is kept after its job ended, 1 to 3650 (checked hourly).",
         effective: |c| integer(c.archive.retention_days),
+    },
+    KeyDef {
+        section: "pipeline",
+        name: "workers",
+        kind: Kind::Integer,
+        default: Default::Unset { example: "4" },
+        secret: false,
+        doc: "Tenants whose import jobs run at the same time, 1 to 64; unset: the number of CPU cores (at \
+              most 64). Jobs of one tenant always run one at a time, in arrival order; a tenant's small file \
+              waits behind its own earlier files, never behind other tenants' imports while a worker is free.",
+        effective: |c| integer(c.pipeline.workers),
     },
     KeyDef {
         section: "audit",

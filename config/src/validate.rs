@@ -9,12 +9,12 @@ use crate::duration;
 use crate::error::ConfigError;
 use crate::model::{
     AccountLockConfig, AdminConfig, ArchiveConfig, AuditConfig, CatalogConfig, Config, DefenderConfig, FtpsConfig,
-    LimitsConfig, LogConfig, LogFormat, MaxStartups, ProxyProtocolConfig, QuotasConfig, SftpConfig, TenantDbBackend,
-    TenantDbConfig, TlsVersion, UploadsConfig, is_postgres_url, scheme,
+    LimitsConfig, LogConfig, LogFormat, MaxStartups, PipelineConfig, ProxyProtocolConfig, QuotasConfig, SftpConfig,
+    TenantDbBackend, TenantDbConfig, TlsVersion, UploadsConfig, is_postgres_url, scheme,
 };
 use crate::raw::{
-    Raw, RawAccountLock, RawArchive, RawAudit, RawCatalog, RawDefender, RawFtps, RawLimits, RawLog, RawProxyProtocol,
-    RawQuotas, RawTenantDb, RawUploads,
+    Raw, RawAccountLock, RawArchive, RawAudit, RawCatalog, RawDefender, RawFtps, RawLimits, RawLog, RawPipeline,
+    RawProxyProtocol, RawQuotas, RawTenantDb, RawUploads,
 };
 use crate::schema::{self, Default};
 use crate::size::ByteSize;
@@ -35,6 +35,7 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
     let proxy_protocol = proxy_protocol(raw.proxy_protocol)?;
     let ftps = ftps(raw.ftps, &data_dir)?;
     let archive = archive(raw.archive)?;
+    let pipeline = pipeline(raw.pipeline)?;
     let audit = audit(raw.audit)?;
     let limits = limits(raw.limits, login_grace_time)?;
     let quotas = quotas(raw.quotas)?;
@@ -46,6 +47,7 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
         tenant_db,
         admin: AdminConfig { listen: raw.admin.listen },
         archive,
+        pipeline,
         audit,
         log,
         limits,
@@ -279,6 +281,17 @@ fn quotas(quotas: RawQuotas) -> Result<QuotasConfig, ConfigError> {
 /// `[archive]`.
 fn archive(archive: RawArchive) -> Result<ArchiveConfig, ConfigError> {
     Ok(ArchiveConfig { retention_days: in_range("archive.retention_days", archive.retention_days, 1..=3650)? })
+}
+
+/// `[pipeline]`: `workers` defaults to the number of CPU cores, within its bounds.
+fn pipeline(pipeline: RawPipeline) -> Result<PipelineConfig, ConfigError> {
+    const WORKERS: RangeInclusive<u32> = 1..=64;
+    let workers = match pipeline.workers {
+        Some(workers) => in_range("pipeline.workers", workers, WORKERS)?,
+        None => std::thread::available_parallelism()
+            .map_or(1, |n| u32::try_from(n.get()).unwrap_or(*WORKERS.end()).clamp(*WORKERS.start(), *WORKERS.end())),
+    };
+    Ok(PipelineConfig { workers })
 }
 
 fn audit(audit: RawAudit) -> Result<AuditConfig, ConfigError> {

@@ -85,6 +85,7 @@ fn defaults_are_the_documented_interface_values() {
         "as many password checks as cores"
     );
     assert_eq!(c.quotas, QuotasConfig { bytes: None, files: None }, "no quota unless configured");
+    assert_eq!(usize::try_from(c.pipeline.workers).unwrap(), cores.min(64), "as many import workers as cores");
 }
 
 #[test]
@@ -155,6 +156,8 @@ fn values_out_of_range_are_refused_naming_the_key() {
         refusal("[limits]\nmax_concurrent_password_checks = 0\n"),
         "config: limits.max_concurrent_password_checks: must be between 1 and 1024 (got 0)"
     );
+    assert_eq!(refusal("[pipeline]\nworkers = 0\n"), "config: pipeline.workers: must be between 1 and 64 (got 0)");
+    assert_eq!(refusal("[pipeline]\nworkers = 65\n"), "config: pipeline.workers: must be between 1 and 64 (got 65)");
     assert!(refusal("[tenant_db]\nname_prefix = \"Bad-\"\n").starts_with("config: tenant_db.name_prefix: "));
     assert!(refusal("[catalog]\nurl = \"mysql://db/x\"\n").starts_with("config: catalog.url: "));
     assert!(refusal("[log]\nformat = \"xml\"\n").starts_with("config: log.format: "));

@@ -15,7 +15,10 @@
 //!   the file out of the inbox, and drives the job to its verdict:
 //!   validation, load, a receipt in the tenant's `/outbox`, the original
 //!   archived. Every step is recorded first, so a job resumes after a crash;
-//!   a job whose database is unreachable waits and is tried again. [`Layout`]
+//!   a job whose database is unreachable (or that failed for any reason
+//!   that may pass) waits and is tried again, never at once; [`cancel`]
+//!   ends a waiting job for an administrator. Files waiting to be taken
+//!   queue per tenant, taken round robin. [`Layout`]
 //!   says where inboxes, spool and archive are. The tenant tree and the
 //!   receipt format are a client interface, documented in the README
 //!   ("Layout", and "Receipt" under "Import pipeline").
@@ -78,7 +81,7 @@ pub use profile::{
     Column, ColumnType, DEFAULT_MAX_BYTES, DELIMITERS, DateFormat, DelimiterSetting, EncodingSetting, MAX_COLUMNS,
     Mode, Profile, ProfileError, Profiles, RESERVED_COLUMNS, is_temporary_name,
 };
-pub use runner::{Announcer, Arrival, Layout, Pipeline, RunnerError};
+pub use runner::{Announcer, Arrival, Cancel, Layout, Pipeline, RunnerError, cancel};
 pub use tenant_db::{TenantDbError, TenantDbProvisioner};
 pub use validate::{
     DetectedEncoding, Discard, ImportError, MAX_FIELDS, MAX_RECORD_BYTES, MAX_REPORTED_ERRORS, Row, RowSink,

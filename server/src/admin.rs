@@ -142,6 +142,11 @@ impl Admin {
     }
 
     /// Records an administrative action in the audit trail.
+    /// Who acts: `admin:<login name>`.
+    pub(crate) fn actor(&self) -> &str {
+        &self.actor
+    }
+
     pub(crate) async fn audit(
         &self,
         action: &str,

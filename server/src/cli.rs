@@ -96,6 +96,11 @@ pub(crate) enum ImportCommand {
         /// Job id, as `import list` prints it.
         id: String,
     },
+    /// End a job that is received, validating or waiting-retry: rejected, with a receipt, its original archived.
+    Cancel {
+        /// Job id, as `import list` prints it.
+        id: String,
+    },
 }
 
 /// `import list` filters.

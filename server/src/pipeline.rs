@@ -20,8 +20,8 @@ use tracing::{debug, warn};
 use crate::data_dir::DataDir;
 use crate::engine::Engine;
 
-/// Threads of the pipeline's runtime (jobs of four tenants run at once, but
-/// they mostly wait for the disk and the tenant databases).
+/// Threads of the pipeline's runtime (jobs of `pipeline.workers` tenants run
+/// at once, but they mostly wait for the disk and the tenant databases).
 const THREADS: usize = 2;
 /// How much nicer than the server the pipeline's threads are (see nice(1)).
 const NICER_BY: i32 = 10;
@@ -64,11 +64,12 @@ pub(crate) async fn start(engine: &Engine, data_dir: &DataDir) -> anyhow::Result
     let retention = Duration::from_secs(u64::from(engine.config().archive.retention_days) * 86_400);
     let catalog_url = engine.config().catalog.url.clone();
     let max_file_size = engine.config().uploads.max_file_size;
+    let workers = usize::try_from(engine.config().pipeline.workers).unwrap_or(1);
     let layout = data_dir.import_layout();
     let space = engine.disk_space();
     let started = runtime.spawn(async move {
         let catalog = Catalog::open(&catalog_url).await?;
-        anyhow::Ok(Pipeline::start(catalog, layout, retention, space, max_file_size).await?)
+        anyhow::Ok(Pipeline::start(catalog, layout, retention, space, max_file_size, workers).await?)
     });
     let runtime = PipelineRuntime(Some(runtime));
     let pipeline = started.await??;

@@ -32,7 +32,7 @@ Operations: put ("pipelined": false acknowledges each write before the
 next), get, read, wait_read (read once `remote` exists, looking for it up
 to `polls` times, `poll_millis` apart), write, listdir, stat, lstat, rename,
 posix_rename, remove, mkdir, rmdir, symlink, hardlink, readlink, realpath,
-chmod, statvfs, write_then_cut (writes `bytes` bytes to `remote` and then
+chmod, utime (`path`, `atime`, `mtime`: Unix seconds), statvfs, write_then_cut (writes `bytes` bytes to `remote` and then
 resets the TCP connection without closing the file; the script ends there),
 read_then_cut (the same after reading `bytes` bytes of `remote`),
 wait_closed (creates the local file `ready_file` once the SFTP session is up,
@@ -230,6 +230,9 @@ def run_op(sftp, transport, op):
         return sftp.readlink(path_arg(op["path"]))
     if kind == "realpath":
         return sftp.normalize(path_arg(op["path"]))
+    if kind == "utime":
+        sftp.utime(path_arg(op["path"]), (op["atime"], op["mtime"]))
+        return None
     if kind == "chmod":
         sftp.chmod(path_arg(op["path"]), op["mode"])
         return None

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::fixture::Fixture;
+use crate::tools::sha256sum;
 use crate::util::wait_for;
 
 /// The import profile of the demo tenant (`serve --demo`): `employees/*.csv`,
@@ -13,6 +14,11 @@ pub const DEMO_PROFILE: &str = include_str!("../../server/src/demo-profile.toml"
 
 /// How long an import job may take to reach its verdict in the tests.
 pub const IMPORT_VERDICT: Duration = Duration::from_secs(60);
+
+/// The longest file name (bytes) a receipt name may have, as the README says.
+const NAME_MAX: usize = 255;
+/// What a receipt's name adds to its file's name.
+const RECEIPT_SUFFIX: &str = ".result.json";
 
 impl Fixture {
     /// Uploads `content` as `/inbox/<path>` over SFTP, as user `login`.
@@ -36,16 +42,38 @@ impl Fixture {
     /// would, then removes it from the outbox so that a later receipt for the
     /// same path can be waited for.
     pub fn receipt(&self, login: &str, path: &str) -> serde_json::Value {
-        let on_disk = self.outbox(self.tenant_of(login)).join(format!("{path}.result.json"));
+        let receipt_path = self.receipt_path(path);
+        let on_disk = self.outbox(self.tenant_of(login)).join(&receipt_path);
         wait_for(IMPORT_VERDICT, || on_disk.exists().then_some(()))
             .unwrap_or_else(|| panic!("no receipt for {path}; jobs: {}", self.p.ok(&["import", "list"])));
         let local = self.p.scratch().join(format!("receipt-{:08x}", rand::random::<u32>()));
-        let out = self.sftp(login).sftp_batch(&format!("get /outbox/{path}.result.json {}\n", local.display()));
+        let out = self.sftp(login).sftp_batch(&format!("get /outbox/{receipt_path} {}\n", local.display()));
         assert!(out.success(), "download of the receipt of {path} failed: {}", out.stderr);
         let receipt =
             serde_json::from_slice(&std::fs::read(&local).expect("downloaded receipt")).expect("receipt JSON");
         std::fs::remove_file(on_disk).expect("remove the receipt");
         receipt
+    }
+
+    /// The receipt's path under `/outbox` for `/inbox/<path>`, by the README's
+    /// rule: `<path>.result.json`, unless the name would exceed 255 bytes;
+    /// then its first bytes (up to 226, cut on a character boundary), `~`,
+    /// the first 16 hex digits of the name's SHA-256, and `.result.json`.
+    pub fn receipt_path(&self, path: &str) -> String {
+        let (folder, name) = path.rsplit_once('/').map_or(("", path), |(folder, name)| (folder, name));
+        let receipt = if name.len() + RECEIPT_SUFFIX.len() <= NAME_MAX {
+            format!("{name}{RECEIPT_SUFFIX}")
+        } else {
+            let named = self.p.scratch().join(format!("name-{:08x}", rand::random::<u32>()));
+            std::fs::write(&named, name).expect("write the name to hash");
+            let hash = sha256sum(&named);
+            let mut cut = NAME_MAX - RECEIPT_SUFFIX.len() - 1 - 16;
+            while !name.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            format!("{}~{}{RECEIPT_SUFFIX}", &name[..cut], &hash[..16])
+        };
+        if folder.is_empty() { receipt } else { format!("{folder}/{receipt}") }
     }
 
     /// Every import job, as `import list --json` prints them.

@@ -429,3 +429,34 @@ fn import_retry_refuses_finished_running_and_unknown_jobs_and_changes_nothing() 
     assert_eq!(jobs(), before, "a refused retry changed a job");
     assert!(!audit_rows(&p).iter().any(|r| r.action == "import_retry"), "a refused retry was audited");
 }
+
+#[test]
+fn import_cancel_ends_a_waiting_job_with_a_receipt_and_refuses_loading_and_finished_ones() {
+    let p = installation_with_jobs();
+    let out = p.ok(&["import", "cancel", "job-received"]);
+    assert!(out.contains("job-received") && out.contains("cancelled"), "{out}");
+    let job = json(&p, &["import", "show", "job-received", "--json"]);
+    assert_eq!(job["status"], "rejected", "{job}");
+    let error = job["error"].as_str().unwrap();
+    assert!(error.starts_with("cancelled by an administrator (admin:"), "{error}");
+    assert!(job["finished_at"].is_string(), "{job}");
+    let receipt = p.layout().outbox("acme").join("employees/4.csv.result.json");
+    let receipt: Value = serde_json::from_slice(&std::fs::read(&receipt).expect("the receipt")).unwrap();
+    assert_eq!((receipt["status"].as_str(), receipt["import_id"].as_str()), (Some("rejected"), Some("job-received")));
+    assert_eq!(receipt["errors"][0]["message"], error);
+    let event = audit_rows(&p).into_iter().rfind(|r| r.action == "import_cancel").expect("import_cancel audited");
+    assert_eq!(event.detail, "job-received employees/4.csv");
+
+    let jobs = || sqlite3(&catalog(&p), "SELECT * FROM import_jobs ORDER BY id");
+    let before = jobs();
+    for (id, reason) in [
+        ("job-loading", "job job-loading is loading: its rows are being written in one transaction"),
+        ("job-imported", "job job-imported is imported; nothing to cancel"),
+        ("job-received", "job job-received is rejected; nothing to cancel"),
+        ("no-such-job", "import job \"no-such-job\" not found"),
+    ] {
+        assert_refused(&p.run(&["import", "cancel", id]), reason);
+    }
+    assert_eq!(jobs(), before, "a refused cancel changed a job");
+    assert_eq!(audit_rows(&p).iter().filter(|r| r.action == "import_cancel").count(), 1);
+}

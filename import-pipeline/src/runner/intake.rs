@@ -49,8 +49,9 @@ pub struct Arrival {
 pub(crate) enum Claim {
     /// The file is now the job's.
     Taken(Box<ImportJob>),
-    /// The file changed too recently: look again after this long.
-    NotYet(Duration),
+    /// The file changed too recently: look again after this long. A
+    /// modification time in the future is given back, for the next look.
+    NotYet(Duration, Option<SystemTime>),
     /// Nothing to take (gone, taken already, not a regular file).
     Nothing,
 }
@@ -74,12 +75,16 @@ fn checked_relative(path: &str) -> bool {
 }
 
 /// Takes `arrival` into a new job if its file is still in the inbox and
-/// was not modified within `quiet`.
+/// was not modified within `quiet`. A modification time in the future (a
+/// client's clock, `touch -d`) says nothing about when the file last
+/// changed: such a file is taken once the previous look (`future_seen`)
+/// found the same time, a quiet period ago.
 pub(crate) async fn claim(
     catalog: &Catalog,
     layout: &Layout,
     arrival: &Arrival,
     quiet: Duration,
+    future_seen: Option<SystemTime>,
 ) -> Result<Claim, RunnerError> {
     let Ok(inbox) = Dir::open_ambient_dir(layout.inbox(&arrival.tenant), ambient_authority()) else {
         return Ok(Claim::Nothing);
@@ -88,11 +93,12 @@ pub(crate) async fn claim(
     if !meta.is_file() {
         return Ok(Claim::Nothing);
     }
-    // A modification time in the future (a client's clock, `touch`) counts as now.
-    let age = meta.modified().ok().and_then(|m| SystemTime::now().duration_since(m.into_std()).ok());
-    let age = age.unwrap_or_default();
-    if age < quiet {
-        return Ok(Claim::NotYet(quiet - age));
+    let modified = meta.modified().ok().map(cap_std::time::SystemTime::into_std);
+    match modified.map(|m| (m, SystemTime::now().duration_since(m))) {
+        // In the future: it counts as modified now, unless it was seen already.
+        Some((m, Err(_))) if future_seen != Some(m) => return Ok(Claim::NotYet(quiet, Some(m))),
+        Some((_, Ok(age))) if age < quiet => return Ok(Claim::NotYet(quiet - age, None)),
+        _ => {}
     }
     let job = ImportJob::received(uuid::Uuid::new_v4().to_string(), &arrival.tenant, arrival.path.clone());
     catalog.insert_import_job(&job).await?;

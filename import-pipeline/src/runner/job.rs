@@ -121,16 +121,73 @@ impl From<CatalogError> for Stop {
     }
 }
 
-/// Runs `job` until it has a verdict or waits for a retry. An error leaves
-/// the job where it was recorded last; the runner tries it again later.
-pub(crate) async fn run(ctx: &JobContext<'_>, mut job: ImportJob) -> Result<(), RunnerError> {
-    let tenant = TenantName::parse(&job.tenant)?;
+/// Runs `job` until it has a verdict or waits for a retry. A failure that
+/// trying again cannot mend ends the job as rejected, with that reason;
+/// any other makes it wait like an unreachable database (never a hot
+/// loop). An error (the catalog failed, so not even that could be
+/// recorded) leaves the job where it was recorded last; the runner tries it
+/// again after a pause of its own.
+pub(crate) async fn run(ctx: &JobContext<'_>, job: ImportJob) -> Result<(), RunnerError> {
+    match drive(ctx, job).await {
+        Err(RunnerError::Changed(id)) => {
+            info!(job = %id, "import job ended by an administrator; its run stops");
+            Ok(())
+        }
+        done => done,
+    }
+}
+
+/// [`run`], short of telling a cancelled job apart.
+async fn drive(ctx: &JobContext<'_>, mut job: ImportJob) -> Result<(), RunnerError> {
+    let tenant = match TenantName::parse(&job.tenant) {
+        Ok(tenant) => tenant,
+        // No tree to write a receipt into: the verdict is the catalog's only.
+        Err(e) => return end_without_receipt(ctx, None, job, &format!("damaged job: {e}")).await,
+    };
     let verdict = match import(ctx, &tenant, &mut job).await {
         Ok(verdict) | Err(Stop::Verdict(verdict)) => verdict,
+        Err(Stop::Failed(RunnerError::Changed(id))) => return Err(RunnerError::Changed(id)),
         Err(Stop::Wait(reason)) => return wait(ctx, job, &reason).await,
-        Err(Stop::Failed(error)) => return Err(error),
+        Err(Stop::Failed(error)) if error.is_permanent() => Verdict::refused(cannot_import(&error)),
+        Err(Stop::Failed(error)) => return wait(ctx, job, &error.to_string()).await,
     };
     finish(ctx, &tenant, job, verdict).await
+}
+
+/// Why a job ended on a failure trying again cannot mend.
+fn cannot_import(error: &RunnerError) -> String {
+    format!("the file cannot be imported: {error}")
+}
+
+/// Records `job` as rejected for `reason` without writing a receipt (there
+/// is no place one could be written to), then archives its original when
+/// its tenant is known.
+async fn end_without_receipt(
+    ctx: &JobContext<'_>,
+    tenant: Option<&TenantName>,
+    mut job: ImportJob,
+    reason: &str,
+) -> Result<(), RunnerError> {
+    warn!(job = %job.id, tenant = %job.tenant, reason, "import job rejected without a receipt");
+    job.error = Some(format!("{reason} (no receipt could be written)"));
+    job.next_try_at = None;
+    job.finished_at = Some(now_ms());
+    let detail = job.error.clone();
+    transition(ctx, &mut job, JobStatus::Rejected, detail).await?;
+    if let Some(tenant) = tenant {
+        archive_original(ctx.layout, tenant, &job.id);
+    }
+    Ok(())
+}
+
+/// Moves an ended job's original to the archive, if it is still spooled.
+pub(super) fn archive_original(layout: &Layout, tenant: &TenantName, job_id: &str) {
+    if layout.spool_dir(tenant).join(job_id).exists()
+        && let Err(e) = archive::archive(layout, tenant, job_id)
+    {
+        // Left in the spool: archived at the next start.
+        warn!(job = %job_id, error = %e, "import: original not archived");
+    }
 }
 
 /// The steps of the module documentation, from where `job` stands.
@@ -267,7 +324,7 @@ fn database_refused(error: &LoadError) -> Verdict {
 }
 
 /// SHA-256 (hex) and size of a file, streaming.
-fn digest_file(path: &Path) -> io::Result<(String, u64)> {
+pub(super) fn digest_file(path: &Path) -> io::Result<(String, u64)> {
     let mut file = File::open(path)?;
     let mut context = digest::Context::new(&digest::SHA256);
     let mut buffer = vec![0; 256 * 1024];
@@ -290,9 +347,14 @@ async fn transition(
     status: JobStatus,
     detail: Option<String>,
 ) -> Result<(), RunnerError> {
+    let from = job.status;
     job.status = status;
     job.updated_at = now_ms();
-    ctx.catalog.update_import_job(job).await?;
+    // Only from the status this run recorded last: `import cancel` may have
+    // ended the job meanwhile, and it stays ended.
+    if !ctx.catalog.advance_import_job(job, from).await? {
+        return Err(RunnerError::Changed(job.id.clone()));
+    }
     audit(ctx, job, detail).await;
     Ok(())
 }
@@ -319,8 +381,8 @@ pub(crate) async fn audit(ctx: &JobContext<'_>, job: &ImportJob, detail: Option<
     }
 }
 
-/// The database was unreachable or the disk full: the job waits, then is
-/// tried again.
+/// The database was unreachable, the disk full, or anything else went
+/// wrong that may pass: the job waits, then is tried again.
 async fn wait(ctx: &JobContext<'_>, mut job: ImportJob, error: &str) -> Result<(), RunnerError> {
     job.attempts += 1;
     let exponent = u32::try_from(job.attempts - 1).unwrap_or(u32::MAX).min(16);
@@ -328,7 +390,7 @@ async fn wait(ctx: &JobContext<'_>, mut job: ImportJob, error: &str) -> Result<(
     job.next_try_at = Some(now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
     job.error = Some(error.to_owned());
     warn!(job = %job.id, tenant = %job.tenant, attempts = job.attempts, retry_in_s = delay.as_secs(), error = %error,
-          "import waits for its database or for disk space");
+          "import waits before its next try");
     let detail = format!("attempt {} failed, next try in {} s: {error}", job.attempts, delay.as_secs());
     transition(ctx, &mut job, JobStatus::WaitingRetry, Some(detail)).await
 }
@@ -353,6 +415,11 @@ async fn finish(
         job.sha256 = Some(sha256);
         job.bytes = Some(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
+    // A job cancelled meanwhile keeps the receipt `import cancel` wrote.
+    let recorded = ctx.catalog.import_job(&job.id).await?;
+    if recorded.is_none_or(|recorded| recorded.status != job.status) {
+        return Err(RunnerError::Changed(job.id));
+    }
     let finished_at = now_ms();
     let (rows, errors, error_count, duplicate_of) = match &verdict {
         Verdict::Imported { rows } => (*rows, &[][..], 0, None),
@@ -373,10 +440,13 @@ async fn finish(
         error_count,
         errors,
     };
-    if let Err(e) = write_receipt(ctx, tenant, &written) {
+    if let Err(e) = write_receipt(ctx.layout, tenant, &written) {
+        if e.is_permanent() {
+            return end_without_receipt(ctx, Some(tenant), job, &cannot_import(&e)).await;
+        }
         // The verdict is found again at the next try (a committed load from
         // the ledger), and the receipt written then.
-        return if e.is_storage_full() { wait(ctx, job, &e.to_string()).await } else { Err(e) };
+        return wait(ctx, job, &e.to_string()).await;
     }
     job.rows_loaded = Some(i64::try_from(rows).unwrap_or(i64::MAX));
     job.next_try_at = None;
@@ -392,17 +462,12 @@ async fn finish(
     };
     transition(ctx, &mut job, status, Some(detail)).await?;
     info!(job = %job.id, tenant = %job.tenant, path = %job.path, status = %status, rows, "import finished");
-    if ctx.layout.spool_dir(tenant).join(&job.id).exists()
-        && let Err(e) = archive::archive(ctx.layout, tenant, &job.id)
-    {
-        // Left in the spool: archived at the next start.
-        warn!(job = %job.id, error = %e, "import: original not archived");
-    }
+    archive_original(ctx.layout, tenant, &job.id);
     Ok(())
 }
 
-fn write_receipt(ctx: &JobContext<'_>, tenant: &TenantName, written: &Receipt<'_>) -> Result<(), RunnerError> {
-    receipt::write(ctx.layout, tenant, written)
+pub(super) fn write_receipt(layout: &Layout, tenant: &TenantName, written: &Receipt<'_>) -> Result<(), RunnerError> {
+    receipt::write(layout, tenant, written)
         .map_err(|e| RunnerError::Io(format!("writing the receipt of /inbox/{}", written.file), e))
 }
 

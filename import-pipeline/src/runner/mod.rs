@@ -5,7 +5,7 @@
 //!  upload events ──┐
 //!  notify watcher ─┼─► claim: job in catalog, file inbox ─► spool ──► scheduler
 //!  inbox scans ────┘                                                  │ one job per tenant at a time,
-//!                                                                     │ oldest first, WORKERS tenants at once
+//!                                                                     │ oldest first, `workers` tenants at once
 //!                         receipt ◄─ verdict ◄─ load ◄─ validate ◄────┘
 //! ```
 //!
@@ -16,12 +16,15 @@
 //! crash are picked up without any signal.
 
 mod archive;
+mod cancel;
 mod intake;
 mod job;
 mod layout;
+mod queue;
 mod receipt;
 
 use std::collections::{HashMap, HashSet};
+use std::io;
 use std::time::{Duration, Instant};
 
 use passerelle_catalog::{Catalog, CatalogError, JobStatus, TenantName, now_ms};
@@ -32,12 +35,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
+pub use cancel::{Cancel, cancel};
 pub use intake::Arrival;
 use intake::Claim;
 pub use layout::Layout;
 
-/// Tenants whose jobs run at the same time.
-const WORKERS: usize = 4;
 /// How often the scheduler looks at the open jobs.
 const TICK: Duration = Duration::from_secs(1);
 /// How often every inbox is scanned for files no event announced.
@@ -46,10 +48,17 @@ const SCAN_EVERY: Duration = Duration::from_secs(30);
 /// taken: clients set times or re-read right after an upload, and a scan
 /// cannot tell a finished file from one another program still writes.
 const QUIET: Duration = Duration::from_secs(2);
-/// Most files waiting for their quiet period; beyond, the next scan finds them.
-const MAX_PENDING: usize = 100_000;
+/// Longest the intake spends taking files before it lets the runner look
+/// at its other work (events, finished jobs, the scheduler); the files left
+/// are taken right after, round robin as before.
+const CLAIM_BUDGET: Duration = Duration::from_millis(250);
 /// How often archived originals past their retention are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// First pause of a job whose run failed without recording anything;
+/// doubled after each failure in a row.
+const FIRST_PAUSE: Duration = Duration::from_secs(1);
+/// Longest such pause.
+const MAX_PAUSE: Duration = Duration::from_secs(60);
 /// How long shutdown waits for running jobs before abandoning them (they
 /// are resumed at the next start).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -62,10 +71,14 @@ pub enum RunnerError {
     Catalog(#[from] CatalogError),
     /// A file operation failed.
     #[error("{0}: {1}")]
-    Io(String, #[source] std::io::Error),
+    Io(String, #[source] io::Error),
     /// A job's tenant name is not a valid name (a damaged catalog row).
     #[error(transparent)]
     Name(#[from] passerelle_catalog::NameError),
+    /// The job was moved by someone else meanwhile (`import cancel`): its
+    /// run leaves it as it is.
+    #[error("import job {0} changed meanwhile (cancelled by an administrator?)")]
+    Changed(String),
     /// The inbox watcher could not start.
     #[error("watching the tenant inboxes: {0}")]
     Watch(#[from] notify::Error),
@@ -75,6 +88,17 @@ impl RunnerError {
     /// Whether a file operation failed for want of disk space.
     pub(crate) fn is_storage_full(&self) -> bool {
         matches!(self, Self::Io(_, e) if passerelle_tree::is_storage_full(e))
+    }
+
+    /// Whether trying again can never help: a name the filesystem refuses,
+    /// a file that vanished, a damaged tenant name. Anything else (the
+    /// catalog, a disk, permissions an operator may fix) may pass.
+    pub(crate) fn is_permanent(&self) -> bool {
+        match self {
+            Self::Name(_) => true,
+            Self::Io(_, e) => matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::InvalidFilename),
+            Self::Catalog(_) | Self::Changed(_) | Self::Watch(_) => false,
+        }
     }
 }
 
@@ -92,13 +116,15 @@ impl Pipeline {
     /// Archived originals are deleted `archive_retention` after their job ended.
     /// Jobs start only while `space` is above its reserve.
     /// A file larger than `max_file_size` (`uploads.max_file_size`) is
-    /// refused without being read.
+    /// refused without being read. Jobs of up to `workers` tenants
+    /// (`pipeline.workers`, at least 1) run at the same time.
     pub async fn start(
         catalog: Catalog,
         layout: Layout,
         archive_retention: Duration,
         space: DiskSpace,
         max_file_size: ByteSize,
+        workers: usize,
     ) -> Result<Self, RunnerError> {
         archive_leftovers(&catalog, &layout).await?;
         let (arrivals, arrival_receiver) = mpsc::channel(4096);
@@ -111,9 +137,11 @@ impl Pipeline {
             archive_retention,
             space,
             max_file_size,
-            pending: HashMap::new(),
+            pending: queue::IntakeQueue::default(),
             running: JoinSet::new(),
             busy: HashMap::new(),
+            paused: HashMap::new(),
+            workers: workers.max(1),
         };
         let task = tokio::spawn(runner.run(arrival_receiver, seen, stopped, watcher));
         Ok(Self { arrivals, stop, task })
@@ -184,10 +212,16 @@ struct Runner {
     /// Larger files are refused unread.
     max_file_size: ByteSize,
     /// Files announced or found, and when to look at them again.
-    pending: HashMap<Arrival, Instant>,
-    running: JoinSet<()>,
+    pending: queue::IntakeQueue,
+    /// Running jobs; each task returns its job's id and whether it failed.
+    running: JoinSet<(String, bool)>,
     /// Running jobs' tenants, by task.
     busy: HashMap<tokio::task::Id, String>,
+    /// Jobs whose last run failed without recording anything (the catalog
+    /// failed): how many times in a row, and when they may run again.
+    paused: HashMap<String, (u32, Instant)>,
+    /// Most tenants whose jobs run at once.
+    workers: usize,
 }
 
 impl Runner {
@@ -202,6 +236,8 @@ impl Runner {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_scan: Option<Instant> = None;
         let mut last_prune: Option<Instant> = None;
+        // Due files left by the last round of claims: the next round comes at once.
+        let mut backlog = false;
         loop {
             // Reading the open jobs is skipped when nothing can start: a
             // burst of uploads for a busy tenant costs one query per tick,
@@ -220,8 +256,11 @@ impl Runner {
                     false
                 }
                 Some(done) = self.running.join_next_with_id() => {
-                    let id = match &done {
-                        Ok((id, ())) => *id,
+                    let id = match done {
+                        Ok((id, (job, failed))) => {
+                            self.ran(job, failed);
+                            id
+                        }
                         Err(e) => {
                             warn!(error = %e, "import job task failed");
                             e.id()
@@ -231,12 +270,15 @@ impl Runner {
                     true
                 }
                 _ = tick.tick() => true,
+                () = std::future::ready(()), if backlog => false,
             };
             if last_scan.is_none_or(|at| at.elapsed() >= SCAN_EVERY) {
                 self.scan().await;
                 last_scan = Some(Instant::now());
             }
-            schedule |= self.claim_due().await;
+            let (startable, left) = self.claim_due().await;
+            schedule |= startable;
+            backlog = left;
             if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
                 self.prune().await;
                 last_prune = Some(Instant::now());
@@ -251,23 +293,37 @@ impl Runner {
         }
     }
 
+    /// Notes how a job's run ended: a failed run pauses the job, 1 s, 2 s,
+    /// 4 s… up to [`MAX_PAUSE`] after as many failures in a row.
+    fn ran(&mut self, job: String, failed: bool) {
+        if !failed {
+            self.paused.remove(&job);
+            return;
+        }
+        let failures = self.paused.get(&job).map_or(0, |(n, _)| *n).saturating_add(1);
+        let pause = FIRST_PAUSE.saturating_mul(1 << (failures - 1).min(16)).min(MAX_PAUSE);
+        self.paused.insert(job, (failures, Instant::now() + pause));
+    }
+
     /// An event about a file: look at it once it has been quiet that long
     /// (a later event about the same file pushes the look back).
     fn announced(&mut self, arrival: Arrival) {
-        if self.pending.len() < MAX_PENDING || self.pending.contains_key(&arrival) {
-            self.pending.insert(arrival, Instant::now() + QUIET);
-        }
+        self.pending.announce(arrival, Instant::now() + QUIET);
     }
 
-    /// Claims every pending file whose time has come; `true` when a job
-    /// that can start now was created.
-    async fn claim_due(&mut self) -> bool {
-        let now = Instant::now();
-        let due: Vec<Arrival> = self.pending.iter().filter(|(_, at)| **at <= now).map(|(a, _)| a.clone()).collect();
+    /// Claims the pending files whose time has come, round robin across
+    /// tenants, for at most [`CLAIM_BUDGET`]. Returns whether a job that can
+    /// start now was created, and whether due files are left.
+    async fn claim_due(&mut self) -> (bool, bool) {
+        let started = Instant::now();
+        let due = self.pending.due(started);
         let mut startable = false;
-        for arrival in due {
-            self.pending.remove(&arrival);
-            match intake::claim(&self.catalog, &self.layout, &arrival, QUIET).await {
+        for (n, arrival) in due.iter().enumerate() {
+            if started.elapsed() >= CLAIM_BUDGET {
+                return (startable, due.len() > n);
+            }
+            let Some(pending) = self.pending.take(arrival) else { continue };
+            match intake::claim(&self.catalog, &self.layout, arrival, QUIET, pending.future_seen).await {
                 Ok(Claim::Taken(job)) => {
                     info!(job = %job.id, tenant = %job.tenant, path = %job.path, "import job received");
                     let ctx = job::JobContext {
@@ -277,16 +333,17 @@ impl Runner {
                         max_file_size: self.max_file_size,
                     };
                     job::audit(&ctx, &job, None).await;
-                    startable |= self.busy.len() < WORKERS && !self.busy.values().any(|tenant| *tenant == job.tenant);
+                    startable |=
+                        self.busy.len() < self.workers && !self.busy.values().any(|tenant| *tenant == job.tenant);
                 }
-                Ok(Claim::NotYet(wait)) => {
-                    self.pending.insert(arrival, Instant::now() + wait);
+                Ok(Claim::NotYet(wait, future_seen)) => {
+                    self.pending.defer(arrival.clone(), Instant::now() + wait, future_seen);
                 }
                 Ok(Claim::Nothing) => {}
                 Err(e) => warn!(tenant = %arrival.tenant, path = %arrival.path, error = %e, "import: file not taken"),
             }
         }
-        startable
+        (startable, false)
     }
 
     async fn tenants(&self) -> Option<Vec<TenantName>> {
@@ -318,25 +375,28 @@ impl Runner {
         let found = tokio::task::spawn_blocking(move || intake::scan(&layout, &tenants)).await.unwrap_or_default();
         let now = Instant::now();
         for arrival in found {
-            if self.pending.len() >= MAX_PENDING {
-                break;
-            }
-            self.pending.entry(arrival).or_insert(now);
+            self.pending.found(arrival, now);
         }
     }
 
     /// Starts the oldest open job of each idle tenant, when due.
     async fn schedule(&mut self) -> Result<(), CatalogError> {
-        if self.busy.len() >= WORKERS {
+        if self.busy.len() >= self.workers {
             return Ok(());
         }
         let now = now_ms();
         let mut considered = HashSet::new();
-        for job in self.catalog.open_import_jobs().await? {
+        let open = self.catalog.open_import_jobs().await?;
+        // A paused job that ended meanwhile (`import cancel`) is forgotten.
+        self.paused.retain(|id, _| open.iter().any(|job| job.id == *id));
+        for job in open {
             if !considered.insert(job.tenant.clone()) || self.busy.values().any(|t| *t == job.tenant) {
                 continue;
             }
             if job.status == JobStatus::WaitingRetry && job.next_try_at.is_some_and(|at| at > now) {
+                continue;
+            }
+            if self.paused.get(&job.id).is_some_and(|(_, until)| *until > Instant::now()) {
                 continue;
             }
             let tenant = job.tenant.clone();
@@ -347,15 +407,38 @@ impl Runner {
             let handle = self.running.spawn(async move {
                 let id = job.id.clone();
                 let ctx = job::JobContext { catalog: &catalog, layout: &layout, space: &space, max_file_size };
-                if let Err(e) = job::run(&ctx, job).await {
-                    warn!(job = %id, error = %e, "import job interrupted; tried again shortly");
-                }
+                let failed = match job::run(&ctx, job).await {
+                    Ok(()) => false,
+                    Err(e) => {
+                        warn!(job = %id, error = %e, "import job interrupted; tried again after a pause");
+                        true
+                    }
+                };
+                (id, failed)
             });
             self.busy.insert(handle.id(), tenant);
-            if self.busy.len() >= WORKERS {
+            if self.busy.len() >= self.workers {
                 break;
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_failures_time_cannot_mend_are_permanent() {
+        let io = |kind: io::ErrorKind| RunnerError::Io("writing the receipt".into(), io::Error::from(kind));
+        assert!(io(io::ErrorKind::InvalidFilename).is_permanent(), "ENAMETOOLONG");
+        assert!(RunnerError::Io("x".into(), io::Error::from_raw_os_error(36)).is_permanent(), "ENAMETOOLONG, raw");
+        assert!(io(io::ErrorKind::NotFound).is_permanent(), "a file that vanished");
+        assert!(RunnerError::from(TenantName::parse("../x").unwrap_err()).is_permanent());
+        for kind in [io::ErrorKind::PermissionDenied, io::ErrorKind::NotADirectory, io::ErrorKind::StorageFull] {
+            assert!(!io(kind).is_permanent(), "{kind:?} may pass");
+        }
+        assert!(!RunnerError::Catalog(CatalogError::NotFound("job".into())).is_permanent());
     }
 }

@@ -4,9 +4,15 @@
 //! hidden temporary in the outbox, synced, then renamed, so a client never
 //! reads half a receipt; through a capability on the tenant's outbox, so no
 //! path (or link planted in the tree) leads it elsewhere.
+//!
+//! Every name written here fits the 255-byte limit of a file name for
+//! every legal inbox name: the temporary is named after the job, not the
+//! file, and a receipt name that would be too long is shortened
+//! ([`receipt_name`]).
 
 use std::io::{self, Write};
 
+use aws_lc_rs::digest;
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, OpenOptions};
 use passerelle_catalog::TenantName;
@@ -54,9 +60,39 @@ pub(crate) fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-/// The receipt's path in the outbox for inbox path `file`.
+/// What a receipt's name adds to the file's name.
+const SUFFIX: &str = ".result.json";
+/// The longest file name on the filesystems the server runs on (`NAME_MAX`).
+const NAME_MAX: usize = 255;
+/// Hex digits of the name's SHA-256 a shortened receipt name keeps: 64
+/// bits, so two long names of one folder never share a receipt in practice.
+const NAME_HASH_HEX: usize = 16;
+
+/// The receipt's file name for an inbox file named `name` (its last path
+/// component): `<name>.result.json`, or, when that would exceed 255 bytes,
+/// `<first bytes of name>~<16 hex digits>.result.json`, where the hex
+/// digits begin the SHA-256 of `name` and the kept part is cut on a
+/// character boundary (the receipt's `file` field gives the full path).
+pub(crate) fn receipt_name(name: &str) -> String {
+    if name.len() + SUFFIX.len() <= NAME_MAX {
+        return format!("{name}{SUFFIX}");
+    }
+    let room = NAME_MAX - SUFFIX.len() - 1 - NAME_HASH_HEX;
+    let mut cut = room.min(name.len());
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let hash = hex::encode(digest::digest(&digest::SHA256, name.as_bytes()));
+    format!("{}~{}{SUFFIX}", &name[..cut], &hash[..NAME_HASH_HEX])
+}
+
+/// The receipt's path in the outbox for inbox path `file`: the same
+/// folders, and [`receipt_name`] of its last component.
 pub(crate) fn receipt_path(file: &str) -> String {
-    format!("{file}.result.json")
+    match file.rsplit_once('/') {
+        Some((parent, name)) => format!("{parent}/{}", receipt_name(name)),
+        None => receipt_name(file),
+    }
 }
 
 /// Writes `receipt` atomically into the tenant's outbox, creating the
@@ -75,7 +111,9 @@ pub(crate) fn write(layout: &Layout, tenant: &TenantName, receipt: &Receipt<'_>)
         }
         None => outbox,
     };
-    let temporary = format!(".{name}.passerelle-tmp");
+    // Named after the job, not the file: a name near the limit would
+    // overflow it, and one job writes one receipt at a time.
+    let temporary = format!(".{}.receipt.passerelle-tmp", receipt.import_id);
     let mut body = serde_json::to_vec_pretty(receipt).map_err(io::Error::other)?;
     body.push(b'\n');
     let mut file = dir.open_with(&temporary, OpenOptions::new().write(true).create(true).truncate(true))?;
@@ -84,4 +122,36 @@ pub(crate) fn write(layout: &Layout, tenant: &TenantName, receipt: &Receipt<'_>)
     drop(file);
     dir.rename(&temporary, &dir, name)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receipt_names_keep_short_names_and_shorten_long_ones_within_the_limit() {
+        assert_eq!(receipt_path("employees/2026-11.csv"), "employees/2026-11.csv.result.json");
+        assert_eq!(receipt_path("a.csv"), "a.csv.result.json");
+        let fits = "x".repeat(NAME_MAX - SUFFIX.len());
+        assert_eq!(receipt_name(&fits), format!("{fits}{SUFFIX}"));
+        // Every legal length, ASCII and multi-byte (2, 3 and 4 bytes a character).
+        for unit in ["x", "é", "€", "𝄞"] {
+            for len in (1..=NAME_MAX / unit.len()).map(|n| unit.repeat(n)) {
+                let name = format!("{len}.csv");
+                if name.len() > NAME_MAX {
+                    continue;
+                }
+                let receipt = receipt_name(&name);
+                assert!(receipt.len() <= NAME_MAX, "{} bytes for a {}-byte name", receipt.len(), name.len());
+                assert!(receipt.ends_with(SUFFIX));
+            }
+        }
+        // Two long names that share their first 226 bytes get different receipts.
+        let stem = "é".repeat(120);
+        let (a, b) = (format!("{stem}-a.csv"), format!("{stem}-b.csv"));
+        assert_ne!(receipt_name(&a), receipt_name(&b));
+        assert!(receipt_name(&a).starts_with(&"é".repeat(113)), "{}", receipt_name(&a));
+        let hash = hex::encode(digest::digest(&digest::SHA256, a.as_bytes()));
+        assert!(receipt_name(&a).ends_with(&format!("~{}{SUFFIX}", &hash[..16])));
+    }
 }

@@ -1,8 +1,12 @@
-//! `import list/show/retry`: the import pipeline's jobs, as recorded in the
-//! catalog. `retry` only changes the job's row; the running server's import
-//! runner polls open jobs and does the work.
+//! `import list/show/retry/cancel`: the import pipeline's jobs, as recorded
+//! in the catalog. `retry` only changes the job's row; the running server's
+//! import runner polls open jobs and does the work. `cancel` ends the job
+//! itself (catalog, receipt, archive); a runner working on it stops at its
+//! next step.
 
+use anyhow::Context as _;
 use passerelle_catalog::{ImportJob, JobFilter, JobStatus, TenantName};
+use passerelle_import::Cancel;
 use serde::Serialize;
 
 use super::existing_tenant;
@@ -88,7 +92,35 @@ pub(super) async fn run(admin: &Admin, command: ImportCommand) -> Result<(), Cli
             };
             say!("job {id} ({} of tenant {tenant}) {what}", job.path);
         }
+        ImportCommand::Cancel { id } => cancel(admin, &id).await?,
     }
+    Ok(())
+}
+
+/// `import cancel ID`.
+async fn cancel(admin: &Admin, id: &str) -> Result<(), CliError> {
+    let layout = admin.data_dir.import_layout();
+    let max_file_size = admin.config.uploads.max_file_size;
+    let outcome = passerelle_import::cancel(&admin.catalog, &layout, max_file_size, id, admin.actor())
+        .await
+        .with_context(|| format!("import cancel {id}"))?;
+    let job = match outcome {
+        Cancel::Cancelled(job) => job,
+        Cancel::NotFound => return Err(usage(format!("import job {id:?} not found"))),
+        Cancel::Changed => {
+            return Err(usage(format!("job {id} changed meanwhile; nothing was done (see `import show {id}`)")));
+        }
+        Cancel::Refused(job) if job.status == JobStatus::Loading => {
+            return Err(usage(format!(
+                "job {id} is loading: its rows are being written in one transaction; wait for its verdict \
+                 (a failed load waits in waiting-retry, which can be cancelled)"
+            )));
+        }
+        Cancel::Refused(job) => return Err(usage(format!("job {id} is {}; nothing to cancel", job.status))),
+    };
+    let tenant = TenantName::parse(&job.tenant)?;
+    admin.audit("import_cancel", Some(&tenant), None, Some(format!("{} {}", job.id, job.path))).await?;
+    say!("job {id} ({} of tenant {tenant}) cancelled: rejected, receipt written", job.path);
     Ok(())
 }
 
