@@ -30,9 +30,21 @@ pub(crate) struct Admin {
 }
 
 impl Admin {
-    /// Opens the data directory and the catalog (applying migrations).
+    /// Opens the existing data directory and the catalog (applying
+    /// migrations); a missing data directory is refused, never created.
     pub(crate) async fn open(config: Config) -> Result<Self, CliError> {
+        let data_dir = DataDir::open_existing(&config.data_dir)?;
+        Self::with_data_dir(config, data_dir).await
+    }
+
+    /// Opens the data directory and the catalog, creating them when absent:
+    /// for `serve` and `init` only.
+    pub(crate) async fn create(config: Config) -> Result<Self, CliError> {
         let data_dir = DataDir::open(&config.data_dir)?;
+        Self::with_data_dir(config, data_dir).await
+    }
+
+    async fn with_data_dir(config: Config, data_dir: DataDir) -> Result<Self, CliError> {
         let provisioner = match config.tenant_db.backend {
             TenantDbBackend::Sqlite => TenantDbProvisioner::Sqlite { dir: data_dir.tenant_databases() },
             TenantDbBackend::Postgres => TenantDbProvisioner::postgres(

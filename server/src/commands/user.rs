@@ -10,9 +10,16 @@ use crate::output::{self, say};
 
 pub(super) async fn run(admin: &Admin, command: UserCommand) -> Result<(), CliError> {
     match command {
-        UserCommand::Add { tenant, login, password_stdin, keys, allow_ip } => {
+        UserCommand::Add { tenant, login, password_stdin, keys, no_credentials, allow_ip } => {
             let tenant = TenantName::parse(&tenant)?;
             let login = Login::parse(&login)?;
+            // A user nobody can log in as is almost always a forgotten flag.
+            if !password_stdin && keys.is_empty() && !no_credentials {
+                return Err(usage(format!(
+                    "user add {login}: no --password-stdin and no --key, so {login} could never log in; give one, \
+                     or pass --no-credentials to create the user without any"
+                )));
+            }
             let allowed = parse_networks("--allow-ip", &allow_ip)?;
             // Every input is read and checked before the catalog is touched.
             let mut parsed = Vec::new();
