@@ -189,12 +189,36 @@ fn create_tree(root: &std::path::Path) -> std::io::Result<()> {
     builder.create(root.join("outbox"))
 }
 
-/// The administrator behind a CLI call: `admin:<login name>`, taken from
-/// `SUDO_USER` when run through sudo.
+/// The administrator behind a CLI call: `admin:<name>`, the name of the
+/// real user id (from the password database, so it holds with `$USER` unset:
+/// root shells, systemd units, cron); run through sudo by another user,
+/// `admin:<sudo user> via sudo as <name>`, so that the person is named first.
 fn actor() -> String {
-    let who = ["SUDO_USER", "USER", "LOGNAME"]
-        .iter()
-        .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
-        .unwrap_or_else(|| "unknown".into());
-    format!("admin:{who}")
+    let uid = nix::unistd::Uid::current();
+    let name = match nix::unistd::User::from_uid(uid) {
+        Ok(Some(user)) => user.name,
+        // No entry for the uid (a container's arbitrary uid): its number.
+        _ => format!("uid {uid}"),
+    };
+    let sudo_user = std::env::var("SUDO_USER").ok().filter(|v| !v.is_empty() && *v != name);
+    actor_name(&name, sudo_user.as_deref())
+}
+
+/// The actor for the real user's `name` and the `SUDO_USER` that ran sudo.
+fn actor_name(name: &str, sudo_user: Option<&str>) -> String {
+    match sudo_user {
+        Some(sudo_user) => format!("admin:{sudo_user} via sudo as {name}"),
+        None => format!("admin:{name}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sudo_names_the_person_first() {
+        assert_eq!(actor_name("root", None), "admin:root");
+        assert_eq!(actor_name("root", Some("bob")), "admin:bob via sudo as root");
+    }
 }

@@ -75,10 +75,13 @@ pub(crate) enum ProfileCommand {
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// Print a tenant's profile file as stored, ready to edit and `profile set` again.
+    /// Print a tenant's profile file as stored, ready to edit and `profile set` again (with --json: the
+    /// text and the profiles `profile list --json` prints).
     Show {
         /// Tenant name.
         tenant: String,
+        #[command(flatten)]
+        json: JsonFlag,
     },
 }
 
