@@ -52,6 +52,7 @@ start_passerelle() {
     export PASSERELLE_DATA_DIR="$WORK/$2" PASSERELLE_FTPS_EXPLICIT_LISTEN="127.0.0.1:$1" PASSERELLE_UPLOADS_FSYNC=$3
     export PASSERELLE_FTPS_PASSIVE_PORTS="$(($1 * 10 + 1))-$(($1 * 10 + 9))"
     export PASSERELLE_ADMIN_LISTEN="127.0.0.1:$(($1 + 100))"
+    "$PASSERELLE_BIN" init >/dev/null
     "$PASSERELLE_BIN" tenant add bench >/dev/null
     printf '%s\n' "$PASSWORD" | "$PASSERELLE_BIN" user add bench bench --password-stdin >/dev/null
     serve_passerelle "$(($1 + 100))" "$WORK/$2.log"

@@ -97,6 +97,7 @@ start_passerelle() {
     echo "== passerelle ($2, uploads.fsync=$3) on 127.0.0.1:$1"
     export PASSERELLE_DATA_DIR="$WORK/$2" PASSERELLE_SFTP_LISTEN="127.0.0.1:$1" PASSERELLE_UPLOADS_FSYNC=$3
     export PASSERELLE_ADMIN_LISTEN="127.0.0.1:$(($1 + 100))"
+    "$PASSERELLE_BIN" init >/dev/null
     "$PASSERELLE_BIN" tenant add bench >/dev/null
     "$PASSERELLE_BIN" user add bench bench --key "$WORK/id.pub" >/dev/null
     serve_passerelle "$(($1 + 100))" "$WORK/$2.log"

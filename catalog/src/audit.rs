@@ -11,6 +11,7 @@ use crate::store::{Catalog, now_ms};
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct AuditEvent {
     /// When it happened, Unix milliseconds; `None` means when it is stored.
+    #[serde(serialize_with = "crate::timestamp::serialize_option")]
     pub at: Option<i64>,
     /// Who acted: a login, or `admin:<os user>` for the CLI.
     pub actor: String,

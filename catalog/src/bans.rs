@@ -21,8 +21,10 @@ pub struct Ban {
     /// or the network in CIDR notation (`2001:db8:1:2::/64`).
     pub ip: String,
     /// When the latest ban began, Unix milliseconds.
+    #[serde(serialize_with = "crate::timestamp::serialize")]
     pub banned_at: i64,
     /// When it ends, Unix milliseconds.
+    #[serde(serialize_with = "crate::timestamp::serialize")]
     pub expires_at: i64,
     /// How many times the source has been banned (0 once `ban remove` lifted it).
     pub offences: i64,

@@ -29,6 +29,7 @@ mod names;
 mod retention;
 mod store;
 mod tenants;
+mod timestamp;
 mod users;
 
 pub use access::Access;
@@ -40,4 +41,5 @@ pub use lockout::{FailureCount, LockPolicy};
 pub use names::{Login, TenantName};
 pub use store::{Backend, Catalog, now_ms};
 pub use tenants::{Tenant, TenantDatabase, TenantQuota};
+pub use timestamp::rfc3339_ms;
 pub use users::{LockState, StoredKey, User};

@@ -29,6 +29,7 @@ pub struct Tenant {
     /// The tenant's name.
     pub name: String,
     /// Creation time, Unix milliseconds.
+    #[serde(serialize_with = "crate::timestamp::serialize")]
     pub created_at: i64,
     /// Source networks allowed to log in (empty: any).
     pub allowed_ips: Vec<String>,

@@ -18,12 +18,14 @@ pub struct User {
     /// The tenant the user belongs to.
     pub tenant: String,
     /// Creation time, Unix milliseconds.
+    #[serde(serialize_with = "crate::timestamp::serialize")]
     pub created_at: i64,
     /// Whether a password is set.
     pub has_password: bool,
     /// Locked by an administrator until `user unlock`.
     pub admin_locked: bool,
     /// Temporarily locked until this time (Unix milliseconds), after failed logins.
+    #[serde(serialize_with = "crate::timestamp::serialize_option")]
     pub locked_until: Option<i64>,
     /// How many SSH public keys the user has.
     pub key_count: i64,

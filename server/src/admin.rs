@@ -30,9 +30,21 @@ pub(crate) struct Admin {
 }
 
 impl Admin {
-    /// Opens the data directory and the catalog (applying migrations).
+    /// Opens the existing data directory and the catalog (applying
+    /// migrations); a missing data directory is refused, never created.
     pub(crate) async fn open(config: Config) -> Result<Self, CliError> {
+        let data_dir = DataDir::open_existing(&config.data_dir)?;
+        Self::with_data_dir(config, data_dir).await
+    }
+
+    /// Opens the data directory and the catalog, creating them when absent:
+    /// for `serve` and `init` only.
+    pub(crate) async fn create(config: Config) -> Result<Self, CliError> {
         let data_dir = DataDir::open(&config.data_dir)?;
+        Self::with_data_dir(config, data_dir).await
+    }
+
+    async fn with_data_dir(config: Config, data_dir: DataDir) -> Result<Self, CliError> {
         let provisioner = match config.tenant_db.backend {
             TenantDbBackend::Sqlite => TenantDbProvisioner::Sqlite { dir: data_dir.tenant_databases() },
             TenantDbBackend::Postgres => TenantDbProvisioner::postgres(
@@ -182,12 +194,36 @@ fn create_tree(root: &std::path::Path) -> std::io::Result<()> {
     builder.create(root.join("outbox"))
 }
 
-/// The administrator behind a CLI call: `admin:<login name>`, taken from
-/// `SUDO_USER` when run through sudo.
+/// The administrator behind a CLI call: `admin:<name>`, the name of the
+/// real user id (from the password database, so it holds with `$USER` unset:
+/// root shells, systemd units, cron); run through sudo by another user,
+/// `admin:<sudo user> via sudo as <name>`, so that the person is named first.
 fn actor() -> String {
-    let who = ["SUDO_USER", "USER", "LOGNAME"]
-        .iter()
-        .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
-        .unwrap_or_else(|| "unknown".into());
-    format!("admin:{who}")
+    let uid = nix::unistd::Uid::current();
+    let name = match nix::unistd::User::from_uid(uid) {
+        Ok(Some(user)) => user.name,
+        // No entry for the uid (a container's arbitrary uid): its number.
+        _ => format!("uid {uid}"),
+    };
+    let sudo_user = std::env::var("SUDO_USER").ok().filter(|v| !v.is_empty() && *v != name);
+    actor_name(&name, sudo_user.as_deref())
+}
+
+/// The actor for the real user's `name` and the `SUDO_USER` that ran sudo.
+fn actor_name(name: &str, sudo_user: Option<&str>) -> String {
+    match sudo_user {
+        Some(sudo_user) => format!("admin:{sudo_user} via sudo as {name}"),
+        None => format!("admin:{name}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sudo_names_the_person_first() {
+        assert_eq!(actor_name("root", None), "admin:root");
+        assert_eq!(actor_name("root", Some("bob")), "admin:bob via sudo as root");
+    }
 }

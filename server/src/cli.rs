@@ -27,6 +27,9 @@ pub(crate) enum Command {
         #[arg(long)]
         demo: bool,
     },
+    /// Create the data directory, catalog, SSH host keys and self-signed FTPS certificate that `serve`
+    /// creates at its first start, and nothing else; what exists is kept. The other commands need them.
+    Init,
     /// Validate or print the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -72,10 +75,13 @@ pub(crate) enum ProfileCommand {
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// Print a tenant's profile file as stored, ready to edit and `profile set` again.
+    /// Print a tenant's profile file as stored, ready to edit and `profile set` again (with --json: the
+    /// text and the profiles `profile list --json` prints).
     Show {
         /// Tenant name.
         tenant: String,
+        #[command(flatten)]
+        json: JsonFlag,
     },
 }
 
@@ -262,6 +268,10 @@ pub(crate) enum UserCommand {
         /// OpenSSH public key file to authorise; repeatable.
         #[arg(long = "key", value_name = "FILE")]
         keys: Vec<PathBuf>,
+        /// Create the user with neither password nor key (who cannot log in until `user passwd` or
+        /// `key add`); without it, `user add` needs --password-stdin or --key.
+        #[arg(long, conflicts_with_all = ["password_stdin", "keys"])]
+        no_credentials: bool,
         /// Networks (CIDR) the user may log in from, besides the tenant's own list; repeatable. Default: any.
         #[arg(long = "allow-ip", value_name = "CIDR")]
         allow_ip: Vec<String>,
@@ -335,8 +345,8 @@ pub(crate) enum KeyCommand {
 /// `hostkey` verbs.
 #[derive(Debug, Subcommand)]
 pub(crate) enum HostkeyCommand {
-    /// Fingerprints of the SSH host keys and of the TLS certificate (generated when absent), or with
-    /// --known-hosts the lines of a client's known_hosts file.
+    /// Fingerprints of the SSH host keys and of the TLS certificate (never generated: see `init`), or
+    /// with --known-hosts the lines of a client's known_hosts file.
     Show(HostkeyShowArgs),
 }
 

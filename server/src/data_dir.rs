@@ -36,6 +36,22 @@ impl DataDir {
             .mode(0o700)
             .create(root)
             .map_err(|e| CliError::Runtime(anyhow::anyhow!("data_dir {}: cannot create: {e}", root.display())))?;
+        Self::checked(root)
+    }
+
+    /// The directory at `root`, which must exist already: every command but
+    /// `serve` and `init` refuses to run without it rather than create state
+    /// an operator did not ask for (issue #18), say in the wrong directory.
+    pub(crate) fn open_existing(root: &Path) -> Result<Self, CliError> {
+        if !root.is_dir() {
+            return Err(missing(root));
+        }
+        Self::checked(root)
+    }
+
+    /// Refuses a directory that other users can write to, since they could
+    /// plant files that we would trust.
+    fn checked(root: &Path) -> Result<Self, CliError> {
         let meta =
             fs::metadata(root).map_err(|e| CliError::Runtime(anyhow::anyhow!("data_dir {}: {e}", root.display())))?;
         if meta.mode() & 0o022 != 0 {
@@ -47,13 +63,6 @@ impl DataDir {
             )));
         }
         Ok(Self { root: root.to_path_buf() })
-    }
-
-    /// The directory at `root` as it is, neither created nor checked: for
-    /// commands that only read what is there (issue #18: administration
-    /// verbs create no state).
-    pub(crate) fn existing(root: &Path) -> Self {
-        Self { root: root.to_path_buf() }
     }
 
     /// The directory itself (its filesystem's free space is watched).
@@ -90,4 +99,12 @@ impl DataDir {
     pub(crate) fn import_layout(&self) -> passerelle_import::Layout {
         passerelle_import::Layout::new(self.root.join("tenants"), self.root.join("spool"), self.root.join("archive"))
     }
+}
+
+/// The one-line refusal of a command run where no data directory exists.
+pub(crate) fn missing(root: &Path) -> CliError {
+    usage(format!(
+        "no passerelle data directory at {}; pass --data-dir or --config, or run `passerelle init`",
+        root.display()
+    ))
 }

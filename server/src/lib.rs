@@ -24,6 +24,7 @@ mod output;
 mod pipeline;
 mod serve;
 mod sftp;
+mod state;
 mod usage;
 
 /// Runs the command line of the process and returns its exit status.

@@ -55,12 +55,6 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
-/// A Unix-milliseconds timestamp as RFC 3339 (UTC).
-pub(crate) fn timestamp(ms: i64) -> String {
-    let nanos = i128::from(ms) * 1_000_000;
-    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|t| t.replace_nanosecond(0).ok())
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_else(|| ms.to_string())
-}
+/// A Unix-milliseconds timestamp as RFC 3339 (UTC, milliseconds): the one
+/// format of every time the CLI prints, in tables and in JSON alike.
+pub(crate) use passerelle_catalog::rfc3339_ms as timestamp;

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use passerelle_catalog::{Login, TenantName};
-use passerelle_keys::{HostKeys, TlsIdentity};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::info;
 
@@ -48,13 +47,13 @@ const DEMO_PROFILE: &str = include_str!("demo-profile.toml");
 
 pub(crate) async fn run(config: passerelle_config::Config, demo: bool) -> Result<(), CliError> {
     logging::init(&config.log);
-    let admin = Admin::open(config).await?;
-    let host_keys = HostKeys::load_or_generate(&admin.data_dir.host_keys()).context("SSH host keys")?;
+    let crate::state::State { admin, host_keys, tls, created } = crate::state::prepare(config).await?;
+    for what in &created {
+        info!(created = %what, "first start");
+    }
     for (kind, fingerprint) in host_keys.fingerprints() {
         info!(kind = %kind, fingerprint = %fingerprint, "ssh host key");
     }
-    let tls =
-        TlsIdentity::load_or_generate(&admin.config.ftps.cert, &admin.config.ftps.key).context("FTPS certificate")?;
     info!(fingerprint = %tls.fingerprint_sha256(), "tls certificate");
     if demo {
         create_demo(&admin).await?;

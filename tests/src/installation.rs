@@ -1,6 +1,7 @@
 //! One isolated passerelle installation, and the real binary run against it.
 
 use std::io::Write as _;
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -47,8 +48,22 @@ pub struct Passerelle {
 }
 
 impl Passerelle {
-    /// An installation on the embedded default: SQLite catalog and tenant databases.
+    /// An installation on the embedded default: SQLite catalog and tenant
+    /// databases, its data directory made (0700), empty, so that the
+    /// administration commands, which create no data directory, can run
+    /// before the first `serve`.
     pub fn new() -> Self {
+        let installation = Self::without_data_dir();
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(installation.data_dir())
+            .unwrap_or_else(|e| panic!("{}: {e}", installation.data_dir().display()));
+        installation
+    }
+
+    /// An installation whose data directory does not exist yet, as before
+    /// `passerelle init` or the first `serve`.
+    pub fn without_data_dir() -> Self {
         let dir = tempfile::Builder::new().prefix("passerelle-test-").tempdir().expect("tempdir");
         let sftp_port = free_port();
         let admin_port = free_port();

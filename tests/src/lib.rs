@@ -44,4 +44,4 @@ pub use sftp_conformance::{LOGIN_BOUND, SftpScenario};
 pub use tools::{
     CLIENT_TIMEOUT_SECS, Outcome, bounded, login_burst, on_path, python, run_command, sha256sum, sqlite3, venv_tool,
 };
-pub use util::{entry_names, free_port, mode, random_file, tree, wait_for};
+pub use util::{entry_names, free_port, json_time_ms, mode, random_file, tree, wait_for};

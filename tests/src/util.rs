@@ -69,3 +69,17 @@ pub fn tree(root: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// A time as every JSON output of the CLI writes it (RFC 3339, UTC, exactly
+/// three fractional digits, `Z`), as Unix milliseconds; panics on any other form.
+pub fn json_time_ms(value: &serde_json::Value) -> i64 {
+    let text = value.as_str().unwrap_or_else(|| panic!("a time is a string: {value}"));
+    let well_formed = text.len() == 24
+        && text.ends_with('Z')
+        && text.as_bytes()[19] == b'.'
+        && text[20..23].bytes().all(|b| b.is_ascii_digit());
+    assert!(well_formed, "not RFC 3339 UTC with milliseconds: {text}");
+    let time = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("{text}: {e}"));
+    i64::try_from(time.unix_timestamp_nanos() / 1_000_000).expect("in range")
+}

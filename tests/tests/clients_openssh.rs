@@ -124,13 +124,17 @@ fn openssh_refuses_a_server_whose_key_is_not_in_known_hosts() {
 /// a host name for a wildcard listener.
 #[test]
 fn hostkey_show_known_hosts_creates_nothing_and_needs_a_host_for_a_wildcard() {
-    let mut p = passerelle_tests::Passerelle::new();
+    let mut p = passerelle_tests::Passerelle::without_data_dir();
     let out = p.run(&["hostkey", "show", "--known-hosts"]);
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(out.stderr.contains("does not exist") && out.stderr.contains("passerelle serve"), "{}", out.stderr);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no passerelle data directory") && out.stderr.contains("passerelle init"),
+        "{}",
+        out.stderr
+    );
     assert!(!p.data_dir().exists(), "hostkey show --known-hosts created the data directory");
 
-    p.ok(&["hostkey", "show"]); // generates the keys, as it always did
+    p.ok(&["init"]); // creates the keys, as serve would
     p.set_env("PASSERELLE_SFTP_LISTEN", "0.0.0.0:22");
     let out = p.run(&["hostkey", "show", "--known-hosts"]);
     assert_eq!(out.code, 2, "{}", out.stderr);

@@ -175,8 +175,15 @@ fn host_keys_are_private_and_hostkey_show_matches_ssh_keygen_and_openssl() {
 }
 
 #[test]
-fn hostkey_show_before_the_first_start_gives_the_keys_serve_uses() {
+fn init_before_the_first_start_makes_the_keys_serve_uses() {
     let p = installation();
+    let out = p.run(&["hostkey", "show"]);
+    assert_eq!(out.code, 2, "hostkey show generates nothing: {out:?}");
+    assert!(out.stderr.contains("passerelle init"), "{}", out.stderr);
+    assert!(!p.layout().host_keys().exists(), "hostkey show created host keys");
+    let created = p.ok(&["init"]);
+    assert!(created.contains("SSH host keys") && created.contains("FTPS certificate"), "{created}");
+    assert!(p.ok(&["init"]).contains("nothing created"), "init is idempotent");
     let before = p.ok(&["hostkey", "show"]);
     let ed25519 = p.layout().host_keys().join("ssh_host_ed25519_key.pub");
     let key_before = std::fs::read(&ed25519).unwrap();

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use passerelle_config::Config;
-use passerelle_keys::{HostKeys, TlsIdentity};
+use passerelle_keys::{HostKeys, KeyError, TlsIdentity};
 use serde::Serialize;
 
 use crate::cli::{HostkeyCommand, HostkeyShowArgs};
@@ -29,14 +29,12 @@ pub(super) fn run(config: &Config, command: &HostkeyCommand) -> Result<(), CliEr
     if args.known_hosts {
         return known_hosts(config, args);
     }
-    let data_dir = DataDir::open(&config.data_dir)?;
-    // Generated on first use, exactly as `serve` would, so the operator can
-    // publish fingerprints before the first start.
-    let host_keys = HostKeys::load_or_generate(&data_dir.host_keys()).map_err(|e| CliError::Runtime(e.into()))?;
-    let tls =
-        TlsIdentity::load_or_generate(&config.ftps.cert, &config.ftps.key).map_err(|e| CliError::Runtime(e.into()))?;
+    // Never generated here: fingerprints an operator publishes must be those
+    // of the keys the server uses (`init` or `serve` create them).
+    let host_keys = existing_host_keys(config)?;
+    let tls = existing_tls(config)?;
     let mut all = ssh_fingerprints(&host_keys, None);
-    all.push(tls_fingerprint(&tls));
+    all.extend(tls.as_ref().map(tls_fingerprint));
     if args.json.json {
         return output::json(&all);
     }
@@ -52,8 +50,7 @@ pub(super) fn run(config: &Config, command: &HostkeyCommand) -> Result<(), CliEr
 /// is generated: the keys a client must know are the server's own.
 fn known_hosts(config: &Config, args: &HostkeyShowArgs) -> Result<(), CliError> {
     let hosts = host_patterns(&config.sftp.listen, &args.host, args.port)?;
-    let data_dir = DataDir::existing(&config.data_dir);
-    let host_keys = HostKeys::load(&data_dir.host_keys()).map_err(|e| CliError::Runtime(e.into()))?;
+    let host_keys = existing_host_keys(config)?;
     let lines = host_keys.known_hosts_lines(&hosts).map_err(|e| CliError::Runtime(e.into()))?;
     let tls = existing_tls(config)?;
     if args.json.json {
@@ -102,6 +99,17 @@ fn host_patterns(listen: &[SocketAddr], hosts: &[String], port: Option<u16>) -> 
         patterns.push(if port == 22 { name } else { format!("[{name}]:{port}") });
     }
     Ok(patterns.join(","))
+}
+
+/// The SSH host keys of an existing data directory (none is generated).
+fn existing_host_keys(config: &Config) -> Result<HostKeys, CliError> {
+    let data_dir = DataDir::open_existing(&config.data_dir)?;
+    HostKeys::load(&data_dir.host_keys()).map_err(|e| match e {
+        KeyError::MissingHostKey { path } => {
+            usage(format!("no SSH host key at {}; run `passerelle init` (or `serve`) to create them", path.display()))
+        }
+        other => CliError::Runtime(other.into()),
+    })
 }
 
 /// The TLS certificate, when both of its files exist (none is generated).

@@ -5,6 +5,7 @@ mod ban;
 mod config;
 mod hostkey;
 mod import;
+mod init;
 mod key;
 mod profile;
 mod quota;
@@ -27,6 +28,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Config(command) => config::run(&config, &command),
         Command::Serve { demo } => crate::serve::run(config, demo).await,
+        Command::Init => init::run(config).await,
         Command::Hostkey(command) => hostkey::run(&config, &command),
         Command::Tenant(command) => tenant::run(&Admin::open(config).await?, command).await,
         Command::User(command) => user::run(&Admin::open(config).await?, command).await,

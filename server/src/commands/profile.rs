@@ -4,6 +4,8 @@
 //! runner reads the stored text for every job, so a change applies to the next
 //! file without a restart.
 
+use std::collections::HashMap;
+
 use passerelle_catalog::TenantName;
 use passerelle_import::{DelimiterSetting, EncodingSetting, Profile, Profiles};
 use serde::Serialize;
@@ -31,7 +33,20 @@ struct ListedProfile<'a> {
     delimiter: String,
     encoding: &'static str,
     header: bool,
+    /// The limit in bytes, as the pipeline applies it.
     max_bytes: u64,
+    /// `max_bytes` as the profile file writes it (`"1GiB"`); `None` when the
+    /// file leaves it to the default.
+    max_bytes_written: Option<String>,
+}
+
+/// `profile show --json`: the stored text and what it defines.
+#[derive(Serialize)]
+struct ShownProfiles<'a> {
+    tenant: &'a str,
+    /// The profile file as stored; `None` when none was ever set.
+    text: Option<&'a str>,
+    profiles: Vec<ListedProfile<'a>>,
 }
 
 impl<'a> From<&'a Profile> for ListedProfile<'a> {
@@ -47,6 +62,7 @@ impl<'a> From<&'a Profile> for ListedProfile<'a> {
             encoding: encoding(profile.encoding()),
             header: profile.header(),
             max_bytes: profile.max_bytes(),
+            max_bytes_written: None,
         }
     }
 }
@@ -73,28 +89,68 @@ pub(super) async fn run(admin: &Admin, command: ProfileCommand) -> Result<(), Cl
         }
         ProfileCommand::List { tenant, json } => {
             let tenant = existing_tenant(admin, &tenant).await?;
-            let profiles =
-                admin.catalog.import_profiles(&tenant).await?.map(|text| parse_stored(&tenant, &text)).transpose()?;
-            let listed: Vec<ListedProfile<'_>> = profiles.iter().flatten().map(ListedProfile::from).collect();
+            let text = admin.catalog.import_profiles(&tenant).await?;
+            let profiles = text.as_deref().map(|text| parse_stored(&tenant, text)).transpose()?;
+            let listed = listed(profiles.as_ref(), text.as_deref());
             if json.json {
                 return output::json(&listed);
             }
-            if listed.is_empty() {
-                return Ok(());
-            }
+            // The header even when empty, as every other list prints it.
             let rows: Vec<Vec<String>> = listed.iter().map(row).collect();
             output::table(&LIST_HEADER, &rows);
         }
-        ProfileCommand::Show { tenant } => {
+        ProfileCommand::Show { tenant, json } => {
             let tenant = existing_tenant(admin, &tenant).await?;
+            let text = admin.catalog.import_profiles(&tenant).await?;
+            if json.json {
+                let profiles = text.as_deref().map(|text| parse_stored(&tenant, text)).transpose()?;
+                let shown = ShownProfiles {
+                    tenant: tenant.as_str(),
+                    text: text.as_deref(),
+                    profiles: listed(profiles.as_ref(), text.as_deref()),
+                };
+                return output::json(&shown);
+            }
             // Verbatim, as the administrator wrote it (and TOML, which it was
             // parsed as, allows no C0 control character but tab in it).
-            if let Some(text) = admin.catalog.import_profiles(&tenant).await? {
+            if let Some(text) = text {
                 print!("{text}");
             }
         }
     }
     Ok(())
+}
+
+/// The profiles as listed, with their sizes as `text` writes them.
+fn listed<'a>(profiles: Option<&'a Profiles>, text: Option<&str>) -> Vec<ListedProfile<'a>> {
+    let written = text.map(written_sizes).unwrap_or_default();
+    profiles
+        .into_iter()
+        .flatten()
+        .map(|profile| ListedProfile {
+            max_bytes_written: written.get(profile.name()).cloned(),
+            ..ListedProfile::from(profile)
+        })
+        .collect()
+}
+
+/// Each profile's `max_bytes` as the file writes it (`"1GiB"` or a number),
+/// by profile name: the parsed profile keeps only the number of bytes, which
+/// is not what the operator wrote nor what they would recognise.
+fn written_sizes(text: &str) -> HashMap<String, String> {
+    let Ok(file) = text.parse::<toml::Table>() else { return HashMap::new() };
+    let Some(tables) = file.get("import").and_then(toml::Value::as_array) else { return HashMap::new() };
+    tables
+        .iter()
+        .filter_map(|table| {
+            let name = table.get("name")?.as_str()?;
+            let size = match table.get("max_bytes")? {
+                toml::Value::String(size) => size.clone(),
+                other => other.to_string(),
+            };
+            Some((name.to_owned(), size))
+        })
+        .collect()
 }
 
 /// Parses a stored profile file. It was checked when it was set, so a failure
@@ -120,7 +176,7 @@ fn row(profile: &ListedProfile<'_>) -> Vec<String> {
         profile.delimiter.clone(),
         profile.encoding.to_owned(),
         if profile.header { "yes" } else { "no" }.to_owned(),
-        profile.max_bytes.to_string(),
+        profile.max_bytes_written.clone().unwrap_or_else(|| format!("{} (default)", profile.max_bytes)),
     ]
 }
 
@@ -138,5 +194,20 @@ fn encoding(setting: EncodingSetting) -> &'static str {
         EncodingSetting::Auto => "auto",
         EncodingSetting::Utf8 => "utf-8",
         EncodingSetting::Windows1252 => "windows-1252",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_kept_as_written() {
+        let text = "[[import]]\nname = \"a\"\nmax_bytes = \"1GiB\"\n[[import]]\nname = \"b\"\nmax_bytes = 1000\n\
+                    [[import]]\nname = \"c\"\n";
+        let sizes = written_sizes(text);
+        assert_eq!(sizes.get("a").map(String::as_str), Some("1GiB"));
+        assert_eq!(sizes.get("b").map(String::as_str), Some("1000"));
+        assert_eq!(sizes.get("c"), None);
     }
 }

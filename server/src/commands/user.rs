@@ -10,18 +10,8 @@ use crate::output::{self, say};
 
 pub(super) async fn run(admin: &Admin, command: UserCommand) -> Result<(), CliError> {
     match command {
-        UserCommand::Add { tenant, login, password_stdin, keys, allow_ip } => {
-            let tenant = TenantName::parse(&tenant)?;
-            let login = Login::parse(&login)?;
-            let allowed = parse_networks("--allow-ip", &allow_ip)?;
-            // Every input is read and checked before the catalog is touched.
-            let mut parsed = Vec::new();
-            for file in &keys {
-                parsed.extend(read_keys(file)?);
-            }
-            let password = if password_stdin { Some(password_from_stdin()?) } else { None };
-            admin.add_user(&tenant, &login, password.as_deref(), &parsed, &allowed).await?;
-            say!("user {login} created in tenant {tenant}");
+        UserCommand::Add { tenant, login, password_stdin, keys, no_credentials, allow_ip } => {
+            add(admin, &tenant, &login, password_stdin, &keys, no_credentials, &allow_ip).await?;
         }
         UserCommand::AllowIp { login, change } => {
             let login = Login::parse(&login)?;
@@ -85,6 +75,37 @@ pub(super) async fn run(admin: &Admin, command: UserCommand) -> Result<(), CliEr
         UserCommand::Lock { login } => set_lock(admin, &login, true).await?,
         UserCommand::Unlock { login } => set_lock(admin, &login, false).await?,
     }
+    Ok(())
+}
+
+/// `user add`: every input is read and checked before the catalog is touched.
+async fn add(
+    admin: &Admin,
+    tenant: &str,
+    login: &str,
+    password_stdin: bool,
+    keys: &[std::path::PathBuf],
+    no_credentials: bool,
+    allow_ip: &[String],
+) -> Result<(), CliError> {
+    let tenant = TenantName::parse(tenant)?;
+    let login = Login::parse(login)?;
+    // A user nobody can log in as is almost always a forgotten flag.
+    if !password_stdin && keys.is_empty() && !no_credentials {
+        return Err(usage(format!(
+            "user add {login}: no --password-stdin and no --key, so {login} could never log in; give one, \
+             or pass --no-credentials to create the user without any"
+        )));
+    }
+    let allowed = parse_networks("--allow-ip", allow_ip)?;
+    // Every input is read and checked before the catalog is touched.
+    let mut parsed = Vec::new();
+    for file in keys {
+        parsed.extend(read_keys(file)?);
+    }
+    let password = if password_stdin { Some(password_from_stdin()?) } else { None };
+    admin.add_user(&tenant, &login, password.as_deref(), &parsed, &allowed).await?;
+    say!("user {login} created in tenant {tenant}");
     Ok(())
 }
 
