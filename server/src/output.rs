@@ -8,6 +8,7 @@
 //! verbatim: TOML allows no C0 control character (but tab) nor DEL in them.
 
 use std::fmt;
+use std::io::{self, Write as _};
 
 use serde::Serialize;
 
@@ -25,13 +26,30 @@ pub(crate) use say;
 
 /// Prints `text` as one line, escaped; see [`say!`].
 pub(crate) fn line(text: fmt::Arguments<'_>) {
-    println!("{}", Escaped(&text.to_string()));
+    verbatim(format_args!("{}\n", Escaped(&text.to_string())));
+}
+
+/// Writes `text` to standard output as it is: only for text that must
+/// reach its reader unchanged (known_hosts lines, TOML documents).
+///
+/// A reader that has gone (`passerelle audit | head`) ends the command
+/// quietly with status 0, as `head` expects of its writer, where `print!`
+/// would panic on the broken pipe; any other write error ends it with
+/// status 1 and says why.
+pub(crate) fn verbatim(text: fmt::Arguments<'_>) {
+    if let Err(e) = io::stdout().lock().write_fmt(text) {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("passerelle: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
 }
 
 /// Prints `value` as pretty JSON on standard output.
 pub(crate) fn json(value: &impl Serialize) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Runtime(e.into()))?;
-    println!("{text}");
+    verbatim(format_args!("{text}\n"));
     Ok(())
 }
 
@@ -47,7 +65,7 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) {
     }
     let line = |cells: Vec<&str>| {
         let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        println!("{}", padded.join("  ").trim_end());
+        verbatim(format_args!("{}\n", padded.join("  ").trim_end()));
     };
     line(header.to_vec());
     for row in rows {

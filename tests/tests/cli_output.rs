@@ -167,3 +167,28 @@ fn a_user_without_credentials_needs_no_credentials() {
     let out = p.run_with_stdin(&["user", "add", "acme", "carol", "--no-credentials", "--password-stdin"], "x\n");
     assert_eq!(out.code, 2, "{out:?}");
 }
+
+/// `passerelle audit | head -n 1`: a reader that goes away early ends the
+/// command quietly with status 0 (no "Broken pipe" panic), whatever verb
+/// is writing: tables, JSON and verbatim text alike.
+#[test]
+fn a_reader_that_stops_early_ends_the_command_quietly() {
+    let p = Passerelle::new();
+    p.ok(&["init"]);
+    p.ok(&["tenant", "add", "acme"]);
+    for verbs in [&["audit"][..], &["audit", "--json"], &["config", "show"]] {
+        let mut child = p
+            .command(verbs)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn passerelle");
+        // Closing the read end before the command writes: its first write
+        // meets a broken pipe.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait for passerelle");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{verbs:?}: {:?}, stderr: {stderr}", out.status);
+        assert!(!stderr.contains("panicked"), "{verbs:?}: {stderr}");
+    }
+}

@@ -60,10 +60,10 @@ fn known_hosts(config: &Config, args: &HostkeyShowArgs) -> Result<(), CliError> 
     }
     // Printed as they are: escaping could only break a line a client must read.
     for line in &lines {
-        println!("{line}");
+        output::verbatim(format_args!("{line}\n"));
     }
     if let Some(tls) = &tls {
-        println!("# tls-certificate {}", tls.fingerprint_sha256());
+        output::verbatim(format_args!("# tls-certificate {}\n", tls.fingerprint_sha256()));
     }
     Ok(())
 }

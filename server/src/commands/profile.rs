@@ -114,7 +114,7 @@ pub(super) async fn run(admin: &Admin, command: ProfileCommand) -> Result<(), Cl
             // Verbatim, as the administrator wrote it (and TOML, which it was
             // parsed as, allows no C0 control character but tab in it).
             if let Some(text) = text {
-                print!("{text}");
+                output::verbatim(format_args!("{text}"));
             }
         }
     }
