@@ -182,9 +182,8 @@ impl Backend for Sqlite {
 }
 
 /// `INSERT INTO table (columns) VALUES (?, ...), ...` for `rows` rows, with
-/// the upsert clause if any. A multi-row `INSERT` with `ON CONFLICT` applies
-/// its rows in order, so a key repeated within one statement ends as its
-/// last row, as when each row had its own statement.
+/// the upsert clause if any (validation refuses a key repeated within a
+/// file, so one statement never meets its own rows' keys).
 fn insert_sql(table: &str, profile: &Profile, rows: usize, upsert: Option<&str>) -> SqlStr {
     let one = format!("({})", vec!["?"; profile.columns().len() + 2].join(", "));
     let mut sql = format!("INSERT INTO {table} ({}) VALUES {}", column_list(profile), vec![one; rows].join(", "));
