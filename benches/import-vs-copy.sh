@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# PostgreSQL import speed of passerelle's loader against psql's \copy, in one run.
+# PostgreSQL import speed of passerelle's loader against psql's \copy, in one
+# run, and the same file's load into a SQLite tenant database.
 #
 #   benches/import-vs-copy.sh                 # 1,000,000 rows (~100 MB)
 #   BENCH_ROWS=200000 benches/import-vs-copy.sh
@@ -21,6 +22,9 @@
 # else (quoting, text, booleans) is byte-identical. The psql table has the
 # same columns as the one passerelle creates, _import_id and _line included;
 # psql fills those two with column defaults (passerelle sends them per row).
+#
+# Then times load() of the same file into a fresh SQLite tenant database (the
+# default backend), same profile, release build, and prints its rows/s.
 #
 # Prints the times and the ratios passerelle / psql: for load() alone and for
 # the whole import job (validation pass + load; target <= 2). A benchmark,
@@ -123,6 +127,15 @@ validate_s=$(sed -n 's/^validate_seconds=//p' <<<"$out")
 job_s=$(awk -v b="$validate_s" -v c="$ours_s" 'BEGIN { printf "%.3f", b + c }')
 ours_rows=$(sed -n 's/^rows=//p' <<<"$out")
 
+echo "== passerelle load() into a SQLite tenant database (validate + multi-row INSERTs, one transaction)"
+out=$(LOAD_BENCH_BACKEND=sqlite LOAD_BENCH_FILE="$WORK/ours.csv" LOAD_BENCH_PROFILE="$WORK/profile.toml" \
+    load_bench -- --ignored --nocapture 2>&1) || {
+    echo "$out"
+    exit 1
+}
+sqlite_s=$(sed -n 's/^load_seconds=//p' <<<"$out")
+sqlite_rows=$(sed -n 's/^rows=//p' <<<"$out")
+
 echo "== psql \\copy into an identical table"
 psql -X -q -v ON_ERROR_STOP=1 -d "$ADMIN_URL" -c "CREATE DATABASE $PSQL_DB" >/dev/null
 psql_url="${ADMIN_URL%/*}/$PSQL_DB"
@@ -135,8 +148,8 @@ psql -X -q -v ON_ERROR_STOP=1 -d "$psql_url" \
 psql_s=$(printf '%.3f' "$(seconds_since "$start")")
 psql_rows=$(psql -X -q -t -A -d "$psql_url" -c 'SELECT count(*) FROM bench')
 
-if [ "$ours_rows" != "$ROWS" ] || [ "$psql_rows" != "$ROWS" ]; then
-    echo "row counts differ: $ours_rows / $psql_rows / $ROWS"
+if [ "$ours_rows" != "$ROWS" ] || [ "$psql_rows" != "$ROWS" ] || [ "$sqlite_rows" != "$ROWS" ]; then
+    echo "row counts differ: $ours_rows / $psql_rows / $sqlite_rows / $ROWS"
     exit 1
 fi
 
@@ -147,3 +160,6 @@ printf '%-34s %8s s  (validation pass with SHA-256 %s s + load)\n' "passerelle i
 printf '%-34s %8s s  (%s rows)\n' "psql \\copy" "$psql_s" "$psql_rows"
 awk -v a="$ours_s" -v b="$psql_s" 'BEGIN { printf "ratio passerelle load() / psql: %.2fx\n", a / b }'
 awk -v a="$job_s" -v b="$psql_s" 'BEGIN { printf "ratio passerelle import job / psql: %.2fx (target <= 2x)\n", a / b }'
+printf '%-34s %8s s  (%s rows)\n' "passerelle load() into SQLite" "$sqlite_s" "$sqlite_rows"
+awk -v r="$sqlite_rows" -v s="$sqlite_s" -v pr="$ours_rows" -v ps="$ours_s" \
+    'BEGIN { printf "rows/s: SQLite %.0f, PostgreSQL %.0f (target: SQLite >= 400000)\n", r / s, pr / ps }'

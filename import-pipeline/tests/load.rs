@@ -472,6 +472,57 @@ async fn sqlite_values_land_with_their_storage_classes() {
     .await;
 }
 
+// ------------------------------------------------------------ SQLite batches
+
+/// Rows of the orders profile in one SQLite `INSERT` (9 bound values a row:
+/// 32766 / 9 is more than the loader's cap of 1024 rows).
+const SQLITE_BATCH_ROWS: u64 = 1024;
+
+/// `rows` good rows (ids 1..=rows) except a bad date on the row with id `bad`, if any.
+fn rows_with_a_bad_one(rows: u64, bad: Option<u64>) -> Cursor<Vec<u8>> {
+    let mut text = String::from(HEADER);
+    for id in 1..=rows {
+        let day = if Some(id) == bad { "31/02/2026" } else { "01/02/2026" };
+        text.push_str(&format!("{id};name {id};user{id}@example.com;{id},25;{day};01/02/2026 10:11:12;yes\n"));
+    }
+    Cursor::new(text.into_bytes())
+}
+
+#[tokio::test]
+async fn sqlite_batch_boundaries_keep_every_row_and_a_bad_row_in_a_later_batch_loads_nothing() {
+    with_tenants(Backend::Sqlite, &["acme"], |dbs| async move {
+        let db = &dbs[0];
+        let profile = orders("append");
+        // Two full batches and a partial one.
+        let total = 2 * SQLITE_BATCH_ROWS + 452;
+        // The bad row is in the third batch, after two full INSERTs reached the database.
+        let bad = 2 * SQLITE_BATCH_ROWS + 100;
+        let outcome = load(db, &profile, rows_with_a_bad_one(total, Some(bad)), job("job-bad")).await.unwrap();
+        assert!(!outcome.is_imported());
+        assert_eq!(outcome.rows, 0);
+        assert_eq!(outcome.report.errors.len(), 1);
+        assert_eq!(outcome.report.errors[0].line, Some(bad + 1));
+        assert!(outcome.table_created);
+        assert!(!table_exists(db).await, "the rows of the first batches were rolled back with the table");
+        assert_eq!(committed_import(db, "job-bad").await.unwrap(), None);
+
+        let outcome = imported(load(db, &profile, rows_with_a_bad_one(total, None), job("job-good")).await);
+        assert_eq!(outcome.rows, total);
+        assert_eq!(committed_import(db, "job-good").await.unwrap(), Some(total));
+        let loaded = rows(db).await;
+        assert_eq!(loaded.len(), usize::try_from(total).unwrap());
+        // Every row once, in its place, with its own line, across the batch boundaries.
+        for (i, (line, id, select, _, import_id)) in loaded.iter().enumerate() {
+            let id_expected = i as u64 + 1;
+            assert_eq!(id, &id_expected.to_string());
+            assert_eq!(line, &(id_expected + 1).to_string());
+            assert_eq!(select.as_deref(), Some(format!("name {id_expected}").as_str()));
+            assert_eq!(import_id, "job-good");
+        }
+    })
+    .await;
+}
+
 // ------------------------------------------------------------ isolation
 
 #[tokio::test]

@@ -1,12 +1,14 @@
-//! Timing of one PostgreSQL load, for `benches/import-vs-copy.sh`; not a test.
+//! Timing of one load, for `benches/import-vs-copy.sh`; not a test.
 //!
 //! ```text
 //! LOAD_BENCH_FILE=big.csv LOAD_BENCH_PROFILE=profile.toml \
 //!   cargo test --release -p passerelle-import --test load_bench -- --ignored --nocapture
 //! ```
 //!
-//! Provisions a fresh tenant database (admin URL from `TEST_PG_ADMIN_URL`,
-//! default `postgres://postgres@127.0.0.1:5432/postgres`), loads the file
+//! Provisions a fresh tenant database (`LOAD_BENCH_BACKEND`: `postgres`,
+//! the default, with the admin URL from `TEST_PG_ADMIN_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`; or `sqlite`, a tenant
+//! file in a temporary directory, as the default configuration has), loads the file
 //! with the first profile of `LOAD_BENCH_PROFILE`, prints
 //! `load_seconds=…` and `validate_seconds=…` (the validation pass, which
 //! also digests the file, that an import job runs before its load), then
@@ -33,8 +35,15 @@ async fn load_bench() {
     let validate_seconds = started.elapsed().as_secs_f64();
     assert!(report.is_accepted(), "{:?}", report.errors);
 
-    let prefix = format!("plb{}_", hex::encode(rand::random::<[u8; 4]>()));
-    let provisioner = TenantDbProvisioner::postgres(&admin, &prefix).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let provisioner = match std::env::var("LOAD_BENCH_BACKEND").as_deref() {
+        Ok("sqlite") => TenantDbProvisioner::Sqlite { dir: dir.path().join("tenant-db") },
+        Ok("postgres") | Err(_) => {
+            let prefix = format!("plb{}_", hex::encode(rand::random::<[u8; 4]>()));
+            TenantDbProvisioner::postgres(&admin, &prefix).unwrap()
+        }
+        Ok(other) => panic!("LOAD_BENCH_BACKEND={other}: expected sqlite or postgres"),
+    };
     let database = provisioner.create(&TenantName::parse("bench").unwrap()).await.unwrap();
     let started = Instant::now();
     // load() reads in 64 KiB chunks itself; the File is not buffered again.

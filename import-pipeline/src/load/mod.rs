@@ -16,8 +16,12 @@
 //!   format and streamed with `COPY ... FROM STDIN` into the table (append,
 //!   replace after `TRUNCATE`) or into a temporary table merged with
 //!   `INSERT ... ON CONFLICT (key) DO UPDATE` (upsert).
-//! - SQLite: one prepared `INSERT` with bound parameters per row (`ON
-//!   CONFLICT (key) DO UPDATE` for upsert, after `DELETE FROM` for replace).
+//! - SQLite: multi-row `INSERT`s, up to 1024 rows each (under SQLite's
+//!   limit of 32766 bound values), one prepared statement reused for every
+//!   full batch (`ON CONFLICT (key) DO UPDATE` for upsert, after `DELETE
+//!   FROM` for replace); the load's connection uses WAL with `synchronous =
+//!   NORMAL`. Tables have no index but an upsert profile's primary key,
+//!   which `ON CONFLICT` needs while rows arrive.
 //!
 //! Rows reach the database before the verdict is known (an error on the last
 //! line): the transaction is committed only when

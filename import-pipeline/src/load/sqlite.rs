@@ -1,11 +1,13 @@
-//! Loading into a tenant's SQLite file with prepared, bound `INSERT`s.
+//! Loading into a tenant's SQLite file with prepared, bound multi-row `INSERT`s.
 
 use std::io::Read;
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::query::Query;
-use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnectOptions, SqliteConnection};
+use sqlx::sqlite::{
+    Sqlite, SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous,
+};
 use sqlx::{AssertSqlSafe, Connection, SqlSafeStr, SqlStr, Transaction};
 
 use super::backend::{Backend, Written, load_on, settle};
@@ -17,8 +19,13 @@ use super::{
 use crate::profile::{Mode, Profile};
 use crate::validate::{Row, Value};
 
-/// Rows per batch crossing the channel.
-const BATCH_ROWS: usize = 1024;
+/// Most parameters one statement may bind: `SQLITE_MAX_VARIABLE_NUMBER`
+/// of the SQLite that libsqlite3-sys bundles (3.51; 32766 since 3.32).
+const MAX_BOUND_PARAMETERS: usize = 32_766;
+/// Most rows one `INSERT` carries. Beyond a few hundred rows a longer
+/// statement saves nothing measurable (the round trip to sqlx's worker
+/// thread is already a small part of the time) and only costs memory.
+const MAX_ROWS_PER_INSERT: usize = 1024;
 /// How long to wait for another writer's lock before the database counts as busy.
 ///
 /// A load's transaction starts with a plain (deferred) `BEGIN`: SQLite takes
@@ -30,31 +37,77 @@ const BATCH_ROWS: usize = 1024;
 /// [`LoadError::Unavailable`]: the transaction is rolled back and the job is
 /// tried again later.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Page cache of a load's connection, in KiB: a load's transaction keeps
+/// its dirty pages here instead of spilling them to the WAL every 2 MiB
+/// (SQLite's default).
+const LOAD_CACHE_KIB: i64 = 64 << 10;
 
-/// Rows travel as they are; binding happens on the writer's side.
-struct RowBatches(Vec<Row>);
+/// Rows per `INSERT` for a profile: as many as fit under
+/// [`MAX_BOUND_PARAMETERS`], at most [`MAX_ROWS_PER_INSERT`].
+fn rows_per_insert(profile: &Profile) -> usize {
+    let per_row = profile.columns().len() + 2;
+    (MAX_BOUND_PARAMETERS / per_row).clamp(1, MAX_ROWS_PER_INSERT)
+}
+
+/// Rows travel as they are, one `INSERT`'s worth per batch; binding happens
+/// on the writer's side.
+struct RowBatches {
+    rows: Vec<Row>,
+    size: usize,
+}
+
+impl RowBatches {
+    fn new(size: usize) -> Self {
+        Self { rows: Vec::with_capacity(size), size }
+    }
+}
 
 impl Batcher for RowBatches {
     type Batch = Vec<Row>;
 
     fn push(&mut self, row: Row) -> Option<Vec<Row>> {
-        self.0.push(row);
-        (self.0.len() >= BATCH_ROWS).then(|| std::mem::replace(&mut self.0, Vec::with_capacity(BATCH_ROWS)))
+        self.rows.push(row);
+        (self.rows.len() >= self.size).then(|| std::mem::replace(&mut self.rows, Vec::with_capacity(self.size)))
     }
 
     fn finish(&mut self) -> Option<Vec<Row>> {
-        (!self.0.is_empty()).then(|| std::mem::take(&mut self.0))
+        (!self.rows.is_empty()).then(|| std::mem::take(&mut self.rows))
     }
 }
 
 /// Opens the tenant's file; never creates one (a missing file is an error,
 /// not a new empty database).
 async fn connect(url: &str) -> Result<SqliteConnection, LoadError> {
-    let options = SqliteConnectOptions::from_str(url)
+    connect_with(options(url)?).await
+}
+
+/// The options every connection to a tenant's file uses.
+fn options(url: &str) -> Result<SqliteConnectOptions, LoadError> {
+    Ok(SqliteConnectOptions::from_str(url)
         .map_err(LoadError::Database)?
         .create_if_missing(false)
-        .busy_timeout(BUSY_TIMEOUT);
+        .busy_timeout(BUSY_TIMEOUT))
+}
+
+async fn connect_with(options: SqliteConnectOptions) -> Result<SqliteConnection, LoadError> {
     connect_within(SqliteConnection::connect_with(&options)).await
+}
+
+/// Opens the tenant's file for a load: WAL, so that a commit writes the
+/// transaction's pages once (to the WAL) instead of twice (rollback journal
+/// then file), with `synchronous = NORMAL`, which in WAL mode syncs at
+/// checkpoints rather than at every commit. A process killed at any point
+/// still leaves the file committed or not (the WAL is replayed or ignored
+/// on the next open); only the loss of power or of the operating system
+/// can forget the last commits, as with any WAL database in this mode.
+/// WAL stays the file's journal mode afterwards (SQLite keeps it in the
+/// file), which other readers and writers of the file handle unchanged.
+async fn connect_for_load(url: &str) -> Result<SqliteConnection, LoadError> {
+    let options = options(url)?
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .pragma("cache_size", (-LOAD_CACHE_KIB).to_string());
+    connect_with(options).await
 }
 
 pub(super) async fn load<R: Read + Send + 'static>(
@@ -63,7 +116,7 @@ pub(super) async fn load<R: Read + Send + 'static>(
     reader: R,
     import: ImportRef<'_>,
 ) -> Result<LoadOutcome, LoadError> {
-    let mut conn = connect(url).await?;
+    let mut conn = connect_for_load(url).await?;
     let outcome = load_on::<Sqlite, R>(&mut conn, profile, reader, import).await;
     let _ = conn.close().await;
     outcome
@@ -90,26 +143,30 @@ impl Backend for Sqlite {
         if profile.mode() == Mode::Replace {
             sqlx::raw_sql(AssertSqlSafe(format!("DELETE FROM {table}"))).execute(&mut *conn).await?;
         }
-        let placeholders = vec!["?"; profile.columns().len() + 2].join(", ");
-        let mut insert = format!("INSERT INTO {table} ({}) VALUES ({placeholders})", column_list(profile));
-        if profile.mode() == Mode::Upsert {
-            insert.push(' ');
-            insert.push_str(&upsert_clause(profile));
-        }
-        // Identifiers come from a checked Profile and are quoted; values are bound.
-        let insert: SqlStr = AssertSqlSafe(insert).into_sql_str();
+        let upsert = (profile.mode() == Mode::Upsert).then(|| upsert_clause(profile));
+        let size = rows_per_insert(profile);
+        // One statement text for every full batch: sqlx prepares it once and
+        // reuses it from the connection's statement cache.
+        let full = insert_sql(&table, profile, size, upsert.as_deref());
 
-        let (mut batches, validation) = spawn_validation(reader, profile, RowBatches(Vec::with_capacity(BATCH_ROWS)));
+        let (mut batches, validation) = spawn_validation(reader, profile, RowBatches::new(size));
         let mut rows = 0u64;
         let mut written = Ok(());
-        'batches: while let Some(batch) = batches.recv().await {
+        while let Some(batch) = batches.recv().await {
+            let sql = if batch.len() == size {
+                full.clone()
+            } else {
+                insert_sql(&table, profile, batch.len(), upsert.as_deref())
+            };
+            let mut query = sqlx::query(sql);
             for row in batch {
-                match bind_row(sqlx::query(insert.clone()), row, import.id).execute(&mut *conn).await {
-                    Ok(done) => rows += done.rows_affected(),
-                    Err(e) => {
-                        written = Err(e);
-                        break 'batches;
-                    }
+                query = bind_row(query, row, import.id);
+            }
+            match query.execute(&mut *conn).await {
+                Ok(done) => rows += done.rows_affected(),
+                Err(e) => {
+                    written = Err(e);
+                    break;
                 }
             }
         }
@@ -122,6 +179,20 @@ impl Backend for Sqlite {
     async fn abandon(tx: Transaction<'_, Self>) {
         let _ = tx.rollback().await;
     }
+}
+
+/// `INSERT INTO table (columns) VALUES (?, ...), ...` for `rows` rows, with
+/// the upsert clause if any (validation refuses a key repeated within a
+/// file, so one statement never meets its own rows' keys).
+fn insert_sql(table: &str, profile: &Profile, rows: usize, upsert: Option<&str>) -> SqlStr {
+    let one = format!("({})", vec!["?"; profile.columns().len() + 2].join(", "));
+    let mut sql = format!("INSERT INTO {table} ({}) VALUES {}", column_list(profile), vec![one; rows].join(", "));
+    if let Some(upsert) = upsert {
+        sql.push(' ');
+        sql.push_str(upsert);
+    }
+    // Identifiers come from a checked Profile and are quoted; values are bound.
+    AssertSqlSafe(sql).into_sql_str()
 }
 
 /// Binds a row's values, then its `_import_id` and `_line`, to the `INSERT`.
