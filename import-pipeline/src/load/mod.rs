@@ -20,8 +20,9 @@
 //!   limit of 32766 bound values), one prepared statement reused for every
 //!   full batch (`ON CONFLICT (key) DO UPDATE` for upsert, after `DELETE
 //!   FROM` for replace); the load's connection uses WAL with `synchronous =
-//!   NORMAL`. Tables have no index but an upsert profile's primary key,
-//!   which `ON CONFLICT` needs while rows arrive.
+//!   FULL` (one sync of the WAL per file, at its commit). Tables have no
+//!   index but an upsert profile's primary key, which `ON CONFLICT` needs
+//!   while rows arrive.
 //!
 //! Rows reach the database before the verdict is known (an error on the last
 //! line): the transaction is committed only when

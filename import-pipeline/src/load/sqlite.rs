@@ -95,17 +95,18 @@ async fn connect_with(options: SqliteConnectOptions) -> Result<SqliteConnection,
 
 /// Opens the tenant's file for a load: WAL, so that a commit writes the
 /// transaction's pages once (to the WAL) instead of twice (rollback journal
-/// then file), with `synchronous = NORMAL`, which in WAL mode syncs at
-/// checkpoints rather than at every commit. A process killed at any point
-/// still leaves the file committed or not (the WAL is replayed or ignored
-/// on the next open); only the loss of power or of the operating system
-/// can forget the last commits, as with any WAL database in this mode.
-/// WAL stays the file's journal mode afterwards (SQLite keeps it in the
-/// file), which other readers and writers of the file handle unchanged.
+/// then file), with `synchronous = FULL`, which in WAL mode syncs the WAL at
+/// every commit. A load is one transaction, so that is one sync per file,
+/// and a receipt that says "imported" is never written before its rows are
+/// on disk: not after a killed process, nor after a power or operating
+/// system failure (`NORMAL` would sync only at checkpoints and could forget
+/// the last imports). WAL stays the file's journal mode afterwards (SQLite
+/// keeps it in the file), which other readers and writers of the file
+/// handle unchanged.
 async fn connect_for_load(url: &str) -> Result<SqliteConnection, LoadError> {
     let options = options(url)?
         .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
+        .synchronous(SqliteSynchronous::Full)
         .pragma("cache_size", (-LOAD_CACHE_KIB).to_string());
     connect_with(options).await
 }
