@@ -111,6 +111,51 @@ pub struct ImportJob {
     pub updated_at: i64,
     /// When the job reached its verdict, Unix milliseconds.
     pub finished_at: Option<i64>,
+    /// How far its last run got, as that run recorded it (about once a
+    /// second); `None` before any run recorded progress.
+    pub progress: Option<JobProgress>,
+}
+
+/// How far a run of a job got: what `import list` and `import show` tell
+/// about a running import. Written only through
+/// [`Catalog::record_import_progress`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct JobProgress {
+    /// Rows validated and handed to the database so far.
+    pub rows: i64,
+    /// Bytes of the file read (and validated) so far.
+    pub bytes: i64,
+    /// When the run started, Unix milliseconds.
+    pub started_at: i64,
+    /// When these figures were taken, Unix milliseconds.
+    pub at: i64,
+}
+
+impl JobProgress {
+    /// Rows per second since the run started; `None` before any time passed.
+    pub fn rows_per_second(&self) -> Option<f64> {
+        let seconds = self.elapsed_seconds()?;
+        Some(self.rows as f64 / seconds)
+    }
+
+    /// Bytes per second since the run started; `None` before any time passed.
+    pub fn bytes_per_second(&self) -> Option<f64> {
+        let seconds = self.elapsed_seconds()?;
+        Some(self.bytes as f64 / seconds)
+    }
+
+    /// When the run should end, Unix milliseconds, at the rate so far, for
+    /// a file of `total_bytes`; `None` while nothing was read yet.
+    pub fn estimated_end(&self, total_bytes: i64) -> Option<i64> {
+        let rate = self.bytes_per_second().filter(|rate| *rate > 0.0)?;
+        let left = (total_bytes - self.bytes).max(0) as f64;
+        Some(self.at + (left / rate * 1000.0) as i64)
+    }
+
+    fn elapsed_seconds(&self) -> Option<f64> {
+        let millis = self.at - self.started_at;
+        (millis > 0).then(|| millis as f64 / 1000.0)
+    }
 }
 
 impl ImportJob {
@@ -132,6 +177,7 @@ impl ImportJob {
             received_at: now,
             updated_at: now,
             finished_at: None,
+            progress: None,
         }
     }
 
@@ -153,6 +199,17 @@ impl ImportJob {
             received_at: row.try_get("received_at")?,
             updated_at: row.try_get("updated_at")?,
             finished_at: row.try_get("finished_at")?,
+            progress: match (
+                row.try_get::<Option<i64>, _>("progress_rows")?,
+                row.try_get::<Option<i64>, _>("progress_bytes")?,
+                row.try_get::<Option<i64>, _>("run_started_at")?,
+                row.try_get::<Option<i64>, _>("progress_at")?,
+            ) {
+                (Some(rows), Some(bytes), Some(started_at), Some(at)) => {
+                    Some(JobProgress { rows, bytes, started_at, at })
+                }
+                _ => None,
+            },
         })
     }
 }
@@ -172,7 +229,7 @@ pub struct JobFilter {
 macro_rules! job_columns {
     () => {
         "id, tenant, path, sha256, bytes, profile, status, rows_loaded, attempts, next_try_at, error, received_at, \
-         updated_at, finished_at"
+         updated_at, finished_at, progress_rows, progress_bytes, run_started_at, progress_at"
     };
 }
 
@@ -249,6 +306,24 @@ impl Catalog {
             job,
         )
         .bind(from.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records how far the running job `id` got; returns whether it was
+    /// still running (`loading`). Progress is kept apart from the job's
+    /// other fields so that writing it never undoes a transition.
+    pub async fn record_import_progress(&self, id: &str, progress: &JobProgress) -> Result<bool, CatalogError> {
+        let done = sqlx::query(
+            "UPDATE import_jobs SET progress_rows = $2, progress_bytes = $3, run_started_at = $4, progress_at = $5 \
+             WHERE id = $1 AND status = 'loading'",
+        )
+        .bind(id)
+        .bind(progress.rows)
+        .bind(progress.bytes)
+        .bind(progress.started_at)
+        .bind(progress.at)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)

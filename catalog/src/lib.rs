@@ -36,7 +36,7 @@ pub use access::Access;
 pub use audit::{AuditEvent, AuditFilter};
 pub use bans::Ban;
 pub use error::{CatalogError, NameError};
-pub use jobs::{ImportJob, JobFilter, JobStatus};
+pub use jobs::{ImportJob, JobFilter, JobProgress, JobStatus};
 pub use lockout::{FailureCount, LockPolicy};
 pub use names::{Login, TenantName};
 pub use store::{Backend, Catalog, now_ms};

@@ -76,12 +76,14 @@ mod runner;
 mod tenant_db;
 mod validate;
 
-pub use load::{CONNECT_TIMEOUT, ImportRef, LoadError, LoadOutcome, committed_import, load, rows_with_import_id};
+pub use load::{
+    CONNECT_TIMEOUT, ImportRef, LoadError, LoadOutcome, Progress, committed_import, load, rows_with_import_id,
+};
 pub use profile::{
     Column, ColumnType, DEFAULT_MAX_BYTES, DELIMITERS, DateFormat, DelimiterSetting, EncodingSetting, MAX_COLUMNS,
     Mode, Profile, ProfileError, Profiles, RESERVED_COLUMNS, is_temporary_name,
 };
-pub use runner::{Announcer, Arrival, Cancel, Layout, Pipeline, RunnerError, cancel};
+pub use runner::{Announcer, Arrival, Cancel, Layout, NoObserver, Observer, Pipeline, RunnerError, cancel};
 pub use tenant_db::{TenantDbError, TenantDbProvisioner};
 pub use validate::{
     DetectedEncoding, Discard, ImportError, MAX_FIELDS, MAX_RECORD_BYTES, MAX_REPORTED_ERRORS, Row, RowSink,

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use passerelle_catalog::{TenantDatabase, TenantName};
 use passerelle_import::{
-    ImportRef, LoadError, LoadOutcome, Profile, Profiles, TenantDbProvisioner, committed_import, load,
+    ImportRef, LoadError, LoadOutcome, Profile, Profiles, Progress, TenantDbProvisioner, committed_import, load,
     rows_with_import_id,
 };
 use sqlx::{AssertSqlSafe, Connection, PgConnection, Row as _, SqliteConnection};
@@ -180,10 +180,9 @@ fn row(
     (line.to_string(), id.to_string(), select.map(str::to_owned), amount.map(str::to_owned), import_id.to_owned())
 }
 
-/// An import whose content digest is its id: every job loads new content
-/// unless a test reuses an id on purpose.
+/// An import whose content digest the load computes.
 fn job(id: &str) -> ImportRef<'_> {
-    ImportRef { id, sha256: id }
+    ImportRef::new(id)
 }
 
 fn imported(outcome: Result<LoadOutcome, LoadError>) -> LoadOutcome {
@@ -226,16 +225,41 @@ async fn append_loads_exact_rows_with_their_lines(backend: Backend) {
         assert_eq!(rows_with_import_id(db, &profile, "job-2").await.unwrap(), 1);
         assert_eq!(rows_with_import_id(db, &profile, "job-3").await.unwrap(), 0);
 
-        // The ledger knows what committed, and refuses the same content twice.
+        // The ledger knows what committed, and refuses the same content
+        // twice: found by the load's own digest before its commit, or before
+        // any row when the digest is known in advance.
         assert_eq!(committed_import(db, "job-1").await.unwrap(), Some(3));
         assert_eq!(committed_import(db, "job-3").await.unwrap(), None);
-        let again = ImportRef { id: "job-3", sha256: "job-1" };
-        match load(db, &profile, file(&text), again).await {
-            Err(LoadError::AlreadyImported(earlier)) => assert_eq!(earlier, "job-1"),
-            other => panic!("expected AlreadyImported, got {other:?}"),
+        let digest = sha256_hex(&text);
+        for known in [None, Some(digest.as_str())] {
+            let again = ImportRef { id: "job-3", sha256: known, progress: None };
+            match load(db, &profile, file(&text), again).await {
+                Err(LoadError::AlreadyImported(earlier)) => assert_eq!(earlier, "job-1"),
+                other => panic!("expected AlreadyImported, got {other:?}"),
+            }
+            assert_eq!(rows(db).await.len(), 4, "a refused duplicate writes nothing");
+            assert_eq!(committed_import(db, "job-3").await.unwrap(), None);
         }
-        assert_eq!(rows(db).await.len(), 4, "a refused duplicate writes nothing");
-        assert_eq!(committed_import(db, "job-3").await.unwrap(), None);
+
+        // Content that is not what its digest says is refused, nothing committed.
+        let other = format!("{HEADER}9;other;;;;;\n");
+        let elsewhere = sha256_hex("some other content");
+        let wrong = ImportRef { id: "job-4", sha256: Some(&elsewhere), progress: None };
+        match load(db, &profile, file(&other), wrong).await {
+            Err(LoadError::ContentChanged { expected, found }) => {
+                assert_eq!((expected, found), (elsewhere.clone(), sha256_hex(&other)));
+            }
+            other => panic!("expected ContentChanged, got {other:?}"),
+        }
+        assert_eq!(rows(db).await.len(), 4);
+        assert_eq!(committed_import(db, "job-4").await.unwrap(), None);
+
+        // Progress counts every row and byte of the file.
+        let progress = Progress::new();
+        let third = format!("{HEADER}7;seven;;;;;\n8;eight;;;;;\n");
+        let watched = ImportRef { id: "job-5", sha256: None, progress: Some(&progress) };
+        assert_eq!(imported(load(db, &profile, file(&third), watched).await).rows, 2);
+        assert_eq!((progress.rows(), progress.bytes()), (2, third.len() as u64));
     })
     .await;
 }
@@ -617,4 +641,9 @@ async fn an_unreachable_database_is_unavailable() {
         load(&unknown, &orders("append"), file(HEADER), job("job")).await,
         Err(LoadError::UnsupportedBackend(_))
     ));
+}
+
+/// SHA-256 of `text`, lower-case hex, as a load computes it.
+fn sha256_hex(text: &str) -> String {
+    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes()))
 }

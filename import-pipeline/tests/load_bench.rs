@@ -47,8 +47,7 @@ async fn load_bench() {
     let database = provisioner.create(&TenantName::parse("bench").unwrap()).await.unwrap();
     let started = Instant::now();
     // load() reads in 64 KiB chunks itself; the File is not buffered again.
-    let outcome =
-        load(&database, &profile, File::open(&path).unwrap(), ImportRef { id: "bench", sha256: "bench" }).await;
+    let outcome = load(&database, &profile, File::open(&path).unwrap(), ImportRef::new("bench")).await;
     let load_seconds = started.elapsed().as_secs_f64();
     provisioner.destroy(&database).await.unwrap();
     let outcome = outcome.unwrap();

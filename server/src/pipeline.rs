@@ -67,9 +67,10 @@ pub(crate) async fn start(engine: &Engine, data_dir: &DataDir) -> anyhow::Result
     let workers = usize::try_from(engine.config().pipeline.workers).unwrap_or(1);
     let layout = data_dir.import_layout();
     let space = engine.disk_space();
+    let observer = engine.import_observer();
     let started = runtime.spawn(async move {
         let catalog = Catalog::open(&catalog_url).await?;
-        anyhow::Ok(Pipeline::start(catalog, layout, retention, space, max_file_size, workers).await?)
+        anyhow::Ok(Pipeline::start(catalog, layout, retention, space, max_file_size, workers, observer).await?)
     });
     let runtime = PipelineRuntime(Some(runtime));
     let pipeline = started.await??;

@@ -310,11 +310,14 @@ fn import_list_filters_by_tenant_and_status_oldest_first() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
     let header: Vec<&str> = lines[0].split_whitespace().collect();
-    assert_eq!(header, ["ID", "TENANT", "PATH", "STATUS", "PROFILE", "ROWS", "ATTEMPTS", "RECEIVED", "ERROR"]);
+    assert_eq!(
+        header,
+        ["ID", "TENANT", "PATH", "STATUS", "PROFILE", "ROWS", "PROGRESS", "ATTEMPTS", "RECEIVED", "ERROR"]
+    );
     let row: Vec<&str> = lines[1].split_whitespace().collect();
     assert_eq!(
-        row[..8],
-        ["job-rejected", "acme", "employees/1.csv", "rejected", "employees", "-", "1", "2026-11-18T11:07:40.000Z"]
+        row[..9],
+        ["job-rejected", "acme", "employees/1.csv", "rejected", "employees", "-", "-", "1", "2026-11-18T11:07:40.000Z"]
     );
     assert!(lines[1].ends_with("line 17, column hired_on: expected date like 31/12/2026"), "{text}");
 }
@@ -342,6 +345,7 @@ fn import_show_prints_every_field_and_the_next_try_of_a_waiting_job() {
             "profile": "employees", "sha256": "ab".repeat(32), "bytes": 120, "rows_loaded": null, "attempts": 2,
             "next_try_at": "2100-01-01T00:00:00.000Z", "error": "tenant database unreachable: connection refused",
             "received_at": "2026-11-18T11:08:40.000Z", "updated_at": "2026-11-18T11:08:40.000Z", "finished_at": null,
+            "progress": null,
         })
     );
     let text = p.ok(&["import", "show", "job-waiting-retry"]);

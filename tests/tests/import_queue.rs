@@ -199,9 +199,9 @@ fn a_small_file_does_not_wait_behind_another_tenants_big_import() {
         installation(Passerelle::new(), &[("big", "bob"), ("small", "sam")], &[("PASSERELLE_PIPELINE_WORKERS", "2")]);
     let shown = f.p.ok(&["config", "show"]);
     assert!(shown.contains("[pipeline]") && shown.contains("workers = 2"), "{shown}");
-    // Several seconds of loading for the big tenant.
+    // Several seconds of loading for the big tenant (validation and load are one pass).
     let mut big = String::from("employee_id;email;hired_on;salary\n");
-    for i in 0..300_000 {
+    for i in 0..1_500_000 {
         big.push_str(&format!("{i};e{i}@example.com;10/12/2025;4200,50\n"));
     }
     std::fs::write(f.inbox("big").join("employees/big.csv"), big).unwrap();

@@ -2,9 +2,10 @@
 //! that is each backend's own (how rows are written):
 //!
 //! ```text
-//!  BEGIN ─► ledger table ─► same content before? ─► profile's table
+//!  BEGIN ─► ledger table ─► same content before? (digest known) ─► profile's table
 //!        ─► Backend::write_rows ─► rejected / unreadable: ROLLBACK
-//!                                  accepted: ledger row, COMMIT
+//!                                  accepted: digest as expected? same content
+//!                                  before? (digest just computed) ─► ledger row, COMMIT
 //! ```
 
 use std::io::{self, Read};
@@ -82,9 +83,10 @@ where
 {
     let mut tx = conn.begin().await?;
     sqlx::raw_sql(AssertSqlSafe(create_ledger_sql(B::DIALECT))).execute(&mut *tx).await?;
-    let earlier: Option<String> =
-        sqlx::query_scalar(LEDGER_EARLIER).bind(profile.name()).bind(import.sha256).fetch_optional(&mut *tx).await?;
-    if let Some(earlier) = earlier {
+    // Content known in advance: a duplicate is refused before any row is written.
+    if let Some(sha256) = import.sha256
+        && let Some(earlier) = ledger_earlier::<B>(&mut tx, profile, sha256).await?
+    {
         tx.rollback().await?;
         return Err(LoadError::AlreadyImported(earlier));
     }
@@ -106,15 +108,45 @@ where
             return Err(LoadError::from_sqlx(e));
         }
     };
+    // Accepted means read whole, so digested.
+    let found = report.sha256_hex().unwrap_or_default();
+    let refused = match import.sha256 {
+        Some(expected) if expected != found => {
+            Some(LoadError::ContentChanged { expected: expected.to_owned(), found: found.clone() })
+        }
+        Some(_) => None,
+        None => ledger_earlier::<B>(&mut tx, profile, &found).await?.map(LoadError::AlreadyImported),
+    };
+    if let Some(refused) = refused {
+        tx.rollback().await?;
+        return Err(refused);
+    }
     sqlx::query(LEDGER_RECORD)
         .bind(import.id)
         .bind(profile.name())
-        .bind(import.sha256)
+        .bind(found.as_str())
         .bind(i64::try_from(rows).unwrap_or(i64::MAX))
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
     Ok(LoadOutcome { report, rows, table_created })
+}
+
+/// The import that loaded `sha256` with this profile before, per the ledger.
+async fn ledger_earlier<B>(
+    tx: &mut Transaction<'_, B>,
+    profile: &Profile,
+    sha256: &str,
+) -> Result<Option<String>, sqlx::Error>
+where
+    B: Backend,
+    for<'c> &'c mut B::Connection: Executor<'c, Database = B>,
+    B::Arguments: IntoArguments<B>,
+    usize: ColumnIndex<B::Row>,
+    for<'q> &'q str: Encode<'q, B> + Type<B>,
+    String: for<'r> Decode<'r, B> + Type<B>,
+{
+    sqlx::query_scalar(LEDGER_EARLIER).bind(profile.name()).bind(sha256).fetch_optional(&mut **tx).await
 }
 
 /// Once the writer has stopped (it took every batch, or the database failed

@@ -48,6 +48,7 @@
 mod backend;
 mod encode;
 mod postgres;
+mod progress;
 mod sqlite;
 
 use std::io::{self, Read};
@@ -59,6 +60,8 @@ use tokio::sync::mpsc;
 
 use crate::profile::{ColumnType, Mode, Profile};
 use crate::validate::{Row, RowSink, ValidateError, ValidationReport, validate};
+
+pub use progress::Progress;
 
 /// How long connecting to a tenant database may take before it counts as
 /// unavailable.
@@ -103,9 +106,18 @@ pub enum LoadError {
     #[error("reading the file: {0}")]
     Io(#[source] io::Error),
     /// The same content was imported with the same profile before, by the
-    /// job named here; nothing was written.
+    /// job named here; nothing was committed.
     #[error("the same content was imported before (import {0})")]
     AlreadyImported(String),
+    /// The file's content is not the one [`ImportRef::sha256`] names;
+    /// nothing was committed.
+    #[error("the file's SHA-256 is {found}, not {expected} as expected")]
+    ContentChanged {
+        /// The digest the content was expected to have.
+        expected: String,
+        /// The digest of what was read.
+        found: String,
+    },
     /// The [`TenantDatabase`] names a backend this build does not know.
     #[error("tenant database backend {0:?} is not supported (expected sqlite or postgres)")]
     UnsupportedBackend(String),
@@ -155,13 +167,28 @@ fn is_unavailable(error: &sqlx::Error) -> bool {
     }
 }
 
-/// Which import a load is: its id (the job's) and the SHA-256 of the file.
+/// Which import a load is: its id (the job's), the SHA-256 of the file
+/// when known before reading it, and where to count progress.
 #[derive(Clone, Copy, Debug)]
 pub struct ImportRef<'a> {
     /// Goes into every row's `_import_id` and into the ledger.
     pub id: &'a str,
-    /// SHA-256 of the file's content, lower-case hex.
-    pub sha256: &'a str,
+    /// SHA-256 the content must have, lower-case hex, when it is known
+    /// before reading (an upload's seal, an earlier run): content already
+    /// imported is then refused before any row is written, and a file whose
+    /// digest differs is refused ([`LoadError::ContentChanged`]). `None`:
+    /// the load's own pass computes it, and the ledger is asked just before
+    /// the commit.
+    pub sha256: Option<&'a str>,
+    /// Counts rows and bytes as the load goes.
+    pub progress: Option<&'a Progress>,
+}
+
+impl<'a> ImportRef<'a> {
+    /// Import `id`, content not known in advance, progress not watched.
+    pub fn new(id: &'a str) -> Self {
+        Self { id, sha256: None, progress: None }
+    }
 }
 
 /// Validates `reader` against `profile` and loads its rows into the
@@ -342,18 +369,34 @@ pub(crate) trait Batcher: Send + 'static {
 #[error("the database writer stopped")]
 pub(crate) struct WriterGone;
 
-/// A [`RowSink`] that batches rows into a bounded channel.
+/// A [`RowSink`] that batches rows into a bounded channel, counting the
+/// rows of each batch sent into the load's [`Progress`].
 struct ChannelSink<B: Batcher> {
     batcher: B,
     sender: mpsc::Sender<B::Batch>,
+    progress: Option<Progress>,
+    /// Rows pushed since the last batch was sent.
+    unsent: u64,
+}
+
+impl<B: Batcher> ChannelSink<B> {
+    fn send(&mut self, batch: B::Batch) -> Result<(), WriterGone> {
+        self.sender.blocking_send(batch).map_err(|_| WriterGone)?;
+        if let Some(progress) = &self.progress {
+            progress.add_rows(self.unsent);
+        }
+        self.unsent = 0;
+        Ok(())
+    }
 }
 
 impl<B: Batcher> RowSink for ChannelSink<B> {
     type Error = WriterGone;
 
     fn accept(&mut self, row: Row) -> Result<(), WriterGone> {
+        self.unsent += 1;
         match self.batcher.push(row) {
-            Some(batch) => self.sender.blocking_send(batch).map_err(|_| WriterGone),
+            Some(batch) => self.send(batch),
             None => Ok(()),
         }
     }
@@ -369,6 +412,7 @@ fn spawn_validation<R, B>(
     reader: R,
     profile: &Profile,
     batcher: B,
+    progress: Option<&Progress>,
 ) -> (mpsc::Receiver<B::Batch>, tokio::task::JoinHandle<Validated>)
 where
     R: Read + Send + 'static,
@@ -376,13 +420,17 @@ where
 {
     let (sender, receiver) = mpsc::channel(CHANNEL_BATCHES);
     let profile = profile.clone();
+    let progress = progress.cloned();
     let handle = tokio::task::spawn_blocking(move || {
-        let mut sink = ChannelSink { batcher, sender };
-        let report = validate(reader, &profile, &mut sink)?;
+        let mut sink = ChannelSink { batcher, sender, progress, unsent: 0 };
+        let report = match sink.progress.clone() {
+            Some(progress) => validate(progress.counting(reader), &profile, &mut sink)?,
+            None => validate(reader, &profile, &mut sink)?,
+        };
         if report.is_accepted()
             && let Some(batch) = sink.batcher.finish()
         {
-            sink.sender.blocking_send(batch).map_err(|_| ValidateError::Sink(WriterGone))?;
+            sink.send(batch).map_err(ValidateError::Sink)?;
         }
         Ok(report)
     });

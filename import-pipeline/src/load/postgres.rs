@@ -69,7 +69,7 @@ impl Backend for Postgres {
         };
 
         let mut copy = conn.copy_in_raw(&format!("COPY {target} ({columns}) FROM STDIN WITH (FORMAT text)")).await?;
-        let (mut batches, validation) = spawn_validation(reader, profile, CopyText::new(import.id));
+        let (mut batches, validation) = spawn_validation(reader, profile, CopyText::new(import.id), import.progress);
         let mut written = Ok(());
         while let Some(batch) = batches.recv().await {
             if let Err(e) = copy.send(batch).await {

@@ -150,7 +150,7 @@ impl Backend for Sqlite {
         // reuses it from the connection's statement cache.
         let full = insert_sql(&table, profile, size, upsert.as_deref());
 
-        let (mut batches, validation) = spawn_validation(reader, profile, RowBatches::new(size));
+        let (mut batches, validation) = spawn_validation(reader, profile, RowBatches::new(size), import.progress);
         let mut rows = 0u64;
         let mut written = Ok(());
         while let Some(batch) = batches.recv().await {

@@ -6,9 +6,11 @@
 //!    the archive for `import retry`);
 //! 2. a load that may have committed before a crash is looked up in the
 //!    tenant database's ledger: committed means imported, never loaded twice;
-//! 3. profile, validation (streaming, nothing written; it also digests the
-//!    file, which must match its upload seal if it has one), same content
-//!    imported before (duplicate), then the load in one transaction;
+//! 3. profile, same content imported before (duplicate; known before
+//!    reading when the file has an upload seal), then validation and load
+//!    in one streaming pass and one transaction, committed only when the
+//!    file is valid (its digest, computed by that pass, must match its
+//!    upload seal if it has one); progress recorded about once a second;
 //! 4. receipt, verdict in the catalog, original archived.
 //!
 //! A job waits (`waiting-retry`) for what time may bring back: its tenant
@@ -19,7 +21,7 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_lc_rs::digest;
 use passerelle_catalog::{AuditEvent, Catalog, CatalogError, ImportJob, JobStatus, TenantName, now_ms};
@@ -31,10 +33,12 @@ use super::RunnerError;
 use super::archive;
 use super::intake;
 use super::layout::Layout;
+use super::observe::Observer;
+use super::progress::watched;
 use super::receipt::{self, Receipt};
-use crate::load::{ImportRef, LoadError, committed_import, load};
+use crate::load::{ImportRef, LoadError, LoadOutcome, Progress, committed_import, load};
 use crate::profile::{Profile, Profiles};
-use crate::validate::{Discard, ImportError, ValidateError, ValidationReport, validate};
+use crate::validate::{ImportError, ValidationReport};
 
 /// Why a file whose content no longer matches its upload seal is refused.
 const DAMAGED: &str = "the file is not what its client sent: its SHA-256 differs from the one recorded when \
@@ -84,6 +88,8 @@ pub(crate) struct JobContext<'a> {
     pub(crate) space: &'a DiskSpace,
     /// `uploads.max_file_size`: no pass over a file reads more.
     pub(crate) max_file_size: ByteSize,
+    /// Counts what jobs do, for the metrics.
+    pub(crate) observer: &'a dyn Observer,
 }
 
 /// Why a job goes no further in this run.
@@ -144,14 +150,15 @@ async fn drive(ctx: &JobContext<'_>, mut job: ImportJob) -> Result<(), RunnerErr
         // No tree to write a receipt into: the verdict is the catalog's only.
         Err(e) => return end_without_receipt(ctx, None, job, &format!("damaged job: {e}")).await,
     };
-    let verdict = match import(ctx, &tenant, &mut job).await {
+    let run_started = (Instant::now(), now_ms());
+    let verdict = match import(ctx, &tenant, &mut job, run_started.1).await {
         Ok(verdict) | Err(Stop::Verdict(verdict)) => verdict,
         Err(Stop::Failed(RunnerError::Changed(id))) => return Err(RunnerError::Changed(id)),
         Err(Stop::Wait(reason)) => return wait(ctx, job, &reason).await,
         Err(Stop::Failed(error)) if error.is_permanent() => Verdict::refused(cannot_import(&error)),
         Err(Stop::Failed(error)) => return wait(ctx, job, &error.to_string()).await,
     };
-    finish(ctx, &tenant, job, verdict).await
+    finish(ctx, &tenant, job, verdict, run_started.0).await
 }
 
 /// Why a job ended on a failure trying again cannot mend.
@@ -190,8 +197,14 @@ pub(super) fn archive_original(layout: &Layout, tenant: &TenantName, job_id: &st
     }
 }
 
-/// The steps of the module documentation, from where `job` stands.
-async fn import(ctx: &JobContext<'_>, tenant: &TenantName, job: &mut ImportJob) -> Result<Verdict, Stop> {
+/// The steps of the module documentation, from where `job` stands; the
+/// run started at `run_started` (Unix ms).
+async fn import(
+    ctx: &JobContext<'_>,
+    tenant: &TenantName,
+    job: &mut ImportJob,
+    run_started: i64,
+) -> Result<Verdict, Stop> {
     // What the import writes (rows, receipt) must not eat the reserve kept
     // for the catalog.
     ctx.space.check().map_err(|low| Stop::Wait(format!("the server is {low}")))?;
@@ -215,20 +228,55 @@ async fn import(ctx: &JobContext<'_>, tenant: &TenantName, job: &mut ImportJob) 
     }
     let profile = profile(ctx, tenant, &job.path).await?;
     job.profile = Some(profile.name().to_owned());
-
-    transition(ctx, job, JobStatus::Validating, None).await?;
-    let report = validate_file(&job.id, &spooled, &profile).await?;
-    let sha256 = vet(ctx, job, &spooled, &profile, report).await?;
+    job.bytes.get_or_insert(i64::try_from(size).unwrap_or(i64::MAX));
+    // An upload's seal, or an earlier run, gives the digest before the file is read.
+    let sealed = sealed_sha256(&spooled);
+    if let (Some(sealed), Some(recorded)) = (&sealed, &job.sha256)
+        && sealed != recorded
+    {
+        return Ok(Verdict::refused(DAMAGED));
+    }
+    let known = job.sha256.clone().or_else(|| sealed.clone());
+    if let Some(sha256) = &known
+        && let Some(earlier) = ctx.catalog.imported_same_content(&job.tenant, profile.name(), sha256).await?
+        && earlier != job.id
+    {
+        return Ok(Verdict::Duplicate { of: earlier });
+    }
 
     transition(ctx, job, JobStatus::Loading, None).await?;
-    let file = File::open(&spooled).map_err(|e| RunnerError::Io(format!("opening job {}'s file", job.id), e))?;
-    let import = ImportRef { id: &job.id, sha256: &sha256 };
-    match load(&database, &profile, file, import).await {
-        Ok(outcome) if outcome.is_imported() => Ok(Verdict::Imported { rows: outcome.rows }),
-        Ok(outcome) => Ok(Verdict::rejected(outcome.report)),
+    let file = open_synced(&job.id, &spooled).await?;
+    let progress = Progress::new();
+    let import = ImportRef { id: &job.id, sha256: known.as_deref(), progress: Some(&progress) };
+    let loaded = watched(ctx, job, &progress, run_started, load(&database, &profile, file, import)).await;
+    match loaded {
+        Ok(outcome) => Ok(judged(ctx, job, sealed.as_deref(), outcome)),
         Err(LoadError::AlreadyImported(of)) => Ok(Verdict::Duplicate { of }),
+        Err(LoadError::ContentChanged { .. }) => Ok(Verdict::refused(DAMAGED)),
         Err(e) => Err(Stop::database(e)),
     }
+}
+
+/// The verdict on a load that ran to its end (committed exactly when the
+/// file was accepted); records the digest its pass computed.
+fn judged(ctx: &JobContext<'_>, job: &mut ImportJob, sealed: Option<&str>, outcome: LoadOutcome) -> Verdict {
+    let report = outcome.report;
+    if job.sha256.is_none()
+        && let Some(digest) = report.sha256
+    {
+        job.sha256 = Some(hex::encode(digest));
+        job.bytes = Some(i64::try_from(report.bytes).unwrap_or(i64::MAX));
+    }
+    if report.is_accepted() {
+        ctx.observer.rows_imported(outcome.rows);
+        return Verdict::Imported { rows: outcome.rows };
+    }
+    // A file read whole that is not what its client sent is damaged,
+    // whatever else is wrong with it.
+    if report.sha256.is_some() && sealed.is_some_and(|sealed| job.sha256.as_deref() != Some(sealed)) {
+        return Verdict::refused(DAMAGED);
+    }
+    Verdict::rejected(report)
 }
 
 /// The tenant's profile for the file at `path` in its inbox.
@@ -242,61 +290,19 @@ async fn profile(ctx: &JobContext<'_>, tenant: &TenantName, path: &str) -> Resul
     profiles.matching(path).cloned().ok_or_else(|| Stop::refused(format!("no import profile matches {path}")))
 }
 
-/// Validates the spooled file against `profile` on a blocking thread, writing nothing.
-async fn validate_file(job_id: &str, spooled: &Path, profile: &Profile) -> Result<ValidationReport, RunnerError> {
+/// Opens the spooled file once it is on disk: uploads are acknowledged
+/// before they reach the disk (unless uploads.fsync), and the archive must
+/// keep exactly what was imported.
+async fn open_synced(job_id: &str, spooled: &Path) -> Result<File, RunnerError> {
     let path = spooled.to_owned();
-    let checked = profile.clone();
-    tokio::task::spawn_blocking(move || -> io::Result<_> {
+    tokio::task::spawn_blocking(move || -> io::Result<File> {
         let file = File::open(&path)?;
-        // Uploads are acknowledged before they reach the disk (unless
-        // uploads.fsync): the file gets there before anything is loaded from
-        // it, so the archive keeps exactly what was imported.
         file.sync_data()?;
-        match validate(file, &checked, &mut Discard) {
-            Ok(report) => Ok(report),
-            Err(ValidateError::Read(e)) => Err(e),
-            Err(ValidateError::Sink(never)) => match never {},
-        }
+        Ok(file)
     })
     .await
-    .map_err(|e| RunnerError::Io("validating".into(), io::Error::other(e)))?
+    .map_err(|e| RunnerError::Io("opening the file".into(), io::Error::other(e)))?
     .map_err(|e| RunnerError::Io(format!("reading job {job_id}'s file"), e))
-}
-
-/// Records the digest the validation pass computed, then refuses a file
-/// that is damaged, invalid or imported before. Returns the digest of a
-/// file that may be loaded.
-async fn vet(
-    ctx: &JobContext<'_>,
-    job: &mut ImportJob,
-    spooled: &Path,
-    profile: &Profile,
-    report: ValidationReport,
-) -> Result<String, Stop> {
-    // The validation pass read the whole file unless it stopped early: its
-    // digest is the file's, with no separate read.
-    if job.sha256.is_none()
-        && let Some(digest) = report.sha256
-    {
-        job.sha256 = Some(hex::encode(digest));
-        job.bytes = Some(i64::try_from(report.bytes).unwrap_or(i64::MAX));
-    }
-    if let (Some(sealed), Some(read)) = (sealed_sha256(spooled), job.sha256.as_deref())
-        && sealed != read
-    {
-        return Err(Stop::refused(DAMAGED));
-    }
-    if !report.is_accepted() {
-        return Err(Stop::Verdict(Verdict::rejected(report)));
-    }
-    // An accepted file was read whole, so its digest is known.
-    let sha256 = job.sha256.clone().unwrap_or_default();
-    if let Some(earlier) = ctx.catalog.imported_same_content(&job.tenant, profile.name(), &sha256).await?
-        && earlier != job.id
-    {
-        return Err(Stop::Verdict(Verdict::Duplicate { of: earlier }));
-    }
-    Ok(sha256)
 }
 
 /// Brings a job's file into the spool when it is not there: from the
@@ -401,6 +407,7 @@ async fn finish(
     tenant: &TenantName,
     mut job: ImportJob,
     verdict: Verdict,
+    run_started: Instant,
 ) -> Result<(), RunnerError> {
     // Refused before (or stopped early in) validation: the receipt still
     // names the content.
@@ -461,6 +468,8 @@ async fn finish(
         _ => job.error.clone().unwrap_or_default(),
     };
     transition(ctx, &mut job, status, Some(detail)).await?;
+    let since_received = Duration::from_millis(u64::try_from(finished_at - job.received_at).unwrap_or(0));
+    ctx.observer.job_finished(status, since_received, run_started.elapsed());
     info!(job = %job.id, tenant = %job.tenant, path = %job.path, status = %status, rows, "import finished");
     archive_original(ctx.layout, tenant, &job.id);
     Ok(())

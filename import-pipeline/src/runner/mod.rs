@@ -20,11 +20,14 @@ mod cancel;
 mod intake;
 mod job;
 mod layout;
+mod observe;
+mod progress;
 mod queue;
 mod receipt;
 
 use std::collections::{HashMap, HashSet};
 use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use passerelle_catalog::{Catalog, CatalogError, JobStatus, TenantName, now_ms};
@@ -39,6 +42,7 @@ pub use cancel::{Cancel, cancel};
 pub use intake::Arrival;
 use intake::Claim;
 pub use layout::Layout;
+pub use observe::{NoObserver, Observer};
 
 /// How often the scheduler looks at the open jobs.
 const TICK: Duration = Duration::from_secs(1);
@@ -117,7 +121,8 @@ impl Pipeline {
     /// Jobs start only while `space` is above its reserve.
     /// A file larger than `max_file_size` (`uploads.max_file_size`) is
     /// refused without being read. Jobs of up to `workers` tenants
-    /// (`pipeline.workers`, at least 1) run at the same time.
+    /// (`pipeline.workers`, at least 1) run at the same time. What they do
+    /// is counted by `observer`.
     pub async fn start(
         catalog: Catalog,
         layout: Layout,
@@ -125,6 +130,7 @@ impl Pipeline {
         space: DiskSpace,
         max_file_size: ByteSize,
         workers: usize,
+        observer: Arc<dyn Observer>,
     ) -> Result<Self, RunnerError> {
         archive_leftovers(&catalog, &layout).await?;
         let (arrivals, arrival_receiver) = mpsc::channel(4096);
@@ -142,6 +148,7 @@ impl Pipeline {
             busy: HashMap::new(),
             paused: HashMap::new(),
             workers: workers.max(1),
+            observer,
         };
         let task = tokio::spawn(runner.run(arrival_receiver, seen, stopped, watcher));
         Ok(Self { arrivals, stop, task })
@@ -222,6 +229,8 @@ struct Runner {
     paused: HashMap<String, (u32, Instant)>,
     /// Most tenants whose jobs run at once.
     workers: usize,
+    /// Counts what jobs do.
+    observer: Arc<dyn Observer>,
 }
 
 impl Runner {
@@ -331,6 +340,7 @@ impl Runner {
                         layout: &self.layout,
                         space: &self.space,
                         max_file_size: self.max_file_size,
+                        observer: &*self.observer,
                     };
                     job::audit(&ctx, &job, None).await;
                     startable |=
@@ -404,9 +414,16 @@ impl Runner {
             let layout = self.layout.clone();
             let space = self.space.clone();
             let max_file_size = self.max_file_size;
+            let observer = Arc::clone(&self.observer);
             let handle = self.running.spawn(async move {
                 let id = job.id.clone();
-                let ctx = job::JobContext { catalog: &catalog, layout: &layout, space: &space, max_file_size };
+                let ctx = job::JobContext {
+                    catalog: &catalog,
+                    layout: &layout,
+                    space: &space,
+                    max_file_size,
+                    observer: &*observer,
+                };
                 let failed = match job::run(&ctx, job).await {
                     Ok(()) => false,
                     Err(e) => {

@@ -5,7 +5,7 @@
 //! next step.
 
 use anyhow::Context as _;
-use passerelle_catalog::{ImportJob, JobFilter, JobStatus, TenantName};
+use passerelle_catalog::{ImportJob, JobFilter, JobProgress, JobStatus, TenantName};
 use passerelle_import::Cancel;
 use serde::Serialize;
 
@@ -35,6 +35,44 @@ struct JobView<'a> {
     received_at: String,
     updated_at: String,
     finished_at: Option<String>,
+    /// How far a running (`loading`) job is; `null` for any other.
+    progress: Option<ProgressView>,
+}
+
+/// A running job's progress as `--json` prints it.
+#[derive(Serialize)]
+struct ProgressView {
+    rows: i64,
+    bytes: i64,
+    /// The file's size, when known.
+    total_bytes: Option<i64>,
+    started_at: String,
+    /// When these figures were recorded.
+    at: String,
+    rows_per_second: Option<f64>,
+    bytes_per_second: Option<f64>,
+    /// When the job should end at the rate so far.
+    estimated_end: Option<String>,
+}
+
+impl ProgressView {
+    fn new(progress: &JobProgress, total_bytes: Option<i64>) -> Self {
+        Self {
+            rows: progress.rows,
+            bytes: progress.bytes,
+            total_bytes,
+            started_at: output::timestamp(progress.started_at),
+            at: output::timestamp(progress.at),
+            rows_per_second: progress.rows_per_second().map(f64::round),
+            bytes_per_second: progress.bytes_per_second().map(f64::round),
+            estimated_end: total_bytes.and_then(|total| progress.estimated_end(total)).map(output::timestamp),
+        }
+    }
+}
+
+/// The progress of `job` while it runs.
+fn running_progress(job: &ImportJob) -> Option<&JobProgress> {
+    job.progress.as_ref().filter(|_| job.status == JobStatus::Loading)
 }
 
 impl<'a> From<&'a ImportJob> for JobView<'a> {
@@ -54,6 +92,7 @@ impl<'a> From<&'a ImportJob> for JobView<'a> {
             received_at: output::timestamp(job.received_at),
             updated_at: output::timestamp(job.updated_at),
             finished_at: job.finished_at.map(output::timestamp),
+            progress: running_progress(job).map(|progress| ProgressView::new(progress, job.bytes)),
         }
     }
 }
@@ -145,7 +184,10 @@ async fn list(admin: &Admin, args: ImportListArgs) -> Result<(), CliError> {
         return output::json(&jobs.iter().map(JobView::from).collect::<Vec<_>>());
     }
     let rows: Vec<Vec<String>> = jobs.iter().map(row).collect();
-    output::table(&["ID", "TENANT", "PATH", "STATUS", "PROFILE", "ROWS", "ATTEMPTS", "RECEIVED", "ERROR"], &rows);
+    output::table(
+        &["ID", "TENANT", "PATH", "STATUS", "PROFILE", "ROWS", "PROGRESS", "ATTEMPTS", "RECEIVED", "ERROR"],
+        &rows,
+    );
     Ok(())
 }
 
@@ -161,7 +203,11 @@ fn row(job: &ImportJob) -> Vec<String> {
         job.path.clone(),
         job.status.to_string(),
         dash(job.profile.as_deref()),
-        job.rows_loaded.map_or_else(|| "-".into(), |n| n.to_string()),
+        match running_progress(job) {
+            Some(progress) => format!("{} so far", progress.rows),
+            None => job.rows_loaded.map_or_else(|| "-".into(), |n| n.to_string()),
+        },
+        running_progress(job).map_or_else(|| "-".into(), |progress| progress_line(progress, job.bytes)),
         job.attempts.to_string(),
         output::timestamp(job.received_at),
         job.error.as_deref().map_or_else(|| "-".into(), truncated),
@@ -183,6 +229,10 @@ fn show(job: &ImportJob) {
     say!("sha256:    {}", dash(job.sha256.as_deref()));
     say!("bytes:     {}", number(job.bytes));
     say!("rows:      {}", number(job.rows_loaded));
+    if let Some(progress) = running_progress(job) {
+        say!("progress:  {}", progress_line(progress, job.bytes));
+        say!("started:   {}", output::timestamp(progress.started_at));
+    }
     say!("attempts:  {}", job.attempts);
     say!("received:  {}", output::timestamp(job.received_at));
     say!("updated:   {}", output::timestamp(job.updated_at));
@@ -194,6 +244,28 @@ fn show(job: &ImportJob) {
     for more in error_lines {
         say!("           {more}");
     }
+}
+
+/// A running job's progress on one line: `37%, 1200000 rows, 52428800 of
+/// 141557760 bytes, 400000 rows/s, 21.0 MiB/s, about 5 s left (until …)`.
+fn progress_line(progress: &JobProgress, total_bytes: Option<i64>) -> String {
+    let mut line = String::new();
+    if let Some(total) = total_bytes.filter(|total| *total > 0) {
+        line.push_str(&format!("{}%, ", progress.bytes.saturating_mul(100) / total));
+    }
+    line.push_str(&format!("{} rows, {} ", progress.rows, progress.bytes));
+    if let Some(total) = total_bytes {
+        line.push_str(&format!("of {total} "));
+    }
+    line.push_str("bytes");
+    if let (Some(rows), Some(bytes)) = (progress.rows_per_second(), progress.bytes_per_second()) {
+        line.push_str(&format!(", {rows:.0} rows/s, {:.1} MiB/s", bytes / f64::from(1 << 20)));
+    }
+    if let Some(end) = total_bytes.and_then(|total| progress.estimated_end(total)) {
+        let left = (end - progress.at).max(0) / 1000;
+        line.push_str(&format!(", about {left} s left (until {})", output::timestamp(end)));
+    }
+    line
 }
 
 fn dash(value: Option<&str>) -> String {

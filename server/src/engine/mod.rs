@@ -321,6 +321,11 @@ impl Engine {
         self.inner.space.clone()
     }
 
+    /// Where the import pipeline counts what its jobs do (`/metrics`).
+    pub(crate) fn import_observer(&self) -> Arc<dyn passerelle_import::Observer> {
+        Arc::<metrics::Metrics>::clone(&self.inner.metrics)
+    }
+
     /// Measures the data directory's free space now: [`LowSpace`] when it
     /// is below the reserve (uploads are refused meanwhile).
     pub(crate) fn low_space(&self) -> Option<LowSpace> {
