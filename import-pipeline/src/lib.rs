@@ -77,7 +77,8 @@ mod tenant_db;
 mod validate;
 
 pub use load::{
-    CONNECT_TIMEOUT, ImportRef, LoadError, LoadOutcome, Progress, committed_import, load, rows_with_import_id,
+    CONNECT_TIMEOUT, DatabaseError, ImportRef, LoadError, LoadOutcome, Progress, committed_import, load,
+    rows_with_import_id,
 };
 pub use profile::{
     Column, ColumnType, DEFAULT_MAX_BYTES, DELIMITERS, DateFormat, DelimiterSetting, EncodingSetting, MAX_COLUMNS,

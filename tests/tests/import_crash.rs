@@ -92,7 +92,8 @@ fn sqlite_ledger(f: &Fixture) -> (u64, u64, u64) {
 /// not read whole), restarts it, and checks the job ends imported with
 /// every row exactly once.
 fn killed_while_loading(midway: bool) {
-    const ROWS: u64 = 300_000;
+    // Several seconds of loading, so that the kill lands midway.
+    const ROWS: u64 = 1_500_000;
     let setup = installation(&[]);
     let file = setup.p.scratch().join("ledger.csv");
     ledger_csv(&file, ROWS);

@@ -16,13 +16,16 @@
 //!   format and streamed with `COPY ... FROM STDIN` into the table (append,
 //!   replace after `TRUNCATE`) or into a temporary table merged with
 //!   `INSERT ... ON CONFLICT (key) DO UPDATE` (upsert).
-//! - SQLite: multi-row `INSERT`s, up to 1024 rows each (under SQLite's
-//!   limit of 32766 bound values), one prepared statement reused for every
-//!   full batch (`ON CONFLICT (key) DO UPDATE` for upsert, after `DELETE
-//!   FROM` for replace); the load's connection uses WAL with `synchronous =
-//!   FULL` (one sync of the WAL per file, at its commit). Tables have no
-//!   index but an upsert profile's primary key, which `ON CONFLICT` needs
-//!   while rows arrive.
+//! - SQLite: rows are encoded on the validation thread into batches (their
+//!   text in one buffer) and bound, on a blocking thread with a direct
+//!   SQLite connection (rusqlite: no async round trip per statement), to
+//!   multi-row `INSERT`s, up to 1024 rows each (under SQLite's limit of
+//!   32766 bound values), one prepared statement reused for every full
+//!   batch (`ON CONFLICT (key) DO UPDATE` for upsert, after `DELETE FROM`
+//!   for replace); the load's connection uses WAL with `synchronous = FULL`
+//!   (one sync of the WAL per file, at its commit). Tables have no index
+//!   but an upsert profile's primary key, which `ON CONFLICT` needs while
+//!   rows arrive (an `integer` key is SQLite's rowid: no separate index).
 //!
 //! Rows reach the database before the verdict is known (an error on the last
 //! line): the transaction is committed only when
@@ -97,11 +100,11 @@ pub enum LoadError {
     /// The tenant database could not be reached, or went away during the
     /// load, or is busy: wait and retry later.
     #[error("tenant database unavailable: {0}")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(#[source] DatabaseError),
     /// The tenant database refused a statement (permissions, a table with
     /// other columns, ...): retrying will not help until someone acts.
     #[error("tenant database: {0}")]
-    Database(#[source] sqlx::Error),
+    Database(#[source] DatabaseError),
     /// The file could not be read.
     #[error("reading the file: {0}")]
     Io(#[source] io::Error),
@@ -123,10 +126,33 @@ pub enum LoadError {
     UnsupportedBackend(String),
 }
 
+/// What a tenant database answered, from either driver: sqlx
+/// (PostgreSQL, and SQLite lookups) or the direct SQLite connection of a
+/// SQLite load.
+#[derive(Debug, Error)]
+pub enum DatabaseError {
+    /// Through sqlx.
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+    /// Through the direct SQLite connection.
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}
+
 impl LoadError {
     /// Classifies a database error: unreachable / gone / busy, or a refusal.
     pub(crate) fn from_sqlx(error: sqlx::Error) -> Self {
-        if is_unavailable(&error) { Self::Unavailable(error) } else { Self::Database(error) }
+        if is_unavailable(&error) { Self::Unavailable(error.into()) } else { Self::Database(error.into()) }
+    }
+
+    /// Classifies an error of a direct SQLite connection: busy, locked and
+    /// disk full may pass; anything else is a refusal.
+    pub(crate) fn from_sqlite(error: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked, DiskFull};
+        match error.sqlite_error_code() {
+            Some(DatabaseBusy | DatabaseLocked | DiskFull) => Self::Unavailable(error.into()),
+            _ => Self::Database(error.into()),
+        }
     }
 
     /// Whether waiting and retrying may help.
@@ -405,6 +431,28 @@ impl<B: Batcher> RowSink for ChannelSink<B> {
 /// What the validation thread ends with.
 type Validated = Result<ValidationReport, ValidateError<WriterGone>>;
 
+/// Validates `reader`, sending batches of valid rows to `sender` (the last,
+/// partial batch only when the file is accepted) and counting progress.
+fn run_validation<R: Read, B: Batcher>(
+    reader: R,
+    profile: &Profile,
+    batcher: B,
+    progress: Option<&Progress>,
+    sender: mpsc::Sender<B::Batch>,
+) -> Validated {
+    let mut sink = ChannelSink { batcher, sender, progress: progress.cloned(), unsent: 0 };
+    let report = match progress {
+        Some(progress) => validate(progress.counting(reader), profile, &mut sink)?,
+        None => validate(reader, profile, &mut sink)?,
+    };
+    if report.is_accepted()
+        && let Some(batch) = sink.batcher.finish()
+    {
+        sink.send(batch).map_err(ValidateError::Sink)?;
+    }
+    Ok(report)
+}
+
 /// Starts validation on a blocking thread; batches of valid rows arrive on
 /// the returned receiver, which closes when validation ends (the last
 /// partial batch is sent only when the file is accepted).
@@ -421,19 +469,8 @@ where
     let (sender, receiver) = mpsc::channel(CHANNEL_BATCHES);
     let profile = profile.clone();
     let progress = progress.cloned();
-    let handle = tokio::task::spawn_blocking(move || {
-        let mut sink = ChannelSink { batcher, sender, progress, unsent: 0 };
-        let report = match sink.progress.clone() {
-            Some(progress) => validate(progress.counting(reader), &profile, &mut sink)?,
-            None => validate(reader, &profile, &mut sink)?,
-        };
-        if report.is_accepted()
-            && let Some(batch) = sink.batcher.finish()
-        {
-            sink.send(batch).map_err(ValidateError::Sink)?;
-        }
-        Ok(report)
-    });
+    let handle =
+        tokio::task::spawn_blocking(move || run_validation(reader, &profile, batcher, progress.as_ref(), sender));
     (receiver, handle)
 }
 
@@ -450,7 +487,7 @@ async fn join_validation(handle: tokio::task::JoinHandle<Validated>) -> Validate
 async fn connect_within<T>(connecting: impl Future<Output = Result<T, sqlx::Error>>) -> Result<T, LoadError> {
     match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Ok(connected) => connected.map_err(LoadError::from_sqlx),
-        Err(_) => Err(LoadError::Unavailable(sqlx::Error::PoolTimedOut)),
+        Err(_) => Err(LoadError::Unavailable(sqlx::Error::PoolTimedOut.into())),
     }
 }
 

@@ -1,30 +1,41 @@
-//! Loading into a tenant's SQLite file with prepared, bound multi-row `INSERT`s.
+//! Loading into a tenant's SQLite file: a direct SQLite connection
+//! (rusqlite, over the same libsqlite3 as sqlx) on a blocking thread, one
+//! prepared multi-row `INSERT` reused for every full batch, fed by
+//! validation on a second thread (two cores: reading and checking the file
+//! on one, SQLite on the other).
+//!
+//! ```text
+//!  validation thread: rows ─► SqliteBatch (values as bytes, one buffer) ─┐ bounded channel
+//!  load thread:       BEGIN, DDL ◄── bind + step the prepared INSERT ◄───┘
+//!                     ─► verdict: ledger row, COMMIT | ROLLBACK
+//! ```
 
-use std::io::Read;
+use std::io::{self, Read};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::query::Query;
-use sqlx::sqlite::{
-    Sqlite, SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous,
-};
-use sqlx::{AssertSqlSafe, Connection, SqlSafeStr, SqlStr, Transaction};
+use rusqlite::types::{Null, ToSqlOutput, ValueRef};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Statement, Transaction};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sqlx::{AssertSqlSafe, Connection as _};
+use tokio::sync::mpsc;
 
-use super::backend::{Backend, Written, load_on, settle};
 use super::encode::{write_date, write_timestamp};
 use super::{
-    Batcher, Dialect, ImportRef, LEDGER_ROWS, LoadError, LoadOutcome, column_list, connect_within, quote_ident,
-    spawn_validation, upsert_clause,
+    Batcher, CHANNEL_BATCHES, Dialect, ImportRef, LEDGER_EARLIER, LEDGER_RECORD, LEDGER_ROWS, LoadError, LoadOutcome,
+    Progress, column_list, connect_within, create_ledger_sql, create_table_sql, quote_ident, run_validation,
+    upsert_clause,
 };
 use crate::profile::{Mode, Profile};
-use crate::validate::{Row, Value};
+use crate::validate::{Row, ValidateError, Value};
 
 /// Most parameters one statement may bind: `SQLITE_MAX_VARIABLE_NUMBER`
 /// of the SQLite that libsqlite3-sys bundles (3.51; 32766 since 3.32).
 const MAX_BOUND_PARAMETERS: usize = 32_766;
-/// Most rows one `INSERT` carries. Beyond a few hundred rows a longer
-/// statement saves nothing measurable (the round trip to sqlx's worker
-/// thread is already a small part of the time) and only costs memory.
+/// Most rows one `INSERT` carries: enough that stepping a statement costs
+/// nothing per row, small enough to keep batches in the cache.
 const MAX_ROWS_PER_INSERT: usize = 1024;
 /// How long to wait for another writer's lock before the database counts as busy.
 ///
@@ -49,51 +60,81 @@ fn rows_per_insert(profile: &Profile) -> usize {
     (MAX_BOUND_PARAMETERS / per_row).clamp(1, MAX_ROWS_PER_INSERT)
 }
 
-/// Rows travel as they are, one `INSERT`'s worth per batch; binding happens
-/// on the writer's side.
-struct RowBatches {
-    rows: Vec<Row>,
+/// One value of a batch, ready to bind.
+#[derive(Clone, Debug)]
+enum Slot {
+    Null,
+    Integer(i64),
+    /// UTF-8 bytes in the batch's buffer.
+    Text(Range<usize>),
+    /// The job's id (`_import_id`), the same for every row.
+    ImportId,
+}
+
+/// Rows encoded on the validation thread, their text in one buffer: the
+/// rows' own allocations are freed where they were made, and the load
+/// thread only binds.
+#[derive(Debug, Default)]
+struct SqliteBatch {
+    rows: usize,
+    slots: Vec<Slot>,
+    text: Vec<u8>,
+}
+
+impl SqliteBatch {
+    fn push(&mut self, row: Row) {
+        for value in row.values {
+            let slot = match value {
+                Value::Null => Slot::Null,
+                Value::Integer(n) => Slot::Integer(n),
+                Value::Boolean(b) => Slot::Integer(i64::from(b)),
+                Value::Text(text) | Value::Decimal(text) => {
+                    self.text_slot(|out| out.extend_from_slice(text.as_bytes()))
+                }
+                Value::Date(date) => self.text_slot(|out| write_date(date, out)),
+                Value::Timestamp(ts) => self.text_slot(|out| write_timestamp(ts, out)),
+            };
+            self.slots.push(slot);
+        }
+        self.slots.push(Slot::ImportId);
+        self.slots.push(Slot::Integer(i64::try_from(row.line).unwrap_or(i64::MAX)));
+        self.rows += 1;
+    }
+
+    fn text_slot(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> Slot {
+        let start = self.text.len();
+        write(&mut self.text);
+        Slot::Text(start..self.text.len())
+    }
+}
+
+/// Batches of one `INSERT`'s worth of rows.
+struct SqliteBatches {
+    batch: SqliteBatch,
     size: usize,
 }
 
-impl RowBatches {
-    fn new(size: usize) -> Self {
-        Self { rows: Vec::with_capacity(size), size }
+impl Batcher for SqliteBatches {
+    type Batch = SqliteBatch;
+
+    fn push(&mut self, row: Row) -> Option<SqliteBatch> {
+        self.batch.push(row);
+        (self.batch.rows >= self.size).then(|| std::mem::take(&mut self.batch))
+    }
+
+    fn finish(&mut self) -> Option<SqliteBatch> {
+        (self.batch.rows > 0).then(|| std::mem::take(&mut self.batch))
     }
 }
 
-impl Batcher for RowBatches {
-    type Batch = Vec<Row>;
-
-    fn push(&mut self, row: Row) -> Option<Vec<Row>> {
-        self.rows.push(row);
-        (self.rows.len() >= self.size).then(|| std::mem::replace(&mut self.rows, Vec::with_capacity(self.size)))
-    }
-
-    fn finish(&mut self) -> Option<Vec<Row>> {
-        (!self.rows.is_empty()).then(|| std::mem::take(&mut self.rows))
-    }
+/// The file a tenant database URL names.
+fn database_path(url: &str) -> Result<PathBuf, LoadError> {
+    let options = SqliteConnectOptions::from_str(url).map_err(LoadError::from_sqlx)?;
+    Ok(options.get_filename().to_owned())
 }
 
-/// Opens the tenant's file; never creates one (a missing file is an error,
-/// not a new empty database).
-async fn connect(url: &str) -> Result<SqliteConnection, LoadError> {
-    connect_with(options(url)?).await
-}
-
-/// The options every connection to a tenant's file uses.
-fn options(url: &str) -> Result<SqliteConnectOptions, LoadError> {
-    Ok(SqliteConnectOptions::from_str(url)
-        .map_err(LoadError::Database)?
-        .create_if_missing(false)
-        .busy_timeout(BUSY_TIMEOUT))
-}
-
-async fn connect_with(options: SqliteConnectOptions) -> Result<SqliteConnection, LoadError> {
-    connect_within(SqliteConnection::connect_with(&options)).await
-}
-
-/// Opens the tenant's file for a load: WAL, so that a commit writes the
+/// Opens the tenant's file for a load; never creates one (a missing file
+/// is an error, not a new empty database). WAL, so that a commit writes the
 /// transaction's pages once (to the WAL) instead of twice (rollback journal
 /// then file), with `synchronous = FULL`, which in WAL mode syncs the WAL at
 /// every commit. A load is one transaction, so that is one sync per file,
@@ -103,12 +144,22 @@ async fn connect_with(options: SqliteConnectOptions) -> Result<SqliteConnection,
 /// the last imports). WAL stays the file's journal mode afterwards (SQLite
 /// keeps it in the file), which other readers and writers of the file
 /// handle unchanged.
-async fn connect_for_load(url: &str) -> Result<SqliteConnection, LoadError> {
-    let options = options(url)?
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .pragma("cache_size", (-LOAD_CACHE_KIB).to_string());
-    connect_with(options).await
+fn open_for_load(path: &Path) -> Result<Connection, LoadError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(LoadError::from_sqlite)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(LoadError::from_sqlite)?;
+    let _mode: String =
+        conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)).map_err(LoadError::from_sqlite)?;
+    conn.execute_batch(&format!("PRAGMA synchronous = FULL; PRAGMA cache_size = {};", -LOAD_CACHE_KIB))
+        .map_err(LoadError::from_sqlite)?;
+    Ok(conn)
+}
+
+/// What a load needs on its own thread.
+struct Job {
+    id: String,
+    expected: Option<String>,
+    progress: Option<Progress>,
 }
 
 pub(super) async fn load<R: Read + Send + 'static>(
@@ -117,75 +168,150 @@ pub(super) async fn load<R: Read + Send + 'static>(
     reader: R,
     import: ImportRef<'_>,
 ) -> Result<LoadOutcome, LoadError> {
-    let mut conn = connect_for_load(url).await?;
-    let outcome = load_on::<Sqlite, R>(&mut conn, profile, reader, import).await;
-    let _ = conn.close().await;
-    outcome
+    let path = database_path(url)?;
+    let profile = profile.clone();
+    let job = Job {
+        id: import.id.to_owned(),
+        expected: import.sha256.map(str::to_owned),
+        progress: import.progress.cloned(),
+    };
+    match tokio::task::spawn_blocking(move || load_blocking(&path, &profile, reader, &job)).await {
+        Ok(outcome) => outcome,
+        Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+        Err(_) => Err(LoadError::Io(io::Error::other("the load was cancelled"))),
+    }
 }
 
-impl Backend for Sqlite {
-    const DIALECT: Dialect = Dialect::Sqlite;
-
-    async fn table_exists(conn: &mut SqliteConnection, table: &str) -> Result<bool, sqlx::Error> {
-        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")
-            .bind(table)
-            .fetch_optional(conn)
-            .await?;
-        Ok(found.is_some())
+/// The transaction of a load (as `backend::load_on` on PostgreSQL): ledger,
+/// same content before (digest known), table, rows; then, accepted: digest
+/// as expected, same content before (digest just computed), ledger row,
+/// commit. Anything else rolls back (dropping the transaction).
+fn load_blocking<R: Read + Send>(
+    path: &Path,
+    profile: &Profile,
+    reader: R,
+    job: &Job,
+) -> Result<LoadOutcome, LoadError> {
+    let mut conn = open_for_load(path)?;
+    let tx = conn.transaction().map_err(LoadError::from_sqlite)?;
+    tx.execute_batch(&create_ledger_sql(Dialect::Sqlite)).map_err(LoadError::from_sqlite)?;
+    if let Some(expected) = &job.expected
+        && let Some(earlier) = ledger_earlier(&tx, profile, expected)?
+    {
+        return Err(LoadError::AlreadyImported(earlier));
+    }
+    let table_created = !table_exists(&tx, profile.table())?;
+    tx.execute_batch(&create_table_sql(Dialect::Sqlite, profile)).map_err(LoadError::from_sqlite)?;
+    let table = quote_ident(profile.table());
+    if profile.mode() == Mode::Replace {
+        // Inside the transaction: a rollback brings the rows back.
+        tx.execute_batch(&format!("DELETE FROM {table}")).map_err(LoadError::from_sqlite)?;
     }
 
-    async fn write_rows<R: Read + Send + 'static>(
-        conn: &mut SqliteConnection,
-        profile: &Profile,
-        reader: R,
-        import: ImportRef<'_>,
-    ) -> Result<Written, LoadError> {
-        let table = quote_ident(profile.table());
-        if profile.mode() == Mode::Replace {
-            sqlx::raw_sql(AssertSqlSafe(format!("DELETE FROM {table}"))).execute(&mut *conn).await?;
+    let (written, validated) = write_rows(&tx, profile, reader, job);
+    let report = match validated {
+        Ok(report) => report,
+        Err(ValidateError::Read(e)) => return Err(LoadError::Io(e)),
+        Err(ValidateError::Sink(_)) => {
+            return Err(LoadError::from_sqlite(written.err().unwrap_or(rusqlite::Error::ExecuteReturnedResults)));
         }
-        let upsert = (profile.mode() == Mode::Upsert).then(|| upsert_clause(profile));
-        let size = rows_per_insert(profile);
-        // One statement text for every full batch: sqlx prepares it once and
-        // reuses it from the connection's statement cache.
-        let full = insert_sql(&table, profile, size, upsert.as_deref());
-
-        let (mut batches, validation) = spawn_validation(reader, profile, RowBatches::new(size), import.progress);
-        let mut rows = 0u64;
-        let mut written = Ok(());
-        while let Some(batch) = batches.recv().await {
-            let sql = if batch.len() == size {
-                full.clone()
-            } else {
-                insert_sql(&table, profile, batch.len(), upsert.as_deref())
-            };
-            let mut query = sqlx::query(sql);
-            for row in batch {
-                query = bind_row(query, row, import.id);
-            }
-            match query.execute(&mut *conn).await {
-                Ok(done) => rows += done.rows_affected(),
-                Err(e) => {
-                    written = Err(e);
-                    break;
-                }
+    };
+    let rows = written.map_err(LoadError::from_sqlite)?;
+    if !report.is_accepted() {
+        return Ok(LoadOutcome { report, rows: 0, table_created });
+    }
+    // Accepted means read whole, so digested.
+    let found = report.sha256_hex().unwrap_or_default();
+    match &job.expected {
+        Some(expected) if *expected != found => {
+            return Err(LoadError::ContentChanged { expected: expected.clone(), found });
+        }
+        Some(_) => {}
+        None => {
+            if let Some(earlier) = ledger_earlier(&tx, profile, &found)? {
+                return Err(LoadError::AlreadyImported(earlier));
             }
         }
-        Ok(match settle(batches, validation, written).await {
-            Ok(report) => Written::Accepted { report, rows },
-            Err(ended) => ended,
-        })
     }
+    tx.execute(LEDGER_RECORD, (&job.id, profile.name(), &found, i64::try_from(rows).unwrap_or(i64::MAX)))
+        .map_err(LoadError::from_sqlite)?;
+    tx.commit().map_err(LoadError::from_sqlite)?;
+    Ok(LoadOutcome { report, rows, table_created })
+}
 
-    async fn abandon(tx: Transaction<'_, Self>) {
-        let _ = tx.rollback().await;
+/// Validates `reader` on a second thread while this one inserts its rows.
+/// Returns how writing ended (rows written) and how validation did.
+fn write_rows<R: Read + Send>(
+    tx: &Transaction<'_>,
+    profile: &Profile,
+    reader: R,
+    job: &Job,
+) -> (rusqlite::Result<u64>, super::Validated) {
+    let size = rows_per_insert(profile);
+    let (sender, mut receiver) = mpsc::channel(CHANNEL_BATCHES);
+    std::thread::scope(|scope| {
+        let batcher = SqliteBatches { batch: SqliteBatch::default(), size };
+        let progress = job.progress.as_ref();
+        let validation = std::thread::Builder::new()
+            .name("passerelle-validate".into())
+            .spawn_scoped(scope, move || run_validation(reader, profile, batcher, progress, sender));
+        let validation = match validation {
+            Ok(handle) => handle,
+            Err(e) => return (Ok(0), Err(ValidateError::Read(e))),
+        };
+        let written = insert_batches(tx, profile, size, &job.id, &mut receiver);
+        // Unblocks validation if the database failed first.
+        drop(receiver);
+        let validated = validation.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (written, validated)
+    })
+}
+
+/// Inserts every batch that arrives, until the channel closes or the
+/// database fails.
+fn insert_batches(
+    tx: &Transaction<'_>,
+    profile: &Profile,
+    size: usize,
+    import_id: &str,
+    batches: &mut mpsc::Receiver<SqliteBatch>,
+) -> rusqlite::Result<u64> {
+    let table = quote_ident(profile.table());
+    let upsert = (profile.mode() == Mode::Upsert).then(|| upsert_clause(profile));
+    let mut full = tx.prepare(&insert_sql(&table, profile, size, upsert.as_deref()))?;
+    let mut rows = 0u64;
+    while let Some(batch) = batches.blocking_recv() {
+        let written = if batch.rows == size {
+            insert(&mut full, &batch, import_id)?
+        } else {
+            let mut last = tx.prepare(&insert_sql(&table, profile, batch.rows, upsert.as_deref()))?;
+            insert(&mut last, &batch, import_id)?
+        };
+        rows += written as u64;
     }
+    Ok(rows)
+}
+
+/// Binds a batch's values to `statement` (made for its number of rows) and runs it.
+fn insert(statement: &mut Statement<'_>, batch: &SqliteBatch, import_id: &str) -> rusqlite::Result<usize> {
+    for (index, slot) in batch.slots.iter().enumerate() {
+        let at = index + 1;
+        match slot {
+            Slot::Null => statement.raw_bind_parameter(at, Null)?,
+            Slot::Integer(n) => statement.raw_bind_parameter(at, n)?,
+            Slot::Text(range) => {
+                statement.raw_bind_parameter(at, ToSqlOutput::Borrowed(ValueRef::Text(&batch.text[range.clone()])))?;
+            }
+            Slot::ImportId => statement.raw_bind_parameter(at, import_id)?,
+        }
+    }
+    statement.raw_execute()
 }
 
 /// `INSERT INTO table (columns) VALUES (?, ...), ...` for `rows` rows, with
 /// the upsert clause if any (validation refuses a key repeated within a
 /// file, so one statement never meets its own rows' keys).
-fn insert_sql(table: &str, profile: &Profile, rows: usize, upsert: Option<&str>) -> SqlStr {
+fn insert_sql(table: &str, profile: &Profile, rows: usize, upsert: Option<&str>) -> String {
     let one = format!("({})", vec!["?"; profile.columns().len() + 2].join(", "));
     let mut sql = format!("INSERT INTO {table} ({}) VALUES {}", column_list(profile), vec![one; rows].join(", "));
     if let Some(upsert) = upsert {
@@ -193,39 +319,23 @@ fn insert_sql(table: &str, profile: &Profile, rows: usize, upsert: Option<&str>)
         sql.push_str(upsert);
     }
     // Identifiers come from a checked Profile and are quoted; values are bound.
-    AssertSqlSafe(sql).into_sql_str()
+    sql
 }
 
-/// Binds a row's values, then its `_import_id` and `_line`, to the `INSERT`.
-fn bind_row<'q>(
-    mut query: Query<'q, Sqlite, SqliteArguments>,
-    row: Row,
-    import_id: &'q str,
-) -> Query<'q, Sqlite, SqliteArguments> {
-    for value in row.values {
-        query = match value {
-            Value::Null => query.bind(None::<String>),
-            Value::Text(text) | Value::Decimal(text) => query.bind(text),
-            Value::Integer(n) => query.bind(n),
-            Value::Boolean(b) => query.bind(i64::from(b)),
-            Value::Date(date) => {
-                let mut out = Vec::with_capacity(10);
-                write_date(date, &mut out);
-                query.bind(String::from_utf8_lossy(&out).into_owned())
-            }
-            Value::Timestamp(ts) => {
-                let mut out = Vec::with_capacity(26);
-                write_timestamp(ts, &mut out);
-                query.bind(String::from_utf8_lossy(&out).into_owned())
-            }
-        };
-    }
-    query.bind(import_id).bind(i64::try_from(row.line).unwrap_or(i64::MAX))
+fn ledger_earlier(tx: &Transaction<'_>, profile: &Profile, sha256: &str) -> Result<Option<String>, LoadError> {
+    tx.query_row(LEDGER_EARLIER, (profile.name(), sha256), |row| row.get(0)).optional().map_err(LoadError::from_sqlite)
+}
+
+fn table_exists(tx: &Transaction<'_>, table: &str) -> Result<bool, LoadError> {
+    tx.query_row("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", [table], |_| Ok(()))
+        .optional()
+        .map(|found| found.is_some())
+        .map_err(LoadError::from_sqlite)
 }
 
 pub(super) async fn committed_import(url: &str, import_id: &str) -> Result<Option<u64>, LoadError> {
     let mut conn = connect(url).await?;
-    let rows: Option<i64> = if Sqlite::table_exists(&mut conn, "_passerelle_imports").await? {
+    let rows: Option<i64> = if table_exists_on(&mut conn, "_passerelle_imports").await? {
         sqlx::query_scalar(LEDGER_ROWS).bind(import_id).fetch_optional(&mut conn).await?
     } else {
         None
@@ -236,7 +346,7 @@ pub(super) async fn committed_import(url: &str, import_id: &str) -> Result<Optio
 
 pub(super) async fn rows_with_import_id(url: &str, profile: &Profile, import_id: &str) -> Result<u64, LoadError> {
     let mut conn = connect(url).await?;
-    let count = if Sqlite::table_exists(&mut conn, profile.table()).await? {
+    let count = if table_exists_on(&mut conn, profile.table()).await? {
         let n: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
             "SELECT count(*) FROM {} WHERE \"_import_id\" = ?1",
             quote_ident(profile.table())
@@ -250,4 +360,22 @@ pub(super) async fn rows_with_import_id(url: &str, profile: &Profile, import_id:
     };
     let _ = conn.close().await;
     Ok(count)
+}
+
+/// Opens the tenant's file for a lookup; never creates one.
+async fn connect(url: &str) -> Result<SqliteConnection, LoadError> {
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(LoadError::from_sqlx)?
+        .create_if_missing(false)
+        .busy_timeout(BUSY_TIMEOUT);
+    connect_within(SqliteConnection::connect_with(&options)).await
+}
+
+/// Whether `table` exists, on a lookup connection.
+async fn table_exists_on(conn: &mut SqliteConnection, table: &str) -> Result<bool, sqlx::Error> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")
+        .bind(table)
+        .fetch_optional(conn)
+        .await?;
+    Ok(found.is_some())
 }
