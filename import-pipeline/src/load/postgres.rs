@@ -6,7 +6,7 @@ use sqlx::postgres::Postgres;
 use sqlx::{AssertSqlSafe, Connection, PgConnection, Transaction};
 
 use super::backend::{Backend, Written, load_on, settle};
-use super::encode::CopyText;
+use super::encode::CopyBinary;
 use super::{
     Dialect, ImportRef, LEDGER_ROWS, LoadError, LoadOutcome, column_list, connect_within, quote_ident,
     spawn_validation, upsert_clause,
@@ -68,8 +68,8 @@ impl Backend for Postgres {
             }
         };
 
-        let mut copy = conn.copy_in_raw(&format!("COPY {target} ({columns}) FROM STDIN WITH (FORMAT text)")).await?;
-        let (mut batches, validation) = spawn_validation(reader, profile, CopyText::new(import.id), import.progress);
+        let mut copy = conn.copy_in_raw(&format!("COPY {target} ({columns}) FROM STDIN WITH (FORMAT binary)")).await?;
+        let (mut batches, validation) = spawn_validation(reader, profile, CopyBinary::new(import.id), import.progress);
         let mut written = Ok(());
         while let Some(batch) = batches.recv().await {
             if let Err(e) = copy.send(batch).await {
