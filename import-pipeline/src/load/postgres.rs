@@ -58,6 +58,10 @@ impl Backend for Postgres {
                 sqlx::raw_sql(AssertSqlSafe(format!("TRUNCATE {table}"))).execute(&mut *conn).await?;
                 table.clone()
             }
+            // An empty table (a new one) has no key a row could meet, and
+            // validation refuses a key repeated within a file: the rows go
+            // straight in, with no staging table to merge.
+            Mode::Upsert if is_empty(conn, &table).await? => table.clone(),
             Mode::Upsert => {
                 sqlx::raw_sql(AssertSqlSafe(format!(
                     "CREATE TEMPORARY TABLE {STAGING} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP"
@@ -91,7 +95,7 @@ impl Backend for Postgres {
             }
         };
         let mut rows = copy.finish().await?;
-        if profile.mode() == Mode::Upsert {
+        if target == STAGING {
             rows = sqlx::raw_sql(AssertSqlSafe(format!(
                 "INSERT INTO {table} ({columns}) SELECT {columns} FROM {STAGING} {}",
                 upsert_clause(profile)
@@ -106,6 +110,11 @@ impl Backend for Postgres {
     /// Nothing is sent: the connection may be mid-`COPY`; the transaction
     /// is abandoned with it.
     async fn abandon(_tx: Transaction<'_, Self>) {}
+}
+
+/// Whether `table` (quoted) has no row.
+async fn is_empty(conn: &mut PgConnection, table: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(AssertSqlSafe(format!("SELECT NOT EXISTS (SELECT 1 FROM {table})"))).fetch_one(conn).await
 }
 
 pub(super) async fn committed_import(url: &str, import_id: &str) -> Result<Option<u64>, LoadError> {
