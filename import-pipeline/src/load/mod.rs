@@ -12,10 +12,12 @@
 //! thread; valid rows cross a bounded channel (a few batches: memory stays
 //! bounded whatever the file's size) to the task that writes them:
 //!
-//! - PostgreSQL: rows are encoded on the validation thread into `COPY` text
-//!   format and streamed with `COPY ... FROM STDIN` into the table (append,
-//!   replace after `TRUNCATE`) or into a temporary table merged with
-//!   `INSERT ... ON CONFLICT (key) DO UPDATE` (upsert).
+//! - PostgreSQL: rows are encoded on the validation thread into `COPY`
+//!   binary format (values as the server stores them: it parses nothing)
+//!   and streamed with `COPY ... FROM STDIN` into the table (append,
+//!   replace after `TRUNCATE`, upsert into an empty table) or into a
+//!   temporary table merged with `INSERT ... ON CONFLICT (key) DO UPDATE`
+//!   (upsert).
 //! - SQLite: rows are encoded on the validation thread into batches (their
 //!   text in one buffer) and bound, on a blocking thread with a direct
 //!   SQLite connection (rusqlite: no async round trip per statement), to
