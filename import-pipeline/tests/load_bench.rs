@@ -10,9 +10,9 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`; or `sqlite`, a tenant
 //! file in a temporary directory, as the default configuration has), loads the file
 //! with the first profile of `LOAD_BENCH_PROFILE`, prints
-//! `load_seconds=…` and `validate_seconds=…` (the validation pass, which
-//! also digests the file, that an import job runs before its load), then
-//! destroys the database.
+//! `load_seconds=…` (what an import job runs: validation, digest and load
+//! in one pass) and `validate_seconds=…` (validation alone, with the
+//! digest, no database, for comparison), then destroys the database.
 
 use std::fs::File;
 use std::time::Instant;

@@ -1,5 +1,6 @@
-//! The transaction of a load, the same on both backends around the part
-//! that is each backend's own (how rows are written):
+//! The transaction of a load through sqlx (PostgreSQL), around the part
+//! that is the backend's own (how rows are written). SQLite loads run the
+//! same steps on a direct connection of their own (`sqlite.rs`), for speed:
 //!
 //! ```text
 //!  BEGIN ─► ledger table ─► same content before? (digest known) ─► profile's table
