@@ -48,8 +48,8 @@ pub use crate::error::ConfigError;
 pub use crate::load::Sources;
 pub use crate::model::{
     AccountLockConfig, AdminConfig, ArchiveConfig, AuditConfig, CatalogConfig, Config, DefenderConfig, FtpsConfig,
-    LimitsConfig, LogConfig, LogFormat, MaxStartups, PipelineConfig, ProxyProtocolConfig, QuotasConfig, SftpConfig,
-    TenantDbBackend, TenantDbConfig, TlsVersion, UploadsConfig,
+    LimitsConfig, LogConfig, LogFormat, MaxStartups, PipelineConfig, ProxyProtocolConfig, QuotasConfig, ReceiptsConfig,
+    SftpConfig, TenantDbBackend, TenantDbConfig, TlsVersion, UploadsConfig,
 };
 pub use crate::render::{example_toml, reference_markdown};
 pub use crate::size::ByteSize;

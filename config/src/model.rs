@@ -30,6 +30,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Retention of encrypted archives of imported files.
     pub archive: ArchiveConfig,
+    /// Retention of import receipts in the tenants' outboxes.
+    pub receipts: ReceiptsConfig,
     /// How the import pipeline shares its work.
     pub pipeline: PipelineConfig,
     /// Retention of the audit trail and of finished import jobs.
@@ -196,6 +198,13 @@ pub struct AdminConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArchiveConfig {
     /// Days an archived file is kept, 1 to 3650.
+    pub retention_days: u32,
+}
+
+/// `[receipts]`: import receipts in the tenants' `/outbox`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptsConfig {
+    /// Days a receipt is kept after it was last written, 1 to 3650.
     pub retention_days: u32,
 }
 

@@ -126,6 +126,7 @@ pub(crate) const SECTIONS: &[(&str, &str)] = &[
     ("tenant_db", "Tenant databases: each tenant gets its own database and database account."),
     ("admin", "Admin HTTP endpoint: GET /healthz and GET /metrics (Prometheus)."),
     ("archive", "Encrypted archives of imported files."),
+    ("receipts", "Import receipts in each tenant's /outbox."),
     ("pipeline", "Import pipeline: how many tenants import at once."),
     (
         "audit",
@@ -378,6 +379,16 @@ pub(crate) const KEYS: &[KeyDef] = &[
         secret: false,
         doc: "Days the archived original of an import is kept after its job ended, 1 to 3650 (checked hourly).",
         effective: |c| integer(c.archive.retention_days),
+    },
+    KeyDef {
+        section: "receipts",
+        name: "retention_days",
+        kind: Kind::Integer,
+        default: Default::Value("30"),
+        secret: false,
+        doc: "Days a receipt stays in /outbox after it was last written, 1 to 3650 (checked at start, then \
+              hourly). Clients may also delete receipts themselves.",
+        effective: |c| integer(c.receipts.retention_days),
     },
     KeyDef {
         section: "pipeline",

@@ -37,14 +37,15 @@ impl Fixture {
         assert!(out.success(), "upload of {files:?} failed: {}", out.stderr);
     }
 
-    /// Waits (up to [`IMPORT_VERDICT`]) for the receipt of `/inbox/<path>` in
-    /// the outbox of `login`'s tenant, downloads it over SFTP as `login`
-    /// would, then removes it from the outbox so that a later receipt for the
-    /// same path can be waited for.
+    /// Waits (up to [`IMPORT_VERDICT`]) for the verdict of `/inbox/<path>`
+    /// in the outbox of `login`'s tenant (a receipt whose status is not
+    /// `received`), downloads it over SFTP as `login` would, then removes it
+    /// from the outbox so that a later receipt for the same path can be
+    /// waited for.
     pub fn receipt(&self, login: &str, path: &str) -> serde_json::Value {
         let receipt_path = self.receipt_path(path);
         let on_disk = self.outbox(self.tenant_of(login)).join(&receipt_path);
-        wait_for(IMPORT_VERDICT, || on_disk.exists().then_some(()))
+        wait_for(IMPORT_VERDICT, || self.verdict_on_disk(&on_disk).map(drop))
             .unwrap_or_else(|| panic!("no receipt for {path}; jobs: {}", self.p.ok(&["import", "list"])));
         let local = self.p.scratch().join(format!("receipt-{:08x}", rand::random::<u32>()));
         let out = self.sftp(login).sftp_batch(&format!("get /outbox/{receipt_path} {}\n", local.display()));
@@ -74,6 +75,12 @@ impl Fixture {
             format!("{}~{}{RECEIPT_SUFFIX}", &name[..cut], &hash[..16])
         };
         if folder.is_empty() { receipt } else { format!("{folder}/{receipt}") }
+    }
+
+    /// The receipt at `on_disk` if it holds a verdict (not `received`).
+    pub fn verdict_on_disk(&self, on_disk: &Path) -> Option<serde_json::Value> {
+        let receipt: serde_json::Value = serde_json::from_slice(&std::fs::read(on_disk).ok()?).ok()?;
+        (receipt["status"] != "received").then_some(receipt)
     }
 
     /// Every import job, as `import list --json` prints them.

@@ -178,7 +178,7 @@ fn one_tenants_backlog_does_not_hold_back_another_tenants_first_file() {
     let placed = Instant::now();
     std::fs::write(f.inbox("small").join("employees/first.csv"), employee(1)).unwrap();
     let receipt = f.outbox("small").join(f.receipt_path("employees/first.csv"));
-    wait_for(IMPORT_VERDICT, || receipt.exists().then_some(())).expect("the small tenant's receipt");
+    wait_for(IMPORT_VERDICT, || f.verdict_on_disk(&receipt)).expect("the small tenant's receipt");
     let took = placed.elapsed();
     let big_jobs = f.p.ok(&["import", "list", "--tenant", "big", "--limit", "1000000", "--json"]);
     let big_jobs: Value = serde_json::from_str(&big_jobs).unwrap();

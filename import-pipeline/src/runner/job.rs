@@ -31,7 +31,7 @@ use super::RunnerError;
 use super::archive;
 use super::intake;
 use super::layout::Layout;
-use super::receipt::{self, Receipt};
+use super::receipt::{self, Placing, Receipt};
 use crate::load::{ImportRef, LoadError, committed_import, load};
 use crate::profile::{Profile, Profiles};
 use crate::validate::{Discard, ImportError, ValidateError, ValidationReport, validate};
@@ -175,18 +175,24 @@ async fn end_without_receipt(
     let detail = job.error.clone();
     transition(ctx, &mut job, JobStatus::Rejected, detail).await?;
     if let Some(tenant) = tenant {
-        archive_original(ctx.layout, tenant, &job.id);
+        archive_original(ctx.layout, tenant, &job);
     }
     Ok(())
 }
 
-/// Moves an ended job's original to the archive, if it is still spooled.
-pub(super) fn archive_original(layout: &Layout, tenant: &TenantName, job_id: &str) {
-    if layout.spool_dir(tenant).join(job_id).exists()
-        && let Err(e) = archive::archive(layout, tenant, job_id)
+/// Removes an ended job's inbox name if it still holds the job's file,
+/// then moves the original to the archive, if it is still spooled.
+pub(super) fn archive_original(layout: &Layout, tenant: &TenantName, job: &ImportJob) {
+    if let Err(e) = intake::release(layout, tenant, &job.path, &job.id) {
+        // Left in place, and the original in the spool: both done at the next start.
+        warn!(job = %job.id, error = %e, "import: inbox name of a taken file not removed");
+        return;
+    }
+    if layout.spool_dir(tenant).join(&job.id).exists()
+        && let Err(e) = archive::archive(layout, tenant, &job.id)
     {
         // Left in the spool: archived at the next start.
-        warn!(job = %job_id, error = %e, "import: original not archived");
+        warn!(job = %job.id, error = %e, "import: original not archived");
     }
 }
 
@@ -355,13 +361,13 @@ async fn transition(
     if !ctx.catalog.advance_import_job(job, from).await? {
         return Err(RunnerError::Changed(job.id.clone()));
     }
-    audit(ctx, job, detail).await;
+    audit(ctx.catalog, job, detail).await;
     Ok(())
 }
 
 /// Records a job transition in the audit trail (a failure is logged: the
 /// job's state in the catalog is what counts).
-pub(crate) async fn audit(ctx: &JobContext<'_>, job: &ImportJob, detail: Option<String>) {
+pub(crate) async fn audit(catalog: &Catalog, job: &ImportJob, detail: Option<String>) {
     let event = AuditEvent {
         actor: "pipeline".into(),
         tenant: Some(job.tenant.clone()),
@@ -376,7 +382,7 @@ pub(crate) async fn audit(ctx: &JobContext<'_>, job: &ImportJob, detail: Option<
         }),
         ..Default::default()
     };
-    if let Err(e) = ctx.catalog.record(&event).await {
+    if let Err(e) = catalog.record(&event).await {
         warn!(job = %job.id, error = %e, "import: audit event not stored");
     }
 }
@@ -420,6 +426,11 @@ async fn finish(
     if recorded.is_none_or(|recorded| recorded.status != job.status) {
         return Err(RunnerError::Changed(job.id));
     }
+    // The client's name goes before the verdict appears: whoever reads the
+    // verdict finds the inbox as the import left it.
+    if let Err(e) = intake::release(ctx.layout, tenant, &job.path, &job.id) {
+        warn!(job = %job.id, error = %e, "import: inbox name of a taken file not removed");
+    }
     let finished_at = now_ms();
     let (rows, errors, error_count, duplicate_of) = match &verdict {
         Verdict::Imported { rows } => (*rows, &[][..], 0, None),
@@ -435,12 +446,15 @@ async fn finish(
         sha256: job.sha256.as_deref(),
         import_id: &job.id,
         received_at: receipt::rfc3339(job.received_at),
-        finished_at: receipt::rfc3339(finished_at),
+        finished_at: Some(receipt::rfc3339(finished_at)),
         duplicate_of,
         error_count,
         errors,
     };
-    if let Err(e) = write_receipt(ctx.layout, tenant, &written) {
+    let written_by_newer = newer_job_of_same_name(ctx.catalog, &job).await?;
+    if written_by_newer {
+        info!(job = %job.id, path = %job.path, "receipt left to the newer file taken under that name");
+    } else if let Err(e) = write_receipt(ctx.layout, tenant, &written) {
         if e.is_permanent() {
             return end_without_receipt(ctx, Some(tenant), job, &cannot_import(&e)).await;
         }
@@ -462,13 +476,31 @@ async fn finish(
     };
     transition(ctx, &mut job, status, Some(detail)).await?;
     info!(job = %job.id, tenant = %job.tenant, path = %job.path, status = %status, rows, "import finished");
-    archive_original(ctx.layout, tenant, &job.id);
+    archive_original(ctx.layout, tenant, &job);
     Ok(())
 }
 
+/// Whether a newer file of the same name was taken while `job` ran (its
+/// job is open): that file's receipt is the name's, and `job`'s verdict
+/// must not show under it, even where there was no receipt to replace.
+async fn newer_job_of_same_name(catalog: &Catalog, job: &ImportJob) -> Result<bool, RunnerError> {
+    let open = catalog.open_import_jobs().await?;
+    Ok(open.iter().any(|other| {
+        other.tenant == job.tenant
+            && other.path == job.path
+            && (other.received_at, &other.id) > (job.received_at, &job.id)
+    }))
+}
+
+/// Writes a verdict's receipt; one that a newer file's `received` receipt
+/// keeps out is not an error (that file's verdict comes next).
 pub(super) fn write_receipt(layout: &Layout, tenant: &TenantName, written: &Receipt<'_>) -> Result<(), RunnerError> {
-    receipt::write(layout, tenant, written)
-        .map_err(|e| RunnerError::Io(format!("writing the receipt of /inbox/{}", written.file), e))
+    let placed = receipt::write(layout, tenant, written, Placing::Verdict)
+        .map_err(|e| RunnerError::Io(format!("writing the receipt of /inbox/{}", written.file), e))?;
+    if !placed {
+        info!(job = %written.import_id, path = %written.file, "receipt left to the newer file taken under that name");
+    }
+    Ok(())
 }
 
 /// One line for `import list`: the first error and how many there are.

@@ -380,13 +380,17 @@ impl Session {
                 self.record(Action::Upload, &done.path, Ok(()), Some(done.size), Some(started.elapsed()));
                 // Uploads are only ever created strictly below `/inbox`.
                 if let Some(path) = done.path.inbox_path() {
-                    self.engine.inner.uploads.publish(UploadCompleted {
-                        tenant: self.tenant.clone(),
-                        login: self.login.clone(),
-                        path,
-                        size: done.size,
-                        sha256: Sha256(done.sha256),
-                    });
+                    self.engine
+                        .inner
+                        .uploads
+                        .publish(UploadCompleted {
+                            tenant: self.tenant.clone(),
+                            login: self.login.clone(),
+                            path,
+                            size: done.size,
+                            sha256: Sha256(done.sha256),
+                        })
+                        .await;
                 }
                 Ok(())
             }

@@ -14,8 +14,9 @@
 //!   the tenant root on disk is invisible and reported missing);
 //! - `/inbox` — files and sub-directories may be created, renamed, removed
 //!   strictly below it; uploads are atomic (`upload.rs`);
-//! - `/outbox` — list and read only; the import pipeline writes receipts
-//!   there by other means.
+//! - `/outbox` — list and read; the import pipeline writes receipts
+//!   there by other means, and clients may delete them (`*.result.json`
+//!   files), nothing else.
 //!
 //! Non-features: no symlinks or hard links (not creatable; symlinks planted in
 //! the tree are refused by every operation and left out of listings, as are
@@ -231,9 +232,11 @@ impl TenantFs {
         Ok(dir.remove_dir(name)?)
     }
 
-    /// Removes a file (strictly below `/inbox`).
+    /// Removes a file strictly below `/inbox`, or a receipt in `/outbox`.
     pub(crate) async fn remove_file(&self, path: &TenantPath) -> Result<(), FsError> {
-        ensure_writable(path)?;
+        if !path.is_receipt() {
+            ensure_writable(path)?;
+        }
         let (dir, name) = walk::open_parent(&self.root, path)?;
         if walk::plain_metadata(&dir, name)?.is_dir() {
             return Err(FsError::IsADirectory);

@@ -236,6 +236,27 @@ async fn writes_outside_the_inbox_are_refused() {
 }
 
 #[tokio::test]
+async fn receipts_in_the_outbox_may_be_deleted_and_nothing_else_there() {
+    let fx = Fixture::new();
+    std::fs::create_dir_all(fx.root().join("outbox/employees/old.result.json")).unwrap();
+    std::fs::write(fx.root().join("outbox/employees/a.csv.result.json"), b"{}").unwrap();
+    let receipt = fx.path("/outbox/employees/a.csv.result.json");
+    assert_err!(fx.fs.set_times(&receipt, UNIX_EPOCH, UNIX_EPOCH).await, FsError::PermissionDenied);
+    assert_err!(fx.fs.create_upload(&receipt, false, &bounds()).await, FsError::PermissionDenied);
+    assert_err!(
+        fx.fs.rename(&receipt, &fx.path("/outbox/employees/b.csv.result.json")).await,
+        FsError::PermissionDenied
+    );
+    fx.fs.remove_file(&receipt).await.unwrap();
+    assert_err!(fx.fs.remove_file(&receipt).await, FsError::NotFound);
+    // A directory named like a receipt, and the folders, stay.
+    assert_err!(fx.fs.remove_file(&fx.path("/outbox/employees/old.result.json")).await, FsError::IsADirectory);
+    assert_err!(fx.fs.rmdir(&fx.path("/outbox/employees/old.result.json")).await, FsError::PermissionDenied);
+    assert_err!(fx.fs.rmdir(&fx.path("/outbox/employees")).await, FsError::PermissionDenied);
+    assert_err!(fx.fs.remove_file(&fx.path("/outbox/.result.json")).await, FsError::NotFound);
+}
+
+#[tokio::test]
 async fn listings_and_stats() {
     let fx = Fixture::new();
     let root: Vec<String> = fx.fs.read_dir(&TenantPath::root()).await.unwrap().into_iter().map(|e| e.0).collect();
