@@ -138,5 +138,11 @@ mod tests {
         assert_eq!(usage.bytes, 100 + 7 + 10 + (1 << 30) + 1000 + 5, "apparent sizes");
         assert_eq!((usage.uploading_files, usage.uploading_bytes), (1, 7));
         assert_eq!(usage.settled(), (usage.bytes - 7, 5));
+        // A file taken into a job keeps its inbox name while the job runs (a
+        // hard link into the spool): it counts once.
+        fs::write(root.join("inbox/taken.csv"), [0; 300]).unwrap();
+        fs::hard_link(root.join("inbox/taken.csv"), data_dir.tenant_spool(&acme).join("job2")).unwrap();
+        let linked = tenant_usage(&data_dir, &acme).unwrap();
+        assert_eq!((linked.files, linked.bytes), (usage.files + 1, usage.bytes + 300));
     }
 }

@@ -195,6 +195,51 @@ fn newer_file_taken(dir: &Dir, name: &str, import_id: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn read(layout: &Layout, tenant: &TenantName, file: &str) -> Option<serde_json::Value> {
+        let text = std::fs::read(layout.outbox(tenant).join(receipt_path(file))).ok()?;
+        Some(serde_json::from_slice(&text).unwrap())
+    }
+
+    fn receipt<'a>(status: &'a str, import_id: &'a str, sha256: &'a str) -> Receipt<'a> {
+        Receipt {
+            file: "employees/a.csv",
+            status,
+            profile: None,
+            rows: 0,
+            sha256: Some(sha256),
+            import_id,
+            received_at: rfc3339(0),
+            finished_at: None,
+            duplicate_of: None,
+            error_count: 0,
+            errors: &[],
+        }
+    }
+
+    #[test]
+    fn received_replaces_a_receipt_and_a_verdict_never_covers_a_newer_files_received() {
+        let root = tempfile::tempdir().unwrap();
+        let layout = Layout::new(root.path().join("tenants"), root.path().join("spool"), root.path().join("archive"));
+        let acme = TenantName::parse("acme").unwrap();
+        std::fs::create_dir_all(layout.outbox(&acme)).unwrap();
+        // Nothing to replace: a first file's receipt is its verdict.
+        assert!(!write(&layout, &acme, &receipt("received", "j1", "aa"), Placing::Received).unwrap());
+        assert!(read(&layout, &acme, "employees/a.csv").is_none());
+        assert!(write(&layout, &acme, &receipt("imported", "j1", "aa"), Placing::Verdict).unwrap());
+        // A second file is taken, then a third while the second's job runs.
+        assert!(write(&layout, &acme, &receipt("received", "j2", "bb"), Placing::Received).unwrap());
+        assert_eq!(read(&layout, &acme, "employees/a.csv").unwrap()["status"], "received");
+        assert!(write(&layout, &acme, &receipt("received", "j3", "cc"), Placing::Received).unwrap());
+        assert!(!write(&layout, &acme, &receipt("rejected", "j2", "bb"), Placing::Verdict).unwrap());
+        let now = read(&layout, &acme, "employees/a.csv").unwrap();
+        assert_eq!((now["status"].as_str(), now["sha256"].as_str()), (Some("received"), Some("cc")));
+        assert!(write(&layout, &acme, &receipt("imported", "j3", "cc"), Placing::Verdict).unwrap());
+        assert_eq!(read(&layout, &acme, "employees/a.csv").unwrap()["status"], "imported");
+        // No temporaries left.
+        let names: Vec<_> = std::fs::read_dir(layout.outbox(&acme).join("employees")).unwrap().flatten().collect();
+        assert_eq!(names.len(), 1);
+    }
+
     #[test]
     fn receipt_names_keep_short_names_and_shorten_long_ones_within_the_limit() {
         assert_eq!(receipt_path("employees/2026-11.csv"), "employees/2026-11.csv.result.json");
