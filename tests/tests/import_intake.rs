@@ -2,7 +2,9 @@
 //! as its upload closes, with no quiet period, while its name stays in
 //! `/inbox` until the job ends, so clients that touch the file right after
 //! closing it (paramiko's `put` stats it, rclone sets its time) still
-//! succeed, and the file is imported exactly once.
+//! succeed, and the file is imported exactly once: also when the client
+//! removes the name right away, and when the server is killed during the
+//! load (the job resumes, the name is removed when it ends).
 //!
 //! Receipts say one thing at a time: after a re-upload of a name the
 //! receipt read right after the upload is either `received` with the new
@@ -14,8 +16,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use passerelle_tests::{
-    DEMO_PROFILE, Fixture, IMPORT_VERDICT, Setup, bounded, entry_names, run_command, sha256sum, venv_tool, wait_for,
+    DEMO_PROFILE, Fixture, IMPORT_VERDICT, Setup, bounded, entry_names, run_command, sha256sum, sqlite3, venv_tool,
+    wait_for,
 };
+use rustix::process::Signal;
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "Quartz-Lantern-Velvet-93";
@@ -247,4 +251,27 @@ fn receipts_past_their_retention_are_removed() {
     f.restart();
     wait_for(Duration::from_secs(30), || (!receipt.exists()).then_some(())).expect("the old receipt removed");
     assert_eq!(entry_names(&f.outbox("acme").join("employees")), ["new.csv.result.json"]);
+}
+
+#[test]
+fn an_upload_whose_job_was_killed_is_resumed_imported_once_and_its_name_removed() {
+    let mut f = acme();
+    let file = local(&f, "killed.csv", &employees(1, 200_000));
+    put(&f, &file, "employees/killed.csv");
+    let job =
+        wait_for(IMPORT_VERDICT, || jobs_of(&f, "employees/killed.csv").into_iter().find(|j| j["status"] == "loading"))
+            .expect("the job loads");
+    // Its name is still in the inbox while the job runs.
+    assert_eq!(entry_names(&f.inbox("acme").join("employees")), ["killed.csv"]);
+    assert!(!f.server.stop_with(Signal::KILL).success());
+    f.server = f.p.serve(&[]);
+    let receipt = verdict(&f, "employees/killed.csv", &sha256sum(&file));
+    assert_eq!((receipt["status"].as_str(), receipt["rows"].as_u64()), (Some("imported"), Some(200_000)), "{receipt}");
+    assert_eq!(receipt["import_id"], job["id"], "the same job resumed");
+    // Once: no second job for the name the restart's scan found in the inbox.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(jobs_of(&f, "employees/killed.csv").len(), 1);
+    assert_eq!(entry_names(&f.inbox("acme").join("employees")), Vec::<String>::new());
+    let rows = sqlite3(&f.p.layout().tenant_db("acme"), "SELECT count(*), count(DISTINCT employee_id) FROM employees");
+    assert_eq!(rows.trim(), "200000|200000");
 }

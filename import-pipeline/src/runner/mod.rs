@@ -58,6 +58,9 @@ const QUIET: Duration = Duration::from_secs(2);
 /// at its other work (events, finished jobs, the scheduler); the files left
 /// are taken right after, round robin as before.
 const CLAIM_BUDGET: Duration = Duration::from_millis(250);
+/// Longest a client's acknowledgement of a completed upload waits for its
+/// file to be taken.
+const TAKE_WAIT: Duration = Duration::from_secs(2);
 /// How many locks the takes of completed uploads share out, by name.
 const TAKE_LOCKS: usize = 64;
 /// How often archived originals and receipts past their retention are deleted.
@@ -236,9 +239,20 @@ pub struct Intake {
 impl Intake {
     /// Takes `upload`'s file into a new job and wakes the scheduler; a file
     /// that cannot be taken so is announced to the runner, which takes it
-    /// after the quiet period.
+    /// after the quiet period. Waits at most [`TAKE_WAIT`]: a slow catalog
+    /// delays the client's acknowledgement that long, never more (the take
+    /// goes on without it, never cut between its steps).
     pub async fn upload_completed(&self, upload: &UploadCompleted) {
         let Some(arrival) = Arrival::uploaded(upload) else { return };
+        let intake = self.clone();
+        let upload = upload.clone();
+        let taking = tokio::spawn(async move { intake.take(arrival, &upload).await });
+        if tokio::time::timeout(TAKE_WAIT, taking).await.is_err() {
+            warn!("import: taking a completed upload is slow (the catalog?); its client is answered meanwhile");
+        }
+    }
+
+    async fn take(&self, arrival: Arrival, upload: &UploadCompleted) {
         let mut hasher = DefaultHasher::new();
         arrival.hash(&mut hasher);
         let lock = &self.locks[usize::try_from(hasher.finish() % TAKE_LOCKS as u64).unwrap_or(0)];
@@ -246,8 +260,10 @@ impl Intake {
         match intake::take_upload(&self.catalog, &self.layout, upload).await {
             Ok(Some(job)) => {
                 info!(job = %job.id, tenant = %job.tenant, path = %job.path, "import job received");
-                job::audit(&self.catalog, &job, None).await;
                 self.announcer.taken();
+                // Not waited for: the audit trail is not the client's business.
+                let catalog = self.catalog.clone();
+                tokio::spawn(async move { job::audit(&catalog, &job, None).await });
             }
             Ok(None) => self.announcer.announce(arrival),
             Err(e) => {
