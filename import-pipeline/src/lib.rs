@@ -10,11 +10,13 @@
 //! What is here:
 //!
 //! - **Runner**: [`Pipeline::start`] turns every completed file of a tenant's
-//!   `/inbox` (announced by the front-ends through an [`Announcer`], seen by
-//!   an inbox watcher, or found by a scan) into a job in the catalog, moves
-//!   the file out of the inbox, and drives the job to its verdict:
+//!   `/inbox` into a job in the catalog and drives the job to its verdict:
 //!   validation, load, a receipt in the tenant's `/outbox`, the original
-//!   archived. Every step is recorded first, so a job resumes after a crash;
+//!   archived. An upload the server completed is taken at once by the
+//!   [`Intake`] (linked into the spool, its name left in the inbox until its
+//!   job ends); files seen by an inbox watcher, found by a scan or
+//!   announced through an [`Announcer`] after a quiet period (moved out of
+//!   the inbox). Receipts past their [`Retention`] are deleted. Every step is recorded first, so a job resumes after a crash;
 //!   a job whose database is unreachable (or that failed for any reason
 //!   that may pass) waits and is tried again, never at once; [`cancel`]
 //!   ends a waiting job for an administrator. Files waiting to be taken

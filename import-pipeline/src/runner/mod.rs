@@ -239,7 +239,7 @@ pub struct Intake {
 impl Intake {
     /// Takes `upload`'s file into a new job and wakes the scheduler; a file
     /// that cannot be taken so is announced to the runner, which takes it
-    /// after the quiet period. Waits at most [`TAKE_WAIT`]: a slow catalog
+    /// after the quiet period. Waits at most 2 s (`TAKE_WAIT`): a slow catalog
     /// delays the client's acknowledgement that long, never more (the take
     /// goes on without it, never cut between its steps).
     pub async fn upload_completed(&self, upload: &UploadCompleted) {
