@@ -238,13 +238,40 @@ pub(crate) fn release(layout: &Layout, tenant: &TenantName, path: &str, job_id: 
         return Ok(());
     }
     let spool = Dir::open_ambient_dir(&spool_path, ambient_authority())?;
-    let aside = format!(".{job_id}.released");
-    match inbox.rename(path, &spool, &aside) {
+    match inbox.rename(path, &spool, aside_name(job_id)) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     }
-    if !spool.symlink_metadata(&aside).is_ok_and(|meta| same(&meta)) {
+    settle_aside(layout, tenant, job_id, path)
+}
+
+/// The spool name an inbox name is moved to by [`release`] before it goes.
+fn aside_name(job_id: &str) -> String {
+    format!(".{job_id}.released")
+}
+
+/// The job id of a spool entry named by [`aside_name`].
+pub(crate) fn aside_of(name: &str) -> Option<&str> {
+    name.strip_prefix('.')?.strip_suffix(".released")
+}
+
+/// Ends what [`release`] began (also after a crash in between): the file
+/// moved aside from `path` is removed if it is the job's own (in the spool
+/// or, once archived, in the archive), or put back under its name if it is
+/// a newer upload that replaced the name just before it was moved, unless
+/// an upload newer still holds the name now.
+pub(crate) fn settle_aside(layout: &Layout, tenant: &TenantName, job_id: &str, path: &str) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+
+    let spool = Dir::open_ambient_dir(layout.spool_dir(tenant), ambient_authority())?;
+    let aside = aside_name(job_id);
+    let Ok(moved) = spool.symlink_metadata(&aside) else { return Ok(()) };
+    let ours = [layout.spool_dir(tenant).join(job_id), layout.archive_dir(tenant).join(job_id)].iter().any(|file| {
+        fs::symlink_metadata(file).is_ok_and(|meta| meta.ino() == moved.ino() && meta.dev() == moved.dev())
+    });
+    if !ours && checked_relative(path) {
+        let inbox = Dir::open_ambient_dir(layout.inbox(tenant), ambient_authority())?;
         match rustix::fs::renameat_with(&spool, &aside, &inbox, path, rustix::fs::RenameFlags::NOREPLACE) {
             Ok(()) => return Ok(()),
             Err(rustix::io::Errno::EXIST) => {}
@@ -390,4 +417,57 @@ fn interpret(root: &Path, event: &Event) -> Vec<Seen> {
             Some(Seen::File(Arrival { tenant, path: path.to_owned() }))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (tempfile::TempDir, Layout, TenantName) {
+        let root = tempfile::tempdir().unwrap();
+        let layout = Layout::new(root.path().join("tenants"), root.path().join("spool"), root.path().join("archive"));
+        let acme = TenantName::parse("acme").unwrap();
+        for dir in [layout.inbox(&acme).join("employees"), layout.spool_dir(&acme), layout.outbox(&acme)] {
+            fs::create_dir_all(dir).unwrap();
+        }
+        (root, layout, acme)
+    }
+
+    #[test]
+    fn a_released_name_goes_only_while_it_holds_the_jobs_file() {
+        let (_root, layout, acme) = setup();
+        let name = layout.inbox(&acme).join("employees/a.csv");
+        fs::write(&name, "first").unwrap();
+        fs::hard_link(&name, layout.spool_dir(&acme).join("j1")).unwrap();
+        // Uploaded again: a new file under the name stays.
+        fs::write(layout.inbox(&acme).join("employees/.new"), "second").unwrap();
+        fs::rename(layout.inbox(&acme).join("employees/.new"), &name).unwrap();
+        release(&layout, &acme, "employees/a.csv", "j1").unwrap();
+        assert_eq!(fs::read_to_string(&name).unwrap(), "second");
+        // Still the job's file: it goes, the job's link stays.
+        fs::hard_link(&name, layout.spool_dir(&acme).join("j2")).unwrap();
+        release(&layout, &acme, "employees/a.csv", "j2").unwrap();
+        assert!(!name.exists());
+        assert_eq!(fs::read_to_string(layout.spool_dir(&acme).join("j2")).unwrap(), "second");
+        assert_eq!(fs::read_dir(layout.spool_dir(&acme)).unwrap().count(), 2, "nothing left aside");
+    }
+
+    #[test]
+    fn a_newer_upload_moved_aside_goes_back_under_its_name() {
+        let (_root, layout, acme) = setup();
+        let name = layout.inbox(&acme).join("employees/a.csv");
+        fs::write(layout.spool_dir(&acme).join("j1"), "first").unwrap();
+        // A newer upload replaced the name between the look and the move aside.
+        fs::write(layout.spool_dir(&acme).join(aside_name("j1")), "newer").unwrap();
+        settle_aside(&layout, &acme, "j1", "employees/a.csv").unwrap();
+        assert_eq!(fs::read_to_string(&name).unwrap(), "newer");
+        // One newer still holds the name: the one aside was replaced anyway.
+        fs::write(layout.spool_dir(&acme).join(aside_name("j1")), "newer").unwrap();
+        fs::write(&name, "newest").unwrap();
+        settle_aside(&layout, &acme, "j1", "employees/a.csv").unwrap();
+        assert_eq!(fs::read_to_string(&name).unwrap(), "newest");
+        assert!(!layout.spool_dir(&acme).join(aside_name("j1")).exists());
+        assert_eq!(aside_of(&aside_name("j1")), Some("j1"));
+        assert_eq!(aside_of("j1"), None);
+    }
 }

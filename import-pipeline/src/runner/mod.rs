@@ -287,7 +287,11 @@ async fn archive_leftovers(catalog: &Catalog, layout: &Layout) -> Result<(), Run
         for file in files.flatten() {
             let Some(id) = file.file_name().to_str().map(str::to_owned) else { continue };
             // An inbox name moved aside by `intake::release` when the server stopped.
-            if id.starts_with('.') {
+            if let Some(job_id) = intake::aside_of(&id) {
+                if let Some(job) = catalog.import_job(job_id).await? {
+                    intake::settle_aside(layout, &tenant, job_id, &job.path)
+                        .map_err(|e| RunnerError::Io(format!("settling job {job_id}'s released inbox name"), e))?;
+                }
                 continue;
             }
             match catalog.import_job(&id).await? {
