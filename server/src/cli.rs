@@ -21,7 +21,8 @@ pub(crate) struct Cli {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Run the server until SIGINT or SIGTERM.
+    /// Run the server until SIGINT or SIGTERM; SIGHUP reloads the FTPS certificate and checks the
+    /// configuration file (changed keys need a restart).
     Serve {
         /// Also create tenant `demo` and user `demo` (password printed once).
         #[arg(long)]
@@ -56,6 +57,12 @@ pub(crate) enum Command {
     /// Follow, inspect and retry import jobs (one per file handed to the import pipeline).
     #[command(subcommand)]
     Import(ImportCommand),
+    /// For packagers: write shell completions (DIR/completions) and man pages (DIR/man).
+    #[command(hide = true)]
+    GenerateAssets {
+        /// Directory to write into (created if absent).
+        dir: PathBuf,
+    },
 }
 
 /// `profile` verbs.
