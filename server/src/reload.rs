@@ -20,7 +20,7 @@ pub(crate) fn check(running: &Config, source: &ConfigSource) {
         Ok(new) => {
             let changed = changed_keys(running, &new);
             if changed.is_empty() {
-                info!("SIGHUP: configuration unchanged (catalog settings are always live; FTPS certificate reloaded)");
+                info!("SIGHUP: configuration unchanged (catalog settings are always live)");
             } else {
                 warn!(
                     keys = %changed.join(","),

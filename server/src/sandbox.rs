@@ -27,8 +27,17 @@ const ABI_WANTED: ABI = ABI::V7;
 /// library directories), TLS roots, time zones, user names (the audit actor), the CPU quota (the
 /// default of `pipeline.workers`, on SIGHUP) and the process's own `/proc` entry. Secrets in `/etc`
 /// stay protected by their owners and modes, as they are today for the service user.
-const SYSTEM_READ: &[&str] =
-    &["/etc", "/usr", "/lib", "/lib64", "/proc/self", "/sys/fs/cgroup", "/dev/null", "/dev/urandom"];
+const SYSTEM_READ: &[&str] = &[
+    "/etc",
+    "/usr",
+    "/lib",
+    "/lib64",
+    "/proc/self",
+    "/sys/fs/cgroup",
+    "/sys/devices/system/cpu",
+    "/dev/null",
+    "/dev/urandom",
+];
 
 /// Which directories the server keeps, and how.
 #[derive(Debug)]
@@ -118,20 +127,25 @@ fn restrict(policy: &Policy) -> Result<RestrictionStatus, landlock::RulesetError
         .restrict_self()
 }
 
-/// Debug builds only: `TEST_PASSERELLE_SANDBOX_PROBE=PATH` makes the serving runtime try to open
-/// PATH from one of its worker threads and from a blocking thread, where a bug would run, and log
-/// whether it could. The tests use it to show what Landlock refuses; release builds have no such hook.
+/// Debug builds only: `TEST_PASSERELLE_SANDBOX_PROBE=PATH[:PATH...]` makes the serving runtime try
+/// to open each PATH from one of its worker threads and from a blocking thread, where a bug would
+/// run, and log whether it could. The tests use it to show what Landlock refuses; release builds
+/// have no such hook.
 #[cfg(debug_assertions)]
 pub(crate) async fn probe() {
-    let Some(path) = std::env::var_os("TEST_PASSERELLE_SANDBOX_PROBE").map(PathBuf::from) else {
+    let Some(paths) = std::env::var_os("TEST_PASSERELLE_SANDBOX_PROBE") else {
         return;
     };
-    let open = |path: &Path| match std::fs::File::open(path) {
-        Ok(_) => "opened".to_owned(),
-        Err(e) => format!("refused: {e}"),
-    };
-    let worker = open(&path);
-    let in_blocking = path.clone();
-    let blocking = tokio::task::spawn_blocking(move || open(&in_blocking)).await.unwrap_or_else(|e| e.to_string());
-    info!(path = %path.display(), worker = %worker, blocking = %blocking, "sandbox probe");
+    fn open(path: &Path) -> String {
+        match std::fs::File::open(path) {
+            Ok(_) => "opened".to_owned(),
+            Err(e) => format!("refused: {e}"),
+        }
+    }
+    for path in std::env::split_paths(&paths) {
+        let worker = open(&path);
+        let in_blocking = path.clone();
+        let blocking = tokio::task::spawn_blocking(move || open(&in_blocking)).await.unwrap_or_else(|e| e.to_string());
+        info!(path = %path.display(), worker = %worker, blocking = %blocking, "sandbox probe");
+    }
 }
