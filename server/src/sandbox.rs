@@ -23,15 +23,18 @@ use crate::error::{CliError, usage};
 /// the log line says which ABI is in force.
 const ABI_WANTED: ABI = ABI::V7;
 
-/// Read-only after start: name resolution (glibc reads `/etc` and may load NSS modules from the
-/// library directories), TLS roots, time zones, user names (the audit actor), the CPU quota (the
-/// default of `pipeline.workers`, on SIGHUP) and the process's own `/proc` entry. Secrets in `/etc`
-/// stay protected by their owners and modes, as they are today for the service user.
+/// Read-only after start: name resolution (glibc reads `/etc`, follows `/etc/resolv.conf` into
+/// systemd-resolved's directory, and may load NSS modules from the library directories), TLS roots,
+/// time zones, user names (the audit actor), the CPU count and quota (the default of
+/// `pipeline.workers`, on SIGHUP) and the process's own `/proc` entry. Secrets in `/etc` stay
+/// protected by their owners and modes, as they are for the service user anyway. Paths that do
+/// not exist on a machine are left out.
 const SYSTEM_READ: &[&str] = &[
     "/etc",
     "/usr",
     "/lib",
     "/lib64",
+    "/run/systemd/resolve",
     "/proc/self",
     "/sys/fs/cgroup",
     "/sys/devices/system/cpu",
