@@ -112,7 +112,7 @@ TOOLS=(
     # Crates with C code (aws-lc-sys) need a C compiler and libc headers.
     "cc gcc" "cc libc6-dev"
     # The systemd unit's exposure score, and the Debian package test (dpkg -i, its postinst).
-    "systemd-analyze systemd" "adduser adduser" "runuser util-linux"
+    "systemd-analyze systemd" "adduser adduser" "setpriv util-linux" "runuser util-linux"
 )
 
 ensure_tools() {

@@ -5,9 +5,12 @@
 //! configuration survives a reinstall, and a purge removes the package. Needs root (the tests run
 //! as root on a throwaway machine); it fails, never skips, without it.
 
+use std::io::{BufRead as _, BufReader};
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+
+use passerelle_tests::free_port;
 
 const PACKAGE: &str = "passerelle";
 const CONFIG: &str = "/etc/passerelle/passerelle.toml";
@@ -35,6 +38,40 @@ impl Drop for Installed {
     fn drop(&mut self) {
         let _ = run("dpkg", &["--purge", PACKAGE]);
     }
+}
+
+/// Runs the installed `serve` as `passerelle` until it is ready and says which sandbox is in force,
+/// then stops it with SIGTERM.
+fn serve_once_as_the_service_user() {
+    // setpriv execs the server in its own place (runuser would fork it, and stay between).
+    let mut command = Command::new("setpriv");
+    command.args(["--reuid=passerelle", "--regid=passerelle", "--init-groups", "/usr/bin/passerelle"]);
+    command.args(["--config", CONFIG, "serve"]);
+    for (key, port) in [("SFTP_LISTEN", free_port()), ("ADMIN_LISTEN", free_port())] {
+        command.env(format!("PASSERELLE_{key}"), format!("127.0.0.1:{port}"));
+    }
+    command.env("PASSERELLE_FTPS_EXPLICIT_LISTEN", "").env("PASSERELLE_FTPS_IMPLICIT_LISTEN", "");
+    command.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("runuser");
+    let stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut seen = Vec::new();
+    // Bounded: the server stops at SIGTERM, and its stderr ends with it.
+    for line in stderr.lines().map_while(Result::ok) {
+        if line.contains("passerelle ready") {
+            rustix::process::kill_process(rustix::process::Pid::from_child(&child), rustix::process::Signal::TERM)
+                .expect("SIGTERM the server");
+        }
+        seen.push(line);
+    }
+    let status = child.wait().expect("wait for the server");
+    let log = seen.join("\n");
+    assert!(status.success(), "the installed server did not stop cleanly ({status}):\n{log}");
+    assert!(log.contains("passerelle ready"), "the installed server did not start:\n{log}");
+    let sandbox = seen.iter().find(|l| l.contains("sandbox:")).unwrap_or_else(|| panic!("no sandbox line:\n{log}"));
+    assert!(
+        sandbox.contains("read_write=/var/lib/passerelle ") || sandbox.contains("the kernel has no Landlock"),
+        "{sandbox}"
+    );
 }
 
 /// Builds the .deb from target/debug/passerelle and returns its path.
@@ -113,7 +150,19 @@ fn the_package_installs_checks_its_configuration_keeps_edits_and_purges() {
     assert_eq!(std::fs::read_to_string(CONFIG).unwrap(), edited, "the edited configuration was overwritten");
     assert!(ok("/usr/bin/passerelle", &check).contains("configuration OK"));
 
-    // Purge: the package and its configuration go; the empty data directory too.
+    // The installed server starts as the service user (as the unit runs it), on free loopback
+    // ports, confined to /var/lib/passerelle, and fills only that.
+    serve_once_as_the_service_user();
+    assert_eq!(stat("/var/lib/passerelle/catalog.db").1, "passerelle");
+
+    // Purge: the package and its configuration go; a data directory holding data stays, with a
+    // note; an empty one goes.
+    let out = run("dpkg", &["--purge", PACKAGE]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/var/lib/passerelle holds data and was kept"));
+    assert!(Path::new("/var/lib/passerelle/catalog.db").exists(), "a purge must not delete tenants' data");
+    std::fs::remove_dir_all("/var/lib/passerelle").unwrap();
+    ok("dpkg", &["-i", &deb]);
     drop(installed);
     assert!(!Path::new("/usr/bin/passerelle").exists());
     assert!(!Path::new(CONFIG).exists());
