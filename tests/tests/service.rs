@@ -1,10 +1,12 @@
 //! Running as a systemd service: the unit's sandbox scores "OK" in `systemd-analyze security`, the
 //! server speaks the `Type=notify` protocol (READY once serving, STOPPING at shutdown) and SIGHUP
-//! checks the configuration file without stopping anything.
+//! checks the configuration file without stopping anything; a log reader that goes away (journald
+//! restarting) costs log lines, never the server.
 
+use std::io::{BufRead as _, BufReader};
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use passerelle_tests::{Passerelle, free_port};
@@ -91,4 +93,28 @@ fn sighup_names_changed_keys_and_keeps_serving() {
     assert!(line.contains("limits.max_auth_tries"), "{line}");
     assert!(server.is_running(), "a bad file on SIGHUP must not stop the server");
     assert!(std::net::TcpStream::connect(("127.0.0.1", p.sftp_port())).is_ok());
+}
+
+#[test]
+fn a_server_whose_log_reader_is_gone_keeps_serving_and_stops_cleanly() {
+    let mut p = Passerelle::new();
+    p.set_env("PASSERELLE_ADMIN_LISTEN", &format!("127.0.0.1:{}", free_port()));
+    let mut child = p
+        .command(&["serve"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn passerelle serve");
+    let stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    // Bounded by the server's own start; a server that never gets ready ends the stream with its exit.
+    let ready = stderr.lines().map_while(Result::ok).any(|line| line.contains("passerelle ready"));
+    assert!(ready, "the server did not get ready");
+    // The reader is gone (as when journald restarts): the next log lines cannot be written.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", p.sftp_port())).is_ok());
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(child.try_wait().unwrap().is_none(), "the server died when its log reader went away");
+    rustix::process::kill_process(rustix::process::Pid::from_child(&child), Signal::TERM).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
 }
