@@ -20,7 +20,9 @@ use tracing::{info, warn};
 use crate::error::{CliError, usage};
 
 /// The newest ABI this build asks for; an older kernel enforces what it knows (best effort), and
-/// the log line says which ABI is in force.
+/// the log line says which ABI is in force. Not newer on purpose: later ABIs add rights (such as
+/// connecting to Unix sockets by path) that would cut the server off from the systemd notification
+/// socket and a local PostgreSQL socket unless listed here first.
 const ABI_WANTED: ABI = ABI::V7;
 
 /// Read-only after start: name resolution (glibc reads `/etc`, follows `/etc/resolv.conf` into
@@ -65,7 +67,9 @@ impl Policy {
                 read_only.extend(parent(&resolved));
             }
         }
+        // A rule needs the path opened; those missing here are left out, and out of the log line.
         for paths in [&mut read_write, &mut read_only] {
+            paths.retain(|path| path.exists());
             paths.sort();
             paths.dedup();
         }
