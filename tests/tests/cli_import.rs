@@ -387,7 +387,8 @@ fn import_retry_of_a_rejected_job_starts_it_again() {
     let job = json(&p, &["import", "show", "job-rejected", "--json"]);
     for (field, value) in [
         ("status", json!("received")),
-        ("attempts", json!(0)),
+        // Attempts count every run: the retry's run will be the second.
+        ("attempts", json!(1)),
         ("error", Value::Null),
         ("next_try_at", Value::Null),
         ("finished_at", Value::Null),

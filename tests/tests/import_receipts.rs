@@ -495,6 +495,8 @@ fn import_retry_runs_a_file_rejected_for_want_of_a_profile_once_the_profile_exis
     assert!(passerelle_tests::tree(&app.p.layout().spool("initech")).is_empty());
     let job: Value = serde_json::from_str(&app.p.ok(&["import", "show", &id, "--json"])).expect("import show JSON");
     assert_eq!((&job["status"], &job["rows_loaded"], &job["error"]), (&json!("imported"), &json!(2), &json!(null)));
+    // Two runs: the one that found no profile, then the retried one.
+    assert_eq!(job["attempts"], json!(2), "{job:#}");
 
     // An imported job has nothing to retry: a usage error, exit status 2.
     let again = app.p.run(&["import", "retry", &id]);
