@@ -22,6 +22,8 @@ pub mod fuzz;
 mod logging;
 mod output;
 mod pipeline;
+mod progress;
+mod removal;
 mod serve;
 mod sftp;
 mod state;
