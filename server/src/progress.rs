@@ -38,6 +38,11 @@ impl Progress {
         Self(bar)
     }
 
+    /// Says where the work stands now.
+    pub(crate) fn set_message(&self, message: impl Into<Cow<'static, str>>) {
+        self.0.set_message(message);
+    }
+
     /// `n` more items done.
     pub(crate) fn advance(&self, n: u64) {
         self.0.inc(n);

@@ -478,8 +478,12 @@ fn archived(app: &Fixture, id: &str) -> PathBuf {
 #[test]
 fn import_retry_runs_a_file_rejected_for_want_of_a_profile_once_the_profile_exists() {
     let (app, local, first, id) = payroll_rejected_then_profile_set();
-    let out = app.p.ok(&["import", "retry", &id]);
-    assert!(out.contains("runs again from the archived original"), "{out}");
+    // --wait follows the run to its verdict (quietly, when piped).
+    let waited = app.p.run(&["import", "retry", &id, "--wait", "--timeout", "120"]);
+    assert!(waited.success(), "{waited:?}");
+    assert!(waited.stdout.contains("runs again from the archived original"), "{waited:?}");
+    assert!(waited.stdout.ends_with(&format!("job {id}: imported, 2 rows\n")), "{waited:?}");
+    assert_eq!(waited.stderr, "", "no progress drawn into a pipe");
 
     // The receipt is rewritten for the same job, now imported.
     let second = app.receipt("ivan", "payroll/2026-11.csv");
