@@ -108,6 +108,13 @@ pub(crate) enum ImportCommand {
     Retry {
         /// Job id, as `import list` prints it.
         id: String,
+        /// Wait for the run to end and print its verdict (exit 1 unless imported or duplicate).
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up after this many seconds (exit 1).
+        #[arg(long, value_name = "SECONDS", default_value_t = 3600, requires = "wait",
+              value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        timeout: u64,
     },
     /// End a job that is received, validating or waiting-retry: rejected, with a receipt, its original archived.
     Cancel {

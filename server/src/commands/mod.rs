@@ -5,6 +5,7 @@ mod ban;
 mod config;
 mod hostkey;
 mod import;
+mod import_wait;
 mod init;
 mod key;
 mod profile;
