@@ -203,12 +203,7 @@ fn create_tree(root: &std::path::Path) -> std::io::Result<()> {
 /// root shells, systemd units, cron); run through sudo by another user,
 /// `admin:<sudo user> via sudo as <name>`, so that the person is named first.
 fn actor() -> String {
-    let uid = nix::unistd::Uid::current();
-    let name = match nix::unistd::User::from_uid(uid) {
-        Ok(Some(user)) => user.name,
-        // No entry for the uid (a container's arbitrary uid): its number.
-        _ => format!("uid {uid}"),
-    };
+    let name = crate::data_dir::user_name(nix::unistd::Uid::current());
     let sudo_user = std::env::var("SUDO_USER").ok().filter(|v| !v.is_empty() && *v != name);
     actor_name(&name, sudo_user.as_deref())
 }
