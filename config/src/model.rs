@@ -50,6 +50,8 @@ pub struct Config {
     pub account_lock: AccountLockConfig,
     /// PROXY protocol on the listeners.
     pub proxy_protocol: ProxyProtocolConfig,
+    /// How `serve` confines itself.
+    pub sandbox: SandboxConfig,
 }
 
 /// `[sftp]`: the SFTP front-end.
@@ -352,6 +354,14 @@ pub struct AccountLockConfig {
 pub struct ProxyProtocolConfig {
     /// Proxies that may (and must) send a PROXY header; empty: PROXY protocol off.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// `[sandbox]`: how `serve` confines itself once started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxConfig {
+    /// Restrict the server's own filesystem access with Landlock (where the kernel has it) to the data
+    /// directory and the few files it must still read.
+    pub landlock: bool,
 }
 
 /// `[uploads]`: how completed uploads are stored.

@@ -27,6 +27,13 @@ pub(crate) struct Raw {
     pub(crate) defender: RawDefender,
     pub(crate) account_lock: RawAccountLock,
     pub(crate) proxy_protocol: RawProxyProtocol,
+    pub(crate) sandbox: RawSandbox,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSandbox {
+    pub(crate) landlock: bool,
 }
 
 #[derive(Deserialize)]

@@ -10,7 +10,7 @@ use crate::error::ConfigError;
 use crate::model::{
     AccountLockConfig, AdminConfig, ArchiveConfig, AuditConfig, CatalogConfig, Config, DefenderConfig, FtpsConfig,
     LimitsConfig, LogConfig, LogFormat, MaxStartups, PipelineConfig, ProxyProtocolConfig, QuotasConfig, ReceiptsConfig,
-    SftpConfig, TenantDbBackend, TenantDbConfig, TlsVersion, UploadsConfig, is_postgres_url, scheme,
+    SandboxConfig, SftpConfig, TenantDbBackend, TenantDbConfig, TlsVersion, UploadsConfig, is_postgres_url, scheme,
 };
 use crate::raw::{
     Raw, RawAccountLock, RawArchive, RawAudit, RawCatalog, RawDefender, RawFtps, RawLimits, RawLog, RawPipeline,
@@ -59,6 +59,7 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
         defender,
         account_lock,
         proxy_protocol,
+        sandbox: SandboxConfig { landlock: raw.sandbox.landlock },
         data_dir,
     })
 }

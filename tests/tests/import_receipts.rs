@@ -478,8 +478,12 @@ fn archived(app: &Fixture, id: &str) -> PathBuf {
 #[test]
 fn import_retry_runs_a_file_rejected_for_want_of_a_profile_once_the_profile_exists() {
     let (app, local, first, id) = payroll_rejected_then_profile_set();
-    let out = app.p.ok(&["import", "retry", &id]);
-    assert!(out.contains("runs again from the archived original"), "{out}");
+    // --wait follows the run to its verdict (quietly, when piped).
+    let waited = app.p.run(&["import", "retry", &id, "--wait", "--timeout", "120"]);
+    assert!(waited.success(), "{waited:?}");
+    assert!(waited.stdout.contains("runs again from the archived original"), "{waited:?}");
+    assert!(waited.stdout.ends_with(&format!("job {id}: imported, 2 rows\n")), "{waited:?}");
+    assert_eq!(waited.stderr, "", "no progress drawn into a pipe");
 
     // The receipt is rewritten for the same job, now imported.
     let second = app.receipt("ivan", "payroll/2026-11.csv");
@@ -495,6 +499,8 @@ fn import_retry_runs_a_file_rejected_for_want_of_a_profile_once_the_profile_exis
     assert!(passerelle_tests::tree(&app.p.layout().spool("initech")).is_empty());
     let job: Value = serde_json::from_str(&app.p.ok(&["import", "show", &id, "--json"])).expect("import show JSON");
     assert_eq!((&job["status"], &job["rows_loaded"], &job["error"]), (&json!("imported"), &json!(2), &json!(null)));
+    // Two runs: the one that found no profile, then the retried one.
+    assert_eq!(job["attempts"], json!(2), "{job:#}");
 
     // An imported job has nothing to retry: a usage error, exit status 2.
     let again = app.p.run(&["import", "retry", &id]);

@@ -139,6 +139,10 @@ pub(crate) async fn run(ctx: &JobContext<'_>, job: ImportJob) -> Result<(), Runn
 
 /// [`run`], short of telling a cancelled job apart.
 async fn drive(ctx: &JobContext<'_>, mut job: ImportJob) -> Result<(), RunnerError> {
+    // Every run counts, whatever ends it (a verdict, a wait, a crash): an
+    // operator reads how often the job was tried, `import retry` included.
+    // Stored with the run's first transition.
+    job.attempts += 1;
     let tenant = match TenantName::parse(&job.tenant) {
         Ok(tenant) => tenant,
         // No tree to write a receipt into: the verdict is the catalog's only.
@@ -390,8 +394,7 @@ pub(crate) async fn audit(catalog: &Catalog, job: &ImportJob, detail: Option<Str
 /// The database was unreachable, the disk full, or anything else went
 /// wrong that may pass: the job waits, then is tried again.
 async fn wait(ctx: &JobContext<'_>, mut job: ImportJob, error: &str) -> Result<(), RunnerError> {
-    job.attempts += 1;
-    let exponent = u32::try_from(job.attempts - 1).unwrap_or(u32::MAX).min(16);
+    let exponent = u32::try_from(job.attempts.saturating_sub(1)).unwrap_or(u32::MAX).min(16);
     let delay = FIRST_RETRY.saturating_mul(1 << exponent).min(MAX_RETRY);
     job.next_try_at = Some(now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
     job.error = Some(error.to_owned());
