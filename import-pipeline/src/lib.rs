@@ -81,9 +81,12 @@ pub use profile::{
     Column, ColumnType, DEFAULT_MAX_BYTES, DELIMITERS, DateFormat, DelimiterSetting, EncodingSetting, MAX_COLUMNS,
     Mode, Profile, ProfileError, Profiles, RESERVED_COLUMNS, is_temporary_name,
 };
-pub use runner::{Announcer, Arrival, Cancel, Layout, Pipeline, RunnerError, cancel};
+pub use runner::{
+    Announcer, Arrival, Cancel, DoorPlan, DoorRejection, Layout, Pipeline, Refused, RunnerError, cancel, door_plan,
+    refuse_at_door,
+};
 pub use tenant_db::{TenantDbError, TenantDbProvisioner};
 pub use validate::{
     DetectedEncoding, Discard, ImportError, MAX_FIELDS, MAX_RECORD_BYTES, MAX_REPORTED_ERRORS, Row, RowSink,
-    ValidateError, ValidationReport, Value, validate,
+    ValidateError, ValidationReport, Validator, Value, validate,
 };

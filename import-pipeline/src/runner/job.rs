@@ -362,6 +362,11 @@ async fn transition(
 /// Records a job transition in the audit trail (a failure is logged: the
 /// job's state in the catalog is what counts).
 pub(crate) async fn audit(ctx: &JobContext<'_>, job: &ImportJob, detail: Option<String>) {
+    record_audit(ctx.catalog, job, detail).await;
+}
+
+/// [`audit`], with only the catalog.
+pub(super) async fn record_audit(catalog: &Catalog, job: &ImportJob, detail: Option<String>) {
     let event = AuditEvent {
         actor: "pipeline".into(),
         tenant: Some(job.tenant.clone()),
@@ -376,7 +381,7 @@ pub(crate) async fn audit(ctx: &JobContext<'_>, job: &ImportJob, detail: Option<
         }),
         ..Default::default()
     };
-    if let Err(e) = ctx.catalog.record(&event).await {
+    if let Err(e) = catalog.record(&event).await {
         warn!(job = %job.id, error = %e, "import: audit event not stored");
     }
 }
@@ -472,7 +477,7 @@ pub(super) fn write_receipt(layout: &Layout, tenant: &TenantName, written: &Rece
 }
 
 /// One line for `import list`: the first error and how many there are.
-fn summary(errors: &[ImportError], count: u64) -> String {
+pub(super) fn summary(errors: &[ImportError], count: u64) -> String {
     let Some(first) = errors.first() else { return format!("{count} errors") };
     let mut line = String::new();
     if let Some(n) = first.line {
