@@ -163,3 +163,46 @@ fn with_reject_at_close_false_the_upload_is_accepted_and_its_job_rejects_it() {
     let receipt = app.receipt("alice", "notes.csv");
     assert_eq!(receipt["errors"][0]["message"], "no import profile matches notes.csv");
 }
+
+/// Not a timed test: prints how long a matched 100 MB CSV takes to upload
+/// (put to close reply) over `sftp -b` and curl (FTPS), validated at the
+/// door or not (`reject_at_close = false`). Run by hand:
+/// `cargo test -p passerelle-tests --test import_door -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn upload_time_of_a_matched_100_mb_csv_with_and_without_the_door() {
+    use std::time::Instant;
+    let mut csv = String::with_capacity(105 << 20);
+    csv.push_str("employee_id;email;hired_on;salary\n");
+    let mut id = 0u64;
+    while csv.len() < 100_000_000 {
+        id += 1;
+        csv.push_str(&format!(
+            "{id};someone.{id}@example.com;{:02}/{:02}/2025;{},{:02}\n",
+            id % 28 + 1,
+            id % 12 + 1,
+            id % 9000,
+            id % 100
+        ));
+    }
+    let lenient = DEMO_PROFILE.replace("max_bytes = \"1GiB\"", "max_bytes = \"1GiB\"\nreject_at_close = false");
+    for (label, profile) in [("door off", lenient.as_str()), ("door on", DEMO_PROFILE)] {
+        let app = installation(profile);
+        let file = local(&app, "big", &csv);
+        for round in 0..3 {
+            let started = Instant::now();
+            let out = app.sftp("alice").sftp_batch(&format!("put {} /inbox/employees/s{round}.csv\n", file.display()));
+            let sftp = started.elapsed();
+            assert!(out.success(), "{}", out.stderr);
+            let started = Instant::now();
+            let out = app.ftps("alice").curl(&[
+                "-T",
+                &file.display().to_string(),
+                &format!("{{explicit}}/inbox/employees/f{round}.csv"),
+            ]);
+            let ftps = started.elapsed();
+            assert!(out.success(), "{}", out.stderr);
+            eprintln!("{label}: {} rows, {} bytes: sftp -b {sftp:.2?}, curl FTPS {ftps:.2?}", id, csv.len());
+        }
+    }
+}

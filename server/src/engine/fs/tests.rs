@@ -594,3 +594,42 @@ async fn directories_are_listed_in_batches() {
     assert_eq!(names.len(), 2 * cursor::BATCH + 7, "every file once, no temporary");
     assert!(cursor.next_batch().await.unwrap().is_empty(), "the end stays the end");
 }
+
+/// The door's profile for the tests below: one integer column.
+fn door_profile() -> Arc<passerelle_import::Profile> {
+    let text = "[[import]]\nname = \"n\"\nmatch = \"*.csv\"\ntable = \"n\"\n[[import.columns]]\nname = \"n\"\ntype = \"integer\"\n";
+    Arc::new(passerelle_import::Profiles::parse(text).unwrap().iter().next().unwrap().clone())
+}
+
+/// Writes `pieces` (offset, bytes) to an upload of `/inbox/<name>` validated at the door.
+async fn door_upload(fx: &Fixture, name: &str, pieces: &[(u64, &'static [u8])]) -> Commit {
+    let mut upload = fx.fs.create_upload(&fx.path(&format!("/inbox/{name}")), false, &bounds()).await.unwrap();
+    upload.set_door(Door::Validate(door_profile()));
+    for (offset, data) in pieces {
+        upload.write_at(*offset, Bytes::from_static(data)).await.unwrap();
+    }
+    upload.commit().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_door_refuses_an_invalid_upload_streamed_or_read_back_and_publishes_a_valid_one() {
+    let fx = Fixture::new();
+    // In order: validated as the bytes arrive.
+    let Commit::Refused(refused) = door_upload(&fx, "a.csv", &[(0, b"n\n1\n"), (4, b"x\n")]).await else {
+        panic!("accepted")
+    };
+    assert_eq!((refused.errors[0].line, refused.errors[0].column.as_deref()), (Some(3), Some("n")));
+    assert_eq!((refused.profile.as_deref(), refused.error_count, refused.size), (Some("n"), 1, 6));
+    assert_eq!(refused.sha256, sha256_of(b"n\n1\nx\n"));
+    // A rewrite stops the streaming: the file on disk is validated at the commit.
+    let rewritten = door_upload(&fx, "b.csv", &[(0, b"n\n1\n2\n"), (4, b"y")]).await;
+    let Commit::Refused(read_back) = rewritten else { panic!("accepted") };
+    assert_eq!(read_back.errors[0].line, Some(3));
+    assert_eq!(read_back.sha256, sha256_of(b"n\n1\ny\n"));
+    drop((refused, read_back));
+    assert_eq!(Fixture::disk_names(&fx.root().join("inbox")), Vec::<String>::new(), "nothing published or left");
+    // Valid, streamed or read back: published.
+    assert!(matches!(door_upload(&fx, "c.csv", &[(0, b"n\n1\n"), (4, b"2\n")]).await, Commit::Published(_)));
+    assert!(matches!(door_upload(&fx, "d.csv", &[(0, b"n\nx\n"), (2, b"7")]).await, Commit::Published(_)));
+    assert_eq!(Fixture::disk_names(&fx.root().join("inbox")), ["c.csv", "d.csv"]);
+}
