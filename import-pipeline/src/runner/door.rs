@@ -141,34 +141,50 @@ pub async fn refuse_at_door(
     job.status = JobStatus::Rejected;
     job.finished_at = Some(now_ms());
     job.updated_at = job.finished_at.unwrap_or(job.received_at);
-    let written = Receipt {
-        file: &job.path,
-        status: JobStatus::Rejected.as_str(),
-        profile: job.profile.as_deref(),
-        rows: 0,
-        sha256: job.sha256.as_deref(),
-        import_id: &job.id,
-        received_at: receipt::rfc3339(job.received_at),
-        finished_at: receipt::rfc3339(job.updated_at),
-        duplicate_of: None,
-        error_count: rejection.error_count,
-        errors: &rejection.errors,
-    };
-    let receipt_written = job::write_receipt(layout, tenant, &written);
-    job.error = Some(match &receipt_written {
-        Ok(()) => format!("{reason} (refused at close)"),
-        Err(_) => format!("{reason} (refused at close; no receipt could be written)"),
-    });
+    job.error = Some(format!("{reason} (refused at close)"));
+    // Recorded first, in its final status: the scheduler never runs it, and
+    // a crash after this leaves an ended job (its spooled file, if any, is
+    // archived at the next start).
     catalog.insert_import_job(&job).await?;
-
     job::record_audit(catalog, &received, Some("upload validated at the door".into())).await;
     job::record_audit(catalog, &job, job.error.clone()).await;
-    if let Err(e) = &receipt_written {
-        warn!(job = %job.id, tenant = %tenant, error = %e, "upload refused at close without a receipt");
+
+    // One rename: in place, as the server's upload commit does.
+    let spooled = spool(layout, tenant, &job.id, keep);
+    let (owned_layout, owned_tenant, ended, errors) =
+        (layout.clone(), tenant.clone(), job.clone(), rejection.errors.clone());
+    let error_count = rejection.error_count;
+    let written = tokio::task::spawn_blocking(move || {
+        let receipt = Receipt {
+            file: &ended.path,
+            status: JobStatus::Rejected.as_str(),
+            profile: ended.profile.as_deref(),
+            rows: 0,
+            sha256: ended.sha256.as_deref(),
+            import_id: &ended.id,
+            received_at: receipt::rfc3339(ended.received_at),
+            finished_at: receipt::rfc3339(ended.updated_at),
+            duplicate_of: None,
+            error_count,
+            errors: &errors,
+        };
+        let written = job::write_receipt(&owned_layout, &owned_tenant, &receipt);
+        if spooled.is_ok() {
+            job::archive_original(&owned_layout, &owned_tenant, &ended.id);
+        }
+        (written, spooled)
+    })
+    .await
+    .map_err(|e| RunnerError::Io("recording a refused upload".into(), io::Error::other(e)))?;
+    if let Err(e) = written.1 {
+        warn!(job = %job.id, tenant = %tenant, error = %e, "refused upload not archived");
     }
-    match spool(layout, tenant, &job.id, keep) {
-        Ok(()) => job::archive_original(layout, tenant, &job.id),
-        Err(e) => warn!(job = %job.id, tenant = %tenant, error = %e, "refused upload not archived"),
+    if let Err(e) = written.0 {
+        warn!(job = %job.id, tenant = %tenant, error = %e, "upload refused at close without a receipt");
+        job.error = Some(format!("{reason} (refused at close; no receipt could be written)"));
+        if let Err(e) = catalog.update_import_job(&job).await {
+            warn!(job = %job.id, error = %e, "import: the missing receipt not recorded");
+        }
     }
     info!(job = %job.id, tenant = %tenant, path = %job.path, reason, "upload refused at close");
     let sentence =
