@@ -73,6 +73,16 @@ fn check_recorded(app: &Fixture, path: &str, local: &std::path::Path) {
     assert_eq!(std::fs::read(&archived).unwrap(), std::fs::read(local).unwrap(), "the original is archived");
     let shown = app.p.ok(&["import", "show", id]);
     assert!(shown.contains("refused at close"), "{shown}");
+    // In the audit trail as any import: received, then rejected.
+    let audit: Value = serde_json::from_str(&app.p.ok(&["audit", "--tenant", "acme", "--json"])).unwrap();
+    let outcomes: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "import" && e["detail"].as_str().unwrap_or("").starts_with(&format!("job {id}")))
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["received", "rejected"]);
 }
 
 #[test]

@@ -632,4 +632,21 @@ async fn the_door_refuses_an_invalid_upload_streamed_or_read_back_and_publishes_
     assert!(matches!(door_upload(&fx, "c.csv", &[(0, b"n\n1\n"), (4, b"2\n")]).await, Commit::Published(_)));
     assert!(matches!(door_upload(&fx, "d.csv", &[(0, b"n\nx\n"), (2, b"7")]).await, Commit::Published(_)));
     assert_eq!(Fixture::disk_names(&fx.root().join("inbox")), ["c.csv", "d.csv"]);
+    // A refused upload leaves the file of that name as it was.
+    let Commit::Refused(again) = door_upload(
+        &fx,
+        "c.csv",
+        &[(
+            0, b"n
+z
+",
+        )],
+    )
+    .await
+    else {
+        panic!("accepted")
+    };
+    drop(again);
+    assert_eq!(std::fs::read(fx.root().join("inbox/c.csv")).unwrap(), b"n\n1\n2\n");
+    assert_eq!(Fixture::disk_names(&fx.root().join("inbox")), ["c.csv", "d.csv"]);
 }
