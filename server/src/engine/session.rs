@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use passerelle_catalog::{AuditEvent, Login, TenantName};
+use passerelle_import::{DoorPlan, DoorRejection};
 use passerelle_tree::{DiskSpace, Sha256, UploadCompleted};
 use tokio::sync::OnceCell;
 
@@ -22,7 +23,6 @@ use super::grants::{Ending, Grant, Registration};
 use super::limits::{FilePermit, SessionPermit};
 use super::quota::{Reservation, TenantUsage};
 use super::{Engine, Protocol};
-use passerelle_import::{DoorPlan, DoorRejection};
 
 /// What a user did, as the audit trail names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
