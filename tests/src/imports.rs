@@ -37,6 +37,19 @@ impl Fixture {
         assert!(out.success(), "upload of {files:?} failed: {}", out.stderr);
     }
 
+    /// Uploads a local file to `/inbox/<path>` with `sftp -b` as `login`,
+    /// expecting its profile to refuse it at its close (the verdict at the
+    /// door): the batch fails, and its standard error names the file, says
+    /// `rejected: ...` and gives the receipt's path. Returns standard error.
+    pub fn upload_refused(&self, login: &str, local: &Path, path: &str) -> String {
+        let out = self.sftp(login).sftp_batch(&format!("put {} /inbox/{path}\n", local.display()));
+        assert!(!out.success(), "the upload of {path} was not refused at its close");
+        let said = format!("/inbox/{path}: rejected: ");
+        let receipt = format!("(receipt: /outbox/{})", self.receipt_path(path));
+        assert!(out.stderr.contains(&said) && out.stderr.contains(&receipt), "{path}: {}", out.stderr);
+        out.stderr
+    }
+
     /// Waits (up to [`IMPORT_VERDICT`]) for the verdict of `/inbox/<path>`
     /// in the outbox of `login`'s tenant (a receipt whose status is not
     /// `received`), downloads it over SFTP as `login` would, then removes it

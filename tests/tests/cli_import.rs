@@ -193,10 +193,10 @@ fn profile_list_prints_every_setting_in_text_and_json() {
         json!([
             {"name": "employees", "match": "employees/*.csv", "table": "employees", "mode": "upsert",
              "key": ["employee_id"], "columns": 4, "delimiter": ";", "encoding": "auto", "header": true,
-             "max_bytes": 1_073_741_824u64, "max_bytes_written": "1GiB"},
+             "max_bytes": 1_073_741_824u64, "max_bytes_written": "1GiB", "reject_at_close": true},
             {"name": "invoices", "match": "invoices/**/*.tsv", "table": "invoices", "mode": "append",
              "key": [], "columns": 2, "delimiter": "\t", "encoding": "windows-1252", "header": true,
-             "max_bytes": 5000, "max_bytes_written": "5000"},
+             "max_bytes": 5000, "max_bytes_written": "5000", "reject_at_close": true},
         ])
     );
     let text = p.ok(&["profile", "list", "acme"]);

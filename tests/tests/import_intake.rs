@@ -152,11 +152,17 @@ fn a_reupload_never_shows_the_previous_verdict() {
     assert_eq!(verdict(&f, path, &sha256sum(&first))["status"], "imported");
     // Each upload alternates the verdict: the receipt read right after the
     // upload is the new file's, received or judged, never the last verdict.
+    // An invalid file is refused at its close (the verdict at the door),
+    // its receipt written before the client hears of it.
     for n in 0..6 {
         let content = if n % 2 == 0 { invalid(n) } else { employees(100 * n, 5) };
         let file = local(&f, &format!("v{n}.csv"), &content);
         let sha256 = sha256sum(&file);
-        put(&f, &file, path);
+        if n % 2 == 0 {
+            f.upload_refused("alice", &file, path);
+        } else {
+            put(&f, &file, path);
+        }
         let read = receipt_now(&f, path).expect("a receipt right after the upload");
         assert_eq!(read["sha256"], sha256.as_str(), "upload {n}: a previous file's receipt: {read}");
         let status = read["status"].as_str().unwrap();

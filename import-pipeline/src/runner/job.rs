@@ -507,7 +507,7 @@ pub(super) fn write_receipt(layout: &Layout, tenant: &TenantName, written: &Rece
 }
 
 /// One line for `import list`: the first error and how many there are.
-fn summary(errors: &[ImportError], count: u64) -> String {
+pub(super) fn summary(errors: &[ImportError], count: u64) -> String {
     let Some(first) = errors.first() else { return format!("{count} errors") };
     let mut line = String::new();
     if let Some(n) = first.line {

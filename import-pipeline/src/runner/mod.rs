@@ -19,6 +19,7 @@
 
 mod archive;
 mod cancel;
+mod door;
 mod intake;
 mod job;
 mod layout;
@@ -42,6 +43,7 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 pub use cancel::{Cancel, cancel};
+pub use door::{DoorPlan, DoorRejection, Refused, door_plan, refuse_at_door};
 pub use intake::Arrival;
 use intake::Claim;
 pub use layout::Layout;

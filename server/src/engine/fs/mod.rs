@@ -74,7 +74,7 @@ use path::Area;
 pub(crate) use path::{TenantPath, UPLOAD_TEMP_PREFIX};
 pub(crate) use reader::FileReader;
 pub(crate) use stat::{FileStat, FsStats};
-pub(crate) use upload::Upload;
+pub(crate) use upload::{Commit, Door, RefusedUpload, Upload};
 
 /// One tenant's tree. Cheap to clone (the root directory is shared); every
 /// session of the tenant may hold its own.
