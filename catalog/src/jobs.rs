@@ -99,7 +99,8 @@ pub struct ImportJob {
     pub status: JobStatus,
     /// Rows written by the committed load.
     pub rows_loaded: Option<i64>,
-    /// Load attempts that failed because the database was unreachable.
+    /// Runs of the job so far: each start counts, whatever ended it (a
+    /// verdict, a wait for the database, a crash, a run after `import retry`).
     pub attempts: i64,
     /// When a waiting job is tried again, Unix milliseconds.
     pub next_try_at: Option<i64>,
@@ -428,14 +429,14 @@ impl Catalog {
     /// Sends a job back to the runner, atomically, if it is still in status
     /// `from`; returns whether it was. A `waiting-retry` job is tried now (its
     /// attempts kept); a `rejected` job starts again as `received`, its
-    /// verdict cleared. Any other `from` changes nothing.
+    /// verdict cleared and its attempts kept (they count every run). Any other `from` changes nothing.
     pub async fn retry_import_job(&self, id: &str, from: JobStatus) -> Result<bool, CatalogError> {
         let sql = match from {
             JobStatus::WaitingRetry => {
                 "UPDATE import_jobs SET next_try_at = $2, updated_at = $2 WHERE id = $1 AND status = 'waiting-retry'"
             }
             JobStatus::Rejected => {
-                "UPDATE import_jobs SET status = 'received', attempts = 0, error = NULL, next_try_at = NULL, \
+                "UPDATE import_jobs SET status = 'received', error = NULL, next_try_at = NULL, \
                  finished_at = NULL, rows_loaded = NULL, updated_at = $2 WHERE id = $1 AND status = 'rejected'"
             }
             _ => return Ok(false),

@@ -28,7 +28,7 @@
 //! - No silent acceptance: an unknown key, an unknown `PASSERELLE_` variable or a mistyped value is an
 //!   error, never ignored.
 //! - No unsafe TLS: SSL 3, TLS 1.0 and TLS 1.1 cannot be configured.
-//! - No reloading: the configuration is read once at start.
+//! - No reloading: a [`Config`] never changes; `serve` may load a new one on SIGHUP and compare.
 //! - No locating of the file: the caller resolves `--config` / `PASSERELLE_CONFIG` and passes the path.
 //! - No canonicalisation: a relative `data_dir` stays relative to the working directory.
 
@@ -48,8 +48,8 @@ pub use crate::error::ConfigError;
 pub use crate::load::Sources;
 pub use crate::model::{
     AccountLockConfig, AdminConfig, ArchiveConfig, AuditConfig, CatalogConfig, Config, DefenderConfig, FtpsConfig,
-    LimitsConfig, LogConfig, LogFormat, MaxStartups, PipelineConfig, ProxyProtocolConfig, QuotasConfig, SftpConfig,
-    TenantDbBackend, TenantDbConfig, TlsVersion, UploadsConfig,
+    LimitsConfig, LogConfig, LogFormat, MaxStartups, PipelineConfig, ProxyProtocolConfig, QuotasConfig, ReceiptsConfig,
+    SandboxConfig, SftpConfig, TenantDbBackend, TenantDbConfig, TlsVersion, UploadsConfig,
 };
 pub use crate::render::{example_toml, reference_markdown};
 pub use crate::size::ByteSize;

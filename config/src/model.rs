@@ -30,6 +30,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Retention of encrypted archives of imported files.
     pub archive: ArchiveConfig,
+    /// Retention of import receipts in the tenants' outboxes.
+    pub receipts: ReceiptsConfig,
     /// How the import pipeline shares its work.
     pub pipeline: PipelineConfig,
     /// Retention of the audit trail and of finished import jobs.
@@ -48,6 +50,8 @@ pub struct Config {
     pub account_lock: AccountLockConfig,
     /// PROXY protocol on the listeners.
     pub proxy_protocol: ProxyProtocolConfig,
+    /// How `serve` confines itself.
+    pub sandbox: SandboxConfig,
 }
 
 /// `[sftp]`: the SFTP front-end.
@@ -199,6 +203,13 @@ pub struct ArchiveConfig {
     pub retention_days: u32,
 }
 
+/// `[receipts]`: import receipts in the tenants' `/outbox`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptsConfig {
+    /// Days a receipt is kept after it was last written, 1 to 3650.
+    pub retention_days: u32,
+}
+
 /// `[pipeline]`: the import pipeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PipelineConfig {
@@ -343,6 +354,14 @@ pub struct AccountLockConfig {
 pub struct ProxyProtocolConfig {
     /// Proxies that may (and must) send a PROXY header; empty: PROXY protocol off.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// `[sandbox]`: how `serve` confines itself once started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxConfig {
+    /// Restrict the server's own filesystem access with Landlock (where the kernel has it) to the data
+    /// directory and the few files it must still read.
+    pub landlock: bool,
 }
 
 /// `[uploads]`: how completed uploads are stored.

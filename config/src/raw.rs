@@ -17,6 +17,7 @@ pub(crate) struct Raw {
     pub(crate) tenant_db: RawTenantDb,
     pub(crate) admin: RawAdmin,
     pub(crate) archive: RawArchive,
+    pub(crate) receipts: RawReceipts,
     pub(crate) pipeline: RawPipeline,
     pub(crate) audit: RawAudit,
     pub(crate) log: RawLog,
@@ -26,6 +27,13 @@ pub(crate) struct Raw {
     pub(crate) defender: RawDefender,
     pub(crate) account_lock: RawAccountLock,
     pub(crate) proxy_protocol: RawProxyProtocol,
+    pub(crate) sandbox: RawSandbox,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSandbox {
+    pub(crate) landlock: bool,
 }
 
 #[derive(Deserialize)]
@@ -122,6 +130,12 @@ pub(crate) struct RawAdmin {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawArchive {
+    pub(crate) retention_days: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawReceipts {
     pub(crate) retention_days: u32,
 }
 

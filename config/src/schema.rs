@@ -126,6 +126,7 @@ pub(crate) const SECTIONS: &[(&str, &str)] = &[
     ("tenant_db", "Tenant databases: each tenant gets its own database and database account."),
     ("admin", "Admin HTTP endpoint: GET /healthz and GET /metrics (Prometheus)."),
     ("archive", "Encrypted archives of imported files."),
+    ("receipts", "Import receipts in each tenant's /outbox."),
     ("pipeline", "Import pipeline: how many tenants import at once."),
     (
         "audit",
@@ -151,6 +152,11 @@ pub(crate) const SECTIONS: &[(&str, &str)] = &[
         "PROXY protocol (v1 and v2, as HAProxy sends it) on every listener. Connections from a trusted proxy \
          must start with a PROXY header, whose source address is then the client's address everywhere (bans, \
          allowlists, audit); any other source is served directly, and refused if it sends a PROXY header.",
+    ),
+    (
+        "sandbox",
+        "How `serve` confines itself once its listeners are bound and its keys read, beyond what a service \
+         manager does (see packaging/systemd/passerelle.service).",
     ),
     ("uploads", "How completed uploads are stored, and when the disk is too full to take more."),
     (
@@ -378,6 +384,16 @@ pub(crate) const KEYS: &[KeyDef] = &[
         secret: false,
         doc: "Days the archived original of an import is kept after its job ended, 1 to 3650 (checked hourly).",
         effective: |c| integer(c.archive.retention_days),
+    },
+    KeyDef {
+        section: "receipts",
+        name: "retention_days",
+        kind: Kind::Integer,
+        default: Default::Value("30"),
+        secret: false,
+        doc: "Days a receipt stays in /outbox after it was last written, 1 to 3650 (checked at start, then \
+              hourly). Clients may also delete receipts themselves.",
+        effective: |c| integer(c.receipts.retention_days),
     },
     KeyDef {
         section: "pipeline",
@@ -749,6 +765,19 @@ pub(crate) const KEYS: &[KeyDef] = &[
         doc: "Networks (CIDR) of the proxies allowed to send a PROXY header; empty turns the PROXY protocol \
               off. A connection from one of them without a valid header within 5 s is dropped.",
         effective: |c| strings(&c.proxy_protocol.trusted_proxies),
+    },
+    KeyDef {
+        section: "sandbox",
+        name: "landlock",
+        kind: Kind::Bool,
+        default: Default::Value("true"),
+        secret: false,
+        doc: "Restrict the server's own filesystem access with Landlock, where the kernel has it (Linux 5.13 \
+              and later): read and write in `data_dir` and the directory of a SQLite catalog, read the \
+              configuration file, the FTPS certificate and key (their directories, for renewals) and the \
+              system files that name resolution and TLS need; nothing else, even through a bug. One log \
+              line at start says which ruleset is in force, or that the kernel has none. false: no Landlock.",
+        effective: |c| Some(Value::Boolean(c.sandbox.landlock)),
     },
     KeyDef {
         section: "uploads",

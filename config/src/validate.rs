@@ -9,8 +9,8 @@ use crate::duration;
 use crate::error::ConfigError;
 use crate::model::{
     AccountLockConfig, AdminConfig, ArchiveConfig, AuditConfig, CatalogConfig, Config, DefenderConfig, FtpsConfig,
-    LimitsConfig, LogConfig, LogFormat, MaxStartups, PipelineConfig, ProxyProtocolConfig, QuotasConfig, SftpConfig,
-    TenantDbBackend, TenantDbConfig, TlsVersion, UploadsConfig, is_postgres_url, scheme,
+    LimitsConfig, LogConfig, LogFormat, MaxStartups, PipelineConfig, ProxyProtocolConfig, QuotasConfig, ReceiptsConfig,
+    SandboxConfig, SftpConfig, TenantDbBackend, TenantDbConfig, TlsVersion, UploadsConfig, is_postgres_url, scheme,
 };
 use crate::raw::{
     Raw, RawAccountLock, RawArchive, RawAudit, RawCatalog, RawDefender, RawFtps, RawLimits, RawLog, RawPipeline,
@@ -35,6 +35,8 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
     let proxy_protocol = proxy_protocol(raw.proxy_protocol)?;
     let ftps = ftps(raw.ftps, &data_dir)?;
     let archive = archive(raw.archive)?;
+    let receipts =
+        ReceiptsConfig { retention_days: in_range("receipts.retention_days", raw.receipts.retention_days, 1..=3650)? };
     let pipeline = pipeline(raw.pipeline)?;
     let audit = audit(raw.audit)?;
     let limits = limits(raw.limits, login_grace_time)?;
@@ -47,6 +49,7 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
         tenant_db,
         admin: AdminConfig { listen: raw.admin.listen },
         archive,
+        receipts,
         pipeline,
         audit,
         log,
@@ -56,6 +59,7 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
         defender,
         account_lock,
         proxy_protocol,
+        sandbox: SandboxConfig { landlock: raw.sandbox.landlock },
         data_dir,
     })
 }

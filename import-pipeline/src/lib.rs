@@ -10,11 +10,13 @@
 //! What is here:
 //!
 //! - **Runner**: [`Pipeline::start`] turns every completed file of a tenant's
-//!   `/inbox` (announced by the front-ends through an [`Announcer`], seen by
-//!   an inbox watcher, or found by a scan) into a job in the catalog, moves
-//!   the file out of the inbox, and drives the job to its verdict:
+//!   `/inbox` into a job in the catalog and drives the job to its verdict:
 //!   validation, load, a receipt in the tenant's `/outbox`, the original
-//!   archived. Every step is recorded first, so a job resumes after a crash;
+//!   archived. An upload the server completed is taken at once by the
+//!   [`Intake`] (linked into the spool, its name left in the inbox until its
+//!   job ends); files seen by an inbox watcher, found by a scan or
+//!   announced through an [`Announcer`] after a quiet period (moved out of
+//!   the inbox). Receipts past their [`Retention`] are deleted. Every step is recorded first, so a job resumes after a crash;
 //!   a job whose database is unreachable (or that failed for any reason
 //!   that may pass) waits and is tried again, never at once; [`cancel`]
 //!   ends a waiting job for an administrator. Files waiting to be taken
@@ -22,6 +24,12 @@
 //!   says where inboxes, spool and archive are. The tenant tree and the
 //!   receipt format are a client interface, documented in the README
 //!   ("Layout", and "Receipt" under "Import pipeline").
+//! - **Verdict at the door**: [`door_plan`] tells the server, when an upload
+//!   to an inbox starts, whether it is validated as it streams in (the same
+//!   validation, pushed: [`Validator`]) or refused whatever it holds (no
+//!   profile matches); [`refuse_at_door`] records an upload refused at its
+//!   close as an ended job (catalog, audit, receipt, archive) and gives the
+//!   client's sentence.
 //! - **Tenant databases**: [`TenantDbProvisioner`] creates and destroys one
 //!   database and one account per tenant, on SQLite (default) or PostgreSQL.
 //! - **Profiles**: [`Profiles::parse`] reads a tenant's profile file (TOML,
@@ -29,7 +37,8 @@
 //!   "Import profiles") and refuses any mistake with one line naming the
 //!   profile and the key; [`Profiles::matching`] picks the profile of an
 //!   `/inbox` path (first match wins; [`is_temporary_name`]s never match).
-//! - **Validation**: [`validate`] reads a file once, streaming, and checks in
+//! - **Validation**: [`validate`] reads a file once, streaming (or
+//!   [`Validator`] is pushed its bytes as they arrive), and checks in
 //!   this order: size (`max_bytes`), binary content, encoding (UTF-8 with or
 //!   without BOM, or Windows-1252 converted to UTF-8), delimiter detection,
 //!   CSV structure, header against the declared columns, then every value
@@ -84,9 +93,12 @@ pub use profile::{
     Column, ColumnType, DEFAULT_MAX_BYTES, DELIMITERS, DateFormat, DelimiterSetting, EncodingSetting, MAX_COLUMNS,
     Mode, Profile, ProfileError, Profiles, RESERVED_COLUMNS, is_temporary_name,
 };
-pub use runner::{Announcer, Arrival, Cancel, Layout, NoObserver, Observer, Pipeline, RunnerError, cancel};
+pub use runner::{
+    Announcer, Arrival, Cancel, DoorPlan, DoorRejection, Intake, Layout, NoObserver, Observer, Pipeline, Refused,
+    Retention, RunnerError, cancel, door_plan, refuse_at_door,
+};
 pub use tenant_db::{TenantDbError, TenantDbProvisioner};
 pub use validate::{
     DetectedEncoding, Discard, ImportError, MAX_FIELDS, MAX_RECORD_BYTES, MAX_REPORTED_ERRORS, Row, RowSink,
-    ValidateError, ValidationReport, Value, validate,
+    ValidateError, ValidationReport, Validator, Value, validate,
 };

@@ -111,6 +111,8 @@ TOOLS=(
     "shellcheck shellcheck"
     # Crates with C code (aws-lc-sys) need a C compiler and libc headers.
     "cc gcc" "cc libc6-dev"
+    # The systemd unit's exposure score, and the Debian package test (dpkg -i, its postinst).
+    "systemd-analyze systemd" "adduser adduser" "setpriv util-linux" "runuser util-linux"
 )
 
 ensure_tools() {
@@ -269,4 +271,22 @@ ensure_postgres() {
     'host all all 127.0.0.1/32 trust' in that cluster's pg_hba.conf, or run with
     TEST_PG_ADMIN_URL=postgres://postgres:PASSWORD@127.0.0.1:5432/postgres"
     note "$(psql -w -X -At -d "$TEST_PG_ADMIN_URL" -c 'show server_version' </dev/null | sed 's/^/server /')"
+}
+
+# cargo-deb builds the Debian package (scripts/package-deb, tests/tests/debian_package.rs). Pinned;
+# compiled once (about two minutes) into ~/.cargo/bin, then found there.
+CARGO_DEB_VERSION=3.8.0
+ensure_cargo_deb() {
+    if [ "$(cargo deb --version 2>/dev/null)" = "cargo-deb $CARGO_DEB_VERSION" ]; then
+        note "cargo-deb $CARGO_DEB_VERSION"
+        return
+    fi
+    note "installing cargo-deb $CARGO_DEB_VERSION (cargo install, once)"
+    cargo install cargo-deb --locked --version "$CARGO_DEB_VERSION"
+}
+
+# unit_exposure UNIT: prints systemd-analyze's overall exposure score of UNIT (offline).
+unit_exposure() {
+    systemd-analyze security --offline=true --no-pager "$1" |
+        awk '/Overall exposure level/ { sub(/.*: /, ""); print $1 }'
 }

@@ -14,6 +14,8 @@ use passerelle_keys::AuthorizedKey;
 
 use crate::data_dir::DataDir;
 use crate::error::{CliError, usage};
+use crate::progress::Progress;
+use crate::removal;
 
 /// How long `tenant remove` lets running servers end the tenant's live
 /// sessions before it takes the tree apart: they check the catalog every
@@ -101,19 +103,21 @@ impl Admin {
             self.catalog.set_admin_lock(&Login::parse(&user.login)?, true).await?;
         }
         if !users.is_empty() {
+            let _waiting = Progress::spinner(format!("ending the live sessions of tenant {name}'s users"));
             tokio::time::sleep(SESSIONS_END).await;
         }
         let database = self.catalog.tenant_database(name).await?;
-        self.provisioner.destroy(&database).await.with_context(|| format!("tenant {name}"))?;
-        for dir in
-            [self.data_dir.tenant_root(name), self.data_dir.tenant_spool(name), self.data_dir.tenant_archive(name)]
         {
-            match fs::remove_dir_all(&dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(anyhow::anyhow!("cannot remove {}: {e}", dir.display()).into()),
-            }
+            let _dropping = Progress::spinner(format!("destroying tenant {name}'s database and account"));
+            self.provisioner.destroy(&database).await.with_context(|| format!("tenant {name}"))?;
         }
+        let roots =
+            [self.data_dir.tenant_root(name), self.data_dir.tenant_spool(name), self.data_dir.tenant_archive(name)];
+        let what = format!("tenant {name}'s files");
+        tokio::task::spawn_blocking(move || removal::remove_trees(&roots, &what))
+            .await
+            .map_err(|e| anyhow::anyhow!("removing files: {e}"))?
+            .map_err(|(path, e)| anyhow::anyhow!("cannot remove {}: {e}", path.display()))?;
         self.catalog.remove_tenant(name).await?;
         self.audit("tenant_remove", Some(name), None, None).await
     }
@@ -199,12 +203,7 @@ fn create_tree(root: &std::path::Path) -> std::io::Result<()> {
 /// root shells, systemd units, cron); run through sudo by another user,
 /// `admin:<sudo user> via sudo as <name>`, so that the person is named first.
 fn actor() -> String {
-    let uid = nix::unistd::Uid::current();
-    let name = match nix::unistd::User::from_uid(uid) {
-        Ok(Some(user)) => user.name,
-        // No entry for the uid (a container's arbitrary uid): its number.
-        _ => format!("uid {uid}"),
-    };
+    let name = crate::data_dir::user_name(nix::unistd::Uid::current());
     let sudo_user = std::env::var("SUDO_USER").ok().filter(|v| !v.is_empty() && *v != name);
     actor_name(&name, sudo_user.as_deref())
 }

@@ -21,7 +21,8 @@ pub(crate) struct Cli {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Run the server until SIGINT or SIGTERM.
+    /// Run the server until SIGINT or SIGTERM; SIGHUP reloads the FTPS certificate and checks the
+    /// configuration file (changed keys need a restart).
     Serve {
         /// Also create tenant `demo` and user `demo` (password printed once).
         #[arg(long)]
@@ -56,6 +57,12 @@ pub(crate) enum Command {
     /// Follow, inspect and retry import jobs (one per file handed to the import pipeline).
     #[command(subcommand)]
     Import(ImportCommand),
+    /// For packagers: write shell completions (DIR/completions) and man pages (DIR/man).
+    #[command(hide = true)]
+    GenerateAssets {
+        /// Directory to write into (created if absent).
+        dir: PathBuf,
+    },
 }
 
 /// `profile` verbs.
@@ -101,6 +108,13 @@ pub(crate) enum ImportCommand {
     Retry {
         /// Job id, as `import list` prints it.
         id: String,
+        /// Wait for the run to end and print its verdict (exit 1 unless imported or duplicate).
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up after this many seconds (exit 1).
+        #[arg(long, value_name = "SECONDS", default_value_t = 3600, requires = "wait",
+              value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        timeout: u64,
     },
     /// End a job that is received, validating or waiting-retry: rejected, with a receipt, its original archived.
     Cancel {

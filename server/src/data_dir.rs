@@ -62,6 +62,19 @@ impl DataDir {
                 root.display()
             )));
         }
+        let me = nix::unistd::Uid::effective();
+        if meta.uid() != me.as_raw() {
+            // Root could go on, but what it creates (a tenant's tree, its
+            // database) would be out of the owner's reach: the service
+            // would then fail on them, later and far from the cause.
+            let owner = user_name(nix::unistd::Uid::from_raw(meta.uid()));
+            return Err(usage(format!(
+                "data_dir {}: belongs to user {owner}, not to {}; run passerelle as {owner} \
+                 (sudo -u {owner} passerelle ...), so that what it creates stays the service's",
+                root.display(),
+                user_name(me)
+            )));
+        }
         Ok(Self { root: root.to_path_buf() })
     }
 
@@ -107,4 +120,13 @@ pub(crate) fn missing(root: &Path) -> CliError {
         "no passerelle data directory at {}; pass --data-dir or --config, or run `passerelle init`",
         root.display()
     ))
+}
+
+/// The name of `uid` in the password database, or `uid N` when it has no
+/// entry (a container's arbitrary uid).
+pub(crate) fn user_name(uid: nix::unistd::Uid) -> String {
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(user)) => user.name,
+        _ => format!("uid {uid}"),
+    }
 }

@@ -10,8 +10,10 @@ use clap::Parser;
 
 mod admin;
 mod admin_endpoint;
+mod assets;
 mod cli;
 mod commands;
+mod config_source;
 mod data_dir;
 mod engine;
 mod error;
@@ -22,7 +24,12 @@ pub mod fuzz;
 mod logging;
 mod output;
 mod pipeline;
+mod progress;
+mod reload;
+mod removal;
+mod sandbox;
 mod serve;
+mod service;
 mod sftp;
 mod state;
 mod usage;
@@ -33,18 +40,19 @@ pub fn run() -> ExitCode {
     // private to its user unless a step widens it on purpose.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = cli::Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("passerelle: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match runtime.block_on(commands::run(cli)) {
+    match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("passerelle: {}", escape::Escaped(&err.to_string()));
             ExitCode::from(err.exit_code())
         }
     }
+}
+
+/// A multi-threaded runtime. Its threads inherit the Landlock domain of the thread that builds it.
+fn runtime() -> Result<tokio::runtime::Runtime, error::CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::Error::new(e).context("cannot start the async runtime").into())
 }

@@ -22,7 +22,14 @@ pub(crate) fn init(config: &LogConfig) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.level));
     // Colours only for a person at a terminal, never in files or journald.
     let ansi = std::io::stderr().is_terminal();
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    // A log line that cannot be written (journald restarted, the reader of a pipe gone) is lost:
+    // tracing-subscriber's report of it would go to the same broken stderr with eprintln!, which
+    // panics, turning a lost line into a crashed server.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .log_internal_errors(false);
     match config.format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.fmt_fields(EscapedFields).init(),

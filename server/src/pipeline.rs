@@ -1,6 +1,6 @@
-//! Attaches the import pipeline to the running server: every
-//! upload-completed event of the engine is announced to it (its own inbox
-//! watcher and scans catch files placed by other means).
+//! Attaches the import pipeline to the running server: every upload the
+//! engine completes goes to the pipeline's intake (its own inbox watcher
+//! and scans catch files placed by other means).
 //!
 //! The pipeline runs on a runtime of its own whose threads have a lower CPU
 //! priority than the transfers: a burst of imports (a validation pass over
@@ -12,10 +12,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use passerelle_catalog::Catalog;
-use passerelle_import::{Arrival, Pipeline};
+use passerelle_import::{Pipeline, Retention};
 use tokio::runtime::Runtime;
-use tokio::sync::broadcast::error::RecvError;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::data_dir::DataDir;
 use crate::engine::Engine;
@@ -61,11 +60,16 @@ pub(crate) async fn start(engine: &Engine, data_dir: &DataDir) -> anyhow::Result
         .enable_all()
         .build()
         .context("cannot start the import pipeline's runtime")?;
-    let retention = Duration::from_secs(u64::from(engine.config().archive.retention_days) * 86_400);
+    let days = |n: u32| Duration::from_secs(u64::from(n) * 86_400);
+    let retention = Retention {
+        archive: days(engine.config().archive.retention_days),
+        receipts: days(engine.config().receipts.retention_days),
+    };
     let catalog_url = engine.config().catalog.url.clone();
     let max_file_size = engine.config().uploads.max_file_size;
     let workers = usize::try_from(engine.config().pipeline.workers).unwrap_or(1);
     let layout = data_dir.import_layout();
+    let intake_layout = layout.clone();
     let space = engine.disk_space();
     let observer = engine.import_observer();
     let started = runtime.spawn(async move {
@@ -74,23 +78,9 @@ pub(crate) async fn start(engine: &Engine, data_dir: &DataDir) -> anyhow::Result
     });
     let runtime = PipelineRuntime(Some(runtime));
     let pipeline = started.await??;
-    let mut uploads = engine.subscribe_uploads();
-    let announcer = pipeline.announcer();
-    tokio::spawn(async move {
-        loop {
-            match uploads.recv().await {
-                Ok(upload) => {
-                    if let Some(arrival) = Arrival::uploaded(&upload) {
-                        announcer.announce(arrival);
-                    }
-                }
-                Err(RecvError::Lagged(missed)) => {
-                    warn!(missed, "import pipeline missed upload events; the next inbox scan finds the files");
-                }
-                Err(RecvError::Closed) => return,
-            }
-        }
-    });
+    // The intake records jobs where uploads complete: with the engine's
+    // catalog, whose connections belong to the server's runtime.
+    engine.attach_intake(pipeline.intake(engine.catalog().clone(), intake_layout));
     Ok(Imports { pipeline, _runtime: runtime })
 }
 

@@ -1,4 +1,4 @@
-//! `serve`: prepares keys and the catalog, then runs until SIGINT or SIGTERM.
+//! `serve`: prepares keys and the catalog, sandboxes itself, then runs until SIGINT or SIGTERM.
 //! The protocol front-ends (SFTP, FTPS) and the import pipeline attach here.
 
 use std::sync::Arc;
@@ -6,11 +6,14 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use passerelle_catalog::{Login, TenantName};
+use passerelle_config::Config;
+use passerelle_keys::HostKeys;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::info;
 
 use crate::admin::Admin;
 use crate::admin_endpoint::AdminEndpoint;
+use crate::config_source::ConfigSource;
 use crate::engine::Engine;
 use crate::engine::fs::TenantFs;
 use crate::error::CliError;
@@ -45,8 +48,22 @@ const DEMO: &str = "demo";
 /// The import profile of the demo tenant (`passerelle profile show demo`).
 const DEMO_PROFILE: &str = include_str!("demo-profile.toml");
 
-pub(crate) async fn run(config: passerelle_config::Config, demo: bool) -> Result<(), CliError> {
+/// Runs the server until SIGINT or SIGTERM, in two runtimes. The first creates what a first start
+/// creates (data directory, catalog, keys) and reads the keys; it ends with its threads. Then this
+/// thread enters the sandbox (`sandbox.landlock`), and the second runtime, whose every thread is
+/// created from here on and so inherits the sandbox, opens the catalog again, binds the listeners
+/// and serves.
+pub(crate) fn main(source: &ConfigSource, demo: bool) -> Result<(), CliError> {
+    let config = source.load()?;
     logging::init(&config.log);
+    let (config, host_keys) = crate::runtime()?.block_on(prepare(config, demo))?;
+    crate::sandbox::enter(&config, source.file())?;
+    crate::runtime()?.block_on(serve(config, host_keys, source))
+}
+
+/// Opens or creates the state, logs the keys' fingerprints, creates the demo tenant if asked, and
+/// closes the catalog again.
+async fn prepare(config: Config, demo: bool) -> Result<(Config, HostKeys), CliError> {
     let crate::state::State { admin, host_keys, tls, created } = crate::state::prepare(config).await?;
     for what in &created {
         info!(created = %what, "first start");
@@ -58,9 +75,15 @@ pub(crate) async fn run(config: passerelle_config::Config, demo: bool) -> Result
     if demo {
         create_demo(&admin).await?;
     }
+    admin.catalog.close().await;
+    Ok((admin.config, host_keys))
+}
 
+async fn serve(config: Config, host_keys: HostKeys, source: &ConfigSource) -> Result<(), CliError> {
+    let admin = Admin::open(config).await?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     discard_interrupted_uploads(&admin).await?;
     // Before the engine, which shares the limit out.
     crate::engine::raise_open_file_limit();
@@ -72,11 +95,18 @@ pub(crate) async fn run(config: passerelle_config::Config, demo: bool) -> Result
     let ftps = FtpsServer::start(engine.clone()).await?;
     let endpoint = AdminEndpoint::start(engine.clone()).await?;
     info!(data_dir = %admin.config.data_dir.display(), "passerelle ready");
-    let signal_name = tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = interrupt.recv() => "SIGINT",
+    crate::service::ready();
+    #[cfg(debug_assertions)]
+    crate::sandbox::probe().await;
+    let signal_name = loop {
+        tokio::select! {
+            _ = terminate.recv() => break "SIGTERM",
+            _ = interrupt.recv() => break "SIGINT",
+            _ = hangup.recv() => crate::reload::check(&admin.config, source),
+        }
     };
     info!(signal = signal_name, "shutting down");
+    crate::service::stopping();
     endpoint.shutdown().await;
     ftps.shutdown().await;
     sftp.shutdown().await;

@@ -53,7 +53,7 @@ pub(crate) async fn prepare(config: Config) -> Result<State, CliError> {
 }
 
 /// The file of a `sqlite://` catalog URL (`None` for other databases).
-fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+pub(crate) fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     let rest = url.strip_prefix("sqlite:")?;
     let rest = rest.strip_prefix("//").unwrap_or(rest);
     let path = rest.split('?').next().unwrap_or(rest);

@@ -3,12 +3,18 @@
 //! their apparent sizes (`st_size`). The CLI (`tenant show`) and the
 //! server's quota tracker both measure with [`tenant_usage`].
 //!
+//! A file with several names counts once: a file taken into an import job
+//! at the end of its upload keeps its inbox name while the job runs (a hard
+//! link into the spool).
+//!
 //! Upload temporaries count while they exist, and are also reported apart:
 //! the server tracks uploads in progress itself, byte by byte, and takes
 //! them out of a scan so that they are not counted twice.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 use passerelle_catalog::TenantName;
@@ -58,6 +64,8 @@ impl Usage {
 /// neither followed nor counted.
 pub(crate) fn tenant_usage(data_dir: &DataDir, tenant: &TenantName) -> io::Result<Usage> {
     let mut usage = Usage::default();
+    // Files with more than one link met so far (device, inode).
+    let mut linked = HashSet::new();
     let mut pending: Vec<PathBuf> =
         vec![data_dir.tenant_root(tenant), data_dir.tenant_spool(tenant), data_dir.tenant_archive(tenant)];
     while let Some(dir) = pending.pop() {
@@ -84,6 +92,7 @@ pub(crate) fn tenant_usage(data_dir: &DataDir, tenant: &TenantName) -> io::Resul
                 pending.push(entry.path());
             } else if file_type.is_file()
                 && let Ok(meta) = entry.metadata()
+                && (meta.nlink() < 2 || linked.insert((meta.dev(), meta.ino())))
             {
                 usage.add(&entry.file_name(), meta.len());
             }
@@ -129,5 +138,11 @@ mod tests {
         assert_eq!(usage.bytes, 100 + 7 + 10 + (1 << 30) + 1000 + 5, "apparent sizes");
         assert_eq!((usage.uploading_files, usage.uploading_bytes), (1, 7));
         assert_eq!(usage.settled(), (usage.bytes - 7, 5));
+        // A file taken into a job keeps its inbox name while the job runs (a
+        // hard link into the spool): it counts once.
+        fs::write(root.join("inbox/taken.csv"), [0; 300]).unwrap();
+        fs::hard_link(root.join("inbox/taken.csv"), data_dir.tenant_spool(&acme).join("job2")).unwrap();
+        let linked = tenant_usage(&data_dir, &acme).unwrap();
+        assert_eq!((linked.files, linked.bytes), (usage.files + 1, usage.bytes + 300));
     }
 }

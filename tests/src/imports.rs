@@ -37,14 +37,28 @@ impl Fixture {
         assert!(out.success(), "upload of {files:?} failed: {}", out.stderr);
     }
 
-    /// Waits (up to [`IMPORT_VERDICT`]) for the receipt of `/inbox/<path>` in
-    /// the outbox of `login`'s tenant, downloads it over SFTP as `login`
-    /// would, then removes it from the outbox so that a later receipt for the
-    /// same path can be waited for.
+    /// Uploads a local file to `/inbox/<path>` with `sftp -b` as `login`,
+    /// expecting its profile to refuse it at its close (the verdict at the
+    /// door): the batch fails, and its standard error names the file, says
+    /// `rejected: ...` and gives the receipt's path. Returns standard error.
+    pub fn upload_refused(&self, login: &str, local: &Path, path: &str) -> String {
+        let out = self.sftp(login).sftp_batch(&format!("put {} /inbox/{path}\n", local.display()));
+        assert!(!out.success(), "the upload of {path} was not refused at its close");
+        let said = format!("/inbox/{path}: rejected: ");
+        let receipt = format!("(receipt: /outbox/{})", self.receipt_path(path));
+        assert!(out.stderr.contains(&said) && out.stderr.contains(&receipt), "{path}: {}", out.stderr);
+        out.stderr
+    }
+
+    /// Waits (up to [`IMPORT_VERDICT`]) for the verdict of `/inbox/<path>`
+    /// in the outbox of `login`'s tenant (a receipt whose status is not
+    /// `received`), downloads it over SFTP as `login` would, then removes it
+    /// from the outbox so that a later receipt for the same path can be
+    /// waited for.
     pub fn receipt(&self, login: &str, path: &str) -> serde_json::Value {
         let receipt_path = self.receipt_path(path);
         let on_disk = self.outbox(self.tenant_of(login)).join(&receipt_path);
-        wait_for(IMPORT_VERDICT, || on_disk.exists().then_some(()))
+        wait_for(IMPORT_VERDICT, || self.verdict_on_disk(&on_disk).map(drop))
             .unwrap_or_else(|| panic!("no receipt for {path}; jobs: {}", self.p.ok(&["import", "list"])));
         let local = self.p.scratch().join(format!("receipt-{:08x}", rand::random::<u32>()));
         let out = self.sftp(login).sftp_batch(&format!("get /outbox/{receipt_path} {}\n", local.display()));
@@ -74,6 +88,12 @@ impl Fixture {
             format!("{}~{}{RECEIPT_SUFFIX}", &name[..cut], &hash[..16])
         };
         if folder.is_empty() { receipt } else { format!("{folder}/{receipt}") }
+    }
+
+    /// The receipt at `on_disk` if it holds a verdict (not `received`).
+    pub fn verdict_on_disk(&self, on_disk: &Path) -> Option<serde_json::Value> {
+        let receipt: serde_json::Value = serde_json::from_slice(&std::fs::read(on_disk).ok()?).ok()?;
+        (receipt["status"] != "received").then_some(receipt)
     }
 
     /// Every import job, as `import list --json` prints them.

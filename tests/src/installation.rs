@@ -188,7 +188,11 @@ impl Passerelle {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn passerelle");
-        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+        // A command refused before it reads its input closes it: fine.
+        match child.stdin.take().expect("stdin").write_all(stdin.as_bytes()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => panic!("write stdin: {e}"),
+            _ => {}
+        }
         Outcome::from(child.wait_with_output().expect("wait passerelle"))
     }
 

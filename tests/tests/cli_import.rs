@@ -193,10 +193,10 @@ fn profile_list_prints_every_setting_in_text_and_json() {
         json!([
             {"name": "employees", "match": "employees/*.csv", "table": "employees", "mode": "upsert",
              "key": ["employee_id"], "columns": 4, "delimiter": ";", "encoding": "auto", "header": true,
-             "max_bytes": 1_073_741_824u64, "max_bytes_written": "1GiB"},
+             "max_bytes": 1_073_741_824u64, "max_bytes_written": "1GiB", "reject_at_close": true},
             {"name": "invoices", "match": "invoices/**/*.tsv", "table": "invoices", "mode": "append",
              "key": [], "columns": 2, "delimiter": "\t", "encoding": "windows-1252", "header": true,
-             "max_bytes": 5000, "max_bytes_written": "5000"},
+             "max_bytes": 5000, "max_bytes_written": "5000", "reject_at_close": true},
         ])
     );
     let text = p.ok(&["profile", "list", "acme"]);
@@ -384,6 +384,20 @@ fn import_retry_of_a_waiting_job_tries_it_now_and_keeps_its_attempts() {
 }
 
 #[test]
+fn import_retry_wait_gives_up_after_its_timeout_when_no_server_runs_the_job() {
+    let p = installation_with_jobs();
+    let out = p.run(&["import", "retry", "job-waiting-retry", "--wait", "--timeout", "1"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("is tried again now"), "{out:?}");
+    assert!(
+        out.stderr.contains("job job-waiting-retry is still waiting-retry after 1 s (is `passerelle serve` running?)"),
+        "{out:?}"
+    );
+    let bare = p.run(&["import", "retry", "job-waiting-retry", "--timeout", "5"]);
+    assert!(bare.code == 2 && bare.stderr.contains("--wait"), "--timeout alone is refused: {bare:?}");
+}
+
+#[test]
 fn import_retry_of_a_rejected_job_starts_it_again() {
     let p = installation_with_jobs();
     let out = p.ok(&["import", "retry", "job-rejected"]);
@@ -391,7 +405,8 @@ fn import_retry_of_a_rejected_job_starts_it_again() {
     let job = json(&p, &["import", "show", "job-rejected", "--json"]);
     for (field, value) in [
         ("status", json!("received")),
-        ("attempts", json!(0)),
+        // Attempts count every run: the retry's run will be the second.
+        ("attempts", json!(1)),
         ("error", Value::Null),
         ("next_try_at", Value::Null),
         ("finished_at", Value::Null),

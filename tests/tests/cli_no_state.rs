@@ -96,3 +96,20 @@ fn init_creates_what_serve_needs_once() {
     assert_eq!(p.ok(&["hostkey", "show"]), keys_before, "init keeps existing keys");
     p.ok(&["tenant", "list"]);
 }
+
+#[test]
+fn a_data_directory_of_another_user_is_refused_even_to_root() {
+    let p = Passerelle::new();
+    p.ok(&["tenant", "add", "acme"]);
+    // The service's data directory, as the Debian package makes it: not ours.
+    let nobody = 65_534;
+    std::os::unix::fs::chown(p.data_dir(), Some(nobody), Some(nobody)).expect("chown (the tests run as root)");
+    for verb in [&["tenant", "list"][..], &["tenant", "add", "initech"], &["init"]] {
+        let out = p.run(verb);
+        assert_eq!(out.code, 2, "{verb:?}: {out:?}");
+        assert!(out.stderr.contains("belongs to user nobody, not to root; run passerelle as nobody"), "{out:?}");
+    }
+    assert!(!p.layout().tenant_root("initech").exists(), "nothing created");
+    std::os::unix::fs::chown(p.data_dir(), Some(0), Some(0)).expect("chown back");
+    assert!(p.ok(&["tenant", "list"]).contains("acme"));
+}

@@ -310,13 +310,18 @@ fn every_bad_file_gets_a_precise_receipt_and_loads_nothing_while_good_ones_load(
     let mut app = acme();
     let started = Instant::now();
 
-    // The good files, then the bad ones, in one SFTP session.
+    // The good files in one SFTP session; each bad one is refused at its
+    // close (the verdict at the door), with the receipt the job would write.
     let bad = bad_files();
     let mut locals: Vec<(PathBuf, &str)> =
         GOOD.iter().map(|(path, content, ..)| (local_file(&app, path, content), *path)).collect();
-    locals.extend(bad.iter().map(|b| (local_file(&app, b.path, &b.content), b.path)));
     let batch: Vec<(&Path, &str)> = locals.iter().map(|(local, path)| (local.as_path(), *path)).collect();
     app.upload_files("alice", &batch);
+    for b in &bad {
+        let local = local_file(&app, b.path, &b.content);
+        app.upload_refused("alice", &local, b.path);
+        locals.push((local, b.path));
+    }
     let local = |path: &str| locals.iter().find(|(_, p)| *p == path).map(|(l, _)| l.clone()).expect("local file");
 
     let good_ids: Vec<String> = GOOD
@@ -384,7 +389,7 @@ fn huge_line_is_refused_quickly(app: &Fixture, small_phase: Duration) -> String 
     }
     let memory_before = app.server.peak_rss_kib();
     let upload_started = Instant::now();
-    app.upload_files("alice", &[(&huge, "employees/huge-line.csv")]);
+    app.upload_refused("alice", &huge, "employees/huge-line.csv");
     let upload_took = upload_started.elapsed();
     let huge_bad = Bad::new(
         "employees/huge-line.csv",
@@ -478,8 +483,12 @@ fn archived(app: &Fixture, id: &str) -> PathBuf {
 #[test]
 fn import_retry_runs_a_file_rejected_for_want_of_a_profile_once_the_profile_exists() {
     let (app, local, first, id) = payroll_rejected_then_profile_set();
-    let out = app.p.ok(&["import", "retry", &id]);
-    assert!(out.contains("runs again from the archived original"), "{out}");
+    // --wait follows the run to its verdict (quietly, when piped).
+    let waited = app.p.run(&["import", "retry", &id, "--wait", "--timeout", "120"]);
+    assert!(waited.success(), "{waited:?}");
+    assert!(waited.stdout.contains("runs again from the archived original"), "{waited:?}");
+    assert!(waited.stdout.ends_with(&format!("job {id}: imported, 2 rows\n")), "{waited:?}");
+    assert_eq!(waited.stderr, "", "no progress drawn into a pipe");
 
     // The receipt is rewritten for the same job, now imported.
     let second = app.receipt("ivan", "payroll/2026-11.csv");
@@ -495,6 +504,8 @@ fn import_retry_runs_a_file_rejected_for_want_of_a_profile_once_the_profile_exis
     assert!(passerelle_tests::tree(&app.p.layout().spool("initech")).is_empty());
     let job: Value = serde_json::from_str(&app.p.ok(&["import", "show", &id, "--json"])).expect("import show JSON");
     assert_eq!((&job["status"], &job["rows_loaded"], &job["error"]), (&json!("imported"), &json!(2), &json!(null)));
+    // Two runs: the one that found no profile, then the retried one.
+    assert_eq!(job["attempts"], json!(2), "{job:#}");
 
     // An imported job has nothing to retry: a usage error, exit status 2.
     let again = app.p.run(&["import", "retry", &id]);
@@ -566,7 +577,8 @@ fn classic_mac_line_ends_are_numbered_like_the_lines_of_the_file() {
     let good = b"employee_id;email;hired_on;salary\r70;;;\r71;;;\r";
     let bad_local = local_file(&app, bad.path, &bad.content);
     let good_local = local_file(&app, "employees/mac-ok.csv", good);
-    app.upload_files("alice", &[(&bad_local, bad.path), (&good_local, "employees/mac-ok.csv")]);
+    app.upload_refused("alice", &bad_local, bad.path);
+    app.upload_files("alice", &[(&good_local, "employees/mac-ok.csv")]);
     let id = check_imported(
         &app.receipt("alice", "employees/mac-ok.csv"),
         "employees/mac-ok.csv",
@@ -628,6 +640,6 @@ fn bytes_that_are_neither_utf8_nor_windows_1252_are_refused() {
     let bad = Bad::new("notes/undefined.csv", &b"id,note\n1,plain\n2,a\x81b\n"[..], Some(3), "byte 0x81")
         .of_profile(Some("notes"));
     let local = local_file(&app, bad.path, &bad.content);
-    app.upload_files("alice", &[(&local, bad.path)]);
+    app.upload_refused("alice", &local, bad.path);
     check_rejected(&app.receipt("alice", bad.path), &bad, &local);
 }

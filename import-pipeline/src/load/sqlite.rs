@@ -150,8 +150,14 @@ fn open_for_load(path: &Path) -> Result<Connection, LoadError> {
     conn.busy_timeout(BUSY_TIMEOUT).map_err(LoadError::from_sqlite)?;
     let _mode: String =
         conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)).map_err(LoadError::from_sqlite)?;
-    conn.execute_batch(&format!("PRAGMA synchronous = FULL; PRAGMA cache_size = {};", -LOAD_CACHE_KIB))
-        .map_err(LoadError::from_sqlite)?;
+    // Temporary data (the statement journal of a multi-row INSERT spills
+    // past 64 KiB) stays in memory: it is bounded by one statement's rows,
+    // and `serve` may not create files outside the data directory (Landlock).
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = FULL; PRAGMA cache_size = {}; PRAGMA temp_store = MEMORY;",
+        -LOAD_CACHE_KIB
+    ))
+    .map_err(LoadError::from_sqlite)?;
     Ok(conn)
 }
 

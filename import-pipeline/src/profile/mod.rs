@@ -191,6 +191,7 @@ pub struct Profile {
     mode: Mode,
     key: Vec<String>,
     max_bytes: u64,
+    reject_at_close: bool,
     columns: Vec<Column>,
 }
 
@@ -243,6 +244,13 @@ impl Profile {
         self.max_bytes
     }
 
+    /// Whether an upload of a file this profile matches is validated as it
+    /// streams in, and refused at its close when invalid (default), rather
+    /// than accepted and rejected by its import job.
+    pub fn reject_at_close(&self) -> bool {
+        self.reject_at_close
+    }
+
     /// The declared columns, in declared order; values reach the loader in this order.
     pub fn columns(&self) -> &[Column] {
         &self.columns
@@ -278,6 +286,7 @@ impl Profile {
             mode,
             key,
             max_bytes,
+            reject_at_close: raw.reject_at_close,
             columns,
         })
     }

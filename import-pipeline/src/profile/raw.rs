@@ -34,6 +34,8 @@ pub(super) struct RawProfile {
     /// A size string or a number of bytes; read by the caller for a precise message.
     #[serde(default)]
     pub(super) max_bytes: Option<Value>,
+    #[serde(default = "yes")]
+    pub(super) reject_at_close: bool,
     #[serde(default)]
     pub(super) columns: Vec<RawColumn>,
 }

@@ -87,6 +87,7 @@ fn defaults_apply_to_keys_left_out() {
     assert_eq!(p.mode(), Mode::Append);
     assert!(p.key().is_empty());
     assert_eq!(p.max_bytes(), DEFAULT_MAX_BYTES);
+    assert!(p.reject_at_close(), "invalid uploads are refused at close unless the profile says otherwise");
     let ColumnType::Date(date) = p.column("d").unwrap().column_type() else { panic!() };
     assert_eq!(date.example(), "2026-12-31");
     let ColumnType::Timestamp(ts) = p.column("t").unwrap().column_type() else { panic!() };
@@ -393,4 +394,12 @@ fn max_bytes_reads_sizes_as_the_configuration_does() {
         assert_eq!(error.location(), "profile \"p\", key max_bytes");
         assert_eq!(error.message(), message);
     }
+}
+
+#[test]
+fn reject_at_close_is_a_boolean() {
+    let off = Profiles::parse(&with("reject_at_close = false", ONE_COLUMN)).unwrap();
+    assert!(!off.get("p").unwrap().reject_at_close());
+    let err = Profiles::parse(&with("reject_at_close = \"no\"", ONE_COLUMN)).unwrap_err();
+    assert!(err.to_string().contains("reject_at_close"), "{err}");
 }

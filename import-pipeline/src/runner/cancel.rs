@@ -76,7 +76,7 @@ pub async fn cancel(
         sha256: job.sha256.as_deref(),
         import_id: &job.id,
         received_at: receipt::rfc3339(job.received_at),
-        finished_at: receipt::rfc3339(now_ms()),
+        finished_at: Some(receipt::rfc3339(now_ms())),
         duplicate_of: None,
         error_count: 1,
         errors: &errors,
@@ -85,7 +85,7 @@ pub async fn cancel(
     job::write_receipt(layout, &tenant, &written).map_err(|e| {
         RunnerError::Io(format!("job {id} is cancelled, but its receipt could not be written"), io::Error::other(e))
     })?;
-    job::archive_original(layout, &tenant, &job.id);
+    job::archive_original(layout, &tenant, &job);
     Ok(Cancel::Cancelled(Box::new(finished(&job, &reason))))
 }
 

@@ -3,13 +3,25 @@
 //! of every inbox (at start and now and then, for anything missed). All
 //! three only *point at* a path; [`claim`] decides.
 //!
-//! A file is taken only once it has been left alone for a quiet period
-//! (its modification time, and the last event about it, that long ago):
-//! clients set times or re-read a file right after uploading it (rclone,
-//! WinSCP), and another program may still be writing a file it placed.
-//! Claiming a file records its job in the catalog first, then renames the
-//! file out of the inbox into the spool: from then on the client can upload
-//! the same name again without touching the file being imported.
+//! A file the server itself completed is taken at once ([`take_upload`]):
+//! its job is recorded in the catalog first, then the file is hard-linked
+//! into the spool, its name staying in the inbox until the job ends
+//! ([`release`]), because clients set times or re-read a file right after
+//! uploading it (rclone, WinSCP, paramiko). Uploads replace names
+//! atomically and clients can neither write into an existing file nor
+//! truncate it, so the linked inode never changes: what the client does to
+//! the name afterwards (set times, delete it, upload it again) leaves the
+//! job's file as it was.
+//!
+//! Any other file is taken only once it has been left alone for a quiet
+//! period (its modification time, and the last event about it, that long
+//! ago): another program may still be writing a file it placed. Claiming
+//! such a file records its job in the catalog first, then renames the file
+//! out of the inbox into the spool.
+//!
+//! Either way, from then on the client can upload the same name again
+//! without touching the file being imported, and a `received` receipt has
+//! replaced the name's previous receipt.
 
 use std::fs;
 use std::io;
@@ -18,16 +30,17 @@ use std::path::{Component, Path};
 use std::time::{Duration, SystemTime};
 
 use cap_std::ambient_authority;
-use cap_std::fs::Dir;
+use cap_std::fs::{Dir, MetadataExt};
 use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use passerelle_catalog::{Catalog, ImportJob, JobStatus, TenantName, now_ms};
-use passerelle_tree::UploadCompleted;
+use passerelle_tree::{UploadCompleted, sealed_sha256};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::RunnerError;
 use super::layout::Layout;
+use super::receipt::{self, Placing, Receipt};
 use crate::profile::is_temporary_name;
 
 /// Deepest directory a scan descends into under an inbox.
@@ -90,7 +103,8 @@ pub(crate) async fn claim(
         return Ok(Claim::Nothing);
     };
     let Ok(meta) = inbox.symlink_metadata(&arrival.path) else { return Ok(Claim::Nothing) };
-    if !meta.is_file() {
+    // A file taken at its upload's end keeps its name until its job ends.
+    if !meta.is_file() || held(layout, &arrival.tenant, &meta) {
         return Ok(Claim::Nothing);
     }
     let modified = meta.modified().ok().map(cap_std::time::SystemTime::into_std);
@@ -103,7 +117,13 @@ pub(crate) async fn claim(
     let job = ImportJob::received(uuid::Uuid::new_v4().to_string(), &arrival.tenant, arrival.path.clone());
     catalog.insert_import_job(&job).await?;
     match take(layout, &arrival.tenant, &arrival.path, &job.id) {
-        Ok(true) => Ok(Claim::Taken(Box::new(job))),
+        Ok(true) => {
+            // An upload's seal names the content at once; a file placed by
+            // another program is digested by its validation.
+            let sha256 = sealed_sha256(&layout.spool_dir(&arrival.tenant).join(&job.id));
+            write_received(layout, &job, sha256.as_deref());
+            Ok(Claim::Taken(Box::new(job)))
+        }
         Ok(false) => {
             // Removed by its client between the look and the rename.
             let mut job = job;
@@ -115,6 +135,171 @@ pub(crate) async fn claim(
             Ok(Claim::Nothing)
         }
         Err(e) => Err(RunnerError::Io(format!("taking /inbox/{} of tenant {}", arrival.path, arrival.tenant), e)),
+    }
+}
+
+/// Takes a file whose upload the server completed into a new job at once,
+/// by a hard link into the spool (see the module documentation). `None`:
+/// not taken, because the name no longer holds that upload's file (a newer
+/// upload replaced it, or it was removed: a newer upload has an event of
+/// its own), the file is taken already, or it carries no seal to check it
+/// by (the quiet period then applies).
+pub(crate) async fn take_upload(
+    catalog: &Catalog,
+    layout: &Layout,
+    upload: &UploadCompleted,
+) -> Result<Option<ImportJob>, RunnerError> {
+    let Some(arrival) = Arrival::uploaded(upload) else { return Ok(None) };
+    let (tenant, path) = (&arrival.tenant, &arrival.path);
+    let context = || format!("taking /inbox/{path} of tenant {tenant}");
+    let Ok(inbox) = Dir::open_ambient_dir(layout.inbox(tenant), ambient_authority()) else { return Ok(None) };
+    let sha256 = upload.sha256.to_string();
+    let Ok(meta) = inbox.symlink_metadata(path) else { return Ok(None) };
+    if !is_upload(&meta, upload, sealed_sha256(&layout.inbox(tenant).join(path)).as_deref())
+        || held(layout, tenant, &meta)
+    {
+        return Ok(None);
+    }
+    let spool_path = layout.spool_dir(tenant);
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(&spool_path).map_err(|e| RunnerError::Io(context(), e))?;
+    let spool = Dir::open_ambient_dir(&spool_path, ambient_authority()).map_err(|e| RunnerError::Io(context(), e))?;
+    // Recorded first: a crash after the link finds the job and its file; a
+    // crash before it finds a job that never had its file, which takes it
+    // from the inbox (`job::find_file`). Never a file without its job.
+    let mut job = ImportJob::received(uuid::Uuid::new_v4().to_string(), tenant, path.clone());
+    catalog.insert_import_job(&job).await?;
+    let linked = match inbox.hard_link(path, &spool, &job.id) {
+        Ok(()) => spool.symlink_metadata(&job.id).ok(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(RunnerError::Io(context(), e)),
+    };
+    // The name may have changed hands between the look and the link.
+    let seal = sealed_sha256(&spool_path.join(&job.id));
+    if linked.as_ref().is_none_or(|linked| !is_upload(linked, upload, seal.as_deref())) {
+        if linked.is_some() {
+            spool.remove_file(&job.id).map_err(|e| RunnerError::Io(context(), e))?;
+        }
+        job.status = JobStatus::Rejected;
+        job.error = Some("replaced or removed in /inbox before it was taken".into());
+        job.updated_at = now_ms();
+        job.finished_at = Some(job.updated_at);
+        catalog.update_import_job(&job).await?;
+        return Ok(None);
+    }
+    write_received(layout, &job, Some(&sha256));
+    Ok(Some(job))
+}
+
+/// Whether `meta` (with seal `seal`) is the file `upload` completed: a
+/// regular file of its size, sealed with its digest.
+fn is_upload(meta: &cap_std::fs::Metadata, upload: &UploadCompleted, seal: Option<&str>) -> bool {
+    meta.is_file() && meta.len() == upload.size && seal == Some(upload.sha256.to_string().as_str())
+}
+
+/// Whether the inbox file `meta` describes is a job's file already: a file
+/// with more than one link whose inode is in the tenant's spool.
+fn held(layout: &Layout, tenant: &TenantName, meta: &cap_std::fs::Metadata) -> bool {
+    if meta.nlink() < 2 {
+        return false;
+    }
+    let Ok(spooled) = fs::read_dir(layout.spool_dir(tenant)) else { return false };
+    spooled.flatten().any(|entry| {
+        entry.metadata().is_ok_and(|m| {
+            use std::os::unix::fs::MetadataExt as _;
+            m.ino() == meta.ino() && m.dev() == meta.dev()
+        })
+    })
+}
+
+/// Removes the inbox name of a job's file once the job has ended, if the
+/// name still holds the spooled file (it was taken by a link); a name the
+/// client removed or uploaded again is left as it is.
+///
+/// The name is moved aside before it is removed, never removed on a look:
+/// an upload that replaced it right after the look is what was moved, and
+/// it goes back under its name (unless a newer upload took the name
+/// meanwhile, which replaced it as it would have anyway).
+pub(crate) fn release(layout: &Layout, tenant: &TenantName, path: &str, job_id: &str) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+
+    if !checked_relative(path) {
+        return Ok(());
+    }
+    let spool_path = layout.spool_dir(tenant);
+    let spooled = match fs::symlink_metadata(spool_path.join(job_id)) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let same =
+        |meta: &cap_std::fs::Metadata| meta.is_file() && meta.ino() == spooled.ino() && meta.dev() == spooled.dev();
+    let Ok(inbox) = Dir::open_ambient_dir(layout.inbox(tenant), ambient_authority()) else { return Ok(()) };
+    if !inbox.symlink_metadata(path).is_ok_and(|meta| same(&meta)) {
+        return Ok(());
+    }
+    let spool = Dir::open_ambient_dir(&spool_path, ambient_authority())?;
+    match inbox.rename(path, &spool, aside_name(job_id)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    settle_aside(layout, tenant, job_id, path)
+}
+
+/// The spool name an inbox name is moved to by [`release`] before it goes.
+fn aside_name(job_id: &str) -> String {
+    format!(".{job_id}.released")
+}
+
+/// The job id of a spool entry named by [`aside_name`].
+pub(crate) fn aside_of(name: &str) -> Option<&str> {
+    name.strip_prefix('.')?.strip_suffix(".released")
+}
+
+/// Ends what [`release`] began (also after a crash in between): the file
+/// moved aside from `path` is removed if it is the job's own (in the spool
+/// or, once archived, in the archive), or put back under its name if it is
+/// a newer upload that replaced the name just before it was moved, unless
+/// an upload newer still holds the name now.
+pub(crate) fn settle_aside(layout: &Layout, tenant: &TenantName, job_id: &str, path: &str) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+
+    let spool = Dir::open_ambient_dir(layout.spool_dir(tenant), ambient_authority())?;
+    let aside = aside_name(job_id);
+    let Ok(moved) = spool.symlink_metadata(&aside) else { return Ok(()) };
+    let ours = [layout.spool_dir(tenant).join(job_id), layout.archive_dir(tenant).join(job_id)].iter().any(|file| {
+        fs::symlink_metadata(file).is_ok_and(|meta| meta.ino() == moved.ino() && meta.dev() == moved.dev())
+    });
+    if !ours && checked_relative(path) {
+        let inbox = Dir::open_ambient_dir(layout.inbox(tenant), ambient_authority())?;
+        match rustix::fs::renameat_with(&spool, &aside, &inbox, path, rustix::fs::RenameFlags::NOREPLACE) {
+            Ok(()) => return Ok(()),
+            Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    spool.remove_file(&aside)
+}
+
+/// Replaces the receipt of `job`'s name with a `received` one. A failure
+/// is only logged: the verdict's receipt follows anyway.
+fn write_received(layout: &Layout, job: &ImportJob, sha256: Option<&str>) {
+    let Ok(tenant) = TenantName::parse(&job.tenant) else { return };
+    let received = Receipt {
+        file: &job.path,
+        status: "received",
+        profile: None,
+        rows: 0,
+        sha256,
+        import_id: &job.id,
+        received_at: receipt::rfc3339(job.received_at),
+        finished_at: None,
+        duplicate_of: None,
+        error_count: 0,
+        errors: &[],
+    };
+    if let Err(e) = receipt::write(layout, &tenant, &received, Placing::Received) {
+        warn!(job = %job.id, tenant = %job.tenant, path = %job.path, error = %e, "import: received receipt not written");
     }
 }
 
@@ -232,4 +417,57 @@ fn interpret(root: &Path, event: &Event) -> Vec<Seen> {
             Some(Seen::File(Arrival { tenant, path: path.to_owned() }))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (tempfile::TempDir, Layout, TenantName) {
+        let root = tempfile::tempdir().unwrap();
+        let layout = Layout::new(root.path().join("tenants"), root.path().join("spool"), root.path().join("archive"));
+        let acme = TenantName::parse("acme").unwrap();
+        for dir in [layout.inbox(&acme).join("employees"), layout.spool_dir(&acme), layout.outbox(&acme)] {
+            fs::create_dir_all(dir).unwrap();
+        }
+        (root, layout, acme)
+    }
+
+    #[test]
+    fn a_released_name_goes_only_while_it_holds_the_jobs_file() {
+        let (_root, layout, acme) = setup();
+        let name = layout.inbox(&acme).join("employees/a.csv");
+        fs::write(&name, "first").unwrap();
+        fs::hard_link(&name, layout.spool_dir(&acme).join("j1")).unwrap();
+        // Uploaded again: a new file under the name stays.
+        fs::write(layout.inbox(&acme).join("employees/.new"), "second").unwrap();
+        fs::rename(layout.inbox(&acme).join("employees/.new"), &name).unwrap();
+        release(&layout, &acme, "employees/a.csv", "j1").unwrap();
+        assert_eq!(fs::read_to_string(&name).unwrap(), "second");
+        // Still the job's file: it goes, the job's link stays.
+        fs::hard_link(&name, layout.spool_dir(&acme).join("j2")).unwrap();
+        release(&layout, &acme, "employees/a.csv", "j2").unwrap();
+        assert!(!name.exists());
+        assert_eq!(fs::read_to_string(layout.spool_dir(&acme).join("j2")).unwrap(), "second");
+        assert_eq!(fs::read_dir(layout.spool_dir(&acme)).unwrap().count(), 2, "nothing left aside");
+    }
+
+    #[test]
+    fn a_newer_upload_moved_aside_goes_back_under_its_name() {
+        let (_root, layout, acme) = setup();
+        let name = layout.inbox(&acme).join("employees/a.csv");
+        fs::write(layout.spool_dir(&acme).join("j1"), "first").unwrap();
+        // A newer upload replaced the name between the look and the move aside.
+        fs::write(layout.spool_dir(&acme).join(aside_name("j1")), "newer").unwrap();
+        settle_aside(&layout, &acme, "j1", "employees/a.csv").unwrap();
+        assert_eq!(fs::read_to_string(&name).unwrap(), "newer");
+        // One newer still holds the name: the one aside was replaced anyway.
+        fs::write(layout.spool_dir(&acme).join(aside_name("j1")), "newer").unwrap();
+        fs::write(&name, "newest").unwrap();
+        settle_aside(&layout, &acme, "j1", "employees/a.csv").unwrap();
+        assert_eq!(fs::read_to_string(&name).unwrap(), "newest");
+        assert!(!layout.spool_dir(&acme).join(aside_name("j1")).exists());
+        assert_eq!(aside_of(&aside_name("j1")), Some("j1"));
+        assert_eq!(aside_of("j1"), None);
+    }
 }

@@ -35,7 +35,7 @@ use super::intake;
 use super::layout::Layout;
 use super::observe::Observer;
 use super::progress::watched;
-use super::receipt::{self, Receipt};
+use super::receipt::{self, Placing, Receipt};
 use crate::load::{ImportRef, LoadError, LoadOutcome, Progress, committed_import, load};
 use crate::profile::{Profile, Profiles};
 use crate::validate::{ImportError, ValidationReport};
@@ -145,6 +145,10 @@ pub(crate) async fn run(ctx: &JobContext<'_>, job: ImportJob) -> Result<(), Runn
 
 /// [`run`], short of telling a cancelled job apart.
 async fn drive(ctx: &JobContext<'_>, mut job: ImportJob) -> Result<(), RunnerError> {
+    // Every run counts, whatever ends it (a verdict, a wait, a crash): an
+    // operator reads how often the job was tried, `import retry` included.
+    // Stored with the run's first transition.
+    job.attempts += 1;
     let tenant = match TenantName::parse(&job.tenant) {
         Ok(tenant) => tenant,
         // No tree to write a receipt into: the verdict is the catalog's only.
@@ -182,18 +186,24 @@ async fn end_without_receipt(
     let detail = job.error.clone();
     transition(ctx, &mut job, JobStatus::Rejected, detail).await?;
     if let Some(tenant) = tenant {
-        archive_original(ctx.layout, tenant, &job.id);
+        archive_original(ctx.layout, tenant, &job);
     }
     Ok(())
 }
 
-/// Moves an ended job's original to the archive, if it is still spooled.
-pub(super) fn archive_original(layout: &Layout, tenant: &TenantName, job_id: &str) {
-    if layout.spool_dir(tenant).join(job_id).exists()
-        && let Err(e) = archive::archive(layout, tenant, job_id)
+/// Removes an ended job's inbox name if it still holds the job's file,
+/// then moves the original to the archive, if it is still spooled.
+pub(super) fn archive_original(layout: &Layout, tenant: &TenantName, job: &ImportJob) {
+    if let Err(e) = intake::release(layout, tenant, &job.path, &job.id) {
+        // Left in place, and the original in the spool: both done at the next start.
+        warn!(job = %job.id, error = %e, "import: inbox name of a taken file not removed");
+        return;
+    }
+    if layout.spool_dir(tenant).join(&job.id).exists()
+        && let Err(e) = archive::archive(layout, tenant, &job.id)
     {
         // Left in the spool: archived at the next start.
-        warn!(job = %job_id, error = %e, "import: original not archived");
+        warn!(job = %job.id, error = %e, "import: original not archived");
     }
 }
 
@@ -361,13 +371,13 @@ async fn transition(
     if !ctx.catalog.advance_import_job(job, from).await? {
         return Err(RunnerError::Changed(job.id.clone()));
     }
-    audit(ctx, job, detail).await;
+    audit(ctx.catalog, job, detail).await;
     Ok(())
 }
 
 /// Records a job transition in the audit trail (a failure is logged: the
 /// job's state in the catalog is what counts).
-pub(crate) async fn audit(ctx: &JobContext<'_>, job: &ImportJob, detail: Option<String>) {
+pub(crate) async fn audit(catalog: &Catalog, job: &ImportJob, detail: Option<String>) {
     let event = AuditEvent {
         actor: "pipeline".into(),
         tenant: Some(job.tenant.clone()),
@@ -382,7 +392,7 @@ pub(crate) async fn audit(ctx: &JobContext<'_>, job: &ImportJob, detail: Option<
         }),
         ..Default::default()
     };
-    if let Err(e) = ctx.catalog.record(&event).await {
+    if let Err(e) = catalog.record(&event).await {
         warn!(job = %job.id, error = %e, "import: audit event not stored");
     }
 }
@@ -390,8 +400,7 @@ pub(crate) async fn audit(ctx: &JobContext<'_>, job: &ImportJob, detail: Option<
 /// The database was unreachable, the disk full, or anything else went
 /// wrong that may pass: the job waits, then is tried again.
 async fn wait(ctx: &JobContext<'_>, mut job: ImportJob, error: &str) -> Result<(), RunnerError> {
-    job.attempts += 1;
-    let exponent = u32::try_from(job.attempts - 1).unwrap_or(u32::MAX).min(16);
+    let exponent = u32::try_from(job.attempts.saturating_sub(1)).unwrap_or(u32::MAX).min(16);
     let delay = FIRST_RETRY.saturating_mul(1 << exponent).min(MAX_RETRY);
     job.next_try_at = Some(now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
     job.error = Some(error.to_owned());
@@ -427,6 +436,11 @@ async fn finish(
     if recorded.is_none_or(|recorded| recorded.status != job.status) {
         return Err(RunnerError::Changed(job.id));
     }
+    // The client's name goes before the verdict appears: whoever reads the
+    // verdict finds the inbox as the import left it.
+    if let Err(e) = intake::release(ctx.layout, tenant, &job.path, &job.id) {
+        warn!(job = %job.id, error = %e, "import: inbox name of a taken file not removed");
+    }
     let finished_at = now_ms();
     let (rows, errors, error_count, duplicate_of) = match &verdict {
         Verdict::Imported { rows } => (*rows, &[][..], 0, None),
@@ -442,12 +456,15 @@ async fn finish(
         sha256: job.sha256.as_deref(),
         import_id: &job.id,
         received_at: receipt::rfc3339(job.received_at),
-        finished_at: receipt::rfc3339(finished_at),
+        finished_at: Some(receipt::rfc3339(finished_at)),
         duplicate_of,
         error_count,
         errors,
     };
-    if let Err(e) = write_receipt(ctx.layout, tenant, &written) {
+    let written_by_newer = newer_job_of_same_name(ctx.catalog, &job).await?;
+    if written_by_newer {
+        info!(job = %job.id, path = %job.path, "receipt left to the newer file taken under that name");
+    } else if let Err(e) = write_receipt(ctx.layout, tenant, &written) {
         if e.is_permanent() {
             return end_without_receipt(ctx, Some(tenant), job, &cannot_import(&e)).await;
         }
@@ -471,17 +488,35 @@ async fn finish(
     let since_received = Duration::from_millis(u64::try_from(finished_at - job.received_at).unwrap_or(0));
     ctx.observer.job_finished(status, since_received, run_started.elapsed());
     info!(job = %job.id, tenant = %job.tenant, path = %job.path, status = %status, rows, "import finished");
-    archive_original(ctx.layout, tenant, &job.id);
+    archive_original(ctx.layout, tenant, &job);
     Ok(())
 }
 
+/// Whether a newer file of the same name was taken while `job` ran (its
+/// job is open): that file's receipt is the name's, and `job`'s verdict
+/// must not show under it, even where there was no receipt to replace.
+async fn newer_job_of_same_name(catalog: &Catalog, job: &ImportJob) -> Result<bool, RunnerError> {
+    let open = catalog.open_import_jobs().await?;
+    Ok(open.iter().any(|other| {
+        other.tenant == job.tenant
+            && other.path == job.path
+            && (other.received_at, &other.id) > (job.received_at, &job.id)
+    }))
+}
+
+/// Writes a verdict's receipt; one that a newer file's `received` receipt
+/// keeps out is not an error (that file's verdict comes next).
 pub(super) fn write_receipt(layout: &Layout, tenant: &TenantName, written: &Receipt<'_>) -> Result<(), RunnerError> {
-    receipt::write(layout, tenant, written)
-        .map_err(|e| RunnerError::Io(format!("writing the receipt of /inbox/{}", written.file), e))
+    let placed = receipt::write(layout, tenant, written, Placing::Verdict)
+        .map_err(|e| RunnerError::Io(format!("writing the receipt of /inbox/{}", written.file), e))?;
+    if !placed {
+        info!(job = %written.import_id, path = %written.file, "receipt left to the newer file taken under that name");
+    }
+    Ok(())
 }
 
 /// One line for `import list`: the first error and how many there are.
-fn summary(errors: &[ImportError], count: u64) -> String {
+pub(super) fn summary(errors: &[ImportError], count: u64) -> String {
     let Some(first) = errors.first() else { return format!("{count} errors") };
     let mut line = String::new();
     if let Some(n) = first.line {

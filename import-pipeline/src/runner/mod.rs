@@ -2,43 +2,50 @@
 //! jobs and drives each job to its verdict.
 //!
 //! ```text
-//!  upload events ──┐
-//!  notify watcher ─┼─► claim: job in catalog, file inbox ─► spool ──► scheduler
-//!  inbox scans ────┘                                                  │ one job per tenant at a time,
+//!  upload completed ──► [`Intake`], at once: job in catalog, file linked inbox ─► spool ──┐ wakes
+//!  notify watcher ─┐                                                                      ▼
+//!  inbox scans ────┴─► quiet period, claim: job in catalog, file renamed inbox ─► spool ─► scheduler
+//!                                                                     │ one job per tenant at a time,
 //!                                                                     │ oldest first, `workers` tenants at once
 //!                         receipt ◄─ verdict ◄─ load ◄─ validate ◄────┘
 //! ```
 //!
 //! Jobs of one tenant run one at a time in arrival order (an upsert file
 //! must not overtake the one before it); a job waiting for its database
-//! holds back the tenant's later jobs. The scheduler reads the open jobs
-//! from the catalog every second, so `import retry` and jobs left by a
-//! crash are picked up without any signal.
+//! holds back the tenant's later jobs. A file taken at once wakes the
+//! scheduler; besides, it reads the open jobs from the catalog every
+//! second, so `import retry` and jobs left by a crash are picked up
+//! without any signal.
 
 mod archive;
 mod cancel;
+mod door;
 mod intake;
 mod job;
 mod layout;
 mod observe;
+mod outbox;
 mod progress;
 mod queue;
 mod receipt;
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use passerelle_catalog::{Catalog, CatalogError, JobStatus, TenantName, now_ms};
 use passerelle_config::ByteSize;
-use passerelle_tree::DiskSpace;
+use passerelle_tree::{DiskSpace, UploadCompleted};
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 pub use cancel::{Cancel, cancel};
+pub use door::{DoorPlan, DoorRejection, Refused, door_plan, refuse_at_door};
 pub use intake::Arrival;
 use intake::Claim;
 pub use layout::Layout;
@@ -56,7 +63,12 @@ const QUIET: Duration = Duration::from_secs(2);
 /// at its other work (events, finished jobs, the scheduler); the files left
 /// are taken right after, round robin as before.
 const CLAIM_BUDGET: Duration = Duration::from_millis(250);
-/// How often archived originals past their retention are deleted.
+/// Longest a client's acknowledgement of a completed upload waits for its
+/// file to be taken.
+const TAKE_WAIT: Duration = Duration::from_secs(2);
+/// How many locks the takes of completed uploads share out, by name.
+const TAKE_LOCKS: usize = 64;
+/// How often archived originals and receipts past their retention are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// First pause of a job whose run failed without recording anything;
 /// doubled after each failure in a row.
@@ -106,9 +118,27 @@ impl RunnerError {
     }
 }
 
+/// How long the runner keeps what it keeps.
+#[derive(Clone, Copy, Debug)]
+pub struct Retention {
+    /// Archived originals: this long after their job ended (`archive.retention_days`).
+    pub archive: Duration,
+    /// Receipts: this long after they were written (`receipts.retention_days`).
+    pub receipts: Duration,
+}
+
+/// What the runner is told.
+#[derive(Debug)]
+enum Notice {
+    /// A file to look at after the quiet period.
+    Arrival(Arrival),
+    /// A job was recorded: schedule now.
+    Taken,
+}
+
 /// The running import pipeline.
 pub struct Pipeline {
-    arrivals: mpsc::Sender<Arrival>,
+    arrivals: mpsc::Sender<Notice>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -117,7 +147,8 @@ impl Pipeline {
     /// Finishes what a previous run left (originals of finished jobs not
     /// archived yet), starts the inbox watcher, then runs jobs until
     /// [`Pipeline::shutdown`].
-    /// Archived originals are deleted `archive_retention` after their job ended.
+    /// Archived originals and receipts are deleted after their `retention`
+    /// (checked at start, then hourly).
     /// Jobs start only while `space` is above its reserve.
     /// A file larger than `max_file_size` (`uploads.max_file_size`) is
     /// refused without being read. Jobs of up to `workers` tenants
@@ -126,7 +157,7 @@ impl Pipeline {
     pub async fn start(
         catalog: Catalog,
         layout: Layout,
-        archive_retention: Duration,
+        retention: Retention,
         space: DiskSpace,
         max_file_size: ByteSize,
         workers: usize,
@@ -140,7 +171,7 @@ impl Pipeline {
         let runner = Runner {
             catalog,
             layout,
-            archive_retention,
+            retention,
             space,
             max_file_size,
             pending: queue::IntakeQueue::default(),
@@ -159,6 +190,14 @@ impl Pipeline {
         Announcer { arrivals: self.arrivals.clone() }
     }
 
+    /// A handle that takes the files whose upload the server completed,
+    /// recording their jobs through `catalog` (one of the caller's runtime:
+    /// it is used where uploads complete).
+    pub fn intake(&self, catalog: Catalog, layout: Layout) -> Intake {
+        let locks = (0..TAKE_LOCKS).map(|_| tokio::sync::Mutex::new(())).collect();
+        Intake { catalog, layout, announcer: self.announcer(), locks: Arc::new(locks) }
+    }
+
     /// Stops taking files, gives running jobs a few seconds, then abandons
     /// them (they resume at the next start).
     pub async fn shutdown(self) {
@@ -172,15 +211,74 @@ impl Pipeline {
 /// Announces completed files to a running [`Pipeline`]; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Announcer {
-    arrivals: mpsc::Sender<Arrival>,
+    arrivals: mpsc::Sender<Notice>,
 }
 
 impl Announcer {
     /// Announces a completed file. Never waits: when the runner is far
     /// behind the announcement is dropped, and the next scan finds the file.
     pub fn announce(&self, arrival: Arrival) {
-        if self.arrivals.try_send(arrival).is_err() {
+        if self.arrivals.try_send(Notice::Arrival(arrival)).is_err() {
             warn!("import runner busy: a completed upload waits for the next inbox scan");
+        }
+    }
+
+    /// Tells the runner a job was recorded. Never waits: when the runner is
+    /// far behind, its next tick finds the job.
+    fn taken(&self) {
+        let _ = self.arrivals.try_send(Notice::Taken);
+    }
+}
+
+/// Takes each file whose upload the server completed into its job at once,
+/// before the client hears that its upload is complete (see `intake`):
+/// no quiet period, and the name's previous receipt is already replaced by
+/// a `received` one when the client looks. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Intake {
+    catalog: Catalog,
+    layout: Layout,
+    announcer: Announcer,
+    /// Two takes of one name never run at once (both would see the file
+    /// untaken); takes of other names rarely share a lock.
+    locks: Arc<Vec<tokio::sync::Mutex<()>>>,
+}
+
+impl Intake {
+    /// Takes `upload`'s file into a new job and wakes the scheduler; a file
+    /// that cannot be taken so is announced to the runner, which takes it
+    /// after the quiet period. Waits at most 2 s (`TAKE_WAIT`): a slow catalog
+    /// delays the client's acknowledgement that long, never more (the take
+    /// goes on without it, never cut between its steps).
+    pub async fn upload_completed(&self, upload: &UploadCompleted) {
+        let Some(arrival) = Arrival::uploaded(upload) else { return };
+        let intake = self.clone();
+        let upload = upload.clone();
+        let taking = tokio::spawn(async move { intake.take(arrival, &upload).await });
+        if tokio::time::timeout(TAKE_WAIT, taking).await.is_err() {
+            warn!("import: taking a completed upload is slow (the catalog?); its client is answered meanwhile");
+        }
+    }
+
+    async fn take(&self, arrival: Arrival, upload: &UploadCompleted) {
+        let mut hasher = DefaultHasher::new();
+        arrival.hash(&mut hasher);
+        let lock = &self.locks[usize::try_from(hasher.finish() % TAKE_LOCKS as u64).unwrap_or(0)];
+        let _one = lock.lock().await;
+        match intake::take_upload(&self.catalog, &self.layout, upload).await {
+            Ok(Some(job)) => {
+                info!(job = %job.id, tenant = %job.tenant, path = %job.path, "import job received");
+                self.announcer.taken();
+                // Not waited for: the audit trail is not the client's business.
+                let catalog = self.catalog.clone();
+                tokio::spawn(async move { job::audit(&catalog, &job, None).await });
+            }
+            Ok(None) => self.announcer.announce(arrival),
+            Err(e) => {
+                warn!(tenant = %arrival.tenant, path = %arrival.path, error = %e,
+                      "import: completed upload not taken at once; taken after the quiet period");
+                self.announcer.announce(arrival);
+            }
         }
     }
 }
@@ -196,8 +294,18 @@ async fn archive_leftovers(catalog: &Catalog, layout: &Layout) -> Result<(), Run
         let Ok(files) = std::fs::read_dir(tenant_dir.path()) else { continue };
         for file in files.flatten() {
             let Some(id) = file.file_name().to_str().map(str::to_owned) else { continue };
+            // An inbox name moved aside by `intake::release` when the server stopped.
+            if let Some(job_id) = intake::aside_of(&id) {
+                if let Some(job) = catalog.import_job(job_id).await? {
+                    intake::settle_aside(layout, &tenant, job_id, &job.path)
+                        .map_err(|e| RunnerError::Io(format!("settling job {job_id}'s released inbox name"), e))?;
+                }
+                continue;
+            }
             match catalog.import_job(&id).await? {
                 Some(job) if job.status.is_terminal() => {
+                    intake::release(layout, &tenant, &job.path, &id)
+                        .map_err(|e| RunnerError::Io(format!("removing job {id}'s inbox name"), e))?;
                     archive::archive(layout, &tenant, &id)
                         .map_err(|e| RunnerError::Io(format!("archiving job {id}'s file"), e))?;
                     info!(job = %id, tenant = %tenant, "archived the original of a finished job");
@@ -213,7 +321,7 @@ async fn archive_leftovers(catalog: &Catalog, layout: &Layout) -> Result<(), Run
 struct Runner {
     catalog: Catalog,
     layout: Layout,
-    archive_retention: Duration,
+    retention: Retention,
     /// Jobs start only while it is above its reserve.
     space: DiskSpace,
     /// Larger files are refused unread.
@@ -236,7 +344,7 @@ struct Runner {
 impl Runner {
     async fn run(
         mut self,
-        mut arrivals: mpsc::Receiver<Arrival>,
+        mut arrivals: mpsc::Receiver<Notice>,
         mut seen: mpsc::Receiver<intake::Seen>,
         mut stop: watch::Receiver<bool>,
         _watcher: notify::RecommendedWatcher,
@@ -253,10 +361,13 @@ impl Runner {
             // not one per file.
             let mut schedule = tokio::select! {
                 _ = stop.changed() => break,
-                Some(arrival) = arrivals.recv() => {
-                    self.announced(arrival);
-                    false
-                }
+                Some(notice) = arrivals.recv() => match notice {
+                    Notice::Arrival(arrival) => {
+                        self.announced(arrival);
+                        false
+                    }
+                    Notice::Taken => true,
+                },
                 Some(event) = seen.recv() => {
                     match event {
                         intake::Seen::File(arrival) => self.announced(arrival),
@@ -335,14 +446,7 @@ impl Runner {
             match intake::claim(&self.catalog, &self.layout, arrival, QUIET, pending.future_seen).await {
                 Ok(Claim::Taken(job)) => {
                     info!(job = %job.id, tenant = %job.tenant, path = %job.path, "import job received");
-                    let ctx = job::JobContext {
-                        catalog: &self.catalog,
-                        layout: &self.layout,
-                        space: &self.space,
-                        max_file_size: self.max_file_size,
-                        observer: &*self.observer,
-                    };
-                    job::audit(&ctx, &job, None).await;
+                    job::audit(&self.catalog, &job, None).await;
                     startable |=
                         self.busy.len() < self.workers && !self.busy.values().any(|tenant| *tenant == job.tenant);
                 }
@@ -368,12 +472,27 @@ impl Runner {
 
     async fn prune(&self) {
         let Some(tenants) = self.tenants().await else { return };
-        let (layout, retention) = (self.layout.clone(), self.archive_retention);
-        match tokio::task::spawn_blocking(move || archive::prune(&layout, &tenants, retention)).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(removed)) => info!(removed, "archived originals past their retention deleted"),
-            Ok(Err(e)) => warn!(error = %e, "archive retention: pruning failed"),
-            Err(e) => warn!(error = %e, "archive retention: pruning task failed"),
+        let (layout, retention) = (self.layout.clone(), self.retention);
+        let pruned = tokio::task::spawn_blocking(move || {
+            (archive::prune(&layout, &tenants, retention.archive), outbox::prune(&layout, &tenants, retention.receipts))
+        })
+        .await;
+        let (archived, receipts) = match pruned {
+            Ok(pruned) => pruned,
+            Err(e) => {
+                warn!(error = %e, "retention: pruning task failed");
+                return;
+            }
+        };
+        match archived {
+            Ok(0) => {}
+            Ok(removed) => info!(removed, "archived originals past their retention deleted"),
+            Err(e) => warn!(error = %e, "archive retention: pruning failed"),
+        }
+        match receipts {
+            Ok(0) => {}
+            Ok(removed) => info!(removed, "receipts past their retention deleted"),
+            Err(e) => warn!(error = %e, "receipt retention: pruning failed"),
         }
     }
 

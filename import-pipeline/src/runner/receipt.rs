@@ -1,22 +1,34 @@
 //! The receipt a client downloads: `/outbox/<path>.result.json` for
 //! `/inbox/<path>`, in the format the README documents field by field
 //! ("Import pipeline", **Receipt**): a client interface. Written to a
-//! hidden temporary in the outbox, synced, then renamed, so a client never
-//! reads half a receipt; through a capability on the tenant's outbox, so no
-//! path (or link planted in the tree) leads it elsewhere.
+//! hidden temporary in the outbox, then renamed, so a client never reads
+//! half a receipt; through a capability on the tenant's outbox, so no path
+//! (or link planted in the tree) leads it elsewhere.
+//!
+//! The moment a file is taken under a name that has a receipt, a
+//! `received` receipt carrying its SHA-256 replaces that receipt: a script
+//! waiting for the receipt never reads the verdict of the previous file. A
+//! name without a receipt gets none until its verdict, so a script that
+//! waits for the receipt to appear reads a verdict. A verdict
+//! never replaces the `received` receipt of another job (a newer file of
+//! the same name, taken while this one ran): jobs of a tenant end in the
+//! order their files were taken, so any other job's `received` receipt is
+//! newer. The check and the rename happen under one lock, which the writer
+//! of `received` receipts takes too.
 //!
 //! Every name written here fits the 255-byte limit of a file name for
 //! every legal inbox name: the temporary is named after the job, not the
 //! file, and a receipt name that would be too long is shortened
 //! ([`receipt_name`]).
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
+use std::sync::{Mutex, PoisonError};
 
 use aws_lc_rs::digest;
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, OpenOptions};
 use passerelle_catalog::TenantName;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -28,7 +40,7 @@ use crate::validate::ImportError;
 pub(crate) struct Receipt<'a> {
     /// The file's path relative to `/inbox`.
     pub(crate) file: &'a str,
-    /// `imported`, `rejected` or `duplicate`.
+    /// `received`, `imported`, `rejected` or `duplicate`.
     pub(crate) status: &'a str,
     /// The profile that matched, if one did.
     pub(crate) profile: Option<&'a str>,
@@ -40,8 +52,8 @@ pub(crate) struct Receipt<'a> {
     pub(crate) import_id: &'a str,
     /// RFC 3339, UTC.
     pub(crate) received_at: String,
-    /// RFC 3339, UTC.
-    pub(crate) finished_at: String,
+    /// RFC 3339, UTC; `None` while the job runs (`received`).
+    pub(crate) finished_at: Option<String>,
     /// For a duplicate: the import that loaded this content.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) duplicate_of: Option<&'a str>,
@@ -95,11 +107,42 @@ pub(crate) fn receipt_path(file: &str) -> String {
     }
 }
 
+/// What a receipt already in place says about whose it is.
+#[derive(Deserialize)]
+struct Owner {
+    status: String,
+    import_id: String,
+}
+
+/// Held while a receipt is checked and renamed into place.
+static RENAMING: Mutex<()> = Mutex::new(());
+
+/// Largest receipt read back to see whose it is (a receipt holds at most
+/// 100 errors, far below).
+const MAX_OWNER_READ: u64 = 4 << 20;
+
+/// How a receipt is put in place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Placing {
+    /// A file was just taken: it replaces the receipt in place, if there is
+    /// one, without waiting for the disk (it only says that a file arrived;
+    /// the verdict that follows is synced).
+    Received,
+    /// A verdict: synced, and it replaces anything but another job's
+    /// `received` receipt.
+    Verdict,
+}
+
 /// Writes `receipt` atomically into the tenant's outbox, creating the
-/// directories of its path.
-pub(crate) fn write(layout: &Layout, tenant: &TenantName, receipt: &Receipt<'_>) -> io::Result<()> {
+/// directories of its path. Returns whether it was put in place (`false`:
+/// a verdict that a newer file's `received` receipt keeps out, or a
+/// `received` receipt with no receipt to replace).
+pub(crate) fn write(layout: &Layout, tenant: &TenantName, receipt: &Receipt<'_>, placing: Placing) -> io::Result<bool> {
     let outbox = Dir::open_ambient_dir(layout.outbox(tenant), ambient_authority())?;
     let target = receipt_path(receipt.file);
+    if placing == Placing::Received && outbox.symlink_metadata(&target).is_err() {
+        return Ok(false);
+    }
     let (parent, name) = match target.rsplit_once('/') {
         Some((parent, name)) => (Some(parent), name),
         None => (None, target.as_str()),
@@ -111,6 +154,7 @@ pub(crate) fn write(layout: &Layout, tenant: &TenantName, receipt: &Receipt<'_>)
         }
         None => outbox,
     };
+    let replaces = || dir.symlink_metadata(name).is_ok();
     // Named after the job, not the file: a name near the limit would
     // overflow it, and one job writes one receipt at a time.
     let temporary = format!(".{}.receipt.passerelle-tmp", receipt.import_id);
@@ -118,15 +162,83 @@ pub(crate) fn write(layout: &Layout, tenant: &TenantName, receipt: &Receipt<'_>)
     body.push(b'\n');
     let mut file = dir.open_with(&temporary, OpenOptions::new().write(true).create(true).truncate(true))?;
     file.write_all(&body)?;
-    file.sync_all()?;
+    if placing == Placing::Verdict {
+        file.sync_all()?;
+    }
     drop(file);
+    let _one = RENAMING.lock().unwrap_or_else(PoisonError::into_inner);
+    let kept_out = match placing {
+        // The client deleted it meanwhile.
+        Placing::Received => !replaces(),
+        Placing::Verdict => newer_file_taken(&dir, name, receipt.import_id),
+    };
+    if kept_out {
+        dir.remove_file(&temporary)?;
+        return Ok(false);
+    }
     dir.rename(&temporary, &dir, name)?;
-    Ok(())
+    Ok(true)
+}
+
+/// Whether the receipt `name` in `dir` is another job's `received` receipt.
+/// An unreadable or foreign file is not: the verdict replaces it.
+fn newer_file_taken(dir: &Dir, name: &str, import_id: &str) -> bool {
+    let Ok(file) = dir.open(name) else { return false };
+    let mut text = Vec::new();
+    if file.take(MAX_OWNER_READ).read_to_end(&mut text).is_err() {
+        return false;
+    }
+    serde_json::from_slice::<Owner>(&text).is_ok_and(|owner| owner.status == "received" && owner.import_id != import_id)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn read(layout: &Layout, tenant: &TenantName, file: &str) -> Option<serde_json::Value> {
+        let text = std::fs::read(layout.outbox(tenant).join(receipt_path(file))).ok()?;
+        Some(serde_json::from_slice(&text).unwrap())
+    }
+
+    fn receipt<'a>(status: &'a str, import_id: &'a str, sha256: &'a str) -> Receipt<'a> {
+        Receipt {
+            file: "employees/a.csv",
+            status,
+            profile: None,
+            rows: 0,
+            sha256: Some(sha256),
+            import_id,
+            received_at: rfc3339(0),
+            finished_at: None,
+            duplicate_of: None,
+            error_count: 0,
+            errors: &[],
+        }
+    }
+
+    #[test]
+    fn received_replaces_a_receipt_and_a_verdict_never_covers_a_newer_files_received() {
+        let root = tempfile::tempdir().unwrap();
+        let layout = Layout::new(root.path().join("tenants"), root.path().join("spool"), root.path().join("archive"));
+        let acme = TenantName::parse("acme").unwrap();
+        std::fs::create_dir_all(layout.outbox(&acme)).unwrap();
+        // Nothing to replace: a first file's receipt is its verdict.
+        assert!(!write(&layout, &acme, &receipt("received", "j1", "aa"), Placing::Received).unwrap());
+        assert!(read(&layout, &acme, "employees/a.csv").is_none());
+        assert!(write(&layout, &acme, &receipt("imported", "j1", "aa"), Placing::Verdict).unwrap());
+        // A second file is taken, then a third while the second's job runs.
+        assert!(write(&layout, &acme, &receipt("received", "j2", "bb"), Placing::Received).unwrap());
+        assert_eq!(read(&layout, &acme, "employees/a.csv").unwrap()["status"], "received");
+        assert!(write(&layout, &acme, &receipt("received", "j3", "cc"), Placing::Received).unwrap());
+        assert!(!write(&layout, &acme, &receipt("rejected", "j2", "bb"), Placing::Verdict).unwrap());
+        let now = read(&layout, &acme, "employees/a.csv").unwrap();
+        assert_eq!((now["status"].as_str(), now["sha256"].as_str()), (Some("received"), Some("cc")));
+        assert!(write(&layout, &acme, &receipt("imported", "j3", "cc"), Placing::Verdict).unwrap());
+        assert_eq!(read(&layout, &acme, "employees/a.csv").unwrap()["status"], "imported");
+        // No temporaries left.
+        let names: Vec<_> = std::fs::read_dir(layout.outbox(&acme).join("employees")).unwrap().flatten().collect();
+        assert_eq!(names.len(), 1);
+    }
 
     #[test]
     fn receipt_names_keep_short_names_and_shorten_long_ones_within_the_limit() {

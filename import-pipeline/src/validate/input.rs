@@ -41,7 +41,7 @@ const fn forbidden_bytes() -> [bool; 256] {
 }
 const FORBIDDEN: [bool; 256] = forbidden_bytes();
 
-/// What the next read produced.
+/// What a finished chunk holds.
 pub(super) enum Chunk<'a> {
     /// Checked bytes for the parser (the BOM already removed).
     Data {
@@ -54,10 +54,15 @@ pub(super) enum Chunk<'a> {
     End,
 }
 
-/// Reads the file once, in chunks, hashing and checking as it goes.
-pub(super) struct Input<R> {
-    reader: R,
+/// The file's bytes, gathered into chunks of [`CHUNK_BYTES`] (only the last
+/// one shorter, so the BOM and signatures are always seen whole) and
+/// hashed and checked chunk by chunk, however they arrive: read by
+/// [`super::validate`] straight into [`Input::spare`], or pushed piece by
+/// piece ([`super::Validator::push`]).
+pub(super) struct Input {
     buffer: Vec<u8>,
+    /// Bytes of `buffer` that wait for their chunk to be full.
+    filled: usize,
     max_bytes: u64,
     bytes: u64,
     lines: u64,
@@ -67,11 +72,11 @@ pub(super) struct Input<R> {
     bom: bool,
 }
 
-impl<R: Read> Input<R> {
-    pub(super) fn new(reader: R, max_bytes: u64) -> Self {
+impl Input {
+    pub(super) fn new(max_bytes: u64) -> Self {
         Self {
-            reader,
             buffer: vec![0; CHUNK_BYTES],
+            filled: 0,
             max_bytes,
             bytes: 0,
             lines: 0,
@@ -82,7 +87,7 @@ impl<R: Read> Input<R> {
         }
     }
 
-    /// Bytes read so far (the whole file once [`Chunk::End`] was returned).
+    /// Bytes checked so far (the whole file once [`Chunk::End`] was returned).
     pub(super) fn bytes(&self) -> u64 {
         self.bytes
     }
@@ -97,47 +102,79 @@ impl<R: Read> Input<R> {
         self.bom
     }
 
-    /// The next chunk, or the fault that ends validation. Never reads more
-    /// than `max_bytes + 1` bytes in all.
-    pub(super) fn next(&mut self) -> io::Result<Result<Chunk<'_>, Fault>> {
-        let first = self.bytes == 0;
+    /// The size of the chunk being gathered: a full one, or what is left
+    /// of `max_bytes + 1` (no pass reads more).
+    fn chunk_len(&self) -> usize {
         let allowed = self.max_bytes.saturating_add(1) - self.bytes;
-        let want = usize::try_from(allowed).unwrap_or(usize::MAX).min(self.buffer.len());
-        let n = read_full(&mut self.reader, &mut self.buffer[..want])?;
+        usize::try_from(allowed).unwrap_or(usize::MAX).min(self.buffer.len())
+    }
+
+    /// Where the next bytes of the file go; [`Input::filled`] says how many came.
+    pub(super) fn spare(&mut self) -> &mut [u8] {
+        let end = self.chunk_len();
+        &mut self.buffer[self.filled..end]
+    }
+
+    /// `n` more bytes were put into [`Input::spare`].
+    pub(super) fn filled(&mut self, n: usize) {
+        self.filled += n;
+    }
+
+    /// Copies as much of `bytes` as the current chunk takes; returns how
+    /// many bytes it took.
+    pub(super) fn gather(&mut self, bytes: &[u8]) -> usize {
+        let spare = self.spare();
+        let n = spare.len().min(bytes.len());
+        spare[..n].copy_from_slice(&bytes[..n]);
+        self.filled(n);
+        n
+    }
+
+    /// Whether the current chunk is complete.
+    pub(super) fn is_full(&self) -> bool {
+        self.filled == self.chunk_len()
+    }
+
+    /// The gathered chunk, checked, or the fault that ends validation; with
+    /// nothing gathered, the end of the file. Never takes in more than
+    /// `max_bytes + 1` bytes in all.
+    pub(super) fn take(&mut self) -> Result<Chunk<'_>, Fault> {
+        let n = std::mem::take(&mut self.filled);
         if n == 0 {
             if let Some(context) = self.digest.take() {
                 let mut sha = [0; 32];
                 sha.copy_from_slice(context.finish().as_ref());
                 self.sha256 = Some(sha);
             }
-            return Ok(Ok(Chunk::End));
+            return Ok(Chunk::End);
         }
+        let first = self.bytes == 0;
         let offset = self.bytes;
         self.bytes += n as u64;
         if self.bytes > self.max_bytes {
-            return Ok(Err(Fault::whole_file(format!(
+            return Err(Fault::whole_file(format!(
                 "the file is larger than max_bytes = {} ({} bytes); nothing beyond it was read",
                 ByteSize::new(self.max_bytes),
                 self.max_bytes
-            ))));
+            )));
         }
         let chunk = &self.buffer[..n];
         if let Some(context) = &mut self.digest {
             context.update(chunk);
         }
         if first && let Some((_, what)) = SIGNATURES.iter().find(|(magic, _)| chunk.starts_with(magic)) {
-            return Ok(Err(Fault::whole_file(format!("binary content: the file is {what}, not CSV text"))));
+            return Err(Fault::whole_file(format!("binary content: the file is {what}, not CSV text")));
         }
         if let Some(at) = chunk.iter().position(|&b| FORBIDDEN[usize::from(b)]) {
             let line = self.lines + self.line_ends.clone().count(&chunk[..at]) + 1;
-            return Ok(Err(Fault::at_line(
+            return Err(Fault::at_line(
                 line,
                 format!(
                     "binary content: byte 0x{:02X} at offset {}; a CSV file is text",
                     chunk[at],
                     offset + at as u64
                 ),
-            )));
+            ));
         }
         self.lines += self.line_ends.count(chunk);
         let data = if first && chunk.starts_with(UTF8_BOM) {
@@ -146,13 +183,13 @@ impl<R: Read> Input<R> {
         } else {
             chunk
         };
-        Ok(Ok(Chunk::Data { bytes: data, bom: self.bom }))
+        Ok(Chunk::Data { bytes: data, bom: self.bom })
     }
 }
 
 /// Fills `buffer` unless the file ends first, so a chunk is short only at
 /// the end (the BOM and signatures are always seen whole).
-fn read_full(reader: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
+pub(super) fn read_full(reader: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buffer.len() {
         match reader.read(&mut buffer[filled..]) {

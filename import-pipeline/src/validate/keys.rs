@@ -29,9 +29,10 @@ impl Keys {
         Some(Self { columns, names: profile.key().to_vec(), hasher: RandomState::new(), seen: HashMap::new() })
     }
 
-    /// The first key column, which duplicate errors are reported on.
-    pub(super) fn column(&self) -> &str {
-        &self.names[0]
+    /// The index of the first key column, which duplicate errors are
+    /// reported on.
+    pub(super) fn column(&self) -> usize {
+        self.columns[0]
     }
 
     /// Records the row's key; the message if it was seen before. Rows whose

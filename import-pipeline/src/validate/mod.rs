@@ -27,6 +27,7 @@ mod keys;
 mod sniff;
 mod value;
 
+use std::borrow::Borrow;
 use std::convert::Infallible;
 use std::fmt;
 use std::io::{self, Read};
@@ -64,6 +65,15 @@ pub trait RowSink {
 
     /// Takes one valid row.
     fn accept(&mut self, row: Row) -> Result<(), Self::Error>;
+}
+
+/// A borrowed sink: [`validate`] takes its sink this way.
+impl<S: RowSink + ?Sized> RowSink for &mut S {
+    type Error = S::Error;
+
+    fn accept(&mut self, row: Row) -> Result<(), S::Error> {
+        (**self).accept(row)
+    }
 }
 
 /// Collects rows in memory; for tests and small files.
@@ -217,33 +227,101 @@ impl Fault {
 /// against its column, and duplicate keys (upsert). Problems with the file
 /// are in the report; `Err` only when reading or the sink failed.
 pub fn validate<R: Read, S: RowSink>(
-    reader: R,
+    mut reader: R,
     profile: &Profile,
     sink: &mut S,
 ) -> Result<ValidationReport, ValidateError<S::Error>> {
-    let mut input = Input::new(reader, profile.max_bytes());
-    let mut parser = Parser::new(profile, sink);
-    loop {
-        let bom = input.bom();
-        let chunk = match input.next().map_err(ValidateError::Read)? {
-            Ok(chunk) => chunk,
-            Err(fault) => {
-                parser.fault(fault);
-                break;
+    let mut validator = Validator::new(profile, sink);
+    // Read straight into the validator's chunk: no copy on this path.
+    while !validator.is_decided() {
+        let spare = validator.input.spare();
+        let want = spare.len();
+        let n = input::read_full(&mut reader, spare).map_err(ValidateError::Read)?;
+        validator.input.filled(n);
+        if n < want {
+            break;
+        }
+        validator.chunk()?;
+    }
+    validator.finish()
+}
+
+/// The same validation as [`validate`], fed the file's bytes in order, in
+/// pieces of any size, as they arrive (an upload being received), instead
+/// of reading them: [`Validator::push`] each piece, then
+/// [`Validator::finish`] gives the report. Memory is the same as
+/// [`validate`]'s: one 64 KiB chunk (pieces are gathered into it), the
+/// longest record, upsert keys.
+///
+/// `P` is the profile, borrowed or owned (`&Profile`, `Arc<Profile>`); `S`
+/// the sink, owned or borrowed (`&mut S` is a sink too).
+pub struct Validator<P: Borrow<Profile>, S: RowSink> {
+    input: Input,
+    parser: Parser<P, S>,
+    /// A fault or the end of the file was reached: the verdict is known.
+    decided: bool,
+}
+
+impl<P: Borrow<Profile>, S: RowSink> Validator<P, S> {
+    /// A validator for a file of `profile` that hands valid rows to `sink`.
+    pub fn new(profile: P, sink: S) -> Self {
+        let max_bytes = profile.borrow().max_bytes();
+        Self { input: Input::new(max_bytes), parser: Parser::new(profile, sink), decided: false }
+    }
+
+    /// Takes the file's next bytes. Once a fault ended validation (the file
+    /// is too large, binary, its header wrong...), later bytes are ignored:
+    /// [`Validator::is_decided`] tells the feeder it may stop.
+    pub fn push(&mut self, mut bytes: &[u8]) -> Result<(), ValidateError<S::Error>> {
+        while !bytes.is_empty() && !self.decided {
+            let taken = self.input.gather(bytes);
+            bytes = &bytes[taken..];
+            if self.input.is_full() {
+                self.chunk()?;
             }
-        };
-        let flow = match chunk {
-            Chunk::Data { bytes, bom } => parser.feed(bytes, bom)?,
-            Chunk::End => {
-                parser.finish(bom)?;
-                break;
+        }
+        Ok(())
+    }
+
+    /// Whether the report can no longer change with more bytes: a fault
+    /// stopped validation.
+    pub fn is_decided(&self) -> bool {
+        self.decided
+    }
+
+    /// Bytes taken in so far (checked, in whole chunks).
+    pub fn bytes(&self) -> u64 {
+        self.input.bytes()
+    }
+
+    /// The end of the file: validates what is left and gives the report.
+    pub fn finish(mut self) -> Result<ValidationReport, ValidateError<S::Error>> {
+        if !self.decided {
+            // The last, short chunk, then the end.
+            self.chunk()?;
+            if !self.decided {
+                self.chunk()?;
+            }
+        }
+        Ok(self.parser.report(&self.input))
+    }
+
+    /// Checks and parses the gathered chunk (the end of the file when none is).
+    fn chunk(&mut self) -> Result<(), ValidateError<S::Error>> {
+        let bom = self.input.bom();
+        let flow = match self.input.take() {
+            Ok(Chunk::Data { bytes, bom }) => self.parser.feed(bytes, bom)?,
+            Ok(Chunk::End) => self.parser.finish(bom)?,
+            Err(fault) => {
+                self.parser.fault(fault);
+                Flow::Stop
             }
         };
         if let Flow::Stop = flow {
-            break;
+            self.decided = true;
         }
+        Ok(())
     }
-    Ok(parser.report(&input))
 }
 
 /// Whether to go on reading.
@@ -263,9 +341,9 @@ enum Phase {
     Stopped,
 }
 
-struct Parser<'p, S: RowSink> {
-    profile: &'p Profile,
-    sink: &'p mut S,
+struct Parser<P: Borrow<Profile>, S: RowSink> {
+    profile: P,
+    sink: S,
     phase: Phase,
     csv: Option<csv_core::Reader>,
     delimiter: Option<u8>,
@@ -290,23 +368,27 @@ struct Parser<'p, S: RowSink> {
     error_count: u64,
 }
 
-impl<'p, S: RowSink> Parser<'p, S> {
-    fn new(profile: &'p Profile, sink: &'p mut S) -> Self {
-        let phase = match profile.delimiter() {
+impl<P: Borrow<Profile>, S: RowSink> Parser<P, S> {
+    fn new(profile: P, sink: S) -> Self {
+        let checked = profile.borrow();
+        let delimiter = checked.delimiter();
+        let phase = match delimiter {
             DelimiterSetting::Auto => Phase::Sniffing(FirstRecord::default(), Vec::new()),
-            DelimiterSetting::Fixed(_) => first_phase(profile),
+            DelimiterSetting::Fixed(_) => first_phase(checked),
         };
-        let mut parser = Parser {
+        let keys = Keys::new(checked);
+        let fields = checked.columns().len() + 1;
+        let mut parser = Self {
             profile,
             sink,
             phase,
             csv: None,
             delimiter: None,
             decoder: None,
-            keys: Keys::new(profile),
+            keys,
             record: vec![0; 4096],
             record_len: 0,
-            ends: vec![0; profile.columns().len() + 1],
+            ends: vec![0; fields],
             ends_len: 0,
             line: 1,
             line_ends: LineEnds::default(),
@@ -318,7 +400,7 @@ impl<'p, S: RowSink> Parser<'p, S> {
             errors: Vec::new(),
             error_count: 0,
         };
-        if let DelimiterSetting::Fixed(delimiter) = profile.delimiter() {
+        if let DelimiterSetting::Fixed(delimiter) = delimiter {
             parser.set_delimiter(delimiter);
         }
         parser
@@ -329,10 +411,13 @@ impl<'p, S: RowSink> Parser<'p, S> {
         self.csv = Some(ReaderBuilder::new().delimiter(delimiter).build());
     }
 
-    fn error(&mut self, line: Option<u64>, column: Option<&str>, message: String) {
+    /// Counts an error; keeps it if fewer than [`MAX_REPORTED_ERRORS`] are
+    /// kept. `column` is the declared column's index.
+    fn error(&mut self, line: Option<u64>, column: Option<usize>, message: String) {
         self.error_count += 1;
         if self.errors.len() < MAX_REPORTED_ERRORS {
-            self.errors.push(ImportError { line, column: column.map(str::to_owned), message });
+            let column = column.map(|index| self.profile.borrow().columns()[index].name().to_owned());
+            self.errors.push(ImportError { line, column, message });
         }
     }
 
@@ -344,7 +429,7 @@ impl<'p, S: RowSink> Parser<'p, S> {
     /// Checks the decoder exists (it needs the BOM, known with the first chunk).
     fn decoder(&mut self, bom: bool) -> Result<(), Fault> {
         if self.decoder.is_none() {
-            self.decoder = Some(Decoder::new(self.profile.encoding(), bom)?);
+            self.decoder = Some(Decoder::new(self.profile.borrow().encoding(), bom)?);
         }
         Ok(())
     }
@@ -371,7 +456,7 @@ impl<'p, S: RowSink> Parser<'p, S> {
 
     /// Chooses the delimiter and parses what was buffered to choose it.
     fn end_sniffing(&mut self, at_end: bool) -> Result<Flow, ValidateError<S::Error>> {
-        let next = first_phase(self.profile);
+        let next = first_phase(self.profile.borrow());
         let Phase::Sniffing(sniff, pending) = std::mem::replace(&mut self.phase, next) else {
             return Ok(Flow::Continue);
         };
@@ -380,7 +465,7 @@ impl<'p, S: RowSink> Parser<'p, S> {
             self.line += self.line_ends.count(&pending);
             return Ok(Flow::Continue);
         }
-        match sniff.choose(self.profile.columns().len()) {
+        match sniff.choose(self.profile.borrow().columns().len()) {
             Ok(delimiter) => self.set_delimiter(delimiter),
             Err(message) => {
                 self.fault(Fault::at_line(sniff.line(), message));
@@ -506,7 +591,7 @@ impl<'p, S: RowSink> Parser<'p, S> {
         let fields: Vec<&str> = split(text, ends);
         match &self.phase {
             Phase::Header => {
-                match header::map(self.profile, &fields) {
+                match header::map(self.profile.borrow(), &fields) {
                     Ok(mapping) => self.phase = Phase::Rows(mapping),
                     Err(message) => {
                         self.error(Some(line), None, message);
@@ -517,7 +602,7 @@ impl<'p, S: RowSink> Parser<'p, S> {
                 Ok(Flow::Continue)
             }
             Phase::Rows(mapping) => {
-                let row = check_row(self.profile, mapping, &fields);
+                let row = check_row(self.profile.borrow(), mapping, &fields);
                 self.row(row, line)
             }
             Phase::Sniffing(..) | Phase::Stopped => Ok(Flow::Stop),
@@ -539,8 +624,8 @@ impl<'p, S: RowSink> Parser<'p, S> {
                 if let Some(keys) = &mut self.keys
                     && let Err(message) = keys.check(&values, line)
                 {
-                    let column = keys.column().to_owned();
-                    self.error(Some(line), Some(&column), message);
+                    let column = keys.column();
+                    self.error(Some(line), Some(column), message);
                     return Ok(Flow::Continue);
                 }
                 if !clean {
@@ -556,7 +641,7 @@ impl<'p, S: RowSink> Parser<'p, S> {
         Ok(Flow::Continue)
     }
 
-    fn report<R: Read>(self, input: &Input<R>) -> ValidationReport {
+    fn report(self, input: &Input) -> ValidationReport {
         let encoding = self.decoder.as_ref().map_or(DetectedEncoding::Utf8, Decoder::detected);
         ValidationReport {
             rows: self.rows,
@@ -596,13 +681,14 @@ fn split<'a>(text: &'a str, ends: &[usize]) -> Vec<&'a str> {
         .collect()
 }
 
-enum CheckedRow<'p> {
+enum CheckedRow {
     WrongFieldCount(String),
-    /// The values (Null where a value was refused) and each refusal.
-    Values(Vec<Value>, Vec<(&'p str, String)>),
+    /// The values (Null where a value was refused) and each refusal, by
+    /// column index.
+    Values(Vec<Value>, Vec<(usize, String)>),
 }
 
-fn check_row<'p>(profile: &'p Profile, mapping: &[usize], fields: &[&str]) -> CheckedRow<'p> {
+fn check_row(profile: &Profile, mapping: &[usize], fields: &[&str]) -> CheckedRow {
     if fields.len() != mapping.len() {
         return CheckedRow::WrongFieldCount(format!("expected {} fields, found {}", mapping.len(), fields.len()));
     }
@@ -613,7 +699,7 @@ fn check_row<'p>(profile: &'p Profile, mapping: &[usize], fields: &[&str]) -> Ch
         let column = &columns[index];
         match value::parse(column, field) {
             Ok(value) => values[index] = value,
-            Err(message) => problems.push((column.name(), message)),
+            Err(message) => problems.push((index, message)),
         }
     }
     CheckedRow::Values(values, problems)

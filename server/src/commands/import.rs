@@ -4,12 +4,14 @@
 //! itself (catalog, receipt, archive); a runner working on it stops at its
 //! next step.
 
+use std::time::Duration;
+
 use anyhow::Context as _;
 use passerelle_catalog::{ImportJob, JobFilter, JobProgress, JobStatus, TenantName};
 use passerelle_import::Cancel;
 use serde::Serialize;
 
-use super::existing_tenant;
+use super::{existing_tenant, import_wait};
 use crate::admin::Admin;
 use crate::cli::{ImportCommand, ImportListArgs};
 use crate::error::{CliError, usage};
@@ -107,7 +109,7 @@ pub(super) async fn run(admin: &Admin, command: ImportCommand) -> Result<(), Cli
             }
             show(&job);
         }
-        ImportCommand::Retry { id } => {
+        ImportCommand::Retry { id, wait, timeout } => {
             let job = find(admin, &id).await?;
             match job.status {
                 JobStatus::WaitingRetry | JobStatus::Rejected => {}
@@ -130,6 +132,9 @@ pub(super) async fn run(admin: &Admin, command: ImportCommand) -> Result<(), Cli
                 _ => "is tried again now",
             };
             say!("job {id} ({} of tenant {tenant}) {what}", job.path);
+            if wait {
+                import_wait::until_run_ends(admin, &job, Duration::from_secs(timeout)).await?;
+            }
         }
         ImportCommand::Cancel { id } => cancel(admin, &id).await?,
     }

@@ -5,6 +5,7 @@ mod ban;
 mod config;
 mod hostkey;
 mod import;
+mod import_wait;
 mod init;
 mod key;
 mod profile;
@@ -16,28 +17,37 @@ use std::io::Read as _;
 use std::path::Path;
 
 use passerelle_catalog::TenantName;
-use passerelle_config::{Config, Sources};
 
 use crate::admin::Admin;
 use crate::cli::{Cli, Command};
+use crate::config_source::ConfigSource;
 use crate::error::{CliError, usage};
 
-/// Runs the parsed command line.
-pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
-    let config = load_config(&cli)?;
+/// Runs the parsed command line. `serve` builds its own runtimes (it sandboxes itself between
+/// them, see [`crate::serve`]); the admin verbs run on one each.
+pub(crate) fn run(cli: Cli) -> Result<(), CliError> {
+    let source = ConfigSource::of(&cli);
     match cli.command {
-        Command::Config(command) => config::run(&config, &command),
-        Command::Serve { demo } => crate::serve::run(config, demo).await,
-        Command::Init => init::run(config).await,
-        Command::Hostkey(command) => hostkey::run(&config, &command),
-        Command::Tenant(command) => tenant::run(&Admin::open(config).await?, command).await,
-        Command::User(command) => user::run(&Admin::open(config).await?, command).await,
-        Command::Key(command) => key::run(&Admin::open(config).await?, command).await,
-        Command::Ban(command) => ban::run(&Admin::open(config).await?, command).await,
-        Command::Audit(args) => audit::run(&Admin::open(config).await?, args).await,
-        Command::Profile(command) => profile::run(&Admin::open(config).await?, command).await,
-        Command::Import(command) => import::run(&Admin::open(config).await?, command).await,
+        Command::GenerateAssets { dir } => crate::assets::write(&dir),
+        Command::Serve { demo } => crate::serve::main(&source, demo),
+        Command::Config(command) => config::run(&source.load()?, &command),
+        Command::Init => block_on(init::run(source.load()?)),
+        Command::Hostkey(command) => hostkey::run(&source.load()?, &command),
+        Command::Tenant(command) => block_on(async { tenant::run(&Admin::open(source.load()?).await?, command).await }),
+        Command::User(command) => block_on(async { user::run(&Admin::open(source.load()?).await?, command).await }),
+        Command::Key(command) => block_on(async { key::run(&Admin::open(source.load()?).await?, command).await }),
+        Command::Ban(command) => block_on(async { ban::run(&Admin::open(source.load()?).await?, command).await }),
+        Command::Audit(args) => block_on(async { audit::run(&Admin::open(source.load()?).await?, args).await }),
+        Command::Profile(command) => {
+            block_on(async { profile::run(&Admin::open(source.load()?).await?, command).await })
+        }
+        Command::Import(command) => block_on(async { import::run(&Admin::open(source.load()?).await?, command).await }),
     }
+}
+
+/// Runs an admin verb to completion on a runtime of its own.
+fn block_on(work: impl Future<Output = Result<(), CliError>>) -> Result<(), CliError> {
+    crate::runtime()?.block_on(work)
 }
 
 /// Parses every `--allow-ip`/`--set` network before anything is changed. A
@@ -53,13 +63,6 @@ fn parse_networks(flag: &str, raw: &[String]) -> Result<Vec<ipnet::IpNet>, CliEr
                 })
         })
         .collect()
-}
-
-/// Flags > environment > file > defaults; `--config` wins over PASSERELLE_CONFIG.
-fn load_config(cli: &Cli) -> Result<Config, CliError> {
-    let env_file = std::env::var_os("PASSERELLE_CONFIG").map(std::path::PathBuf::from);
-    let file = cli.config.as_deref().or(env_file.as_deref());
-    Ok(Config::load(Sources { file, data_dir: cli.data_dir.as_deref(), env: Sources::process_env() })?)
 }
 
 /// Reads a password from the first line of standard input. It is never echoed,

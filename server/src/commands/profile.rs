@@ -38,6 +38,8 @@ struct ListedProfile<'a> {
     /// `max_bytes` as the profile file writes it (`"1GiB"`); `None` when the
     /// file leaves it to the default.
     max_bytes_written: Option<String>,
+    /// Whether an invalid upload is refused at its close.
+    reject_at_close: bool,
 }
 
 /// `profile show --json`: the stored text and what it defines.
@@ -63,6 +65,7 @@ impl<'a> From<&'a Profile> for ListedProfile<'a> {
             header: profile.header(),
             max_bytes: profile.max_bytes(),
             max_bytes_written: None,
+            reject_at_close: profile.reject_at_close(),
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::admin::Admin;
 use crate::cli::QuotaChange;
 use crate::error::{CliError, usage};
 use crate::output::say;
+use crate::progress::Progress;
 use crate::usage::{Usage, tenant_usage};
 
 /// Where a limit comes from.
@@ -125,6 +126,8 @@ pub(super) async fn set(admin: &Admin, name: &str, change: QuotaChange) -> Resul
 
 /// Measures what `tenant` stores.
 fn measure(admin: &Admin, tenant: &TenantName) -> Result<Usage, CliError> {
+    // It walks the tenant's whole tree and archive: say so on a terminal.
+    let _measuring = Progress::spinner(format!("measuring what tenant {tenant} stores"));
     tenant_usage(&admin.data_dir, tenant)
         .map_err(|e| CliError::Runtime(anyhow::anyhow!("tenant {tenant}: cannot measure its usage: {e}")))
 }

@@ -332,9 +332,15 @@ impl Engine {
         self.inner.space.check().err()
     }
 
-    /// Upload-completed events from now on (the import pipeline listens).
-    pub(crate) fn subscribe_uploads(&self) -> tokio::sync::broadcast::Receiver<passerelle_tree::UploadCompleted> {
-        self.inner.uploads.subscribe()
+    /// Hands every upload that completes from now on to the import
+    /// pipeline's intake, before its client hears of it.
+    pub(crate) fn attach_intake(&self, intake: passerelle_import::Intake) {
+        self.inner.uploads.attach(intake);
+    }
+
+    /// The catalog, on the server's runtime.
+    pub(crate) fn catalog(&self) -> &Catalog {
+        &self.inner.catalog
     }
 
     /// Waits until every audit event recorded so far is stored; called at

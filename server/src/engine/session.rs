@@ -11,10 +11,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use passerelle_catalog::{AuditEvent, Login, TenantName};
+use passerelle_import::{DoorPlan, DoorRejection};
 use passerelle_tree::{DiskSpace, Sha256, UploadCompleted};
 use tokio::sync::OnceCell;
 
-use super::fs::{DirCursor, FileReader, FileStat, FsError, FsStats, TenantFs, TenantPath, Upload, UploadBounds};
+use super::fs::{
+    Commit, DirCursor, Door, FileReader, FileStat, FsError, FsStats, RefusedUpload, TenantFs, TenantPath, Upload,
+    UploadBounds,
+};
 use super::grants::{Ending, Grant, Registration};
 use super::limits::{FilePermit, SessionPermit};
 use super::quota::{Reservation, TenantUsage};
@@ -341,7 +345,10 @@ impl Session {
         let started = async {
             space.admit(0).map_err(FsError::LowSpace)?;
             let permit = self.open_file()?;
-            let upload = self.fs.create_upload(path, exclusive, &self.bounds).await?;
+            let mut upload = self.fs.create_upload(path, exclusive, &self.bounds).await?;
+            if let Some(door) = self.door(path).await {
+                upload.set_door(door);
+            }
             let reservation = self.reserve_file(path).await?;
             Ok(IncomingFile {
                 upload,
@@ -368,31 +375,83 @@ impl Session {
         }
     }
 
+    /// The check at the door for an upload to `path`: the tenant's import
+    /// profiles say whether (and against what) it is validated as it
+    /// streams in, or refused at its close whatever it holds.
+    async fn door(&self, path: &TenantPath) -> Option<Door> {
+        let inbox_path = path.inbox_path()?;
+        let plan = passerelle_import::door_plan(&self.engine.inner.catalog, &self.tenant, inbox_path.as_relative());
+        match plan.await {
+            DoorPlan::Pass => None,
+            DoorPlan::Validate(profile) => Some(Door::Validate(profile)),
+            DoorPlan::Refuse(reason) => Some(Door::Refuse(reason)),
+        }
+    }
+
     /// Finishes an upload: the file appears under its final name, the upload
     /// is audited and the upload-completed event is emitted, in that order.
+    /// An upload the door refuses appears nowhere: it is recorded as a
+    /// rejected import (receipt, `import list`), and the error says why.
     pub(crate) async fn complete_upload(&self, file: IncomingFile) -> Result<(), FsError> {
         let IncomingFile { upload, started, reservation, .. } = file;
         let path = upload.path().clone();
         let replaced = self.replaced_size(&reservation, &path).await;
-        match upload.commit().await {
+        let committed = match upload.commit().await {
+            Ok(Commit::Published(done)) => Ok(done),
+            Ok(Commit::Refused(refused)) => match self.refuse(&refused).await {
+                Some(sentence) => Err(FsError::Rejected(sentence)),
+                None => refused.publish().await,
+            },
+            Err(e) => Err(e),
+        };
+        match committed {
             Ok(done) => {
                 reservation.commit(done.size, replaced);
                 self.record(Action::Upload, &done.path, Ok(()), Some(done.size), Some(started.elapsed()));
                 // Uploads are only ever created strictly below `/inbox`.
                 if let Some(path) = done.path.inbox_path() {
-                    self.engine.inner.uploads.publish(UploadCompleted {
-                        tenant: self.tenant.clone(),
-                        login: self.login.clone(),
-                        path,
-                        size: done.size,
-                        sha256: Sha256(done.sha256),
-                    });
+                    self.engine
+                        .inner
+                        .uploads
+                        .publish(UploadCompleted {
+                            tenant: self.tenant.clone(),
+                            login: self.login.clone(),
+                            path,
+                            size: done.size,
+                            sha256: Sha256(done.sha256),
+                        })
+                        .await;
                 }
                 Ok(())
             }
             Err(e) => {
                 self.record(Action::Upload, &path, Err(&e), None, Some(started.elapsed()));
                 Err(e)
+            }
+        }
+    }
+
+    /// Records an upload the door refused as a rejected import; the
+    /// client's sentence, or `None` when it could not be recorded (the
+    /// upload is then published, and its job rejects it).
+    async fn refuse(&self, refused: &RefusedUpload) -> Option<String> {
+        let inbox_path = refused.path.inbox_path()?;
+        let rejection = DoorRejection {
+            tenant: &self.tenant,
+            path: inbox_path.as_relative(),
+            profile: refused.profile.as_deref(),
+            sha256: refused.sha256,
+            bytes: refused.size,
+            errors: refused.errors.clone(),
+            error_count: refused.error_count,
+        };
+        let layout = self.engine.inner.data_dir.import_layout();
+        let catalog = &self.engine.inner.catalog;
+        match passerelle_import::refuse_at_door(catalog, &layout, &rejection, |to| refused.keep(to)).await {
+            Ok(recorded) => Some(recorded.sentence),
+            Err(e) => {
+                tracing::warn!(path = %refused.path, error = %e, "refusal at the door not recorded; the upload is published");
+                None
             }
         }
     }

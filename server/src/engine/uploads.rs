@@ -1,32 +1,37 @@
-//! Upload-completed events: emitted once per file whose upload finished
-//! cleanly, never for an interrupted one. The import pipeline subscribes.
+//! Upload-completed events: one per file whose upload finished cleanly,
+//! never for an interrupted one. Each goes to the import pipeline's intake
+//! before the upload is acknowledged to its client, so the file is taken
+//! (and its `received` receipt written) by the time the client looks.
 
+use std::sync::OnceLock;
+
+use passerelle_import::Intake;
 use passerelle_tree::UploadCompleted;
-use tokio::sync::broadcast;
 
-/// The broadcast channel behind the events.
+/// Where completed uploads go.
 pub(super) struct UploadEvents {
-    sender: broadcast::Sender<UploadCompleted>,
+    intake: OnceLock<Intake>,
 }
 
 impl UploadEvents {
     pub(super) fn new() -> Self {
-        // A lagging subscriber loses events, not the server; the pipeline's
-        // inbox scan catches anything it missed.
-        let (sender, _) = broadcast::channel(4096);
-        Self { sender }
+        Self { intake: OnceLock::new() }
     }
 
-    pub(super) fn subscribe(&self) -> broadcast::Receiver<UploadCompleted> {
-        self.sender.subscribe()
+    /// Hands later events to `intake` (only the first call counts).
+    pub(super) fn attach(&self, intake: Intake) {
+        let _ = self.intake.set(intake);
     }
 
-    pub(super) fn publish(&self, event: UploadCompleted) {
+    pub(super) async fn publish(&self, event: UploadCompleted) {
         tracing::info!(
             tenant = %event.tenant, login = %event.login, path = %event.path,
             size = event.size, sha256 = %event.sha256, "upload completed"
         );
-        // No subscriber yet is fine: the file stays in the inbox for the scan.
-        let _ = self.sender.send(event);
+        // No pipeline yet (the server is starting) is fine: the file stays
+        // in the inbox for the pipeline's first scan.
+        if let Some(intake) = self.intake.get() {
+            intake.upload_completed(&event).await;
+        }
     }
 }

@@ -66,6 +66,9 @@ pub(crate) fn fs_reply(e: &FsError) -> Reply {
         FsError::NoSpace | FsError::LowSpace(_) => 452,
         FsError::QuotaExceeded(_) => 552,
         FsError::WriteRefused(_) => 552,
+        // "Requested action not taken": permanent, and neither about
+        // storage (552) nor about the name (553): the content was refused.
+        FsError::Rejected(_) => 550,
         // Transient: the client may try again once other transfers ended.
         FsError::TooManyOpen(_) => 450,
         FsError::Io(_) => 451,

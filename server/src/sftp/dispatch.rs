@@ -48,8 +48,9 @@ enum OrderGuard {
 }
 
 /// A reply on its way to the writer: its place in the order, its bytes,
-/// and the in-flight permit it frees once sent.
-type Queued = (u64, Bytes, Option<OwnedSemaphorePermit>);
+/// the in-flight permit it frees once sent, and a line for the client's
+/// standard error sent just before it.
+type Queued = (u64, Bytes, Option<OwnedSemaphorePermit>, Option<String>);
 
 /// Why the channel's session ends early.
 #[derive(Debug)]
@@ -132,9 +133,15 @@ async fn write_replies(
 ) {
     let mut next = 0u64;
     let mut early = BTreeMap::new();
-    while let Some((sequence, reply, permit)) = replies.recv().await {
-        early.insert(sequence, (reply, permit));
-        while let Some((reply, permit)) = early.remove(&next) {
+    while let Some((sequence, reply, permit, note)) = replies.recv().await {
+        early.insert(sequence, (reply, permit, note));
+        while let Some((reply, permit, note)) = early.remove(&next) {
+            // SSH_EXTENDED_DATA_STDERR.
+            if let Some(note) = note
+                && outgoing.extended_data_bytes(1, note.into_bytes()).await.is_err()
+            {
+                return;
+            }
             if outgoing.data_bytes(reply).await.is_err() {
                 return;
             }
@@ -174,8 +181,9 @@ impl Dispatcher {
             // Nothing runs beside a barrier, so it runs here: a task to
             // spawn and wake would only add two thread switches.
             let reply = self.sftp.handle(request).await;
+            let note = self.sftp.take_note();
             drop(guard);
-            let _ = self.replies.send((this, reply, Some(permit)));
+            let _ = self.replies.send((this, reply, Some(permit), note));
             return Ok(());
         }
         let sftp = Arc::clone(&self.sftp);
@@ -184,7 +192,7 @@ impl Dispatcher {
             let reply = sftp.handle(request).await;
             drop(sftp);
             drop(guard);
-            let _ = replies.send((this, reply, Some(permit)));
+            let _ = replies.send((this, reply, Some(permit), None));
         });
         // What finishes without waiting (reads of small files, lookups)
         // is served here; the rest goes on as a task, which polls it again
@@ -204,7 +212,7 @@ impl Dispatcher {
         debug!(client_version = version, "sftp: init");
         // Version 3 whatever the client offers: it is the only one
         // OpenSSH and the others speak, and the only one served.
-        let _ = self.replies.send((self.sequence, codec::version(EXTENSIONS), None));
+        let _ = self.replies.send((self.sequence, codec::version(EXTENSIONS), None, None));
         self.sequence += 1;
         self.initialized = true;
         Ok(())

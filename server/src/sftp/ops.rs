@@ -8,7 +8,7 @@
 //! send them as a matter of course and a failure would abort their transfer;
 //! the areas' permissions are the server's to decide.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
@@ -52,11 +52,22 @@ struct DirHandle {
     listing: DirListing,
 }
 
+/// How many refusals at the door a session remembers (see [`Sftp::refused`]).
+const REMEMBERED_REFUSALS: usize = 16;
+
 /// One SFTP session's state: the engine session and the open handles.
 pub(super) struct Sftp {
     session: Arc<Session>,
     handles: Mutex<HashMap<Bytes, Arc<Open>>>,
     next_handle: AtomicU64,
+    /// The last uploads of this session refused at their close, and why. A
+    /// STAT of such a path answers "no such file" with the refusal's
+    /// sentence: clients that ignore the CLOSE's status (paramiko) stat the
+    /// file they just put, and so report why it is not there.
+    refused: Mutex<VecDeque<(TenantPath, String)>>,
+    /// A line for the client's standard error, sent with the reply of the
+    /// request that set it (see [`Sftp::take_note`]).
+    note: Mutex<Option<String>>,
 }
 
 /// The reply to one request.
@@ -64,7 +75,13 @@ type Response = Bytes;
 
 impl Sftp {
     pub(super) fn new(session: Arc<Session>) -> Self {
-        Self { session, handles: Mutex::new(HashMap::new()), next_handle: AtomicU64::new(1) }
+        Self {
+            session,
+            handles: Mutex::new(HashMap::new()),
+            next_handle: AtomicU64::new(1),
+            refused: Mutex::new(VecDeque::new()),
+            note: Mutex::new(None),
+        }
     }
 
     /// Whether `request` must run alone: everything that changes which
@@ -167,6 +184,7 @@ impl Sftp {
                 Err(e) => return fs_status(id, &e),
             }
         }
+        self.forget_refusal(&path);
         match self.session.create_upload(&path, exclusive).await {
             Ok(file) => self.insert(id, Open::Write(WriteHandle { file, times: Mutex::new(None) })),
             Err(e) => fs_status(id, &e),
@@ -198,10 +216,44 @@ impl Sftp {
                         }
                         ok(id)
                     }
-                    Err(e) => fs_status(id, &e),
+                    Err(e) => {
+                        if let FsError::Rejected(sentence) = &e {
+                            self.remember_refusal(path, sentence.clone());
+                        }
+                        fs_status(id, &e)
+                    }
                 }
             }
         }
+    }
+
+    /// The line for the client's standard error left by the last barrier
+    /// request, if any. OpenSSH's `sftp` shows only a status code's name
+    /// ("close remote: Failure"), never its text; what the SSH channel
+    /// carries as standard error, its `ssh` prints, so `sftp -b` shows why.
+    pub(super) fn take_note(&self) -> Option<String> {
+        self.note.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+
+    fn remember_refusal(&self, path: TenantPath, sentence: String) {
+        *self.note.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some(format!("{}: {sentence}\n", path.to_client_string()));
+        let mut refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
+        refused.retain(|(p, _)| *p != path);
+        if refused.len() >= REMEMBERED_REFUSALS {
+            refused.pop_front();
+        }
+        refused.push_back((path, sentence));
+    }
+
+    fn forget_refusal(&self, path: &TenantPath) {
+        self.refused.lock().unwrap_or_else(PoisonError::into_inner).retain(|(p, _)| p != path);
+    }
+
+    /// Why the upload of `path` in this session was refused, if it was the last one.
+    fn refusal(&self, path: &TenantPath) -> Option<String> {
+        let refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
+        refused.iter().find(|(p, _)| p == path).map(|(_, sentence)| sentence.clone())
     }
 
     async fn read(&self, id: u32, handle: &[u8], offset: u64, len: u32) -> Response {
@@ -234,6 +286,9 @@ impl Sftp {
         };
         match self.session.stat(&path).await {
             Ok(stat) => codec::attrs(id, &listing::attrs(&stat)),
+            Err(FsError::NotFound) if let Some(sentence) = self.refusal(&path) => {
+                codec::status(id, StatusCode::NoSuchFile, &sentence)
+            }
             Err(e) => fs_status(id, &e),
         }
     }

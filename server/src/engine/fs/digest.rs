@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_lc_rs::digest::{Context, SHA256};
 use bytes::Bytes;
+use passerelle_import::{Discard, Profile, Validator};
 
 /// Most pieces held back waiting for a gap to close.
 const MAX_PENDING_PIECES: usize = 64;
@@ -67,7 +68,12 @@ impl BufferBudget {
     }
 }
 
-/// Incremental SHA-256 over positional writes.
+/// The import pipeline's validation of an upload, fed the same in-order
+/// bytes as the digest (the verdict at the door).
+pub(super) type DoorValidator = Validator<Arc<Profile>, Discard>;
+
+/// Incremental SHA-256 over positional writes; optionally, the same bytes in
+/// the same order to a [`DoorValidator`].
 pub(super) struct StreamHasher {
     /// `None` once streaming was given up.
     context: Option<Context>,
@@ -81,6 +87,9 @@ pub(super) struct StreamHasher {
     written_end: u64,
     /// The session's budget for pending bytes.
     budget: Arc<BufferBudget>,
+    /// Validates the bytes as they are hashed; gone when streaming was
+    /// given up (the upload then validates the file on disk).
+    validator: Option<Box<DoorValidator>>,
 }
 
 impl StreamHasher {
@@ -93,7 +102,22 @@ impl StreamHasher {
             pending_bytes: 0,
             written_end: 0,
             budget,
+            validator: None,
         }
+    }
+
+    /// Validates the upload's bytes too, as they are hashed; called before
+    /// the first write.
+    pub(super) fn validate_with(&mut self, profile: Arc<Profile>) {
+        if self.context.is_some() && self.next == 0 {
+            self.validator = Some(Box::new(Validator::new(profile, Discard)));
+        }
+    }
+
+    /// The validator that saw every byte of the file, in order, once
+    /// [`StreamHasher::finish`] returned a digest; `None` otherwise.
+    pub(super) fn take_validator(&mut self) -> Option<Box<DoorValidator>> {
+        self.validator.take()
     }
 
     /// Where the bytes the hasher can vouch for end: while streaming, the
@@ -134,6 +158,7 @@ impl StreamHasher {
     pub(super) fn finish(&mut self, size: u64) -> Option<[u8; 32]> {
         let context = self.context.take()?;
         if !self.pending.is_empty() || self.next != size {
+            self.validator = None;
             return None;
         }
         context.finish().as_ref().try_into().ok()
@@ -149,6 +174,14 @@ impl StreamHasher {
         if let Some(context) = &mut self.context {
             context.update(&data);
             self.next += data.len() as u64;
+        }
+        if let Some(validator) = &mut self.validator
+            && !validator.is_decided()
+            && validator.push(&data).is_err()
+        {
+            // Pushing reads nothing and Discard never fails; should that
+            // change, the file on disk is validated at close instead.
+            self.validator = None;
         }
     }
 
@@ -173,6 +206,7 @@ impl StreamHasher {
 
     fn give_up(&mut self) {
         self.context = None;
+        self.validator = None;
         self.pending = BTreeMap::new();
         self.budget.give(std::mem::take(&mut self.pending_bytes));
     }

@@ -56,6 +56,11 @@ pub(crate) enum FsError {
     /// Opening one more file or directory would break a limit on open files.
     #[error(transparent)]
     TooManyOpen(#[from] TooManyOpen),
+    /// The import pipeline refused an upload's content at its close (the
+    /// verdict at the door); the sentence gives the first error and the
+    /// receipt's path.
+    #[error("{0}")]
+    Rejected(String),
     /// Anything else; logged by the caller, shown to clients as a failure.
     #[error("i/o error: {0}")]
     Io(io::Error),
@@ -130,6 +135,7 @@ impl FsError {
             Self::NoSpace => Self::NoSpace,
             Self::LowSpace(low) => Self::LowSpace(*low),
             Self::QuotaExceeded(sentence) => Self::QuotaExceeded(sentence.clone()),
+            Self::Rejected(sentence) => Self::Rejected(sentence.clone()),
             Self::WriteRefused(refused) => Self::WriteRefused(*refused),
             Self::TooManyOpen(too_many) => Self::TooManyOpen(too_many.clone()),
             Self::Io(err) => Self::Io(io::Error::new(err.kind(), err.to_string())),

@@ -14,8 +14,9 @@
 //!   the tenant root on disk is invisible and reported missing);
 //! - `/inbox` — files and sub-directories may be created, renamed, removed
 //!   strictly below it; uploads are atomic (`upload.rs`);
-//! - `/outbox` — list and read only; the import pipeline writes receipts
-//!   there by other means.
+//! - `/outbox` — list and read; the import pipeline writes receipts
+//!   there by other means, and clients may delete them (`*.result.json`
+//!   files), nothing else.
 //!
 //! Non-features: no symlinks or hard links (not creatable; symlinks planted in
 //! the tree are refused by every operation and left out of listings, as are
@@ -73,7 +74,7 @@ use path::Area;
 pub(crate) use path::{TenantPath, UPLOAD_TEMP_PREFIX};
 pub(crate) use reader::FileReader;
 pub(crate) use stat::{FileStat, FsStats};
-pub(crate) use upload::Upload;
+pub(crate) use upload::{Commit, Door, RefusedUpload, Upload};
 
 /// One tenant's tree. Cheap to clone (the root directory is shared); every
 /// session of the tenant may hold its own.
@@ -231,9 +232,11 @@ impl TenantFs {
         Ok(dir.remove_dir(name)?)
     }
 
-    /// Removes a file (strictly below `/inbox`).
+    /// Removes a file strictly below `/inbox`, or a receipt in `/outbox`.
     pub(crate) async fn remove_file(&self, path: &TenantPath) -> Result<(), FsError> {
-        ensure_writable(path)?;
+        if !path.is_receipt() {
+            ensure_writable(path)?;
+        }
         let (dir, name) = walk::open_parent(&self.root, path)?;
         if walk::plain_metadata(&dir, name)?.is_dir() {
             return Err(FsError::IsADirectory);

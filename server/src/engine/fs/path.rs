@@ -24,8 +24,10 @@ pub(crate) const UPLOAD_TEMP_PREFIX: &str = ".passerelle-upload-";
 
 /// Name of the writable area under the tenant root.
 const INBOX: &str = "inbox";
-/// Name of the read-only area under the tenant root.
+/// Name of the area of receipts under the tenant root.
 const OUTBOX: &str = "outbox";
+/// What the import pipeline's receipts' names end with.
+const RECEIPT_SUFFIX: &str = ".result.json";
 
 /// Which part of the tenant tree a path is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,6 +107,14 @@ impl TenantPath {
     /// below `/inbox`.
     pub(crate) fn is_writable(&self) -> bool {
         self.area() == Area::Inbox && self.components.len() >= 2
+    }
+
+    /// Whether this names a receipt in `/outbox`, which clients may delete
+    /// (and do nothing else to).
+    pub(crate) fn is_receipt(&self) -> bool {
+        self.area() == Area::Outbox
+            && self.components.len() >= 2
+            && self.file_name().is_some_and(|name| name.ends_with(RECEIPT_SUFFIX))
     }
 
     /// The names from the root down.

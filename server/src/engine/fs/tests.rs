@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use super::digest::sha256_of;
 use super::error::WriteRefused;
-use super::upload::CommittedUpload;
+use super::upload::{Commit, CommittedUpload};
 use super::*;
 
 /// A scratch directory holding two sibling tenant roots and a secret outside
@@ -73,7 +73,7 @@ impl Fixture {
     async fn upload(&self, raw: &str, data: &[u8]) -> Result<CommittedUpload, FsError> {
         let upload = self.fs.create_upload(&self.path(raw), false, &bounds()).await?;
         upload.write_at(0, Bytes::copy_from_slice(data)).await?;
-        upload.commit().await
+        upload.commit().await.map(Commit::published)
     }
 }
 
@@ -236,6 +236,27 @@ async fn writes_outside_the_inbox_are_refused() {
 }
 
 #[tokio::test]
+async fn receipts_in_the_outbox_may_be_deleted_and_nothing_else_there() {
+    let fx = Fixture::new();
+    std::fs::create_dir_all(fx.root().join("outbox/employees/old.result.json")).unwrap();
+    std::fs::write(fx.root().join("outbox/employees/a.csv.result.json"), b"{}").unwrap();
+    let receipt = fx.path("/outbox/employees/a.csv.result.json");
+    assert_err!(fx.fs.set_times(&receipt, UNIX_EPOCH, UNIX_EPOCH).await, FsError::PermissionDenied);
+    assert_err!(fx.fs.create_upload(&receipt, false, &bounds()).await, FsError::PermissionDenied);
+    assert_err!(
+        fx.fs.rename(&receipt, &fx.path("/outbox/employees/b.csv.result.json")).await,
+        FsError::PermissionDenied
+    );
+    fx.fs.remove_file(&receipt).await.unwrap();
+    assert_err!(fx.fs.remove_file(&receipt).await, FsError::NotFound);
+    // A directory named like a receipt, and the folders, stay.
+    assert_err!(fx.fs.remove_file(&fx.path("/outbox/employees/old.result.json")).await, FsError::IsADirectory);
+    assert_err!(fx.fs.rmdir(&fx.path("/outbox/employees/old.result.json")).await, FsError::PermissionDenied);
+    assert_err!(fx.fs.rmdir(&fx.path("/outbox/employees")).await, FsError::PermissionDenied);
+    assert_err!(fx.fs.remove_file(&fx.path("/outbox/.result.json")).await, FsError::NotFound);
+}
+
+#[tokio::test]
 async fn listings_and_stats() {
     let fx = Fixture::new();
     let root: Vec<String> = fx.fs.read_dir(&TenantPath::root()).await.unwrap().into_iter().map(|e| e.0).collect();
@@ -334,7 +355,7 @@ async fn out_of_order_upload_digest_matches_the_file() {
     assert!(upload.is_streaming_digest());
     assert_eq!(upload.stat().await.unwrap().size, data.len() as u64);
     let upload = Arc::into_inner(upload).unwrap();
-    let done = upload.commit().await.unwrap();
+    let done = upload.commit().await.map(Commit::published).unwrap();
     assert_eq!(done.size, data.len() as u64);
     assert_eq!(done.path.to_client_string(), "/inbox/data.bin");
     let on_disk = std::fs::read(fx.root().join("inbox/data.bin")).unwrap();
@@ -356,7 +377,7 @@ async fn rewritten_upload_is_rehashed_from_disk() {
     upload.write_at(20, Bytes::from_static(b"!")).await.unwrap();
     assert!(!upload.is_streaming_digest());
     upload.sync().await.unwrap();
-    let done = upload.commit().await.unwrap();
+    let done = upload.commit().await.map(Commit::published).unwrap();
     let expected = b"HELLO world\0\0\0\0\0\0\0\0\0!";
     assert_eq!(std::fs::read(fx.root().join("inbox/r.txt")).unwrap(), expected);
     assert_eq!(done.sha256, sha256_of(expected));
@@ -370,12 +391,12 @@ async fn uploads_committed_without_a_flush_are_sealed() {
     // A small file whose digest streamed in commits in place...
     let upload = fs.create_upload(&fx.path("/inbox/small.csv"), false, &bounds()).await.unwrap();
     upload.write_at(0, Bytes::from_static(b"id;name\n1;Ada\n")).await.unwrap();
-    let small = upload.commit().await.unwrap();
+    let small = upload.commit().await.map(Commit::published).unwrap();
     // ...a larger, rewritten one is re-read for its digest on the blocking pool.
     let upload = fs.create_upload(&fx.path("/inbox/large.bin"), false, &bounds()).await.unwrap();
     upload.write_at(0, vec![7; 100_000].into()).await.unwrap();
     upload.write_at(0, Bytes::from_static(b"X")).await.unwrap();
-    let large = upload.commit().await.unwrap();
+    let large = upload.commit().await.map(Commit::published).unwrap();
     for (name, done) in [("small.csv", small), ("large.bin", large)] {
         let path = fx.root().join("inbox").join(name);
         assert_eq!(done.sha256, sha256_of(&std::fs::read(&path).unwrap()), "{name}");
@@ -416,7 +437,7 @@ async fn a_failed_write_ends_the_upload_at_once() {
     assert_eq!(upload.failure().as_deref(), Some(refused.to_string().as_str()));
     let later = upload.write_at(100_000, Bytes::from_static(b"more")).await.unwrap_err();
     assert!(matches!(later, FsError::LowSpace(l) if l == low), "{later}");
-    let commit = upload.commit().await.unwrap_err();
+    let commit = upload.commit().await.map(Commit::published).unwrap_err();
     assert!(matches!(commit, FsError::LowSpace(_)), "{commit}");
     assert!(Fixture::disk_names(&inbox).is_empty(), "nothing published");
 }
@@ -443,7 +464,7 @@ async fn readers_never_see_a_partial_upload() {
         upload.write_at(i * piece.len() as u64, Bytes::copy_from_slice(&piece)).await.unwrap();
         assert_err!(fx.fs.stat(&target).await, FsError::NotFound);
     }
-    upload.commit().await.unwrap();
+    upload.commit().await.map(Commit::published).unwrap();
     assert_eq!(watcher.await.unwrap(), 16 * 64 * 1024);
 }
 
@@ -457,7 +478,7 @@ async fn exclusive_upload_never_replaces() {
     let upload = fx.fs.create_upload(&fx.path("/inbox/b.csv"), true, &bounds()).await.unwrap();
     upload.write_at(0, Bytes::from_static(b"mine")).await.unwrap();
     fx.upload("/inbox/b.csv", b"theirs").await.unwrap();
-    assert_err!(upload.commit().await, FsError::AlreadyExists);
+    assert_err!(upload.commit().await.map(Commit::published), FsError::AlreadyExists);
     assert_eq!(std::fs::read(fx.root().join("inbox/b.csv")).unwrap(), b"theirs");
     assert_eq!(Fixture::disk_names(&fx.root().join("inbox")), ["a.csv", "b.csv"]);
 
@@ -477,7 +498,7 @@ async fn uploads_need_a_parent_and_refuse_directories() {
     // A directory appearing under the name before commit is not replaced.
     let upload = fx.fs.create_upload(&fx.path("/inbox/late"), false, &bounds()).await.unwrap();
     std::fs::create_dir(fx.root().join("inbox/late")).unwrap();
-    assert!(upload.commit().await.is_err());
+    assert!(upload.commit().await.map(Commit::published).is_err());
     assert_eq!(Fixture::disk_names(&fx.root().join("inbox")), ["d", "file", "late"]);
 }
 
@@ -512,7 +533,7 @@ async fn stale_upload_temporaries_are_swept() {
     assert_eq!(fx.fs.remove_stale_uploads(Duration::from_secs(3600)).await.unwrap(), 1);
     assert!(!stale.exists());
     assert!(fx.outside().join(".passerelle-upload-ffff").exists());
-    live.commit().await.unwrap();
+    live.commit().await.map(Commit::published).unwrap();
     assert_eq!(Fixture::disk_names(&fx.root().join("inbox")), ["evil", "live.csv", "sub"]);
 }
 
@@ -530,7 +551,7 @@ async fn a_sparse_write_is_refused_and_spoils_the_upload() {
     let gap =
         WriteRefused::Gap { offset: 4 + digest::WINDOW + 1, window: passerelle_config::ByteSize::new(digest::WINDOW) };
     assert_eq!(upload.failure(), Some(gap.to_string()));
-    assert_err!(upload.commit().await, FsError::WriteRefused(_));
+    assert_err!(upload.commit().await.map(Commit::published), FsError::WriteRefused(_));
     assert!(started.elapsed() < Duration::from_secs(1));
     assert!(Fixture::disk_names(&fx.root().join("inbox")).is_empty(), "no file, no temporary");
 }
@@ -543,7 +564,7 @@ async fn writes_beyond_the_size_bound_are_refused() {
     upload.write_at(0, vec![1; 10].into()).await.unwrap();
     let refused = upload.write_at(10, Bytes::from_static(b"!")).await.unwrap_err();
     assert_eq!(refused.client_text(), "file too large: uploads are limited to 10 B (uploads.max_file_size)");
-    assert_err!(upload.commit().await, FsError::WriteRefused(WriteRefused::TooLarge(_)));
+    assert_err!(upload.commit().await.map(Commit::published), FsError::WriteRefused(WriteRefused::TooLarge(_)));
     assert!(Fixture::disk_names(&fx.root().join("inbox")).is_empty());
 
     // Exactly at the bound is fine; far beyond is refused before any gap check.
@@ -555,7 +576,7 @@ async fn writes_beyond_the_size_bound_are_refused() {
     let upload = fx.fs.create_upload(&fx.path("/inbox/ten.bin"), false, &small).await.unwrap();
     upload.write_at(5, vec![2; 5].into()).await.unwrap();
     upload.write_at(0, vec![1; 5].into()).await.unwrap();
-    assert_eq!(upload.commit().await.unwrap().size, 10);
+    assert_eq!(upload.commit().await.map(Commit::published).unwrap().size, 10);
 }
 
 #[tokio::test]
@@ -593,4 +614,60 @@ async fn directories_are_listed_in_batches() {
     names.dedup();
     assert_eq!(names.len(), 2 * cursor::BATCH + 7, "every file once, no temporary");
     assert!(cursor.next_batch().await.unwrap().is_empty(), "the end stays the end");
+}
+
+/// The door's profile for the tests below: one integer column.
+fn door_profile() -> Arc<passerelle_import::Profile> {
+    let text = "[[import]]\nname = \"n\"\nmatch = \"*.csv\"\ntable = \"n\"\n[[import.columns]]\nname = \"n\"\ntype = \"integer\"\n";
+    Arc::new(passerelle_import::Profiles::parse(text).unwrap().iter().next().unwrap().clone())
+}
+
+/// Writes `pieces` (offset, bytes) to an upload of `/inbox/<name>` validated at the door.
+async fn door_upload(fx: &Fixture, name: &str, pieces: &[(u64, &'static [u8])]) -> Commit {
+    let mut upload = fx.fs.create_upload(&fx.path(&format!("/inbox/{name}")), false, &bounds()).await.unwrap();
+    upload.set_door(Door::Validate(door_profile()));
+    for (offset, data) in pieces {
+        upload.write_at(*offset, Bytes::from_static(data)).await.unwrap();
+    }
+    upload.commit().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_door_refuses_an_invalid_upload_streamed_or_read_back_and_publishes_a_valid_one() {
+    let fx = Fixture::new();
+    // In order: validated as the bytes arrive.
+    let Commit::Refused(refused) = door_upload(&fx, "a.csv", &[(0, b"n\n1\n"), (4, b"x\n")]).await else {
+        panic!("accepted")
+    };
+    assert_eq!((refused.errors[0].line, refused.errors[0].column.as_deref()), (Some(3), Some("n")));
+    assert_eq!((refused.profile.as_deref(), refused.error_count, refused.size), (Some("n"), 1, 6));
+    assert_eq!(refused.sha256, sha256_of(b"n\n1\nx\n"));
+    // A rewrite stops the streaming: the file on disk is validated at the commit.
+    let rewritten = door_upload(&fx, "b.csv", &[(0, b"n\n1\n2\n"), (4, b"y")]).await;
+    let Commit::Refused(read_back) = rewritten else { panic!("accepted") };
+    assert_eq!(read_back.errors[0].line, Some(3));
+    assert_eq!(read_back.sha256, sha256_of(b"n\n1\ny\n"));
+    drop((refused, read_back));
+    assert_eq!(Fixture::disk_names(&fx.root().join("inbox")), Vec::<String>::new(), "nothing published or left");
+    // Valid, streamed or read back: published.
+    assert!(matches!(door_upload(&fx, "c.csv", &[(0, b"n\n1\n"), (4, b"2\n")]).await, Commit::Published(_)));
+    assert!(matches!(door_upload(&fx, "d.csv", &[(0, b"n\nx\n"), (2, b"7")]).await, Commit::Published(_)));
+    assert_eq!(Fixture::disk_names(&fx.root().join("inbox")), ["c.csv", "d.csv"]);
+    // A refused upload leaves the file of that name as it was.
+    let Commit::Refused(again) = door_upload(
+        &fx,
+        "c.csv",
+        &[(
+            0, b"n
+z
+",
+        )],
+    )
+    .await
+    else {
+        panic!("accepted")
+    };
+    drop(again);
+    assert_eq!(std::fs::read(fx.root().join("inbox/c.csv")).unwrap(), b"n\n1\n2\n");
+    assert_eq!(Fixture::disk_names(&fx.root().join("inbox")), ["c.csv", "d.csv"]);
 }

@@ -28,13 +28,16 @@
 //! A write that breaks the upload's bounds (`bounds.rs`: its size, a gap
 //! before it) fails the upload the same way.
 
+use std::convert::Infallible;
 use std::io;
 use std::os::unix::fs::FileExt as _;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use cap_std::fs::Dir;
+use passerelle_import::{Discard, ImportError, Profile, ValidateError, ValidationReport};
 use rustix::fs::RenameFlags;
 use tokio::sync::RwLock;
 
@@ -57,11 +60,102 @@ pub(crate) struct CommittedUpload {
     pub(crate) sha256: [u8; 32],
 }
 
+/// The verdict at the door for an upload (see `passerelle_import::DoorPlan`):
+/// checked at its commit, before anything is published.
+#[derive(Clone, Debug)]
+pub(crate) enum Door {
+    /// Validated against this profile: as the bytes stream in, or from the
+    /// disk at commit when they did not all arrive in order.
+    Validate(Arc<Profile>),
+    /// Refused whatever it holds, for this reason.
+    Refuse(String),
+}
+
+/// An upload the door refused: nothing was published, and the temporary is
+/// still there until this is dropped (removed) or [`RefusedUpload::keep`]
+/// moves it away.
+#[derive(Debug)]
+pub(crate) struct RefusedUpload {
+    /// Where it would have appeared.
+    pub(crate) path: TenantPath,
+    /// Its size in bytes.
+    pub(crate) size: u64,
+    /// SHA-256 of exactly the bytes on disk.
+    pub(crate) sha256: [u8; 32],
+    /// The profile it was validated against, if one matched.
+    pub(crate) profile: Option<String>,
+    /// The first errors, as a receipt lists them.
+    pub(crate) errors: Vec<ImportError>,
+    /// Every error, counted.
+    pub(crate) error_count: u64,
+    exclusive: bool,
+    staged: Arc<Staged>,
+}
+
+impl RefusedUpload {
+    fn new(
+        path: &TenantPath,
+        size: u64,
+        sha256: [u8; 32],
+        reasons: Reasons,
+        exclusive: bool,
+        staged: &Arc<Staged>,
+    ) -> Self {
+        let Reasons { profile, errors, error_count } = reasons;
+        Self { path: path.clone(), size, sha256, profile, errors, error_count, exclusive, staged: Arc::clone(staged) }
+    }
+
+    /// Moves the refused file to `to` (an absolute path on the same
+    /// filesystem, outside every tenant tree), so that it is kept like the
+    /// original of any rejected import.
+    pub(crate) fn keep(&self, to: &Path) -> io::Result<()> {
+        rustix::fs::renameat(&self.staged.dir, self.staged.temp_name.as_str(), rustix::fs::CWD, to)?;
+        self.staged.done.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Publishes the upload after all, when its refusal could not be
+    /// recorded: its import job then rejects it, as without the door.
+    pub(crate) async fn publish(self) -> Result<CommittedUpload, FsError> {
+        let Self { path, size, sha256, exclusive, staged, .. } = self;
+        blocking(move || {
+            if !staged.seal(&path, &sha256) {
+                staged.file.sync_all()?;
+            }
+            staged.publish(&path, exclusive)?;
+            Ok(CommittedUpload { path, size, sha256 })
+        })
+        .await
+    }
+}
+
+/// How a commit ended.
+#[derive(Debug)]
+pub(crate) enum Commit {
+    /// The file is visible under its name.
+    Published(CommittedUpload),
+    /// The door refused it; nothing is visible.
+    Refused(RefusedUpload),
+}
+
+#[cfg(test)]
+impl Commit {
+    /// The published upload; panics on a refusal (tests without a door).
+    pub(crate) fn published(self) -> CommittedUpload {
+        match self {
+            Self::Published(done) => done,
+            Self::Refused(refused) => panic!("refused at the door: {:?}", refused.errors),
+        }
+    }
+}
+
 /// An upload in progress. Writes take `&self` and may run concurrently (the
 /// SFTP front-end shares it through an `Arc`); `commit` and `abort` consume it.
 #[derive(Debug)]
 pub(crate) struct Upload {
     path: TenantPath,
+    /// The check at the door, if the upload has one.
+    door: Option<Door>,
     exclusive: bool,
     /// Flush data and directory entry before the commit returns.
     durable: bool,
@@ -216,6 +310,7 @@ pub(super) fn start(
                 };
                 return Ok(Upload {
                     path,
+                    door: None,
                     exclusive,
                     durable,
                     staged: Arc::new(staged),
@@ -239,6 +334,15 @@ impl Upload {
     /// The target path (where the file appears on commit).
     pub(crate) fn path(&self) -> &TenantPath {
         &self.path
+    }
+
+    /// Puts the upload through `door` at its commit; called before the
+    /// first write, so that a profile's validation sees every byte.
+    pub(crate) fn set_door(&mut self, door: Door) {
+        if let Door::Validate(profile) = &door {
+            self.staged.hasher.lock().unwrap_or_else(PoisonError::into_inner).validate_with(Arc::clone(profile));
+        }
+        self.door = Some(door);
     }
 
     /// Writes `data` at `offset`. Pieces may arrive in any order and
@@ -287,38 +391,72 @@ impl Upload {
         blocking(move || staged.file.sync_data().map_err(|err| staged.fail(err.into()))).await
     }
 
-    /// Makes the upload visible under its path: digest, seal, rename (without
-    /// replacing an existing file if the upload was exclusive), with the file
-    /// and its directory flushed around the rename if the upload is durable.
-    /// On error the temporary is removed and nothing is visible.
-    pub(crate) async fn commit(self) -> Result<CommittedUpload, FsError> {
+    /// Makes the upload visible under its path: digest, the door's verdict,
+    /// seal, rename (without replacing an existing file if the upload was
+    /// exclusive), with the file and its directory flushed around the
+    /// rename if the upload is durable. On error the temporary is removed
+    /// and nothing is visible; refused by the door, the temporary is the
+    /// [`RefusedUpload`]'s.
+    pub(crate) async fn commit(self) -> Result<Commit, FsError> {
         let gate = Arc::clone(&self.gate).write_owned().await;
-        let Self { path, exclusive, durable, staged, gate: _ } = self;
+        let Self { path, door, exclusive, durable, staged, gate: _ } = self;
         staged.ensure_intact()?;
         let size = staged.file.metadata()?.len();
         let mut flush = durable || staged.flush_requested.load(Ordering::Acquire);
-        let streamed = staged.hasher.lock().unwrap_or_else(PoisonError::into_inner).finish(size);
-        if let Some(sha256) = streamed {
+        let (streamed, validator) = {
+            let mut hasher = staged.hasher.lock().unwrap_or_else(PoisonError::into_inner);
+            (hasher.finish(size), hasher.take_validator())
+        };
+        // What the door says without reading the file, when it can: every
+        // byte went through the validator in order, or the door refuses
+        // whatever the file holds.
+        let (verdict, from_disk) = match door {
+            None => (Some(Verdict::Accept), None),
+            Some(Door::Refuse(reason)) => (Some(Verdict::refuse(None, reason)), None),
+            Some(Door::Validate(profile)) => match validator {
+                Some(validator) if streamed.is_some() => (Some(Verdict::of(&profile, validator.finish())), None),
+                _ => (None, Some(profile)),
+            },
+        };
+        if let (Some(sha256), Some(verdict)) = (streamed, &verdict) {
+            if let Verdict::Refuse(reasons) = verdict {
+                return Ok(Commit::Refused(RefusedUpload::new(
+                    &path,
+                    size,
+                    sha256,
+                    reasons.clone(),
+                    exclusive,
+                    &staged,
+                )));
+            }
             flush |= !staged.seal(&path, &sha256);
             if !flush {
                 staged.publish(&path, exclusive)?;
-                return Ok(CommittedUpload { path, size, sha256 });
+                return Ok(Commit::Published(CommittedUpload { path, size, sha256 }));
             }
         }
-        // Re-reading the file for its digest and flushing it take as long as
-        // the data and the disk. On the blocking pool, the commit runs to its
-        // end even if this future is dropped: a renamed file is then visible
-        // and complete, an unrenamed one removed.
+        // Re-reading the file for its digest or its validation and flushing
+        // it take as long as the data and the disk. On the blocking pool, the
+        // commit runs to its end even if this future is dropped: a renamed
+        // file is then visible and complete, an unrenamed one removed.
         blocking(move || {
             let _gate = gate;
-            let sha256 = match streamed {
-                Some(digest) => digest,
-                None => {
-                    let digest = digest_file(&staged.file)?;
-                    flush |= !staged.seal(&path, &digest);
-                    digest
+            let (sha256, verdict) = match (verdict, from_disk) {
+                (None, Some(profile)) => validate_file(&staged.file, &profile, streamed)?,
+                (verdict, _) => {
+                    let digest = match streamed {
+                        Some(digest) => digest,
+                        None => digest_file(&staged.file)?,
+                    };
+                    (digest, verdict.unwrap_or(Verdict::Accept))
                 }
             };
+            if let Verdict::Refuse(reasons) = verdict {
+                return Ok(Commit::Refused(RefusedUpload::new(&path, size, sha256, reasons, exclusive, &staged)));
+            }
+            if streamed.is_none() {
+                flush |= !staged.seal(&path, &sha256);
+            }
             if flush {
                 staged.file.sync_all()?;
             }
@@ -329,7 +467,7 @@ impl Upload {
             if let Err(err) = flush.then(|| sync_dir(&staged.dir)).transpose() {
                 tracing::warn!(path = %path, error = %err, "could not fsync the upload's directory");
             }
-            Ok(CommittedUpload { path, size, sha256 })
+            Ok(Commit::Published(CommittedUpload { path, size, sha256 }))
         })
         .await
     }
@@ -388,6 +526,90 @@ fn publish(dir: &Dir, temp: &str, target: &str, exclusive: bool) -> Result<(), F
 /// be synced, so `.` is opened for reading first.
 fn sync_dir(dir: &Dir) -> io::Result<()> {
     dir.open(".")?.into_std().sync_all()
+}
+
+/// The door's verdict on an upload.
+#[derive(Debug)]
+enum Verdict {
+    Accept,
+    Refuse(Reasons),
+}
+
+/// Why the door refuses an upload.
+#[derive(Clone, Debug)]
+struct Reasons {
+    profile: Option<String>,
+    errors: Vec<ImportError>,
+    error_count: u64,
+}
+
+impl Verdict {
+    /// A refusal for one reason about the whole file.
+    fn refuse(profile: Option<String>, message: String) -> Self {
+        let errors = vec![ImportError { line: None, column: None, message }];
+        Self::Refuse(Reasons { profile, errors, error_count: 1 })
+    }
+
+    /// The verdict of a validation against `profile`.
+    fn of(profile: &Profile, report: Result<ValidationReport, ValidateError<Infallible>>) -> Self {
+        match report {
+            Ok(report) if report.is_accepted() => Self::Accept,
+            Ok(report) => Self::Refuse(Reasons {
+                profile: Some(profile.name().to_owned()),
+                errors: report.errors,
+                error_count: report.error_count,
+            }),
+            // The file could not be read back: its import job decides.
+            Err(e) => {
+                tracing::warn!(error = %e, "upload not validated at the door; its import job will");
+                Self::Accept
+            }
+        }
+    }
+}
+
+/// Validates the file on disk against `profile`, reading it once from the
+/// start: also for its digest, unless `streamed` has it already.
+fn validate_file(
+    file: &std::fs::File,
+    profile: &Profile,
+    streamed: Option<[u8; 32]>,
+) -> Result<([u8; 32], Verdict), FsError> {
+    let mut reader = DigestingReader { file, offset: 0, context: streamed.is_none().then(new_digest) };
+    let report = passerelle_import::validate(&mut reader, profile, &mut Discard);
+    let verdict = Verdict::of(profile, report);
+    if let Some(sha256) = streamed {
+        return Ok((sha256, verdict));
+    }
+    // Validation stops early on a fatal error: the digest reads the rest.
+    io::copy(&mut reader, &mut io::sink())?;
+    let context = reader.context.take().unwrap_or_else(new_digest);
+    let mut out = [0; 32];
+    out.copy_from_slice(context.finish().as_ref());
+    Ok((out, verdict))
+}
+
+fn new_digest() -> aws_lc_rs::digest::Context {
+    aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256)
+}
+
+/// Reads a file from the start by position (its cursor is not the
+/// upload's), hashing what it reads when it has a digest to feed.
+struct DigestingReader<'a> {
+    file: &'a std::fs::File,
+    offset: u64,
+    context: Option<aws_lc_rs::digest::Context>,
+}
+
+impl io::Read for DigestingReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.offset)?;
+        self.offset += n as u64;
+        if let Some(context) = &mut self.context {
+            context.update(&buf[..n]);
+        }
+        Ok(n)
+    }
 }
 
 /// SHA-256 of the file's content, read from the start.
