@@ -253,7 +253,7 @@ fn show(job: &ImportJob) {
 
 /// A running job's progress on one line: `37%, 1200000 rows, 52428800 of
 /// 141557760 bytes, 400000 rows/s, 21.0 MiB/s, about 5 s left (until …)`.
-fn progress_line(progress: &JobProgress, total_bytes: Option<i64>) -> String {
+pub(super) fn progress_line(progress: &JobProgress, total_bytes: Option<i64>) -> String {
     let mut line = String::new();
     if let Some(total) = total_bytes.filter(|total| *total > 0) {
         line.push_str(&format!("{}%, ", progress.bytes.saturating_mul(100) / total));

@@ -39,7 +39,12 @@ pub(super) async fn until_run_ends(admin: &Admin, job: &ImportJob, timeout: Dura
                 timeout.as_secs()
             )));
         }
-        spinner.set_message(format!("job {}: {}", now.id, now.status));
+        spinner.set_message(match &now.progress {
+            Some(progress) => {
+                format!("job {}: {}, {}", now.id, now.status, super::import::progress_line(progress, now.bytes))
+            }
+            None => format!("job {}: {}", now.id, now.status),
+        });
         tokio::time::sleep(POLL).await;
     }
 }
