@@ -94,8 +94,8 @@ pub use profile::{
     Mode, Profile, ProfileError, Profiles, RESERVED_COLUMNS, is_temporary_name,
 };
 pub use runner::{
-    Announcer, Arrival, Cancel, DoorPlan, DoorRejection, Intake, Layout, NoObserver, Observer, Pipeline, Refused,
-    Retention, RunnerError, cancel, door_plan, refuse_at_door,
+    Announcer, Arrival, Cancel, DoorPlan, DoorRejection, Intake, Layout, NoObserver, Observer, Pipeline,
+    RECEIPT_SUFFIX, Refused, Retention, RunnerError, cancel, door_plan, refuse_at_door,
 };
 pub use tenant_db::{TenantDbError, TenantDbProvisioner};
 pub use validate::{

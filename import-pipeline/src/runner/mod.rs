@@ -50,6 +50,7 @@ pub use intake::Arrival;
 use intake::Claim;
 pub use layout::Layout;
 pub use observe::{NoObserver, Observer};
+pub use receipt::RECEIPT_SUFFIX;
 
 /// How often the scheduler looks at the open jobs.
 const TICK: Duration = Duration::from_secs(1);

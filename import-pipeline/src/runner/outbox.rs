@@ -12,11 +12,8 @@ use std::time::{Duration, SystemTime};
 use passerelle_catalog::TenantName;
 
 use super::layout::Layout;
+use super::receipt::{RECEIPT_SUFFIX, TEMPORARY_SUFFIX};
 
-/// What every receipt's name ends with.
-const RECEIPT_SUFFIX: &str = ".result.json";
-/// What a receipt's temporary (left by a crash) ends with.
-const TEMPORARY_SUFFIX: &str = ".receipt.passerelle-tmp";
 /// Deepest directory a pass descends into under an outbox.
 const MAX_DEPTH: usize = 16;
 /// Most entries one pass looks at, all tenants together.

@@ -73,7 +73,10 @@ pub(crate) fn rfc3339(ms: i64) -> String {
 }
 
 /// What a receipt's name adds to the file's name.
-const SUFFIX: &str = ".result.json";
+pub const RECEIPT_SUFFIX: &str = ".result.json";
+/// What the temporary a receipt is written to ends with (one left by a
+/// crash is removed with old receipts).
+pub(crate) const TEMPORARY_SUFFIX: &str = ".receipt.passerelle-tmp";
 /// The longest file name on the filesystems the server runs on (`NAME_MAX`).
 const NAME_MAX: usize = 255;
 /// Hex digits of the name's SHA-256 a shortened receipt name keeps: 64
@@ -86,16 +89,16 @@ const NAME_HASH_HEX: usize = 16;
 /// digits begin the SHA-256 of `name` and the kept part is cut on a
 /// character boundary (the receipt's `file` field gives the full path).
 pub(crate) fn receipt_name(name: &str) -> String {
-    if name.len() + SUFFIX.len() <= NAME_MAX {
-        return format!("{name}{SUFFIX}");
+    if name.len() + RECEIPT_SUFFIX.len() <= NAME_MAX {
+        return format!("{name}{RECEIPT_SUFFIX}");
     }
-    let room = NAME_MAX - SUFFIX.len() - 1 - NAME_HASH_HEX;
+    let room = NAME_MAX - RECEIPT_SUFFIX.len() - 1 - NAME_HASH_HEX;
     let mut cut = room.min(name.len());
     while !name.is_char_boundary(cut) {
         cut -= 1;
     }
     let hash = hex::encode(digest::digest(&digest::SHA256, name.as_bytes()));
-    format!("{}~{}{SUFFIX}", &name[..cut], &hash[..NAME_HASH_HEX])
+    format!("{}~{}{RECEIPT_SUFFIX}", &name[..cut], &hash[..NAME_HASH_HEX])
 }
 
 /// The receipt's path in the outbox for inbox path `file`: the same
@@ -157,7 +160,7 @@ pub(crate) fn write(layout: &Layout, tenant: &TenantName, receipt: &Receipt<'_>,
     let replaces = || dir.symlink_metadata(name).is_ok();
     // Named after the job, not the file: a name near the limit would
     // overflow it, and one job writes one receipt at a time.
-    let temporary = format!(".{}.receipt.passerelle-tmp", receipt.import_id);
+    let temporary = format!(".{}{TEMPORARY_SUFFIX}", receipt.import_id);
     let mut body = serde_json::to_vec_pretty(receipt).map_err(io::Error::other)?;
     body.push(b'\n');
     let mut file = dir.open_with(&temporary, OpenOptions::new().write(true).create(true).truncate(true))?;
@@ -244,8 +247,8 @@ mod tests {
     fn receipt_names_keep_short_names_and_shorten_long_ones_within_the_limit() {
         assert_eq!(receipt_path("employees/2026-11.csv"), "employees/2026-11.csv.result.json");
         assert_eq!(receipt_path("a.csv"), "a.csv.result.json");
-        let fits = "x".repeat(NAME_MAX - SUFFIX.len());
-        assert_eq!(receipt_name(&fits), format!("{fits}{SUFFIX}"));
+        let fits = "x".repeat(NAME_MAX - RECEIPT_SUFFIX.len());
+        assert_eq!(receipt_name(&fits), format!("{fits}{RECEIPT_SUFFIX}"));
         // Every legal length, ASCII and multi-byte (2, 3 and 4 bytes a character).
         for unit in ["x", "é", "€", "𝄞"] {
             for len in (1..=NAME_MAX / unit.len()).map(|n| unit.repeat(n)) {
@@ -255,7 +258,7 @@ mod tests {
                 }
                 let receipt = receipt_name(&name);
                 assert!(receipt.len() <= NAME_MAX, "{} bytes for a {}-byte name", receipt.len(), name.len());
-                assert!(receipt.ends_with(SUFFIX));
+                assert!(receipt.ends_with(RECEIPT_SUFFIX));
             }
         }
         // Two long names that share their first 226 bytes get different receipts.
@@ -264,6 +267,6 @@ mod tests {
         assert_ne!(receipt_name(&a), receipt_name(&b));
         assert!(receipt_name(&a).starts_with(&"é".repeat(113)), "{}", receipt_name(&a));
         let hash = hex::encode(digest::digest(&digest::SHA256, a.as_bytes()));
-        assert!(receipt_name(&a).ends_with(&format!("~{}{SUFFIX}", &hash[..16])));
+        assert!(receipt_name(&a).ends_with(&format!("~{}{RECEIPT_SUFFIX}", &hash[..16])));
     }
 }

@@ -9,6 +9,7 @@
 
 use std::fmt;
 
+use passerelle_import::RECEIPT_SUFFIX;
 use passerelle_tree::InboxPath;
 
 use super::error::FsError;
@@ -26,8 +27,6 @@ pub(crate) const UPLOAD_TEMP_PREFIX: &str = ".passerelle-upload-";
 const INBOX: &str = "inbox";
 /// Name of the area of receipts under the tenant root.
 const OUTBOX: &str = "outbox";
-/// What the import pipeline's receipts' names end with.
-const RECEIPT_SUFFIX: &str = ".result.json";
 
 /// Which part of the tenant tree a path is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
