@@ -234,6 +234,20 @@ macro_rules! job_columns {
     };
 }
 
+/// The condition of a job without a verdict yet, exactly as the partial
+/// index `import_jobs_open` states it (both engines use such an index only
+/// for a query that repeats its condition).
+macro_rules! open_job {
+    () => {
+        "status NOT IN ('imported', 'rejected', 'duplicate')"
+    };
+}
+
+/// Records a job, every field bound by [`bind_job`].
+const INSERT_JOB: &str = "INSERT INTO import_jobs (id, tenant, path, sha256, bytes, profile, status, rows_loaded, \
+     attempts, next_try_at, error, received_at, updated_at, finished_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+
 /// A statement on `import_jobs` with every field of `job` bound, in
 /// column order: `$1` id … `$14` finished_at.
 fn bind_job<'q>(
@@ -260,17 +274,23 @@ fn bind_job<'q>(
 impl Catalog {
     /// Records a new job.
     pub async fn insert_import_job(&self, job: &ImportJob) -> Result<(), CatalogError> {
-        bind_job(
-            sqlx::query(
-                "INSERT INTO import_jobs (id, tenant, path, sha256, bytes, profile, status, rows_loaded, attempts, \
-                 next_try_at, error, received_at, updated_at, finished_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-            ),
-            job,
-        )
-        .execute(&self.pool)
-        .await
-        .map_err(|e| CatalogError::on_conflict(e, || format!("import job {}", job.id)))?;
+        bind_job(sqlx::query(INSERT_JOB), job)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| CatalogError::on_conflict(e, || format!("import job {}", job.id)))?;
+        Ok(())
+    }
+
+    /// Records `jobs` in one transaction: all or none.
+    pub async fn insert_import_jobs(&self, jobs: &[ImportJob]) -> Result<(), CatalogError> {
+        let mut tx = self.pool.begin().await?;
+        for job in jobs {
+            bind_job(sqlx::query(INSERT_JOB), job)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| CatalogError::on_conflict(e, || format!("import job {}", job.id)))?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -355,16 +375,50 @@ impl Catalog {
         rows.iter().map(ImportJob::from_row).collect()
     }
 
-    /// Jobs without a verdict yet, oldest first: what the runner resumes.
-    pub async fn open_import_jobs(&self) -> Result<Vec<ImportJob>, CatalogError> {
+    /// The oldest job without a verdict of each tenant, oldest first: what
+    /// the runner may start next (a tenant's jobs run one at a time, in
+    /// arrival order). One row per tenant, however many jobs wait behind.
+    pub async fn next_import_jobs(&self) -> Result<Vec<ImportJob>, CatalogError> {
+        // The tenants with open jobs, one index step each (a loose index
+        // scan), then each one's oldest: a few index reads however many jobs
+        // were ever recorded or wait behind. Ordering by received_at too
+        // makes both engines walk the index of open jobs.
         let rows = sqlx::query(concat!(
+            "WITH RECURSIVE waiting(tenant) AS (",
+            "SELECT (SELECT tenant FROM import_jobs WHERE ",
+            open_job!(),
+            " ORDER BY tenant, received_at LIMIT 1) UNION ALL ",
+            "SELECT (SELECT j.tenant FROM import_jobs j WHERE j.tenant > waiting.tenant AND j.",
+            open_job!(),
+            " ORDER BY j.tenant, j.received_at LIMIT 1) FROM waiting WHERE waiting.tenant IS NOT NULL) ",
             "SELECT ",
             job_columns!(),
-            " FROM import_jobs WHERE status NOT IN ('imported', 'rejected', 'duplicate') ORDER BY received_at, id"
+            " FROM import_jobs WHERE id IN (SELECT (SELECT o.id FROM import_jobs o",
+            " WHERE o.tenant = waiting.tenant AND o.",
+            open_job!(),
+            " ORDER BY o.received_at, o.id LIMIT 1) FROM waiting WHERE waiting.tenant IS NOT NULL)",
+            " ORDER BY received_at, id"
         ))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(ImportJob::from_row).collect()
+    }
+
+    /// Whether a job without a verdict yet holds a file of `job`'s tenant
+    /// and name that arrived after `job`'s.
+    pub async fn newer_open_import_job(&self, job: &ImportJob) -> Result<bool, CatalogError> {
+        let newer: i64 = sqlx::query_scalar(concat!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM import_jobs WHERE tenant = $1 AND path = $2 AND ",
+            open_job!(),
+            " AND (received_at > $3 OR (received_at = $3 AND id > $4)) LIMIT 1) newer"
+        ))
+        .bind(&job.tenant)
+        .bind(&job.path)
+        .bind(job.received_at)
+        .bind(&job.id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(newer > 0)
     }
 
     /// The id of an imported job of `tenant` with the same profile and

@@ -231,22 +231,31 @@ async fn import_profiles_and_jobs(catalog: &Catalog, acme: &TenantName) {
     let mut other = ImportJob::received("job-2".into(), acme, "b.csv".into());
     other.received_at += 1;
     catalog.insert_import_job(&other).await.unwrap();
-    assert_eq!(catalog.open_import_jobs().await.unwrap().len(), 2);
+    let mut later = ImportJob::received("job-3".into(), acme, "employees/a.csv".into());
+    later.received_at += 2;
+    catalog.insert_import_job(&later).await.unwrap();
+    // One per tenant: the oldest.
+    assert_eq!(catalog.next_import_jobs().await.unwrap(), vec![job.clone()]);
+    assert!(catalog.newer_open_import_job(&job).await.unwrap(), "job-3 is a newer file of that name");
+    assert!(!catalog.newer_open_import_job(&later).await.unwrap());
     job.status = JobStatus::Imported;
     job.profile = Some("employees".into());
     job.sha256 = Some("ab".repeat(32));
     job.rows_loaded = Some(3);
     catalog.update_import_job(&job).await.unwrap();
     assert_eq!(catalog.import_job("job-1").await.unwrap().as_ref(), Some(&job));
-    assert_eq!(catalog.open_import_jobs().await.unwrap(), vec![other.clone()]);
+    assert_eq!(catalog.next_import_jobs().await.unwrap(), vec![other.clone()]);
+    later.status = JobStatus::Rejected;
+    catalog.update_import_job(&later).await.unwrap();
+    assert!(!catalog.newer_open_import_job(&job).await.unwrap(), "a newer job with its verdict does not count");
     let same = catalog.imported_same_content("acme", "employees", &"ab".repeat(32)).await.unwrap();
     assert_eq!(same.as_deref(), Some("job-1"));
     assert_eq!(catalog.imported_same_content("acme", "other", &"ab".repeat(32)).await.unwrap(), None);
     let imported = JobFilter { tenant: Some("acme".into()), status: Some(JobStatus::Imported), limit: None };
     assert_eq!(catalog.import_jobs(&imported).await.unwrap().len(), 1);
     let newest = catalog.import_jobs(&JobFilter { limit: Some(1), ..Default::default() }).await.unwrap();
-    assert_eq!(newest[0].id, "job-2");
-    assert_eq!(catalog.import_jobs(&JobFilter::default()).await.unwrap().len(), 2);
+    assert_eq!(newest[0].id, "job-3");
+    assert_eq!(catalog.import_jobs(&JobFilter::default()).await.unwrap().len(), 3);
 }
 
 /// What live sessions rest on, and the revision that tells nodes to look again.
@@ -293,9 +302,9 @@ async fn retention(catalog: &Catalog) {
     assert_eq!(catalog.prune_audit_events(1_000_250, 1000).await.unwrap(), 0);
     let kept = catalog.audit_events(&bob).await.unwrap();
     assert_eq!((kept.len(), kept[0].at), (350, Some(1_000_250)));
-    // job-1 is imported, job-2 only received: only the verdict goes.
+    // job-1 is imported, job-3 rejected, job-2 only received: only the verdicts go.
     let tomorrow = passerelle_catalog::now_ms() + 24 * 3600 * 1000;
-    assert_eq!(catalog.prune_import_jobs(tomorrow, 1000).await.unwrap(), 1);
+    assert_eq!(catalog.prune_import_jobs(tomorrow, 1000).await.unwrap(), 2);
     assert!(catalog.import_job("job-1").await.unwrap().is_none());
     assert!(catalog.import_job("job-2").await.unwrap().is_some(), "a job without its verdict is kept");
 }

@@ -4,10 +4,13 @@
 //! three only *point at* a path; [`claim`] decides.
 //!
 //! A file the server itself completed is taken at once ([`take_upload`]):
-//! its job is recorded in the catalog first, then the file is hard-linked
-//! into the spool, its name staying in the inbox until the job ends
+//! hard-linked into the spool and marked with its job (an extended
+//! attribute), its name staying in the inbox until the job ends
 //! ([`release`]), because clients set times or re-read a file right after
-//! uploading it (rclone, WinSCP, paramiko). Uploads replace names
+//! uploading it (rclone, WinSCP, paramiko). The client waits for file
+//! operations only: the job is recorded in the catalog right after, with
+//! the jobs of other uploads in one transaction (`recorder`), or at the
+//! next start from the mark after a crash. Uploads replace names
 //! atomically and clients can neither write into an existing file nor
 //! truncate it, so the linked inode never changes: what the client does to
 //! the name afterwards (set times, delete it, upload it again) leaves the
@@ -35,6 +38,7 @@ use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use passerelle_catalog::{Catalog, ImportJob, JobStatus, TenantName, now_ms};
 use passerelle_tree::{UploadCompleted, sealed_sha256};
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
@@ -104,7 +108,7 @@ pub(crate) async fn claim(
     };
     let Ok(meta) = inbox.symlink_metadata(&arrival.path) else { return Ok(Claim::Nothing) };
     // A file taken at its upload's end keeps its name until its job ends.
-    if !meta.is_file() || held(layout, &arrival.tenant, &meta) {
+    if !meta.is_file() || held(layout, &arrival.tenant, &arrival.path, &meta) {
         return Ok(Claim::Nothing);
     }
     let modified = meta.modified().ok().map(cap_std::time::SystemTime::into_std);
@@ -138,9 +142,23 @@ pub(crate) async fn claim(
     }
 }
 
+/// A file taken at its upload's close, linked into the spool: its job is
+/// to be recorded ([`Taken::Marked`], by the intake's recorder, in a batch
+/// with the jobs of other uploads) or recorded already.
+#[derive(Debug)]
+pub(crate) enum Taken {
+    /// The spooled file carries its job's mark ([`TAKEN_XATTR`]): the job
+    /// is recorded from it after a crash if it was not before.
+    Marked(ImportJob),
+    /// Recorded in the catalog already (the mark could not be set).
+    Recorded(ImportJob),
+}
+
 /// Takes a file whose upload the server completed into a new job at once,
-/// by a hard link into the spool (see the module documentation). `None`:
-/// not taken, because the name no longer holds that upload's file (a newer
+/// by a hard link into the spool (see the module documentation), and
+/// replaces the name's receipt with a `received` one. Only files are
+/// touched here, never the catalog: the client waits for this. `None`: not
+/// taken, because the name no longer holds that upload's file (a newer
 /// upload replaced it, or it was removed: a newer upload has an event of
 /// its own), the file is taken already, or it carries no seal to check it
 /// by (the quiet period then applies).
@@ -148,7 +166,7 @@ pub(crate) async fn take_upload(
     catalog: &Catalog,
     layout: &Layout,
     upload: &UploadCompleted,
-) -> Result<Option<ImportJob>, RunnerError> {
+) -> Result<Option<Taken>, RunnerError> {
     let Some(arrival) = Arrival::uploaded(upload) else { return Ok(None) };
     let (tenant, path) = (&arrival.tenant, &arrival.path);
     let context = || format!("taking /inbox/{path} of tenant {tenant}");
@@ -156,18 +174,14 @@ pub(crate) async fn take_upload(
     let sha256 = upload.sha256.to_string();
     let Ok(meta) = inbox.symlink_metadata(path) else { return Ok(None) };
     if !is_upload(&meta, upload, sealed_sha256(&layout.inbox(tenant).join(path)).as_deref())
-        || held(layout, tenant, &meta)
+        || held(layout, tenant, path, &meta)
     {
         return Ok(None);
     }
     let spool_path = layout.spool_dir(tenant);
     fs::DirBuilder::new().recursive(true).mode(0o700).create(&spool_path).map_err(|e| RunnerError::Io(context(), e))?;
     let spool = Dir::open_ambient_dir(&spool_path, ambient_authority()).map_err(|e| RunnerError::Io(context(), e))?;
-    // Recorded first: a crash after the link finds the job and its file; a
-    // crash before it finds a job that never had its file, which takes it
-    // from the inbox (`job::find_file`). Never a file without its job.
-    let mut job = ImportJob::received(uuid::Uuid::new_v4().to_string(), tenant, path.clone());
-    catalog.insert_import_job(&job).await?;
+    let job = ImportJob::received(uuid::Uuid::new_v4().to_string(), tenant, path.clone());
     let linked = match inbox.hard_link(path, &spool, &job.id) {
         Ok(()) => spool.symlink_metadata(&job.id).ok(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -179,15 +193,26 @@ pub(crate) async fn take_upload(
         if linked.is_some() {
             spool.remove_file(&job.id).map_err(|e| RunnerError::Io(context(), e))?;
         }
-        job.status = JobStatus::Rejected;
-        job.error = Some("replaced or removed in /inbox before it was taken".into());
-        job.updated_at = now_ms();
-        job.finished_at = Some(job.updated_at);
-        catalog.update_import_job(&job).await?;
         return Ok(None);
     }
-    write_received(layout, &job, Some(&sha256));
-    Ok(Some(job))
+    // Marked before the client hears of its upload: from now on a crash
+    // never loses the file, whose job a start records from the mark if the
+    // recorder had not. Never a file without its job, or the means to it.
+    let taken = match mark(&spool_path, &job) {
+        Ok(()) => Taken::Marked(job),
+        Err(e) => {
+            debug!(job = %job.id, error = %e, "import: spooled file not marked; its job recorded at once");
+            if let Err(e) = catalog.insert_import_job(&job).await {
+                // Not taken after all: the quiet period takes the inbox name.
+                let _ = spool.remove_file(&job.id);
+                return Err(e.into());
+            }
+            Taken::Recorded(job)
+        }
+    };
+    let (Taken::Marked(job) | Taken::Recorded(job)) = &taken;
+    write_received(layout, job, Some(&sha256));
+    Ok(Some(taken))
 }
 
 /// Whether `meta` (with seal `seal`) is the file `upload` completed: a
@@ -196,19 +221,75 @@ fn is_upload(meta: &cap_std::fs::Metadata, upload: &UploadCompleted, seal: Optio
     meta.is_file() && meta.len() == upload.size && seal == Some(upload.sha256.to_string().as_str())
 }
 
-/// Whether the inbox file `meta` describes is a job's file already: a file
-/// with more than one link whose inode is in the tenant's spool.
-fn held(layout: &Layout, tenant: &TenantName, meta: &cap_std::fs::Metadata) -> bool {
+/// Extended attribute of a file taken at its upload's close ([`Mark`],
+/// JSON). Its inbox name, the same inode by a hard link, carries it too, so
+/// [`held`] knows the file at once instead of looking through the spool.
+const TAKEN_XATTR: &str = "user.passerelle.taken";
+
+/// What [`TAKEN_XATTR`] holds: enough to record the job from the file alone.
+#[derive(Debug, Serialize, Deserialize)]
+struct Mark {
+    /// The job's id, which is also the spooled file's name.
+    job: String,
+    /// The inbox path, relative to `/inbox`.
+    path: String,
+    /// When the upload completed (Unix ms).
+    received_at: i64,
+}
+
+/// Marks the spooled file of `job` (see [`TAKEN_XATTR`]).
+fn mark(spool: &Path, job: &ImportJob) -> io::Result<()> {
+    let mark = Mark { job: job.id.clone(), path: job.path.clone(), received_at: job.received_at };
+    let value = serde_json::to_vec(&mark).map_err(io::Error::other)?;
+    rustix::fs::lsetxattr(spool.join(&job.id), TAKEN_XATTR, &value, rustix::fs::XattrFlags::empty())?;
+    Ok(())
+}
+
+/// The mark of the file at `path`, if it carries a well-formed one.
+fn read_mark(path: &Path) -> Option<Mark> {
+    let mut value = vec![0u8; 8192];
+    let n = rustix::fs::lgetxattr(path, TAKEN_XATTR, &mut value[..]).ok()?;
+    let mark: Mark = serde_json::from_slice(&value[..n]).ok()?;
+    is_job_id(&mark.job).then_some(mark)
+}
+
+/// The job of a spooled file found without one at start (a crash before
+/// the recorder stored it), from the file's mark; `None` for a file that
+/// carries no mark of its own name.
+pub(crate) fn unrecorded_job(layout: &Layout, tenant: &TenantName, job_id: &str) -> Option<ImportJob> {
+    let mark = read_mark(&layout.spool_dir(tenant).join(job_id)).filter(|mark| mark.job == job_id)?;
+    if !checked_relative(&mark.path) {
+        return None;
+    }
+    let mut job = ImportJob::received(mark.job, tenant, mark.path);
+    job.received_at = mark.received_at;
+    job.updated_at = mark.received_at;
+    Some(job)
+}
+
+/// Whether the inbox file `meta` describes (at `path` of the tenant's
+/// inbox) is a job's file already: a file with more than one link whose
+/// inode is in the tenant's spool.
+fn held(layout: &Layout, tenant: &TenantName, path: &str, meta: &cap_std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+
     if meta.nlink() < 2 {
         return false;
     }
-    let Ok(spooled) = fs::read_dir(layout.spool_dir(tenant)) else { return false };
-    spooled.flatten().any(|entry| {
-        entry.metadata().is_ok_and(|m| {
-            use std::os::unix::fs::MetadataExt as _;
-            m.ino() == meta.ino() && m.dev() == meta.dev()
-        })
-    })
+    let same = |m: &fs::Metadata| m.ino() == meta.ino() && m.dev() == meta.dev();
+    let spool = layout.spool_dir(tenant);
+    if let Some(mark) = read_mark(&layout.inbox(tenant).join(path)) {
+        return fs::symlink_metadata(spool.join(mark.job)).is_ok_and(|m| same(&m));
+    }
+    // Not marked (linked by a client, or by a version without marks): look
+    // through the spool.
+    let Ok(spooled) = fs::read_dir(spool) else { return false };
+    spooled.flatten().any(|entry| entry.metadata().is_ok_and(|m| same(&m)))
+}
+
+/// Whether `id` looks like a job id (a UUID), safe as a spool file name.
+fn is_job_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
 }
 
 /// Removes the inbox name of a job's file once the job has ended, if the

@@ -378,7 +378,14 @@ async fn transition(
 /// Records a job transition in the audit trail (a failure is logged: the
 /// job's state in the catalog is what counts).
 pub(crate) async fn audit(catalog: &Catalog, job: &ImportJob, detail: Option<String>) {
-    let event = AuditEvent {
+    if let Err(e) = catalog.record(&audit_event(job, detail)).await {
+        warn!(job = %job.id, error = %e, "import: audit event not stored");
+    }
+}
+
+/// The audit event of `job` reaching its current status.
+pub(crate) fn audit_event(job: &ImportJob, detail: Option<String>) -> AuditEvent {
+    AuditEvent {
         actor: "pipeline".into(),
         tenant: Some(job.tenant.clone()),
         protocol: "import".into(),
@@ -391,9 +398,6 @@ pub(crate) async fn audit(catalog: &Catalog, job: &ImportJob, detail: Option<Str
             None => format!("job {}", job.id),
         }),
         ..Default::default()
-    };
-    if let Err(e) = catalog.record(&event).await {
-        warn!(job = %job.id, error = %e, "import: audit event not stored");
     }
 }
 
@@ -461,7 +465,10 @@ async fn finish(
         error_count,
         errors,
     };
-    let written_by_newer = newer_job_of_same_name(ctx.catalog, &job).await?;
+    // A newer file of the same name taken while `job` ran (its job is
+    // open): that file's receipt is the name's, and `job`'s verdict must not
+    // show under it, even where there was no receipt to replace.
+    let written_by_newer = ctx.catalog.newer_open_import_job(&job).await?;
     if written_by_newer {
         info!(job = %job.id, path = %job.path, "receipt left to the newer file taken under that name");
     } else if let Err(e) = write_receipt(ctx.layout, tenant, &written) {
@@ -490,18 +497,6 @@ async fn finish(
     info!(job = %job.id, tenant = %job.tenant, path = %job.path, status = %status, rows, "import finished");
     archive_original(ctx.layout, tenant, &job);
     Ok(())
-}
-
-/// Whether a newer file of the same name was taken while `job` ran (its
-/// job is open): that file's receipt is the name's, and `job`'s verdict
-/// must not show under it, even where there was no receipt to replace.
-async fn newer_job_of_same_name(catalog: &Catalog, job: &ImportJob) -> Result<bool, RunnerError> {
-    let open = catalog.open_import_jobs().await?;
-    Ok(open.iter().any(|other| {
-        other.tenant == job.tenant
-            && other.path == job.path
-            && (other.received_at, &other.id) > (job.received_at, &job.id)
-    }))
 }
 
 /// Writes a verdict's receipt; one that a newer file's `received` receipt

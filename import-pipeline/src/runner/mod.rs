@@ -28,15 +28,16 @@ mod outbox;
 mod progress;
 mod queue;
 mod receipt;
+mod recorder;
 
+use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use passerelle_catalog::{Catalog, CatalogError, JobStatus, TenantName, now_ms};
+use passerelle_catalog::{Catalog, CatalogError, ImportJob, JobStatus, TenantName, now_ms};
 use passerelle_config::ByteSize;
 use passerelle_tree::{DiskSpace, UploadCompleted};
 use thiserror::Error;
@@ -47,7 +48,7 @@ use tracing::{info, warn};
 pub use cancel::{Cancel, cancel};
 pub use door::{DoorPlan, DoorRejection, Refused, door_plan, refuse_at_door};
 pub use intake::Arrival;
-use intake::Claim;
+use intake::{Claim, Taken};
 pub use layout::Layout;
 pub use observe::{NoObserver, Observer};
 pub use receipt::RECEIPT_SUFFIX;
@@ -67,8 +68,19 @@ const CLAIM_BUDGET: Duration = Duration::from_millis(250);
 /// Longest a client's acknowledgement of a completed upload waits for its
 /// file to be taken.
 const TAKE_WAIT: Duration = Duration::from_secs(2);
+/// A tenant whose uploads arrive less than this apart is sending a burst:
+/// its jobs wait for the burst to end (up to [`MAX_BURST_WAIT`]), so that
+/// its transfers keep the CPU and the disk meanwhile. A lone upload's job
+/// starts this long after it was taken.
+const BURST_GAP: Duration = Duration::from_millis(50);
+/// Longest a job waits for its tenant's burst of uploads to end: as long as
+/// the quiet period files placed by other programs wait.
+const MAX_BURST_WAIT: Duration = QUIET;
 /// How many locks the takes of completed uploads share out, by name.
 const TAKE_LOCKS: usize = 64;
+/// Most taken files whose jobs wait for the recorder; beyond, a take
+/// records its job itself.
+const RECORDER_QUEUE: usize = 8192;
 /// How often archived originals and receipts past their retention are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// First pause of a job whose run failed without recording anything;
@@ -133,8 +145,9 @@ pub struct Retention {
 enum Notice {
     /// A file to look at after the quiet period.
     Arrival(Arrival),
-    /// A job was recorded: schedule now.
-    Taken,
+    /// This file's job was recorded: schedule now, unless its tenant's
+    /// jobs are running already (the new one waits its turn).
+    Taken(Arrival),
 }
 
 /// The running import pipeline.
@@ -179,6 +192,8 @@ impl Pipeline {
             running: JoinSet::new(),
             busy: HashMap::new(),
             paused: HashMap::new(),
+            last_taken: HashMap::new(),
+            wake_at: None,
             workers: workers.max(1),
             observer,
         };
@@ -193,10 +208,13 @@ impl Pipeline {
 
     /// A handle that takes the files whose upload the server completed,
     /// recording their jobs through `catalog` (one of the caller's runtime:
-    /// it is used where uploads complete).
+    /// it is used where uploads complete, and the task that records the
+    /// jobs is started on it).
     pub fn intake(&self, catalog: Catalog, layout: Layout) -> Intake {
         let locks = (0..TAKE_LOCKS).map(|_| tokio::sync::Mutex::new(())).collect();
-        Intake { catalog, layout, announcer: self.announcer(), locks: Arc::new(locks) }
+        let (recorder, taken) = mpsc::channel(RECORDER_QUEUE);
+        tokio::spawn(recorder::run(catalog.clone(), taken, self.announcer()));
+        Intake { catalog, layout, announcer: self.announcer(), recorder, locks: Arc::new(locks) }
     }
 
     /// Stops taking files, gives running jobs a few seconds, then abandons
@@ -224,10 +242,10 @@ impl Announcer {
         }
     }
 
-    /// Tells the runner a job was recorded. Never waits: when the runner is
-    /// far behind, its next tick finds the job.
-    fn taken(&self) {
-        let _ = self.arrivals.try_send(Notice::Taken);
+    /// Tells the runner `arrival`'s job was recorded. Never waits: when the
+    /// runner is far behind, its next tick finds the job.
+    fn taken(&self, arrival: Arrival) {
+        let _ = self.arrivals.try_send(Notice::Taken(arrival));
     }
 }
 
@@ -240,6 +258,8 @@ pub struct Intake {
     catalog: Catalog,
     layout: Layout,
     announcer: Announcer,
+    /// Records the jobs of taken files, in batches.
+    recorder: mpsc::Sender<recorder::Pending>,
     /// Two takes of one name never run at once (both would see the file
     /// untaken); takes of other names rarely share a lock.
     locks: Arc<Vec<tokio::sync::Mutex<()>>>,
@@ -267,13 +287,20 @@ impl Intake {
         let lock = &self.locks[usize::try_from(hasher.finish() % TAKE_LOCKS as u64).unwrap_or(0)];
         let _one = lock.lock().await;
         match intake::take_upload(&self.catalog, &self.layout, upload).await {
-            Ok(Some(job)) => {
-                info!(job = %job.id, tenant = %job.tenant, path = %job.path, "import job received");
-                self.announcer.taken();
-                // Not waited for: the audit trail is not the client's business.
-                let catalog = self.catalog.clone();
-                tokio::spawn(async move { job::audit(&catalog, &job, None).await });
-            }
+            Ok(Some(Taken::Marked(job))) => match self.recorder.try_send((job, arrival)) {
+                Ok(()) => {}
+                // Far behind (the catalog?): recorded here, as the recorder would.
+                Err(
+                    mpsc::error::TrySendError::Full((job, arrival)) | mpsc::error::TrySendError::Closed((job, arrival)),
+                ) => {
+                    match self.catalog.insert_import_job(&job).await {
+                        Ok(()) => self.received(job, arrival),
+                        // Marked: recorded at the next start.
+                        Err(e) => warn!(job = %job.id, error = %e, "import: taken upload's job not recorded yet"),
+                    }
+                }
+            },
+            Ok(Some(Taken::Recorded(job))) => self.received(job, arrival),
             Ok(None) => self.announcer.announce(arrival),
             Err(e) => {
                 warn!(tenant = %arrival.tenant, path = %arrival.path, error = %e,
@@ -281,6 +308,15 @@ impl Intake {
                 self.announcer.announce(arrival);
             }
         }
+    }
+
+    /// Announces a recorded job to the runner and audits it (not waited
+    /// for: the audit trail is not the client's business).
+    fn received(&self, job: ImportJob, arrival: Arrival) {
+        info!(job = %job.id, tenant = %job.tenant, path = %job.path, "import job received");
+        self.announcer.taken(arrival);
+        let catalog = self.catalog.clone();
+        tokio::spawn(async move { job::audit(&catalog, &job, None).await });
     }
 }
 
@@ -312,7 +348,15 @@ async fn archive_leftovers(catalog: &Catalog, layout: &Layout) -> Result<(), Run
                     info!(job = %id, tenant = %tenant, "archived the original of a finished job");
                 }
                 Some(_) => {}
-                None => warn!(job = %id, tenant = %tenant, "spooled file without a job; left in place"),
+                None => match intake::unrecorded_job(layout, &tenant, &id) {
+                    // Taken at its upload's close, not recorded before a crash.
+                    Some(job) => {
+                        catalog.insert_import_job(&job).await?;
+                        job::audit(catalog, &job, Some("recorded at start".into())).await;
+                        info!(job = %id, tenant = %tenant, path = %job.path, "import job of a taken upload recorded at start");
+                    }
+                    None => warn!(job = %id, tenant = %tenant, "spooled file without a job; left in place"),
+                },
             }
         }
     }
@@ -336,6 +380,10 @@ struct Runner {
     /// Jobs whose last run failed without recording anything (the catalog
     /// failed): how many times in a row, and when they may run again.
     paused: HashMap<String, (u32, Instant)>,
+    /// When each tenant's last upload was taken at its close: see [`BURST_GAP`].
+    last_taken: HashMap<String, Instant>,
+    /// When a job held back by [`BURST_GAP`] may start.
+    wake_at: Option<Instant>,
     /// Most tenants whose jobs run at once.
     workers: usize,
     /// Counts what jobs do.
@@ -367,7 +415,13 @@ impl Runner {
                         self.announced(arrival);
                         false
                     }
-                    Notice::Taken => true,
+                    Notice::Taken(arrival) => {
+                        // The watcher saw the upload land under its name: the
+                        // file is the job's now, nothing to look at later.
+                        self.pending.take(&arrival);
+                        self.last_taken.insert(arrival.tenant.as_str().to_owned(), Instant::now());
+                        !self.busy.values().any(|busy| *busy == arrival.tenant.as_str())
+                    }
                 },
                 Some(event) = seen.recv() => {
                     match event {
@@ -391,6 +445,10 @@ impl Runner {
                     true
                 }
                 _ = tick.tick() => true,
+                () = sleep_until(self.wake_at), if self.wake_at.is_some() => {
+                    self.wake_at = None;
+                    true
+                }
                 () = std::future::ready(()), if backlog => false,
             };
             if last_scan.is_none_or(|at| at.elapsed() >= SCAN_EVERY) {
@@ -515,12 +573,22 @@ impl Runner {
             return Ok(());
         }
         let now = now_ms();
-        let mut considered = HashSet::new();
-        let open = self.catalog.open_import_jobs().await?;
+        // Only a tenant's oldest open job may start, and only a job that ran
+        // (the oldest, then) can be paused.
+        let next = self.catalog.next_import_jobs().await?;
         // A paused job that ended meanwhile (`import cancel`) is forgotten.
-        self.paused.retain(|id, _| open.iter().any(|job| job.id == *id));
-        for job in open {
-            if !considered.insert(job.tenant.clone()) || self.busy.values().any(|t| *t == job.tenant) {
+        self.paused.retain(|id, _| next.iter().any(|job| job.id == *id));
+        let arrived_since = |received_at: i64| Duration::from_millis(u64::try_from(now - received_at).unwrap_or(0));
+        self.last_taken.retain(|_, at| at.elapsed() < BURST_GAP);
+        for job in next {
+            if self.busy.values().any(|t| *t == job.tenant) {
+                continue;
+            }
+            if let Some(taken) = self.last_taken.get(&job.tenant)
+                && let Some(waited) = MAX_BURST_WAIT.checked_sub(arrived_since(job.received_at))
+            {
+                let start = (*taken + BURST_GAP).min(Instant::now() + waited);
+                self.wake_at = Some(self.wake_at.map_or(start, |at| at.min(start)));
                 continue;
             }
             if job.status == JobStatus::WaitingRetry && job.next_try_at.is_some_and(|at| at > now) {
@@ -559,6 +627,15 @@ impl Runner {
             }
         }
         Ok(())
+    }
+}
+
+/// Sleeps until `at` (never resolves for `None`; the caller's branch is
+/// disabled then).
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
 
