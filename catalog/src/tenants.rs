@@ -210,6 +210,21 @@ impl Catalog {
         })
     }
 
+    /// Points the tenant at its database where a restore put it (a SQLite file in another data
+    /// directory); the backend and role stay as they were.
+    pub async fn relocate_tenant_database(&self, name: &TenantName, file_name: &str, url: &str) -> Result<(), CatalogError> {
+        let done = sqlx::query("UPDATE tenants SET db_name = $1, db_url = $2 WHERE name = $3")
+            .bind(file_name)
+            .bind(url)
+            .bind(name.as_str())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(CatalogError::NotFound(format!("tenant {name}")));
+        }
+        Ok(())
+    }
+
     /// Deletes the tenant with its users and keys (audit events are kept).
     pub async fn remove_tenant(&self, name: &TenantName) -> Result<(), CatalogError> {
         let mut tx = self.pool.begin().await?;

@@ -47,7 +47,7 @@ mod validate;
 pub use crate::error::ConfigError;
 pub use crate::load::Sources;
 pub use crate::model::{
-    AccountLockConfig, AdminConfig, ArchiveConfig, AuditConfig, CatalogConfig, Config, DefenderConfig, FtpsConfig,
+    AccountLockConfig, AdminConfig, ArchiveConfig, AuditConfig, BackupConfig, BackupTarget, CatalogConfig, Config, DefenderConfig, FtpsConfig,
     LimitsConfig, LogConfig, LogFormat, MaxStartups, PipelineConfig, ProxyProtocolConfig, QuotasConfig, ReceiptsConfig,
     SandboxConfig, SftpConfig, TenantDbBackend, TenantDbConfig, TlsVersion, UploadsConfig,
 };

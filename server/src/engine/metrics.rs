@@ -48,6 +48,12 @@ struct StatusLabels {
     status: String,
 }
 
+/// Labels of the backup failure counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackupLabels {
+    kind: String,
+}
+
 /// What the server is doing, as numbers.
 pub(crate) struct Metrics {
     registry: Registry,
@@ -65,6 +71,9 @@ pub(crate) struct Metrics {
     validated_bytes: Counter,
     receipt_latency: Family<StatusLabels, Histogram>,
     job_duration: Family<StatusLabels, Histogram>,
+    backup_last_success: Gauge,
+    backup_verify_last_success: Gauge,
+    backup_failures: Family<BackupLabels, Counter>,
 }
 
 /// Buckets of the import histograms, in seconds: 10 ms to about 11 min.
@@ -148,6 +157,24 @@ impl Metrics {
             "How long the run of an import job that reached its verdict took, by verdict",
             job_duration.clone(),
         );
+        let backup_last_success = Gauge::default();
+        registry.register(
+            "backup_last_success_timestamp",
+            "When the last backup run stored a snapshot, Unix seconds (0: never, or backups off)",
+            backup_last_success.clone(),
+        );
+        let backup_verify_last_success = Gauge::default();
+        registry.register(
+            "backup_verify_last_success_timestamp",
+            "When the last backup verification passed, Unix seconds (0: never, or backups off)",
+            backup_verify_last_success.clone(),
+        );
+        let backup_failures = Family::<BackupLabels, Counter>::default();
+        registry.register(
+            "backup_failures",
+            "Backup runs (kind run) and verifications (kind verify) that failed",
+            backup_failures.clone(),
+        );
         Self {
             registry,
             events,
@@ -164,7 +191,21 @@ impl Metrics {
             validated_bytes,
             receipt_latency,
             job_duration,
+            backup_last_success,
+            backup_verify_last_success,
+            backup_failures,
         }
+    }
+
+    /// Sets the times of the last successful backup run and verification (Unix seconds).
+    pub(super) fn backup_successes(&self, run: Option<i64>, verify: Option<i64>) {
+        self.backup_last_success.set(run.unwrap_or(0));
+        self.backup_verify_last_success.set(verify.unwrap_or(0));
+    }
+
+    /// Counts a failed backup run (`run`) or verification (`verify`).
+    pub(super) fn backup_failed(&self, kind: &str) {
+        self.backup_failures.get_or_create(&BackupLabels { kind: kind.to_owned() }).inc();
     }
 
     /// Counts one failed handshake.
