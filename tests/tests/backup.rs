@@ -34,6 +34,7 @@ fn with_backups(p: &mut Passerelle) -> PathBuf {
 fn largest_file(dir: &Path) -> PathBuf {
     passerelle_tests::tree(dir)
         .into_iter()
+        .map(|relative| dir.join(relative))
         .filter(|p| p.is_file())
         .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
         .expect("a file")

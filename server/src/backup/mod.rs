@@ -270,7 +270,8 @@ impl Backups {
 
 /// Whether `path` is `dir` or under it, once both are resolved where they exist.
 fn inside(path: &Path, dir: &Path) -> bool {
-    let resolve = |p: &Path| fs::canonicalize(p).unwrap_or_else(|_| std::path::absolute(p).unwrap_or(p.to_path_buf()));
+    let resolve =
+        |p: &Path| fs::canonicalize(p).unwrap_or_else(|_| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
     resolve(path).starts_with(resolve(dir))
 }
 

@@ -146,7 +146,7 @@ impl Engine {
         let space = DiskSpace::new(data_dir.root(), config.uploads.min_free_space.bytes());
         let password_checks =
             password_checks::PasswordChecks::new(config.limits.max_concurrent_password_checks, Arc::clone(&metrics));
-        let config_backups = |config: &Config| config.backup.target.as_ref().map(|_| std::sync::Mutex::default());
+        let backups = config.backup.target.as_ref().map(|_| std::sync::Mutex::default());
         let inner = Arc::new(Inner {
             catalog,
             config,
@@ -161,7 +161,7 @@ impl Engine {
             grants: Arc::default(),
             refusals: refusals::Refusals::default(),
             password_checks,
-            backups: config_backups(&config),
+            backups,
         });
         tokio::spawn(grants::watch_catalog(Arc::downgrade(&inner)));
         tokio::spawn(refusals::summarise(Arc::downgrade(&inner)));
