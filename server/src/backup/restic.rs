@@ -81,10 +81,17 @@ impl Restic {
     }
 
     fn command(&self, args: &[&str]) -> Result<Command, BackupError> {
-        for dir in [&self.cache_dir, &self.tmp_dir] {
-            super::private_dir(dir)?;
-        }
         let mut command = Command::new("restic");
+        // The work directory lives in the data directory, which a command never creates: without
+        // it (a restore onto a new machine, `backup list` before it), restic keeps no cache.
+        if self.cache_dir.parent().and_then(Path::parent).is_some_and(Path::exists) {
+            for dir in [&self.cache_dir, &self.tmp_dir] {
+                super::private_dir(dir)?;
+            }
+            command.env("RESTIC_CACHE_DIR", &self.cache_dir).env("TMPDIR", &self.tmp_dir);
+        } else {
+            command.arg("--no-cache");
+        }
         command
             .args(args)
             // Whatever the caller's environment says, this repository and this password file.
@@ -92,8 +99,6 @@ impl Restic {
             .env_remove("RESTIC_PASSWORD_COMMAND")
             .env("RESTIC_REPOSITORY", &self.repository)
             .env("RESTIC_PASSWORD_FILE", &self.password_file)
-            .env("RESTIC_CACHE_DIR", &self.cache_dir)
-            .env("TMPDIR", &self.tmp_dir)
             .stdin(Stdio::null())
             .kill_on_drop(true);
         Ok(command)

@@ -21,6 +21,8 @@ use super::{BackupError, private_dir, remove_dir};
 /// What a restore rebuilt.
 #[derive(Debug)]
 pub(crate) struct Restored {
+    /// The snapshot restored (short id).
+    pub(crate) snapshot: String,
     /// The data directory, absolute.
     pub(crate) data_dir: PathBuf,
     /// The tenants it holds.
@@ -42,12 +44,9 @@ pub(super) async fn restore(
     let to = prepare_target(to)?;
     let work = to.join(".restore-work");
     let restic = Restic::new(target, &work);
-    let restored = restic.restore(snapshot, &to).await;
+    let restored = restore_files(&restic, snapshot, &to).await;
     remove_dir(&work)?;
-    let restored = restored?;
-    if !restored.ok {
-        return Err(BackupError::Tool { what: format!("restic restore {snapshot}"), message: tail(restored.output.as_bytes()) });
-    }
+    let snapshot = restored?;
     let manifest = Manifest::read(&to)?;
     let failures = manifest.check_files(&to);
     if !failures.is_empty() {
@@ -73,7 +72,23 @@ pub(super) async fn restore(
     catalog.close().await;
     let manifest_file = to.join(super::manifest::FILE);
     fs::remove_file(&manifest_file).map_err(|e| BackupError::io(&manifest_file, e))?;
-    Ok(Restored { data_dir: to, tenants: tenants.len(), files: manifest.files.len(), databases })
+    Ok(Restored { snapshot, data_dir: to, tenants: tenants.len(), files: manifest.files.len(), databases })
+}
+
+/// Restores the files of `snapshot` (`latest`: the latest snapshot) into `to`; returns its short id.
+async fn restore_files(restic: &Restic, snapshot: &str, to: &Path) -> Result<String, BackupError> {
+    let snapshot = if snapshot == "latest" {
+        let snapshots = restic.snapshots().await?;
+        let latest = snapshots.into_iter().max_by(|a, b| a.time.cmp(&b.time));
+        latest.map(|s| s.short_id).ok_or_else(|| BackupError::Invalid("the repository holds no passerelle snapshot".into()))?
+    } else {
+        snapshot.to_owned()
+    };
+    let restored = restic.restore(&snapshot, to).await?;
+    if !restored.ok {
+        return Err(BackupError::Tool { what: format!("restic restore {snapshot}"), message: tail(restored.output.as_bytes()) });
+    }
+    Ok(snapshot)
 }
 
 /// Makes `to` (0700) unless it exists; refuses one that is not empty. Returns it absolute.

@@ -108,14 +108,10 @@ async fn restore(backups: &Backups, config: &Config, snapshot: &str, to: &Path, 
     if snapshot != "latest" && !(snapshot.len() >= 8 && snapshot.chars().all(|c| c.is_ascii_hexdigit())) {
         return Err(usage(format!("{snapshot:?}: not a snapshot id (as `backup list` prints it) nor \"latest\"")));
     }
-    let snapshot = if snapshot == "latest" {
-        backups.list().await.map_err(failed)?.pop().ok_or_else(|| usage("the repository holds no snapshot"))?.id
-    } else {
-        snapshot.to_owned()
-    };
-    let restored = backups.restore(config, &snapshot, to, replace).await.map_err(failed)?;
+    let restored = backups.restore(config, snapshot, to, replace).await.map_err(failed)?;
     say!(
-        "snapshot {snapshot} restored into {}: {} tenants, {} files{}",
+        "snapshot {} restored into {}: {} tenants, {} files{}",
+        restored.snapshot,
         restored.data_dir.display(),
         restored.tenants,
         restored.files,
