@@ -196,7 +196,7 @@ fn backups_need_a_repository_and_an_absolute_password_file() {
     assert_eq!(c.backup.retention_days, 30);
     assert_eq!(c.backup.verify_interval, Duration::from_secs(24 * 3600));
     let c = load_with(
-        "[backup]\nrepository = \"rest:https://u:secret@backup.example/p\"\npassword_file = \"/etc/p/pw\"\n",
+        "[backup]\nrepository = \"rest:https://u:hunter2xyz@backup.example/p\"\npassword_file = \"/etc/p/pw\"\n",
         &[("PASSERELLE_BACKUP_INTERVAL", "30m")],
     )
     .unwrap();
@@ -204,7 +204,7 @@ fn backups_need_a_repository_and_an_absolute_password_file() {
     assert_eq!(target.password_file, PathBuf::from("/etc/p/pw"));
     assert_eq!(target.local_path(), None, "a REST repository is not a directory");
     assert_eq!(c.backup.interval, Duration::from_secs(1800));
-    assert!(!c.to_redacted_toml().contains("secret") && !format!("{c:?}").contains("secret"));
+    assert!(!c.to_redacted_toml().contains("hunter2xyz") && !format!("{c:?}").contains("hunter2xyz"));
     let local = load_with("[backup]\nrepository = \"/srv/b\"\npassword_file = \"/etc/p/pw\"\n", &[]).unwrap();
     assert_eq!(local.backup.target.unwrap().local_path(), Some(PathBuf::from("/srv/b")));
     assert_eq!(

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use passerelle_tests::{
-    DEMO_PROFILE, Outcome, Passerelle, Setup, bounded, pg_admin_url, psql, run_command, sqlite3, wait_for,
+    DEMO_PROFILE, Fixture, Outcome, Passerelle, Setup, bounded, pg_admin_url, psql, run_command, sqlite3, wait_for,
     with_database,
 };
 use rustix::process::Signal;
@@ -124,7 +124,7 @@ fn facts(p: &Passerelle, rows: &dyn Fn(&Passerelle) -> usize) -> Facts {
 /// takes one more backup by hand under load, loses everything (`lose` removes what lives outside
 /// the data directory), restores into the empty data directory and serves again: the same tenants,
 /// users, keys, host keys and imported rows, and clients log in as before.
-fn round_trip(p: Passerelle, rows: &dyn Fn(&Passerelle) -> usize, lose: &dyn Fn(&Passerelle)) {
+fn round_trip(p: Passerelle, rows: &dyn Fn(&Passerelle) -> usize, lose: &dyn Fn(&Passerelle)) -> Fixture {
     let mut setup = Setup::on(p);
     with_backups(&mut setup.p);
     let mut f = setup.user("acme", "alice", PASSWORD).profile("acme", DEMO_PROFILE).inbox_dirs("acme", &["employees"]).serve();
@@ -174,6 +174,7 @@ fn round_trip(p: Passerelle, rows: &dyn Fn(&Passerelle) -> usize, lose: &dyn Fn(
     let out = f.p.run(&["backup", "restore", "latest", "--to", &to]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("not empty"), "{}", out.stderr);
+    f
 }
 
 #[test]
@@ -201,5 +202,11 @@ fn a_restored_postgres_installation_recreates_its_databases() {
         psql(&admin, &format!("DROP DATABASE \"{tenant_db}\" WITH (FORCE)"));
         psql(&admin, &format!("DROP ROLE \"{tenant_db}\""));
     };
-    round_trip(p, &rows, &lose);
+    let f = round_trip(p, &rows, &lose);
+
+    // The databases exist again: a second restore is refused, naming them, unless told to replace them.
+    let elsewhere = f.p.scratch().join("second-restore").display().to_string();
+    let out = f.p.run(&["backup", "restore", "latest", "--to", &elsewhere]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("exist already") && out.stderr.contains(&format!("{prefix}acme")), "{}", out.stderr);
 }
