@@ -212,7 +212,12 @@ impl Catalog {
 
     /// Points the tenant at its database where a restore put it (a SQLite file in another data
     /// directory); the backend and role stay as they were.
-    pub async fn relocate_tenant_database(&self, name: &TenantName, file_name: &str, url: &str) -> Result<(), CatalogError> {
+    pub async fn relocate_tenant_database(
+        &self,
+        name: &TenantName,
+        file_name: &str,
+        url: &str,
+    ) -> Result<(), CatalogError> {
         let done = sqlx::query("UPDATE tenants SET db_name = $1, db_url = $2 WHERE name = $3")
             .bind(file_name)
             .bind(url)

@@ -8,13 +8,14 @@ use std::time::Duration;
 use crate::duration;
 use crate::error::ConfigError;
 use crate::model::{
-    AccountLockConfig, AdminConfig, ArchiveConfig, AuditConfig, BackupConfig, BackupTarget, CatalogConfig, Config, DefenderConfig, FtpsConfig,
-    LimitsConfig, LogConfig, LogFormat, MaxStartups, PipelineConfig, ProxyProtocolConfig, QuotasConfig, ReceiptsConfig,
-    SandboxConfig, SftpConfig, TenantDbBackend, TenantDbConfig, TlsVersion, UploadsConfig, is_postgres_url, scheme,
+    AccountLockConfig, AdminConfig, ArchiveConfig, AuditConfig, BackupConfig, BackupTarget, CatalogConfig, Config,
+    DefenderConfig, FtpsConfig, LimitsConfig, LogConfig, LogFormat, MaxStartups, PipelineConfig, ProxyProtocolConfig,
+    QuotasConfig, ReceiptsConfig, SandboxConfig, SftpConfig, TenantDbBackend, TenantDbConfig, TlsVersion,
+    UploadsConfig, is_postgres_url, scheme,
 };
 use crate::raw::{
-    Raw, RawAccountLock, RawArchive, RawAudit, RawBackup, RawCatalog, RawDefender, RawFtps, RawLimits, RawLog, RawPipeline,
-    RawProxyProtocol, RawQuotas, RawTenantDb, RawUploads,
+    Raw, RawAccountLock, RawArchive, RawAudit, RawBackup, RawCatalog, RawDefender, RawFtps, RawLimits, RawLog,
+    RawPipeline, RawProxyProtocol, RawQuotas, RawTenantDb, RawUploads,
 };
 use crate::schema::{self, Default};
 use crate::size::ByteSize;
@@ -315,7 +316,10 @@ fn backup(backup: RawBackup) -> Result<BackupConfig, ConfigError> {
         }
         (Some(repository), Some(password_file)) => {
             if repository.trim().is_empty() {
-                return Err(ConfigError::invalid("backup.repository", "must not be empty (leave it unset: no backups)"));
+                return Err(ConfigError::invalid(
+                    "backup.repository",
+                    "must not be empty (leave it unset: no backups)",
+                ));
             }
             if !password_file.is_absolute() {
                 return Err(ConfigError::invalid(

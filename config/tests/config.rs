@@ -211,7 +211,9 @@ fn backups_need_a_repository_and_an_absolute_password_file() {
         refusal("[backup]\nrepository = \"/srv/b\"\n"),
         "config: backup.password_file: required when backup.repository is set"
     );
-    assert!(refusal("[backup]\npassword_file = \"/etc/p/pw\"\n").starts_with("config: backup.password_file: only used"));
+    assert!(
+        refusal("[backup]\npassword_file = \"/etc/p/pw\"\n").starts_with("config: backup.password_file: only used")
+    );
     assert!(
         refusal("[backup]\nrepository = \"/srv/b\"\npassword_file = \"pw\"\n")
             .starts_with("config: backup.password_file: must be an absolute path")

@@ -127,7 +127,8 @@ fn facts(p: &Passerelle, rows: &dyn Fn(&Passerelle) -> usize) -> Facts {
 fn round_trip(p: Passerelle, rows: &dyn Fn(&Passerelle) -> usize, lose: &dyn Fn(&Passerelle)) -> Fixture {
     let mut setup = Setup::on(p);
     with_backups(&mut setup.p);
-    let mut f = setup.user("acme", "alice", PASSWORD).profile("acme", DEMO_PROFILE).inbox_dirs("acme", &["employees"]).serve();
+    let mut f =
+        setup.user("acme", "alice", PASSWORD).profile("acme", DEMO_PROFILE).inbox_dirs("acme", &["employees"]).serve();
     let csv: String = std::iter::once("employee_id;email;hired_on;salary\n".to_owned())
         .chain((1..=ROWS).map(|i| format!("{i};e{i}@example.com;10/12/2025;4200,50\n")))
         .collect();
@@ -141,7 +142,9 @@ fn round_trip(p: Passerelle, rows: &dyn Fn(&Passerelle) -> usize, lose: &dyn Fn(
     assert!(health.is_some(), "healthz: {}", get(port, "/healthz"));
     let metrics = get(port, "/metrics");
     assert!(
-        metrics.lines().any(|l| l.starts_with("passerelle_backup_verify_last_success_timestamp ") && !l.ends_with(" 0")),
+        metrics
+            .lines()
+            .any(|l| l.starts_with("passerelle_backup_verify_last_success_timestamp ") && !l.ends_with(" 0")),
         "{metrics}"
     );
 
@@ -181,7 +184,8 @@ fn round_trip(p: Passerelle, rows: &dyn Fn(&Passerelle) -> usize, lose: &dyn Fn(
 fn a_restored_sqlite_installation_serves_the_same_tenants_users_keys_and_rows() {
     let rows = |p: &Passerelle| {
         let db = p.layout().tenant_db("acme");
-        let count = wait_for(Duration::from_secs(5), || sqlite3(&db, "SELECT count(*) FROM employees").trim().parse().ok());
+        let count =
+            wait_for(Duration::from_secs(5), || sqlite3(&db, "SELECT count(*) FROM employees").trim().parse().ok());
         count.expect("a row count")
     };
     round_trip(Passerelle::new(), &rows, &|_| {});

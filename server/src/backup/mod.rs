@@ -194,7 +194,10 @@ impl Backups {
         let stored = stored?;
         removed?;
         self.restic().forget(self.retention_days).await.map_err(|e| {
-            BackupError::Invalid(format!("snapshot {} stored, but forgetting old snapshots failed: {e}", stored.snapshot))
+            BackupError::Invalid(format!(
+                "snapshot {} stored, but forgetting old snapshots failed: {e}",
+                stored.snapshot
+            ))
         })?;
         Status::update(&self.work, |status| status.backed_up(&stored.snapshot))?;
         Ok(Stored { took: started.elapsed(), ..stored })

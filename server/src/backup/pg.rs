@@ -121,7 +121,10 @@ impl PgDatabase {
         let _ = sqlx::raw_sql("ROLLBACK").execute(&mut connection).await;
         let _ = connection.close().await;
         if !output.status.success() {
-            return Err(BackupError::Tool { what: format!("pg_dump of {what}"), message: super::restic::tail(&output.stderr) });
+            return Err(BackupError::Tool {
+                what: format!("pg_dump of {what}"),
+                message: super::restic::tail(&output.stderr),
+            });
         }
         Ok(rows)
     }

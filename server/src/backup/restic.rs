@@ -146,7 +146,10 @@ impl Restic {
             .lines()
             .filter_map(|line| serde_json::from_str::<BackupSummary>(line).ok())
             .find(|message| message.message_type == "summary")
-            .ok_or_else(|| BackupError::Tool { what: "restic backup".into(), message: "no summary in its output".into() })?;
+            .ok_or_else(|| BackupError::Tool {
+                what: "restic backup".into(),
+                message: "no summary in its output".into(),
+            })?;
         let snapshot = summary.snapshot_id.unwrap_or_default();
         Ok(Stored { snapshot: snapshot.chars().take(8).collect(), added: summary.data_added })
     }
@@ -160,8 +163,10 @@ impl Restic {
     /// passerelle's snapshots, oldest first.
     pub(super) async fn snapshots(&self) -> Result<Vec<Snapshot>, BackupError> {
         let out = self.run(&["snapshots", "--json", "--tag", TAG], None).await?;
-        serde_json::from_str(out.trim())
-            .map_err(|e| BackupError::Tool { what: "restic snapshots".into(), message: format!("unreadable JSON: {e}") })
+        serde_json::from_str(out.trim()).map_err(|e| BackupError::Tool {
+            what: "restic snapshots".into(),
+            message: format!("unreadable JSON: {e}"),
+        })
     }
 
     /// Restores `snapshot` into `target`, reading every blob from the repository (no cache), so that

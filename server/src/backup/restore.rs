@@ -50,7 +50,10 @@ pub(super) async fn restore(
     let manifest = Manifest::read(&to)?;
     let failures = manifest.check_files(&to);
     if !failures.is_empty() {
-        return Err(BackupError::Invalid(format!("the restored files differ from the manifest: {}", failures.join("; "))));
+        return Err(BackupError::Invalid(format!(
+            "the restored files differ from the manifest: {}",
+            failures.join("; ")
+        )));
     }
     let plan = Plan::of(config, &manifest)?;
     plan.refuse_existing(replace).await?;
@@ -80,13 +83,18 @@ async fn restore_files(restic: &Restic, snapshot: &str, to: &Path) -> Result<Str
     let snapshot = if snapshot == "latest" {
         let snapshots = restic.snapshots().await?;
         let latest = snapshots.into_iter().max_by(|a, b| a.time.cmp(&b.time));
-        latest.map(|s| s.short_id).ok_or_else(|| BackupError::Invalid("the repository holds no passerelle snapshot".into()))?
+        latest
+            .map(|s| s.short_id)
+            .ok_or_else(|| BackupError::Invalid("the repository holds no passerelle snapshot".into()))?
     } else {
         snapshot.to_owned()
     };
     let restored = restic.restore(&snapshot, to).await?;
     if !restored.ok {
-        return Err(BackupError::Tool { what: format!("restic restore {snapshot}"), message: tail(restored.output.as_bytes()) });
+        return Err(BackupError::Tool {
+            what: format!("restic restore {snapshot}"),
+            message: tail(restored.output.as_bytes()),
+        });
     }
     Ok(snapshot)
 }
@@ -172,7 +180,12 @@ impl Plan {
 }
 
 /// Puts the catalog in place; returns its URL.
-async fn restore_catalog(config: &Config, manifest: &Manifest, to: &Path, replace: bool) -> Result<String, BackupError> {
+async fn restore_catalog(
+    config: &Config,
+    manifest: &Manifest,
+    to: &Path,
+    replace: bool,
+) -> Result<String, BackupError> {
     let Some(entry) = manifest.databases.iter().find(|d| d.tenant.is_none()) else {
         return Err(BackupError::Invalid("the manifest lists no catalog".into()));
     };

@@ -42,9 +42,8 @@ pub(crate) struct Sources<'a> {
 
 /// Fills the empty directory `staging` with the copy and its manifest.
 pub(super) async fn stage(sources: &Sources<'_>, staging: &Path) -> Result<Manifest, BackupError> {
-    let taken_at = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let taken_at =
+        time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
     let mut databases = vec![copy_catalog(sources.config, staging).await?];
     let tenant_dir = staging.join(TENANT_DB);
     super::private_dir(&tenant_dir)?;
@@ -113,10 +112,7 @@ async fn copy_tenant(catalog: &Catalog, tenant: &TenantName, dir: &Path) -> Resu
 }
 
 /// `VACUUM INTO` then counts, on a blocking thread.
-async fn sqlite_copy(
-    source: PathBuf,
-    target: PathBuf,
-) -> Result<std::collections::BTreeMap<String, u64>, BackupError> {
+async fn sqlite_copy(source: PathBuf, target: PathBuf) -> Result<std::collections::BTreeMap<String, u64>, BackupError> {
     tokio::task::spawn_blocking(move || {
         super::sqlite::vacuum_into(&source, &target)?;
         super::sqlite::row_counts(&target)

@@ -18,26 +18,24 @@ fn sqlite_error(path: &Path, e: &rusqlite::Error) -> BackupError {
 
 /// Copies the database at `source` into the new file `target`, consistently.
 pub(super) fn vacuum_into(source: &Path, target: &Path) -> Result<(), BackupError> {
-    let connection = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| sqlite_error(source, &e))?;
+    let connection =
+        Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| sqlite_error(source, &e))?;
     connection.busy_timeout(BUSY_TIMEOUT).map_err(|e| sqlite_error(source, &e))?;
-    let target_text = target.to_str().ok_or_else(|| BackupError::Invalid(format!("{}: not UTF-8", target.display())))?;
+    let target_text =
+        target.to_str().ok_or_else(|| BackupError::Invalid(format!("{}: not UTF-8", target.display())))?;
     connection.execute("VACUUM INTO ?1", [target_text]).map_err(|e| sqlite_error(source, &e))?;
     Ok(())
 }
 
 /// Rows of each table of the database at `path` (SQLite's own tables left out).
 pub(super) fn row_counts(path: &Path) -> Result<BTreeMap<String, u64>, BackupError> {
-    let connection = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| sqlite_error(path, &e))?;
+    let connection =
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| sqlite_error(path, &e))?;
     let tables: Vec<String> = {
         let mut statement = connection
             .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
             .map_err(|e| sqlite_error(path, &e))?;
-        statement
-            .query_map([], |row| row.get(0))
-            .and_then(Iterator::collect)
-            .map_err(|e| sqlite_error(path, &e))?
+        statement.query_map([], |row| row.get(0)).and_then(Iterator::collect).map_err(|e| sqlite_error(path, &e))?
     };
     let mut rows = BTreeMap::new();
     for table in tables {
@@ -51,8 +49,8 @@ pub(super) fn row_counts(path: &Path) -> Result<BTreeMap<String, u64>, BackupErr
 
 /// `PRAGMA integrity_check` of the database at `path`: `None` when it says ok, else what it says.
 pub(super) fn integrity_problem(path: &Path) -> Result<Option<String>, BackupError> {
-    let connection = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| sqlite_error(path, &e))?;
+    let connection =
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| sqlite_error(path, &e))?;
     let mut statement = connection.prepare("PRAGMA integrity_check").map_err(|e| sqlite_error(path, &e))?;
     let lines: Vec<String> =
         statement.query_map([], |row| row.get(0)).and_then(Iterator::collect).map_err(|e| sqlite_error(path, &e))?;

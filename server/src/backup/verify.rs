@@ -68,7 +68,11 @@ pub(super) async fn verify(
     let restored = restic.restore(&latest.id, scratch).await?;
     let mut damaged = !restored.ok;
     if !restored.ok {
-        verified.failures.push(format!("restore of snapshot {}: {}", latest.short_id, tail(restored.output.as_bytes())));
+        verified.failures.push(format!(
+            "restore of snapshot {}: {}",
+            latest.short_id,
+            tail(restored.output.as_bytes())
+        ));
     }
     match Manifest::read(scratch) {
         Ok(manifest) => {
@@ -144,10 +148,7 @@ async fn check_database(
 
 /// Restores a dump into a scratch database on the configured PostgreSQL server, counts its rows and
 /// drops it.
-async fn restored_rows(
-    config: &Config,
-    dump: &Path,
-) -> Result<std::collections::BTreeMap<String, u64>, BackupError> {
+async fn restored_rows(config: &Config, dump: &Path) -> Result<std::collections::BTreeMap<String, u64>, BackupError> {
     let admin_url = config.tenant_db.admin_url.as_deref().unwrap_or(&config.catalog.url);
     let admin = PgDatabase::parse(admin_url)?;
     let name = format!("passerelle_verify_{:016x}", rand::random::<u64>());

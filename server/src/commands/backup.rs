@@ -18,7 +18,9 @@ pub(super) async fn run(config: Config, command: BackupCommand) -> Result<(), Cl
     };
     match command {
         BackupCommand::Run(flag) => run_backup(&backups, Admin::open(config).await?, flag.json).await,
-        BackupCommand::Verify { read_all, json } => verify(&backups, Admin::open(config).await?, read_all, json.json).await,
+        BackupCommand::Verify { read_all, json } => {
+            verify(&backups, Admin::open(config).await?, read_all, json.json).await
+        }
         BackupCommand::List(flag) => list(&backups, flag.json).await,
         BackupCommand::Restore { snapshot, to, replace_databases } => {
             restore(&backups, &config, &snapshot, &to, replace_databases).await
@@ -98,8 +100,10 @@ async fn list(backups: &Backups, as_json: bool) -> Result<(), CliError> {
     if as_json {
         return output::json(&snapshots);
     }
-    let rows: Vec<Vec<String>> =
-        snapshots.iter().map(|s| vec![s.short_id.clone(), s.time.clone(), s.tags.join(","), s.hostname.clone()]).collect();
+    let rows: Vec<Vec<String>> = snapshots
+        .iter()
+        .map(|s| vec![s.short_id.clone(), s.time.clone(), s.tags.join(","), s.hostname.clone()])
+        .collect();
     output::table(&["SNAPSHOT", "TIME", "TAGS", "HOST"], &rows);
     Ok(())
 }
