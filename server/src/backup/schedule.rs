@@ -61,14 +61,24 @@ async fn run(engine: Engine, backups: Backups) {
         let status = backups.status();
         if status.backed_up_at.is_some() && due(status.verified_at, config.backup.verify_interval, verify_failed) {
             let result = backups.verify(&config, false).await;
-            let good = result.as_ref().is_ok_and(|verified| verified.failures.is_empty());
-            if good {
-                verify_failed = None;
-                info!("backup verified");
-            } else {
-                verify_failed = Some(Instant::now());
-                engine.backup_failed("verify");
-                warn!("backup verification failed (see the audit trail: passerelle audit)");
+            match &result {
+                Ok(verified) if verified.failures.is_empty() => {
+                    verify_failed = None;
+                    info!(files = verified.files, packs_read = %verified.read, "backup verified");
+                }
+                Ok(verified) => {
+                    verify_failed = Some(Instant::now());
+                    engine.backup_failed("verify");
+                    warn!(
+                        failures = verified.failures.len(),
+                        "backup verification failed (each failure is in the audit trail)"
+                    );
+                }
+                Err(e) => {
+                    verify_failed = Some(Instant::now());
+                    engine.backup_failed("verify");
+                    warn!(error = %e, "backup verification failed");
+                }
             }
             engine.audit(super::report::verify_event(ACTOR, "backup", &result));
         }
