@@ -126,7 +126,7 @@ fn facts(p: &Passerelle, rows: &dyn Fn(&Passerelle) -> usize) -> Facts {
 /// users, keys, host keys and imported rows, and clients log in as before.
 fn round_trip(p: Passerelle, rows: &dyn Fn(&Passerelle) -> usize, lose: &dyn Fn(&Passerelle)) -> Fixture {
     let mut setup = Setup::on(p);
-    with_backups(&mut setup.p);
+    let repository = with_backups(&mut setup.p);
     let mut f =
         setup.user("acme", "alice", PASSWORD).profile("acme", DEMO_PROFILE).inbox_dirs("acme", &["employees"]).serve();
     let csv: String = std::iter::once("employee_id;email;hired_on;salary\n".to_owned())
@@ -135,8 +135,12 @@ fn round_trip(p: Passerelle, rows: &dyn Fn(&Passerelle) -> usize, lose: &dyn Fn(
     f.upload("alice", "employees/staff.csv", csv.as_bytes());
     assert_eq!(f.receipt("alice", "employees/staff.csv")["status"], "imported");
 
-    // serve backed up and verified at its start.
+    // serve backed up and verified at its start, inside its sandbox, which lets it write the repository.
     f.server.wait_for_line("backup verified", Duration::from_secs(60));
+    let sandbox = f.server.wait_for_line("sandbox: landlock", Duration::from_secs(1));
+    if sandbox.contains("ruleset in force") {
+        assert!(sandbox.contains(&repository.display().to_string()), "{sandbox}");
+    }
     let port = f.p.admin_port();
     let health = wait_for(Duration::from_secs(10), || (get(port, "/healthz") == "ok\n").then_some(()));
     assert!(health.is_some(), "healthz: {}", get(port, "/healthz"));
