@@ -68,6 +68,21 @@ fn a_flipped_byte_in_a_pack_fails_verify_which_names_the_pack() {
     assert!(out.stdout.contains("NOT verified"), "{}", out.stdout);
     let audit = p.ok(&["audit", "--json"]);
     assert!(audit.contains("backup_verify") && audit.contains(&name), "the failure is audited: {audit}");
+
+    // serve, knowing of no verified backup, backs up and verifies at once; with one verification
+    // per retention period its share is every pack, the damaged one too: the failure is counted and
+    // /healthz says degraded (still 200: transfers go on).
+    std::fs::remove_file(p.data_dir().join("backup").join("status.json")).unwrap();
+    p.set_env("PASSERELLE_BACKUP_RETENTION_DAYS", "1");
+    let mut server = p.serve(&[]);
+    server.wait_for_line("backup verification failed", Duration::from_secs(60));
+    let port = p.admin_port();
+    let metrics = wait_for(Duration::from_secs(10), || {
+        let metrics = get(port, "/metrics");
+        metrics.contains("passerelle_backup_failures_total{kind=\"verify\"} 1").then_some(metrics)
+    });
+    assert!(metrics.is_some(), "{}", get(port, "/metrics"));
+    assert_eq!(get(port, "/healthz"), "degraded: backups: no verified backup yet\n");
 }
 
 #[test]
