@@ -104,25 +104,27 @@ impl Restic {
         Ok(command)
     }
 
-    /// Runs restic with `args` in `dir` (or the current directory); returns its output and status.
-    async fn finish(&self, args: &[&str], dir: Option<&Path>) -> Result<Finished, BackupError> {
+    /// Runs restic with `args` in `dir` (or the current directory) to its end.
+    async fn output(&self, args: &[&str], dir: Option<&Path>) -> Result<std::process::Output, BackupError> {
         let mut command = self.command(args)?;
         if let Some(dir) = dir {
             command.current_dir(dir);
         }
-        let output = command.output().await.map_err(|source| BackupError::Spawn { program: "restic", source })?;
+        command.output().await.map_err(|source| BackupError::Spawn { program: "restic", source })
+    }
+
+    /// Runs restic with `args`; returns what it printed and whether it succeeded.
+    async fn finish(&self, args: &[&str]) -> Result<Finished, BackupError> {
+        let output = self.output(args, None).await?;
         let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
         text.push_str(&String::from_utf8_lossy(&output.stderr));
         Ok(Finished { ok: output.status.success(), output: text })
     }
 
-    /// Runs restic with `args`; its standard output, or an error with the tail of its standard error.
+    /// Runs restic with `args` in `dir`; its standard output, or an error with the end of its
+    /// standard error.
     async fn run(&self, args: &[&str], dir: Option<&Path>) -> Result<String, BackupError> {
-        let mut command = self.command(args)?;
-        if let Some(dir) = dir {
-            command.current_dir(dir);
-        }
-        let output = command.output().await.map_err(|source| BackupError::Spawn { program: "restic", source })?;
+        let output = self.output(args, dir).await?;
         if output.status.success() {
             return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
         }
@@ -131,7 +133,7 @@ impl Restic {
 
     /// Initialises the repository unless it exists already.
     pub(super) async fn init_if_needed(&self) -> Result<bool, BackupError> {
-        if self.finish(&["cat", "config"], None).await?.ok {
+        if self.finish(&["cat", "config"]).await?.ok {
             return Ok(false);
         }
         self.run(&["init"], None).await?;
@@ -173,13 +175,13 @@ impl Restic {
     /// damaged data is found rather than served from a local copy.
     pub(super) async fn restore(&self, snapshot: &str, target: &Path) -> Result<Finished, BackupError> {
         let target = target.to_string_lossy();
-        self.finish(&["--no-cache", "restore", snapshot, "--target", &target], None).await
+        self.finish(&["--no-cache", "restore", snapshot, "--target", &target]).await
     }
 
     /// `restic check`, reading the data of `subset` (`k/n`), or of every pack when `None`.
     pub(super) async fn check(&self, subset: Option<&str>) -> Result<Finished, BackupError> {
         let read = subset.map_or_else(|| "--read-data".to_owned(), |s| format!("--read-data-subset={s}"));
-        self.finish(&["check", &read], None).await
+        self.finish(&["check", &read]).await
     }
 }
 
