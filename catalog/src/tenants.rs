@@ -141,10 +141,7 @@ impl Catalog {
         .bind(stored(files))
         .execute(&self.pool)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(CatalogError::NotFound(format!("tenant {name}")));
-        }
-        Ok(())
+        tenant_touched(done.rows_affected(), name)
     }
 
     /// Removes a tenant's quota override: the configured defaults apply again.
@@ -153,10 +150,7 @@ impl Catalog {
             .bind(name.as_str())
             .execute(&self.pool)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(CatalogError::NotFound(format!("tenant {name}")));
-        }
-        Ok(())
+        tenant_touched(done.rows_affected(), name)
     }
 
     /// Every tenant's quota override, by tenant name, in one query (what a
@@ -224,10 +218,7 @@ impl Catalog {
             .bind(name.as_str())
             .execute(&self.pool)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(CatalogError::NotFound(format!("tenant {name}")));
-        }
-        Ok(())
+        tenant_touched(done.rows_affected(), name)
     }
 
     /// Deletes the tenant with its users and keys (audit events are kept).
@@ -261,4 +252,9 @@ impl Catalog {
             quota: TenantQuota::from_row(row)?,
         })
     }
+}
+
+/// `NotFound` when a statement changed no row of tenant `name`.
+fn tenant_touched(rows: u64, name: &TenantName) -> Result<(), CatalogError> {
+    if rows == 0 { Err(CatalogError::NotFound(format!("tenant {name}"))) } else { Ok(()) }
 }
