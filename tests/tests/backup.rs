@@ -192,6 +192,8 @@ fn round_trip(p: Passerelle, rows: &dyn Fn(&Passerelle) -> usize, lose: &dyn Fn(
     assert!(out.success(), "password login after the restore: {}", out.stderr);
     let out = f.sftp("alice").sftp_batch("ls /inbox\n");
     assert!(out.success(), "key login after the restore: {}", out.stderr);
+    // The restored server backs itself up again (and, until then, holds restic's lock while it prunes).
+    f.server.wait_for_line("backup verified", Duration::from_secs(60));
     // A restore refuses a directory that is not empty.
     let out = f.p.run(&["backup", "restore", "latest", "--to", &to]);
     assert_eq!(out.code, 1, "{}", out.stderr);
