@@ -141,10 +141,7 @@ impl Catalog {
         .bind(stored(files))
         .execute(&self.pool)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(CatalogError::NotFound(format!("tenant {name}")));
-        }
-        Ok(())
+        tenant_touched(done.rows_affected(), name)
     }
 
     /// Removes a tenant's quota override: the configured defaults apply again.
@@ -153,10 +150,7 @@ impl Catalog {
             .bind(name.as_str())
             .execute(&self.pool)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(CatalogError::NotFound(format!("tenant {name}")));
-        }
-        Ok(())
+        tenant_touched(done.rows_affected(), name)
     }
 
     /// Every tenant's quota override, by tenant name, in one query (what a
@@ -210,6 +204,23 @@ impl Catalog {
         })
     }
 
+    /// Points the tenant at its database where a restore put it (a SQLite file in another data
+    /// directory); the backend and role stay as they were.
+    pub async fn relocate_tenant_database(
+        &self,
+        name: &TenantName,
+        file_name: &str,
+        url: &str,
+    ) -> Result<(), CatalogError> {
+        let done = sqlx::query("UPDATE tenants SET db_name = $1, db_url = $2 WHERE name = $3")
+            .bind(file_name)
+            .bind(url)
+            .bind(name.as_str())
+            .execute(&self.pool)
+            .await?;
+        tenant_touched(done.rows_affected(), name)
+    }
+
     /// Deletes the tenant with its users and keys (audit events are kept).
     pub async fn remove_tenant(&self, name: &TenantName) -> Result<(), CatalogError> {
         let mut tx = self.pool.begin().await?;
@@ -241,4 +252,9 @@ impl Catalog {
             quota: TenantQuota::from_row(row)?,
         })
     }
+}
+
+/// `NotFound` when a statement changed no row of tenant `name`.
+fn tenant_touched(rows: u64, name: &TenantName) -> Result<(), CatalogError> {
+    if rows == 0 { Err(CatalogError::NotFound(format!("tenant {name}"))) } else { Ok(()) }
 }

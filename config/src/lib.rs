@@ -47,9 +47,10 @@ mod validate;
 pub use crate::error::ConfigError;
 pub use crate::load::Sources;
 pub use crate::model::{
-    AccountLockConfig, AdminConfig, ArchiveConfig, AuditConfig, CatalogConfig, Config, DefenderConfig, FtpsConfig,
-    LimitsConfig, LogConfig, LogFormat, MaxStartups, PipelineConfig, ProxyProtocolConfig, QuotasConfig, ReceiptsConfig,
-    SandboxConfig, SftpConfig, TenantDbBackend, TenantDbConfig, TlsVersion, UploadsConfig,
+    AccountLockConfig, AdminConfig, ArchiveConfig, AuditConfig, BackupConfig, BackupTarget, CatalogConfig, Config,
+    DefenderConfig, FtpsConfig, LimitsConfig, LogConfig, LogFormat, MaxStartups, PipelineConfig, ProxyProtocolConfig,
+    QuotasConfig, ReceiptsConfig, SandboxConfig, SftpConfig, TenantDbBackend, TenantDbConfig, TlsVersion,
+    UploadsConfig,
 };
 pub use crate::render::{example_toml, reference_markdown};
 pub use crate::size::ByteSize;

@@ -52,6 +52,8 @@ pub struct Config {
     pub proxy_protocol: ProxyProtocolConfig,
     /// How `serve` confines itself.
     pub sandbox: SandboxConfig,
+    /// Backups into a restic repository, and their daily verification.
+    pub backup: BackupConfig,
 }
 
 /// `[sftp]`: the SFTP front-end.
@@ -362,6 +364,52 @@ pub struct SandboxConfig {
     /// Restrict the server's own filesystem access with Landlock (where the kernel has it) to the data
     /// directory and the few files it must still read.
     pub landlock: bool,
+}
+
+/// `[backup]`: backups into a restic repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupConfig {
+    /// Where backups go; `None` (no `backup.repository`): backups are off.
+    pub target: Option<BackupTarget>,
+    /// How often `serve` takes a backup (over zero).
+    pub interval: Duration,
+    /// Days snapshots are kept (`restic forget --keep-within`), 1 to 3650.
+    pub retention_days: u32,
+    /// How often `serve` restores and verifies the latest snapshot (over zero).
+    pub verify_interval: Duration,
+}
+
+/// A restic repository and the file holding its password: both set, or backups are off.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BackupTarget {
+    /// The restic repository (a local path, `sftp:`, `s3:`, `rest:`, `rclone:`...). May hold credentials:
+    /// print it only through [`BackupTarget::redacted_repository`].
+    pub repository: String,
+    /// The file holding the repository's password (absolute; 0600 and outside `data_dir`, checked where
+    /// it is used).
+    pub password_file: PathBuf,
+}
+
+impl BackupTarget {
+    /// The repository with any password replaced by `***`, safe to print.
+    pub fn redacted_repository(&self) -> String {
+        redact_url(&self.repository)
+    }
+
+    /// The repository's directory when it is a local path (no `scheme:` prefix), else `None`.
+    pub fn local_path(&self) -> Option<PathBuf> {
+        let local = self.repository.strip_prefix("local:").unwrap_or(&self.repository);
+        (local.starts_with('/') || scheme(local).is_none()).then(|| PathBuf::from(local))
+    }
+}
+
+impl fmt::Debug for BackupTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackupTarget")
+            .field("repository", &self.redacted_repository())
+            .field("password_file", &self.password_file)
+            .finish()
+    }
 }
 
 /// `[uploads]`: how completed uploads are stored.

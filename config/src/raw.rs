@@ -28,6 +28,17 @@ pub(crate) struct Raw {
     pub(crate) account_lock: RawAccountLock,
     pub(crate) proxy_protocol: RawProxyProtocol,
     pub(crate) sandbox: RawSandbox,
+    pub(crate) backup: RawBackup,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBackup {
+    pub(crate) repository: Option<String>,
+    pub(crate) password_file: Option<PathBuf>,
+    pub(crate) interval: String,
+    pub(crate) retention_days: u32,
+    pub(crate) verify_interval: String,
 }
 
 #[derive(Deserialize)]

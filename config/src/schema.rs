@@ -166,6 +166,15 @@ pub(crate) const SECTIONS: &[(&str, &str)] = &[
          for one tenant. An upload that would go over is refused while it is sent, and nothing of it is \
          kept; the server sees changed quotas within a few seconds.",
     ),
+    (
+        "backup",
+        "Backups with restic (encrypted, authenticated, deduplicated; local, SFTP, S3, REST or rclone \
+         repositories). Each run takes a consistent copy of the catalog, every tenant database, the SSH host \
+         keys, the TLS identity and the archive (with a manifest of SHA-256 sums) and stores it as one \
+         snapshot; `serve` runs it every `interval`, then forgets snapshots older than `retention_days`, and \
+         restores and checks the latest snapshot every `verify_interval`. `passerelle backup run|verify|list|\
+         restore` do the same by hand. Unset `repository`: no backups (said once at start).",
+    ),
 ];
 
 fn string(s: impl Into<String>) -> Option<Value> {
@@ -841,6 +850,62 @@ pub(crate) const KEYS: &[KeyDef] = &[
         secret: false,
         doc: "Files each tenant may store, at least 1; unset: unlimited. Creating a file beyond it is refused.",
         effective: |c| c.quotas.files.map(|n| Value::Integer(i64::try_from(n).unwrap_or(i64::MAX))),
+    },
+    KeyDef {
+        section: "backup",
+        name: "repository",
+        kind: Kind::Text,
+        default: Default::Unset { example: r#""/srv/backup/passerelle""# },
+        secret: true,
+        doc: "The restic repository backups go to: a local directory (outside data_dir; created and \
+              initialised at the first run) or any repository restic takes (`sftp:host:/path`, `s3:...`, \
+              `rest:...`, `rclone:...`). Unset: no backups. Under the Landlock sandbox a local repository's \
+              directory is the only one outside data_dir that `serve` may write.",
+        effective: |c| c.backup.target.as_ref().and_then(|t| string(t.repository.clone())),
+    },
+    KeyDef {
+        section: "backup",
+        name: "password_file",
+        kind: Kind::Path,
+        default: Default::Unset { example: r#""/etc/passerelle/backup-password""# },
+        secret: false,
+        doc: "File holding the repository's password (its first line), given to restic in its environment \
+              only. Required with `repository`. It must be an absolute path outside data_dir (a backup must \
+              not carry its own key) and readable by its owner only (0600 or 0400); anything else is refused. \
+              Keep a copy offline: without it no backup can be read.",
+        effective: |c| c.backup.target.as_ref().and_then(|t| string(t.password_file.display().to_string())),
+    },
+    KeyDef {
+        section: "backup",
+        name: "interval",
+        kind: Kind::Duration,
+        default: Default::Value(r#""1h""#),
+        secret: false,
+        doc: "How often `serve` takes a backup (the recovery point objective). The copy of the databases \
+              takes a moment; the upload runs after it and holds nothing up.",
+        effective: |c| duration(c.backup.interval),
+    },
+    KeyDef {
+        section: "backup",
+        name: "retention_days",
+        kind: Kind::Integer,
+        default: Default::Value("30"),
+        secret: false,
+        doc: "Days snapshots are kept, 1 to 3650: after each backup, `restic forget --keep-within <days>d \
+              --prune`.",
+        effective: |c| integer(c.backup.retention_days),
+    },
+    KeyDef {
+        section: "backup",
+        name: "verify_interval",
+        kind: Kind::Duration,
+        default: Default::Value(r#""24h""#),
+        secret: false,
+        doc: "How often `serve` restores the latest snapshot into a scratch directory and checks it \
+              (`passerelle backup verify`), reading a rotating share of the repository's packs so that \
+              every pack is read within retention_days. /healthz says degraded when the last verified \
+              snapshot is older than 26 hours.",
+        effective: |c| duration(c.backup.verify_interval),
     },
 ];
 

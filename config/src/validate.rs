@@ -8,13 +8,14 @@ use std::time::Duration;
 use crate::duration;
 use crate::error::ConfigError;
 use crate::model::{
-    AccountLockConfig, AdminConfig, ArchiveConfig, AuditConfig, CatalogConfig, Config, DefenderConfig, FtpsConfig,
-    LimitsConfig, LogConfig, LogFormat, MaxStartups, PipelineConfig, ProxyProtocolConfig, QuotasConfig, ReceiptsConfig,
-    SandboxConfig, SftpConfig, TenantDbBackend, TenantDbConfig, TlsVersion, UploadsConfig, is_postgres_url, scheme,
+    AccountLockConfig, AdminConfig, ArchiveConfig, AuditConfig, BackupConfig, BackupTarget, CatalogConfig, Config,
+    DefenderConfig, FtpsConfig, LimitsConfig, LogConfig, LogFormat, MaxStartups, PipelineConfig, ProxyProtocolConfig,
+    QuotasConfig, ReceiptsConfig, SandboxConfig, SftpConfig, TenantDbBackend, TenantDbConfig, TlsVersion,
+    UploadsConfig, is_postgres_url, scheme,
 };
 use crate::raw::{
-    Raw, RawAccountLock, RawArchive, RawAudit, RawCatalog, RawDefender, RawFtps, RawLimits, RawLog, RawPipeline,
-    RawProxyProtocol, RawQuotas, RawTenantDb, RawUploads,
+    Raw, RawAccountLock, RawArchive, RawAudit, RawBackup, RawCatalog, RawDefender, RawFtps, RawLimits, RawLog,
+    RawPipeline, RawProxyProtocol, RawQuotas, RawTenantDb, RawUploads,
 };
 use crate::schema::{self, Default};
 use crate::size::ByteSize;
@@ -42,6 +43,7 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
     let limits = limits(raw.limits, login_grace_time)?;
     let quotas = quotas(raw.quotas)?;
     let uploads = uploads(raw.uploads)?;
+    let backup = backup(raw.backup)?;
     Ok(Config {
         sftp: SftpConfig { listen: raw.sftp.listen, libssh2_compat: raw.sftp.libssh2_compat },
         ftps,
@@ -60,6 +62,7 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
         account_lock,
         proxy_protocol,
         sandbox: SandboxConfig { landlock: raw.sandbox.landlock },
+        backup,
         data_dir,
     })
 }
@@ -296,6 +299,43 @@ fn pipeline(pipeline: RawPipeline) -> Result<PipelineConfig, ConfigError> {
             .map_or(1, |n| u32::try_from(n.get()).unwrap_or(*WORKERS.end()).clamp(*WORKERS.start(), *WORKERS.end())),
     };
     Ok(PipelineConfig { workers })
+}
+
+/// `[backup]`: a repository needs an absolute password file, and a password file a repository.
+fn backup(backup: RawBackup) -> Result<BackupConfig, ConfigError> {
+    let target = match (backup.repository, backup.password_file) {
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(ConfigError::invalid("backup.password_file", "required when backup.repository is set"));
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::invalid(
+                "backup.password_file",
+                "only used with backup.repository; set the repository or remove the password file",
+            ));
+        }
+        (Some(repository), Some(password_file)) => {
+            if repository.trim().is_empty() {
+                return Err(ConfigError::invalid(
+                    "backup.repository",
+                    "must not be empty (leave it unset: no backups)",
+                ));
+            }
+            if !password_file.is_absolute() {
+                return Err(ConfigError::invalid(
+                    "backup.password_file",
+                    format!("must be an absolute path (got \"{}\")", password_file.display()),
+                ));
+            }
+            Some(BackupTarget { repository, password_file })
+        }
+    };
+    Ok(BackupConfig {
+        target,
+        interval: parse_duration("backup.interval", &backup.interval)?,
+        retention_days: in_range("backup.retention_days", backup.retention_days, 1..=3650)?,
+        verify_interval: parse_duration("backup.verify_interval", &backup.verify_interval)?,
+    })
 }
 
 fn audit(audit: RawAudit) -> Result<AuditConfig, ConfigError> {

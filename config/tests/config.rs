@@ -189,6 +189,39 @@ fn quotas_take_sizes_and_file_counts_from_the_file_and_the_environment() {
 }
 
 #[test]
+fn backups_need_a_repository_and_an_absolute_password_file() {
+    let c = load_with("", &[]).unwrap();
+    assert_eq!(c.backup.target, None, "no backups unless configured");
+    assert_eq!(c.backup.interval, Duration::from_secs(3600));
+    assert_eq!(c.backup.retention_days, 30);
+    assert_eq!(c.backup.verify_interval, Duration::from_secs(24 * 3600));
+    let c = load_with(
+        "[backup]\nrepository = \"rest:https://u:hunter2xyz@backup.example/p\"\npassword_file = \"/etc/p/pw\"\n",
+        &[("PASSERELLE_BACKUP_INTERVAL", "30m")],
+    )
+    .unwrap();
+    let target = c.backup.target.clone().expect("backups on");
+    assert_eq!(target.password_file, PathBuf::from("/etc/p/pw"));
+    assert_eq!(target.local_path(), None, "a REST repository is not a directory");
+    assert_eq!(c.backup.interval, Duration::from_secs(1800));
+    assert!(!c.to_redacted_toml().contains("hunter2xyz") && !format!("{c:?}").contains("hunter2xyz"));
+    let local = load_with("[backup]\nrepository = \"/srv/b\"\npassword_file = \"/etc/p/pw\"\n", &[]).unwrap();
+    assert_eq!(local.backup.target.unwrap().local_path(), Some(PathBuf::from("/srv/b")));
+    assert_eq!(
+        refusal("[backup]\nrepository = \"/srv/b\"\n"),
+        "config: backup.password_file: required when backup.repository is set"
+    );
+    assert!(
+        refusal("[backup]\npassword_file = \"/etc/p/pw\"\n").starts_with("config: backup.password_file: only used")
+    );
+    assert!(
+        refusal("[backup]\nrepository = \"/srv/b\"\npassword_file = \"pw\"\n")
+            .starts_with("config: backup.password_file: must be an absolute path")
+    );
+    assert!(refusal("[backup]\nretention_days = 0\n").starts_with("config: backup.retention_days: must be between 1"));
+}
+
+#[test]
 fn unsafe_tls_versions_are_refused() {
     assert_eq!(
         refusal("[ftps]\ntls_versions = [\"1.2\", \"1.0\"]\n"),

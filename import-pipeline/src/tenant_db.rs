@@ -81,7 +81,8 @@ impl TenantDbProvisioner {
             Self::Postgres { admin_url, name_prefix } => {
                 let name = pg_identifier(name_prefix, tenant);
                 let mut admin = PgConnection::connect(admin_url.as_str()).await?;
-                let created = create_postgres(&mut admin, admin_url, &name).await;
+                let password = hex::encode(rand::random::<[u8; 32]>());
+                let created = create_postgres(&mut admin, admin_url, &name, &password).await;
                 if created.is_err() {
                     // Undo whatever part was done; the first error is the one to report.
                     let _ = drop_postgres(&mut admin, &name).await;
@@ -90,6 +91,26 @@ impl TenantDbProvisioner {
                 created
             }
         }
+    }
+
+    /// Recreates a PostgreSQL tenant database and its role as a restored catalog describes them: the
+    /// role gets the password of `database.url`, so the catalog's URL reaches it again. An existing
+    /// database or role of that name is refused unless `replace`, which drops them first. A SQLite
+    /// tenant database needs nothing here (its file is restored as it is).
+    pub async fn recreate(&self, database: &TenantDatabase, replace: bool) -> Result<(), TenantDbError> {
+        let Self::Postgres { admin_url, .. } = self else {
+            return Err(TenantDbError::AdminUrl("tenant_db.backend is not \"postgres\"".into()));
+        };
+        let name = PgIdentifier::from_catalog(&database.name)?;
+        let url = Url::parse(&database.url).map_err(|e| TenantDbError::AdminUrl(format!("catalog URL: {e}")))?;
+        let password = percent_encoding::percent_decode_str(url.password().unwrap_or_default()).decode_utf8_lossy();
+        let mut admin = PgConnection::connect(admin_url.as_str()).await?;
+        if replace {
+            drop_postgres(&mut admin, &name).await?;
+        }
+        let created = create_postgres(&mut admin, admin_url, &name, &password).await.map(drop);
+        let _ = admin.close().await;
+        created
     }
 
     /// Destroys the tenant's database and account. Missing parts are not an error.
@@ -177,6 +198,7 @@ async fn create_postgres(
     admin: &mut PgConnection,
     admin_url: &Url,
     name: &PgIdentifier,
+    password: &str,
 ) -> Result<TenantDatabase, TenantDbError> {
     let n = &name.0;
     let exists: bool = sqlx::query_scalar(
@@ -188,8 +210,7 @@ async fn create_postgres(
     if exists {
         return Err(TenantDbError::AlreadyExists(n.clone()));
     }
-    let password = hex::encode(rand::random::<[u8; 32]>());
-    let verifier = scram_sha256_verifier(&password);
+    let verifier = scram_sha256_verifier(password);
     // DDL takes no bound parameters: `n` is a PgIdentifier ([a-z0-9_]) and the
     // verifier is base64 and '$:' produced here, so neither can close the quotes.
     let statements = [
@@ -205,7 +226,7 @@ async fn create_postgres(
     }
     let mut url = admin_url.clone();
     url.set_username(n).map_err(|()| TenantDbError::AdminUrl("cannot carry a user name".into()))?;
-    url.set_password(Some(&password)).map_err(|()| TenantDbError::AdminUrl("cannot carry a password".into()))?;
+    url.set_password(Some(password)).map_err(|()| TenantDbError::AdminUrl("cannot carry a password".into()))?;
     url.set_path(&format!("/{n}"));
     Ok(TenantDatabase { backend: "postgres".into(), name: n.clone(), role: Some(n.clone()), url: url.into() })
 }

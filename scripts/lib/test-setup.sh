@@ -104,6 +104,9 @@ TOOLS=(
     "sftp openssh-client" "scp openssh-client" "ssh-keygen openssh-client"
     "curl curl" "lftp lftp" "sqlite3 sqlite3" "openssl openssl" "rclone rclone"
     "psql postgresql-client" "pg_isready postgresql-client"
+    # Backups (tests/tests/backup.rs): restic, and the PostgreSQL dump tools of the same
+    # Debian release as the server ensure_postgres_server_tools installs.
+    "restic restic" "pg_dump postgresql-client" "pg_restore postgresql-client"
     # FTPS: the TLS scan of both ports.
     "testssl testssl.sh"
     "python3 python3"

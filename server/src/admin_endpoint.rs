@@ -1,6 +1,6 @@
 //! The admin HTTP endpoint on `admin.listen`: `GET /healthz` (200 when the
 //! catalog answers, 503 otherwise; the body says when the disk is low on
-//! space) and `GET /metrics` (Prometheus text).
+//! space or the last verified backup is too old) and `GET /metrics` (Prometheus text).
 //! Plain HTTP/1.1 on a private address: it serves numbers, never tenant
 //! data, names or secrets, and accepts nothing but these two GETs.
 
@@ -109,18 +109,25 @@ async fn respond(engine: Engine, request: Request<Incoming>) -> Result<Response<
 }
 
 /// 503 when the catalog does not answer: nothing works without it. A disk
-/// low on space is reported but stays 200: logins, downloads and imports
+/// low on space, or backups whose last verified snapshot is older than 26 h,
+/// are reported but stay 200: logins, downloads and imports
 /// already received go on, and taking every node of a shared data directory
 /// out of a load balancer at once would stop those too.
 async fn health(engine: &Engine) -> Response<Full<Bytes>> {
     if !tokio::time::timeout(HEALTH_TIMEOUT, engine.healthy()).await.unwrap_or(false) {
         return text(StatusCode::SERVICE_UNAVAILABLE, "catalog unreachable\n".into());
     }
-    match engine.low_space() {
-        None => text(StatusCode::OK, "ok\n".into()),
-        Some(low) => {
-            text(StatusCode::OK, format!("degraded: {low}; uploads are refused, logins and downloads go on\n"))
-        }
+    let mut degraded = Vec::new();
+    if let Some(low) = engine.low_space() {
+        degraded.push(format!("{low}; uploads are refused, logins and downloads go on"));
+    }
+    if let Some(backups) = engine.backups_degraded() {
+        degraded.push(format!("backups: {backups}"));
+    }
+    if degraded.is_empty() {
+        text(StatusCode::OK, "ok\n".into())
+    } else {
+        text(StatusCode::OK, format!("degraded: {}\n", degraded.join("; ")))
     }
 }
 

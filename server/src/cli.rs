@@ -57,11 +57,46 @@ pub(crate) enum Command {
     /// Follow, inspect and retry import jobs (one per file handed to the import pipeline).
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Back up to the restic repository of `[backup]`, verify the latest backup, list backups, or
+    /// restore one into a new data directory (the disaster-recovery procedure).
+    #[command(subcommand)]
+    Backup(BackupCommand),
     /// For packagers: write shell completions (DIR/completions) and man pages (DIR/man).
     #[command(hide = true)]
     GenerateAssets {
         /// Directory to write into (created if absent).
         dir: PathBuf,
+    },
+}
+
+/// `backup` verbs.
+#[derive(Debug, Subcommand)]
+pub(crate) enum BackupCommand {
+    /// Copy the catalog, tenant databases, host keys, TLS identity and archive consistently and store
+    /// them as one snapshot (then forget snapshots older than backup.retention_days).
+    Run(JsonFlag),
+    /// Restore the latest snapshot into a scratch directory and check every file, database and row
+    /// count against its manifest, and a rotating share of the repository's packs (exit 1 on any failure).
+    Verify {
+        /// Read every pack of the repository, not only this period's share.
+        #[arg(long)]
+        read_all: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// List the snapshots in the repository, oldest first.
+    List(JsonFlag),
+    /// Restore a snapshot into a new data directory that `serve --data-dir DIR` starts from; PostgreSQL
+    /// databases are recreated under their original names on the configured server.
+    Restore {
+        /// Snapshot id (as `backup list` prints it) or `latest`.
+        snapshot: String,
+        /// The new data directory: absent or empty.
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+        /// Drop and recreate PostgreSQL databases and roles of the same names if they exist (refused otherwise).
+        #[arg(long)]
+        replace_databases: bool,
     },
 }
 

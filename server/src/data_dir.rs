@@ -11,6 +11,7 @@
 //!   tenant-db/           per-tenant SQLite databases, 0600
 //!   spool/<tenant>/      files taken by the import pipeline while their jobs run
 //!   archive/<tenant>/    archived originals
+//!   backup/              backups' work directory (see `crate::backup`), never itself backed up
 //! ```
 
 use std::fs;

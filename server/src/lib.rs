@@ -11,6 +11,7 @@ use clap::Parser;
 mod admin;
 mod admin_endpoint;
 mod assets;
+mod backup;
 mod cli;
 mod commands;
 mod config_source;

@@ -8,6 +8,7 @@
 //! Rules follow directories, not file names: a certificate renewed or a `resolv.conf` rewritten by
 //! rename is a new inode, which a rule on the old file would not cover.
 
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 
 use landlock::{
@@ -61,6 +62,11 @@ impl Policy {
             read_write.extend(parent(&catalog));
         }
         let mut read_only: Vec<PathBuf> = SYSTEM_READ.iter().map(PathBuf::from).collect();
+        // Backups: restic writes a local repository and reads the password file (its directory).
+        if let Some(target) = &config.backup.target {
+            read_write.extend(target.local_path());
+            read_only.extend(parent(&target.password_file));
+        }
         for file in config_file.into_iter().chain([config.ftps.cert.as_path(), config.ftps.key.as_path()]) {
             read_only.extend(parent(file));
             if let Ok(resolved) = std::fs::canonicalize(file) {
@@ -75,6 +81,19 @@ impl Policy {
         }
         Self { read_write, read_only }
     }
+}
+
+/// Creates a local backup repository's directory (0700) when absent, so that the sandbox can allow
+/// it before restic initialises it.
+pub(crate) fn create_backup_repository(config: &Config) -> Result<(), CliError> {
+    let Some(local) = config.backup.target.as_ref().and_then(passerelle_config::BackupTarget::local_path) else {
+        return Ok(());
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&local)
+        .map_err(|e| usage(format!("backup.repository {}: cannot create: {e}", local.display())))
 }
 
 /// The directory holding `file` (`.` for a bare name).

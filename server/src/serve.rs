@@ -13,6 +13,7 @@ use tracing::info;
 
 use crate::admin::Admin;
 use crate::admin_endpoint::AdminEndpoint;
+use crate::backup::Backups;
 use crate::config_source::ConfigSource;
 use crate::engine::Engine;
 use crate::engine::fs::TenantFs;
@@ -57,8 +58,15 @@ pub(crate) fn main(source: &ConfigSource, demo: bool) -> Result<(), CliError> {
     let config = source.load()?;
     logging::init(&config.log);
     let (config, host_keys) = crate::runtime()?.block_on(prepare(config, demo))?;
+    // Refused here, before anything serves: an unsafe password file, a repository in the data directory.
+    let backups = Backups::of(&config)?;
+    match &backups {
+        // The sandbox needs a local repository's directory to exist (restic initialises it later).
+        Some(_) => crate::sandbox::create_backup_repository(&config)?,
+        None => info!("backups off (backup.repository is not set)"),
+    }
     crate::sandbox::enter(&config, source.file())?;
-    crate::runtime()?.block_on(serve(config, host_keys, source))
+    crate::runtime()?.block_on(serve(config, host_keys, source, backups))
 }
 
 /// Opens or creates the state, logs the keys' fingerprints, creates the demo tenant if asked, and
@@ -79,7 +87,12 @@ async fn prepare(config: Config, demo: bool) -> Result<(Config, HostKeys), CliEr
     Ok((admin.config, host_keys))
 }
 
-async fn serve(config: Config, host_keys: HostKeys, source: &ConfigSource) -> Result<(), CliError> {
+async fn serve(
+    config: Config,
+    host_keys: HostKeys,
+    source: &ConfigSource,
+    backups: Option<Backups>,
+) -> Result<(), CliError> {
     let admin = Admin::open(config).await?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
@@ -94,6 +107,7 @@ async fn serve(config: Config, host_keys: HostKeys, source: &ConfigSource) -> Re
     let sftp = SftpServer::start(engine.clone(), host_keys.keys().to_vec()).await?;
     let ftps = FtpsServer::start(engine.clone()).await?;
     let endpoint = AdminEndpoint::start(engine.clone()).await?;
+    let backups = backups.map(|backups| crate::backup::schedule::start(engine.clone(), backups));
     info!(data_dir = %admin.config.data_dir.display(), "passerelle ready");
     crate::service::ready();
     #[cfg(debug_assertions)]
@@ -107,6 +121,10 @@ async fn serve(config: Config, host_keys: HostKeys, source: &ConfigSource) -> Re
     };
     info!(signal = signal_name, "shutting down");
     crate::service::stopping();
+    if let Some(backups) = backups {
+        // A run cut short leaves no snapshot (restic writes it last); the next start takes one.
+        backups.abort();
+    }
     endpoint.shutdown().await;
     ftps.shutdown().await;
     sftp.shutdown().await;

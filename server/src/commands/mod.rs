@@ -1,6 +1,7 @@
 //! One module per command group; each validates all input before changing anything.
 
 mod audit;
+mod backup;
 mod ban;
 mod config;
 mod hostkey;
@@ -42,6 +43,7 @@ pub(crate) fn run(cli: Cli) -> Result<(), CliError> {
             block_on(async { profile::run(&Admin::open(source.load()?).await?, command).await })
         }
         Command::Import(command) => block_on(async { import::run(&Admin::open(source.load()?).await?, command).await }),
+        Command::Backup(command) => block_on(backup::run(source.load()?, command)),
     }
 }
 

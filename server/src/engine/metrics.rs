@@ -48,6 +48,12 @@ struct StatusLabels {
     status: String,
 }
 
+/// Labels of the backup failure counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackupLabels {
+    kind: String,
+}
+
 /// What the server is doing, as numbers.
 pub(crate) struct Metrics {
     registry: Registry,
@@ -65,6 +71,38 @@ pub(crate) struct Metrics {
     validated_bytes: Counter,
     receipt_latency: Family<StatusLabels, Histogram>,
     job_duration: Family<StatusLabels, Histogram>,
+    backups: BackupMetrics,
+}
+
+/// The backups' figures.
+struct BackupMetrics {
+    last_success: Gauge,
+    verify_last_success: Gauge,
+    failures: Family<BackupLabels, Counter>,
+}
+
+impl BackupMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let last_success = Gauge::default();
+        registry.register(
+            "backup_last_success_timestamp",
+            "When the last backup run stored a snapshot, Unix seconds (0: never, or backups off)",
+            last_success.clone(),
+        );
+        let verify_last_success = Gauge::default();
+        registry.register(
+            "backup_verify_last_success_timestamp",
+            "When the last backup verification passed, Unix seconds (0: never, or backups off)",
+            verify_last_success.clone(),
+        );
+        let failures = Family::<BackupLabels, Counter>::default();
+        registry.register(
+            "backup_failures",
+            "Backup runs (kind run) and verifications (kind verify) that failed",
+            failures.clone(),
+        );
+        Self { last_success, verify_last_success, failures }
+    }
 }
 
 /// Buckets of the import histograms, in seconds: 10 ms to about 11 min.
@@ -148,6 +186,7 @@ impl Metrics {
             "How long the run of an import job that reached its verdict took, by verdict",
             job_duration.clone(),
         );
+        let backups = BackupMetrics::register(&mut registry);
         Self {
             registry,
             events,
@@ -164,7 +203,19 @@ impl Metrics {
             validated_bytes,
             receipt_latency,
             job_duration,
+            backups,
         }
+    }
+
+    /// Sets the times of the last successful backup run and verification (Unix seconds).
+    pub(super) fn backup_successes(&self, run: Option<i64>, verify: Option<i64>) {
+        self.backups.last_success.set(run.unwrap_or(0));
+        self.backups.verify_last_success.set(verify.unwrap_or(0));
+    }
+
+    /// Counts a failed backup run (`run`) or verification (`verify`).
+    pub(super) fn backup_failed(&self, kind: &str) {
+        self.backups.failures.get_or_create(&BackupLabels { kind: kind.to_owned() }).inc();
     }
 
     /// Counts one failed handshake.

@@ -118,6 +118,8 @@ struct Inner {
     space: DiskSpace,
     /// The bound on concurrent argon2 verifications.
     password_checks: password_checks::PasswordChecks,
+    /// The last backup status the schedule saw; `None` when backups are off.
+    backups: Option<std::sync::Mutex<crate::backup::Status>>,
 }
 
 /// A connection that passed [`Engine::accept`].
@@ -144,6 +146,7 @@ impl Engine {
         let space = DiskSpace::new(data_dir.root(), config.uploads.min_free_space.bytes());
         let password_checks =
             password_checks::PasswordChecks::new(config.limits.max_concurrent_password_checks, Arc::clone(&metrics));
+        let backups = config.backup.target.as_ref().map(|_| std::sync::Mutex::default());
         let inner = Arc::new(Inner {
             catalog,
             config,
@@ -158,6 +161,7 @@ impl Engine {
             grants: Arc::default(),
             refusals: refusals::Refusals::default(),
             password_checks,
+            backups,
         });
         tokio::spawn(grants::watch_catalog(Arc::downgrade(&inner)));
         tokio::spawn(refusals::summarise(Arc::downgrade(&inner)));
@@ -336,6 +340,36 @@ impl Engine {
     /// pipeline's intake, before its client hears of it.
     pub(crate) fn attach_intake(&self, intake: passerelle_import::Intake) {
         self.inner.uploads.attach(intake);
+    }
+
+    /// The data directory.
+    pub(crate) fn data_dir(&self) -> &DataDir {
+        &self.inner.data_dir
+    }
+
+    /// Records an event of the server's own (a backup's) in the audit trail.
+    pub(crate) fn audit(&self, event: passerelle_catalog::AuditEvent) {
+        self.inner.audit.record(event);
+    }
+
+    /// Counts a failed backup run (`run`) or verification (`verify`) in `/metrics`.
+    pub(crate) fn backup_failed(&self, kind: &str) {
+        self.inner.metrics.backup_failed(kind);
+    }
+
+    /// Publishes the backup status to `/metrics` and `/healthz`.
+    pub(crate) fn backup_status(&self, status: &crate::backup::Status) {
+        self.inner.metrics.backup_successes(status.backed_up_at, status.verified_at);
+        if let Some(current) = &self.inner.backups {
+            *current.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = status.clone();
+        }
+    }
+
+    /// Why `/healthz` says the backups are degraded (the last verified snapshot is older than
+    /// 26 h, or there is none); `None` when they are fine or off.
+    pub(crate) fn backups_degraded(&self) -> Option<String> {
+        let current = self.inner.backups.as_ref()?;
+        current.lock().unwrap_or_else(std::sync::PoisonError::into_inner).degraded()
     }
 
     /// The catalog, on the server's runtime.
