@@ -31,6 +31,12 @@ pub enum CatalogError {
     /// A stored value this build cannot read (written by a newer version?).
     #[error("catalog holds an unknown {0}")]
     Corrupt(String),
+    /// The audit trail is chained, and this process was given no key to chain it with.
+    #[error("the audit trail cannot be written or verified without its key (derived from keys.master_key_file)")]
+    NoAuditKey,
+    /// The audit chain is broken: the operation would hide it, so it is refused.
+    #[error("audit chain broken: {0}")]
+    AuditChain(crate::audit_check::ChainBreak),
 }
 
 impl CatalogError {

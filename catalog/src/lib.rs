@@ -21,6 +21,9 @@
 
 mod access;
 mod audit;
+mod audit_chain;
+mod audit_check;
+mod audit_mac;
 mod bans;
 mod error;
 mod jobs;
@@ -34,6 +37,9 @@ mod users;
 
 pub use access::Access;
 pub use audit::{AuditEvent, AuditFilter};
+pub use audit_chain::{ChainPosition, ChainSummary, ChainVerdict};
+pub use audit_check::ChainBreak;
+pub use audit_mac::AuditKey;
 pub use bans::Ban;
 pub use error::{CatalogError, NameError};
 pub use jobs::{ImportJob, JobFilter, JobProgress, JobStatus};
