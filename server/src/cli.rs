@@ -49,7 +49,8 @@ pub(crate) enum Command {
     /// Sources (addresses, IPv6 networks) banned by the defender.
     #[command(subcommand)]
     Ban(BanCommand),
-    /// Print the audit trail, oldest first (the newest `--limit` events).
+    /// Print the audit trail, oldest first (the newest `--limit` events); `audit verify` checks its chain.
+    #[command(args_conflicts_with_subcommands = true)]
     Audit(AuditArgs),
     /// Manage tenants' import profiles: which files of `/inbox` are imported, into which table.
     #[command(subcommand)]
@@ -174,6 +175,19 @@ pub(crate) struct AuditArgs {
     pub(crate) limit: u32,
     #[command(flatten)]
     pub(crate) json: JsonFlag,
+    #[command(subcommand)]
+    pub(crate) command: Option<AuditCommand>,
+}
+
+/// `audit` verbs.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Check that no audit row was changed, removed or inserted since it was written (each row's MAC
+    /// chains it to the one before); exit 1 naming the first row that was.
+    Verify {
+        #[command(flatten)]
+        json: JsonFlag,
+    },
 }
 
 /// `--set CIDR... | --clear` of the allow-ip verbs.

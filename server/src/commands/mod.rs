@@ -1,6 +1,7 @@
 //! One module per command group; each validates all input before changing anything.
 
 mod audit;
+mod audit_verify;
 mod ban;
 mod config;
 mod hostkey;

@@ -65,6 +65,7 @@ pub(crate) struct Metrics {
     validated_bytes: Counter,
     receipt_latency: Family<StatusLabels, Histogram>,
     job_duration: Family<StatusLabels, Histogram>,
+    audit_chain_failures: Counter,
 }
 
 /// Buckets of the import histograms, in seconds: 10 ms to about 11 min.
@@ -148,6 +149,12 @@ impl Metrics {
             "How long the run of an import job that reached its verdict took, by verdict",
             job_duration.clone(),
         );
+        let audit_chain_failures = Counter::default();
+        registry.register(
+            "audit_chain_failures",
+            "Hourly checks of the audit chain that found a row changed, removed or inserted",
+            audit_chain_failures.clone(),
+        );
         Self {
             registry,
             events,
@@ -164,7 +171,13 @@ impl Metrics {
             validated_bytes,
             receipt_latency,
             job_duration,
+            audit_chain_failures,
         }
+    }
+
+    /// Counts a check of the audit chain that found it broken.
+    pub(super) fn audit_chain_failure(&self) {
+        self.audit_chain_failures.inc();
     }
 
     /// Counts one failed handshake.

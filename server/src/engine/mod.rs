@@ -27,6 +27,7 @@
 //! connection rate and limits, before any protocol work.
 
 mod audit;
+mod chain_check;
 mod auth;
 mod defender;
 pub(crate) mod fs;
@@ -162,6 +163,7 @@ impl Engine {
         tokio::spawn(grants::watch_catalog(Arc::downgrade(&inner)));
         tokio::spawn(refusals::summarise(Arc::downgrade(&inner)));
         tokio::spawn(retention::prune(Arc::downgrade(&inner)));
+        tokio::spawn(chain_check::check(Arc::downgrade(&inner)));
         Self { inner }
     }
 
