@@ -28,6 +28,9 @@ pub enum CatalogError {
     /// A row with the same key exists already.
     #[error("{0} already exists")]
     AlreadyExists(String),
+    /// Rows changed under a multi-row update, which was abandoned whole.
+    #[error("catalog changed meanwhile: {0}; run the command again")]
+    Conflict(String),
     /// A stored value this build cannot read (written by a newer version?).
     #[error("catalog holds an unknown {0}")]
     Corrupt(String),

@@ -65,6 +65,9 @@ impl Catalog {
                         // through crashes and only syncs at checkpoints,
                         // instead of once per commit (the audit trail commits often).
                         sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *connection).await?;
+                        // Deleted rows are overwritten, not left in free pages: a
+                        // purged tenant's wrapped data key leaves the file.
+                        sqlx::query("PRAGMA secure_delete = ON").execute(&mut *connection).await?;
                     }
                     Ok(())
                 })

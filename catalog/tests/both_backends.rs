@@ -2,7 +2,7 @@
 
 use passerelle_catalog::{
     AuditEvent, AuditFilter, AuditKey, Ban, Catalog, CatalogError, ChainBreak, ChainVerdict, FailureCount, ImportJob,
-    JobFilter, JobStatus, LockPolicy, Login, TenantDatabase, TenantName, TenantQuota,
+    JobFilter, JobStatus, LockPolicy, Login, StoredDataKey, TenantDatabase, TenantName, TenantQuota,
 };
 
 /// The audit chain's key of the tests.
@@ -56,9 +56,16 @@ async fn exercise(catalog: Catalog) {
 }
 
 async fn tenants_users_and_keys(catalog: &Catalog, acme: &TenantName, alice: &Login) {
-    let db = TenantDatabase { backend: "sqlite".into(), name: "acme.db".into(), role: None, url: "sqlite://x".into() };
-    catalog.add_tenant(acme, &["10.0.0.0/8".parse().unwrap()], &db).await.unwrap();
-    assert!(matches!(catalog.add_tenant(acme, &[], &db).await, Err(CatalogError::AlreadyExists(_))));
+    let db = TenantDatabase {
+        backend: "sqlite".into(),
+        name: "acme.db".into(),
+        role: None,
+        url: "sqlite://x".into(),
+        sealed_password: None,
+    };
+    let key = StoredDataKey { tenant: "acme".into(), key_id: "00".repeat(16), wrapped: "AAAA".into() };
+    catalog.add_tenant(acme, &["10.0.0.0/8".parse().unwrap()], &db, &key).await.unwrap();
+    assert!(matches!(catalog.add_tenant(acme, &[], &db, &key).await, Err(CatalogError::AlreadyExists(_))));
     let listed = catalog.tenants().await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].allowed_ips, vec!["10.0.0.0/8".to_string()]);

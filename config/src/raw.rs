@@ -28,6 +28,13 @@ pub(crate) struct Raw {
     pub(crate) account_lock: RawAccountLock,
     pub(crate) proxy_protocol: RawProxyProtocol,
     pub(crate) sandbox: RawSandbox,
+    pub(crate) keys: RawKeys,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawKeys {
+    pub(crate) master_key_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]

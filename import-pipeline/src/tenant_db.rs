@@ -143,6 +143,7 @@ fn create_sqlite(dir: &PathBuf, tenant: &TenantName) -> Result<TenantDatabase, T
         name: path.display().to_string(),
         role: None,
         url: format!("sqlite://{}", path.display()),
+        sealed_password: None,
     })
 }
 
@@ -222,7 +223,13 @@ async fn create_postgres(
     url.set_username(n).map_err(|()| TenantDbError::AdminUrl("cannot carry a user name".into()))?;
     url.set_password(Some(&password)).map_err(|()| TenantDbError::AdminUrl("cannot carry a password".into()))?;
     url.set_path(&format!("/{n}"));
-    Ok(TenantDatabase { backend: "postgres".into(), name: n.clone(), role: Some(n.clone()), url: url.into() })
+    Ok(TenantDatabase {
+        backend: "postgres".into(),
+        name: n.clone(),
+        role: Some(n.clone()),
+        url: url.into(),
+        sealed_password: None,
+    })
 }
 
 /// In the tenant's new database: only its role may use or create objects

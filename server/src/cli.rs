@@ -28,8 +28,8 @@ pub(crate) enum Command {
         #[arg(long)]
         demo: bool,
     },
-    /// Create the data directory, catalog, SSH host keys and self-signed FTPS certificate that `serve`
-    /// creates at its first start, and nothing else; what exists is kept. The other commands need them.
+    /// Create the data directory, catalog, master key, SSH host keys and self-signed FTPS certificate that
+    /// `serve` creates at its first start, and nothing else; what exists is kept. The other commands need them.
     Init,
     /// Validate or print the configuration.
     #[command(subcommand)]
@@ -58,12 +58,49 @@ pub(crate) enum Command {
     /// Follow, inspect and retry import jobs (one per file handed to the import pipeline).
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Check or read the encrypted archive of imported originals.
+    #[command(subcommand)]
+    Archive(ArchiveCommand),
+    /// Manage the master key that protects every tenant's data key.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// For packagers: write shell completions (DIR/completions) and man pages (DIR/man).
     #[command(hide = true)]
     GenerateAssets {
         /// Directory to write into (created if absent).
         dir: PathBuf,
     },
+}
+
+/// `archive` verbs.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ArchiveCommand {
+    /// Decrypt every archived original and compare it with the SHA-256 its import recorded; exit 1 if any
+    /// fails, naming it.
+    Verify {
+        /// Only the archive of this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Decrypt one archive file (from the archive or a copy of it) with the data key its header names.
+    Decrypt {
+        /// The encrypted file.
+        file: PathBuf,
+        /// Where to write the original (a new file, 0600); default: standard output.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+/// `keys` verbs.
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Replace the master key: every tenant's data key is re-wrapped under a new one in one catalog
+    /// transaction, the new key file takes the old one's place, and the old one is kept as `<file>.old`
+    /// (0600) until you delete it. No archive is touched. Stop `serve` first; then update your offline copy.
+    RotateMaster,
 }
 
 /// `profile` verbs.
@@ -268,7 +305,7 @@ pub(crate) enum TenantCommand {
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// Destroy a tenant: its tree, database, database account, archives, users and keys.
+    /// Destroy a tenant: its tree, database, database account, archives, data key, users and keys.
     Remove {
         /// Tenant name.
         name: String,
@@ -278,6 +315,16 @@ pub(crate) enum TenantCommand {
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
+        /// Print what was destroyed as JSON (as `tenant purge-report --json` shows it later).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what the latest purge of a removed tenant destroyed, from the audit trail.
+    PurgeReport {
+        /// Tenant name.
+        name: String,
+        #[command(flatten)]
+        json: JsonFlag,
     },
 }
 

@@ -1,5 +1,6 @@
 //! One module per command group; each validates all input before changing anything.
 
+mod archive;
 mod audit;
 mod audit_verify;
 mod ban;
@@ -9,6 +10,7 @@ mod import;
 mod import_wait;
 mod init;
 mod key;
+mod keys;
 mod profile;
 mod quota;
 mod tenant;
@@ -43,6 +45,10 @@ pub(crate) fn run(cli: Cli) -> Result<(), CliError> {
             block_on(async { profile::run(&Admin::open(source.load()?).await?, command).await })
         }
         Command::Import(command) => block_on(async { import::run(&Admin::open(source.load()?).await?, command).await }),
+        Command::Archive(command) => {
+            block_on(async { archive::run(&Admin::open(source.load()?).await?, command).await })
+        }
+        Command::Keys(command) => block_on(async { keys::run(&Admin::open(source.load()?).await?, command).await }),
     }
 }
 
