@@ -74,6 +74,7 @@ impl Admin {
             .await
             .with_context(|| format!("cannot open the catalog at {}", config.catalog.redacted_url()))?;
         let master_key::Opened { key, created } = master_key::open(&config, &catalog).await?;
+        let catalog = catalog.with_audit_key(master_key::audit_key(&key));
         Ok(Self {
             config,
             data_dir,

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use passerelle_catalog::{Catalog, StoredDataKey};
+use passerelle_catalog::{AuditKey, Catalog, StoredDataKey};
 use passerelle_config::Config;
 use passerelle_keys::{KeyError, MasterKey, WrappedKey};
 
@@ -177,4 +177,12 @@ fn remove_if_present(path: &Path) -> Result<(), CliError> {
 /// A key file that cannot be used is a refused configuration (exit 2).
 fn refused(e: KeyError) -> CliError {
     usage(e.to_string())
+}
+
+/// HKDF purpose of the audit chain's key.
+const AUDIT_CHAIN_PURPOSE: &str = "audit-chain";
+
+/// The key that MACs the audit chain, derived from `master`.
+pub(crate) fn audit_key(master: &MasterKey) -> AuditKey {
+    AuditKey::new(master.derive(AUDIT_CHAIN_PURPOSE))
 }

@@ -80,7 +80,7 @@ pub(crate) async fn start(
     let space = engine.disk_space();
     let observer = engine.import_observer();
     let started = runtime.spawn(async move {
-        let catalog = Catalog::open(&catalog_url).await?;
+        let catalog = Catalog::open(&catalog_url).await?.with_audit_key(crate::master_key::audit_key(&master_key));
         let keyring = Keyring::new(catalog.clone(), master_key);
         anyhow::Ok(Pipeline::start(catalog, keyring, layout, retention, space, max_file_size, workers, observer).await?)
     });
