@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 use sqlx::AnyConnection;
-use sqlx::any::AnyRow;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use crate::audit_check::StoredRow;
 use crate::audit_mac::Mac;

@@ -95,10 +95,7 @@ impl ChainState {
         Ok(Self {
             checkpoint: Checkpoint {
                 legacy_until: row.try_get("legacy_until")?,
-                after: Link {
-                    id: row.try_get("start_id")?,
-                    mac: or_genesis(mac("start_mac")?).ok_or_else(corrupt)?,
-                },
+                after: Link { id: row.try_get("start_id")?, mac: or_genesis(mac("start_mac")?).ok_or_else(corrupt)? },
             },
             seal: Mac::from_hex(&seal_text),
             started,
@@ -138,7 +135,8 @@ pub(crate) async fn start_if_new(
     if chained > 0 {
         return Err(CatalogError::AuditChain(ChainBreak::Checkpoint));
     }
-    let last: i64 = sqlx::query("SELECT COALESCE(MAX(id), 0) FROM audit_events").fetch_one(&mut *tx).await?.try_get(0)?;
+    let last: i64 =
+        sqlx::query("SELECT COALESCE(MAX(id), 0) FROM audit_events").fetch_one(&mut *tx).await?.try_get(0)?;
     let start = Link { id: last, mac: Mac::GENESIS };
     state.checkpoint = Checkpoint { legacy_until: last, after: start };
     state.seal = Some(checkpoint_mac(key, &state.checkpoint));
@@ -185,7 +183,48 @@ pub(crate) async fn rows_after(
 }
 
 /// Reads the chain row without locking it.
-const READ_CHAIN: &str = "SELECT legacy_until, start_id, start_mac, seal, head_id, head_mac FROM audit_chain WHERE id = 1";
+const READ_CHAIN: &str =
+    "SELECT legacy_until, start_id, start_mac, seal, head_id, head_mac FROM audit_chain WHERE id = 1";
+
+/// Re-MACs the whole chain under `new` within `tx` (the master key, which
+/// the chain's key derives from, is being replaced in that transaction):
+/// every row is first checked under `old`, and a broken chain is refused
+/// ([`CatalogError::AuditChain`]): re-MAC'ing it would hide the break. The
+/// checkpoint keeps its link and is sealed again; rows from before the
+/// chain stay as they are.
+pub(crate) async fn rekey(tx: &mut sqlx::AnyConnection, old: &AuditKey, new: &AuditKey) -> Result<(), CatalogError> {
+    let mut state = lock(&mut *tx).await?;
+    if !state.started {
+        return Ok(());
+    }
+    if !state.sealed_by(old) {
+        return Err(CatalogError::AuditChain(ChainBreak::Checkpoint));
+    }
+    let mut checker = Checker::new(old, state.checkpoint.legacy_until, state.checkpoint.after, state.head);
+    let mut head = state.checkpoint.after;
+    let mut from = state.checkpoint.legacy_until;
+    loop {
+        let page = rows_after(&mut *tx, from, PAGE).await?;
+        for row in &page {
+            checker.push(row).map_err(CatalogError::AuditChain)?;
+            let mac = crate::audit_mac::row_mac(new, head.mac, row.id, row.at, &row.event);
+            sqlx::query("UPDATE audit_events SET mac = $1 WHERE id = $2")
+                .bind(mac.to_hex())
+                .bind(row.id)
+                .execute(&mut *tx)
+                .await?;
+            head = Link { id: row.id, mac };
+        }
+        match page.last() {
+            Some(last) if page.len() == PAGE as usize => from = last.id,
+            _ => break,
+        }
+    }
+    checker.finish().map_err(CatalogError::AuditChain)?;
+    state.seal = Some(checkpoint_mac(new, &state.checkpoint));
+    state.head = head;
+    write(tx, &state).await
+}
 
 impl Catalog {
     /// The chain's head as its writers recorded it, not verified: where
@@ -274,8 +313,7 @@ impl Catalog {
             return Err(CatalogError::AuditChain(ChainBreak::Checkpoint));
         }
         let rows = rows_after(&mut tx, state.checkpoint.legacy_until, i64::from(batch)).await?;
-        let mut checker =
-            Checker::new(key, state.checkpoint.legacy_until, state.checkpoint.after, state.head);
+        let mut checker = Checker::new(key, state.checkpoint.legacy_until, state.checkpoint.after, state.head);
         for row in rows.iter().take_while(|row| row.at < before) {
             checker.push(row).map_err(CatalogError::AuditChain)?;
         }
@@ -304,6 +342,12 @@ impl Catalog {
         let mut tx = self.pool.begin().await?;
         let mut state = lock(&mut tx).await?;
         start_if_new(&mut tx, key, &mut state).await?;
+        // A checkpoint sealed with another key: the master key was rotated
+        // since this process loaded it. Rows MAC'ed with a stale key would
+        // break the chain; they wait (the server keeps them) for a restart.
+        if !state.sealed_by(key) {
+            return Err(CatalogError::AuditKeyStale);
+        }
         // Past any row inserted behind the writers' back (verification names
         // it), so that such a row never stops the trail.
         let last: i64 =

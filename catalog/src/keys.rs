@@ -4,6 +4,7 @@
 
 use sqlx::Row;
 
+use crate::audit_mac::AuditKey;
 use crate::error::CatalogError;
 use crate::names::TenantName;
 use crate::store::{Catalog, now_ms};
@@ -83,12 +84,18 @@ impl Catalog {
     /// with the same identifiers; a key added or removed meanwhile aborts the
     /// whole change ([`CatalogError::Conflict`]), so that none is left behind
     /// under the old master key.
+    ///
+    /// The audit chain, whose key derives from the master key, is re-MAC'ed
+    /// under `new_audit_key` in the same transaction (refused when it is
+    /// broken: see `audit_chain::rekey`).
     pub async fn rewrap_tenant_keys(
         &self,
         old_master_key_id: &str,
         new_master_key_id: &str,
         rewrapped: &[StoredDataKey],
+        new_audit_key: &AuditKey,
     ) -> Result<(), CatalogError> {
+        let old_audit_key = self.audit_key()?;
         let mut tx = self.pool.begin().await?;
         let moved = sqlx::query("UPDATE master_key SET key_id = $1 WHERE singleton = 1 AND key_id = $2")
             .bind(new_master_key_id)
@@ -113,6 +120,7 @@ impl Catalog {
                 return Err(CatalogError::Conflict(format!("the data key of tenant {} changed meanwhile", key.tenant)));
             }
         }
+        crate::audit_chain::rekey(&mut tx, old_audit_key, new_audit_key).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -346,7 +346,12 @@ async fn catalog_on_postgres() {
 /// names the row; undoing the change makes the chain whole again.
 async fn tampering(url: &str) {
     let catalog = Catalog::open(url).await.unwrap();
-    let event = |n: i64| AuditEvent { actor: format!("user{n}"), protocol: "sftp".into(), bytes: Some(n), ..Default::default() };
+    let event = |n: i64| AuditEvent {
+        actor: format!("user{n}"),
+        protocol: "sftp".into(),
+        bytes: Some(n),
+        ..Default::default()
+    };
     assert!(matches!(catalog.record(&event(0)).await, Err(CatalogError::NoAuditKey)), "no key, no write");
     let catalog = catalog.with_audit_key(key());
     catalog.record_all(&(1..=5).map(event).collect::<Vec<_>>()).await.unwrap();
@@ -377,11 +382,17 @@ async fn tampering(url: &str) {
     sql("INSERT INTO audit_events SELECT * FROM saved").await;
     assert!(intact().await, "undone");
 
-    sql("INSERT INTO audit_events (id, at, actor, protocol, action, outcome) VALUES (6, 0, 'x', 'sftp', 'login', 'ok')").await;
+    sql(
+        "INSERT INTO audit_events (id, at, actor, protocol, action, outcome) VALUES (6, 0, 'x', 'sftp', 'login', 'ok')",
+    )
+    .await;
     assert_eq!(broken().await, ChainBreak::Inserted { row: 6 });
     sql("UPDATE audit_chain SET head_id = 6, head_mac = (SELECT mac FROM audit_events WHERE id = 5)").await;
     assert_eq!(broken().await, ChainBreak::Changed { row: 6 });
-    assert!(matches!(catalog.prune_audit_events(i64::MAX, 100).await, Err(CatalogError::AuditChain(_))), "a broken chain is kept");
+    assert!(
+        matches!(catalog.prune_audit_events(i64::MAX, 100).await, Err(CatalogError::AuditChain(_))),
+        "a broken chain is kept"
+    );
     attacker.close().await;
     catalog.close().await;
 }

@@ -248,6 +248,19 @@ impl Admin {
         login: Option<&Login>,
         detail: Option<String>,
     ) -> Result<(), CliError> {
+        self.audit_in(&self.catalog, action, tenant, login, detail).await
+    }
+
+    /// [`Admin::audit`] into `catalog`: this one keyed with the audit key of
+    /// a master key that replaced the one this was opened with.
+    pub(crate) async fn audit_in(
+        &self,
+        catalog: &Catalog,
+        action: &str,
+        tenant: Option<&TenantName>,
+        login: Option<&Login>,
+        detail: Option<String>,
+    ) -> Result<(), CliError> {
         let event = AuditEvent {
             actor: self.actor.clone(),
             tenant: tenant.map(ToString::to_string),
@@ -258,7 +271,7 @@ impl Admin {
             detail,
             ..AuditEvent::default()
         };
-        self.catalog.record(&event).await.context("cannot write the audit trail")?;
+        catalog.record(&event).await.context("cannot write the audit trail")?;
         Ok(())
     }
 }

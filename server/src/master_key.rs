@@ -76,6 +76,8 @@ pub(crate) struct Rotation {
     pub(crate) rewrapped: usize,
     /// Where the old key is kept.
     pub(crate) old_file: PathBuf,
+    /// The audit chain's key from now on (derived from the new master key).
+    pub(crate) audit_key: AuditKey,
 }
 
 /// Replaces the master key of `admin`'s installation, crash-safely:
@@ -89,6 +91,9 @@ pub(crate) struct Rotation {
 ///    renamed over `<file>`.
 ///
 /// No archive is read or written: only the wrapping of their keys changes.
+/// The audit chain, whose key derives from the master key, is re-MAC'ed in
+/// the transaction of step 2; a broken chain refuses the rotation (it
+/// would hide the break).
 pub(crate) async fn rotate(admin: &Admin) -> Result<Rotation, CliError> {
     let path = &admin.config.keys.master_key_file;
     let (pending, old_file) = (beside(path, ".new"), beside(path, ".old"));
@@ -112,7 +117,7 @@ pub(crate) async fn rotate(admin: &Admin) -> Result<Rotation, CliError> {
         }
     };
     install(path, &pending, &old_file)?;
-    Ok(Rotation { old_id: old.id(), new_id: new.id(), rewrapped, old_file })
+    Ok(Rotation { old_id: old.id(), new_id: new.id(), rewrapped, old_file, audit_key: audit_key(&new) })
 }
 
 /// Re-wraps every data key from `old` to `new` in one catalog transaction.
@@ -123,7 +128,7 @@ async fn rewrap(admin: &Admin, old: &MasterKey, new: &MasterKey) -> Result<usize
         let data = old.unwrap(&WrappedKey::from_stored(key.wrapped.clone()), &key.tenant).map_err(refused)?;
         rewrapped.push(StoredDataKey { wrapped: new.wrap(&data, &key.tenant).as_str().to_owned(), ..key });
     }
-    admin.catalog.rewrap_tenant_keys(&old.id(), &new.id(), &rewrapped).await?;
+    admin.catalog.rewrap_tenant_keys(&old.id(), &new.id(), &rewrapped, &audit_key(new)).await?;
     Ok(rewrapped.len())
 }
 

@@ -45,7 +45,8 @@ fn tampering_is_named(p: &Passerelle) {
     p.ok(&["tenant", "add", "beta"]);
     p.ok(&["user", "lock", "alice"]);
     intact(p);
-    let ids: Vec<i64> = attack(p, "SELECT id FROM audit_events ORDER BY id").lines().map(|l| l.parse().unwrap()).collect();
+    let ids: Vec<i64> =
+        attack(p, "SELECT id FROM audit_events ORDER BY id").lines().map(|l| l.parse().unwrap()).collect();
     assert!(ids.len() >= 4, "{ids:?}");
     let middle = ids[ids.len() / 2];
     attack(p, &format!("CREATE TABLE saved AS SELECT * FROM audit_events WHERE id = {middle}"));
@@ -105,4 +106,26 @@ fn the_server_reports_a_broken_chain() {
     curl.arg("-s").arg(format!("http://127.0.0.1:{}/metrics", f.p.admin_port()));
     let metrics = run_command(&mut curl, b"").stdout;
     assert!(metrics.lines().any(|l| l == "passerelle_audit_chain_failures_total 1"), "{metrics}");
+}
+
+/// The chain's key derives from the master key: `keys rotate-master`
+/// re-MACs the chain with it, and refuses to when the chain is broken
+/// (that would hide the break).
+#[test]
+fn rotating_the_master_key_keeps_the_chain_verifiable() {
+    let p = Passerelle::new();
+    p.tenant_with_user("acme", "alice", PASSWORD);
+    p.ok(&["keys", "rotate-master"]);
+    intact(&p);
+    p.ok(&["tenant", "add", "beta"]);
+    intact(&p);
+
+    let first = attack(&p, "SELECT MIN(id) FROM audit_events").trim().parse::<i64>().unwrap();
+    attack(&p, &format!("UPDATE audit_events SET detail = 'forged' WHERE id = {first}"));
+    let old_file = format!("{}.master.key.old", p.data_dir().display());
+    std::fs::remove_file(&old_file).unwrap_or_else(|e| panic!("{old_file}: {e}"));
+    let out = p.run(&["keys", "rotate-master"]);
+    assert_ne!(out.code, 0, "a broken chain is not re-MAC'ed: {out:?}");
+    assert!(out.stderr.contains(&format!("row {first} was changed")), "{}", out.stderr);
+    broken_at(&p, first, "changed");
 }

@@ -9,9 +9,10 @@ pub(super) async fn run(admin: &Admin, command: KeysCommand) -> Result<(), CliEr
     match command {
         KeysCommand::RotateMaster => {
             let done = crate::master_key::rotate(admin).await?;
-            admin
-                .audit("master_key_rotate", None, None, Some(format!("from {} to {}", done.old_id, done.new_id)))
-                .await?;
+            // The audit chain is under the new key now.
+            let catalog = admin.catalog.clone().with_audit_key(done.audit_key.clone());
+            let detail = format!("from {} to {}", done.old_id, done.new_id);
+            admin.audit_in(&catalog, "master_key_rotate", None, None, Some(detail)).await?;
             say!(
                 "master key rotated: {} -> {} ({} tenant data keys re-wrapped)",
                 done.old_id,

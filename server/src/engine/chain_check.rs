@@ -32,7 +32,11 @@ pub(super) async fn check(engine: Weak<Inner>) {
                 since = Some(summary.head);
             }
             Ok(ChainVerdict::Broken(broken)) => {
-                error!(row = broken.row(), problem = broken.kind(), "audit chain broken: {broken}; run `passerelle audit verify`");
+                error!(
+                    row = broken.row(),
+                    problem = broken.kind(),
+                    "audit chain broken: {broken}; run `passerelle audit verify`"
+                );
                 let Some(inner) = engine.upgrade() else { return };
                 inner.metrics.audit_chain_failure();
                 inner.audit.record(AuditEvent {

@@ -27,8 +27,8 @@
 //! connection rate and limits, before any protocol work.
 
 mod audit;
-mod chain_check;
 mod auth;
+mod chain_check;
 mod defender;
 pub(crate) mod fs;
 mod grants;
