@@ -8,7 +8,7 @@
 //!   `template0`); CONNECT is revoked from PUBLIC so no other tenant's role
 //!   can even open it, and from PUBLIC on the server's maintenance databases
 //!   (`postgres`, `template1`) so the role opens nothing else (other
-//!   databases still open to PUBLIC are named in a warning). Only the role
+//!   databases still open to PUBLIC: [`TenantDbProvisioner::databases_open_to`]). Only the role
 //!   may create in its database's `public` schema. The role's
 //!   password is generated here and sent to the server only as a SCRAM-SHA-256
 //!   verifier, so it cannot appear in the server's statement log either.
@@ -23,7 +23,6 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use passerelle_catalog::{TenantDatabase, TenantName};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use thiserror::Error;
-use tracing::warn;
 use url::Url;
 
 /// PostgreSQL limits identifiers to 63 bytes.
@@ -94,6 +93,22 @@ impl TenantDbProvisioner {
                 let _ = admin.close().await;
                 created
             }
+        }
+    }
+
+    /// The databases of the server, other than its own, that the tenant's
+    /// role can still connect to: PUBLIC holds CONNECT there (other
+    /// applications' databases, closed by their owners, not by us). Empty on
+    /// SQLite.
+    pub async fn databases_open_to(&self, database: &TenantDatabase) -> Result<Vec<String>, TenantDbError> {
+        match self {
+            Self::Postgres { admin_url, .. } if database.backend == "postgres" => {
+                let mut admin = PgConnection::connect(admin_url.as_str()).await?;
+                let open = open_databases(&mut admin, &PgIdentifier::from_catalog(&database.name)?).await;
+                let _ = admin.close().await;
+                open
+            }
+            _ => Ok(Vec::new()),
         }
     }
 
@@ -218,7 +233,6 @@ async fn create_postgres(
         sqlx::raw_sql(AssertSqlSafe(statement)).execute(&mut *admin).await?;
     }
     close_maintenance_databases(admin).await?;
-    warn_of_open_databases(admin, name).await?;
     let mut url = admin_url.clone();
     url.set_username(n).map_err(|()| TenantDbError::AdminUrl("cannot carry a user name".into()))?;
     url.set_password(Some(&password)).map_err(|()| TenantDbError::AdminUrl("cannot carry a password".into()))?;
@@ -251,7 +265,7 @@ async fn close_public_schema(admin_url: &Url, name: &PgIdentifier) -> Result<(),
 /// The databases every server has and PUBLIC may connect to by default:
 /// no tenant role may. A database that does not exist is skipped; an
 /// administrator that does not own them (not a superuser) only gets a
-/// warning from PostgreSQL, and [`warn_of_open_databases`] names them.
+/// warning from PostgreSQL, and [`TenantDbProvisioner::databases_open_to`] names them.
 async fn close_maintenance_databases(admin: &mut PgConnection) -> Result<(), TenantDbError> {
     const MAINTENANCE: [&str; 2] = ["postgres", "template1"];
     for database in MAINTENANCE {
@@ -268,26 +282,15 @@ async fn close_maintenance_databases(admin: &mut PgConnection) -> Result<(), Ten
     Ok(())
 }
 
-/// Warns of the databases, other than its own, the tenant's role can still
-/// connect to (PUBLIC holds CONNECT there): other applications' databases
-/// on the same server are theirs to close, not ours.
-async fn warn_of_open_databases(admin: &mut PgConnection, name: &PgIdentifier) -> Result<(), TenantDbError> {
-    let open: Vec<String> = sqlx::query_scalar(
+/// The databases, other than `name`'s own, its role can connect to.
+async fn open_databases(admin: &mut PgConnection, name: &PgIdentifier) -> Result<Vec<String>, TenantDbError> {
+    Ok(sqlx::query_scalar(
         "SELECT datname FROM pg_database WHERE datallowconn AND datname <> $1 \
          AND has_database_privilege(CAST($1 AS name), oid, 'CONNECT') ORDER BY datname",
     )
     .bind(&name.0)
     .fetch_all(&mut *admin)
-    .await?;
-    if !open.is_empty() {
-        warn!(
-            role = %name.0,
-            databases = %open.join(", "),
-            "tenant database role can connect to other databases of the PostgreSQL server \
-             (PUBLIC holds CONNECT there); revoke it: REVOKE CONNECT ON DATABASE <name> FROM PUBLIC"
-        );
-    }
-    Ok(())
+    .await?)
 }
 
 async fn drop_postgres(admin: &mut PgConnection, name: &PgIdentifier) -> Result<(), TenantDbError> {

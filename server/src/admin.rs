@@ -134,6 +134,17 @@ impl Admin {
             let _ = fs::remove_dir_all(&root);
             return Err(e.into());
         }
+        // Standard error: standard output may be JSON for a script. A failed
+        // look is no reason to undo the tenant.
+        if let Ok(open) = self.provisioner.databases_open_to(&database).await
+            && !open.is_empty()
+        {
+            eprintln!(
+                "passerelle: warning: tenant {name}'s database role can also connect to {} (PUBLIC holds CONNECT \
+                 there); close them: REVOKE CONNECT ON DATABASE <name> FROM PUBLIC",
+                open.join(", ")
+            );
+        }
         self.audit("tenant_add", Some(name), None, None).await
     }
 

@@ -94,6 +94,12 @@ fn a_tenant_role_reaches_no_other_database() {
     psql(&as_role(&role_a, &db_a), "CREATE TABLE public.mine (x int)");
     let public_acl = psql(&as_role(&role_a, &db_a), "SELECT nspacl FROM pg_namespace WHERE nspname = 'public'");
     assert!(!public_acl.contains("{=") && !public_acl.contains(",="), "PUBLIC has no right there: {public_acl}");
+    // Another application's database, open to PUBLIC, is named: its owner closes it.
+    let other = format!("{}other_app", p.pg_prefix().expect("PostgreSQL installation"));
+    psql(&pg_admin_url(), &format!("CREATE DATABASE {other}"));
+    let out = p.run(&["tenant", "add", "c"]);
+    assert!(out.success(), "{out:?}");
+    assert!(out.stderr.contains("warning") && out.stderr.contains(&other), "{}", out.stderr);
 }
 
 #[test]
