@@ -2,10 +2,14 @@
 //! password, never file contents.
 
 use serde::Serialize;
+use sqlx::AnyConnection;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
+use crate::audit_check::StoredRow;
+use crate::audit_mac::Mac;
 use crate::error::CatalogError;
-use crate::store::{Catalog, now_ms};
+use crate::store::Catalog;
 
 /// One audit event.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -66,25 +70,7 @@ impl Catalog {
         .bind(i64::from(filter.limit))
         .fetch_all(&self.pool)
         .await?;
-        let mut events = rows
-            .iter()
-            .map(|row| {
-                Ok(AuditEvent {
-                    at: Some(row.try_get("at")?),
-                    actor: row.try_get("actor")?,
-                    tenant: row.try_get("tenant")?,
-                    login: row.try_get("login")?,
-                    ip: row.try_get("ip")?,
-                    protocol: row.try_get("protocol")?,
-                    action: row.try_get("action")?,
-                    outcome: row.try_get("outcome")?,
-                    path: row.try_get("path")?,
-                    bytes: row.try_get("bytes")?,
-                    duration_ms: row.try_get("duration_ms")?,
-                    detail: row.try_get("detail")?,
-                })
-            })
-            .collect::<Result<Vec<_>, CatalogError>>()?;
+        let mut events = rows.iter().map(event_from_row).collect::<Result<Vec<_>, CatalogError>>()?;
         events.reverse();
         Ok(events)
     }
@@ -94,38 +80,57 @@ impl Catalog {
         self.record_all(std::slice::from_ref(event)).await
     }
 
-    /// Appends events: all of them or none.
+    /// Appends events to the chained trail: all of them or none, each with
+    /// the next id and its MAC (see `audit_chain`). Refused without the
+    /// chain's key ([`Catalog::with_audit_key`]).
     pub async fn record_all(&self, events: &[AuditEvent]) -> Result<(), CatalogError> {
-        // One statement per chunk, not per event: each statement is a round
-        // trip to the database (for SQLite, to its worker thread).
-        let mut chunks = events.chunks(ROWS_PER_INSERT);
-        match (chunks.next(), chunks.len()) {
-            (None, _) => {}
-            (Some(only), 0) => insert(&self.pool, only).await?,
-            (Some(first), _) => {
-                let mut tx = self.pool.begin().await?;
-                for chunk in std::iter::once(first).chain(chunks) {
-                    insert(&mut *tx, chunk).await?;
-                }
-                tx.commit().await?;
-            }
+        if events.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        self.append_chained(events).await
     }
 }
 
-/// Events per INSERT statement (12 parameters each). Kept small because
+/// Reads the event columns of an `audit_events` row.
+pub(crate) fn event_from_row(row: &AnyRow) -> Result<AuditEvent, CatalogError> {
+    Ok(AuditEvent {
+        at: Some(row.try_get("at")?),
+        actor: row.try_get("actor")?,
+        tenant: row.try_get("tenant")?,
+        login: row.try_get("login")?,
+        ip: row.try_get("ip")?,
+        protocol: row.try_get("protocol")?,
+        action: row.try_get("action")?,
+        outcome: row.try_get("outcome")?,
+        path: row.try_get("path")?,
+        bytes: row.try_get("bytes")?,
+        duration_ms: row.try_get("duration_ms")?,
+        detail: row.try_get("detail")?,
+    })
+}
+
+/// Inserts stamped, chained rows, one statement per [`ROWS_PER_INSERT`]
+/// (each statement is a round trip to the database; for SQLite, to its
+/// worker thread).
+pub(crate) async fn insert_rows(tx: &mut AnyConnection, rows: &[StoredRow]) -> Result<(), CatalogError> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        insert(&mut *tx, chunk).await?;
+    }
+    Ok(())
+}
+
+/// Rows per INSERT statement (14 parameters each). Kept small because
 /// SQLite finds a numbered parameter (`$n`) by walking the statement's list of
 /// parameters, once when compiling and again when binding: the cost grows
 /// with the square of their number, and was a visible share of the server's
 /// CPU with 256 rows per statement.
 const ROWS_PER_INSERT: usize = 32;
-/// Columns written per event, in the order [`insert`] binds them.
-const COLUMNS: usize = 12;
+/// Columns written per row, in the order [`insert`] binds them.
+const COLUMNS: usize = 14;
 
-/// Inserts `events` (at most [`ROWS_PER_INSERT`]) in one statement.
-async fn insert<'e>(executor: impl sqlx::AnyExecutor<'e>, events: &[AuditEvent]) -> Result<(), CatalogError> {
-    let rows: Vec<String> = (0..events.len())
+/// Inserts `rows` (at most [`ROWS_PER_INSERT`]) in one statement.
+async fn insert(connection: &mut AnyConnection, rows: &[StoredRow]) -> Result<(), CatalogError> {
+    let placeholders: Vec<String> = (0..rows.len())
         .map(|row| {
             let first = row * COLUMNS + 1;
             let params: Vec<String> = (first..first + COLUMNS).map(|n| format!("${n}")).collect();
@@ -133,15 +138,17 @@ async fn insert<'e>(executor: impl sqlx::AnyExecutor<'e>, events: &[AuditEvent])
         })
         .collect();
     let sql = format!(
-        "INSERT INTO audit_events (at, actor, tenant, login, ip, protocol, action, outcome, path, bytes, duration_ms, detail) \
+        "INSERT INTO audit_events (id, at, actor, tenant, login, ip, protocol, action, outcome, path, bytes, duration_ms, detail, mac) \
          VALUES {}",
-        rows.join(", ")
+        placeholders.join(", ")
     );
     // Only placeholders are generated; every value is bound.
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for event in events {
+    for row in rows {
+        let event = &row.event;
         query = query
-            .bind(event.at.unwrap_or_else(now_ms))
+            .bind(row.id)
+            .bind(row.at)
             .bind(&event.actor)
             .bind(event.tenant.as_deref())
             .bind(event.login.as_deref())
@@ -152,8 +159,9 @@ async fn insert<'e>(executor: impl sqlx::AnyExecutor<'e>, events: &[AuditEvent])
             .bind(event.path.as_deref())
             .bind(event.bytes)
             .bind(event.duration_ms)
-            .bind(event.detail.as_deref());
+            .bind(event.detail.as_deref())
+            .bind(row.mac.map(Mac::to_hex));
     }
-    query.execute(executor).await?;
+    query.execute(connection).await?;
     Ok(())
 }

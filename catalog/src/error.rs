@@ -28,9 +28,25 @@ pub enum CatalogError {
     /// A row with the same key exists already.
     #[error("{0} already exists")]
     AlreadyExists(String),
+    /// Rows changed under a multi-row update, which was abandoned whole.
+    #[error("catalog changed meanwhile: {0}; run the command again")]
+    Conflict(String),
     /// A stored value this build cannot read (written by a newer version?).
     #[error("catalog holds an unknown {0}")]
     Corrupt(String),
+    /// The audit trail is chained, and this process was given no key to chain it with.
+    #[error("the audit trail cannot be written or verified without its key (derived from keys.master_key_file)")]
+    NoAuditKey,
+    /// The audit chain is sealed with another key than this process's: the
+    /// master key was rotated since it loaded it (or the checkpoint was changed).
+    #[error(
+        "the audit chain is sealed with another key than this process's: restart it if the master key was \
+         rotated, else run `passerelle audit verify`"
+    )]
+    AuditKeyStale,
+    /// The audit chain is broken: the operation would hide it, so it is refused.
+    #[error("audit chain broken: {0}")]
+    AuditChain(crate::audit_check::ChainBreak),
 }
 
 impl CatalogError {

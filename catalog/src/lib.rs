@@ -21,9 +21,13 @@
 
 mod access;
 mod audit;
+mod audit_chain;
+mod audit_check;
+mod audit_mac;
 mod bans;
 mod error;
 mod jobs;
+mod keys;
 mod lockout;
 mod names;
 mod retention;
@@ -34,9 +38,13 @@ mod users;
 
 pub use access::Access;
 pub use audit::{AuditEvent, AuditFilter};
+pub use audit_chain::{ChainPosition, ChainSummary, ChainVerdict};
+pub use audit_check::ChainBreak;
+pub use audit_mac::AuditKey;
 pub use bans::Ban;
 pub use error::{CatalogError, NameError};
 pub use jobs::{ImportJob, JobFilter, JobProgress, JobStatus};
+pub use keys::StoredDataKey;
 pub use lockout::{FailureCount, LockPolicy};
 pub use names::{Login, TenantName};
 pub use store::{Backend, Catalog, now_ms};

@@ -1,26 +1,13 @@
-//! Retention: audit events and finished import jobs older than the
-//! configured time are deleted, a bounded batch per statement, so that a
-//! large backlog never holds the database (and the transfers that write
-//! to it) for long.
+//! Retention: finished import jobs older than the configured time are
+//! deleted, a bounded batch per statement, so that a large backlog never
+//! holds the database (and the transfers that write to it) for long. Audit
+//! events are pruned the same way, from the front of their chain
+//! (`audit_chain`).
 
 use crate::error::CatalogError;
 use crate::store::Catalog;
 
 impl Catalog {
-    /// Deletes at most `batch` audit events that happened before `before`
-    /// (Unix milliseconds), oldest first; returns how many went.
-    pub async fn prune_audit_events(&self, before: i64, batch: u32) -> Result<u64, CatalogError> {
-        let done = sqlx::query(
-            "DELETE FROM audit_events WHERE id IN \
-             (SELECT id FROM audit_events WHERE at < $1 ORDER BY at LIMIT $2)",
-        )
-        .bind(before)
-        .bind(i64::from(batch))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
-    }
-
     /// Deletes at most `batch` import jobs that reached their verdict
     /// (imported, rejected, duplicate) before `before` (Unix milliseconds);
     /// jobs still under way or waiting are never touched. Returns how many went.

@@ -7,6 +7,7 @@ use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 
+use crate::audit_mac::AuditKey;
 use crate::error::CatalogError;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -30,6 +31,8 @@ pub enum Backend {
 pub struct Catalog {
     pub(crate) pool: AnyPool,
     backend: Backend,
+    /// The audit chain's key; without it the trail can be read, not written.
+    audit_key: Option<AuditKey>,
 }
 
 impl Catalog {
@@ -62,6 +65,9 @@ impl Catalog {
                         // through crashes and only syncs at checkpoints,
                         // instead of once per commit (the audit trail commits often).
                         sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *connection).await?;
+                        // Deleted rows are overwritten, not left in free pages: a
+                        // purged tenant's wrapped data key leaves the file.
+                        sqlx::query("PRAGMA secure_delete = ON").execute(&mut *connection).await?;
                     }
                     Ok(())
                 })
@@ -77,7 +83,20 @@ impl Catalog {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
-        Ok(Self { pool, backend })
+        Ok(Self { pool, backend, audit_key: None })
+    }
+
+    /// This catalog, writing (and verifying) the audit trail's chain with
+    /// `key` (derived from the master key, purpose `audit-chain`).
+    #[must_use]
+    pub fn with_audit_key(mut self, key: AuditKey) -> Self {
+        self.audit_key = Some(key);
+        self
+    }
+
+    /// The audit chain's key, or why there is none.
+    pub(crate) fn audit_key(&self) -> Result<&AuditKey, CatalogError> {
+        self.audit_key.as_ref().ok_or(CatalogError::NoAuditKey)
     }
 
     /// The engine behind this catalog.

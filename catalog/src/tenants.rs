@@ -7,6 +7,7 @@ use sqlx::any::AnyRow;
 
 use crate::access::bump_revision;
 use crate::error::CatalogError;
+use crate::keys::StoredDataKey;
 use crate::names::TenantName;
 use crate::store::{Catalog, now_ms};
 
@@ -19,8 +20,13 @@ pub struct TenantDatabase {
     pub name: String,
     /// The tenant's own database role (PostgreSQL only).
     pub role: Option<String>,
-    /// Connection URL with the tenant's own credentials. Secret: never log it.
+    /// Connection URL with the tenant's own account. As stored, its password
+    /// is taken out into `sealed_password`; with it put back (to connect),
+    /// it is secret: never log it.
     pub url: String,
+    /// The password of `url`, sealed with the tenant's data key
+    /// (`passerelle_keys::DataKey::seal`); `None` for SQLite, or once put back.
+    pub sealed_password: Option<String>,
 }
 
 /// A tenant as the catalog holds it.
@@ -69,17 +75,19 @@ fn stored(value: Option<u64>) -> Option<i64> {
 }
 
 impl Catalog {
-    /// Records a new tenant. Fails with [`CatalogError::AlreadyExists`] when the name is taken.
+    /// Records a new tenant with its data key, in one transaction. Fails with
+    /// [`CatalogError::AlreadyExists`] when the name is taken.
     pub async fn add_tenant(
         &self,
         name: &TenantName,
         allowed_ips: &[IpNet],
         database: &TenantDatabase,
+        key: &StoredDataKey,
     ) -> Result<(), CatalogError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO tenants (name, created_at, db_backend, db_name, db_role, db_url) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO tenants (name, created_at, db_backend, db_name, db_role, db_url, db_password_sealed) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(name.as_str())
         .bind(now_ms())
@@ -87,9 +95,17 @@ impl Catalog {
         .bind(&database.name)
         .bind(database.role.as_deref())
         .bind(&database.url)
+        .bind(database.sealed_password.as_deref())
         .execute(&mut *tx)
         .await
         .map_err(|e| CatalogError::on_conflict(e, || format!("tenant {name}")))?;
+        sqlx::query("INSERT INTO tenant_keys (tenant, key_id, wrapped, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(name.as_str())
+            .bind(&key.key_id)
+            .bind(&key.wrapped)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
         for net in allowed_ips {
             sqlx::query("INSERT INTO tenant_allowed_ips (tenant, cidr) VALUES ($1, $2)")
                 .bind(name.as_str())
@@ -191,16 +207,18 @@ impl Catalog {
 
     /// The tenant's database with its credentials, for provisioning and loading.
     pub async fn tenant_database(&self, name: &TenantName) -> Result<TenantDatabase, CatalogError> {
-        let row = sqlx::query("SELECT db_backend, db_name, db_role, db_url FROM tenants WHERE name = $1")
-            .bind(name.as_str())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| CatalogError::NotFound(format!("tenant {name}")))?;
+        let row =
+            sqlx::query("SELECT db_backend, db_name, db_role, db_url, db_password_sealed FROM tenants WHERE name = $1")
+                .bind(name.as_str())
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| CatalogError::NotFound(format!("tenant {name}")))?;
         Ok(TenantDatabase {
             backend: row.try_get("db_backend")?,
             name: row.try_get("db_name")?,
             role: row.try_get("db_role")?,
             url: row.try_get("db_url")?,
+            sealed_password: row.try_get("db_password_sealed")?,
         })
     }
 
@@ -221,9 +239,32 @@ impl Catalog {
         tenant_touched(done.rows_affected(), name)
     }
 
-    /// Deletes the tenant with its users and keys (audit events are kept).
+    /// Replaces how the tenant's database is reached, once its password
+    /// was sealed (tenants created before passwords were encrypted).
+    pub async fn set_tenant_database_url(
+        &self,
+        name: &TenantName,
+        url: &str,
+        sealed_password: &str,
+    ) -> Result<(), CatalogError> {
+        let done = sqlx::query("UPDATE tenants SET db_url = $2, db_password_sealed = $3 WHERE name = $1")
+            .bind(name.as_str())
+            .bind(url)
+            .bind(sealed_password)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(CatalogError::NotFound(format!("tenant {name}")));
+        }
+        Ok(())
+    }
+
+    /// Deletes the tenant with its users, keys and data key (audit events
+    /// are kept): whatever its data key encrypted, wherever a copy of it is,
+    /// can no longer be decrypted.
     pub async fn remove_tenant(&self, name: &TenantName) -> Result<(), CatalogError> {
         let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM tenant_keys WHERE tenant = $1").bind(name.as_str()).execute(&mut *tx).await?;
         let done = sqlx::query("DELETE FROM tenants WHERE name = $1").bind(name.as_str()).execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
             return Err(CatalogError::NotFound(format!("tenant {name}")));

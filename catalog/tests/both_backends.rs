@@ -1,16 +1,22 @@
 //! The catalog behaves the same on SQLite and on PostgreSQL.
 
 use passerelle_catalog::{
-    AuditEvent, AuditFilter, Ban, Catalog, CatalogError, FailureCount, ImportJob, JobFilter, JobStatus, LockPolicy,
-    Login, TenantDatabase, TenantName, TenantQuota,
+    AuditEvent, AuditFilter, AuditKey, Ban, Catalog, CatalogError, ChainBreak, ChainVerdict, FailureCount, ImportJob,
+    JobFilter, JobStatus, LockPolicy, Login, StoredDataKey, TenantDatabase, TenantName, TenantQuota,
 };
+
+/// The audit chain's key of the tests.
+fn key() -> AuditKey {
+    AuditKey::new([7; 32])
+}
 
 /// PostgreSQL server used by the tests; its absence is a failure, never a skip.
 fn pg_admin_url() -> String {
     std::env::var("TEST_PG_ADMIN_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-async fn fresh_postgres_catalog() -> Catalog {
+/// A new, empty catalog database on the PostgreSQL server; its URL.
+async fn fresh_postgres_url() -> String {
     use sqlx::Connection;
     let name = format!("passerelle_catalog_test_{:016x}", rand::random::<u64>());
     let admin_url = pg_admin_url();
@@ -19,8 +25,11 @@ async fn fresh_postgres_catalog() -> Catalog {
         .unwrap_or_else(|e| panic!("PostgreSQL must be reachable at {admin_url} for the tests: {e}"));
     // Test-only DDL on a name made of hex digits above.
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
-    let url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
-    Catalog::open(&url).await.unwrap()
+    format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0)
+}
+
+async fn fresh_postgres_catalog() -> Catalog {
+    Catalog::open(&fresh_postgres_url().await).await.unwrap().with_audit_key(key())
 }
 
 /// Runs every operation once, in an order where each finds what the one
@@ -47,9 +56,16 @@ async fn exercise(catalog: Catalog) {
 }
 
 async fn tenants_users_and_keys(catalog: &Catalog, acme: &TenantName, alice: &Login) {
-    let db = TenantDatabase { backend: "sqlite".into(), name: "acme.db".into(), role: None, url: "sqlite://x".into() };
-    catalog.add_tenant(acme, &["10.0.0.0/8".parse().unwrap()], &db).await.unwrap();
-    assert!(matches!(catalog.add_tenant(acme, &[], &db).await, Err(CatalogError::AlreadyExists(_))));
+    let db = TenantDatabase {
+        backend: "sqlite".into(),
+        name: "acme.db".into(),
+        role: None,
+        url: "sqlite://x".into(),
+        sealed_password: None,
+    };
+    let key = StoredDataKey { tenant: "acme".into(), key_id: "00".repeat(16), wrapped: "AAAA".into() };
+    catalog.add_tenant(acme, &["10.0.0.0/8".parse().unwrap()], &db, &key).await.unwrap();
+    assert!(matches!(catalog.add_tenant(acme, &[], &db, &key).await, Err(CatalogError::AlreadyExists(_))));
     let listed = catalog.tenants().await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].allowed_ips, vec!["10.0.0.0/8".to_string()]);
@@ -78,6 +94,7 @@ async fn audit_trail(catalog: &Catalog) {
             protocol: "cli".into(),
             action: "tenant_add".into(),
             outcome: "ok".into(),
+            at: Some(999_000),
             ..Default::default()
         })
         .await
@@ -90,6 +107,7 @@ async fn audit_trail(catalog: &Catalog) {
             protocol: "sftp".into(),
             action: "login".into(),
             outcome: "ok".into(),
+            at: Some(999_001),
             ..Default::default()
         })
         .await
@@ -296,12 +314,21 @@ async fn live_session_access(catalog: &Catalog, acme: &TenantName, alice: &Login
 /// Old audit events and finished jobs go, batch by batch; open jobs stay.
 async fn retention(catalog: &Catalog) {
     let bob = AuditFilter { login: Some("bob".into()), limit: 1000, ..Default::default() };
-    // The burst of `audit_trail` happened at 1,000,000 + i ms.
+    // The two events of `audit_trail` happened at 999,000 ms and after,
+    // its burst at 1,000,000 + i ms.
     assert_eq!(catalog.prune_audit_events(1_000_250, 100).await.unwrap(), 100);
-    assert_eq!(catalog.prune_audit_events(1_000_250, 1000).await.unwrap(), 150);
+    assert_eq!(catalog.prune_audit_events(1_000_250, 1000).await.unwrap(), 152);
     assert_eq!(catalog.prune_audit_events(1_000_250, 1000).await.unwrap(), 0);
     let kept = catalog.audit_events(&bob).await.unwrap();
     assert_eq!((kept.len(), kept[0].at), (350, Some(1_000_250)));
+    // The chain holds from its new checkpoint, and grows from there.
+    let ChainVerdict::Intact(summary) = catalog.verify_audit_chain(None).await.unwrap() else { panic!("broken") };
+    assert_eq!((summary.checkpoint, summary.checked), (252, 350));
+    catalog.record(&AuditEvent { actor: "carol".into(), ..Default::default() }).await.unwrap();
+    let ChainVerdict::Intact(after) = catalog.verify_audit_chain(Some(summary.head)).await.unwrap() else {
+        panic!("broken")
+    };
+    assert_eq!((after.checked, after.head.row()), (1, 603));
     // job-1 is imported, job-3 rejected, job-2 only received: only the verdicts go.
     let tomorrow = passerelle_catalog::now_ms() + 24 * 3600 * 1000;
     assert_eq!(catalog.prune_import_jobs(tomorrow, 1000).await.unwrap(), 2);
@@ -313,7 +340,7 @@ async fn retention(catalog: &Catalog) {
 async fn catalog_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("catalog.db").display());
-    exercise(Catalog::open(&url).await.unwrap()).await;
+    exercise(Catalog::open(&url).await.unwrap().with_audit_key(key())).await;
     // Reopening applies no migration twice.
     Catalog::open(&url).await.unwrap().close().await;
 }
@@ -321,4 +348,108 @@ async fn catalog_on_sqlite() {
 #[tokio::test]
 async fn catalog_on_postgres() {
     exercise(fresh_postgres_catalog().await).await;
+}
+
+/// Someone with write access to the catalog, but not the key, edits,
+/// deletes or inserts audit rows behind the writers' back: verification
+/// names the row; undoing the change makes the chain whole again.
+async fn tampering(url: &str) {
+    let catalog = Catalog::open(url).await.unwrap();
+    let event = |n: i64| AuditEvent {
+        actor: format!("user{n}"),
+        protocol: "sftp".into(),
+        bytes: Some(n),
+        ..Default::default()
+    };
+    assert!(matches!(catalog.record(&event(0)).await, Err(CatalogError::NoAuditKey)), "no key, no write");
+    let catalog = catalog.with_audit_key(key());
+    catalog.record_all(&(1..=5).map(event).collect::<Vec<_>>()).await.unwrap();
+    let intact = || async { matches!(catalog.verify_audit_chain(None).await.unwrap(), ChainVerdict::Intact(_)) };
+    let broken = || async {
+        match catalog.verify_audit_chain(None).await.unwrap() {
+            ChainVerdict::Broken(at) => at,
+            ChainVerdict::Intact(summary) => panic!("tampering not seen: {summary:?}"),
+        }
+    };
+    assert!(intact().await);
+    let other = Catalog::open(url).await.unwrap().with_audit_key(AuditKey::new([8; 32]));
+    assert!(matches!(other.verify_audit_chain(None).await.unwrap(), ChainVerdict::Broken(ChainBreak::Checkpoint)));
+
+    let attacker = sqlx::AnyPool::connect(url).await.unwrap();
+    let sql = |statement: &'static str| {
+        let attacker = attacker.clone();
+        async move { sqlx::query(statement).execute(&attacker).await.unwrap() }
+    };
+    sql("UPDATE audit_events SET bytes = 999 WHERE id = 3").await;
+    assert_eq!(broken().await, ChainBreak::Changed { row: 3 });
+    sql("UPDATE audit_events SET bytes = 3 WHERE id = 3").await;
+    assert!(intact().await, "undone");
+
+    sql("CREATE TABLE saved AS SELECT * FROM audit_events WHERE id = 4").await;
+    sql("DELETE FROM audit_events WHERE id = 4").await;
+    assert_eq!(broken().await, ChainBreak::Removed { first: 4, last: 4 });
+    sql("INSERT INTO audit_events SELECT * FROM saved").await;
+    assert!(intact().await, "undone");
+
+    sql(
+        "INSERT INTO audit_events (id, at, actor, protocol, action, outcome) VALUES (6, 0, 'x', 'sftp', 'login', 'ok')",
+    )
+    .await;
+    assert_eq!(broken().await, ChainBreak::Inserted { row: 6 });
+    sql("UPDATE audit_chain SET head_id = 6, head_mac = (SELECT mac FROM audit_events WHERE id = 5)").await;
+    assert_eq!(broken().await, ChainBreak::Changed { row: 6 });
+    assert!(
+        matches!(catalog.prune_audit_events(i64::MAX, 100).await, Err(CatalogError::AuditChain(_))),
+        "a broken chain is kept"
+    );
+    attacker.close().await;
+    catalog.close().await;
+}
+
+#[tokio::test]
+async fn tampering_is_seen_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    tampering(&format!("sqlite://{}", dir.path().join("catalog.db").display())).await;
+}
+
+#[tokio::test]
+async fn tampering_is_seen_on_postgres() {
+    tampering(&fresh_postgres_url().await).await;
+}
+
+/// Several processes append at once (two catalogs, two pools, like the
+/// server and the admin CLI): every append finds the head the one before it
+/// left, so the chain holds every row.
+async fn concurrent_writers(url: &str) {
+    let first = Catalog::open(url).await.unwrap().with_audit_key(key());
+    let second = Catalog::open(url).await.unwrap().with_audit_key(key());
+    let write = |catalog: Catalog, actor: &'static str| {
+        tokio::spawn(async move {
+            for n in 0..40 {
+                let event =
+                    AuditEvent { actor: actor.into(), protocol: "cli".into(), bytes: Some(n), ..Default::default() };
+                catalog.record_all(&[event.clone(), event.clone(), event]).await.unwrap();
+            }
+        })
+    };
+    let (a, b) = (write(first.clone(), "first"), write(second.clone(), "second"));
+    a.await.unwrap();
+    b.await.unwrap();
+    match first.verify_audit_chain(None).await.unwrap() {
+        ChainVerdict::Intact(summary) => assert_eq!(summary.checked, 240),
+        ChainVerdict::Broken(at) => panic!("concurrent appends broke the chain: {at}"),
+    }
+    first.close().await;
+    second.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    concurrent_writers(&format!("sqlite://{}", dir.path().join("catalog.db").display())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_on_postgres() {
+    concurrent_writers(&fresh_postgres_url().await).await;
 }

@@ -54,6 +54,16 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     /// Backups into a restic repository, and their daily verification.
     pub backup: BackupConfig,
+    /// Where the master key lives.
+    pub keys: KeysConfig,
+}
+
+/// `[keys]`: the master key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeysConfig {
+    /// The master key file (resolved; defaults to `<data_dir>.master.key`, beside the data directory),
+    /// never inside `data_dir`.
+    pub master_key_file: PathBuf,
 }
 
 /// `[sftp]`: the SFTP front-end.

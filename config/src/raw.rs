@@ -29,6 +29,7 @@ pub(crate) struct Raw {
     pub(crate) proxy_protocol: RawProxyProtocol,
     pub(crate) sandbox: RawSandbox,
     pub(crate) backup: RawBackup,
+    pub(crate) keys: RawKeys,
 }
 
 #[derive(Deserialize)]
@@ -39,6 +40,12 @@ pub(crate) struct RawBackup {
     pub(crate) interval: String,
     pub(crate) retention_days: u32,
     pub(crate) verify_interval: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawKeys {
+    pub(crate) master_key_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]

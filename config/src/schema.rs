@@ -158,6 +158,11 @@ pub(crate) const SECTIONS: &[(&str, &str)] = &[
         "How `serve` confines itself once its listeners are bound and its keys read, beyond what a service \
          manager does (see packaging/systemd/passerelle.service).",
     ),
+    (
+        "keys",
+        "The master key, from which every tenant's data key is protected: the keys that encrypt archived \
+         originals and tenant database passwords are stored in the catalog wrapped under it.",
+    ),
     ("uploads", "How completed uploads are stored, and when the disk is too full to take more."),
     (
         "quotas",
@@ -783,10 +788,23 @@ pub(crate) const KEYS: &[KeyDef] = &[
         secret: false,
         doc: "Restrict the server's own filesystem access with Landlock, where the kernel has it (Linux 5.13 \
               and later): read and write in `data_dir` and the directory of a SQLite catalog, read the \
-              configuration file, the FTPS certificate and key (their directories, for renewals) and the \
-              system files that name resolution and TLS need; nothing else, even through a bug. One log \
+              configuration file, the FTPS certificate and key and the master key (their directories, for \
+              renewals and rotations) and the system files that name resolution and TLS need; nothing else, even through a bug. One log \
               line at start says which ruleset is in force, or that the kernel has none. false: no Landlock.",
         effective: |c| Some(Value::Boolean(c.sandbox.landlock)),
+    },
+    KeyDef {
+        section: "keys",
+        name: "master_key_file",
+        kind: Kind::Path,
+        default: Default::FromDataDir { template: "<data_dir>.master.key" },
+        secret: false,
+        doc: "File holding the master key (mode 0600, owned by the service user), outside data_dir: by \
+              default beside it. `passerelle init` (or the first start of a new installation) creates it; \
+              after that it is required, and a missing or different key is refused, never replaced. Keep an \
+              offline copy: without it no archive and no tenant database password can be decrypted. \
+              `passerelle keys rotate-master` replaces it.",
+        effective: |c| string(c.keys.master_key_file.to_string_lossy()),
     },
     KeyDef {
         section: "uploads",

@@ -9,12 +9,12 @@ use crate::duration;
 use crate::error::ConfigError;
 use crate::model::{
     AccountLockConfig, AdminConfig, ArchiveConfig, AuditConfig, BackupConfig, BackupTarget, CatalogConfig, Config,
-    DefenderConfig, FtpsConfig, LimitsConfig, LogConfig, LogFormat, MaxStartups, PipelineConfig, ProxyProtocolConfig,
-    QuotasConfig, ReceiptsConfig, SandboxConfig, SftpConfig, TenantDbBackend, TenantDbConfig, TlsVersion,
-    UploadsConfig, is_postgres_url, scheme,
+    DefenderConfig, FtpsConfig, KeysConfig, LimitsConfig, LogConfig, LogFormat, MaxStartups, PipelineConfig,
+    ProxyProtocolConfig, QuotasConfig, ReceiptsConfig, SandboxConfig, SftpConfig, TenantDbBackend, TenantDbConfig,
+    TlsVersion, UploadsConfig, is_postgres_url, scheme,
 };
 use crate::raw::{
-    Raw, RawAccountLock, RawArchive, RawAudit, RawBackup, RawCatalog, RawDefender, RawFtps, RawLimits, RawLog,
+    Raw, RawAccountLock, RawArchive, RawAudit, RawBackup, RawCatalog, RawDefender, RawFtps, RawKeys, RawLimits, RawLog,
     RawPipeline, RawProxyProtocol, RawQuotas, RawTenantDb, RawUploads,
 };
 use crate::schema::{self, Default};
@@ -44,6 +44,7 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
     let quotas = quotas(raw.quotas)?;
     let uploads = uploads(raw.uploads)?;
     let backup = backup(raw.backup)?;
+    let keys = keys(raw.keys, &data_dir)?;
     Ok(Config {
         sftp: SftpConfig { listen: raw.sftp.listen, libssh2_compat: raw.sftp.libssh2_compat },
         ftps,
@@ -63,6 +64,7 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
         proxy_protocol,
         sandbox: SandboxConfig { landlock: raw.sandbox.landlock },
         backup,
+        keys,
         data_dir,
     })
 }
@@ -271,6 +273,61 @@ fn ftps(ftps: RawFtps, data_dir: &Path) -> Result<FtpsConfig, ConfigError> {
         max_passive_ports_per_user: at_least_one("ftps.max_passive_ports_per_user", ftps.max_passive_ports_per_user)?,
         passive_idle_timeout: parse_duration("ftps.passive_idle_timeout", &ftps.passive_idle_timeout)?,
     })
+}
+
+/// `[keys]`: `master_key_file` defaults to `<data_dir>.master.key`, beside the data directory, and is
+/// refused inside it: the master key must not travel with copies (backups) of the data it protects.
+fn keys(keys: RawKeys, data_dir: &Path) -> Result<KeysConfig, ConfigError> {
+    const KEY: &str = "keys.master_key_file";
+    let master_key_file = match keys.master_key_file {
+        Some(path) if path.as_os_str().is_empty() => return Err(ConfigError::invalid(KEY, "must not be empty")),
+        Some(path) => path,
+        None => beside(data_dir).ok_or_else(|| {
+            ConfigError::invalid(
+                KEY,
+                format!("must be set: data_dir {} has no name to put the master key beside", data_dir.display()),
+            )
+        })?,
+    };
+    if lexically_absolute(&master_key_file).starts_with(lexically_absolute(data_dir)) {
+        return Err(ConfigError::invalid(
+            KEY,
+            format!(
+                "{} is inside data_dir {}; keep the master key outside it, so that copies of the data never \
+                 carry their key",
+                master_key_file.display(),
+                data_dir.display()
+            ),
+        ));
+    }
+    Ok(KeysConfig { master_key_file })
+}
+
+/// `<data_dir>.master.key`, beside `data_dir` (trailing slashes and `.` components ignored); `None`
+/// when `data_dir` has no last name (`/`, `..`).
+fn beside(data_dir: &Path) -> Option<PathBuf> {
+    let name = data_dir.file_name()?;
+    let mut file = name.to_os_string();
+    file.push(".master.key");
+    Some(data_dir.with_file_name(file))
+}
+
+/// `path` made absolute against the working directory, with `.` and `..` resolved by name only (no
+/// symlinks followed: the files need not exist yet).
+fn lexically_absolute(path: &Path) -> PathBuf {
+    let joined =
+        if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir().unwrap_or_default().join(path) };
+    let mut out = PathBuf::new();
+    for part in joined.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// `[quotas]`: both optional; a size of at least one byte, at least one file.

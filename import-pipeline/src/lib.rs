@@ -79,12 +79,14 @@
 //! (`" 12"` is not an integer). Line ends may be LF, CRLF or a lone CR
 //! (classic Mac), mixed: each counts as one line in receipts.
 
+mod keyring;
 mod load;
 mod profile;
 mod runner;
 mod tenant_db;
 mod validate;
 
+pub use keyring::{Keyring, KeyringError, TenantKey};
 pub use load::{
     CONNECT_TIMEOUT, DatabaseError, ImportRef, LoadError, LoadOutcome, Progress, committed_import, load,
     rows_with_import_id,
@@ -94,8 +96,9 @@ pub use profile::{
     Mode, Profile, ProfileError, Profiles, RESERVED_COLUMNS, is_temporary_name,
 };
 pub use runner::{
-    Announcer, Arrival, Cancel, DoorPlan, DoorRejection, Intake, Layout, NoObserver, Observer, Pipeline,
-    RECEIPT_SUFFIX, Refused, Retention, RunnerError, cancel, door_plan, refuse_at_door,
+    Announcer, ArchiveCheck, ArchiveError, Arrival, Cancel, DoorPlan, DoorRejection, Intake, Layout, NoObserver,
+    Observer, Pipeline, RECEIPT_SUFFIX, Refused, Retention, RunnerError, cancel, decrypt_archive, door_plan,
+    verify_archives,
 };
 pub use tenant_db::{TenantDbError, TenantDbProvisioner};
 pub use validate::{

@@ -4,8 +4,12 @@
 //!   outside every tenant tree, mode 0600. SQLite has no accounts: the file's
 //!   ownership is the account, and no client path can reach it.
 //! - PostgreSQL: one database and one LOGIN role per tenant, created through
-//!   `tenant_db.admin_url`. The role owns its database; CONNECT is revoked
-//!   from PUBLIC so no other tenant's role can even open it. The role's
+//!   `tenant_db.admin_url`. The role owns its database (created from
+//!   `template0`); CONNECT is revoked from PUBLIC so no other tenant's role
+//!   can even open it, and from PUBLIC on the server's maintenance databases
+//!   (`postgres`, `template1`) so the role opens nothing else (other
+//!   databases still open to PUBLIC: [`TenantDbProvisioner::databases_open_to`]). Only the role
+//!   may create in its database's `public` schema. The role's
 //!   password is generated here and sent to the server only as a SCRAM-SHA-256
 //!   verifier, so it cannot appear in the server's statement log either.
 
@@ -113,6 +117,22 @@ impl TenantDbProvisioner {
         created
     }
 
+    /// The databases of the server, other than its own, that the tenant's
+    /// role can still connect to: PUBLIC holds CONNECT there (other
+    /// applications' databases, closed by their owners, not by us). Empty on
+    /// SQLite.
+    pub async fn databases_open_to(&self, database: &TenantDatabase) -> Result<Vec<String>, TenantDbError> {
+        match self {
+            Self::Postgres { admin_url, .. } if database.backend == "postgres" => {
+                let mut admin = PgConnection::connect(admin_url.as_str()).await?;
+                let open = open_databases(&mut admin, &PgIdentifier::from_catalog(&database.name)?).await;
+                let _ = admin.close().await;
+                open
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+
     /// Destroys the tenant's database and account. Missing parts are not an error.
     pub async fn destroy(&self, database: &TenantDatabase) -> Result<(), TenantDbError> {
         match self {
@@ -159,6 +179,7 @@ fn create_sqlite(dir: &PathBuf, tenant: &TenantName) -> Result<TenantDatabase, T
         name: path.display().to_string(),
         role: None,
         url: format!("sqlite://{}", path.display()),
+        sealed_password: None,
     })
 }
 
@@ -217,18 +238,80 @@ async fn create_postgres(
         format!(
             "CREATE ROLE \"{n}\" LOGIN PASSWORD '{verifier}' NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
         ),
-        format!("CREATE DATABASE \"{n}\" OWNER \"{n}\""),
+        // template0: nothing an administrator added to template1 (objects,
+        // grants to PUBLIC) reaches a tenant's database.
+        format!("CREATE DATABASE \"{n}\" OWNER \"{n}\" TEMPLATE template0"),
+    ];
+    for statement in statements {
+        sqlx::raw_sql(AssertSqlSafe(statement)).execute(&mut *admin).await?;
+    }
+    close_public_schema(admin_url, name).await?;
+    let statements = [
         format!("REVOKE ALL ON DATABASE \"{n}\" FROM PUBLIC"),
         format!("GRANT CONNECT, TEMPORARY ON DATABASE \"{n}\" TO \"{n}\""),
     ];
     for statement in statements {
         sqlx::raw_sql(AssertSqlSafe(statement)).execute(&mut *admin).await?;
     }
+    close_maintenance_databases(admin).await?;
     let mut url = admin_url.clone();
     url.set_username(n).map_err(|()| TenantDbError::AdminUrl("cannot carry a user name".into()))?;
     url.set_password(Some(password)).map_err(|()| TenantDbError::AdminUrl("cannot carry a password".into()))?;
     url.set_path(&format!("/{n}"));
-    Ok(TenantDatabase { backend: "postgres".into(), name: n.clone(), role: Some(n.clone()), url: url.into() })
+    Ok(TenantDatabase {
+        backend: "postgres".into(),
+        name: n.clone(),
+        role: Some(n.clone()),
+        url: url.into(),
+        sealed_password: None,
+    })
+}
+
+/// In the tenant's new database: only its role may use or create objects
+/// in `public` (PostgreSQL 14 and older let PUBLIC create there). Done by
+/// the administrator before CONNECT is revoked from PUBLIC.
+async fn close_public_schema(admin_url: &Url, name: &PgIdentifier) -> Result<(), TenantDbError> {
+    let n = &name.0;
+    let mut url = admin_url.clone();
+    url.set_path(&format!("/{n}"));
+    let mut database = PgConnection::connect(url.as_str()).await?;
+    // Same reasoning as in create_postgres: `n` is a PgIdentifier.
+    let statement = format!("REVOKE ALL ON SCHEMA public FROM PUBLIC; GRANT ALL ON SCHEMA public TO \"{n}\"");
+    let done = sqlx::raw_sql(AssertSqlSafe(statement)).execute(&mut database).await;
+    let _ = database.close().await;
+    done?;
+    Ok(())
+}
+
+/// The databases every server has and PUBLIC may connect to by default:
+/// no tenant role may. A database that does not exist is skipped; an
+/// administrator that does not own them (not a superuser) only gets a
+/// warning from PostgreSQL, and [`TenantDbProvisioner::databases_open_to`] names them.
+async fn close_maintenance_databases(admin: &mut PgConnection) -> Result<(), TenantDbError> {
+    const MAINTENANCE: [&str; 2] = ["postgres", "template1"];
+    for database in MAINTENANCE {
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(database)
+            .fetch_one(&mut *admin)
+            .await?;
+        if exists {
+            // A constant name.
+            let statement = format!("REVOKE CONNECT, TEMPORARY ON DATABASE \"{database}\" FROM PUBLIC");
+            sqlx::raw_sql(AssertSqlSafe(statement)).execute(&mut *admin).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The databases, other than `name`'s own, its role can connect to.
+async fn open_databases(admin: &mut PgConnection, name: &PgIdentifier) -> Result<Vec<String>, TenantDbError> {
+    Ok(sqlx::query_scalar(
+        "SELECT datname FROM pg_database WHERE datallowconn AND datname <> $1 \
+         AND has_database_privilege(CAST($1 AS name), oid, 'CONNECT') ORDER BY datname",
+    )
+    .bind(&name.0)
+    .fetch_all(&mut *admin)
+    .await?)
 }
 
 async fn drop_postgres(admin: &mut PgConnection, name: &PgIdentifier) -> Result<(), TenantDbError> {

@@ -573,6 +573,7 @@ async fn postgres_a_tenant_cannot_reach_another_tenants_database() {
             name: a.name.clone(),
             role: b.role.clone(),
             url: forged_url.into(),
+            sealed_password: None,
         };
         match load(&forged, &profile, file(&format!("{HEADER}2;intruder;;;;;\n")), job("job-b")).await {
             Err(e @ LoadError::Database(_)) => assert!(!e.is_retryable()),
@@ -608,6 +609,7 @@ async fn sqlite_a_tenant_cannot_reach_another_tenants_database() {
             name: format!("{}-missing", b.name),
             role: None,
             url: format!("{}-missing", b.url),
+            sealed_password: None,
         };
         match load(&missing, &profile, file(&format!("{HEADER}1;x;;;;;\n")), job("job-x")).await {
             Err(LoadError::Database(_)) => {}
@@ -628,6 +630,7 @@ async fn an_unreachable_database_is_unavailable() {
         name: "nobody".into(),
         role: Some("nobody".into()),
         url: "postgres://nobody:secret@127.0.0.1:1/nobody".into(),
+        sealed_password: None,
     };
     match load(&database, &orders("append"), file(HEADER), job("job")).await {
         Err(e @ LoadError::Unavailable(_)) => {

@@ -208,6 +208,41 @@ pub enum KeyError {
         key: PathBuf,
     },
 
+    // ----- master and data keys ----------------------------------------------------
+    /// The master key file does not exist.
+    #[error("master key {} does not exist; restore it from your offline copy, or run `passerelle init` on a new installation", .path.display())]
+    MissingMasterKey {
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// The master key file holds no usable key.
+    #[error("master key {} is unusable ({reason}); restore it from your offline copy", .path.display())]
+    InvalidMasterKey {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A wrapped data key does not unwrap under the master key.
+    #[error(
+        "the data key of {owner} cannot be unwrapped with master key {master_key_id}; the master key is not the one it was wrapped with, or the catalog is damaged"
+    )]
+    UnwrapFailed {
+        /// Whose key it is (a tenant name).
+        owner: String,
+        /// The public identifier of the master key tried.
+        master_key_id: String,
+    },
+
+    /// A sealed value does not decrypt (wrong key, wrong context, damaged).
+    #[error("{context} cannot be decrypted: wrong key or damaged value")]
+    OpenFailed {
+        /// What the value is.
+        context: String,
+    },
+
     // ----- passwords -------------------------------------------------------------
     /// The password has fewer than 12 characters.
     #[error("password is too short ({chars} characters); use at least {min}")]

@@ -12,6 +12,10 @@
 //!   host key dir ──► HostKeys::load_or_generate ──► russh server Config
 //!   cert + key ───► TlsIdentity::load_or_generate ──► rustls server config
 //!
+//!   master key file ──► MasterKey::load / create ──► derive(purpose) (HKDF-SHA-256)
+//!                                                └─► wrap / unwrap ◄── DataKey (per tenant)
+//!   DataKey ──► seal / open (small secrets)   stream::encrypt / decrypt (archives)
+//!
 //!   all of them ──► write_secret_file / read_secret_file
 //!                   (0600, atomic, no overwrite, no symlinks)
 //! ```
@@ -33,7 +37,9 @@
 //!   unattended; file permissions protect them instead.
 //! - No `authorized_keys` options (`command=`, `from=`...) and no OpenSSH
 //!   certificates.
-//! - No key rotation or overwriting: a key that exists is used as is.
+//! - No key rotation or overwriting of host and TLS keys: a key that exists
+//!   is used as is. The master key is replaced only by rotation, which
+//!   re-wraps the data keys (the caller's job) and never touches the data.
 //! - No ACME or certificate renewal; the self-signed certificate is for
 //!   first start and tests.
 //!
@@ -42,15 +48,20 @@
 //! `russh::keys::PublicKey` (both re-exported from russh's `ssh-key`).
 
 mod authorized_key;
+mod data_key;
 mod error;
 mod host_keys;
+mod master_key;
 mod password;
 mod secret_file;
+pub mod stream;
 mod tls;
 
 pub use authorized_key::AuthorizedKey;
+pub use data_key::DataKey;
 pub use error::KeyError;
 pub use host_keys::HostKeys;
+pub use master_key::{MasterKey, WrappedKey};
 pub use password::{check_password_strength, dummy_verify, generate_password, hash_password, verify_password};
 pub use secret_file::{check_private_file_mode, read_secret_file, write_secret_file};
 pub use tls::TlsIdentity;

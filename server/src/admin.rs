@@ -4,17 +4,20 @@
 
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use ipnet::IpNet;
 use passerelle_catalog::{AuditEvent, Catalog, Login, TenantName};
 use passerelle_config::{Config, TenantDbBackend};
-use passerelle_import::TenantDbProvisioner;
-use passerelle_keys::AuthorizedKey;
+use passerelle_import::{Keyring, TenantDbProvisioner};
+use passerelle_keys::{AuthorizedKey, MasterKey};
 
 use crate::data_dir::DataDir;
 use crate::error::{CliError, usage};
+use crate::master_key;
 use crate::progress::Progress;
+use crate::purge::{self, PurgeReport};
 use crate::removal;
 
 /// How long `tenant remove` lets running servers end the tenant's live
@@ -27,6 +30,10 @@ pub(crate) struct Admin {
     pub(crate) config: Config,
     pub(crate) data_dir: DataDir,
     pub(crate) catalog: Catalog,
+    /// The master key (`keys.master_key_file`), checked against the catalog's record of it.
+    master_key: Arc<MasterKey>,
+    /// Whether opening created the master key (a new installation).
+    pub(crate) created_master_key: bool,
     provisioner: TenantDbProvisioner,
     actor: String,
 }
@@ -36,7 +43,15 @@ impl Admin {
     /// migrations); a missing data directory is refused, never created.
     pub(crate) async fn open(config: Config) -> Result<Self, CliError> {
         let data_dir = DataDir::open_existing(&config.data_dir)?;
-        Self::with_data_dir(config, data_dir).await
+        let admin = Self::with_data_dir(config, data_dir).await?;
+        if admin.created_master_key {
+            // Standard error: standard output may be JSON for a script.
+            eprintln!(
+                "passerelle: created master key {}; keep an offline copy of it",
+                admin.config.keys.master_key_file.display()
+            );
+        }
+        Ok(admin)
     }
 
     /// Opens the data directory and the catalog, creating them when absent:
@@ -58,7 +73,28 @@ impl Admin {
         let catalog = Catalog::open(&config.catalog.url)
             .await
             .with_context(|| format!("cannot open the catalog at {}", config.catalog.redacted_url()))?;
-        Ok(Self { config, data_dir, catalog, provisioner, actor: actor() })
+        let master_key::Opened { key, created } = master_key::open(&config, &catalog).await?;
+        let catalog = catalog.with_audit_key(master_key::audit_key(&key));
+        Ok(Self {
+            config,
+            data_dir,
+            catalog,
+            master_key: Arc::new(key),
+            created_master_key: created,
+            provisioner,
+            actor: actor(),
+        })
+    }
+
+    /// The tenants' data keys, under [`Admin::master_key`].
+    pub(crate) fn keyring(&self) -> Keyring {
+        Keyring::new(self.catalog.clone(), Arc::clone(&self.master_key))
+    }
+
+    /// The master key, loaded and checked when this was opened: what derives
+    /// and wraps every other key (see [`MasterKey::derive`]).
+    pub(crate) fn master_key(&self) -> &Arc<MasterKey> {
+        &self.master_key
     }
 
     /// Creates a tenant: tree, own database and account, catalog row. On any
@@ -82,16 +118,41 @@ impl Admin {
                 return Err(CliError::Runtime(anyhow::Error::new(e).context(format!("tenant {name}"))));
             }
         };
-        if let Err(e) = self.catalog.add_tenant(name, allowed_ips, &database).await {
+        // The data key is born with the tenant; its database password is
+        // kept only sealed with it.
+        let (key, stored_key) = self.keyring().new_tenant_key(name);
+        let sealed = match Keyring::seal_database(&key, name, database.clone()) {
+            Ok(sealed) => sealed,
+            Err(e) => {
+                let _ = self.provisioner.destroy(&database).await;
+                let _ = fs::remove_dir_all(&root);
+                return Err(CliError::Runtime(anyhow::Error::new(e).context(format!("tenant {name}"))));
+            }
+        };
+        if let Err(e) = self.catalog.add_tenant(name, allowed_ips, &sealed, &stored_key).await {
             let _ = self.provisioner.destroy(&database).await;
             let _ = fs::remove_dir_all(&root);
             return Err(e.into());
         }
+        // Standard error: standard output may be JSON for a script. A failed
+        // look is no reason to undo the tenant.
+        if let Ok(open) = self.provisioner.databases_open_to(&database).await
+            && !open.is_empty()
+        {
+            eprintln!(
+                "passerelle: warning: tenant {name}'s database role can also connect to {} (PUBLIC holds CONNECT \
+                 there); close them: REVOKE CONNECT ON DATABASE <name> FROM PUBLIC",
+                open.join(", ")
+            );
+        }
         self.audit("tenant_add", Some(name), None, None).await
     }
 
-    /// Destroys a tenant's users' access, database, tree, archives and catalog rows.
-    pub(crate) async fn remove_tenant(&self, name: &TenantName) -> Result<(), CliError> {
+    /// Destroys a tenant's users' access, database, tree, archives, data key
+    /// and catalog rows, and says what went ([`PurgeReport`], also kept in
+    /// the audit trail). The data key goes last, with the catalog rows: a
+    /// purge that fails half-way leaves the remaining archives readable.
+    pub(crate) async fn remove_tenant(&self, name: &TenantName) -> Result<PurgeReport, CliError> {
         if self.catalog.tenant(name).await?.is_none() {
             return Err(usage(format!("tenant {name} not found")));
         }
@@ -113,13 +174,41 @@ impl Admin {
         }
         let roots =
             [self.data_dir.tenant_root(name), self.data_dir.tenant_spool(name), self.data_dir.tenant_archive(name)];
+        let (data_dir, tenant) = (self.data_dir.clone(), name.clone());
+        let measured = tokio::task::spawn_blocking(move || {
+            let archived = fs::read_dir(data_dir.tenant_archive(&tenant)).map_or(0, |entries| entries.count() as u64);
+            crate::usage::tenant_usage(&data_dir, &tenant).map(|usage| (usage, archived))
+        });
+        let (usage, archived) = measured
+            .await
+            .map_err(|e| anyhow::anyhow!("measuring files: {e}"))?
+            .with_context(|| format!("tenant {name}: cannot measure its files"))?;
+        let directories = roots.iter().filter(|dir| dir.exists()).map(|dir| dir.display().to_string()).collect();
         let what = format!("tenant {name}'s files");
         tokio::task::spawn_blocking(move || removal::remove_trees(&roots, &what))
             .await
             .map_err(|e| anyhow::anyhow!("removing files: {e}"))?
             .map_err(|(path, e)| anyhow::anyhow!("cannot remove {}: {e}", path.display()))?;
+        let data_key = self.catalog.tenant_key(name).await?.map(|key| key.key_id);
         self.catalog.remove_tenant(name).await?;
-        self.audit("tenant_remove", Some(name), None, None).await
+        let report = PurgeReport {
+            tenant: name.to_string(),
+            purged_at: crate::output::timestamp(passerelle_catalog::now_ms()),
+            actor: self.actor.clone(),
+            directories,
+            files: usage.files,
+            bytes: usage.bytes,
+            archived_originals: archived,
+            database: format!("{} {}", database.backend, database.name),
+            database_role: database.role.clone(),
+            data_key,
+            users: users.iter().map(|user| user.login.clone()).collect(),
+            catalog_rows: purge::CATALOG_ROWS.into(),
+            backups: purge::BACKUPS.into(),
+        };
+        let detail = serde_json::to_string(&report).context("cannot write the purge report")?;
+        self.audit(purge::PURGE_ACTION, Some(name), None, Some(detail)).await?;
+        Ok(report)
     }
 
     /// Creates a user with an optional password (checked for strength and
@@ -170,6 +259,19 @@ impl Admin {
         login: Option<&Login>,
         detail: Option<String>,
     ) -> Result<(), CliError> {
+        self.audit_in(&self.catalog, action, tenant, login, detail).await
+    }
+
+    /// [`Admin::audit`] into `catalog`: this one keyed with the audit key of
+    /// a master key that replaced the one this was opened with.
+    pub(crate) async fn audit_in(
+        &self,
+        catalog: &Catalog,
+        action: &str,
+        tenant: Option<&TenantName>,
+        login: Option<&Login>,
+        detail: Option<String>,
+    ) -> Result<(), CliError> {
         let event = AuditEvent {
             actor: self.actor.clone(),
             tenant: tenant.map(ToString::to_string),
@@ -180,7 +282,7 @@ impl Admin {
             detail,
             ..AuditEvent::default()
         };
-        self.catalog.record(&event).await.context("cannot write the audit trail")?;
+        catalog.record(&event).await.context("cannot write the audit trail")?;
         Ok(())
     }
 }

@@ -44,8 +44,12 @@ pub(crate) fn write(dir: &Path) -> Result<(), CliError> {
 /// Where a package keeps the data directory.
 const PACKAGED_DATA_DIR: &str = "/var/lib/passerelle";
 
+/// Where a package keeps the master key: outside the data directory, in a directory of the service
+/// user's (made by the package's postinst) that the unit may write, so that the first start creates it.
+const PACKAGED_MASTER_KEY: &str = "/etc/passerelle/keys/master.key";
+
 /// The file a package installs as `/etc/passerelle/passerelle.toml`: the example file with the
-/// packaged data directory and every other key commented out, so that it means the defaults (and a
+/// packaged data directory and master key and every other key commented out, so that it means the defaults (and a
 /// later version's defaults apply unless the operator chose a value), each key documented in place.
 fn packaged_config() -> String {
     let mut out = String::from(
@@ -57,6 +61,8 @@ fn packaged_config() -> String {
     for line in passerelle_config::example_toml().lines() {
         if line.starts_with("data_dir = ") {
             out.push_str(&format!("data_dir = \"{PACKAGED_DATA_DIR}\""));
+        } else if line.starts_with("# master_key_file = ") {
+            out.push_str(&format!("master_key_file = \"{PACKAGED_MASTER_KEY}\""));
         } else if line.starts_with(|c: char| c.is_ascii_lowercase()) {
             out.push_str("# ");
             out.push_str(line);
@@ -81,7 +87,9 @@ mod tests {
         let loaded = passerelle_config::Config::load(sources).unwrap();
         let defaults =
             passerelle_config::Sources { file: None, data_dir: Some(PACKAGED_DATA_DIR.as_ref()), env: Vec::new() };
-        assert_eq!(loaded, passerelle_config::Config::load(defaults).unwrap());
+        let mut expected = passerelle_config::Config::load(defaults).unwrap();
+        expected.keys.master_key_file = PACKAGED_MASTER_KEY.into();
+        assert_eq!(loaded, expected);
         assert!(packaged_config().contains("# listen = [\"127.0.0.1:2222\"]"));
     }
 }

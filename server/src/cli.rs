@@ -28,8 +28,8 @@ pub(crate) enum Command {
         #[arg(long)]
         demo: bool,
     },
-    /// Create the data directory, catalog, SSH host keys and self-signed FTPS certificate that `serve`
-    /// creates at its first start, and nothing else; what exists is kept. The other commands need them.
+    /// Create the data directory, catalog, master key, SSH host keys and self-signed FTPS certificate that
+    /// `serve` creates at its first start, and nothing else; what exists is kept. The other commands need them.
     Init,
     /// Validate or print the configuration.
     #[command(subcommand)]
@@ -49,7 +49,8 @@ pub(crate) enum Command {
     /// Sources (addresses, IPv6 networks) banned by the defender.
     #[command(subcommand)]
     Ban(BanCommand),
-    /// Print the audit trail, oldest first (the newest `--limit` events).
+    /// Print the audit trail, oldest first (the newest `--limit` events); `audit verify` checks its chain.
+    #[command(args_conflicts_with_subcommands = true)]
     Audit(AuditArgs),
     /// Manage tenants' import profiles: which files of `/inbox` are imported, into which table.
     #[command(subcommand)]
@@ -61,6 +62,12 @@ pub(crate) enum Command {
     /// restore one into a new data directory (the disaster-recovery procedure).
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// Check or read the encrypted archive of imported originals.
+    #[command(subcommand)]
+    Archive(ArchiveCommand),
+    /// Manage the master key that protects every tenant's data key.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// For packagers: write shell completions (DIR/completions) and man pages (DIR/man).
     #[command(hide = true)]
     GenerateAssets {
@@ -98,6 +105,37 @@ pub(crate) enum BackupCommand {
         #[arg(long)]
         replace_databases: bool,
     },
+}
+
+/// `archive` verbs.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ArchiveCommand {
+    /// Decrypt every archived original and compare it with the SHA-256 its import recorded; exit 1 if any
+    /// fails, naming it.
+    Verify {
+        /// Only the archive of this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Decrypt one archive file (from the archive or a copy of it) with the data key its header names.
+    Decrypt {
+        /// The encrypted file.
+        file: PathBuf,
+        /// Where to write the original (a new file, 0600); default: standard output.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+/// `keys` verbs.
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Replace the master key: every tenant's data key is re-wrapped under a new one in one catalog
+    /// transaction, the new key file takes the old one's place, and the old one is kept as `<file>.old`
+    /// (0600) until you delete it. No archive is touched. Stop `serve` first; then update your offline copy.
+    RotateMaster,
 }
 
 /// `profile` verbs.
@@ -209,6 +247,19 @@ pub(crate) struct AuditArgs {
     pub(crate) limit: u32,
     #[command(flatten)]
     pub(crate) json: JsonFlag,
+    #[command(subcommand)]
+    pub(crate) command: Option<AuditCommand>,
+}
+
+/// `audit` verbs.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Check that no audit row was changed, removed or inserted since it was written (each row's MAC
+    /// chains it to the one before); exit 1 naming the first row that was.
+    Verify {
+        #[command(flatten)]
+        json: JsonFlag,
+    },
 }
 
 /// `--set CIDR... | --clear` of the allow-ip verbs.
@@ -289,7 +340,7 @@ pub(crate) enum TenantCommand {
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// Destroy a tenant: its tree, database, database account, archives, users and keys.
+    /// Destroy a tenant: its tree, database, database account, archives, data key, users and keys.
     Remove {
         /// Tenant name.
         name: String,
@@ -299,6 +350,16 @@ pub(crate) enum TenantCommand {
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
+        /// Print what was destroyed as JSON (as `tenant purge-report --json` shows it later).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what the latest purge of a removed tenant destroyed, from the audit trail.
+    PurgeReport {
+        /// Tenant name.
+        name: String,
+        #[command(flatten)]
+        json: JsonFlag,
     },
 }
 

@@ -23,9 +23,11 @@ mod ftps;
 #[doc(hidden)]
 pub mod fuzz;
 mod logging;
+mod master_key;
 mod output;
 mod pipeline;
 mod progress;
+mod purge;
 mod reload;
 mod removal;
 mod sandbox;

@@ -8,11 +8,13 @@
 //! uploading on the same cores. It has its own catalog connections, which
 //! live and die with that runtime.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use passerelle_catalog::Catalog;
-use passerelle_import::{Pipeline, Retention};
+use passerelle_import::{Keyring, Pipeline, Retention};
+use passerelle_keys::MasterKey;
 use tokio::runtime::Runtime;
 use tracing::debug;
 
@@ -52,7 +54,8 @@ impl Drop for PipelineRuntime {
 }
 
 /// Starts the pipeline and feeds it the engine's upload events.
-pub(crate) async fn start(engine: &Engine, data_dir: &DataDir) -> anyhow::Result<Imports> {
+pub(crate) async fn start(engine: &Engine, data_dir: &DataDir, master_key: Arc<MasterKey>) -> anyhow::Result<Imports> {
+    let intake_master_key = Arc::clone(&master_key);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(THREADS)
         .thread_name("passerelle-import")
@@ -73,14 +76,16 @@ pub(crate) async fn start(engine: &Engine, data_dir: &DataDir) -> anyhow::Result
     let space = engine.disk_space();
     let observer = engine.import_observer();
     let started = runtime.spawn(async move {
-        let catalog = Catalog::open(&catalog_url).await?;
-        anyhow::Ok(Pipeline::start(catalog, layout, retention, space, max_file_size, workers, observer).await?)
+        let catalog = Catalog::open(&catalog_url).await?.with_audit_key(crate::master_key::audit_key(&master_key));
+        let keyring = Keyring::new(catalog.clone(), master_key);
+        anyhow::Ok(Pipeline::start(catalog, keyring, layout, retention, space, max_file_size, workers, observer).await?)
     });
     let runtime = PipelineRuntime(Some(runtime));
     let pipeline = started.await??;
     // The intake records jobs where uploads complete: with the engine's
     // catalog, whose connections belong to the server's runtime.
-    engine.attach_intake(pipeline.intake(engine.catalog().clone(), intake_layout));
+    let intake_keyring = Keyring::new(engine.catalog().clone(), Arc::clone(&intake_master_key));
+    engine.attach_intake(pipeline.intake(engine.catalog().clone(), intake_keyring, intake_layout));
     Ok(Imports { pipeline, _runtime: runtime })
 }
 

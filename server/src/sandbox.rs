@@ -54,8 +54,9 @@ struct Policy {
 
 impl Policy {
     /// The data directory and the directory of a SQLite catalog (its journal lives beside it) are
-    /// writable; the configuration file's directory (SIGHUP re-reads it) and those of the FTPS
-    /// certificate and key (SIGHUP reloads them) are readable, as written and as resolved.
+    /// writable; the configuration file's directory (SIGHUP re-reads it), those of the FTPS
+    /// certificate and key (SIGHUP reloads them) and that of the master key (replaced by rename
+    /// when rotated) are readable, as written and as resolved.
     fn of(config: &Config, config_file: Option<&Path>) -> Self {
         let mut read_write = vec![config.data_dir.clone()];
         if let Some(catalog) = crate::state::sqlite_file(&config.catalog.url) {
@@ -67,7 +68,8 @@ impl Policy {
             read_write.extend(target.local_path());
             read_only.extend(parent(&target.password_file));
         }
-        for file in config_file.into_iter().chain([config.ftps.cert.as_path(), config.ftps.key.as_path()]) {
+        let files = [config.ftps.cert.as_path(), config.ftps.key.as_path(), config.keys.master_key_file.as_path()];
+        for file in config_file.into_iter().chain(files) {
             read_only.extend(parent(file));
             if let Ok(resolved) = std::fs::canonicalize(file) {
                 read_only.extend(parent(&resolved));

@@ -103,11 +103,15 @@ async fn serve(
     let engine = Engine::new(Arc::new(admin.config.clone()), admin.catalog.clone(), admin.data_dir.clone());
     engine.load_bans().await.context("cannot read the bans from the catalog")?;
     // Before the listeners: no upload-completed event may go unheard.
-    let imports = pipeline::start(&engine, &admin.data_dir).await.context("import pipeline")?;
+    let imports =
+        pipeline::start(&engine, &admin.data_dir, Arc::clone(admin.master_key())).await.context("import pipeline")?;
     let sftp = SftpServer::start(engine.clone(), host_keys.keys().to_vec()).await?;
     let ftps = FtpsServer::start(engine.clone()).await?;
     let endpoint = AdminEndpoint::start(engine.clone()).await?;
-    let backups = backups.map(|backups| crate::backup::schedule::start(engine.clone(), backups));
+    let backups = backups.map(|backups| {
+        let keyring = passerelle_import::Keyring::new(engine.catalog().clone(), Arc::clone(admin.master_key()));
+        crate::backup::schedule::start(engine.clone(), keyring, backups)
+    });
     info!(data_dir = %admin.config.data_dir.display(), "passerelle ready");
     crate::service::ready();
     #[cfg(debug_assertions)]

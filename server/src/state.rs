@@ -1,5 +1,6 @@
 //! The state `serve` needs and creates at its first start: the data
-//! directory, the catalog, the SSH host keys and the FTPS certificate.
+//! directory, the catalog, the master key, the SSH host keys and the FTPS
+//! certificate.
 //! `init` runs exactly this and nothing else, so both create the same things.
 
 use std::path::Path;
@@ -35,6 +36,13 @@ pub(crate) async fn prepare(config: Config) -> Result<State, CliError> {
         created.push(format!("catalog {}", config.catalog.redacted_url()));
     }
     let admin = Admin::create(config).await?;
+    if admin.created_master_key {
+        created.push(format!(
+            "master key {} (keep an offline copy: without it no archive can be decrypted)",
+            admin.config.keys.master_key_file.display()
+        ));
+    }
+    seal_clear_passwords(&admin).await?;
     let dir = admin.data_dir.host_keys();
     let host_keys = match HostKeys::load(&dir) {
         Ok(keys) => keys,
@@ -50,6 +58,19 @@ pub(crate) async fn prepare(config: Config) -> Result<State, CliError> {
     }
     let tls = TlsIdentity::load_or_generate(cert, key).context("FTPS certificate")?;
     Ok(State { admin, host_keys, tls, created })
+}
+
+/// Tenant database passwords an earlier version kept in clear in the
+/// catalog are sealed with their tenants' data keys.
+async fn seal_clear_passwords(admin: &Admin) -> Result<(), CliError> {
+    let keyring = admin.keyring();
+    for tenant in admin.catalog.tenants().await? {
+        let name = passerelle_catalog::TenantName::parse(&tenant.name)?;
+        if keyring.seal_clear_password(&name).await.with_context(|| format!("tenant {name}"))? {
+            tracing::info!(tenant = %name, "tenant database password sealed in the catalog");
+        }
+    }
+    Ok(())
 }
 
 /// The file of a `sqlite://` catalog URL (`None` for other databases).

@@ -203,6 +203,15 @@ impl Passerelle {
         out.stdout
     }
 
+    /// The original of import job `id` of `tenant`, as `passerelle archive decrypt` gets it back from
+    /// the encrypted archive.
+    pub fn archived_original(&self, tenant: &str, id: &str) -> Vec<u8> {
+        let archived = self.layout().archive(tenant).join(id);
+        let out = self.scratch().join(format!("original-{:08x}", rand::random::<u32>()));
+        self.ok(&["archive", "decrypt", &archived.to_string_lossy(), "-o", &out.to_string_lossy()]);
+        std::fs::read(&out).unwrap_or_else(|e| panic!("{}: {e}", out.display()))
+    }
+
     /// Creates a tenant and a user with `password`.
     pub fn tenant_with_user(&self, tenant: &str, login: &str, password: &str) {
         self.ok(&["tenant", "add", tenant]);

@@ -66,6 +66,9 @@ fn unix_ms() -> i64 {
     i64::try_from(now.as_millis()).expect("ms fit")
 }
 
+/// The audit events are rows of a catalog from before the audit chain (an
+/// upgrade): only then can a test write rows in the past. The chain declares
+/// them older than itself when it starts, and stays verifiable as they go.
 #[test]
 fn the_server_prunes_audit_events_and_finished_jobs_past_their_retention() {
     let setup = Setup::new().user("acme", "alice", PASSWORD).envs(&[("PASSERELLE_AUDIT_RETENTION_DAYS", "30")]);
@@ -74,7 +77,9 @@ fn the_server_prunes_audit_events_and_finished_jobs_past_their_retention() {
     sqlite3(
         &catalog,
         &format!(
-            "INSERT INTO audit_events (at, actor, protocol, action, outcome, detail) VALUES \
+            "DROP TABLE audit_chain; ALTER TABLE audit_events DROP COLUMN mac; \
+             DELETE FROM _sqlx_migrations WHERE version = 20261222000001; \
+             INSERT INTO audit_events (at, actor, protocol, action, outcome, detail) VALUES \
              ({old}, 'admin:test', 'cli', 'tenant_add', 'ok', 'old event'), \
              ({recent}, 'admin:test', 'cli', 'tenant_add', 'ok', 'recent event'); \
              INSERT INTO import_jobs (id, tenant, path, status, attempts, received_at, updated_at, finished_at) VALUES \
@@ -95,4 +100,7 @@ fn the_server_prunes_audit_events_and_finished_jobs_past_their_retention() {
     let trail = f.p.ok(&["audit", "--since", "60d"]);
     assert!(trail.contains("recent event") && !trail.contains("old event"), "{trail}");
     assert!(f.p.ok(&["import", "show", "recent-job"]).contains("rejected"));
+    let legacy = left("SELECT legacy_until FROM audit_chain");
+    let verified = f.p.ok(&["audit", "verify"]);
+    assert!(verified.contains(&format!("rows up to {legacy} predate the chain")), "{verified}");
 }

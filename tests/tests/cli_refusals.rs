@@ -37,11 +37,12 @@ fn snapshot(p: &Passerelle) -> String {
         let out = p.run(args);
         state.push_str(&format!("$ {args:?} -> {}\n{}{}\n", out.code, out.stdout, out.stderr));
     }
-    // Catalog rows, audit trail aside (a refusal may well be worth recording).
+    // Catalog rows, audit trail and its chain head aside (a refusal may well be worth recording).
     let catalog = p.layout().catalog_db();
     let tables = sqlite3(
         &catalog,
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN ('audit_events', '_sqlx_migrations') \
+        "SELECT name FROM sqlite_master WHERE type = 'table' \
+         AND name NOT IN ('audit_events', 'audit_chain', '_sqlx_migrations') \
          AND name NOT LIKE 'sqlite_%' ORDER BY name",
     );
     for table in tables.lines() {

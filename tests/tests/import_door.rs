@@ -69,8 +69,7 @@ fn check_recorded(app: &Fixture, path: &str, local: &std::path::Path) {
     assert_eq!(job["status"], "rejected", "{job}");
     assert_eq!(job["id"], receipt["import_id"]);
     let id = job["id"].as_str().unwrap();
-    let archived = app.p.layout().archive("acme").join(id);
-    assert_eq!(std::fs::read(&archived).unwrap(), std::fs::read(local).unwrap(), "the original is archived");
+    assert_eq!(app.p.archived_original("acme", id), std::fs::read(local).unwrap(), "the original is archived");
     let shown = app.p.ok(&["import", "show", id]);
     assert!(shown.contains("refused at close"), "{shown}");
     // In the audit trail as any import: received, then rejected.

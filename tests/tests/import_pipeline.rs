@@ -59,8 +59,7 @@ fn an_sftp_upload_becomes_rows_and_a_receipt_on_sqlite() {
     );
     // The original left the inbox for the archive (outside every tenant tree).
     assert_eq!(files_under(&app.inbox("acme")), ["employees"]);
-    let archived = app.p.layout().archive("acme").join(&import_id);
-    assert_eq!(std::fs::read(&archived).unwrap(), GOOD.as_bytes());
+    assert_eq!(app.p.archived_original("acme", &import_id), GOOD.as_bytes());
 
     // The same content again: a duplicate, nothing loaded twice.
     app.upload("alice", "employees/again.csv", GOOD.as_bytes());

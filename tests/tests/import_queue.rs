@@ -114,8 +114,7 @@ fn import_cancel_ends_a_waiting_job_with_a_receipt_and_archives_its_file() {
     assert!(message.starts_with("cancelled by an administrator (admin:"), "{message}");
     assert_eq!(receipt["sha256"].as_str().map(str::len), Some(64), "{receipt}");
     // The original is archived, and the runner leaves the job ended.
-    let archived = f.p.layout().archive("acme").join(id);
-    assert_eq!(std::fs::read_to_string(&archived).unwrap(), employee(3));
+    assert_eq!(f.p.archived_original("acme", id), employee(3).as_bytes());
     std::thread::sleep(Duration::from_secs(3));
     let job = job_of(&f, "employees/stuck.csv").unwrap();
     assert_eq!((job["status"].as_str(), job["error"].as_str()), (Some("rejected"), Some(message)), "{job}");

@@ -468,7 +468,8 @@ fn payroll_rejected_then_profile_set() -> (Fixture, PathBuf, Value, String) {
         error_count: 1,
     };
     let id = check_rejected(&receipt, &no_profile, &local);
-    assert_eq!(std::fs::read(archived(&app, &id)).expect("archived original"), PAYROLL);
+    assert!(archived(&app, &id).is_file(), "archived original");
+    assert_eq!(app.p.archived_original("initech", &id), PAYROLL);
     let profile = DEMO_PROFILE.replace("match = \"employees/*.csv\"", "match = \"payroll/*.csv\"");
     let out = app.p.run_with_stdin(&["profile", "set", "initech", "-"], &profile);
     assert!(out.success(), "profile set: {}", out.stderr);
@@ -500,7 +501,7 @@ fn import_retry_runs_a_file_rejected_for_want_of_a_profile_once_the_profile_exis
         json!([[1, 2, "ivan@example.com", "2026-11-02", "3100.00"], [2, 3, null, "2026-11-03", null]])
     );
     // The original is back in the archive, nothing is left in the spool.
-    assert_eq!(std::fs::read(archived(&app, &id)).expect("archived original after the retry"), PAYROLL);
+    assert_eq!(app.p.archived_original("initech", &id), PAYROLL, "archived original after the retry");
     assert!(passerelle_tests::tree(&app.p.layout().spool("initech")).is_empty());
     let job: Value = serde_json::from_str(&app.p.ok(&["import", "show", &id, "--json"])).expect("import show JSON");
     assert_eq!((&job["status"], &job["rows_loaded"], &job["error"]), (&json!("imported"), &json!(2), &json!(null)));
@@ -544,7 +545,7 @@ fn import_retry_runs_the_archived_original_not_a_file_being_written_at_the_same_
         json!([[1, "ivan@example.com"], [2, null]]),
         "the retried job must load its own original"
     );
-    assert_eq!(std::fs::read(archived(&app, &id)).expect("archived original"), PAYROLL);
+    assert_eq!(app.p.archived_original("initech", &id), PAYROLL, "archived original");
 
     // The file being written is taken once it is complete, as a job of its own.
     writer.write_all(&newer[40..]).expect("write the rest");

@@ -66,6 +66,42 @@ fn each_tenant_has_its_own_database_and_role() {
     assert!(!out.success(), "role {role_a} created a database");
 }
 
+/// A tenant's role opens its own database and nothing else of the server
+/// (another tenant's, `postgres`, `template1`, the catalog's), and cannot
+/// create objects in `public` of a database it does not own, even where
+/// PUBLIC may (PostgreSQL 14 and older) and an administrator let it in.
+#[test]
+fn a_tenant_role_reaches_no_other_database() {
+    let p = Passerelle::with_postgres();
+    let catalog = p.pg_catalog_url().expect("PostgreSQL installation");
+    let catalog_db = catalog.rsplit_once('/').expect("a database").1.to_owned();
+    // What PostgreSQL 14 and older grant, before the catalog is first opened.
+    psql(&catalog, "GRANT CREATE ON SCHEMA public TO PUBLIC");
+    p.ok(&["tenant", "add", "a"]);
+    p.ok(&["tenant", "add", "b"]);
+    let (db_a, role_a) = database_of(&p, "a");
+    let (db_b, _) = database_of(&p, "b");
+    for database in [db_b.as_str(), "postgres", "template1", catalog_db.as_str()] {
+        let out = psql_result(&as_role(&role_a, database), "SELECT 1");
+        assert!(!out.success(), "{role_a} opened {database}");
+        assert!(out.stderr.contains("permission denied"), "{role_a} on {database}: {}", out.stderr);
+    }
+    psql(&pg_admin_url(), &format!("GRANT CONNECT ON DATABASE {catalog_db} TO {role_a}"));
+    let out = psql_result(&as_role(&role_a, &catalog_db), "CREATE TABLE public.planted (x int)");
+    assert!(!out.success(), "{role_a} created a table in the catalog's database");
+    assert!(out.stderr.contains("permission denied for schema public"), "{}", out.stderr);
+    // In its own database, the role alone may create in `public`.
+    psql(&as_role(&role_a, &db_a), "CREATE TABLE public.mine (x int)");
+    let public_acl = psql(&as_role(&role_a, &db_a), "SELECT nspacl FROM pg_namespace WHERE nspname = 'public'");
+    assert!(!public_acl.contains("{=") && !public_acl.contains(",="), "PUBLIC has no right there: {public_acl}");
+    // Another application's database, open to PUBLIC, is named: its owner closes it.
+    let other = format!("{}other_app", p.pg_prefix().expect("PostgreSQL installation"));
+    psql(&pg_admin_url(), &format!("CREATE DATABASE {other}"));
+    let out = p.run(&["tenant", "add", "c"]);
+    assert!(out.success(), "{out:?}");
+    assert!(out.stderr.contains("warning") && out.stderr.contains(&other), "{}", out.stderr);
+}
+
 #[test]
 fn catalog_is_in_postgresql() {
     let p = Passerelle::with_postgres();

@@ -17,6 +17,7 @@ use super::intake;
 use super::job;
 use super::layout::Layout;
 use super::receipt::{self, Receipt};
+use crate::keyring::Keyring;
 use crate::validate::ImportError;
 
 /// What [`cancel`] did.
@@ -38,6 +39,7 @@ pub enum Cancel {
 /// receipt's digest.
 pub async fn cancel(
     catalog: &Catalog,
+    keyring: &Keyring,
     layout: &Layout,
     max_file_size: ByteSize,
     id: &str,
@@ -85,7 +87,7 @@ pub async fn cancel(
     job::write_receipt(layout, &tenant, &written).map_err(|e| {
         RunnerError::Io(format!("job {id} is cancelled, but its receipt could not be written"), io::Error::other(e))
     })?;
-    job::archive_original(layout, &tenant, &job);
+    job::archive_original(layout, keyring, &tenant, &job).await;
     Ok(Cancel::Cancelled(Box::new(finished(&job, &reason))))
 }
 

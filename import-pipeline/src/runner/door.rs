@@ -29,6 +29,7 @@ use super::RunnerError;
 use super::job::{self, summary};
 use super::layout::Layout;
 use super::receipt::{self, Receipt};
+use crate::keyring::Keyring;
 use crate::profile::{Profile, Profiles, is_temporary_name};
 use crate::validate::ImportError;
 
@@ -122,8 +123,9 @@ pub struct Refused {
 /// `Err` (nothing recorded) when the catalog fails: the caller should then
 /// publish the upload and let its job decide. A receipt that cannot be
 /// written is logged and said in the job's error.
-pub async fn refuse_at_door(
+pub(super) async fn refuse_at_door(
     catalog: &Catalog,
+    keyring: &Keyring,
     layout: &Layout,
     rejection: &DoorRejection<'_>,
     keep: impl FnOnce(&Path) -> io::Result<()>,
@@ -168,18 +170,21 @@ pub async fn refuse_at_door(
             error_count,
             errors: &errors,
         };
-        let written = job::write_receipt(&owned_layout, &owned_tenant, &receipt);
-        if spooled.is_ok() {
-            job::archive_original(&owned_layout, &owned_tenant, &ended);
-        }
-        (written, spooled)
+        job::write_receipt(&owned_layout, &owned_tenant, &receipt)
     })
     .await
     .map_err(|e| RunnerError::Io("recording a refused upload".into(), io::Error::other(e)))?;
-    if let Err(e) = written.1 {
-        warn!(job = %job.id, tenant = %tenant, error = %e, "refused upload not archived");
+    match spooled {
+        // Encrypting a large file takes a while: the client is answered
+        // meanwhile. A crash before it ends leaves the file in the spool,
+        // archived at the next start.
+        Ok(()) => {
+            let (layout, keyring, tenant, ended) = (layout.clone(), keyring.clone(), tenant.clone(), job.clone());
+            tokio::spawn(async move { job::archive_original(&layout, &keyring, &tenant, &ended).await });
+        }
+        Err(e) => warn!(job = %job.id, tenant = %tenant, error = %e, "refused upload not archived"),
     }
-    if let Err(e) = written.0 {
+    if let Err(e) = written {
         warn!(job = %job.id, tenant = %tenant, error = %e, "upload refused at close without a receipt");
         job.error = Some(format!("{reason} (refused at close; no receipt could be written)"));
         if let Err(e) = catalog.update_import_job(&job).await {

@@ -36,6 +36,7 @@ use super::layout::Layout;
 use super::observe::Observer;
 use super::progress::watched;
 use super::receipt::{self, Placing, Receipt};
+use crate::keyring::Keyring;
 use crate::load::{ImportRef, LoadError, LoadOutcome, Progress, committed_import, load};
 use crate::profile::{Profile, Profiles};
 use crate::validate::{ImportError, ValidationReport};
@@ -83,6 +84,8 @@ impl Verdict {
 /// The runner's shared state, for a job.
 pub(crate) struct JobContext<'a> {
     pub(crate) catalog: &'a Catalog,
+    /// The tenants' data keys: archives and database passwords.
+    pub(crate) keyring: &'a Keyring,
     pub(crate) layout: &'a Layout,
     /// The data directory's free space and its reserve.
     pub(crate) space: &'a DiskSpace,
@@ -186,23 +189,32 @@ async fn end_without_receipt(
     let detail = job.error.clone();
     transition(ctx, &mut job, JobStatus::Rejected, detail).await?;
     if let Some(tenant) = tenant {
-        archive_original(ctx.layout, tenant, &job);
+        archive_original(ctx.layout, ctx.keyring, tenant, &job).await;
     }
     Ok(())
 }
 
 /// Removes an ended job's inbox name if it still holds the job's file,
-/// then moves the original to the archive, if it is still spooled.
-pub(super) fn archive_original(layout: &Layout, tenant: &TenantName, job: &ImportJob) {
+/// then encrypts the original into the archive, if it is still spooled.
+/// Whatever fails is left in place and done at the next start.
+pub(super) async fn archive_original(layout: &Layout, keyring: &Keyring, tenant: &TenantName, job: &ImportJob) {
     if let Err(e) = intake::release(layout, tenant, &job.path, &job.id) {
-        // Left in place, and the original in the spool: both done at the next start.
         warn!(job = %job.id, error = %e, "import: inbox name of a taken file not removed");
         return;
     }
-    if layout.spool_dir(tenant).join(&job.id).exists()
-        && let Err(e) = archive::archive(layout, tenant, &job.id)
-    {
-        // Left in the spool: archived at the next start.
+    if !layout.spool_dir(tenant).join(&job.id).exists() {
+        return;
+    }
+    let key = match keyring.tenant_key(tenant).await {
+        Ok(key) => key,
+        Err(e) => {
+            warn!(job = %job.id, error = %e, "import: original not archived (no data key)");
+            return;
+        }
+    };
+    let (layout, tenant, id) = (layout.clone(), tenant.clone(), job.id.clone());
+    let archived = tokio::task::spawn_blocking(move || archive::archive(&layout, &key, &tenant, &id)).await;
+    if let Err(e) = archived.map_err(io::Error::other).and_then(|done| done) {
         warn!(job = %job.id, error = %e, "import: original not archived");
     }
 }
@@ -219,7 +231,7 @@ async fn import(
     // for the catalog.
     ctx.space.check().map_err(|low| Stop::Wait(format!("the server is {low}")))?;
     let spooled = ctx.layout.spool_dir(tenant).join(&job.id);
-    if !spooled.exists() && !find_file(ctx, tenant, job)? {
+    if !spooled.exists() && !find_file(ctx, tenant, job).await? {
         return Ok(Verdict::refused("the file was removed before it could be imported"));
     }
     let size =
@@ -230,7 +242,7 @@ async fn import(
         job.bytes = Some(i64::try_from(size).unwrap_or(i64::MAX));
         return Ok(Verdict::refused(too_large(size, ctx.max_file_size)));
     }
-    let database = ctx.catalog.tenant_database(tenant).await?;
+    let database = ctx.keyring.tenant_database(tenant).await.map_err(RunnerError::from)?;
     if matches!(job.status, JobStatus::Loading | JobStatus::WaitingRetry)
         && let Some(rows) = committed_import(&database, &job.id).await.map_err(Stop::database)?
     {
@@ -320,10 +332,20 @@ async fn open_synced(job_id: &str, spooled: &Path) -> Result<File, RunnerError> 
 /// had its file (a crash between recording the job and taking it), from
 /// the inbox. Only such a job may look in the inbox: a file at the same
 /// path now is another upload, perhaps still being written.
-fn find_file(ctx: &JobContext<'_>, tenant: &TenantName, job: &ImportJob) -> Result<bool, RunnerError> {
+async fn find_file(ctx: &JobContext<'_>, tenant: &TenantName, job: &ImportJob) -> Result<bool, RunnerError> {
     let context = || format!("finding job {}'s file", job.id);
-    if archive::restore(ctx.layout, tenant, &job.id).map_err(|e| RunnerError::Io(context(), e))? {
-        return Ok(true);
+    if ctx.layout.archive_dir(tenant).join(&job.id).exists() {
+        // Decrypted into the spool, streaming, off the async threads.
+        let key = ctx.keyring.tenant_key(tenant).await?;
+        let (layout, owned_tenant, id) = (ctx.layout.clone(), tenant.clone(), job.id.clone());
+        let restored = tokio::task::spawn_blocking(move || archive::restore(&layout, &key, &owned_tenant, &id))
+            .await
+            .map_err(io::Error::other)
+            .and_then(|done| done)
+            .map_err(|e| RunnerError::Io(context(), e))?;
+        if restored {
+            return Ok(true);
+        }
     }
     let never_taken = job.status == JobStatus::Received && job.sha256.is_none();
     Ok(never_taken
@@ -495,7 +517,7 @@ async fn finish(
     let since_received = Duration::from_millis(u64::try_from(finished_at - job.received_at).unwrap_or(0));
     ctx.observer.job_finished(status, since_received, run_started.elapsed());
     info!(job = %job.id, tenant = %job.tenant, path = %job.path, status = %status, rows, "import finished");
-    archive_original(ctx.layout, tenant, &job);
+    archive_original(ctx.layout, ctx.keyring, tenant, &job).await;
     Ok(())
 }
 

@@ -18,6 +18,7 @@
 //! without any signal.
 
 mod archive;
+mod archive_check;
 mod cancel;
 mod door;
 mod intake;
@@ -45,8 +46,12 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
+use crate::keyring::{Keyring, KeyringError};
+
+pub use archive::ArchiveError;
+pub use archive_check::{ArchiveCheck, decrypt_archive, verify_archives};
 pub use cancel::{Cancel, cancel};
-pub use door::{DoorPlan, DoorRejection, Refused, door_plan, refuse_at_door};
+pub use door::{DoorPlan, DoorRejection, Refused, door_plan};
 pub use intake::Arrival;
 use intake::{Claim, Taken};
 pub use layout::Layout;
@@ -111,6 +116,12 @@ pub enum RunnerError {
     /// The inbox watcher could not start.
     #[error("watching the tenant inboxes: {0}")]
     Watch(#[from] notify::Error),
+    /// A tenant's data key or database password is unavailable.
+    #[error("tenant keys: {0}")]
+    Key(#[from] KeyringError),
+    /// An archived original cannot be read back.
+    #[error("archived original: {0}")]
+    Archive(#[from] ArchiveError),
 }
 
 impl RunnerError {
@@ -126,7 +137,7 @@ impl RunnerError {
         match self {
             Self::Name(_) => true,
             Self::Io(_, e) => matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::InvalidFilename),
-            Self::Catalog(_) | Self::Changed(_) | Self::Watch(_) => false,
+            Self::Catalog(_) | Self::Changed(_) | Self::Watch(_) | Self::Key(_) | Self::Archive(_) => false,
         }
     }
 }
@@ -159,7 +170,7 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Finishes what a previous run left (originals of finished jobs not
-    /// archived yet), starts the inbox watcher, then runs jobs until
+    /// archived yet, originals an earlier version archived in clear), starts the inbox watcher, then runs jobs until
     /// [`Pipeline::shutdown`].
     /// Archived originals and receipts are deleted after their `retention`
     /// (checked at start, then hourly).
@@ -170,6 +181,7 @@ impl Pipeline {
     /// is counted by `observer`.
     pub async fn start(
         catalog: Catalog,
+        keyring: Keyring,
         layout: Layout,
         retention: Retention,
         space: DiskSpace,
@@ -177,13 +189,14 @@ impl Pipeline {
         workers: usize,
         observer: Arc<dyn Observer>,
     ) -> Result<Self, RunnerError> {
-        archive_leftovers(&catalog, &layout).await?;
+        archive_leftovers(&catalog, &keyring, &layout).await?;
         let (arrivals, arrival_receiver) = mpsc::channel(4096);
         let (seen_sender, seen) = mpsc::channel(4096);
         let watcher = intake::watch(&layout, seen_sender)?;
         let (stop, stopped) = watch::channel(false);
         let runner = Runner {
             catalog,
+            keyring,
             layout,
             retention,
             space,
@@ -210,11 +223,11 @@ impl Pipeline {
     /// recording their jobs through `catalog` (one of the caller's runtime:
     /// it is used where uploads complete, and the task that records the
     /// jobs is started on it).
-    pub fn intake(&self, catalog: Catalog, layout: Layout) -> Intake {
+    pub fn intake(&self, catalog: Catalog, keyring: Keyring, layout: Layout) -> Intake {
         let locks = (0..TAKE_LOCKS).map(|_| tokio::sync::Mutex::new(())).collect();
         let (recorder, taken) = mpsc::channel(RECORDER_QUEUE);
         tokio::spawn(recorder::run(catalog.clone(), taken, self.announcer()));
-        Intake { catalog, layout, announcer: self.announcer(), recorder, locks: Arc::new(locks) }
+        Intake { catalog, keyring, layout, announcer: self.announcer(), recorder, locks: Arc::new(locks) }
     }
 
     /// Stops taking files, gives running jobs a few seconds, then abandons
@@ -256,6 +269,7 @@ impl Announcer {
 #[derive(Clone, Debug)]
 pub struct Intake {
     catalog: Catalog,
+    keyring: Keyring,
     layout: Layout,
     announcer: Announcer,
     /// Records the jobs of taken files, in batches.
@@ -279,6 +293,16 @@ impl Intake {
         if tokio::time::timeout(TAKE_WAIT, taking).await.is_err() {
             warn!("import: taking a completed upload is slow (the catalog?); its client is answered meanwhile");
         }
+    }
+
+    /// Records an upload the door refused as an ended job, its original
+    /// archived; see [`door::refuse_at_door`].
+    pub async fn refuse_at_door(
+        &self,
+        rejection: &DoorRejection<'_>,
+        keep: impl FnOnce(&std::path::Path) -> io::Result<()>,
+    ) -> Result<Refused, RunnerError> {
+        door::refuse_at_door(&self.catalog, &self.keyring, &self.layout, rejection, keep).await
     }
 
     async fn take(&self, arrival: Arrival, upload: &UploadCompleted) {
@@ -321,50 +345,93 @@ impl Intake {
 }
 
 /// Originals of jobs that reached their verdict but were not archived (a
-/// crash in between) go to the archive now.
-async fn archive_leftovers(catalog: &Catalog, layout: &Layout) -> Result<(), RunnerError> {
-    let Ok(tenants) = std::fs::read_dir(layout.spool_root()) else { return Ok(()) };
-    for tenant_dir in tenants.flatten() {
-        let Some(tenant) = tenant_dir.file_name().to_str().and_then(|name| TenantName::parse(name).ok()) else {
-            continue;
-        };
-        let Ok(files) = std::fs::read_dir(tenant_dir.path()) else { continue };
-        for file in files.flatten() {
-            let Some(id) = file.file_name().to_str().map(str::to_owned) else { continue };
-            // An inbox name moved aside by `intake::release` when the server stopped.
-            if let Some(job_id) = intake::aside_of(&id) {
-                if let Some(job) = catalog.import_job(job_id).await? {
-                    intake::settle_aside(layout, &tenant, job_id, &job.path)
-                        .map_err(|e| RunnerError::Io(format!("settling job {job_id}'s released inbox name"), e))?;
-                }
+/// crash in between) go to the archive now, and originals an earlier
+/// version archived in clear are encrypted.
+async fn archive_leftovers(catalog: &Catalog, keyring: &Keyring, layout: &Layout) -> Result<(), RunnerError> {
+    if let Ok(tenants) = std::fs::read_dir(layout.spool_root()) {
+        for tenant_dir in tenants.flatten() {
+            let Some(tenant) = tenant_dir.file_name().to_str().and_then(|name| TenantName::parse(name).ok()) else {
                 continue;
-            }
-            match catalog.import_job(&id).await? {
-                Some(job) if job.status.is_terminal() => {
-                    intake::release(layout, &tenant, &job.path, &id)
-                        .map_err(|e| RunnerError::Io(format!("removing job {id}'s inbox name"), e))?;
-                    archive::archive(layout, &tenant, &id)
-                        .map_err(|e| RunnerError::Io(format!("archiving job {id}'s file"), e))?;
-                    info!(job = %id, tenant = %tenant, "archived the original of a finished job");
-                }
-                Some(_) => {}
-                None => match intake::unrecorded_job(layout, &tenant, &id) {
-                    // Taken at its upload's close, not recorded before a crash.
-                    Some(job) => {
-                        catalog.insert_import_job(&job).await?;
-                        job::audit(catalog, &job, Some("recorded at start".into())).await;
-                        info!(job = %id, tenant = %tenant, path = %job.path, "import job of a taken upload recorded at start");
-                    }
-                    None => warn!(job = %id, tenant = %tenant, "spooled file without a job; left in place"),
-                },
+            };
+            let Ok(files) = std::fs::read_dir(tenant_dir.path()) else { continue };
+            let mut names: Vec<String> =
+                files.flatten().filter_map(|f| f.file_name().to_str().map(str::to_owned)).collect();
+            // Inbox names moved aside first: settling one compares it with
+            // the spooled file, which archiving (a new, encrypted file) ends.
+            names.sort_by_key(|name| intake::aside_of(name).is_none());
+            for id in names {
+                archive_leftover(catalog, keyring, layout, &tenant, &id).await?;
             }
         }
+    }
+    for tenant in catalog.tenants().await? {
+        let tenant = TenantName::parse(&tenant.name)?;
+        let key = keyring.tenant_key(&tenant).await?;
+        let (owned_layout, owned_tenant) = (layout.clone(), tenant.clone());
+        let encrypted =
+            tokio::task::spawn_blocking(move || archive::encrypt_plain_archives(&owned_layout, &key, &owned_tenant))
+                .await
+                .map_err(io::Error::other)
+                .and_then(|done| done)
+                .map_err(|e| RunnerError::Io(format!("encrypting tenant {tenant}'s archived originals"), e))?;
+        if encrypted > 0 {
+            info!(tenant = %tenant, encrypted, "archived originals kept in clear by an earlier version encrypted");
+        }
+    }
+    Ok(())
+}
+
+/// One entry `id` of `tenant`'s spool, as [`archive_leftovers`] finds it.
+async fn archive_leftover(
+    catalog: &Catalog,
+    keyring: &Keyring,
+    layout: &Layout,
+    tenant: &TenantName,
+    id: &str,
+) -> Result<(), RunnerError> {
+    // An inbox name moved aside by `intake::release` when the server stopped.
+    if let Some(job_id) = intake::aside_of(id) {
+        if let Some(job) = catalog.import_job(job_id).await? {
+            intake::settle_aside(layout, tenant, job_id, &job.path)
+                .map_err(|e| RunnerError::Io(format!("settling job {job_id}'s released inbox name"), e))?;
+        }
+        return Ok(());
+    }
+    if id.starts_with('.') {
+        // A restore's temporary, cut short: the archive still holds the original.
+        return std::fs::remove_file(layout.spool_dir(tenant).join(id))
+            .map_err(|e| RunnerError::Io(format!("removing {id} from the spool"), e));
+    }
+    match catalog.import_job(id).await? {
+        Some(job) if job.status.is_terminal() => {
+            intake::release(layout, tenant, &job.path, id)
+                .map_err(|e| RunnerError::Io(format!("removing job {id}'s inbox name"), e))?;
+            let key = keyring.tenant_key(tenant).await?;
+            let (owned_layout, owned_tenant, owned_id) = (layout.clone(), tenant.clone(), id.to_owned());
+            tokio::task::spawn_blocking(move || archive::archive(&owned_layout, &key, &owned_tenant, &owned_id))
+                .await
+                .map_err(io::Error::other)
+                .and_then(|done| done)
+                .map_err(|e| RunnerError::Io(format!("archiving job {id}'s file"), e))?;
+            info!(job = %id, tenant = %tenant, "archived the original of a finished job");
+        }
+        Some(_) => {}
+        None => match intake::unrecorded_job(layout, tenant, id) {
+            // Taken at its upload's close, not recorded before a crash.
+            Some(job) => {
+                catalog.insert_import_job(&job).await?;
+                job::audit(catalog, &job, Some("recorded at start".into())).await;
+                info!(job = %id, tenant = %tenant, path = %job.path, "import job of a taken upload recorded at start");
+            }
+            None => warn!(job = %id, tenant = %tenant, "spooled file without a job; left in place"),
+        },
     }
     Ok(())
 }
 
 struct Runner {
     catalog: Catalog,
+    keyring: Keyring,
     layout: Layout,
     retention: Retention,
     /// Jobs start only while it is above its reserve.
@@ -599,6 +666,7 @@ impl Runner {
             }
             let tenant = job.tenant.clone();
             let catalog = self.catalog.clone();
+            let keyring = self.keyring.clone();
             let layout = self.layout.clone();
             let space = self.space.clone();
             let max_file_size = self.max_file_size;
@@ -607,6 +675,7 @@ impl Runner {
                 let id = job.id.clone();
                 let ctx = job::JobContext {
                     catalog: &catalog,
+                    keyring: &keyring,
                     layout: &layout,
                     space: &space,
                     max_file_size,

@@ -13,6 +13,7 @@
 //!   status.json            when the last run and verification succeeded
 //! ```
 
+mod archives;
 mod manifest;
 mod pg;
 pub(crate) mod report;
@@ -32,6 +33,7 @@ use std::time::{Duration, Instant};
 use passerelle_config::{BackupTarget, Config};
 use thiserror::Error;
 
+pub(crate) use archives::check_live_archive;
 pub(crate) use restic::Snapshot;
 pub(crate) use restore::Restored;
 pub(crate) use snapshot::Sources;

@@ -7,10 +7,11 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use passerelle_catalog::{Catalog, TenantName};
 use passerelle_config::{BackupTarget, Config};
-use passerelle_import::TenantDbProvisioner;
+use passerelle_import::{Keyring, KeyringError, TenantDbProvisioner};
 
 use super::manifest::{DatabaseEntry, Engine, Manifest};
 use super::pg::PgDatabase;
@@ -58,11 +59,19 @@ pub(super) async fn restore(
     let plan = Plan::of(config, &manifest)?;
     plan.refuse_existing(replace).await?;
     let catalog_url = restore_catalog(config, &manifest, &to, replace).await?;
+    // The master key is not in the backup: the operator's offline copy,
+    // where keys.master_key_file names it, opens the tenants' passwords.
     let catalog = Catalog::open(&catalog_url).await?;
+    let master_key = crate::master_key::open(config, &catalog)
+        .await
+        .map_err(|e| BackupError::Invalid(format!("restored catalog: {e}")))?
+        .key;
+    let catalog = catalog.with_audit_key(crate::master_key::audit_key(&master_key));
+    let keyring = Keyring::new(catalog.clone(), Arc::new(master_key));
     let mut databases = plan.catalog.iter().cloned().collect::<Vec<_>>();
     let tenants = catalog.tenants().await?;
     for entry in manifest.databases.iter().filter(|d| d.tenant.is_some()) {
-        if let Some(name) = restore_tenant(config, &catalog, &to, entry, replace).await? {
+        if let Some(name) = restore_tenant(config, &catalog, &keyring, &to, entry, replace).await? {
             databases.push(name);
         }
     }
@@ -212,6 +221,7 @@ async fn restore_catalog(
 async fn restore_tenant(
     config: &Config,
     catalog: &Catalog,
+    keyring: &Keyring,
     to: &Path,
     entry: &DatabaseEntry,
     replace: bool,
@@ -219,14 +229,14 @@ async fn restore_tenant(
     let tenant = TenantName::parse(entry.tenant.as_deref().unwrap_or_default())
         .map_err(|e| BackupError::Invalid(e.to_string()))?;
     let file = to.join(&entry.file);
-    let database = match catalog.tenant_database(&tenant).await {
+    let database = match keyring.tenant_database(&tenant).await {
         Ok(database) => database,
         // Added while the backup was taken, after the catalog's copy: nothing refers to it.
-        Err(passerelle_catalog::CatalogError::NotFound(_)) => {
+        Err(KeyringError::Catalog(passerelle_catalog::CatalogError::NotFound(_))) => {
             fs::remove_file(&file).map_err(|e| BackupError::io(&file, e))?;
             return Ok(None);
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(BackupError::Database(format!("tenant {tenant}: {e}"))),
     };
     if entry.engine == Engine::Sqlite {
         let place = to.join(TENANT_DB).join(format!("{tenant}.db"));

@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use passerelle_import::Keyring;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -22,9 +23,9 @@ const ACTOR: &str = "backup";
 
 /// Starts the schedule on the current runtime; abort the handle to stop it (a running restic or
 /// pg_dump is killed with it).
-pub(crate) fn start(engine: Engine, backups: Backups) -> JoinHandle<()> {
+pub(crate) fn start(engine: Engine, keyring: Keyring, backups: Backups) -> JoinHandle<()> {
     info!(repository = %backups.repository(), "backups on");
-    tokio::spawn(run(engine, backups))
+    tokio::spawn(run(engine, keyring, backups))
 }
 
 /// Whether something last done at `last` (Unix seconds) is due again after `every`, and a failure
@@ -36,14 +37,15 @@ fn due(last: Option<i64>, every: Duration, failed: Option<Instant>) -> bool {
     old && failed.is_none_or(|at| at.elapsed() >= RETRY.min(every))
 }
 
-async fn run(engine: Engine, backups: Backups) {
+async fn run(engine: Engine, keyring: Keyring, backups: Backups) {
     let config = engine.config().clone();
     let (mut run_failed, mut verify_failed) = (None, None);
     loop {
         let status = backups.status();
         engine.backup_status(&status);
         if due(status.backed_up_at, config.backup.interval, run_failed) {
-            let sources = Sources { config: &config, catalog: engine.catalog(), data_dir: engine.data_dir() };
+            let sources =
+                Sources { config: &config, catalog: engine.catalog(), keyring: &keyring, data_dir: engine.data_dir() };
             let result = backups.run(&sources, "scheduled").await;
             match &result {
                 Ok(stored) => {
@@ -60,7 +62,10 @@ async fn run(engine: Engine, backups: Backups) {
         }
         let status = backups.status();
         if status.backed_up_at.is_some() && due(status.verified_at, config.backup.verify_interval, verify_failed) {
-            let result = backups.verify(&config, false).await;
+            let mut result = backups.verify(&config, false).await;
+            if let Ok(verified) = &mut result {
+                super::check_live_archive(engine.catalog(), &keyring, engine.data_dir(), verified).await;
+            }
             match &result {
                 Ok(verified) if verified.failures.is_empty() => {
                     verify_failed = None;

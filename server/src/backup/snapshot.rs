@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use passerelle_catalog::{Catalog, TenantName};
 use passerelle_config::Config;
+use passerelle_import::{Keyring, KeyringError};
 
 use super::BackupError;
 use super::manifest::{DatabaseEntry, Engine, FORMAT, FileEntry, Manifest};
@@ -36,6 +37,8 @@ pub(crate) struct Sources<'a> {
     pub(crate) config: &'a Config,
     /// The live catalog.
     pub(crate) catalog: &'a Catalog,
+    /// Opens the tenants' database passwords, sealed in the catalog.
+    pub(crate) keyring: &'a Keyring,
     /// The data directory.
     pub(crate) data_dir: &'a DataDir,
 }
@@ -49,7 +52,7 @@ pub(super) async fn stage(sources: &Sources<'_>, staging: &Path) -> Result<Manif
     super::private_dir(&tenant_dir)?;
     for tenant in sources.catalog.tenants().await? {
         let name = TenantName::parse(&tenant.name).map_err(|e| BackupError::Invalid(e.to_string()))?;
-        if let Some(entry) = copy_tenant(sources.catalog, &name, &tenant_dir).await? {
+        if let Some(entry) = copy_tenant(sources.catalog, sources.keyring, &name, &tenant_dir).await? {
             databases.push(entry);
         }
     }
@@ -84,11 +87,16 @@ async fn copy_catalog(config: &Config, staging: &Path) -> Result<DatabaseEntry, 
 }
 
 /// Copies one tenant's database; `None` when the tenant went away meanwhile.
-async fn copy_tenant(catalog: &Catalog, tenant: &TenantName, dir: &Path) -> Result<Option<DatabaseEntry>, BackupError> {
-    let database = match catalog.tenant_database(tenant).await {
+async fn copy_tenant(
+    catalog: &Catalog,
+    keyring: &Keyring,
+    tenant: &TenantName,
+    dir: &Path,
+) -> Result<Option<DatabaseEntry>, BackupError> {
+    let database = match keyring.tenant_database(tenant).await {
         Ok(database) => database,
-        Err(passerelle_catalog::CatalogError::NotFound(_)) => return Ok(None),
-        Err(e) => return Err(e.into()),
+        Err(KeyringError::Catalog(passerelle_catalog::CatalogError::NotFound(_))) => return Ok(None),
+        Err(e) => return Err(BackupError::Database(format!("tenant {tenant}: {e}"))),
     };
     let (file, engine, name, rows) = if database.backend == "postgres" {
         let file = format!("{tenant}.pgdump");

@@ -87,8 +87,6 @@ pub(super) async fn verify(
                     verified.failures.push(format!("{}: {e}", database.file));
                 }
             }
-            // Further checks of the restored files (such as `archive verify` on the restored
-            // archive) go here, adding their failures to `verified.failures`.
         }
         Err(e) => {
             damaged = true;

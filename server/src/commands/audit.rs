@@ -3,11 +3,14 @@
 use passerelle_catalog::{AuditEvent, AuditFilter, Login, TenantName};
 
 use crate::admin::Admin;
-use crate::cli::AuditArgs;
+use crate::cli::{AuditArgs, AuditCommand};
 use crate::error::{CliError, usage};
 use crate::output;
 
 pub(super) async fn run(admin: &Admin, args: AuditArgs) -> Result<(), CliError> {
+    if let Some(AuditCommand::Verify { json }) = args.command {
+        return super::audit_verify::run(admin, json.json).await;
+    }
     let filter = AuditFilter {
         tenant: args.tenant.as_deref().map(TenantName::parse).transpose()?.map(|t| t.to_string()),
         login: args.login.as_deref().map(Login::parse).transpose()?.map(|l| l.to_string()),

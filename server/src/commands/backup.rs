@@ -33,7 +33,9 @@ fn failed(e: BackupError) -> CliError {
 }
 
 async fn run_backup(backups: &Backups, admin: Admin, as_json: bool) -> Result<(), CliError> {
-    let sources = Sources { config: &admin.config, catalog: &admin.catalog, data_dir: &admin.data_dir };
+    let keyring = admin.keyring();
+    let sources =
+        Sources { config: &admin.config, catalog: &admin.catalog, keyring: &keyring, data_dir: &admin.data_dir };
     let result = backups.run(&sources, "manual").await;
     admin.catalog.record(&crate::backup::report::run_event(admin.actor(), "cli", &result)).await?;
     let stored = result.map_err(failed)?;
@@ -60,7 +62,10 @@ async fn run_backup(backups: &Backups, admin: Admin, as_json: bool) -> Result<()
 }
 
 async fn verify(backups: &Backups, admin: Admin, read_all: bool, as_json: bool) -> Result<(), CliError> {
-    let result = backups.verify(&admin.config, read_all).await;
+    let mut result = backups.verify(&admin.config, read_all).await;
+    if let Ok(verified) = &mut result {
+        crate::backup::check_live_archive(&admin.catalog, &admin.keyring(), &admin.data_dir, verified).await;
+    }
     admin.catalog.record(&crate::backup::report::verify_event(admin.actor(), "cli", &result)).await?;
     let verified = result.map_err(failed)?;
     let snapshot = verified.snapshot.as_ref().map_or("-", |s| s.short_id.as_str());

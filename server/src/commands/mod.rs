@@ -1,6 +1,8 @@
 //! One module per command group; each validates all input before changing anything.
 
+mod archive;
 mod audit;
+mod audit_verify;
 mod backup;
 mod ban;
 mod config;
@@ -9,6 +11,7 @@ mod import;
 mod import_wait;
 mod init;
 mod key;
+mod keys;
 mod profile;
 mod quota;
 mod tenant;
@@ -44,6 +47,10 @@ pub(crate) fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Import(command) => block_on(async { import::run(&Admin::open(source.load()?).await?, command).await }),
         Command::Backup(command) => block_on(backup::run(source.load()?, command)),
+        Command::Archive(command) => {
+            block_on(async { archive::run(&Admin::open(source.load()?).await?, command).await })
+        }
+        Command::Keys(command) => block_on(async { keys::run(&Admin::open(source.load()?).await?, command).await }),
     }
 }
 

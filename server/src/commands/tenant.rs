@@ -1,4 +1,4 @@
-//! `tenant add/allow-ip/quota/list/show/remove`.
+//! `tenant add/allow-ip/quota/list/show/remove/purge-report`.
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 
@@ -9,6 +9,7 @@ use crate::admin::Admin;
 use crate::cli::TenantCommand;
 use crate::error::{CliError, usage};
 use crate::output::{self, say};
+use crate::purge::PurgeReport;
 
 pub(super) async fn run(admin: &Admin, command: TenantCommand) -> Result<(), CliError> {
     match command {
@@ -57,7 +58,7 @@ pub(super) async fn run(admin: &Admin, command: TenantCommand) -> Result<(), Cli
                 say!("{line}");
             }
         }
-        TenantCommand::Remove { name, purge, yes } => {
+        TenantCommand::Remove { name, purge, yes, json } => {
             let name = TenantName::parse(&name)?;
             if !purge {
                 return Err(usage(format!(
@@ -67,8 +68,21 @@ pub(super) async fn run(admin: &Admin, command: TenantCommand) -> Result<(), Cli
             if !yes {
                 confirm(&name)?;
             }
-            admin.remove_tenant(&name).await?;
+            let report = admin.remove_tenant(&name).await?;
+            if json {
+                return output::json(&report);
+            }
             say!("tenant {name} removed");
+        }
+        TenantCommand::PurgeReport { name, json } => {
+            let name = TenantName::parse(&name)?;
+            let report = PurgeReport::latest(&admin.catalog, &name).await?;
+            if json.json {
+                return output::json(&report);
+            }
+            for line in report.lines() {
+                say!("{line}");
+            }
         }
     }
     Ok(())

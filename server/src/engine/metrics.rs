@@ -71,6 +71,7 @@ pub(crate) struct Metrics {
     validated_bytes: Counter,
     receipt_latency: Family<StatusLabels, Histogram>,
     job_duration: Family<StatusLabels, Histogram>,
+    audit_chain_failures: Counter,
     backups: BackupMetrics,
 }
 
@@ -187,6 +188,12 @@ impl Metrics {
             job_duration.clone(),
         );
         let backups = BackupMetrics::register(&mut registry);
+        let audit_chain_failures = Counter::default();
+        registry.register(
+            "audit_chain_failures",
+            "Hourly checks of the audit chain that found a row changed, removed or inserted",
+            audit_chain_failures.clone(),
+        );
         Self {
             registry,
             events,
@@ -204,6 +211,7 @@ impl Metrics {
             receipt_latency,
             job_duration,
             backups,
+            audit_chain_failures,
         }
     }
 
@@ -216,6 +224,11 @@ impl Metrics {
     /// Counts a failed backup run (`run`) or verification (`verify`).
     pub(super) fn backup_failed(&self, kind: &str) {
         self.backups.failures.get_or_create(&BackupLabels { kind: kind.to_owned() }).inc();
+    }
+
+    /// Counts a check of the audit chain that found it broken.
+    pub(super) fn audit_chain_failure(&self) {
+        self.audit_chain_failures.inc();
     }
 
     /// Counts one failed handshake.

@@ -28,6 +28,7 @@
 
 mod audit;
 mod auth;
+mod chain_check;
 mod defender;
 pub(crate) mod fs;
 mod grants;
@@ -166,6 +167,7 @@ impl Engine {
         tokio::spawn(grants::watch_catalog(Arc::downgrade(&inner)));
         tokio::spawn(refusals::summarise(Arc::downgrade(&inner)));
         tokio::spawn(retention::prune(Arc::downgrade(&inner)));
+        tokio::spawn(chain_check::check(Arc::downgrade(&inner)));
         Self { inner }
     }
 

@@ -445,9 +445,9 @@ impl Session {
             errors: refused.errors.clone(),
             error_count: refused.error_count,
         };
-        let layout = self.engine.inner.data_dir.import_layout();
-        let catalog = &self.engine.inner.catalog;
-        match passerelle_import::refuse_at_door(catalog, &layout, &rejection, |to| refused.keep(to)).await {
+        // No pipeline yet (the server is starting): its job rejects the upload.
+        let intake = self.engine.inner.uploads.intake()?;
+        match intake.refuse_at_door(&rejection, |to| refused.keep(to)).await {
             Ok(recorded) => Some(recorded.sentence),
             Err(e) => {
                 tracing::warn!(path = %refused.path, error = %e, "refusal at the door not recorded; the upload is published");

@@ -23,6 +23,11 @@ impl UploadEvents {
         let _ = self.intake.set(intake);
     }
 
+    /// The pipeline's intake, once attached.
+    pub(super) fn intake(&self) -> Option<&Intake> {
+        self.intake.get()
+    }
+
     pub(super) async fn publish(&self, event: UploadCompleted) {
         tracing::info!(
             tenant = %event.tenant, login = %event.login, path = %event.path,
