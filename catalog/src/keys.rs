@@ -72,8 +72,9 @@ impl Catalog {
 
     /// Every tenant's data key, by tenant.
     pub async fn tenant_keys(&self) -> Result<Vec<StoredDataKey>, CatalogError> {
-        let rows =
-            sqlx::query("SELECT tenant, key_id, wrapped FROM tenant_keys ORDER BY tenant").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT tenant, key_id, wrapped FROM tenant_keys ORDER BY tenant")
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(stored_key).collect()
     }
 
@@ -119,5 +120,9 @@ impl Catalog {
 }
 
 fn stored_key(row: &sqlx::any::AnyRow) -> Result<StoredDataKey, CatalogError> {
-    Ok(StoredDataKey { tenant: row.try_get("tenant")?, key_id: row.try_get("key_id")?, wrapped: row.try_get("wrapped")? })
+    Ok(StoredDataKey {
+        tenant: row.try_get("tenant")?,
+        key_id: row.try_get("key_id")?,
+        wrapped: row.try_get("wrapped")?,
+    })
 }

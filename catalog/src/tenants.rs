@@ -213,13 +213,12 @@ impl Catalog {
 
     /// The tenant's database with its credentials, for provisioning and loading.
     pub async fn tenant_database(&self, name: &TenantName) -> Result<TenantDatabase, CatalogError> {
-        let row = sqlx::query(
-            "SELECT db_backend, db_name, db_role, db_url, db_password_sealed FROM tenants WHERE name = $1",
-        )
-            .bind(name.as_str())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| CatalogError::NotFound(format!("tenant {name}")))?;
+        let row =
+            sqlx::query("SELECT db_backend, db_name, db_role, db_url, db_password_sealed FROM tenants WHERE name = $1")
+                .bind(name.as_str())
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| CatalogError::NotFound(format!("tenant {name}")))?;
         Ok(TenantDatabase {
             backend: row.try_get("db_backend")?,
             name: row.try_get("db_name")?,

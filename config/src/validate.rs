@@ -9,12 +9,13 @@ use crate::duration;
 use crate::error::ConfigError;
 use crate::model::{
     AccountLockConfig, AdminConfig, ArchiveConfig, AuditConfig, CatalogConfig, Config, DefenderConfig, FtpsConfig,
-    KeysConfig, LimitsConfig, LogConfig, LogFormat, MaxStartups, PipelineConfig, ProxyProtocolConfig, QuotasConfig, ReceiptsConfig,
-    SandboxConfig, SftpConfig, TenantDbBackend, TenantDbConfig, TlsVersion, UploadsConfig, is_postgres_url, scheme,
+    KeysConfig, LimitsConfig, LogConfig, LogFormat, MaxStartups, PipelineConfig, ProxyProtocolConfig, QuotasConfig,
+    ReceiptsConfig, SandboxConfig, SftpConfig, TenantDbBackend, TenantDbConfig, TlsVersion, UploadsConfig,
+    is_postgres_url, scheme,
 };
 use crate::raw::{
-    Raw, RawAccountLock, RawArchive, RawAudit, RawCatalog, RawDefender, RawFtps, RawLimits, RawLog, RawPipeline,
-    RawKeys, RawProxyProtocol, RawQuotas, RawTenantDb, RawUploads,
+    Raw, RawAccountLock, RawArchive, RawAudit, RawCatalog, RawDefender, RawFtps, RawKeys, RawLimits, RawLog,
+    RawPipeline, RawProxyProtocol, RawQuotas, RawTenantDb, RawUploads,
 };
 use crate::schema::{self, Default};
 use crate::size::ByteSize;
@@ -312,11 +313,8 @@ fn beside(data_dir: &Path) -> Option<PathBuf> {
 /// `path` made absolute against the working directory, with `.` and `..` resolved by name only (no
 /// symlinks followed: the files need not exist yet).
 fn lexically_absolute(path: &Path) -> PathBuf {
-    let joined = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir().unwrap_or_default().join(path)
-    };
+    let joined =
+        if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir().unwrap_or_default().join(path) };
     let mut out = PathBuf::new();
     for part in joined.components() {
         match part {

@@ -151,8 +151,8 @@ impl Keyring {
     ) -> Result<TenantDatabase, KeyringError> {
         let Some(sealed) = database.sealed_password.take() else { return Ok(database) };
         let password = key.key.open(&sealed, &password_context(tenant))?;
-        let password =
-            std::str::from_utf8(&password).map_err(|_| KeyringError::Corrupt("a database password not UTF-8".into()))?;
+        let password = std::str::from_utf8(&password)
+            .map_err(|_| KeyringError::Corrupt("a database password not UTF-8".into()))?;
         let mut url = Url::parse(&database.url)
             .map_err(|_| KeyringError::Corrupt(format!("an invalid database URL for tenant {tenant}")))?;
         url.set_password(Some(password)).map_err(|()| KeyringError::Corrupt("a database URL without a host".into()))?;

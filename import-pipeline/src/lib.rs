@@ -96,8 +96,9 @@ pub use profile::{
     Mode, Profile, ProfileError, Profiles, RESERVED_COLUMNS, is_temporary_name,
 };
 pub use runner::{
-    Announcer, ArchiveCheck, ArchiveError, Arrival, Cancel, decrypt_archive, verify_archives, DoorPlan, DoorRejection, Intake, Layout, NoObserver, Observer, Pipeline,
-    RECEIPT_SUFFIX, Refused, Retention, RunnerError, cancel, door_plan,
+    Announcer, ArchiveCheck, ArchiveError, Arrival, Cancel, DoorPlan, DoorRejection, Intake, Layout, NoObserver,
+    Observer, Pipeline, RECEIPT_SUFFIX, Refused, Retention, RunnerError, cancel, decrypt_archive, door_plan,
+    verify_archives,
 };
 pub use tenant_db::{TenantDbError, TenantDbProvisioner};
 pub use validate::{

@@ -226,7 +226,9 @@ pub enum KeyError {
     },
 
     /// A wrapped data key does not unwrap under the master key.
-    #[error("the data key of {owner} cannot be unwrapped with master key {master_key_id}; the master key is not the one it was wrapped with, or the catalog is damaged")]
+    #[error(
+        "the data key of {owner} cannot be unwrapped with master key {master_key_id}; the master key is not the one it was wrapped with, or the catalog is damaged"
+    )]
     UnwrapFailed {
         /// Whose key it is (a tenant name).
         owner: String,

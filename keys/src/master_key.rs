@@ -10,8 +10,8 @@
 use std::fmt;
 use std::path::Path;
 
-use aes_gcm::aead::{AeadInOut, KeyInit, Nonce, Tag};
 use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::{AeadInOut, KeyInit, Nonce, Tag};
 use aws_lc_rs::hkdf;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;

@@ -22,8 +22,8 @@
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
 
-use aes_gcm::aead::{AeadInOut, Nonce, Tag};
 use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::{AeadInOut, Nonce, Tag};
 use rand::RngExt;
 
 use crate::data_key::DataKey;

@@ -54,11 +54,7 @@ impl Drop for PipelineRuntime {
 }
 
 /// Starts the pipeline and feeds it the engine's upload events.
-pub(crate) async fn start(
-    engine: &Engine,
-    data_dir: &DataDir,
-    master_key: Arc<MasterKey>,
-) -> anyhow::Result<Imports> {
+pub(crate) async fn start(engine: &Engine, data_dir: &DataDir, master_key: Arc<MasterKey>) -> anyhow::Result<Imports> {
     let intake_master_key = Arc::clone(&master_key);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(THREADS)

@@ -72,7 +72,10 @@ impl PurgeReport {
             lines.push(format!("db account dropped: {role}"));
         }
         lines.push(format!("data key destroyed: {}", self.data_key.as_deref().unwrap_or("none (no archive yet)")));
-        lines.push(format!("users removed:      {}", if self.users.is_empty() { "none".into() } else { self.users.join(", ") }));
+        lines.push(format!(
+            "users removed:      {}",
+            if self.users.is_empty() { "none".into() } else { self.users.join(", ") }
+        ));
         lines.push(format!("catalog rows:       {}", self.catalog_rows));
         lines.push(format!("backups:            {}", self.backups));
         lines

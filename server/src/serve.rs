@@ -90,9 +90,8 @@ async fn serve(config: Config, host_keys: HostKeys, source: &ConfigSource) -> Re
     let engine = Engine::new(Arc::new(admin.config.clone()), admin.catalog.clone(), admin.data_dir.clone());
     engine.load_bans().await.context("cannot read the bans from the catalog")?;
     // Before the listeners: no upload-completed event may go unheard.
-    let imports = pipeline::start(&engine, &admin.data_dir, Arc::clone(admin.master_key()))
-        .await
-        .context("import pipeline")?;
+    let imports =
+        pipeline::start(&engine, &admin.data_dir, Arc::clone(admin.master_key())).await.context("import pipeline")?;
     let sftp = SftpServer::start(engine.clone(), host_keys.keys().to_vec()).await?;
     let ftps = FtpsServer::start(engine.clone()).await?;
     let endpoint = AdminEndpoint::start(engine.clone()).await?;

@@ -133,7 +133,10 @@ fn purge_leaves_nothing_of_the_tenant_and_destroys_its_data_key() {
     // Nor in the catalog, but for the audit trail.
     let catalog = app.p.layout().catalog_db();
     for table in ["tenants", "tenant_keys", "users", "import_jobs"] {
-        let rows = passerelle_tests::sqlite3(&catalog, &format!("SELECT count(*) FROM {table} WHERE {} = 'acme'", tenant_column(table)));
+        let rows = passerelle_tests::sqlite3(
+            &catalog,
+            &format!("SELECT count(*) FROM {table} WHERE {} = 'acme'", tenant_column(table)),
+        );
         assert_eq!(rows, "0\n", "{table}");
     }
 
@@ -145,7 +148,10 @@ fn purge_leaves_nothing_of_the_tenant_and_destroys_its_data_key() {
     assert!(!after.exists(), "nothing written");
 
     // The purge stays on record: the report again, and in the audit trail.
-    assert_eq!(serde_json::from_str::<Value>(&app.p.ok(&["tenant", "purge-report", "acme", "--json"])).unwrap(), report);
+    assert_eq!(
+        serde_json::from_str::<Value>(&app.p.ok(&["tenant", "purge-report", "acme", "--json"])).unwrap(),
+        report
+    );
     let text = app.p.ok(&["tenant", "purge-report", "acme"]);
     assert!(text.contains(&format!("data key destroyed: {}", report["data_key"].as_str().unwrap())), "{text}");
     // The other tenant is untouched.
@@ -164,7 +170,8 @@ fn tenant_database_passwords_are_sealed_in_the_catalog_and_still_used() {
     let catalog_url = p.pg_catalog_url().expect("PostgreSQL catalog");
     let app = installation(p);
     imported(&app);
-    let rows = psql(&catalog_url, "SELECT db_url || ' ' || coalesce(db_password_sealed, '-') FROM tenants ORDER BY name");
+    let rows =
+        psql(&catalog_url, "SELECT db_url || ' ' || coalesce(db_password_sealed, '-') FROM tenants ORDER BY name");
     let lines: Vec<&str> = rows.lines().collect();
     assert_eq!(lines.len(), 2, "{rows}");
     for line in lines {

@@ -16,8 +16,8 @@ use super::RunnerError;
 use super::intake;
 use super::job;
 use super::layout::Layout;
-use crate::keyring::Keyring;
 use super::receipt::{self, Receipt};
+use crate::keyring::Keyring;
 use crate::validate::ImportError;
 
 /// What [`cancel`] did.

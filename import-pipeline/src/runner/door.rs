@@ -28,8 +28,8 @@ use tracing::{info, warn};
 use super::RunnerError;
 use super::job::{self, summary};
 use super::layout::Layout;
-use crate::keyring::Keyring;
 use super::receipt::{self, Receipt};
+use crate::keyring::Keyring;
 use crate::profile::{Profile, Profiles, is_temporary_name};
 use crate::validate::ImportError;
 

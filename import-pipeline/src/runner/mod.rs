@@ -318,7 +318,8 @@ async fn archive_leftovers(catalog: &Catalog, keyring: &Keyring, layout: &Layout
                 continue;
             };
             let Ok(files) = std::fs::read_dir(tenant_dir.path()) else { continue };
-            let mut names: Vec<String> = files.flatten().filter_map(|f| f.file_name().to_str().map(str::to_owned)).collect();
+            let mut names: Vec<String> =
+                files.flatten().filter_map(|f| f.file_name().to_str().map(str::to_owned)).collect();
             // Inbox names moved aside first: settling one compares it with
             // the spooled file, which archiving (a new, encrypted file) ends.
             names.sort_by_key(|name| intake::aside_of(name).is_none());

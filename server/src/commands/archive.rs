@@ -52,9 +52,7 @@ pub(super) async fn run(admin: &Admin, command: ArchiveCommand) -> Result<(), Cl
 async fn verify(admin: &Admin, tenant: Option<&str>, json: bool) -> Result<(), CliError> {
     let tenants = match tenant {
         Some(name) => vec![existing_tenant(admin, name).await?],
-        None => {
-            admin.catalog.tenants().await?.iter().map(|t| TenantName::parse(&t.name)).collect::<Result<_, _>>()?
-        }
+        None => admin.catalog.tenants().await?.iter().map(|t| TenantName::parse(&t.name)).collect::<Result<_, _>>()?,
     };
     let layout = admin.data_dir.import_layout();
     let checks = passerelle_import::verify_archives(&admin.catalog, &admin.keyring(), &layout, &tenants)

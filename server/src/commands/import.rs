@@ -145,9 +145,10 @@ pub(super) async fn run(admin: &Admin, command: ImportCommand) -> Result<(), Cli
 async fn cancel(admin: &Admin, id: &str) -> Result<(), CliError> {
     let layout = admin.data_dir.import_layout();
     let max_file_size = admin.config.uploads.max_file_size;
-    let outcome = passerelle_import::cancel(&admin.catalog, &admin.keyring(), &layout, max_file_size, id, admin.actor())
-        .await
-        .with_context(|| format!("import cancel {id}"))?;
+    let outcome =
+        passerelle_import::cancel(&admin.catalog, &admin.keyring(), &layout, max_file_size, id, admin.actor())
+            .await
+            .with_context(|| format!("import cancel {id}"))?;
     let job = match outcome {
         Cancel::Cancelled(job) => job,
         Cancel::NotFound => return Err(usage(format!("import job {id:?} not found"))),
