@@ -788,9 +788,10 @@ pub(crate) const KEYS: &[KeyDef] = &[
         secret: false,
         doc: "Restrict the server's own filesystem access with Landlock, where the kernel has it (Linux 5.13 \
               and later): read and write in `data_dir` and the directory of a SQLite catalog, read the \
-              configuration file, the FTPS certificate and key and the master key (their directories, for \
-              renewals and rotations) and the system files that name resolution and TLS need; nothing else, even through a bug. One log \
-              line at start says which ruleset is in force, or that the kernel has none. false: no Landlock.",
+              configuration file, the FTPS certificate and key (their directories, for renewals), the \
+              master key file and the system files that name resolution and TLS need; nothing else, even \
+              through a bug. One log line at start says which ruleset is in force, or that the kernel has \
+              none. false: no Landlock.",
         effective: |c| Some(Value::Boolean(c.sandbox.landlock)),
     },
     KeyDef {

@@ -78,6 +78,11 @@ impl Keyring {
         Self { catalog, master }
     }
 
+    /// The catalog holding the wrapped keys.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
     /// A new data key for `tenant`, and its wrapped form for the catalog
     /// (stored with the tenant's row, in one transaction).
     pub fn new_tenant_key(&self, tenant: &TenantName) -> (TenantKey, StoredDataKey) {

@@ -152,11 +152,11 @@ pub fn encrypt(key: &DataKey, key_id: KeyId, input: impl Read, mut output: impl 
     output.write_all(&header.bytes)?;
     let cipher = key.cipher();
     let mut input = BufReader::with_capacity(CHUNK, input);
-    let mut buf = vec![0u8; CHUNK];
+    let mut buf = Vec::with_capacity(CHUNK);
     let mut total = 0u64;
     let mut index = 0u32;
     loop {
-        let filled = read_full(&mut input, &mut buf)?;
+        let filled = read_up_to(&mut input, &mut buf, CHUNK)?;
         // A full chunk is the last one only when nothing follows it.
         let last = filled < CHUNK || input.fill_buf()?.is_empty();
         let tag = cipher
@@ -176,8 +176,10 @@ pub fn encrypt(key: &DataKey, key_id: KeyId, input: impl Read, mut output: impl 
 /// Reads and checks the header at the start of `input`, leaving `input` at
 /// the first chunk.
 pub fn read_header(input: &mut impl Read) -> Result<StreamHeader, StreamError> {
+    let mut read = Vec::with_capacity(HEADER_LEN);
+    let filled = read_up_to(input, &mut read, HEADER_LEN)?;
     let mut bytes = [0u8; HEADER_LEN];
-    let filled = read_full(input, &mut bytes)?;
+    bytes[..filled].copy_from_slice(&read);
     if filled < MAGIC.len() + 1 || bytes[..MAGIC.len()] != MAGIC {
         return Err(StreamError::NotEncrypted);
     }
@@ -201,17 +203,17 @@ pub fn decrypt(
 ) -> Result<u64, StreamError> {
     let cipher = key.cipher();
     let mut input = BufReader::with_capacity(CHUNK + TAG_LEN, input);
-    let mut buf = vec![0u8; CHUNK + TAG_LEN];
+    let mut buf = Vec::with_capacity(CHUNK + TAG_LEN);
     let mut total = 0u64;
     let mut index = 0u32;
     loop {
         let offset = HEADER_LEN as u64 + u64::from(index) * (CHUNK + TAG_LEN) as u64;
         let damaged = || StreamError::Damaged { chunk: u64::from(index), offset };
-        let filled = read_full(&mut input, &mut buf)?;
+        let filled = read_up_to(&mut input, &mut buf, CHUNK + TAG_LEN)?;
         if filled < TAG_LEN {
             return Err(damaged());
         }
-        let last = filled < buf.len() || input.fill_buf()?.is_empty();
+        let last = filled < CHUNK + TAG_LEN || input.fill_buf()?.is_empty();
         let (data, tag) = buf[..filled].split_at_mut(filled - TAG_LEN);
         let tag = Tag::<Aes256Gcm>::try_from(&*tag).map_err(|_| damaged())?;
         cipher
@@ -227,18 +229,12 @@ pub fn decrypt(
     }
 }
 
-/// Reads until `buf` is full or the input ends; returns how much was read.
-fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match input.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
+/// Replaces `buf`'s content with the next `len` bytes of `input`, fewer
+/// only where the input ends; returns how many. `buf` keeps its capacity:
+/// no allocation per chunk.
+fn read_up_to(input: &mut impl Read, buf: &mut Vec<u8>, len: usize) -> io::Result<usize> {
+    buf.clear();
+    input.take(len as u64).read_to_end(buf)
 }
 
 #[cfg(test)]

@@ -77,8 +77,8 @@ pub(crate) async fn start(engine: &Engine, data_dir: &DataDir, master_key: Arc<M
     let observer = engine.import_observer();
     let started = runtime.spawn(async move {
         let catalog = Catalog::open(&catalog_url).await?.with_audit_key(crate::master_key::audit_key(&master_key));
-        let keyring = Keyring::new(catalog.clone(), master_key);
-        anyhow::Ok(Pipeline::start(catalog, keyring, layout, retention, space, max_file_size, workers, observer).await?)
+        let keyring = Keyring::new(catalog, master_key);
+        anyhow::Ok(Pipeline::start(keyring, layout, retention, space, max_file_size, workers, observer).await?)
     });
     let runtime = PipelineRuntime(Some(runtime));
     let pipeline = started.await??;

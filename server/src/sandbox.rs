@@ -55,8 +55,8 @@ struct Policy {
 impl Policy {
     /// The data directory and the directory of a SQLite catalog (its journal lives beside it) are
     /// writable; the configuration file's directory (SIGHUP re-reads it), those of the FTPS
-    /// certificate and key (SIGHUP reloads them) and that of the master key (replaced by rename
-    /// when rotated) are readable, as written and as resolved.
+    /// certificate and key (SIGHUP reloads them) and the master key file are readable, as written
+    /// and as resolved.
     fn of(config: &Config, config_file: Option<&Path>) -> Self {
         let mut read_write = vec![config.data_dir.clone()];
         if let Some(catalog) = crate::state::sqlite_file(&config.catalog.url) {
@@ -68,13 +68,17 @@ impl Policy {
             read_write.extend(target.local_path());
             read_only.extend(parent(&target.password_file));
         }
-        let files = [config.ftps.cert.as_path(), config.ftps.key.as_path(), config.keys.master_key_file.as_path()];
-        for file in config_file.into_iter().chain(files) {
+        for file in config_file.into_iter().chain([config.ftps.cert.as_path(), config.ftps.key.as_path()]) {
             read_only.extend(parent(file));
             if let Ok(resolved) = std::fs::canonicalize(file) {
                 read_only.extend(parent(&resolved));
             }
         }
+        // The master key file itself, not its directory: beside the data directory by default, its
+        // directory holds much else. It is replaced only by a rotation, which needs a restart.
+        let master_key = &config.keys.master_key_file;
+        read_only.push(master_key.clone());
+        read_only.extend(std::fs::canonicalize(master_key));
         // A rule needs the path opened; those missing here are left out, and out of the log line.
         for paths in [&mut read_write, &mut read_only] {
             paths.retain(|path| path.exists());

@@ -37,6 +37,10 @@ const VERBS: &[&[&str]] = &[
     &["import", "list"],
     &["import", "show", "00000000-0000-0000-0000-000000000000"],
     &["import", "retry", "00000000-0000-0000-0000-000000000000"],
+    &["tenant", "purge-report", "acme"],
+    &["archive", "verify"],
+    &["archive", "decrypt", "/dev/null"],
+    &["keys", "rotate-master"],
 ];
 
 #[test]

@@ -252,7 +252,7 @@ mod tests {
             assert!(!sealed.windows(6).any(|w| w == b"MARKER"), "no plaintext in the archive");
         }
         let day = Duration::from_secs(86_400);
-        let old = fs::File::options().write(true).open(layout.archive_dir(&acme).join("old")).unwrap();
+        let old = File::options().write(true).open(layout.archive_dir(&acme).join("old")).unwrap();
         old.set_modified(SystemTime::now() - 2 * day).unwrap();
         assert_eq!(prune(&layout, std::slice::from_ref(&acme), day).unwrap(), 1);
         assert!(!layout.archive_dir(&acme).join("old").exists());
@@ -275,7 +275,7 @@ mod tests {
         let path = layout.archive_dir(&acme).join("job");
         fs::write(&path, "MARKER").unwrap();
         let then = SystemTime::now() - Duration::from_secs(3600);
-        fs::File::options().write(true).open(&path).unwrap().set_modified(then).unwrap();
+        File::options().write(true).open(&path).unwrap().set_modified(then).unwrap();
         assert_eq!(encrypt_plain_archives(&layout, &key, &acme).unwrap(), 1);
         assert_eq!(encrypt_plain_archives(&layout, &key, &acme).unwrap(), 0, "once");
         assert_eq!(fs::metadata(&path).unwrap().modified().unwrap(), then);

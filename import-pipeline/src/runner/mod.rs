@@ -169,6 +169,8 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// Works with the catalog of `keyring`, whose data keys encrypt the
+    /// archive.
     /// Finishes what a previous run left (originals of finished jobs not
     /// archived yet, originals an earlier version archived in clear), starts the inbox watcher, then runs jobs until
     /// [`Pipeline::shutdown`].
@@ -180,7 +182,6 @@ impl Pipeline {
     /// (`pipeline.workers`, at least 1) run at the same time. What they do
     /// is counted by `observer`.
     pub async fn start(
-        catalog: Catalog,
         keyring: Keyring,
         layout: Layout,
         retention: Retention,
@@ -189,6 +190,7 @@ impl Pipeline {
         workers: usize,
         observer: Arc<dyn Observer>,
     ) -> Result<Self, RunnerError> {
+        let catalog = keyring.catalog().clone();
         archive_leftovers(&catalog, &keyring, &layout).await?;
         let (arrivals, arrival_receiver) = mpsc::channel(4096);
         let (seen_sender, seen) = mpsc::channel(4096);
