@@ -515,6 +515,40 @@ mod tests {
     }
 
     #[test]
+    fn a_marked_file_is_held_at_once_and_its_job_can_be_recorded_from_the_mark() {
+        let (_root, layout, acme) = setup();
+        let name = layout.inbox(&acme).join("employees/a.csv");
+        fs::write(&name, "rows").unwrap();
+        let mut job =
+            ImportJob::received("0b9c1f7e-1111-4222-8333-444455556666".into(), &acme, "employees/a.csv".into());
+        job.received_at = 1_234;
+        fs::hard_link(&name, layout.spool_dir(&acme).join(&job.id)).unwrap();
+        let meta = || {
+            Dir::open_ambient_dir(layout.inbox(&acme), ambient_authority())
+                .unwrap()
+                .symlink_metadata("employees/a.csv")
+                .unwrap()
+        };
+        // Linked but not marked (a crash between the two): found by looking through the spool.
+        assert!(held(&layout, &acme, "employees/a.csv", &meta()));
+        assert!(unrecorded_job(&layout, &acme, &job.id).is_none(), "no mark, no job to record");
+        mark(&layout.spool_dir(&acme), &job).unwrap();
+        assert!(held(&layout, &acme, "employees/a.csv", &meta()));
+        let recorded = unrecorded_job(&layout, &acme, &job.id).expect("the job, from the mark");
+        assert_eq!(
+            (recorded.id.as_str(), recorded.path.as_str(), recorded.received_at),
+            (job.id.as_str(), "employees/a.csv", 1_234)
+        );
+        // A mark names its own file only: a copy under another name records nothing.
+        fs::copy(layout.spool_dir(&acme).join(&job.id), layout.spool_dir(&acme).join("other")).unwrap();
+        assert!(unrecorded_job(&layout, &acme, "other").is_none());
+        // Once the inbox name is another file (an upload replaced it), it is not held.
+        fs::remove_file(&name).unwrap();
+        fs::write(&name, "newer").unwrap();
+        assert!(!held(&layout, &acme, "employees/a.csv", &meta()));
+    }
+
+    #[test]
     fn a_released_name_goes_only_while_it_holds_the_jobs_file() {
         let (_root, layout, acme) = setup();
         let name = layout.inbox(&acme).join("employees/a.csv");

@@ -2,7 +2,8 @@
 //! jobs and drives each job to its verdict.
 //!
 //! ```text
-//!  upload completed ──► [`Intake`], at once: job in catalog, file linked inbox ─► spool ──┐ wakes
+//!  upload completed ──► [`Intake`], at once: file linked inbox ─► spool and marked ─► recorder:
+//!                       jobs of a burst in one catalog transaction ──────────────────────┐ wakes
 //!  notify watcher ─┐                                                                      ▼
 //!  inbox scans ────┴─► quiet period, claim: job in catalog, file renamed inbox ─► spool ─► scheduler
 //!                                                                     │ one job per tenant at a time,
@@ -13,9 +14,11 @@
 //! Jobs of one tenant run one at a time in arrival order (an upsert file
 //! must not overtake the one before it); a job waiting for its database
 //! holds back the tenant's later jobs. A file taken at once wakes the
-//! scheduler; besides, it reads the open jobs from the catalog every
-//! second, so `import retry` and jobs left by a crash are picked up
-//! without any signal.
+//! scheduler, which starts the job once its tenant's burst of uploads (if
+//! any) ends, so that transfers are not slowed by imports; besides, it
+//! reads each tenant's next open job from the catalog every second, so
+//! `import retry` and jobs left by a crash are picked up without any
+//! signal.
 
 mod archive;
 mod archive_check;
