@@ -404,6 +404,18 @@ impl Catalog {
         rows.iter().map(ImportJob::from_row).collect()
     }
 
+    /// The ids of `tenant`'s jobs still under way or waiting.
+    pub async fn open_import_job_ids(
+        &self,
+        tenant: &TenantName,
+    ) -> Result<std::collections::HashSet<String>, CatalogError> {
+        let rows = sqlx::query(concat!("SELECT id FROM import_jobs WHERE tenant = $1 AND ", open_job!()))
+            .bind(tenant.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|row| Ok(row.try_get("id")?)).collect()
+    }
+
     /// Whether a job without a verdict yet holds a file of `job`'s tenant
     /// and name that arrived after `job`'s.
     pub async fn newer_open_import_job(&self, job: &ImportJob) -> Result<bool, CatalogError> {

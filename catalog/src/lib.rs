@@ -28,6 +28,7 @@ mod bans;
 mod error;
 mod jobs;
 mod keys;
+mod leases;
 mod lockout;
 mod names;
 mod retention;

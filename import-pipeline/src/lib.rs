@@ -97,7 +97,7 @@ pub use profile::{
 };
 pub use runner::{
     Announcer, ArchiveCheck, ArchiveError, Arrival, Cancel, DoorPlan, DoorRejection, Intake, Layout, NoObserver,
-    Observer, Pipeline, RECEIPT_SUFFIX, Refused, Retention, RunnerError, cancel, decrypt_archive, door_plan,
+    Observer, Pipeline, RECEIPT_SUFFIX, Refused, Retention, RunnerError, Settings, cancel, decrypt_archive, door_plan,
     verify_archives,
 };
 pub use tenant_db::{TenantDbError, TenantDbProvisioner};

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use passerelle_catalog::Catalog;
-use passerelle_import::{Keyring, Pipeline, Retention};
+use passerelle_import::{Keyring, Pipeline, Retention, Settings};
 use passerelle_keys::MasterKey;
 use tokio::runtime::Runtime;
 use tracing::debug;
@@ -64,13 +64,19 @@ pub(crate) async fn start(engine: &Engine, data_dir: &DataDir, master_key: Arc<M
         .build()
         .context("cannot start the import pipeline's runtime")?;
     let days = |n: u32| Duration::from_secs(u64::from(n) * 86_400);
-    let retention = Retention {
-        archive: days(engine.config().archive.retention_days),
-        receipts: days(engine.config().receipts.retention_days),
+    let settings = Settings {
+        retention: Retention {
+            archive: days(engine.config().archive.retention_days),
+            receipts: days(engine.config().receipts.retention_days),
+        },
+        max_file_size: engine.config().uploads.max_file_size,
+        workers: usize::try_from(engine.config().pipeline.workers).unwrap_or(1),
+        node: std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|name| name.trim().to_owned())
+            .unwrap_or_default(),
+        lease_timeout: Duration::from_secs(15),
     };
     let catalog_url = engine.config().catalog.url.clone();
-    let max_file_size = engine.config().uploads.max_file_size;
-    let workers = usize::try_from(engine.config().pipeline.workers).unwrap_or(1);
     let layout = data_dir.import_layout();
     let intake_layout = layout.clone();
     let space = engine.disk_space();
@@ -78,7 +84,7 @@ pub(crate) async fn start(engine: &Engine, data_dir: &DataDir, master_key: Arc<M
     let started = runtime.spawn(async move {
         let catalog = Catalog::open(&catalog_url).await?.with_audit_key(crate::master_key::audit_key(&master_key));
         let keyring = Keyring::new(catalog, master_key);
-        anyhow::Ok(Pipeline::start(keyring, layout, retention, space, max_file_size, workers, observer).await?)
+        anyhow::Ok(Pipeline::start(keyring, layout, settings, space, observer).await?)
     });
     let runtime = PipelineRuntime(Some(runtime));
     let pipeline = started.await??;

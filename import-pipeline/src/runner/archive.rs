@@ -74,10 +74,18 @@ pub(crate) fn prune(layout: &Layout, tenants: &[TenantName], retention: Duration
     for tenant in tenants {
         let Ok(entries) = fs::read_dir(layout.archive_dir(tenant)) else { continue };
         for entry in entries.flatten() {
-            let meta = entry.metadata()?;
+            // Gone meanwhile: another node sharing the data directory pruned it.
+            let meta = match entry.metadata() {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
             if meta.is_file() && meta.modified()? < cutoff {
-                fs::remove_file(entry.path())?;
-                removed += 1;
+                match fs::remove_file(entry.path()) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
     }

@@ -27,6 +27,8 @@ mod door;
 mod intake;
 mod job;
 mod layout;
+mod leases;
+mod leftovers;
 mod observe;
 mod outbox;
 mod progress;
@@ -34,8 +36,8 @@ mod queue;
 mod receipt;
 mod recorder;
 
-use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::io;
 use std::sync::Arc;
@@ -58,6 +60,7 @@ pub use door::{DoorPlan, DoorRejection, Refused, door_plan};
 pub use intake::Arrival;
 use intake::{Claim, Taken};
 pub use layout::Layout;
+use leases::Leases;
 pub use observe::{NoObserver, Observer};
 pub use receipt::RECEIPT_SUFFIX;
 
@@ -154,6 +157,23 @@ pub struct Retention {
     pub receipts: Duration,
 }
 
+/// How the runner works: limits, retention, and its place among the nodes
+/// sharing the catalog.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// How long archived originals and receipts are kept.
+    pub retention: Retention,
+    /// Larger files are refused without being read (`uploads.max_file_size`).
+    pub max_file_size: ByteSize,
+    /// Tenants whose jobs run at the same time on this node (`pipeline.workers`, at least 1).
+    pub workers: usize,
+    /// This node's id (`node.id`): the holder named in its import leases.
+    pub node: String,
+    /// How long a lease outlives its node's last renewal (`cluster.lease_timeout`):
+    /// the jobs of a node that died resume elsewhere after that long.
+    pub lease_timeout: Duration,
+}
+
 /// What the runner is told.
 #[derive(Debug)]
 enum Notice {
@@ -175,26 +195,22 @@ impl Pipeline {
     /// Works with the catalog of `keyring`, whose data keys encrypt the
     /// archive.
     /// Finishes what a previous run left (originals of finished jobs not
-    /// archived yet, originals an earlier version archived in clear), starts the inbox watcher, then runs jobs until
-    /// [`Pipeline::shutdown`].
-    /// Archived originals and receipts are deleted after their `retention`
-    /// (checked at start, then hourly).
-    /// Jobs start only while `space` is above its reserve.
-    /// A file larger than `max_file_size` (`uploads.max_file_size`) is
-    /// refused without being read. Jobs of up to `workers` tenants
-    /// (`pipeline.workers`, at least 1) run at the same time. What they do
-    /// is counted by `observer`.
+    /// archived yet, originals an earlier version archived in clear), starts
+    /// the inbox watcher, then runs jobs until [`Pipeline::shutdown`].
+    /// Archived originals and receipts are deleted after their retention
+    /// (checked at start, then hourly). Jobs start only while `space` is
+    /// above its reserve; a tenant's jobs run only while this node holds the
+    /// tenant's import lease (see [`Settings`]). What they do is counted by
+    /// `observer`.
     pub async fn start(
         keyring: Keyring,
         layout: Layout,
-        retention: Retention,
+        settings: Settings,
         space: DiskSpace,
-        max_file_size: ByteSize,
-        workers: usize,
         observer: Arc<dyn Observer>,
     ) -> Result<Self, RunnerError> {
         let catalog = keyring.catalog().clone();
-        archive_leftovers(&catalog, &keyring, &layout).await?;
+        leftovers::at_start(&catalog, &keyring, &layout).await?;
         let (arrivals, arrival_receiver) = mpsc::channel(4096);
         let (seen_sender, seen) = mpsc::channel(4096);
         let watcher = intake::watch(&layout, seen_sender)?;
@@ -203,16 +219,17 @@ impl Pipeline {
             catalog,
             keyring,
             layout,
-            retention,
+            retention: settings.retention,
             space,
-            max_file_size,
+            max_file_size: settings.max_file_size,
             pending: queue::IntakeQueue::default(),
             running: JoinSet::new(),
             busy: HashMap::new(),
             paused: HashMap::new(),
             last_taken: HashMap::new(),
             wake_at: None,
-            workers: workers.max(1),
+            workers: settings.workers.max(1),
+            leases: Leases::new(settings.node, settings.lease_timeout),
             observer,
         };
         let task = tokio::spawn(runner.run(arrival_receiver, seen, stopped, watcher));
@@ -349,91 +366,6 @@ impl Intake {
     }
 }
 
-/// Originals of jobs that reached their verdict but were not archived (a
-/// crash in between) go to the archive now, and originals an earlier
-/// version archived in clear are encrypted.
-async fn archive_leftovers(catalog: &Catalog, keyring: &Keyring, layout: &Layout) -> Result<(), RunnerError> {
-    if let Ok(tenants) = std::fs::read_dir(layout.spool_root()) {
-        for tenant_dir in tenants.flatten() {
-            let Some(tenant) = tenant_dir.file_name().to_str().and_then(|name| TenantName::parse(name).ok()) else {
-                continue;
-            };
-            let Ok(files) = std::fs::read_dir(tenant_dir.path()) else { continue };
-            let mut names: Vec<String> =
-                files.flatten().filter_map(|f| f.file_name().to_str().map(str::to_owned)).collect();
-            // Inbox names moved aside first: settling one compares it with
-            // the spooled file, which archiving (a new, encrypted file) ends.
-            names.sort_by_key(|name| intake::aside_of(name).is_none());
-            for id in names {
-                archive_leftover(catalog, keyring, layout, &tenant, &id).await?;
-            }
-        }
-    }
-    for tenant in catalog.tenants().await? {
-        let tenant = TenantName::parse(&tenant.name)?;
-        let key = keyring.tenant_key(&tenant).await?;
-        let (owned_layout, owned_tenant) = (layout.clone(), tenant.clone());
-        let encrypted =
-            tokio::task::spawn_blocking(move || archive::encrypt_plain_archives(&owned_layout, &key, &owned_tenant))
-                .await
-                .map_err(io::Error::other)
-                .and_then(|done| done)
-                .map_err(|e| RunnerError::Io(format!("encrypting tenant {tenant}'s archived originals"), e))?;
-        if encrypted > 0 {
-            info!(tenant = %tenant, encrypted, "archived originals kept in clear by an earlier version encrypted");
-        }
-    }
-    Ok(())
-}
-
-/// One entry `id` of `tenant`'s spool, as [`archive_leftovers`] finds it.
-async fn archive_leftover(
-    catalog: &Catalog,
-    keyring: &Keyring,
-    layout: &Layout,
-    tenant: &TenantName,
-    id: &str,
-) -> Result<(), RunnerError> {
-    // An inbox name moved aside by `intake::release` when the server stopped.
-    if let Some(job_id) = intake::aside_of(id) {
-        if let Some(job) = catalog.import_job(job_id).await? {
-            intake::settle_aside(layout, tenant, job_id, &job.path)
-                .map_err(|e| RunnerError::Io(format!("settling job {job_id}'s released inbox name"), e))?;
-        }
-        return Ok(());
-    }
-    if id.starts_with('.') {
-        // A restore's temporary, cut short: the archive still holds the original.
-        return std::fs::remove_file(layout.spool_dir(tenant).join(id))
-            .map_err(|e| RunnerError::Io(format!("removing {id} from the spool"), e));
-    }
-    match catalog.import_job(id).await? {
-        Some(job) if job.status.is_terminal() => {
-            intake::release(layout, tenant, &job.path, id)
-                .map_err(|e| RunnerError::Io(format!("removing job {id}'s inbox name"), e))?;
-            let key = keyring.tenant_key(tenant).await?;
-            let (owned_layout, owned_tenant, owned_id) = (layout.clone(), tenant.clone(), id.to_owned());
-            tokio::task::spawn_blocking(move || archive::archive(&owned_layout, &key, &owned_tenant, &owned_id))
-                .await
-                .map_err(io::Error::other)
-                .and_then(|done| done)
-                .map_err(|e| RunnerError::Io(format!("archiving job {id}'s file"), e))?;
-            info!(job = %id, tenant = %tenant, "archived the original of a finished job");
-        }
-        Some(_) => {}
-        None => match intake::unrecorded_job(layout, tenant, id) {
-            // Taken at its upload's close, not recorded before a crash.
-            Some(job) => {
-                catalog.insert_import_job(&job).await?;
-                job::audit(catalog, &job, Some("recorded at start".into())).await;
-                info!(job = %id, tenant = %tenant, path = %job.path, "import job of a taken upload recorded at start");
-            }
-            None => warn!(job = %id, tenant = %tenant, "spooled file without a job; left in place"),
-        },
-    }
-    Ok(())
-}
-
 struct Runner {
     catalog: Catalog,
     keyring: Keyring,
@@ -458,6 +390,8 @@ struct Runner {
     wake_at: Option<Instant>,
     /// Most tenants whose jobs run at once.
     workers: usize,
+    /// The tenants whose import lease this node holds.
+    leases: Leases,
     /// Counts what jobs do.
     observer: Arc<dyn Observer>,
 }
@@ -537,11 +471,13 @@ impl Runner {
             if schedule && let Err(e) = self.schedule().await {
                 warn!(error = %e, "import scheduler: cannot read the open jobs");
             }
+            self.leases.renew_if_due(&self.catalog).await;
         }
         let running = std::mem::take(&mut self.running);
         if tokio::time::timeout(SHUTDOWN_GRACE, running.join_all()).await.is_err() {
-            info!("import jobs still running at shutdown resume at the next start");
+            info!("import jobs still running at shutdown resume at the next start, here or on another node");
         }
+        self.leases.release_all(&self.catalog).await;
     }
 
     /// Notes how a job's run ended: a failed run pauses the job, 1 s, 2 s,
@@ -628,15 +564,21 @@ impl Runner {
     }
 
     /// Every file in every inbox becomes pending (those with an event
-    /// pending keep their time).
+    /// pending keep their time), and what a node that died left in the
+    /// spools is finished.
     async fn scan(&mut self) {
         let Some(tenants) = self.tenants().await else { return };
         let layout = self.layout.clone();
-        let found = tokio::task::spawn_blocking(move || intake::scan(&layout, &tenants)).await.unwrap_or_default();
+        let scanned_layout = layout.clone();
+        let scanned_tenants = tenants.clone();
+        let found = tokio::task::spawn_blocking(move || intake::scan(&scanned_layout, &scanned_tenants))
+            .await
+            .unwrap_or_default();
         let now = Instant::now();
         for arrival in found {
             self.pending.found(arrival, now);
         }
+        leftovers::sweep(&self.catalog, &self.keyring, &layout, &tenants).await;
     }
 
     /// Starts the oldest open job of each idle tenant, when due.
@@ -648,6 +590,7 @@ impl Runner {
         // Only a tenant's oldest open job may start, and only a job that ran
         // (the oldest, then) can be paused.
         let next = self.catalog.next_import_jobs().await?;
+        let open: HashSet<String> = next.iter().map(|job| job.tenant.clone()).collect();
         // A paused job that ended meanwhile (`import cancel`) is forgotten.
         self.paused.retain(|id, _| next.iter().any(|job| job.id == *id));
         let arrived_since = |received_at: i64| Duration::from_millis(u64::try_from(now - received_at).unwrap_or(0));
@@ -669,6 +612,7 @@ impl Runner {
             if self.paused.get(&job.id).is_some_and(|(_, until)| *until > Instant::now()) {
                 continue;
             }
+            let Some(job) = self.leased(job).await? else { continue };
             let tenant = job.tenant.clone();
             let catalog = self.catalog.clone();
             let keyring = self.keyring.clone();
@@ -700,7 +644,26 @@ impl Runner {
                 break;
             }
         }
+        let mut keep = open;
+        keep.extend(self.busy.values().cloned());
+        self.leases.release_idle(&self.catalog, |tenant| keep.contains(tenant)).await;
         Ok(())
+    }
+
+    /// Claims `job`'s tenant's lease for this node; `None` while another
+    /// node holds it. The job as the catalog holds it now when the lease
+    /// was not held already (another node may have run it meanwhile);
+    /// `None` when it ended there.
+    async fn leased(&mut self, job: ImportJob) -> Result<Option<ImportJob>, CatalogError> {
+        let Ok(tenant) = TenantName::parse(&job.tenant) else {
+            warn!(job = %job.id, tenant = %job.tenant, "import job of an invalid tenant name left as it is");
+            return Ok(None);
+        };
+        match self.leases.claim(&self.catalog, &tenant, &job.id).await? {
+            None => Ok(None),
+            Some(false) => Ok(Some(job)),
+            Some(true) => Ok(self.catalog.import_job(&job.id).await?.filter(|now| !now.status.is_terminal())),
+        }
     }
 }
 
