@@ -12,8 +12,11 @@
 //! ```
 //!
 //! Jobs of one tenant run one at a time in arrival order (an upsert file
-//! must not overtake the one before it); a job waiting for its database
-//! holds back the tenant's later jobs. A file taken at once wakes the
+//! must not overtake the one before it), cluster-wide: nodes sharing the
+//! catalog run a tenant's jobs only while they hold its import lease
+//! (`leases`), and finish what a node that died left in the spool
+//! (`leftovers`). A job waiting for its database holds back the tenant's
+//! later jobs. A file taken at once wakes the
 //! scheduler, which starts the job once its tenant's burst of uploads (if
 //! any) ends, so that transfers are not slowed by imports; besides, it
 //! reads each tenant's next open job from the catalog every second, so
