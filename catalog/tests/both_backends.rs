@@ -453,3 +453,57 @@ async fn concurrent_writers_on_sqlite() {
 async fn concurrent_writers_on_postgres() {
     concurrent_writers(&fresh_postgres_url().await).await;
 }
+
+/// Two nodes (two catalogs, two pools) claim the import leases of the same
+/// tenants at the same moment: each lease goes to exactly one of them; a
+/// live lease is refused to the other, an expired one is taken over, a
+/// released one is free again, and its holder may claim it again.
+async fn import_leases(url: &str) {
+    let a = Catalog::open(url).await.unwrap().with_audit_key(key());
+    let b = Catalog::open(url).await.unwrap().with_audit_key(key());
+    let now = passerelle_catalog::now_ms();
+    let claims = |catalog: Catalog, node: &'static str| {
+        tokio::spawn(async move {
+            let mut won = Vec::new();
+            for n in 0..30 {
+                let tenant = TenantName::parse(&format!("t{n}")).unwrap();
+                if catalog.claim_import_lease(&tenant, node, "job", now + 60_000, now).await.unwrap() {
+                    won.push(n);
+                }
+            }
+            won
+        })
+    };
+    let (won_a, won_b) = (claims(a.clone(), "node-a"), claims(b.clone(), "node-b"));
+    let (won_a, won_b) = (won_a.await.unwrap(), won_b.await.unwrap());
+    let mut all: Vec<i32> = won_a.iter().chain(&won_b).copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..30).collect::<Vec<_>>(), "every lease to exactly one node: {won_a:?} / {won_b:?}");
+
+    let tenant = TenantName::parse("solo").unwrap();
+    assert!(a.claim_import_lease(&tenant, "node-a", "j1", now + 1_000, now).await.unwrap());
+    assert!(!b.claim_import_lease(&tenant, "node-b", "j1", now + 1_000, now).await.unwrap(), "alive: refused");
+    assert!(a.claim_import_lease(&tenant, "node-a", "j2", now + 1_000, now).await.unwrap(), "its holder again");
+    assert_eq!(a.renew_import_leases("node-a", now + 2_000).await.unwrap(), 1 + won_a.len() as u64);
+    assert!(
+        b.claim_import_lease(&tenant, "node-b", "j2", now + 9_000, now + 2_001).await.unwrap(),
+        "expired (node-a died): taken over"
+    );
+    assert!(!a.claim_import_lease(&tenant, "node-a", "j3", now + 9_000, now + 2_002).await.unwrap());
+    b.release_import_lease(&tenant, "node-b").await.unwrap();
+    assert!(a.claim_import_lease(&tenant, "node-a", "j3", now + 9_000, now + 2_003).await.unwrap(), "released: free");
+    assert_eq!(a.release_import_leases("node-a").await.unwrap(), 1 + won_a.len() as u64);
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_leases_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    import_leases(&format!("sqlite://{}", dir.path().join("catalog.db").display())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_leases_on_postgres() {
+    import_leases(&fresh_postgres_url().await).await;
+}
