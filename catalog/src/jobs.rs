@@ -281,6 +281,27 @@ impl Catalog {
         Ok(())
     }
 
+    /// Records a new job for the inbox file whose identity is `claim`,
+    /// unless a job claimed it already (another node sharing the data
+    /// directory saw the same file): then [`CatalogError::AlreadyExists`].
+    pub async fn insert_claimed_import_job(&self, job: &ImportJob, claim: &str) -> Result<(), CatalogError> {
+        let mut tx = self.pool.begin().await?;
+        bind_job(sqlx::query(INSERT_JOB), job)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| CatalogError::on_conflict(e, || format!("import job {}", job.id)))?;
+        sqlx::query("INSERT INTO intake_claims (claim, job_id) VALUES ($1, $2)")
+            .bind(claim)
+            .bind(&job.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                CatalogError::on_conflict(e, || format!("claim of /inbox/{} of tenant {}", job.path, job.tenant))
+            })?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Records `jobs` in one transaction: all or none.
     pub async fn insert_import_jobs(&self, jobs: &[ImportJob]) -> Result<(), CatalogError> {
         let mut tx = self.pool.begin().await?;

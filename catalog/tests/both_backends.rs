@@ -274,6 +274,17 @@ async fn import_profiles_and_jobs(catalog: &Catalog, acme: &TenantName) {
     let newest = catalog.import_jobs(&JobFilter { limit: Some(1), ..Default::default() }).await.unwrap();
     assert_eq!(newest[0].id, "job-3");
     assert_eq!(catalog.import_jobs(&JobFilter::default()).await.unwrap().len(), 3);
+
+    // Two nodes saw the same inbox file: the first claim wins, the second
+    // records nothing.
+    let claimed = ImportJob::received("job-4".into(), acme, "c.csv".into());
+    catalog.insert_claimed_import_job(&claimed, "file-identity").await.unwrap();
+    let twin = ImportJob::received("job-5".into(), acme, "c.csv".into());
+    let refused = catalog.insert_claimed_import_job(&twin, "file-identity").await;
+    assert!(matches!(refused, Err(CatalogError::AlreadyExists(_))), "{refused:?}");
+    assert!(catalog.import_job("job-5").await.unwrap().is_none(), "the losing claim records no job");
+    let open = catalog.open_import_job_ids(acme).await.unwrap();
+    assert_eq!(open, ["job-2", "job-4"].into_iter().map(String::from).collect());
 }
 
 /// What live sessions rest on, and the revision that tells nodes to look again.

@@ -36,7 +36,7 @@ use cap_std::ambient_authority;
 use cap_std::fs::{Dir, MetadataExt};
 use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
-use passerelle_catalog::{Catalog, ImportJob, JobStatus, TenantName, now_ms};
+use passerelle_catalog::{Catalog, CatalogError, ImportJob, JobStatus, TenantName, now_ms};
 use passerelle_tree::{UploadCompleted, sealed_sha256};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -119,7 +119,12 @@ pub(crate) async fn claim(
         _ => {}
     }
     let job = ImportJob::received(uuid::Uuid::new_v4().to_string(), &arrival.tenant, arrival.path.clone());
-    catalog.insert_import_job(&job).await?;
+    match catalog.insert_claimed_import_job(&job, &claim_of(arrival, &meta)).await {
+        Ok(()) => {}
+        // Another node sharing the data directory took this very file.
+        Err(CatalogError::AlreadyExists(_)) => return Ok(Claim::Nothing),
+        Err(e) => return Err(e.into()),
+    }
     match take(layout, &arrival.tenant, &arrival.path, &job.id) {
         Ok(true) => {
             // An upload's seal names the content at once; a file placed by
@@ -140,6 +145,23 @@ pub(crate) async fn claim(
         }
         Err(e) => Err(RunnerError::Io(format!("taking /inbox/{} of tenant {}", arrival.path, arrival.tenant), e)),
     }
+}
+
+/// The identity of one version of an inbox file, the same on every node
+/// that shares the data directory (device numbers are not: each NFS client
+/// numbers its mounts): tenant, path, inode, modification time and size.
+/// A new upload under the name is a new inode, hence a new claim.
+fn claim_of(arrival: &Arrival, meta: &cap_std::fs::Metadata) -> String {
+    let mut identity = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for part in [arrival.tenant.as_str().as_bytes(), arrival.path.as_bytes()] {
+        identity.update(&u64::try_from(part.len()).unwrap_or(u64::MAX).to_be_bytes());
+        identity.update(part);
+    }
+    identity.update(&meta.ino().to_be_bytes());
+    identity.update(&meta.mtime().to_be_bytes());
+    identity.update(&meta.mtime_nsec().to_be_bytes());
+    identity.update(&meta.size().to_be_bytes());
+    hex::encode(identity.finish())
 }
 
 /// A file taken at its upload's close, linked into the spool: its job is
