@@ -119,9 +119,15 @@ fn check_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The kernel's host name (Linux); empty when unreadable, which the id check then refuses.
+/// The kernel's host name (Linux); empty when unreadable, which the id check then refuses. Read
+/// once per process: `serve` loads its configuration before it sandboxes itself, and checks it
+/// again on SIGHUP from inside the sandbox, where `/proc/sys` may be out of reach.
 fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|name| name.trim().to_owned()).unwrap_or_default()
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname").map(|name| name.trim().to_owned()).unwrap_or_default()
+    })
+    .clone()
 }
 
 #[cfg(test)]
