@@ -15,6 +15,7 @@
 //!         │      │          ├─ limits   (connection rate and connections per source, startups,
 //!         │      │          │            sessions per user, open files per session, per user, in all)
 //!         │      │          ├─ grants   (live sessions, ended when an admin change withdraws them)
+//!         │      │          ├─ cluster  (heartbeat, state, other nodes' sessions, periodic duties)
 //!         │      │          ├─ quota    (per-tenant bytes and files, reserved as uploads grow)
 //!         │   Session       ├─ audit    (catalog + tracing)
 //!         │                 ├─ space    (data_dir's free space: uploads stop at the reserve)
