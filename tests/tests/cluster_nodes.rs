@@ -250,3 +250,18 @@ fn sigterm_drains_with_healthz_503_and_health_probes_are_no_logins() {
     assert_eq!(logins.len(), 1, "only alice's login: {logins:#?}");
     assert_eq!(p.run(&["ban", "list", "--json"]).json(), json!([]));
 }
+
+#[test]
+fn a_session_still_open_at_the_drain_timeout_is_ended() {
+    let p = installation(&[("PASSERELLE_SHUTDOWN_DRAIN_TIMEOUT", "2s")]);
+    let mut a = p.serve_node("node-a", &[]);
+    let live = Live::start(&p, a.sftp_port, "alice", ALICE, 30);
+    let stopping = unix_ms();
+    assert!(a.server.stop_with(Signal::TERM).success());
+    let ended = live.wait_closed();
+    assert_eq!(ended["closed"], true, "{ended}");
+    let after = (ended["closed_at"].as_f64().expect("closed_at") * 1000.0) as i64 - stopping;
+    assert!((2000..7000).contains(&after), "the session ended {after} ms after SIGTERM, not at the drain timeout");
+    assert!(a.server.output().contains("still open after shutdown.drain_timeout"));
+    assert_eq!(listed(&p, "node-a")["status"], "stopped");
+}
