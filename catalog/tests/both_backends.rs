@@ -1,8 +1,9 @@
 //! The catalog behaves the same on SQLite and on PostgreSQL.
 
 use passerelle_catalog::{
-    AuditEvent, AuditFilter, AuditKey, Ban, Catalog, CatalogError, ChainBreak, ChainVerdict, FailureCount, ImportJob,
-    JobFilter, JobStatus, LockPolicy, Login, StoredDataKey, TenantDatabase, TenantName, TenantQuota,
+    AuditEvent, AuditFilter, AuditKey, Ban, Catalog, CatalogError, ChainBreak, ChainVerdict, FailureCount, Heartbeat,
+    ImportJob, JobFilter, JobStatus, LockPolicy, Login, NodeState, StoredDataKey, TenantDatabase, TenantName,
+    TenantQuota,
 };
 
 /// The audit chain's key of the tests.
@@ -45,6 +46,7 @@ async fn exercise(catalog: Catalog) {
     live_session_access(&catalog, &acme, &alice).await;
     retention(&catalog).await;
     quotas(&catalog, &acme).await;
+    nodes_and_duties(&catalog, &acme).await;
 
     let before = catalog.revision().await.unwrap();
     catalog.remove_tenant(&acme).await.unwrap();
@@ -517,4 +519,47 @@ async fn import_leases_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_leases_on_postgres() {
     import_leases(&fresh_postgres_url().await).await;
+}
+
+/// Heartbeats, sessions counted across nodes, and periodic duties held by
+/// one node at a time.
+async fn nodes_and_duties(catalog: &Catalog, acme: &TenantName) {
+    let beat = |id, at, state, sessions| Heartbeat {
+        id,
+        version: "1.0.0",
+        started_at: 1_000,
+        at,
+        state,
+        sessions,
+        addresses: "sftp 127.0.0.1:2222",
+    };
+    catalog.node_heartbeat(&beat("a", 10_000, NodeState::Running, 3)).await.unwrap();
+    catalog.node_heartbeat(&beat("b", 10_000, NodeState::Running, 1)).await.unwrap();
+    catalog.replace_node_sessions("a", &[("alice".into(), 2), ("bob".into(), 1)]).await.unwrap();
+    catalog.replace_node_sessions("b", &[("alice".into(), 1)]).await.unwrap();
+    assert!(catalog.claim_import_lease(acme, "b", "job-1", 20_000, 10_000).await.unwrap());
+    let nodes = catalog.nodes().await.unwrap();
+    assert_eq!(
+        nodes.iter().map(|n| (n.id.as_str(), n.sessions, n.running_jobs)).collect::<Vec<_>>(),
+        [("a", 3, 0), ("b", 1, 1)]
+    );
+    let mut elsewhere = catalog.sessions_elsewhere("b", 9_000).await.unwrap();
+    elsewhere.sort();
+    assert_eq!(elsewhere, [("alice".to_owned(), 2), ("bob".to_owned(), 1)]);
+    assert_eq!(catalog.sessions_elsewhere("c", 9_000).await.unwrap().len(), 2, "a and b summed per login");
+    assert!(catalog.sessions_elsewhere("b", 10_001).await.unwrap().is_empty(), "a silent node counts for nothing");
+    catalog.node_heartbeat(&beat("a", 10_000, NodeState::Stopped, 0)).await.unwrap();
+    assert!(catalog.sessions_elsewhere("b", 9_000).await.unwrap().is_empty(), "a stopped node counts for nothing");
+    catalog.replace_node_sessions("a", &[]).await.unwrap();
+    catalog.release_import_leases("b").await.unwrap();
+
+    // A duty is held by one node until it expires or is given back.
+    assert!(catalog.claim_duty("retention", "a", 20_000, 10_000).await.unwrap());
+    assert!(!catalog.claim_duty("retention", "b", 25_000, 15_000).await.unwrap(), "a holds it");
+    assert!(catalog.claim_duty("retention", "a", 30_000, 15_000).await.unwrap(), "its holder claims it again");
+    catalog.renew_duties("a", 40_000).await.unwrap();
+    assert!(!catalog.claim_duty("retention", "b", 45_000, 35_000).await.unwrap(), "renewed");
+    assert!(catalog.claim_duty("retention", "b", 55_000, 45_000).await.unwrap(), "expired: taken over");
+    catalog.release_duties("b").await.unwrap();
+    assert!(catalog.claim_duty("retention", "a", 60_000, 46_000).await.unwrap(), "given back");
 }

@@ -32,6 +32,7 @@
 //! - No locating of the file: the caller resolves `--config` / `PASSERELLE_CONFIG` and passes the path.
 //! - No canonicalisation: a relative `data_dir` stays relative to the working directory.
 
+mod cluster;
 mod duration;
 mod env;
 mod error;
@@ -44,6 +45,7 @@ mod schema;
 mod size;
 mod validate;
 
+pub use crate::cluster::{ClusterConfig, NodeConfig, ShutdownConfig};
 pub use crate::error::ConfigError;
 pub use crate::load::Sources;
 pub use crate::model::{

@@ -56,6 +56,12 @@ pub struct Config {
     pub backup: BackupConfig,
     /// Where the master key lives.
     pub keys: KeysConfig,
+    /// This node among those sharing the catalog.
+    pub node: crate::NodeConfig,
+    /// How nodes sharing the catalog see each other.
+    pub cluster: crate::ClusterConfig,
+    /// How `serve` stops on SIGTERM.
+    pub shutdown: crate::ShutdownConfig,
 }
 
 /// `[keys]`: the master key.

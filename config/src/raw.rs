@@ -30,6 +30,9 @@ pub(crate) struct Raw {
     pub(crate) sandbox: RawSandbox,
     pub(crate) backup: RawBackup,
     pub(crate) keys: RawKeys,
+    pub(crate) node: crate::cluster::RawNode,
+    pub(crate) cluster: crate::cluster::RawCluster,
+    pub(crate) shutdown: crate::cluster::RawShutdown,
 }
 
 #[derive(Deserialize)]

@@ -180,6 +180,23 @@ pub(crate) const SECTIONS: &[(&str, &str)] = &[
          restores and checks the latest snapshot every `verify_interval`. `passerelle backup run|verify|list|\
          restore` do the same by hand. Unset `repository`: no backups (said once at start).",
     ),
+    (
+        "node",
+        "This node among several sharing one PostgreSQL catalog and one data directory (one node alone \
+         needs nothing here). `passerelle node list` shows every node the catalog knows.",
+    ),
+    (
+        "cluster",
+        "How nodes sharing the catalog see each other: each writes a heartbeat (its state and live sessions) \
+         every third of `lease_timeout`; a node silent for longer is gone, its import leases and periodic \
+         duties (retention, backups, audit chain checks) go to another node.",
+    ),
+    (
+        "shutdown",
+        "How `serve` stops on SIGTERM: it says `draining` (GET /healthz answers 503, so a load balancer sends \
+         new connections elsewhere), closes its listeners, lets live connections finish for up to \
+         `drain_timeout`, ends the rest, hands its import jobs back, and records itself `stopped`.",
+    ),
 ];
 
 fn string(s: impl Into<String>) -> Option<Value> {
@@ -925,6 +942,38 @@ pub(crate) const KEYS: &[KeyDef] = &[
               every pack is read within retention_days. /healthz says degraded when the last verified \
               snapshot is older than 26 hours.",
         effective: |c| duration(c.backup.verify_interval),
+    },
+    KeyDef {
+        section: "node",
+        name: "id",
+        kind: Kind::Text,
+        default: Default::Unset { example: r#""node-a""# },
+        secret: false,
+        doc: "The node's name in the catalog (node list, import leases, periodic duties): 1 to 63 ASCII \
+              letters, digits, '.', '_' or '-', starting with a letter or digit; unset: the host name. Each \
+              node sharing a catalog needs its own; a node restarted under the same id takes its row over.",
+        effective: |c| string(&c.node.id),
+    },
+    KeyDef {
+        section: "cluster",
+        name: "lease_timeout",
+        kind: Kind::Duration,
+        default: Default::Value(r#""15s""#),
+        secret: false,
+        doc: "How long a node's heartbeat, import leases and periodic duties outlive its last renewal, 3s to \
+              10m; the heartbeat runs every third of it. After it, a silent node shows as gone, another node \
+              resumes its import jobs, and its sessions stop counting against limits.max_sessions_per_user.",
+        effective: |c| duration(c.cluster.lease_timeout),
+    },
+    KeyDef {
+        section: "shutdown",
+        name: "drain_timeout",
+        kind: Kind::Duration,
+        default: Default::Value(r#""30s""#),
+        secret: false,
+        doc: "How long live connections may go on after SIGTERM closed the listeners, 1s to 1h; those still \
+              open then are ended (an upload in progress is recorded as aborted).",
+        effective: |c| duration(c.shutdown.drain_timeout),
     },
 ];
 

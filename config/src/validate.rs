@@ -45,6 +45,11 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
     let uploads = uploads(raw.uploads)?;
     let backup = backup(raw.backup)?;
     let keys = keys(raw.keys, &data_dir)?;
+    let (node, cluster, shutdown) = (
+        crate::cluster::node(raw.node)?,
+        crate::cluster::cluster(raw.cluster)?,
+        crate::cluster::shutdown(raw.shutdown)?,
+    );
     Ok(Config {
         sftp: SftpConfig { listen: raw.sftp.listen, libssh2_compat: raw.sftp.libssh2_compat },
         ftps,
@@ -65,6 +70,9 @@ pub(crate) fn validate(raw: Raw) -> Result<Config, ConfigError> {
         sandbox: SandboxConfig { landlock: raw.sandbox.landlock },
         backup,
         keys,
+        node,
+        cluster,
+        shutdown,
         data_dir,
     })
 }

@@ -1,5 +1,5 @@
 //! The admin HTTP endpoint on `admin.listen`: `GET /healthz` (200 when the
-//! catalog answers, 503 otherwise; the body says when the disk is low on
+//! catalog answers, 503 otherwise or while the node drains; the body says when the disk is low on
 //! space or the last verified backup is too old) and `GET /metrics` (Prometheus text).
 //! Plain HTTP/1.1 on a private address: it serves numbers, never tenant
 //! data, names or secrets, and accepts nothing but these two GETs.
@@ -108,12 +108,16 @@ async fn respond(engine: Engine, request: Request<Incoming>) -> Result<Response<
     Ok(response)
 }
 
-/// 503 when the catalog does not answer: nothing works without it. A disk
+/// 503 while the node drains (a load balancer sends new connections
+/// elsewhere), and when the catalog does not answer: nothing works without it. A disk
 /// low on space, or backups whose last verified snapshot is older than 26 h,
 /// are reported but stay 200: logins, downloads and imports
 /// already received go on, and taking every node of a shared data directory
 /// out of a load balancer at once would stop those too.
 async fn health(engine: &Engine) -> Response<Full<Bytes>> {
+    if engine.draining() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "draining: no new connections\n".into());
+    }
     if !tokio::time::timeout(HEALTH_TIMEOUT, engine.healthy()).await.unwrap_or(false) {
         return text(StatusCode::SERVICE_UNAVAILABLE, "catalog unreachable\n".into());
     }

@@ -68,6 +68,9 @@ pub(crate) enum Command {
     /// Manage the master key that protects every tenant's data key.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The nodes sharing the catalog: version, state, last heartbeat, sessions, running import jobs.
+    #[command(subcommand)]
+    Node(NodeCommand),
     /// For packagers: write shell completions (DIR/completions) and man pages (DIR/man).
     #[command(hide = true)]
     GenerateAssets {
@@ -210,6 +213,13 @@ pub(crate) struct ImportListArgs {
     pub(crate) limit: u32,
     #[command(flatten)]
     pub(crate) json: JsonFlag,
+}
+
+/// `node` verbs.
+#[derive(Debug, Subcommand)]
+pub(crate) enum NodeCommand {
+    /// List the nodes: `gone` when silent for longer than cluster.lease_timeout, `stopped` after a clean exit.
+    List(JsonFlag),
 }
 
 /// `ban` verbs.

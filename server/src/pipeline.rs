@@ -71,10 +71,8 @@ pub(crate) async fn start(engine: &Engine, data_dir: &DataDir, master_key: Arc<M
         },
         max_file_size: engine.config().uploads.max_file_size,
         workers: usize::try_from(engine.config().pipeline.workers).unwrap_or(1),
-        node: std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|name| name.trim().to_owned())
-            .unwrap_or_default(),
-        lease_timeout: Duration::from_secs(15),
+        node: engine.config().node.id.clone(),
+        lease_timeout: engine.config().cluster.lease_timeout,
     };
     let catalog_url = engine.config().catalog.url.clone();
     let layout = data_dir.import_layout();

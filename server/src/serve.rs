@@ -9,7 +9,7 @@ use passerelle_catalog::{Login, TenantName};
 use passerelle_config::Config;
 use passerelle_keys::HostKeys;
 use tokio::signal::unix::{SignalKind, signal};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::admin::Admin;
 use crate::admin_endpoint::AdminEndpoint;
@@ -102,11 +102,13 @@ async fn serve(
     crate::engine::raise_open_file_limit();
     let engine = Engine::new(Arc::new(admin.config.clone()), admin.catalog.clone(), admin.data_dir.clone());
     engine.load_bans().await.context("cannot read the bans from the catalog")?;
+    // Before the listeners: the other nodes' sessions count from the first login.
+    engine.join_cluster().await.context("cannot register the node in the catalog")?;
     // Before the listeners: no upload-completed event may go unheard.
     let imports =
         pipeline::start(&engine, &admin.data_dir, Arc::clone(admin.master_key())).await.context("import pipeline")?;
-    let sftp = SftpServer::start(engine.clone(), host_keys.keys().to_vec()).await?;
-    let ftps = FtpsServer::start(engine.clone()).await?;
+    let mut sftp = SftpServer::start(engine.clone(), host_keys.keys().to_vec()).await?;
+    let mut ftps = FtpsServer::start(engine.clone()).await?;
     let endpoint = AdminEndpoint::start(engine.clone()).await?;
     let backups = backups.map(|backups| {
         let keyring = passerelle_import::Keyring::new(engine.catalog().clone(), Arc::clone(admin.master_key()));
@@ -129,15 +131,37 @@ async fn serve(
         // A run cut short leaves no snapshot (restic writes it last); the next start takes one.
         backups.abort();
     }
-    endpoint.shutdown().await;
+    drain(&engine, &mut sftp, &mut ftps).await;
     ftps.shutdown().await;
     sftp.shutdown().await;
+    // Its jobs' leases go back to the catalog: another node resumes them at once.
     imports.shutdown().await;
+    // Last: a load balancer saw 503 until the connections were gone.
+    endpoint.shutdown().await;
     engine.flush_audit().await;
+    engine.leave_cluster().await;
     drop(engine);
     admin.catalog.close().await;
     info!("stopped");
     Ok(())
+}
+
+/// The drain: the node says `draining` (`/healthz` answers 503), the
+/// listeners close, and live connections may finish for up to
+/// `shutdown.drain_timeout`; those left are then ended by the shutdown.
+async fn drain(engine: &Engine, sftp: &mut SftpServer, ftps: &mut FtpsServer) {
+    engine.drain().await;
+    sftp.listeners().close();
+    ftps.listeners().close();
+    let timeout = engine.config().shutdown.drain_timeout;
+    info!(drain_timeout_secs = timeout.as_secs_f64(), "draining: listeners closed, live connections finishing");
+    let drained = async {
+        sftp.listeners().drained().await;
+        ftps.listeners().drained().await;
+    };
+    if tokio::time::timeout(timeout, drained).await.is_err() {
+        warn!("drain: connections still open after shutdown.drain_timeout are ended");
+    }
 }
 
 /// Creates tenant `demo` and user `demo` with a generated password, printed

@@ -18,6 +18,9 @@ const TICK: Duration = Duration::from_secs(30);
 /// After a failure, the next attempt waits this long, or the interval when it is shorter.
 const RETRY: Duration = Duration::from_secs(600);
 
+/// The periodic duty (see `engine::cluster`) of the node that backs up and verifies.
+const DUTY: &str = "backup";
+
 /// Who the audit trail says acted.
 const ACTOR: &str = "backup";
 
@@ -43,6 +46,11 @@ async fn run(engine: Engine, keyring: Keyring, backups: Backups) {
     loop {
         let status = backups.status();
         engine.backup_status(&status);
+        // One node of several sharing the catalog runs and verifies the backups.
+        if !engine.holds_duty(DUTY).await {
+            tokio::time::sleep(TICK).await;
+            continue;
+        }
         if due(status.backed_up_at, config.backup.interval, run_failed) {
             let sources =
                 Sources { config: &config, catalog: engine.catalog(), keyring: &keyring, data_dir: engine.data_dir() };

@@ -12,6 +12,7 @@ mod import_wait;
 mod init;
 mod key;
 mod keys;
+mod node;
 mod profile;
 mod quota;
 mod tenant;
@@ -51,6 +52,7 @@ pub(crate) fn run(cli: Cli) -> Result<(), CliError> {
             block_on(async { archive::run(&Admin::open(source.load()?).await?, command).await })
         }
         Command::Keys(command) => block_on(async { keys::run(&Admin::open(source.load()?).await?, command).await }),
+        Command::Node(command) => block_on(async { node::run(&Admin::open(source.load()?).await?, command).await }),
     }
 }
 

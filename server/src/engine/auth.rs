@@ -323,7 +323,9 @@ impl Engine {
     /// Opens the session `grant` allows, registered so that an
     /// administrator's change can end it.
     fn open_session(&self, grant: Grant) -> Result<Session, Reason> {
-        let permit = self.inner.limits.open_session(grant.login.as_str()).map_err(|_| Reason::TooManySessions)?;
+        let login = grant.login.as_str();
+        let elsewhere = self.inner.cluster.sessions_elsewhere(login);
+        let permit = self.inner.limits.open_session(login, elsewhere).map_err(|_| Reason::TooManySessions)?;
         let fs = TenantFs::open(&self.inner.data_dir.tenant_root(&grant.tenant))
             .map_err(|_| Reason::TenantUnavailable)?
             .with_durable_commits(self.inner.config.uploads.fsync);

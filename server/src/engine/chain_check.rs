@@ -7,7 +7,7 @@
 //! rows written after it are still checked. `passerelle audit verify` shows
 //! the whole picture.
 
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use passerelle_catalog::{AuditEvent, ChainPosition, ChainVerdict};
@@ -18,14 +18,24 @@ use super::Inner;
 /// How often the chain is checked (the first time at start).
 const EVERY: Duration = Duration::from_secs(3600);
 
+/// The periodic duty (see `cluster`) of the node that checks.
+const DUTY: &str = "audit_chain_check";
+
 /// Checks at start, then every [`EVERY`]; stops when the engine is gone.
 pub(super) async fn check(engine: Weak<Inner>) {
     let mut since: Option<ChainPosition> = None;
     loop {
         let Some(inner) = engine.upgrade() else { return };
-        let catalog = inner.catalog.clone();
+        let (catalog, config) = (inner.catalog.clone(), Arc::clone(&inner.config));
         // The engine is not held while checking: a shutdown is never delayed.
         drop(inner);
+        // One node of several sharing the catalog checks it; a node taking
+        // the duty over checks the whole chain first.
+        if !super::cluster::holds_duty(&catalog, &config, DUTY).await {
+            since = None;
+            tokio::time::sleep(EVERY).await;
+            continue;
+        }
         match catalog.verify_audit_chain(since).await {
             Ok(ChainVerdict::Intact(summary)) => {
                 debug!(rows = summary.checked, head = summary.head.row(), "audit chain verified");

@@ -95,6 +95,12 @@ impl<K: Eq + Hash + Clone> Counter<K> {
         Ok(())
     }
 
+    /// Slots held now, per key.
+    fn per_key(&self) -> Vec<(K, u32)> {
+        let guard = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        guard.1.iter().map(|(key, count)| (key.clone(), *count)).collect()
+    }
+
     /// Slots held now, over every key.
     fn total(&self) -> u32 {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).0
@@ -236,14 +242,23 @@ impl Limits {
         }
     }
 
+    /// Logged-in sessions now, per login.
+    pub(super) fn sessions_per_login(&self) -> Vec<(String, u32)> {
+        self.sessions.per_key()
+    }
+
     /// Open connections and logged-in sessions now.
     pub(super) fn in_use(&self) -> (u32, u32) {
         (self.connections.total(), self.sessions.total())
     }
 
-    pub(super) fn open_session(&self, login: &str) -> Result<SessionPermit, ()> {
+    /// A slot for one more session of `login`, which has `elsewhere` live
+    /// sessions on other nodes: refused when the two reach
+    /// `limits.max_sessions_per_user`.
+    pub(super) fn open_session(&self, login: &str, elsewhere: u32) -> Result<SessionPermit, ()> {
         let login = login.to_owned();
-        self.sessions.acquire(&login, u32::MAX, self.max_per_user).map_err(|_| ())?;
+        let left = self.max_per_user.saturating_sub(elsewhere);
+        self.sessions.acquire(&login, u32::MAX, left).map_err(|_| ())?;
         Ok(SessionPermit { counter: Arc::clone(&self.sessions), login })
     }
 }

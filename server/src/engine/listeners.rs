@@ -15,8 +15,9 @@ use tracing::{info, warn};
 
 use super::{Accepted, Engine, Protocol};
 
-/// How long a shutdown waits for connections to wind down (uploads in
-/// progress recorded as aborted, sessions logged out) before giving up.
+/// How long a shutdown waits for connections told to end to wind down
+/// (uploads in progress recorded as aborted, sessions logged out) before
+/// giving up; the drain before it is `shutdown.drain_timeout`.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// How long an accept loop pauses after a failed accept (out of
@@ -46,8 +47,13 @@ pub(crate) struct Listeners {
     engine: Engine,
     protocol: Protocol,
     stop: watch::Sender<bool>,
+    /// Turns true when the listeners close (a drain): accepting stops,
+    /// connections go on.
+    closing: watch::Sender<bool>,
     tasks: JoinSet<()>,
-    alive: mpsc::Sender<()>,
+    /// Dropped when the listeners close, so that `all_ended` then only
+    /// waits for the connections.
+    alive: Option<mpsc::Sender<()>>,
     all_ended: mpsc::Receiver<()>,
 }
 
@@ -55,8 +61,9 @@ impl Listeners {
     /// No listener yet.
     pub(crate) fn new(engine: Engine, protocol: Protocol) -> Self {
         let (stop, _) = watch::channel(false);
+        let (closing, _) = watch::channel(false);
         let (alive, all_ended) = mpsc::channel(1);
-        Self { engine, protocol, stop, tasks: JoinSet::new(), alive, all_ended }
+        Self { engine, protocol, stop, closing, tasks: JoinSet::new(), alive: Some(alive), all_ended }
     }
 
     /// Binds `addr` and serves every admitted connection with `serve`. An
@@ -81,11 +88,13 @@ impl Listeners {
             Some(mode) => info!(addr = %local, mode, "{protocol} listening"),
             None => info!(addr = %local, "{protocol} listening"),
         }
+        let alive = self.alive.clone().context("listeners closed already")?;
         let acceptor = Acceptor {
             engine: self.engine.clone(),
             protocol: self.protocol,
             stop: self.stop.subscribe(),
-            alive: self.alive.clone(),
+            closing: self.closing.subscribe(),
+            alive,
         };
         self.tasks.spawn(acceptor.run(listener, serve));
         Ok(())
@@ -100,6 +109,18 @@ impl Listeners {
     /// A receiver of the stop signal.
     pub(crate) fn stop_signal(&self) -> watch::Receiver<bool> {
         self.stop.subscribe()
+    }
+
+    /// Stops accepting (the listening sockets close); live connections go on.
+    pub(crate) fn close(&mut self) {
+        let _ = self.closing.send(true);
+        self.alive = None;
+    }
+
+    /// Resolves once every connection has ended (after [`Listeners::close`]).
+    pub(crate) async fn drained(&mut self) {
+        // Nothing is ever sent: `None` once every sender is gone.
+        let _ = self.all_ended.recv().await;
     }
 
     /// Stops accepting, tells every connection to end, and waits (briefly)
@@ -120,6 +141,7 @@ struct Acceptor {
     engine: Engine,
     protocol: Protocol,
     stop: watch::Receiver<bool>,
+    closing: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
 }
 
@@ -130,10 +152,11 @@ impl Acceptor {
         F: Future<Output = ()> + Send + 'static,
     {
         let serve = Arc::new(serve);
-        let mut stop = self.stop.clone();
+        let (mut stop, mut closing) = (self.stop.clone(), self.closing.clone());
         loop {
             let (stream, peer) = tokio::select! {
                 _ = stop.changed() => return,
+                _ = closing.changed() => return,
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {

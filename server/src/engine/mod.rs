@@ -15,6 +15,7 @@
 //!         │      │          ├─ limits   (connection rate and connections per source, startups,
 //!         │      │          │            sessions per user, open files per session, per user, in all)
 //!         │      │          ├─ grants   (live sessions, ended when an admin change withdraws them)
+//!         │      │          ├─ cluster  (heartbeat, state, other nodes' sessions, periodic duties)
 //!         │      │          ├─ quota    (per-tenant bytes and files, reserved as uploads grow)
 //!         │   Session       ├─ audit    (catalog + tracing)
 //!         │                 ├─ space    (data_dir's free space: uploads stop at the reserve)
@@ -29,6 +30,7 @@
 mod audit;
 mod auth;
 mod chain_check;
+mod cluster;
 mod defender;
 pub(crate) mod fs;
 mod grants;
@@ -50,12 +52,12 @@ mod uploads;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use passerelle_catalog::{Catalog, FailureCount, LockPolicy, Login, TenantName};
+use passerelle_catalog::{Catalog, FailureCount, LockPolicy, Login, NodeState, TenantName};
 use passerelle_config::Config;
 use passerelle_tree::{DiskSpace, LowSpace};
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 pub(crate) use auth::{Credentials, LoginAttempts, LoginRefused};
 pub(crate) use defender::{Offence, Tripwire};
@@ -121,6 +123,8 @@ struct Inner {
     password_checks: password_checks::PasswordChecks,
     /// The last backup status the schedule saw; `None` when backups are off.
     backups: Option<std::sync::Mutex<crate::backup::Status>>,
+    /// This node among those sharing the catalog.
+    cluster: cluster::Cluster,
 }
 
 /// A connection that passed [`Engine::accept`].
@@ -148,6 +152,7 @@ impl Engine {
         let password_checks =
             password_checks::PasswordChecks::new(config.limits.max_concurrent_password_checks, Arc::clone(&metrics));
         let backups = config.backup.target.as_ref().map(|_| std::sync::Mutex::default());
+        let cluster = cluster::Cluster::new(&config);
         let inner = Arc::new(Inner {
             catalog,
             config,
@@ -163,6 +168,7 @@ impl Engine {
             refusals: refusals::Refusals::default(),
             password_checks,
             backups,
+            cluster,
         });
         tokio::spawn(grants::watch_catalog(Arc::downgrade(&inner)));
         tokio::spawn(refusals::summarise(Arc::downgrade(&inner)));
@@ -176,6 +182,45 @@ impl Engine {
     pub(crate) async fn load_bans(&self) -> anyhow::Result<()> {
         self.inner.defender.refresh().await?;
         Ok(())
+    }
+
+    /// Writes this node's first heartbeat (its row in `nodes`, the other
+    /// nodes' sessions read), then beats every third of
+    /// `cluster.lease_timeout`; called once, before the listeners open.
+    pub(crate) async fn join_cluster(&self) -> anyhow::Result<()> {
+        cluster::beat(&self.inner).await?;
+        info!(node = self.inner.cluster.id(), "cluster: node registered in the catalog");
+        let every = self.inner.config.cluster.heartbeat_interval();
+        tokio::spawn(cluster::heartbeat(Arc::downgrade(&self.inner), every));
+        Ok(())
+    }
+
+    /// Marks the node `draining` (SIGTERM): `/healthz` answers 503 from now
+    /// on, and the catalog says so at once.
+    pub(crate) async fn drain(&self) {
+        self.inner.cluster.set_state(NodeState::Draining);
+        if let Err(e) = cluster::beat(&self.inner).await {
+            warn!(error = %e, "cluster: the draining state is not in the catalog");
+        }
+    }
+
+    /// Whether the node is stopping (draining or stopped).
+    pub(crate) fn draining(&self) -> bool {
+        self.inner.cluster.state() != NodeState::Running
+    }
+
+    /// Records the node `stopped` and gives its periodic duties back; the
+    /// last thing `serve` does with the catalog.
+    pub(crate) async fn leave_cluster(&self) {
+        match cluster::leave(&self.inner).await {
+            Ok(()) => info!(node = self.inner.cluster.id(), "cluster: node recorded as stopped"),
+            Err(e) => warn!(error = %e, "cluster: the stopped state is not in the catalog (the node shows as gone)"),
+        }
+    }
+
+    /// Whether this node holds periodic duty `name` (see `cluster::holds_duty`).
+    pub(crate) async fn holds_duty(&self, name: &str) -> bool {
+        cluster::holds_duty(&self.inner.catalog, &self.inner.config, name).await
     }
 
     /// The effective configuration.

@@ -3,7 +3,7 @@
 //! batch per statement with a pause between batches, so that a large
 //! backlog never holds the catalog (and the transfers that write to it).
 
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use passerelle_catalog::{Catalog, CatalogError, now_ms};
@@ -13,6 +13,9 @@ use super::Inner;
 
 /// How often old rows are looked for (the first time at start).
 const EVERY: Duration = Duration::from_secs(3600);
+
+/// The periodic duty (see `cluster`) of the node that prunes.
+const DUTY: &str = "audit_retention";
 
 /// Most rows one statement deletes.
 const BATCH: u32 = 1000;
@@ -25,9 +28,14 @@ pub(super) async fn prune(engine: Weak<Inner>) {
     loop {
         let Some(inner) = engine.upgrade() else { return };
         let days = u64::from(inner.config.audit.retention_days);
-        let catalog = inner.catalog.clone();
+        let (catalog, config) = (inner.catalog.clone(), Arc::clone(&inner.config));
         // The engine is not held while pruning: a shutdown is never delayed.
         drop(inner);
+        // One node of several sharing the catalog prunes it.
+        if !super::cluster::holds_duty(&catalog, &config, DUTY).await {
+            tokio::time::sleep(EVERY).await;
+            continue;
+        }
         let retention = i64::try_from(days * 24 * 3600 * 1000).unwrap_or(i64::MAX);
         let before = now_ms().saturating_sub(retention);
         match prune_once(&catalog, before).await {

@@ -108,6 +108,11 @@ impl FtpsServer {
     pub(crate) async fn shutdown(self) {
         self.listeners.shutdown().await;
     }
+
+    /// The listeners, for a drain (close, then wait for the connections).
+    pub(crate) fn listeners(&mut self) -> &mut Listeners {
+        &mut self.listeners
+    }
 }
 
 /// Reloads the certificate on SIGHUP; a broken new pair keeps the old one.

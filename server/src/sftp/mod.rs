@@ -74,6 +74,11 @@ impl SftpServer {
     pub(crate) async fn shutdown(self) {
         self.listeners.shutdown().await;
     }
+
+    /// The listeners, for a drain (close, then wait for the connections).
+    pub(crate) fn listeners(&mut self) -> &mut Listeners {
+        &mut self.listeners
+    }
 }
 
 async fn connection(incoming: Incoming, engine: Engine, config: Arc<russh::server::Config>) {
