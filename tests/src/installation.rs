@@ -73,6 +73,10 @@ impl Passerelle {
             // parallel tests never compete for their fixed default ports.
             ("PASSERELLE_FTPS_EXPLICIT_LISTEN".into(), String::new()),
             ("PASSERELLE_FTPS_IMPLICIT_LISTEN".into(), String::new()),
+            // Tests stop servers with clients still connected: they wait
+            // the few seconds an ended transfer needs, not the shipped
+            // drain (tests of the drain set their own).
+            ("PASSERELLE_SHUTDOWN_DRAIN_TIMEOUT".into(), "5s".into()),
         ];
         Self { disk: None, dir, sftp_port, admin_port, env, postgres: None }
     }
