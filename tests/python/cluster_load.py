@@ -15,6 +15,7 @@ output.
 Plan:
     {"host": "127.0.0.1", "sftp_port": N, "explicit_port": N, "implicit_port": N,
      "timeout": 10, "attempts": 5, "pause": 0.5 (seconds between attempts),
+     "pace": 0 (seconds each client waits after each acknowledged upload),
      "clients": [{"protocol": "sftp" | "ftps" | "ftps-implicit", "source": "127.0.0.11",
                   "user": "alice", "password": "...",
                   "files": [{"local": "/path", "remote": "/inbox/a.csv"}, ...]}, ...]}
@@ -130,6 +131,7 @@ def run_client(plan, client, uploads, lock):
                     session = (SftpSession if client["protocol"] == "sftp" else FtpsSession)(plan, client)
                 session.put(file["local"], file["remote"])
                 outcome["ok"] = True
+                time.sleep(plan.get("pace", 0))
                 break
             except Exception as e:  # noqa: BLE001 - any failure means: new session, try again
                 outcome["errors"].append(f"{type(e).__name__}: {e}")
