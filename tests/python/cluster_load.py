@@ -37,6 +37,9 @@ import time
 
 import paramiko
 
+# The tests' FTPS client, beside this script: its TLS context (no certificate check).
+from ftps_client import context as tls_context
+
 
 class ReusingFTP_TLS(ftplib.FTP_TLS):
     """FTP_TLS whose data connections resume the control connection's TLS
@@ -65,13 +68,6 @@ class ImplicitFTP_TLS(ReusingFTP_TLS):
         if value is not None and not isinstance(value, ssl.SSLSocket):
             value = self.context.wrap_socket(value, server_hostname=self.host)
         self._sock = value
-
-
-def tls_context():
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 class SftpSession:
