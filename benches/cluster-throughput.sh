@@ -111,7 +111,8 @@ settle() {
         open=$("$PASSERELLE_BIN" import list --json --limit 1000000 |
             grep -cE '"status": "(received|validating|loading|waiting-retry)"' || true)
         if [ "$open" = 0 ] && [ -z "$(find "$WORK/data/tenants/bench/inbox" -type f ! -name '.*' -print -quit)" ]; then
-            rm -rf "$WORK/data/archive/bench" "$WORK/data/tenants/bench/outbox"/*
+            # Best effort: a node may be finishing an archive copy just now.
+            find "$WORK/data/archive" "$WORK/data/tenants/bench/outbox" -type f -delete 2>/dev/null || true
             sync
             return
         fi
