@@ -67,8 +67,8 @@ impl Ports {
     }
 }
 
-/// One node: its installation (sharing the first node's data directory and
-/// databases), address, ports and running server.
+/// One node (sharing the first node's data directory and databases): its
+/// address, ports and running server.
 pub struct Node {
     /// The running server; `None` once [`Cluster::kill`] killed it.
     pub server: Option<Server>,
@@ -78,7 +78,6 @@ pub struct Node {
     pub ports: Ports,
     /// The node's admin endpoint port (`/healthz`), on its address.
     pub admin_port: u16,
-    p: Passerelle,
 }
 
 /// Two nodes behind HAProxy; everything is stopped and removed when dropped.
@@ -145,7 +144,7 @@ impl Node {
         // Passive ranges of 16 ports below the ephemeral range, on the
         // node's own address.
         let passive = 20_000 + (rand::random::<u16>() % 750) * 16;
-        let p = first.another_node();
+        let node = first.another_node();
         let env = [
             ("PASSERELLE_SFTP_LISTEN", format!("{address}:{}", ports.sftp)),
             ("PASSERELLE_FTPS_EXPLICIT_LISTEN", format!("{address}:{}", ports.explicit)),
@@ -153,25 +152,10 @@ impl Node {
             ("PASSERELLE_FTPS_PASSIVE_PORTS", format!("{passive}-{}", passive + 15)),
             ("PASSERELLE_ADMIN_LISTEN", format!("{address}:{admin_port}")),
         ];
-        let mut command = p.command(&["serve"]);
+        let mut command = node.command(&["serve"]);
         command.envs(env);
         let server = Server::start(&mut command);
-        Self { server: Some(server), address, ports, admin_port, p }
-    }
-
-    /// Whether the node's `/healthz` answers 200 now.
-    pub fn healthy(&self) -> bool {
-        let url = format!("http://{}:{}/healthz", self.address, self.admin_port);
-        let out = crate::tools::run_command(
-            Command::new("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3", &url]),
-            b"",
-        );
-        out.stdout.trim() == "200"
-    }
-
-    /// The node's installation (its commands run with its configuration).
-    pub fn installation(&self) -> &Passerelle {
-        &self.p
+        Self { server: Some(server), address, ports, admin_port }
     }
 }
 
