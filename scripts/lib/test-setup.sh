@@ -116,6 +116,8 @@ TOOLS=(
     "cc gcc" "cc libc6-dev"
     # The systemd unit's exposure score, and the Debian package test (dpkg -i, its postinst).
     "systemd-analyze systemd" "adduser adduser" "setpriv util-linux" "runuser util-linux"
+    # Several nodes behind a load balancer (tests/tests/cluster_haproxy.rs); root's PATH has /usr/sbin.
+    "haproxy haproxy"
     # Progress bars are drawn on a terminal only: the test gives the CLI one.
     "script bsdutils"
 )

@@ -45,6 +45,9 @@ pub struct Passerelle {
     env: Vec<(String, String)>,
     /// Set for PostgreSQL installations; its databases go with it.
     postgres: Option<PgNamespace>,
+    /// The data directory of the installation this one is another node of
+    /// (see [`Passerelle::another_node`]), instead of its own.
+    shared_data_dir: Option<PathBuf>,
 }
 
 impl Passerelle {
@@ -78,7 +81,20 @@ impl Passerelle {
             // drain (tests of the drain set their own).
             ("PASSERELLE_SHUTDOWN_DRAIN_TIMEOUT".into(), "5s".into()),
         ];
-        Self { disk: None, dir, sftp_port, admin_port, env, postgres: None }
+        Self { disk: None, dir, sftp_port, admin_port, env, postgres: None, shared_data_dir: None }
+    }
+
+    /// Another node of this installation: the same data directory and
+    /// configuration (catalog and tenant databases included), its own ports
+    /// and scratch directory. This installation owns what they share, so it
+    /// must outlive the node.
+    pub fn another_node(&self) -> Self {
+        let mut node = Self::without_data_dir();
+        node.env = self.env.clone();
+        let own_listener = format!("127.0.0.1:{}", node.sftp_port);
+        node.set_env("PASSERELLE_SFTP_LISTEN", &own_listener);
+        node.shared_data_dir = Some(self.data_dir());
+        node
     }
 
     /// An installation on the embedded default whose data directory is a
@@ -144,7 +160,7 @@ impl Passerelle {
 
     /// The data directory.
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.shared_data_dir.clone().unwrap_or_else(|| self.dir.path().join("data"))
     }
 
     /// Where things are in the data directory.

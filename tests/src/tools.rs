@@ -98,7 +98,7 @@ pub fn login_burst(plan: &serde_json::Value) -> serde_json::Value {
 }
 
 /// A script of `tests/python/`.
-fn python_script(name: &str) -> PathBuf {
+pub(crate) fn python_script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("python").join(name)
 }
 
