@@ -151,6 +151,7 @@ impl Node {
             ("PASSERELLE_FTPS_IMPLICIT_LISTEN", format!("{address}:{}", ports.implicit)),
             ("PASSERELLE_FTPS_PASSIVE_PORTS", format!("{passive}-{}", passive + 15)),
             ("PASSERELLE_ADMIN_LISTEN", format!("{address}:{admin_port}")),
+            ("PASSERELLE_NODE_ID", format!("node-{address}")),
         ];
         let mut command = node.command(&["serve"]);
         command.envs(env);

@@ -30,7 +30,7 @@ mod tools;
 mod util;
 
 pub use audit::{AuditRow, audit_rows, wait_for_audit};
-pub use cluster::{Cluster, HAPROXY_ADDRESS, Load, Node, Ports, packaged_haproxy_config};
+pub use cluster::{Cluster, HAPROXY_ADDRESS, Load, Ports, packaged_haproxy_config};
 pub use conformance::{
     CONFORMANCE_CSV, CONFORMANCE_LOGIN, CONFORMANCE_PASSWORD, CONFORMANCE_TENANT, ClientScript, RECEIPT_POLL_MILLIS,
     RECEIPT_POLLS, conformance_setup,

@@ -240,7 +240,7 @@ fn a_ban_made_through_haproxy_is_of_the_clients_address() {
 #[test]
 fn two_hundred_uploads_with_a_node_killed_midway_are_each_imported_once() {
     const FILES_PER_CLIENT: u64 = 25;
-    let mut cluster = Cluster::start(installation(), &[]);
+    let mut cluster = Cluster::start(installation(), &[("PASSERELLE_CLUSTER_LEASE_TIMEOUT", "3s")]);
     let dir = cluster.p.scratch().join("files");
     std::fs::create_dir_all(&dir).unwrap();
     // Per source, one SFTP client and one FTPS client (explicit for odd
