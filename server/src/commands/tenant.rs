@@ -13,12 +13,17 @@ use crate::purge::PurgeReport;
 
 pub(super) async fn run(admin: &Admin, command: TenantCommand) -> Result<(), CliError> {
     match command {
-        TenantCommand::Add { name, allow_ip } => {
+        TenantCommand::Add { name, allow_ip, test_zone } => {
             let name = TenantName::parse(&name)?;
             let allowed = parse_networks("--allow-ip", &allow_ip)?;
-            admin.add_tenant(&name, &allowed).await?;
-            say!("tenant {name} created");
+            admin.add_tenant(&name, &allowed, test_zone).await?;
+            if test_zone {
+                say!("tenant {name} created (test zone)");
+            } else {
+                say!("tenant {name} created");
+            }
         }
+        TenantCommand::CopyAnonymized(args) => super::copy_anonymized::run(admin, args).await?,
         TenantCommand::AllowIp { name, change } => {
             let name = TenantName::parse(&name)?;
             let allowed = if change.clear { Vec::new() } else { parse_networks("--set", &change.set)? };
@@ -38,7 +43,7 @@ pub(super) async fn run(admin: &Admin, command: TenantCommand) -> Result<(), Cli
                 return output::json(&tenants);
             }
             let rows: Vec<Vec<String>> = tenants.iter().map(row).collect();
-            output::table(&["TENANT", "CREATED", "DATABASE", "ALLOWED IPS"], &rows);
+            output::table(&["TENANT", "CREATED", "DATABASE", "ALLOWED IPS", "ZONE"], &rows);
         }
         TenantCommand::Show { name, json } => {
             let name = TenantName::parse(&name)?;
@@ -53,6 +58,9 @@ pub(super) async fn run(admin: &Admin, command: TenantCommand) -> Result<(), Cli
                 say!("db account:  {role}");
             }
             say!("allowed ips: {}", allowed_ips(&tenant));
+            if tenant.test_zone {
+                say!("zone:        test (receives anonymized copies)");
+            }
             say!("users:       {}", admin.catalog.users(Some(&name)).await?.len());
             for line in quota::show_lines(admin, &name, &tenant)? {
                 say!("{line}");
@@ -109,6 +117,7 @@ fn row(tenant: &Tenant) -> Vec<String> {
         output::timestamp(tenant.created_at),
         format!("{} {}", tenant.database_backend, tenant.database_name),
         allowed_ips(tenant),
+        if tenant.test_zone { "test" } else { "-" }.to_owned(),
     ]
 }
 
