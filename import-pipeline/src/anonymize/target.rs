@@ -7,7 +7,7 @@ use std::str::FromStr as _;
 
 use passerelle_catalog::TenantDatabase;
 use sqlx::postgres::PgCopyIn;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode};
 use sqlx::{AssertSqlSafe, Connection as _, PgConnection};
 
 use super::replace::Cell;
@@ -38,9 +38,11 @@ impl Target {
         Ok(target)
     }
 
-    /// Opens an existing, empty SQLite file and begins the transaction.
+    /// Opens an existing, empty SQLite file and begins the transaction. It
+    /// keeps a rollback journal: once the copy is closed it is one file, with
+    /// no `-wal` or `-shm` beside it.
     pub(super) async fn open_file(path: &std::path::Path) -> Result<Self, sqlx::Error> {
-        let options = SqliteConnectOptions::new().filename(path);
+        let options = SqliteConnectOptions::new().filename(path).journal_mode(SqliteJournalMode::Delete);
         let mut target = Self::Sqlite(SqliteConnection::connect_with(&options).await?);
         target.execute("BEGIN").await?;
         Ok(target)
