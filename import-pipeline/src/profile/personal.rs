@@ -132,7 +132,7 @@ fn parse_window(window_days: Option<i64>) -> Result<Option<u32>, (&'static str, 
 /// offending column's index and the message.
 pub(super) fn check_required(columns: &[Column], key: &[String]) -> Result<(), (usize, String)> {
     for (index, column) in columns.iter().enumerate() {
-        let is_key = key.iter().any(|k| *k == column.name);
+        let is_key = key.contains(&column.name);
         match column.personal {
             Some(Personal::Drop) if column.required => {
                 return Err((index, format!("column {:?} is required and cannot be personal = \"drop\"", column.name)));

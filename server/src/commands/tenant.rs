@@ -13,16 +13,7 @@ use crate::purge::PurgeReport;
 
 pub(super) async fn run(admin: &Admin, command: TenantCommand) -> Result<(), CliError> {
     match command {
-        TenantCommand::Add { name, allow_ip, test_zone } => {
-            let name = TenantName::parse(&name)?;
-            let allowed = parse_networks("--allow-ip", &allow_ip)?;
-            admin.add_tenant(&name, &allowed, test_zone).await?;
-            if test_zone {
-                say!("tenant {name} created (test zone)");
-            } else {
-                say!("tenant {name} created");
-            }
-        }
+        TenantCommand::Add { name, allow_ip, test_zone } => add(admin, &name, &allow_ip, test_zone).await?,
         TenantCommand::CopyAnonymized(args) => super::copy_anonymized::run(admin, args).await?,
         TenantCommand::AllowIp { name, change } => {
             let name = TenantName::parse(&name)?;
@@ -93,6 +84,16 @@ pub(super) async fn run(admin: &Admin, command: TenantCommand) -> Result<(), Cli
             }
         }
     }
+    Ok(())
+}
+
+/// `tenant add`.
+async fn add(admin: &Admin, name: &str, allow_ip: &[String], test_zone: bool) -> Result<(), CliError> {
+    let name = TenantName::parse(name)?;
+    let allowed = parse_networks("--allow-ip", allow_ip)?;
+    admin.add_tenant(&name, &allowed, test_zone).await?;
+    let zone = if test_zone { " (test zone)" } else { "" };
+    say!("tenant {name} created{zone}");
     Ok(())
 }
 
