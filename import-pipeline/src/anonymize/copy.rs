@@ -91,12 +91,12 @@ pub async fn copy_anonymized(
     profiles: &Profiles,
     observer: &mut dyn CopyObserver,
 ) -> Result<Vec<TableCopied>, CopyError> {
-    let replacer = Replacer::new(CopyKey::generate().map_err(|_| CopyError::Random)?);
+    let mut replacer = Replacer::new(CopyKey::generate().map_err(|_| CopyError::Random)?);
     let created = match target {
         CopyTarget::File(path) => Some(create_file(path)?),
         CopyTarget::Tenant(_) => None,
     };
-    let copied = copy_all(source, target, profiles, &replacer, observer).await;
+    let copied = copy_all(source, target, profiles, &mut replacer, observer).await;
     if copied.is_err()
         && let Some(path) = created
     {
@@ -109,7 +109,7 @@ async fn copy_all(
     source: &TenantDatabase,
     target: CopyTarget<'_>,
     profiles: &Profiles,
-    replacer: &Replacer,
+    replacer: &mut Replacer,
     observer: &mut dyn CopyObserver,
 ) -> Result<Vec<TableCopied>, CopyError> {
     let mut source = Source::open(source).await?;
@@ -126,7 +126,7 @@ async fn copy_all(
         let rows = source.count(profile.table()).await?;
         observer.table_started(profile.table(), rows);
         target.recreate(profile).await?;
-        let mut sink = Rows::new(profile, replacer, target.writer(profile).await?, observer);
+        let mut sink = Rows::new(profile, &mut *replacer, target.writer(profile).await?, observer);
         source.pump(profile, &mut sink).await?;
         let rows = sink.finish().await?;
         let personal_columns =
@@ -145,7 +145,7 @@ const OBSERVED_ROWS: u64 = 10_000;
 pub(super) struct Rows<'c, 'o> {
     table: &'c str,
     columns: Vec<(&'c str, Option<Personal>)>,
-    replacer: &'c Replacer,
+    replacer: &'c mut Replacer,
     writer: Writer<'c>,
     observer: &'o mut dyn CopyObserver,
     rows: u64,
@@ -154,7 +154,7 @@ pub(super) struct Rows<'c, 'o> {
 impl<'c, 'o> Rows<'c, 'o> {
     fn new(
         profile: &'c Profile,
-        replacer: &'c Replacer,
+        replacer: &'c mut Replacer,
         writer: Writer<'c>,
         observer: &'o mut dyn CopyObserver,
     ) -> Self {

@@ -2,6 +2,8 @@
 //! over `(kind, value)`: one copy maps equal values to equal replacements,
 //! in every table and column of the same kind.
 
+use std::collections::HashMap;
+
 use chrono::{Datelike as _, Duration, NaiveDate};
 
 use super::key::{CopyKey, Draw};
@@ -12,6 +14,11 @@ use crate::profile::Personal;
 /// Where every replaced e-mail address points: a domain that cannot exist
 /// (RFC 2606), so a test environment never mails anyone.
 pub(crate) const EMAIL_DOMAIN: &str = "anonymized.invalid";
+
+/// Identifier shapes whose permutations (and their remembered rounds, up to
+/// 1 MiB each) are kept for the whole copy; the permutations of further
+/// shapes are made for each value.
+const KEPT_PERMUTATIONS: usize = 32;
 
 /// Draws made before a replacement that still equals its value is kept
 /// (only possible for values of a handful of characters).
@@ -39,16 +46,28 @@ pub(crate) struct NotReplaceable;
 /// Makes the replacements of one copy.
 pub(crate) struct Replacer {
     key: CopyKey,
+    /// The permutation of each identifier shape met, by domain.
+    permutations: HashMap<String, Permutation>,
 }
 
 impl Replacer {
     /// Replacements under `key`.
     pub(crate) fn new(key: CopyKey) -> Self {
-        Self { key }
+        Self { key, permutations: HashMap::new() }
+    }
+
+    /// The image of `x` under the permutation of `0..size` for `domain`.
+    fn permute(&mut self, domain: String, size: u64, x: u64) -> u64 {
+        if !self.permutations.contains_key(&domain) && self.permutations.len() >= KEPT_PERMUTATIONS {
+            return Permutation::new(domain.as_bytes(), size).apply(&self.key, x);
+        }
+        let permutation =
+            self.permutations.entry(domain).or_insert_with_key(|domain| Permutation::new(domain.as_bytes(), size));
+        permutation.apply(&self.key, x)
     }
 
     /// The replacement of `cell` in a column holding `personal` data. NULL stays NULL.
-    pub(crate) fn replace(&self, personal: Personal, cell: Cell) -> Result<Cell, NotReplaceable> {
+    pub(crate) fn replace(&mut self, personal: Personal, cell: Cell) -> Result<Cell, NotReplaceable> {
         let text = match (personal, cell) {
             (Personal::Drop, _) | (_, Cell::Null) => return Ok(Cell::Null),
             (Personal::Id, Cell::Int(n)) => return Ok(Cell::Int(self.integer_id(n))),
@@ -90,18 +109,17 @@ impl Replacer {
 
     /// An integer of the same sign and number of digits; distinct integers
     /// stay distinct.
-    fn integer_id(&self, n: i64) -> i64 {
+    fn integer_id(&mut self, n: i64) -> i64 {
         let magnitude = n.unsigned_abs();
         let digits = magnitude.checked_ilog10().map_or(1, |log| log + 1);
         let (low, size) = if digits == 1 { (0, 10) } else { (10u64.pow(digits - 1), 9 * 10u64.pow(digits - 1)) };
         let domain = format!("integer {digits} {}", n < 0);
-        let permutation = Permutation::new(&self.key, domain.as_bytes(), size);
         let limit = if n < 0 { i64::MIN.unsigned_abs() } else { i64::MAX.unsigned_abs() };
-        let mut index = permutation.apply(magnitude - low);
+        let mut index = self.permute(domain.clone(), size, magnitude - low);
         // Nineteen-digit magnitudes may pass i64: walk on within the valid ones.
         let mut steps = 0;
         while low + index > limit && steps < size {
-            index = permutation.apply(index);
+            index = self.permute(domain.clone(), size, index);
             steps += 1;
         }
         let replaced = low + index;
@@ -112,7 +130,7 @@ impl Replacer {
     /// lower-case ASCII letter; anything else kept); distinct identifiers
     /// stay distinct when the shape has at most 2^64 values, and collide
     /// with negligible odds beyond.
-    fn text_id(&self, text: &str) -> String {
+    fn text_id(&mut self, text: &str) -> String {
         let chars: Vec<char> = text.chars().collect();
         let classes: Vec<Class> = chars.iter().copied().map(Class::of).collect();
         let shape: String = chars.iter().zip(&classes).map(|(c, class)| class.shape(*c)).collect();
@@ -124,8 +142,7 @@ impl Replacer {
         for (c, class) in chars.iter().zip(&classes) {
             index = index * class.radix() + class.digit(*c);
         }
-        let domain = format!("text {shape}");
-        let mut index = Permutation::new(&self.key, domain.as_bytes(), size).apply(index);
+        let mut index = self.permute(format!("text {shape}"), size, index);
         let mut out: Vec<char> = Vec::with_capacity(classes.len());
         for (c, class) in chars.iter().zip(&classes).rev() {
             let radix = class.radix();
