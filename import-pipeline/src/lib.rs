@@ -53,6 +53,11 @@
 //!   table is created from the profile when absent, with `_import_id` and
 //!   `_line` columns; modes append, upsert by key, replace. An unreachable
 //!   database is [`LoadError::Unavailable`]: wait and retry.
+//! - **Anonymized copies**: [`copy_anonymized`] copies the tables of a
+//!   tenant's profiles into a test zone's database or a new SQLite file,
+//!   streaming, the values of columns the profile marks `personal`
+//!   ([`Personal`]) replaced by values of the same type and shape drawn from
+//!   HMAC-SHA256 under a key made for the copy and never kept.
 //!
 //! ```text
 //!  profile file ──► Profiles ──► matching(path) ──► Profile

@@ -13,8 +13,8 @@ use super::source::Source;
 use super::target::{Target, Writer};
 use crate::profile::{Personal, Profile, Profiles};
 
-/// Where a copy goes.
-#[derive(Clone, Copy, Debug)]
+/// Where a copy goes. (No `Debug`: a tenant database's URL carries its password.)
+#[derive(Clone, Copy)]
 pub enum CopyTarget<'a> {
     /// A tenant's database (a test zone's: the caller checks), reached with its own account.
     Tenant(&'a TenantDatabase),
