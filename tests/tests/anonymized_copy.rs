@@ -450,4 +450,7 @@ fn copies_are_refused_from_test_zones_and_to_anything_else() {
     assert!(!never.exists(), "a refused copy creates no file");
     let out = p.run(&["tenant", "copy-anonymized", "acme"]);
     assert_eq!(out.code, 2, "a target is required: {out:?}");
+    let out = p.run(&["tenant", "copy-anonymized", "prod2", "--to", "lab"]);
+    assert_eq!(out.code, 2, "a tenant without profiles has nothing to copy: {out:?}");
+    assert!(out.stderr.contains("no import profile"), "{}", out.stderr);
 }

@@ -46,6 +46,11 @@ pub(super) async fn run(admin: &Admin, args: CopyAnonymizedArgs) -> Result<(), C
     }
     let text = admin.catalog.import_profiles(&source).await?.unwrap_or_default();
     let profiles = Profiles::parse(&text).map_err(|e| usage(format!("tenant {source}'s profiles: {e}")))?;
+    if profiles.is_empty() {
+        return Err(usage(format!(
+            "tenant {source} has no import profile: profiles say which tables are copied and which columns are personal"
+        )));
+    }
     let keyring = admin.keyring();
     let source_db = keyring.tenant_database(&source).await.with_context(|| format!("tenant {source}"))?;
     let target_db = match &target_tenant {
@@ -67,6 +72,12 @@ pub(super) async fn run(admin: &Admin, args: CopyAnonymizedArgs) -> Result<(), C
         .await
         .with_context(|| format!("copying tenant {source} to {target_name}"))?;
     drop(observer);
+    for table in tables.iter().filter(|t| t.personal_columns.is_empty()) {
+        eprintln!(
+            "passerelle: warning: table {} has no personal column in tenant {source}'s profiles: copied as it is",
+            table.table
+        );
+    }
     let report = CopyReport { source: source.to_string(), target: target_name, tables, skipped_tables };
     let detail = serde_json::to_string(&report).context("cannot write the audit detail")?;
     admin.audit(AUDIT_ACTION, Some(&source), None, Some(detail)).await?;
