@@ -47,6 +47,8 @@ pub struct Tenant {
     pub database_role: Option<String>,
     /// The tenant's own quota, overriding the configured defaults.
     pub quota: TenantQuota,
+    /// Whether it is a test zone: it receives anonymized copies and is never the source of one.
+    pub test_zone: bool,
 }
 
 /// A tenant's quota override; `None` in a field: the configuration's `[quotas]` default applies.
@@ -84,10 +86,22 @@ impl Catalog {
         database: &TenantDatabase,
         key: &StoredDataKey,
     ) -> Result<(), CatalogError> {
+        self.add_tenant_zone(name, allowed_ips, database, key, false).await
+    }
+
+    /// [`Catalog::add_tenant`], flagged as a test zone when `test_zone`.
+    pub async fn add_tenant_zone(
+        &self,
+        name: &TenantName,
+        allowed_ips: &[IpNet],
+        database: &TenantDatabase,
+        key: &StoredDataKey,
+        test_zone: bool,
+    ) -> Result<(), CatalogError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO tenants (name, created_at, db_backend, db_name, db_role, db_url, db_password_sealed) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO tenants (name, created_at, db_backend, db_name, db_role, db_url, db_password_sealed, \
+             test_zone) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(name.as_str())
         .bind(now_ms())
@@ -96,6 +110,7 @@ impl Catalog {
         .bind(database.role.as_deref())
         .bind(&database.url)
         .bind(database.sealed_password.as_deref())
+        .bind(i64::from(test_zone))
         .execute(&mut *tx)
         .await
         .map_err(|e| CatalogError::on_conflict(e, || format!("tenant {name}")))?;
@@ -180,9 +195,12 @@ impl Catalog {
 
     /// Every tenant, by name.
     pub async fn tenants(&self) -> Result<Vec<Tenant>, CatalogError> {
-        let rows = sqlx::query("SELECT name, created_at, db_backend, db_name, db_role, quota_bytes, quota_files FROM tenants ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT name, created_at, db_backend, db_name, db_role, quota_bytes, quota_files, test_zone FROM tenants \
+             ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         let mut tenants = Vec::with_capacity(rows.len());
         for row in rows {
             tenants.push(self.tenant_from_row(&row).await?);
@@ -193,8 +211,8 @@ impl Catalog {
     /// One tenant, or `None`.
     pub async fn tenant(&self, name: &TenantName) -> Result<Option<Tenant>, CatalogError> {
         let row = sqlx::query(
-            "SELECT name, created_at, db_backend, db_name, db_role, quota_bytes, quota_files FROM tenants \
-             WHERE name = $1",
+            "SELECT name, created_at, db_backend, db_name, db_role, quota_bytes, quota_files, test_zone \
+             FROM tenants WHERE name = $1",
         )
         .bind(name.as_str())
         .fetch_optional(&self.pool)
@@ -291,6 +309,7 @@ impl Catalog {
             database_name: row.try_get("db_name")?,
             database_role: row.try_get("db_role")?,
             quota: TenantQuota::from_row(row)?,
+            test_zone: row.try_get::<i64, _>("test_zone")? != 0,
         })
     }
 }

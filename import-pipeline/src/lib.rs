@@ -53,6 +53,11 @@
 //!   table is created from the profile when absent, with `_import_id` and
 //!   `_line` columns; modes append, upsert by key, replace. An unreachable
 //!   database is [`LoadError::Unavailable`]: wait and retry.
+//! - **Anonymized copies**: [`copy_anonymized`] copies the tables of a
+//!   tenant's profiles into a test zone's database or a new SQLite file,
+//!   streaming, the values of columns the profile marks `personal`
+//!   ([`Personal`]) replaced by values of the same type and shape drawn from
+//!   HMAC-SHA256 under a key made for the copy and never kept.
 //!
 //! ```text
 //!  profile file ──► Profiles ──► matching(path) ──► Profile
@@ -79,6 +84,7 @@
 //! (`" 12"` is not an integer). Line ends may be LF, CRLF or a lone CR
 //! (classic Mac), mixed: each counts as one line in receipts.
 
+mod anonymize;
 mod keyring;
 mod load;
 mod profile;
@@ -86,6 +92,7 @@ mod runner;
 mod tenant_db;
 mod validate;
 
+pub use anonymize::{CopyError, CopyObserver, CopyTarget, TableCopied, copy_anonymized, source_tables};
 pub use keyring::{Keyring, KeyringError, TenantKey};
 pub use load::{
     CONNECT_TIMEOUT, DatabaseError, ImportRef, LoadError, LoadOutcome, Progress, committed_import, load,
@@ -93,7 +100,7 @@ pub use load::{
 };
 pub use profile::{
     Column, ColumnType, DEFAULT_MAX_BYTES, DELIMITERS, DateFormat, DelimiterSetting, EncodingSetting, MAX_COLUMNS,
-    Mode, Profile, ProfileError, Profiles, RESERVED_COLUMNS, is_temporary_name,
+    MAX_WINDOW_DAYS, Mode, Personal, Profile, ProfileError, Profiles, RESERVED_COLUMNS, is_temporary_name,
 };
 pub use runner::{
     Announcer, ArchiveCheck, ArchiveError, Arrival, Cancel, DoorPlan, DoorRejection, Intake, Layout, NoObserver,

@@ -97,9 +97,15 @@ impl Admin {
         &self.master_key
     }
 
-    /// Creates a tenant: tree, own database and account, catalog row. On any
-    /// failure the steps already done are undone.
-    pub(crate) async fn add_tenant(&self, name: &TenantName, allowed_ips: &[IpNet]) -> Result<(), CliError> {
+    /// Creates a tenant: tree, own database and account, catalog row (flagged
+    /// as a test zone when `test_zone`). On any failure the steps already
+    /// done are undone.
+    pub(crate) async fn add_tenant(
+        &self,
+        name: &TenantName,
+        allowed_ips: &[IpNet],
+        test_zone: bool,
+    ) -> Result<(), CliError> {
         if self.catalog.tenant(name).await?.is_some() {
             return Err(usage(format!("tenant {name} already exists")));
         }
@@ -129,7 +135,7 @@ impl Admin {
                 return Err(CliError::Runtime(anyhow::Error::new(e).context(format!("tenant {name}"))));
             }
         };
-        if let Err(e) = self.catalog.add_tenant(name, allowed_ips, &sealed, &stored_key).await {
+        if let Err(e) = self.catalog.add_tenant_zone(name, allowed_ips, &sealed, &stored_key, test_zone).await {
             let _ = self.provisioner.destroy(&database).await;
             let _ = fs::remove_dir_all(&root);
             return Err(e.into());
@@ -145,7 +151,8 @@ impl Admin {
                 open.join(", ")
             );
         }
-        self.audit("tenant_add", Some(name), None, None).await
+        let detail = test_zone.then(|| "test zone".to_owned());
+        self.audit("tenant_add", Some(name), None, detail).await
     }
 
     /// Destroys a tenant's users' access, database, tree, archives, data key

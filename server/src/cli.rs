@@ -272,6 +272,29 @@ pub(crate) enum AuditCommand {
     },
 }
 
+/// `tenant copy-anonymized SOURCE --to TARGET | --to-file FILE`.
+#[derive(Debug, Args)]
+pub(crate) struct CopyAnonymizedArgs {
+    /// The tenant whose tables are copied (not a test zone).
+    pub(crate) source: String,
+    #[command(flatten)]
+    pub(crate) target: CopyTargetArgs,
+    #[command(flatten)]
+    pub(crate) json: JsonFlag,
+}
+
+/// Where `tenant copy-anonymized` writes: one of `--to`, `--to-file`.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub(crate) struct CopyTargetArgs {
+    /// A tenant created with `tenant add --test-zone`; its copies of the tables are replaced.
+    #[arg(long, value_name = "TENANT")]
+    pub(crate) to: Option<String>,
+    /// A new standalone SQLite file (refused if it exists), created 0600.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) to_file: Option<PathBuf>,
+}
+
 /// `--set CIDR... | --clear` of the allow-ip verbs.
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]
@@ -326,7 +349,15 @@ pub(crate) enum TenantCommand {
         /// Networks (CIDR) its users may log in from; repeatable. Default: any.
         #[arg(long = "allow-ip", value_name = "CIDR")]
         allow_ip: Vec<String>,
+        /// Flag it as a test zone: it may receive anonymized copies (`tenant copy-anonymized`) and is
+        /// never the source of one.
+        #[arg(long)]
+        test_zone: bool,
     },
+    /// Copy the tables of SOURCE's import profiles into a test-zone tenant's database or a new SQLite
+    /// file, every personal column (`personal = ...` in the profile) replaced irreversibly by values of
+    /// the same type and shape.
+    CopyAnonymized(CopyAnonymizedArgs),
     /// Replace or clear the networks a tenant's users may log in from.
     AllowIp {
         /// Tenant name.

@@ -173,7 +173,7 @@ async fn create_demo(admin: &Admin) -> Result<(), CliError> {
         info!(tenant = DEMO, "demo tenant exists already; its password is unchanged (user passwd demo to reset)");
         return Ok(());
     }
-    admin.add_tenant(&tenant, &[]).await?;
+    admin.add_tenant(&tenant, &[], false).await?;
     let password = passerelle_keys::generate_password();
     admin.add_user(&tenant, &login, Some(&password), &[], &[]).await?;
     admin.catalog.set_import_profiles(&tenant, DEMO_PROFILE).await?;

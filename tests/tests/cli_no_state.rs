@@ -8,6 +8,8 @@ use passerelle_tests::Passerelle;
 /// One call of every verb that needs the data directory, with valid arguments.
 const VERBS: &[&[&str]] = &[
     &["tenant", "add", "acme"],
+    &["tenant", "add", "lab", "--test-zone"],
+    &["tenant", "copy-anonymized", "acme", "--to", "lab"],
     &["tenant", "allow-ip", "acme", "--clear"],
     &["tenant", "quota", "acme", "--clear"],
     &["tenant", "list"],

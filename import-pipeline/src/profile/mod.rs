@@ -11,6 +11,7 @@
 //! date format reads back what it writes).
 
 mod datefmt;
+mod personal;
 mod raw;
 
 use std::collections::HashSet;
@@ -21,6 +22,7 @@ use passerelle_config::ByteSize;
 use thiserror::Error;
 
 pub use datefmt::DateFormat;
+pub use personal::{MAX_WINDOW_DAYS, Personal};
 
 /// `max_bytes` when a profile does not set it.
 pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
@@ -99,7 +101,7 @@ impl Profiles {
                     &profile.name,
                     "table",
                     format!(
-                        "profile {:?} loads table {:?} with other columns; profiles sharing a table must declare the same columns and types",
+                        "profile {:?} loads table {:?} with other columns; profiles sharing a table must declare the same columns, types and personal kinds",
                         other.name, profile.table
                     ),
                 ));
@@ -162,9 +164,11 @@ impl std::str::FromStr for Profiles {
 
 fn same_table_columns(a: &Profile, b: &Profile) -> bool {
     a.columns.len() == b.columns.len()
-        && a.columns
-            .iter()
-            .all(|col| b.column(&col.name).is_some_and(|other| other.column_type.kind() == col.column_type.kind()))
+        && a.columns.iter().all(|col| {
+            b.column(&col.name).is_some_and(|other| {
+                other.column_type.kind() == col.column_type.kind() && other.personal == col.personal
+            })
+        })
 }
 
 /// Whether a file name is one that uploaders use while writing, and so is
@@ -275,6 +279,7 @@ impl Profile {
         let mut columns = parse_columns(raw.columns).map_err(|(key, m)| at(&key, m))?;
         let key = raw.key.unwrap_or_default();
         check_key(&key, mode, &mut columns).map_err(|(key, m)| at(&key, m))?;
+        personal::check_required(&columns, &key).map_err(|(i, m)| at(&format!("columns[{i}].personal"), m))?;
         Ok(Self {
             name,
             pattern: raw.pattern,
@@ -498,6 +503,7 @@ pub struct Column {
     name: String,
     column_type: ColumnType,
     required: bool,
+    personal: Option<Personal>,
 }
 
 impl Column {
@@ -514,6 +520,11 @@ impl Column {
     /// Whether an empty value is refused (always true for key columns).
     pub fn required(&self) -> bool {
         self.required
+    }
+
+    /// The kind of personal data it holds (`personal`), replaced in anonymized copies.
+    pub fn personal(&self) -> Option<Personal> {
+        self.personal
     }
 
     fn from_raw(raw: raw::RawColumn, index: usize) -> Result<Self, (String, String)> {
@@ -563,7 +574,9 @@ impl Column {
                 ));
             }
         };
-        Ok(Self { name: raw.name, column_type, required: raw.required })
+        let personal = Personal::parse(raw.personal.as_deref(), raw.window_days, &column_type)
+            .map_err(|(option, m)| (key(option), m))?;
+        Ok(Self { name: raw.name, column_type, required: raw.required, personal })
     }
 }
 

@@ -52,6 +52,10 @@ pub(super) struct RawColumn {
     pub(super) format: Option<String>,
     #[serde(default)]
     pub(super) decimal_separator: Option<String>,
+    #[serde(default)]
+    pub(super) personal: Option<String>,
+    #[serde(default)]
+    pub(super) window_days: Option<i64>,
 }
 
 fn auto() -> String {

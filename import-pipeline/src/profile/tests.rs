@@ -403,3 +403,44 @@ fn reject_at_close_is_a_boolean() {
     let err = Profiles::parse(&with("reject_at_close = \"no\"", ONE_COLUMN)).unwrap_err();
     assert!(err.to_string().contains("reject_at_close"), "{err}");
 }
+
+#[test]
+fn personal_kinds_are_read_and_checked_against_types_and_keys() {
+    let columns = "columns = [\n  { name = \"id\", type = \"integer\", personal = \"id\" },\n  \
+                   { name = \"who\", type = \"text\", personal = \"name\" },\n  \
+                   { name = \"born\", type = \"date\", personal = \"date\", window_days = 30 },\n  \
+                   { name = \"note\", type = \"text\", personal = \"drop\" },\n  { name = \"n\", type = \"integer\" },\n]";
+    let profiles = Profiles::parse(&with("mode = \"upsert\"\nkey = [\"id\"]", columns)).unwrap();
+    let personal: Vec<Option<Personal>> =
+        profiles.iter().next().unwrap().columns().iter().map(Column::personal).collect();
+    assert_eq!(
+        personal,
+        [
+            Some(Personal::Id),
+            Some(Personal::Name),
+            Some(Personal::Date { window_days: Some(30) }),
+            Some(Personal::Drop),
+            None
+        ]
+    );
+
+    let column = |kind: &str, extra: &str| with("", &format!("[[import.columns]]\nname = \"a\"\n{kind}\n{extra}\n"));
+    let error = refused(&column("type = \"text\"", "personal = \"ssn\""));
+    assert_eq!(error.location(), "profile \"p\", key columns[0].personal");
+    assert!(error.message().starts_with("unknown kind \"ssn\""), "{error}");
+    let error = refused(&column("type = \"integer\"", "personal = \"email\""));
+    assert_eq!(error.location(), "profile \"p\", key columns[0].personal", "{error}");
+    let error = refused(&column("type = \"date\"", "personal = \"id\""));
+    assert_eq!(error.location(), "profile \"p\", key columns[0].personal", "{error}");
+    let error = refused(&column("type = \"text\"", "personal = \"name\"\nwindow_days = 3"));
+    assert_eq!(error.location(), "profile \"p\", key columns[0].window_days", "{error}");
+    let error = refused(&column("type = \"date\"", "personal = \"date\"\nwindow_days = 0"));
+    assert_eq!(error.location(), "profile \"p\", key columns[0].window_days", "{error}");
+    let error = refused(&column("type = \"text\"", "personal = \"drop\"\nrequired = true"));
+    assert_eq!(error.location(), "profile \"p\", key columns[0].personal", "{error}");
+    let error = refused(&with(
+        "mode = \"upsert\"\nkey = [\"a\"]",
+        "[[import.columns]]\nname = \"a\"\ntype = \"text\"\npersonal = \"name\"\n",
+    ));
+    assert!(error.message().contains("may only be personal = \"id\" or \"email\""), "{error}");
+}

@@ -6,6 +6,7 @@ mod audit_verify;
 mod backup;
 mod ban;
 mod config;
+mod copy_anonymized;
 mod hostkey;
 mod import;
 mod import_wait;

@@ -13,12 +13,8 @@ use crate::purge::PurgeReport;
 
 pub(super) async fn run(admin: &Admin, command: TenantCommand) -> Result<(), CliError> {
     match command {
-        TenantCommand::Add { name, allow_ip } => {
-            let name = TenantName::parse(&name)?;
-            let allowed = parse_networks("--allow-ip", &allow_ip)?;
-            admin.add_tenant(&name, &allowed).await?;
-            say!("tenant {name} created");
-        }
+        TenantCommand::Add { name, allow_ip, test_zone } => add(admin, &name, &allow_ip, test_zone).await?,
+        TenantCommand::CopyAnonymized(args) => super::copy_anonymized::run(admin, args).await?,
         TenantCommand::AllowIp { name, change } => {
             let name = TenantName::parse(&name)?;
             let allowed = if change.clear { Vec::new() } else { parse_networks("--set", &change.set)? };
@@ -38,7 +34,7 @@ pub(super) async fn run(admin: &Admin, command: TenantCommand) -> Result<(), Cli
                 return output::json(&tenants);
             }
             let rows: Vec<Vec<String>> = tenants.iter().map(row).collect();
-            output::table(&["TENANT", "CREATED", "DATABASE", "ALLOWED IPS"], &rows);
+            output::table(&["TENANT", "CREATED", "DATABASE", "ALLOWED IPS", "ZONE"], &rows);
         }
         TenantCommand::Show { name, json } => {
             let name = TenantName::parse(&name)?;
@@ -53,6 +49,9 @@ pub(super) async fn run(admin: &Admin, command: TenantCommand) -> Result<(), Cli
                 say!("db account:  {role}");
             }
             say!("allowed ips: {}", allowed_ips(&tenant));
+            if tenant.test_zone {
+                say!("zone:        test (receives anonymized copies)");
+            }
             say!("users:       {}", admin.catalog.users(Some(&name)).await?.len());
             for line in quota::show_lines(admin, &name, &tenant)? {
                 say!("{line}");
@@ -88,6 +87,16 @@ pub(super) async fn run(admin: &Admin, command: TenantCommand) -> Result<(), Cli
     Ok(())
 }
 
+/// `tenant add`.
+async fn add(admin: &Admin, name: &str, allow_ip: &[String], test_zone: bool) -> Result<(), CliError> {
+    let name = TenantName::parse(name)?;
+    let allowed = parse_networks("--allow-ip", allow_ip)?;
+    admin.add_tenant(&name, &allowed, test_zone).await?;
+    let zone = if test_zone { " (test zone)" } else { "" };
+    say!("tenant {name} created{zone}");
+    Ok(())
+}
+
 /// Asks the operator to type the tenant name; without a terminal, `--yes` is required.
 fn confirm(name: &TenantName) -> Result<(), CliError> {
     if !std::io::stdin().is_terminal() {
@@ -109,6 +118,7 @@ fn row(tenant: &Tenant) -> Vec<String> {
         output::timestamp(tenant.created_at),
         format!("{} {}", tenant.database_backend, tenant.database_name),
         allowed_ips(tenant),
+        if tenant.test_zone { "test" } else { "-" }.to_owned(),
     ]
 }
 
