@@ -289,17 +289,24 @@ async fn close_public_schema(admin_url: &Url, name: &PgIdentifier) -> Result<(),
 /// warning from PostgreSQL, and [`TenantDbProvisioner::databases_open_to`] names them.
 async fn close_maintenance_databases(admin: &mut PgConnection) -> Result<(), TenantDbError> {
     const MAINTENANCE: [&str; 2] = ["postgres", "template1"];
+    // Two REVOKEs on the same database's row at once fail with "tuple
+    // concurrently updated" (two `tenant add` at the same moment, from two
+    // administrators or two nodes): they take turns on a lock of their own.
+    const GRANTS_LOCK: i64 = 0x7061_7373_6772_6e74; // "passgrnt"
+    let mut tx = admin.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(GRANTS_LOCK).execute(&mut *tx).await?;
     for database in MAINTENANCE {
         let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
             .bind(database)
-            .fetch_one(&mut *admin)
+            .fetch_one(&mut *tx)
             .await?;
         if exists {
             // A constant name.
             let statement = format!("REVOKE CONNECT, TEMPORARY ON DATABASE \"{database}\" FROM PUBLIC");
-            sqlx::raw_sql(AssertSqlSafe(statement)).execute(&mut *admin).await?;
+            sqlx::raw_sql(AssertSqlSafe(statement)).execute(&mut *tx).await?;
         }
     }
+    tx.commit().await?;
     Ok(())
 }
 

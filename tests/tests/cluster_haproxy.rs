@@ -47,11 +47,6 @@ const RECEIPTS_WITHIN: Duration = Duration::from_secs(180);
 
 /// Tenant `t<i>` with user `u<i>` for each source, with [`PROFILE`], on PostgreSQL.
 fn installation() -> Passerelle {
-    // One test at a time: `tenant add` revokes CONNECT on the server's
-    // maintenance databases, and two of those at once on one PostgreSQL
-    // server fail with "tuple concurrently updated".
-    static TENANT_ADD: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one_at_a_time = TENANT_ADD.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let p = Passerelle::with_postgres();
     for i in 1..=SOURCES.len() {
         p.tenant_with_user(&format!("t{i}"), &format!("u{i}"), PASSWORD);

@@ -35,6 +35,27 @@ fn exists(catalog: &str, name: &str) -> bool {
         == "1"
 }
 
+/// Tenants added at the same moment on one PostgreSQL server (two
+/// administrators, two nodes) are all created: their grants take turns.
+#[test]
+fn tenants_added_at_the_same_moment_are_all_created() {
+    let p = Passerelle::with_postgres();
+    std::thread::scope(|scope| {
+        let adds: Vec<_> = ["c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8"]
+            .iter()
+            .map(|name| scope.spawn(|| p.run(&["tenant", "add", name])))
+            .collect();
+        for add in adds {
+            let out = add.join().expect("tenant add thread");
+            assert!(out.success(), "{}", out.stderr);
+        }
+    });
+    for name in ["c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8"] {
+        let (database, role) = database_of(&p, name);
+        assert!(exists("pg_database", &database) && exists("pg_roles", &role), "{name}");
+    }
+}
+
 #[test]
 fn each_tenant_has_its_own_database_and_role() {
     let p = Passerelle::with_postgres();
