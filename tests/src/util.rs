@@ -3,11 +3,22 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// A loopback TCP port that was free a moment ago. The kernel hands out
-/// ephemeral ports in sequence, so parallel tests do not collide in practice.
+/// A loopback TCP port that was free a moment ago, and never handed out
+/// before by this test process: the kernel may give the same ephemeral port
+/// to two binds in a row once the first is closed (a server was once
+/// configured with one port for SFTP and FTPS that way).
 pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local_addr").port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    for _ in 0..1000 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+        let port = listener.local_addr().expect("local_addr").port();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
+    panic!("no ephemeral port left that this test process has not handed out already");
 }
 
 /// Polls `check` every 100 ms until it returns `Some`, or `None` after `timeout`.
