@@ -2,9 +2,11 @@
 //! marker that tells every server node to look at it again.
 //!
 //! ```text
-//!  admin CLI ─► change (lock, passwd, key remove, allowlist, removal)
+//!  admin CLI ─► change (lock, passwd, key remove, allowlist, removal,
+//!               profile set)
 //!                  └─► catalog_revision + 1   (same transaction)
 //!  server node ─► revision() every second ─► moved? ─► access(login) per live session
+//!                                                └─► sessions read the profiles again
 //! ```
 
 use sqlx::Row;
@@ -35,7 +37,8 @@ pub struct Access {
 
 impl Catalog {
     /// The change marker: it grows with every change that can withdraw a
-    /// logged-in user's right to stay connected.
+    /// logged-in user's right to stay connected, and with every change of
+    /// a tenant's import profiles.
     pub async fn revision(&self) -> Result<i64, CatalogError> {
         let row = sqlx::query("SELECT revision FROM catalog_revision WHERE id = 1").fetch_one(&self.pool).await?;
         Ok(row.try_get("revision")?)

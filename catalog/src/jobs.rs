@@ -14,6 +14,7 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::access::bump_revision;
 use crate::error::CatalogError;
 use crate::names::TenantName;
 use crate::store::{Catalog, now_ms};
@@ -485,8 +486,11 @@ impl Catalog {
         rows.iter().map(|row| Ok((row.try_get("status")?, row.try_get("n")?))).collect()
     }
 
-    /// Replaces the tenant's profile file (already checked by the caller).
+    /// Replaces the tenant's profile file (already checked by the caller),
+    /// and bumps the catalog revision in the same transaction: servers keep
+    /// a session's profiles until the revision moves.
     pub async fn set_import_profiles(&self, tenant: &TenantName, source: &str) -> Result<(), CatalogError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO import_profiles (tenant, source, updated_at) VALUES ($1, $2, $3) \
              ON CONFLICT (tenant) DO UPDATE SET source = excluded.source, updated_at = excluded.updated_at",
@@ -494,8 +498,10 @@ impl Catalog {
         .bind(tenant.as_str())
         .bind(source)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        bump_revision(&mut tx).await?;
+        tx.commit().await?;
         Ok(())
     }
 

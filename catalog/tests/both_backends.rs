@@ -242,8 +242,10 @@ async fn quotas(catalog: &Catalog, acme: &TenantName) {
 }
 
 async fn import_profiles_and_jobs(catalog: &Catalog, acme: &TenantName) {
+    let before = catalog.revision().await.unwrap();
     catalog.set_import_profiles(acme, "[[import]]").await.unwrap();
     catalog.set_import_profiles(acme, "[[import]] # v2").await.unwrap();
+    assert_eq!(catalog.revision().await.unwrap(), before + 2, "each profile change moves the revision");
     assert_eq!(catalog.import_profiles(acme).await.unwrap().as_deref(), Some("[[import]] # v2"));
     let mut job = ImportJob::received("job-1".into(), acme, "employees/a.csv".into());
     catalog.insert_import_job(&job).await.unwrap();

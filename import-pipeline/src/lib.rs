@@ -24,7 +24,7 @@
 //!   says where inboxes, spool and archive are. The tenant tree and the
 //!   receipt format are a client interface, documented in the README
 //!   ("Layout", and "Receipt" under "Import pipeline").
-//! - **Verdict at the door**: [`door_plan`] tells the server, when an upload
+//! - **Verdict at the door**: [`DoorProfiles`] tells the server, when an upload
 //!   to an inbox starts, whether it is validated as it streams in (the same
 //!   validation, pushed: [`Validator`]) or refused whatever it holds (no
 //!   profile matches); [`refuse_at_door`] records an upload refused at its
@@ -103,8 +103,8 @@ pub use profile::{
     MAX_WINDOW_DAYS, Mode, Personal, Profile, ProfileError, Profiles, RESERVED_COLUMNS, is_temporary_name,
 };
 pub use runner::{
-    Announcer, ArchiveCheck, ArchiveError, Arrival, Cancel, DoorPlan, DoorRejection, Intake, Layout, NoObserver,
-    Observer, Pipeline, RECEIPT_SUFFIX, Refused, Retention, RunnerError, Settings, cancel, decrypt_archive, door_plan,
+    Announcer, ArchiveCheck, ArchiveError, Arrival, Cancel, DoorPlan, DoorProfiles, DoorRejection, Intake, Layout,
+    NoObserver, Observer, Pipeline, RECEIPT_SUFFIX, Refused, Retention, RunnerError, Settings, cancel, decrypt_archive,
     verify_archives,
 };
 pub use tenant_db::{TenantDbError, TenantDbProvisioner};

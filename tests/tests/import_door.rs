@@ -215,3 +215,47 @@ fn upload_time_of_a_matched_100_mb_csv_with_and_without_the_door() {
         }
     }
 }
+
+/// A profile change reaches a session that is already open: the door reads
+/// the tenant's profiles at the session's first upload, and again once the
+/// catalog revision that `profile set` bumps has moved (within about a
+/// second), not at every upload.
+#[test]
+fn a_profile_change_reaches_a_session_already_open() {
+    let app = installation(DEMO_PROFILE);
+    std::fs::create_dir_all(app.inbox("acme").join("payroll")).expect("inbox directory");
+    let good = local(&app, "good", GOOD).display().to_string();
+    let refused = app.outbox("acme").join("payroll/before.csv.result.json");
+    let go = app.outbox("acme").join("go");
+    let session = app.sftp("alice");
+    let report = std::thread::scope(|scope| {
+        let client = scope.spawn(|| {
+            session.paramiko(json!([
+                {"op": "put", "local": good, "remote": "/inbox/payroll/before.csv"},
+                {"op": "wait_read", "remote": "/outbox/go", "polls": 600, "poll_millis": 50},
+                {"op": "put", "local": good, "remote": "/inbox/payroll/after.csv"}
+            ]))
+        });
+        for _ in 0..300 {
+            if refused.exists() || client.is_finished() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let lenient = DEMO_PROFILE.replace("max_bytes = \"1GiB\"", "max_bytes = \"1GiB\"\nreject_at_close = false");
+        app.p.set_profile("acme", &lenient);
+        // The server reads the catalog revision every second.
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        std::fs::write(&go, "").expect("write the go file");
+        client.join().expect("the paramiko client")
+    });
+    let before = &report["results"][0];
+    assert_eq!(before["ok"], false, "{report}");
+    assert!(
+        before["error"].as_str().unwrap_or("").contains("no import profile matches payroll/before.csv"),
+        "{report}"
+    );
+    assert_eq!(report["results"][2]["ok"], true, "the same session's next upload passes the new profiles: {report}");
+    let receipt = app.receipt("alice", "payroll/after.csv");
+    assert_eq!(receipt["errors"][0]["message"], "no import profile matches payroll/after.csv", "{receipt}");
+}

@@ -4,7 +4,7 @@
 //! published and rejected by its job later.
 //!
 //! ```text
-//!  open  ──► door_plan: Pass | Validate(profile) | Refuse(no profile)
+//!  open  ──► DoorProfiles::plan: Pass | Validate(profile) | Refuse(no profile)
 //!  close ──► invalid ──► refuse_at_door: job recorded `rejected`, receipt,
 //!                         original archived ──► the client's error sentence
 //! ```
@@ -49,28 +49,43 @@ pub enum DoorPlan {
     Refuse(String),
 }
 
-/// The plan for an upload to `path` (relative to `/inbox`) of `tenant`,
-/// from the tenant's stored profiles. A file no profile matches is refused,
-/// unless every profile of the tenant has `reject_at_close = false`. When
-/// the catalog cannot be read the upload passes (logged): the job decides,
-/// as before the door existed.
-pub async fn door_plan(catalog: &Catalog, tenant: &TenantName, path: &str) -> DoorPlan {
-    if is_temporary_name(path) {
-        return DoorPlan::Pass;
-    }
-    let text = match catalog.import_profiles(tenant).await {
-        Ok(Some(text)) => text,
-        Ok(None) => return DoorPlan::Pass,
-        Err(e) => {
-            warn!(tenant = %tenant, path, error = %e, "import profiles not read: the upload is checked by its job");
-            return DoorPlan::Pass;
+/// A tenant's import profiles as the door reads them: once from the
+/// catalog ([`DoorProfiles::read`]), then asked for the plan of each upload
+/// ([`DoorProfiles::plan`]) without another catalog round trip. The server
+/// keeps them for a session until the catalog revision moves (a profile
+/// change bumps it): a burst of small uploads then costs no catalog read
+/// per file.
+#[derive(Clone, Debug)]
+pub struct DoorProfiles(Option<Arc<Profiles>>);
+
+impl DoorProfiles {
+    /// Reads `tenant`'s stored profiles; `None` when the catalog cannot be
+    /// read (logged; the upload passes and its job decides, as before the
+    /// door existed, and nothing should be kept). A profile file that no
+    /// longer parses passes every upload the same way.
+    pub async fn read(catalog: &Catalog, tenant: &TenantName) -> Option<Self> {
+        match catalog.import_profiles(tenant).await {
+            Ok(text) => Some(Self(text.and_then(|text| Profiles::parse(&text).ok()).map(Arc::new))),
+            Err(e) => {
+                warn!(tenant = %tenant, error = %e, "import profiles not read: uploads are checked by their jobs");
+                None
+            }
         }
-    };
-    let Ok(profiles) = Profiles::parse(&text) else { return DoorPlan::Pass };
-    plan(&profiles, path)
+    }
+
+    /// The plan for an upload to `path` (relative to `/inbox`). A file no
+    /// profile matches is refused, unless every profile of the tenant has
+    /// `reject_at_close = false`.
+    #[must_use]
+    pub fn plan(&self, path: &str) -> DoorPlan {
+        match &self.0 {
+            Some(profiles) if !is_temporary_name(path) => plan(profiles, path),
+            _ => DoorPlan::Pass,
+        }
+    }
 }
 
-/// [`door_plan`] for parsed profiles.
+/// [`DoorProfiles::plan`] for parsed profiles.
 fn plan(profiles: &Profiles, path: &str) -> DoorPlan {
     match profiles.matching(path) {
         Some(profile) if profile.reject_at_close() => DoorPlan::Validate(Arc::new(profile.clone())),

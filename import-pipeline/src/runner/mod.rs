@@ -59,7 +59,7 @@ use crate::keyring::{Keyring, KeyringError};
 pub use archive::ArchiveError;
 pub use archive_check::{ArchiveCheck, decrypt_archive, verify_archives};
 pub use cancel::{Cancel, cancel};
-pub use door::{DoorPlan, DoorRejection, Refused, door_plan};
+pub use door::{DoorPlan, DoorProfiles, DoorRejection, Refused};
 pub use intake::Arrival;
 use intake::{Claim, Taken};
 pub use layout::Layout;
@@ -428,8 +428,14 @@ impl Runner {
                         // The watcher saw the upload land under its name: the
                         // file is the job's now, nothing to look at later.
                         self.pending.take(&arrival);
-                        self.last_taken.insert(arrival.tenant.as_str().to_owned(), Instant::now());
-                        !self.busy.values().any(|busy| *busy == arrival.tenant.as_str())
+                        // Its job starts after the burst gap at the
+                        // earliest: the open jobs are read then, once per
+                        // burst of uploads rather than once per file.
+                        let now = Instant::now();
+                        self.last_taken.insert(arrival.tenant.as_str().to_owned(), now);
+                        let start = now + BURST_GAP;
+                        self.wake_at = Some(self.wake_at.map_or(start, |at| at.min(start)));
+                        false
                     }
                 },
                 Some(event) = seen.recv() => {

@@ -4,16 +4,22 @@
 //! file, and no client waits for the catalog. A job not recorded yet is
 //! safe: its spooled file carries its mark, from which the next start
 //! records it (`intake::unrecorded_job`).
+//!
+//! A file taken while its tenant's uploads arrive in a burst waits
+//! [`LINGER`] for the takes that follow it: the burst's jobs cannot start
+//! before it ends anyway ([`BURST_GAP`]), and a client sending small files
+//! one after another would otherwise cost a catalog transaction per file,
+//! beside its transfers. A lone upload is recorded at once.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use passerelle_catalog::{Catalog, ImportJob};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use super::Announcer;
 use super::intake::Arrival;
 use super::job;
+use super::{Announcer, BURST_GAP};
 
 /// Most jobs recorded in one transaction.
 const MAX_BATCH: usize = 512;
@@ -22,6 +28,13 @@ const FIRST_PAUSE: Duration = Duration::from_millis(500);
 /// Longest pause between two tries of a refused batch.
 const MAX_PAUSE: Duration = Duration::from_secs(30);
 
+/// How long a batch gathers takes when the last batch was recorded less
+/// than [`BURST_GAP`] ago.
+const LINGER: Duration = Duration::from_millis(20);
+// Shorter than the gap, or the runner would see each batch's notices as
+// the end of a burst and start its jobs beside the transfers.
+const _: () = assert!(LINGER.as_millis() < BURST_GAP.as_millis());
+
 /// A taken file's job, waiting to be recorded.
 pub(super) type Pending = (ImportJob, Arrival);
 
@@ -29,7 +42,16 @@ pub(super) type Pending = (ImportJob, Arrival);
 /// each recorded job to the runner through `announcer`.
 pub(super) async fn run(catalog: Catalog, mut taken: mpsc::Receiver<Pending>, announcer: Announcer) {
     let mut batch = Vec::new();
+    let mut last_recorded: Option<Instant> = None;
     while taken.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        if last_recorded.is_some_and(|at| at.elapsed() < BURST_GAP) {
+            tokio::time::sleep(LINGER).await;
+            while batch.len() < MAX_BATCH
+                && let Ok(pending) = taken.try_recv()
+            {
+                batch.push(pending);
+            }
+        }
         let mut pause = FIRST_PAUSE;
         // Bounded by the server's life: a batch the catalog keeps refusing
         // stays marked on disk, and the next start records it.
@@ -42,6 +64,7 @@ pub(super) async fn run(catalog: Catalog, mut taken: mpsc::Receiver<Pending>, an
             info!(job = %job.id, tenant = %job.tenant, path = %job.path, "import job received");
             announcer.taken(arrival);
         }
+        last_recorded = Some(Instant::now());
     }
 }
 

@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -114,6 +114,9 @@ struct Entry {
 pub(super) struct Registry {
     next: AtomicU64,
     live: Mutex<HashMap<u64, Entry>>,
+    /// The highest catalog revision read so far (at a login, or by the
+    /// watcher every second).
+    latest: AtomicI64,
 }
 
 impl Registry {
@@ -121,6 +124,7 @@ impl Registry {
     /// [`Registration`] is dropped.
     pub(super) fn register(self: &Arc<Self>, grant: Grant) -> Registration {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.saw(grant.revision);
         let (end, ending) = watch::channel(None);
         let entry = Entry { grant, started: Instant::now(), end };
         self.live.lock().unwrap_or_else(PoisonError::into_inner).insert(id, entry);
@@ -134,6 +138,18 @@ impl Registry {
             .filter(|(_, e)| e.grant.revision < revision && e.end.borrow().is_none())
             .map(|(id, e)| (*id, e.grant.clone()))
             .collect()
+    }
+
+    /// The highest catalog revision read so far: what a session caches
+    /// from the catalog (its tenant's import profiles) is current while
+    /// this has not moved since it was read.
+    pub(super) fn latest_revision(&self) -> i64 {
+        self.latest.load(Ordering::Acquire)
+    }
+
+    /// Notes that the catalog was at `revision`.
+    fn saw(&self, revision: i64) {
+        self.latest.fetch_max(revision, Ordering::AcqRel);
     }
 
     /// Notes that session `id` was found admitted at `revision`.
@@ -224,6 +240,7 @@ pub(super) async fn watch_catalog(engine: Weak<Inner>) {
 /// One round: the sessions due are checked, login by login.
 async fn check(inner: &Inner) -> Result<(), passerelle_catalog::CatalogError> {
     let revision = inner.catalog.revision().await?;
+    inner.grants.saw(revision);
     let mut due: HashMap<Login, Vec<(u64, Grant)>> = HashMap::new();
     for (id, grant) in inner.grants.due(revision) {
         due.entry(grant.login.clone()).or_default().push((id, grant));

@@ -5,13 +5,13 @@
 //! protocol it came through.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use passerelle_catalog::{AuditEvent, Login, TenantName};
-use passerelle_import::{DoorPlan, DoorRejection};
+use passerelle_import::{DoorPlan, DoorProfiles, DoorRejection};
 use passerelle_tree::{DiskSpace, Sha256, UploadCompleted};
 use tokio::sync::OnceCell;
 
@@ -191,6 +191,10 @@ pub(crate) struct Session {
     started: Instant,
     /// The tenant's quota tracker, once an operation needed it.
     quota: OnceCell<Arc<TenantUsage>>,
+    /// The tenant's import profiles as the door reads them, and the catalog
+    /// revision they are current for: read at the session's first upload,
+    /// again once the revision moves (a profile change bumps it).
+    door_profiles: Mutex<Option<(i64, DoorProfiles)>>,
     _permit: SessionPermit,
     /// In the engine's registry of live sessions while the session lives.
     registration: Registration,
@@ -218,6 +222,7 @@ impl Session {
             open_files: Arc::default(),
             started: Instant::now(),
             quota: OnceCell::new(),
+            door_profiles: Mutex::new(None),
             _permit: permit,
             registration,
         }
@@ -380,11 +385,29 @@ impl Session {
     /// streams in, or refused at its close whatever it holds.
     async fn door(&self, path: &TenantPath) -> Option<Door> {
         let inbox_path = path.inbox_path()?;
-        let plan = passerelle_import::door_plan(&self.engine.inner.catalog, &self.tenant, inbox_path.as_relative());
-        match plan.await {
+        let plan = self.door_profiles().await.map_or(DoorPlan::Pass, |p| p.plan(inbox_path.as_relative()));
+        match plan {
             DoorPlan::Pass => None,
             DoorPlan::Validate(profile) => Some(Door::Validate(profile)),
             DoorPlan::Refuse(reason) => Some(Door::Refuse(reason)),
+        }
+    }
+
+    /// The tenant's import profiles, read again only when the catalog
+    /// revision moved since the last read; `None` when the catalog cannot
+    /// be read (the upload passes, its job decides).
+    async fn door_profiles(&self) -> Option<DoorProfiles> {
+        let revision = self.engine.inner.grants.latest_revision();
+        let kept = self.door_profiles.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        match kept {
+            Some((read_at, profiles)) if read_at == revision => Some(profiles),
+            _ => {
+                // Read after the revision: a change in between is read now,
+                // and read again once the watcher sees its revision.
+                let profiles = DoorProfiles::read(&self.engine.inner.catalog, &self.tenant).await?;
+                *self.door_profiles.lock().unwrap_or_else(PoisonError::into_inner) = Some((revision, profiles.clone()));
+                Some(profiles)
+            }
         }
     }
 
