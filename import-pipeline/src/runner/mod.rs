@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  upload completed ──► [`Intake`], at once: file linked inbox ─► spool and marked ─► recorder:
-//!                       jobs of a burst in one catalog transaction ──────────────────────┐ wakes
+//!                       jobs of a burst in a few catalog transactions ────────────────────┐ wakes
 //!  notify watcher ─┐                                                                      ▼
 //!  inbox scans ────┴─► quiet period, claim: job in catalog, file renamed inbox ─► spool ─► scheduler
 //!                                                                     │ one job per tenant at a time,
@@ -17,8 +17,10 @@
 //! (`leases`), and finish what a node that died left in the spool
 //! (`leftovers`). A job waiting for its database holds back the tenant's
 //! later jobs. A file taken at once wakes the
-//! scheduler, which starts the job once its tenant's burst of uploads (if
-//! any) ends, so that transfers are not slowed by imports; besides, it
+//! scheduler at the end of the burst gap, which starts the job once its
+//! tenant's burst of uploads (if any) ends, so that transfers are not
+//! slowed by imports (the open jobs are read once per burst, not once per
+//! file); besides, it
 //! reads each tenant's next open job from the catalog every second, so
 //! `import retry` and jobs left by a crash are picked up without any
 //! signal.
