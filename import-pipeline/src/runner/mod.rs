@@ -435,8 +435,7 @@ impl Runner {
                         // burst of uploads rather than once per file.
                         let now = Instant::now();
                         self.last_taken.insert(arrival.tenant.as_str().to_owned(), now);
-                        let start = now + BURST_GAP;
-                        self.wake_at = Some(self.wake_at.map_or(start, |at| at.min(start)));
+                        self.wake_by(now + BURST_GAP);
                         false
                     }
                 },
@@ -489,6 +488,11 @@ impl Runner {
             info!("import jobs still running at shutdown resume at the next start, here or on another node");
         }
         self.leases.release_all(&self.catalog).await;
+    }
+
+    /// Makes the scheduler run again at `at` at the latest.
+    fn wake_by(&mut self, at: Instant) {
+        self.wake_at = Some(self.wake_at.map_or(at, |wake| wake.min(at)));
     }
 
     /// Notes how a job's run ended: a failed run pauses the job, 1 s, 2 s,
@@ -614,7 +618,7 @@ impl Runner {
                 && let Some(waited) = MAX_BURST_WAIT.checked_sub(arrived_since(job.received_at))
             {
                 let start = (*taken + BURST_GAP).min(Instant::now() + waited);
-                self.wake_at = Some(self.wake_at.map_or(start, |at| at.min(start)));
+                self.wake_by(start);
                 continue;
             }
             if job.status == JobStatus::WaitingRetry && job.next_try_at.is_some_and(|at| at > now) {
